@@ -1,0 +1,33 @@
+"""What a data set is: where its files come from, and how to read them into text splits."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fromscratch.data.download import Source
+
+SENTIMENT_LABELS = ("neg", "pos")
+
+
+@dataclass
+class Split:
+    """One split as text: documents, and a label per document for classification."""
+
+    texts: list[str] | list[bytes]
+    labels: list[int] | None = None
+
+
+@dataclass(frozen=True)
+class DataSet:
+    name: str
+    task: str  # "classification" or "lm"
+    description: str
+    # read(files, seed) -> {split name: Split}; `files` maps each source's key to its
+    # verified local copy. The first split is the training split.
+    read: Callable[[dict[str, Path], int], dict[str, Split]]
+    sources: dict[str, Source] = field(default_factory=dict)
+    tokenizers: tuple[str, ...] = ("bytes", "chars", "words", "bpe", "gpt2")
+    default_tokenizer: str = "bytes"
+    labels: tuple[str, ...] = ()

@@ -1,0 +1,239 @@
+"""Downloads that resume, verify and never leave a half-written file behind.
+
+A `Source` names one remote file: its original URL, its checksum, and its path inside a
+mirror. A mirror is a flat copy of the project's sources (a local folder, a `file://` URL
+or an `http(s)://` URL), laid out like `../shared/data/`: the files, plus a `SHA256SUMS`
+file. A mirror carries its own checksums, because a mirror may hold a repack of the
+original archive (its bytes, and so its hash, differ); where the mirror lists no checksum
+for a file, the original's checksum is used.
+
+Flow: `fetch(source, cache_dir)` → already in the cache and verified? done. Otherwise stream
+into `NAME.part` (resuming a partial one with an HTTP Range request), verify the checksum,
+and only then rename `NAME.part` → `NAME`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import urllib.error
+import urllib.parse
+import urllib.request
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from fromscratch import FromScratchError
+
+MIRROR_ENV = "FROMSCRATCH_MIRROR"
+CACHE_ENV = "FROMSCRATCH_CACHE"
+CHUNK = 1 << 20
+TIMEOUT_S = 60
+
+
+@dataclass(frozen=True)
+class Source:
+    url: str  # the original location
+    checksum: str  # "sha256:HEX" or "md5:HEX" of the original file
+    mirror_path: str = ""  # path inside a mirror; defaults to the URL's file name
+    # Set when the original's checksum is that of one member of a zip archive (enwik8's
+    # published md5 is of the unzipped file); the member is hashed as it streams out of
+    # the archive, so nothing is extracted before it is verified.
+    checksum_of: str = ""
+
+    @property
+    def filename(self) -> str:
+        return Path(self.mirror_path or urllib.parse.urlparse(self.url).path).name
+
+    @property
+    def in_mirror(self) -> str:
+        return self.mirror_path or self.filename
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "fromscratch")
+
+
+def default_mirror() -> str | None:
+    return os.environ.get(MIRROR_ENV) or None
+
+
+# ---------------------------------------------------------------------------- checksums
+
+
+def file_digest(path: Path, algorithm: str) -> str:
+    h = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def verify(path: Path, checksum: str, label: str | None = None, member: str = "") -> None:
+    """Raise a one-line error naming the file, the expected and the actual hash.
+
+    With `member`, the checksum is that of the named member of the zip archive at `path`.
+    """
+    algorithm, _, expected = checksum.partition(":")
+    if algorithm not in ("sha256", "md5") or not expected:
+        raise FromScratchError(f"bad checksum {checksum!r}: use 'sha256:HEX' or 'md5:HEX'")
+    label = label or path.name
+    if member:
+        try:
+            with zipfile.ZipFile(path) as archive, archive.open(member) as f:
+                actual = hashlib.file_digest(f, algorithm).hexdigest()
+        except (zipfile.BadZipFile, KeyError, EOFError) as e:
+            raise FromScratchError(f"corrupt or truncated archive {label}: {e}") from e
+        label = f"{label}:{member}"
+    else:
+        actual = file_digest(path, algorithm)
+    if actual != expected.lower():
+        raise FromScratchError(
+            f"checksum mismatch for {label or path.name}: expected {algorithm} {expected}, "
+            f"got {actual}"
+        )
+
+
+# ---------------------------------------------------------------------------- locations
+
+
+def _is_url(location: str) -> bool:
+    return urllib.parse.urlparse(location).scheme in ("http", "https", "file")
+
+
+def _join(base: str, relative: str) -> str:
+    if _is_url(base):
+        return base.rstrip("/") + "/" + urllib.parse.quote(relative)
+    return str(Path(base) / relative)
+
+
+def _open(location: str, start: int = 0):
+    """Open `location` from byte `start`: (stream, total size or None, whether resumed)."""
+    if not _is_url(location) or location.startswith("file:"):
+        path = Path(
+            urllib.request.url2pathname(urllib.parse.urlparse(location).path)
+            if location.startswith("file:")
+            else location
+        )
+        if not path.is_file():
+            raise FromScratchError(f"cannot read {location}: no such file")
+        f = open(path, "rb")  # noqa: SIM115 - returned to the caller, who closes it
+        f.seek(start)
+        return f, path.stat().st_size, start > 0
+    request = urllib.request.Request(location, headers={"User-Agent": "fromscratch"})
+    if start:
+        request.add_header("Range", f"bytes={start}-")
+    try:
+        response = urllib.request.urlopen(request, timeout=TIMEOUT_S)
+    except urllib.error.HTTPError as e:
+        if e.code == 416:  # the partial file is already complete (or longer than the file)
+            return None, start, True
+        raise FromScratchError(f"cannot download {location}: HTTP {e.code} {e.reason}") from e
+    except (urllib.error.URLError, OSError) as e:
+        reason = getattr(e, "reason", e)
+        raise FromScratchError(f"cannot reach {location}: {reason}") from e
+    resumed = response.status == 206
+    length = response.headers.get("Content-Length")
+    total = int(length) + (start if resumed else 0) if length is not None else None
+    return response, total, resumed
+
+
+def mirror_checksums(mirror: str) -> dict[str, str]:
+    """The mirror's SHA256SUMS as {relative path: "sha256:HEX"}; empty if it has none."""
+    try:
+        stream, _, _ = _open(_join(mirror, "SHA256SUMS"))
+    except FromScratchError:
+        return {}
+    with stream:
+        text = stream.read().decode("utf-8")
+    sums = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 2:
+            sums[parts[1].lstrip("*")] = f"sha256:{parts[0]}"
+    return sums
+
+
+def resolve(source: Source, mirror: str | None) -> tuple[str, str, str]:
+    """Where to fetch `source` from, the checksum it must have there, and what that checksum
+    is of (a zip member's name, or "" for the file itself)."""
+    if not mirror:
+        return source.url, source.checksum, source.checksum_of
+    listed = mirror_checksums(mirror).get(source.in_mirror)
+    location = _join(mirror, source.in_mirror)
+    if listed:
+        return location, listed, ""
+    return location, source.checksum, source.checksum_of
+
+
+# ---------------------------------------------------------------------------- fetching
+
+
+def _stream_into(location: str, part: Path, progress: bool) -> None:
+    start = part.stat().st_size if part.exists() else 0
+    stream, total, resumed = _open(location, start)
+    if stream is None:
+        return
+    if start and not resumed:  # the server ignored our Range header: start again
+        start = 0
+    with (
+        stream,
+        open(part, "ab" if start else "wb") as out,
+        tqdm(
+            total=total,
+            initial=start,
+            unit="B",
+            unit_scale=True,
+            unit_divisor=1024,
+            desc=Path(location).name,
+            disable=not progress,
+            leave=False,
+        ) as bar,
+    ):
+        while True:
+            try:
+                chunk = stream.read(CHUNK)
+            except (http.client.HTTPException, OSError):
+                break  # a dropped connection: what arrived is kept for the next resume
+            if not chunk:
+                break
+            out.write(chunk)
+            bar.update(len(chunk))
+    size = part.stat().st_size
+    if total is not None and size < total:
+        raise FromScratchError(
+            f"truncated download of {location}: got {size} of {total} bytes (run again to resume)"
+        )
+
+
+def fetch(
+    source: Source,
+    cache_dir: str | os.PathLike | None = None,
+    mirror: str | None = None,
+    progress: bool = True,
+) -> Path:
+    """Return the path of `source` in the cache, downloading and verifying it if needed."""
+    cache = Path(cache_dir) if cache_dir else default_cache_dir()
+    location, checksum, member = resolve(source, mirror)
+    target = cache / source.in_mirror
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.exists():
+        try:
+            verify(target, checksum, member=member)
+            return target
+        except FromScratchError:
+            target.unlink()  # a stale or corrupted copy: fetch it again
+    part = target.with_name(target.name + ".part")
+    if not _is_url(location) or location.startswith("file:"):
+        part.unlink(missing_ok=True)  # a local copy is never partial: just copy it again
+    _stream_into(location, part, progress)
+    try:
+        verify(part, checksum, label=location, member=member)
+    except FromScratchError:
+        part.unlink()  # corrupted bytes are not worth resuming
+        raise
+    os.replace(part, target)
+    return target

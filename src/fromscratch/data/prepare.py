@@ -1,0 +1,206 @@
+"""`prepare`: one data set → a folder of token arrays that training reads at memory speed.
+
+The folder (written atomically: it appears complete or not at all):
+
+    meta.json              vocabulary size, tokenizer, dtype, per-split sizes, sources, config
+    tokenizer.json (+ …)   the tokenizer, enough to decode any token of this folder
+    SPLIT.bin              all tokens of the split, back to back (np.memmap-able, uint16/uint32)
+    SPLIT.offsets.npy      int64, examples + 1 entries: example i is tokens[offsets[i]:offsets[i+1]]
+    SPLIT.labels.npy       int64 labels (classification data sets only)
+
+A language model reads `SPLIT.bin` as one stream; a classifier reads examples through the
+offsets. No Python lists of lists exist at training time.
+"""
+
+from __future__ import annotations
+
+import tarfile
+import zipfile
+import zlib
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+import fromscratch
+from fromscratch import FromScratchError
+from fromscratch.data import tokenizers
+from fromscratch.data.base import DataSet, Split
+from fromscratch.data.download import default_mirror, fetch, resolve
+from fromscratch.data.sets import DATASETS
+from fromscratch.io import atomic_dir, read_json, write_json
+
+ENCODE_CHUNK = (
+    2_000  # documents per batch call: big enough for Rust threads, small for a progress bar
+)
+
+
+def get_dataset(name: str) -> DataSet:
+    if name not in DATASETS:
+        raise FromScratchError(f"unknown data set {name!r}; allowed: {', '.join(DATASETS)}")
+    return DATASETS[name]
+
+
+def prepare(
+    name: str,
+    out: str | Path,
+    mirror: str | None = None,
+    tokenizer: str | None = None,
+    tokenizer_from: str | Path | None = None,
+    vocab_size: int | None = None,
+    cache_dir: str | Path | None = None,
+    seed: int = 0,
+    progress: bool = True,
+) -> dict:
+    """Download (or find in the cache), verify, read, tokenise and write data set `name`.
+
+    `tokenizer_from` reuses the tokenizer of another prepared folder: an out-of-domain test
+    set must be encoded with the vocabulary of the model's training data.
+    """
+    dataset = get_dataset(name)
+    mirror = mirror or default_mirror()
+    kind = tokenizer or dataset.default_tokenizer
+    if tokenizer_from is None and kind not in dataset.tokenizers:
+        raise FromScratchError(
+            f"tokenizer {kind!r} does not fit data set {name!r}; allowed: "
+            f"{', '.join(dataset.tokenizers)}"
+        )
+
+    files = {key: fetch(s, cache_dir, mirror, progress) for key, s in dataset.sources.items()}
+    splits = _read(dataset, files, seed)
+
+    if tokenizer_from is not None:
+        tok = tokenizers.load(tokenizer_from)
+    else:
+        gpt2_folder = None
+        if kind == "gpt2":
+            bpe = [fetch(s, cache_dir, mirror, progress) for s in tokenizers.GPT2_SOURCES.values()]
+            gpt2_folder = bpe[0].parent
+        train, *others = splits.values()
+        tok = tokenizers.fit(
+            kind, train.texts, [t for s in others for t in s.texts], vocab_size, gpt2_folder
+        )
+    dtype = np.uint16 if tok.vocab_size <= 1 << 16 else np.uint32
+
+    meta = {
+        "dataset": dataset.name,
+        "task": dataset.task,
+        "description": dataset.description,
+        "labels": list(dataset.labels),
+        "tokenizer": tok.kind,
+        "lossless": tok.lossless,
+        "vocab_size": tok.vocab_size,
+        "dtype": np.dtype(dtype).name,
+        "splits": {},
+        "sources": {
+            key: dict(zip(("location", "checksum"), resolve(s, mirror)[:2], strict=True))
+            | {"url": s.url}
+            for key, s in dataset.sources.items()
+        },
+        "config": {
+            "tokenizer": kind if tokenizer_from is None else tok.kind,
+            "tokenizer_from": str(tokenizer_from) if tokenizer_from else None,
+            "vocab_size": vocab_size,
+            "seed": seed,
+        },
+        "fromscratch_version": fromscratch.__version__,
+    }
+    with atomic_dir(out) as folder:
+        tok.save(folder)
+        for split_name, split in splits.items():
+            meta["splits"][split_name] = _write_split(
+                folder, split_name, split, tok, dtype, progress
+            )
+        write_json(folder / "meta.json", meta)
+    return meta
+
+
+def _read(dataset: DataSet, files: dict[str, Path], seed: int) -> dict[str, Split]:
+    try:
+        return dataset.read(files, seed)
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, KeyError) as e:
+        where = ", ".join(str(p) for p in files.values())
+        raise FromScratchError(f"corrupt or truncated archive {where}: {e}") from e
+
+
+def _write_split(folder: Path, name: str, split: Split, tok, dtype, progress: bool) -> dict:
+    pieces = []
+    with tqdm(
+        total=len(split.texts),
+        desc=f"tokenise {name}",
+        unit="doc",
+        disable=not progress,
+        leave=False,
+    ) as bar:
+        for start in range(0, len(split.texts), ENCODE_CHUNK):
+            chunk = split.texts[start : start + ENCODE_CHUNK]
+            pieces += tok.encode_batch(chunk)
+            bar.update(len(chunk))
+    lengths = np.fromiter((len(p) for p in pieces), dtype=np.int64, count=len(pieces))
+    offsets = np.zeros(len(pieces) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    tokens = np.concatenate(pieces).astype(dtype, copy=False) if pieces else np.zeros(0, dtype)
+    tokens.tofile(folder / f"{name}.bin")
+    np.save(folder / f"{name}.offsets.npy", offsets)
+    info = {
+        "examples": len(pieces),
+        "tokens": int(offsets[-1]),
+        "bytes": sum(
+            len(t) if isinstance(t, bytes) else len(t.encode("utf-8")) for t in split.texts
+        ),
+        "characters": sum(len(t) for t in split.texts),
+    }
+    if split.labels is not None:
+        labels = np.asarray(split.labels, dtype=np.int64)
+        np.save(folder / f"{name}.labels.npy", labels)
+        info["label_counts"] = np.bincount(labels).tolist()
+    return info
+
+
+@dataclass
+class PreparedData:
+    """Read access to a prepared folder: token streams, examples, labels, the tokenizer."""
+
+    folder: Path
+
+    def __post_init__(self):
+        self.folder = Path(self.folder)
+        if not (self.folder / "meta.json").is_file():
+            raise FromScratchError(f"{self.folder} is not a prepared data folder (no meta.json)")
+        self.meta = read_json(self.folder / "meta.json")
+
+    @property
+    def splits(self) -> list[str]:
+        return list(self.meta["splits"])
+
+    def _check(self, split: str) -> None:
+        if split not in self.meta["splits"]:
+            raise FromScratchError(
+                f"{self.folder} has no split {split!r}; it has: {', '.join(self.splits)}"
+            )
+
+    def tokens(self, split: str) -> np.ndarray:
+        """All tokens of `split` as one read-only memmap."""
+        self._check(split)
+        path = self.folder / f"{split}.bin"
+        if self.meta["splits"][split]["tokens"] == 0:
+            return np.zeros(0, dtype=self.meta["dtype"])
+        return np.memmap(path, dtype=self.meta["dtype"], mode="r")
+
+    def offsets(self, split: str) -> np.ndarray:
+        self._check(split)
+        return np.load(self.folder / f"{split}.offsets.npy", mmap_mode="r")
+
+    def labels(self, split: str) -> np.ndarray:
+        self._check(split)
+        return np.load(self.folder / f"{split}.labels.npy")
+
+    def example(self, split: str, i: int) -> np.ndarray:
+        offsets = self.offsets(split)
+        return self.tokens(split)[offsets[i] : offsets[i + 1]]
+
+    @cached_property
+    def tokenizer(self) -> tokenizers.Tokenizer:
+        return tokenizers.load(self.folder)

@@ -1,0 +1,146 @@
+"""Downloads against a loopback HTTP server: resume, checksums, truncation, mirrors."""
+
+import hashlib
+import io
+import zipfile
+
+import pytest
+
+from fromscratch import FromScratchError
+from fromscratch.data.download import Source, fetch, resolve
+
+PAYLOAD = bytes(range(256)) * 4096  # 1 MiB: several read chunks
+
+
+def sha256(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def serve(server, name="file.bin", data=PAYLOAD, listed=True):
+    (server.root / name).write_bytes(data)
+    if listed:
+        (server.root / "SHA256SUMS").write_text(f"{hashlib.sha256(data).hexdigest()}  {name}\n")
+    return Source(url=f"https://example.org/data/{name}", checksum=sha256(data))
+
+
+def test_mirror_replaces_the_host_and_the_file_lands_verified(http_server, tmp_path):
+    source = serve(http_server)
+    path = fetch(source, tmp_path / "cache", mirror=http_server.url, progress=False)
+    assert path.read_bytes() == PAYLOAD
+    assert ("/file.bin", None) in http_server.requests
+    assert not path.with_name("file.bin.part").exists()
+    # A second fetch finds the verified copy in the cache and asks the server nothing.
+    before = len(http_server.requests)
+    fetch(source, tmp_path / "cache", mirror=http_server.url, progress=False)
+    assert [r for r in http_server.requests[before:] if r[0] == "/file.bin"] == []
+
+
+def test_partial_download_resumes_with_a_range_request(http_server, tmp_path):
+    source = serve(http_server)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "file.bin.part").write_bytes(PAYLOAD[:300_000])
+    path = fetch(source, cache, mirror=http_server.url, progress=False)
+    assert path.read_bytes() == PAYLOAD
+    assert ("/file.bin", "bytes=300000-") in http_server.requests
+
+
+def test_server_that_ignores_range_restarts_cleanly(http_server, tmp_path):
+    source = serve(http_server)
+    http_server.ignore_range = True
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "file.bin.part").write_bytes(b"garbage" * 1000)
+    assert fetch(source, cache, mirror=http_server.url, progress=False).read_bytes() == PAYLOAD
+
+
+def test_truncated_transfer_fails_then_resumes(http_server, tmp_path):
+    source = serve(http_server)
+    cache = tmp_path / "cache"
+    http_server.truncate_after = 400_000
+    with pytest.raises(FromScratchError, match=r"truncated download of .*file\.bin: got 400000 of"):
+        fetch(source, cache, mirror=http_server.url, progress=False)
+    assert (cache / "file.bin.part").stat().st_size == 400_000
+    assert not (cache / "file.bin").exists()
+    http_server.truncate_after = None
+    assert fetch(source, cache, mirror=http_server.url, progress=False).read_bytes() == PAYLOAD
+    assert ("/file.bin", "bytes=400000-") in http_server.requests
+
+
+def test_checksum_mismatch_names_file_expected_and_actual(http_server, tmp_path):
+    source = serve(http_server)
+    corrupted = bytearray(PAYLOAD)
+    corrupted[1234] ^= 0xFF
+    (http_server.root / "file.bin").write_bytes(bytes(corrupted))
+    expected = hashlib.sha256(PAYLOAD).hexdigest()
+    actual = hashlib.sha256(corrupted).hexdigest()
+    with pytest.raises(FromScratchError) as e:
+        fetch(source, tmp_path / "cache", mirror=http_server.url, progress=False)
+    message = str(e.value)
+    assert "file.bin" in message and expected in message and actual in message
+    assert "\n" not in message
+    assert list((tmp_path / "cache").iterdir()) == []  # nothing kept, not even the .part
+
+
+def test_mirror_checksum_overrides_the_original_and_falls_back_to_it(http_server, tmp_path):
+    repack = b"a repack with other bytes"
+    source = serve(http_server, data=repack)
+    source = Source(url=source.url, checksum=sha256(b"the original bytes"))
+    # The mirror lists the repack's checksum: accepted.
+    assert (
+        fetch(source, tmp_path / "a", mirror=http_server.url, progress=False).read_bytes() == repack
+    )
+    # A mirror that does not list the file is held to the original's checksum.
+    (http_server.root / "SHA256SUMS").write_text("")
+    with pytest.raises(FromScratchError, match="checksum mismatch"):
+        fetch(source, tmp_path / "b", mirror=http_server.url, progress=False)
+
+
+def test_unreachable_url_is_named(tmp_path):
+    import socket
+
+    with socket.socket() as s:  # a port that nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    source = Source(url=f"http://127.0.0.1:{port}/nothing.bin", checksum=sha256(b""))
+    with pytest.raises(
+        FromScratchError, match=rf"cannot reach http://127\.0\.0\.1:{port}/nothing\.bin"
+    ):
+        fetch(source, tmp_path, progress=False)
+
+
+def test_missing_file_on_server_is_named(http_server, tmp_path):
+    source = Source(url=f"{http_server.url}/absent.bin", checksum=sha256(b""))
+    with pytest.raises(FromScratchError, match=r"absent\.bin: HTTP 404"):
+        fetch(source, tmp_path, progress=False)
+
+
+@pytest.mark.parametrize("style", ["folder", "file-url"])
+def test_local_mirrors(tmp_path, style):
+    mirror = tmp_path / "mirror"
+    (mirror / "sub").mkdir(parents=True)
+    (mirror / "sub" / "x.txt").write_bytes(b"hello")
+    source = Source(
+        url="https://example.org/x.txt", checksum=sha256(b"hello"), mirror_path="sub/x.txt"
+    )
+    location = str(mirror) if style == "folder" else mirror.as_uri()
+    path = fetch(source, tmp_path / "cache", mirror=location, progress=False)
+    assert path.read_bytes() == b"hello"
+    assert resolve(source, location)[0].endswith("sub/x.txt")
+
+
+def test_checksum_of_a_zip_member_is_checked_without_extracting(http_server, tmp_path):
+    content = b"<mediawiki>" + bytes(range(256)) * 100
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("enwik8", content)
+    (http_server.root / "enwik8.zip").write_bytes(buffer.getvalue())
+    good = Source(
+        url=f"{http_server.url}/enwik8.zip",
+        checksum="md5:" + hashlib.md5(content).hexdigest(),
+        checksum_of="enwik8",
+    )
+    assert fetch(good, tmp_path / "a", progress=False).name == "enwik8.zip"
+    bad = Source(url=good.url, checksum="md5:" + "0" * 32, checksum_of="enwik8")
+    with pytest.raises(FromScratchError, match=r"enwik8\.zip:enwik8: expected md5 0{32}"):
+        fetch(bad, tmp_path / "b", progress=False)

@@ -1,0 +1,214 @@
+"""`fromscratch data prepare` on every data set, through the command users run."""
+
+import json
+
+import numpy as np
+import pytest
+
+from fromscratch.cli import main
+from fromscratch.data import DATASETS, PreparedData
+
+from .fixtures import ENWIK8, IMDB, REVIEWS, SENTENCES, SHAKESPEARE, make_mirror, write_sums
+
+
+@pytest.fixture(scope="module")
+def mirror(tmp_path_factory, request):
+    try:
+        real = request.getfixturevalue("shared_mirror")
+    except pytest.skip.Exception:
+        real = None
+    return make_mirror(tmp_path_factory.mktemp("mirror"), gpt2_from=real)
+
+
+def prepare(capsys, name, out, *args):
+    code = main(["data", "prepare", name, "--out", str(out), "--quiet", *args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def texts(data: PreparedData, split: str) -> list[str]:
+    n = data.meta["splits"][split]["examples"]
+    return [data.tokenizer.decode(data.example(split, i)) for i in range(n)]
+
+
+def test_registry_has_every_data_set():
+    assert set(DATASETS) == {
+        "imdb",
+        "enwik8",
+        "shakespeare",
+        "pang-lee-reviews",
+        "pang-lee-sentences",
+        "demo",
+    }
+
+
+@pytest.mark.parametrize("tokenizer", ["bytes", "chars", "bpe", "gpt2"])
+def test_imdb_round_trips_with_every_lossless_tokenizer(mirror, tmp_path, capsys, tokenizer):
+    if tokenizer == "gpt2" and not (mirror / "gpt2-bpe").exists():
+        pytest.skip("GPT-2's BPE files need the data mirror")
+    out = tmp_path / "imdb"
+    args = ["--mirror", str(mirror), "--cache", str(tmp_path / "cache"), "--tokenizer", tokenizer]
+    if tokenizer == "bpe":
+        args += ["--vocab-size", "300"]
+    code, stdout, err = prepare(capsys, "imdb", out, *args)
+    assert code == 0, err
+    data = PreparedData(out)
+    meta = data.meta
+    assert meta["tokenizer"] == tokenizer and meta["task"] == "classification"
+    for split in ("train", "test"):
+        expected = sorted(
+            (label == "pos", review_id, text.replace("<br />", "\n"))
+            for label, reviews in IMDB[split].items()
+            for review_id, _, text in reviews
+        )
+        originals = [t for _, _, t in expected]
+        if tokenizer == "chars" and split == "test":  # characters unseen in training → <unk>
+            seen = set("".join(texts(data, "train")))
+            originals = ["".join(c if c in seen else "<unk>" for c in t) for t in originals]
+        assert texts(data, split) == originals
+        assert data.labels(split).tolist() == [int(pos) for pos, _, _ in expected]
+        info = meta["splits"][split]
+        assert info["examples"] == len(expected)
+        assert info["tokens"] == len(data.tokens(split)) == data.offsets(split)[-1]
+        assert info["bytes"] == sum(len(t.encode()) for _, _, t in expected)
+    assert data.tokens("train").dtype == np.uint16
+    assert f"{meta['vocab_size']:,}" in stdout
+
+
+def test_imdb_words_pads_and_unknowns(mirror, tmp_path, capsys):
+    out = tmp_path / "imdb"
+    code, _, err = prepare(
+        capsys,
+        "imdb",
+        out,
+        "--mirror",
+        str(mirror),
+        "--cache",
+        str(tmp_path / "c"),
+        "--tokenizer",
+        "words",
+    )
+    assert code == 0, err
+    data = PreparedData(out)
+    tok = data.tokenizer
+    assert tok.words[:2] == ["<pad>", "<unk>"]
+    assert tok.decode(tok.encode("A GREAT film .")) == "a great film ."
+    assert tok.encode("zyzzyva").tolist() == [1]  # unseen in training
+
+
+def test_shakespeare_is_split_90_10_in_characters(mirror, tmp_path, capsys):
+    out = tmp_path / "shakespeare"
+    code, _, err = prepare(
+        capsys, "shakespeare", out, "--mirror", str(mirror), "--cache", str(tmp_path / "c")
+    )
+    assert code == 0, err
+    data = PreparedData(out)
+    cut = int(len(SHAKESPEARE) * 0.9)
+    assert data.meta["tokenizer"] == "chars"
+    assert data.meta["vocab_size"] == len(set(SHAKESPEARE[:cut]))
+    assert data.tokenizer.decode(data.tokens("train")) == SHAKESPEARE[:cut]
+    assert data.tokenizer.decode(data.tokens("val")) == SHAKESPEARE[cut:]
+
+
+def test_enwik8_is_bytes_split_90_5_5(mirror, tmp_path, capsys):
+    out = tmp_path / "enwik8"
+    code, _, err = prepare(
+        capsys, "enwik8", out, "--mirror", str(mirror), "--cache", str(tmp_path / "c")
+    )
+    assert code == 0, err
+    data = PreparedData(out)
+    a, b = int(len(ENWIK8) * 0.9), int(len(ENWIK8) * 0.95)
+    for split, part in (("train", ENWIK8[:a]), ("val", ENWIK8[a:b]), ("test", ENWIK8[b:])):
+        assert bytes(data.tokens(split).astype(np.uint8)) == part
+    code, _, err = prepare(
+        capsys,
+        "enwik8",
+        tmp_path / "x",
+        "--mirror",
+        str(mirror),
+        "--cache",
+        str(tmp_path / "c"),
+        "--tokenizer",
+        "words",
+    )
+    assert code == 1 and "allowed: bytes" in err
+
+
+def test_pang_lee_sets_with_the_imdb_vocabulary(mirror, tmp_path, capsys):
+    common = ["--mirror", str(mirror), "--cache", str(tmp_path / "c")]
+    assert prepare(capsys, "imdb", tmp_path / "imdb", *common)[0] == 0
+    for name, source in (("pang-lee-reviews", REVIEWS), ("pang-lee-sentences", SENTENCES)):
+        out = tmp_path / name
+        code, _, err = prepare(
+            capsys, name, out, *common, "--tokenizer-from", str(tmp_path / "imdb")
+        )
+        assert code == 0, err
+        data = PreparedData(out)
+        n = sum(len(v) for v in source.values())
+        assert data.meta["splits"]["test"]["examples"] == n
+        assert data.labels("test").tolist().count(1) == len(source["pos"])
+        assert data.meta["vocab_size"] == PreparedData(tmp_path / "imdb").meta["vocab_size"]
+    sentences = PreparedData(tmp_path / "pang-lee-sentences")
+    assert sentences.meta["splits"]["test"]["characters"] == sum(
+        len(s.strip()) for v in SENTENCES.values() for s in v
+    )  # latin-1 decoded: "é" is one character
+
+
+def test_demo_is_deterministic_under_its_seed(tmp_path, capsys):
+    for name, seed in (("a", "0"), ("b", "0"), ("c", "1")):
+        assert prepare(capsys, "demo", tmp_path / name, "--seed", seed)[0] == 0
+    a, c = PreparedData(tmp_path / "a"), PreparedData(tmp_path / "c")
+    assert (tmp_path / "a" / "train.bin").read_bytes() == (
+        tmp_path / "b" / "train.bin"
+    ).read_bytes()
+    assert texts(a, "train")[:50] != texts(c, "train")[:50]
+    assert a.meta["splits"]["train"]["examples"] == 4000
+    counts = a.meta["splits"]["train"]["label_counts"]
+    assert min(counts) / sum(counts) > 0.4  # roughly balanced
+    assert set(a.splits) == {"train", "test", "ood"}
+
+
+def test_corrupted_mirror_file_fails_with_the_checksum_and_leaves_nothing(mirror, tmp_path, capsys):
+    broken = make_mirror(tmp_path / "broken")
+    data = bytearray((broken / "tinyshakespeare.txt").read_bytes())
+    data[10] ^= 1
+    (broken / "tinyshakespeare.txt").write_bytes(bytes(data))
+    out = tmp_path / "out"
+    code, _, err = prepare(
+        capsys, "shakespeare", out, "--mirror", str(broken), "--cache", str(tmp_path / "c")
+    )
+    assert code == 1
+    assert (
+        err.startswith("fromscratch: error: checksum mismatch for ")
+        and "tinyshakespeare.txt" in err
+    )
+    assert err.count("\n") == 1
+    assert not out.exists() and list(tmp_path.glob(".out*")) == []
+
+
+def test_truncated_archive_is_reported_and_leaves_nothing(tmp_path, capsys):
+    broken = make_mirror(tmp_path / "broken")
+    archive = broken / "aclImdb_v1.tar.gz"
+    archive.write_bytes(archive.read_bytes()[:-200])
+    write_sums(broken)  # the mirror vouches for the truncated file: the archive itself is bad
+    out = tmp_path / "out"
+    code, _, err = prepare(
+        capsys, "imdb", out, "--mirror", str(broken), "--cache", str(tmp_path / "c")
+    )
+    assert code == 1 and "corrupt or truncated archive" in err and "aclImdb_v1.tar.gz" in err
+    assert not out.exists()
+
+
+def test_bad_names_fail_with_the_allowed_values(tmp_path, capsys):
+    code, _, err = prepare(capsys, "imdbb", tmp_path / "x")
+    assert code == 1 and "unknown data set 'imdbb'; allowed: imdb, enwik8" in err
+    code, _, err = prepare(capsys, "demo", tmp_path / "x", "--tokenizer", "sentencepiece")
+    assert code == 1 and "allowed: bytes, chars, words, bpe, gpt2" in err
+
+
+def test_rerun_replaces_an_older_output_atomically(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert prepare(capsys, "demo", out, "--seed", "1")[0] == 0
+    assert prepare(capsys, "demo", out, "--seed", "2")[0] == 0
+    assert json.loads((out / "meta.json").read_text())["config"]["seed"] == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo"]

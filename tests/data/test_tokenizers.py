@@ -1,0 +1,89 @@
+"""Round trips of every tokenizer, and GPT-2's against Hugging Face's reading of the same files."""
+
+import json
+
+import numpy as np
+import pytest
+
+from fromscratch import FromScratchError
+from fromscratch.data import tokenizers
+
+TRICKY = [
+    "Hello, world! It's 2026 — naïve café, 東京, emoji 🎬🍿.",
+    "  leading spaces, tabs\tand\nnew lines\r\n  ",
+    "",
+    "don't can't I'll we've they're 1234567 $3.50",
+]
+CORPUS = [t * 3 for t in TRICKY] + ["the film was great", "the plot was dull"] * 50
+
+
+@pytest.fixture(scope="module")
+def gpt2_folder(shared_mirror):
+    return shared_mirror / "gpt2-bpe"
+
+
+@pytest.mark.parametrize("kind", ["bytes", "chars", "bpe"])
+def test_lossless_round_trip_and_save_load(kind, tmp_path):
+    tok = tokenizers.fit(kind, CORPUS, vocab_size=400)
+    for text in TRICKY:
+        assert tok.decode(tok.encode(text)) == text
+    tok.save(tmp_path)
+    loaded = tokenizers.load(tmp_path)
+    batch = tok.encode_batch(TRICKY)
+    assert [a.tolist() for a in loaded.encode_batch(TRICKY)] == [a.tolist() for a in batch]
+    assert loaded.vocab_size == tok.vocab_size and all(
+        a.max(initial=0) < tok.vocab_size for a in batch
+    )
+
+
+def test_gpt2_matches_known_ids_and_huggingface(gpt2_folder, tmp_path):
+    from transformers import GPT2TokenizerFast
+
+    tok = tokenizers.fit("gpt2", [], gpt2_folder=gpt2_folder)
+    assert tok.vocab_size == 50257 and tok.eot == 50256
+    assert tok.encode("Hello world").tolist() == [15496, 995]
+    merges = (gpt2_folder / "vocab.bpe").read_text(encoding="utf-8").split("\n")[1:]
+    hf = GPT2TokenizerFast(
+        vocab=json.loads((gpt2_folder / "encoder.json").read_text(encoding="utf-8")),
+        merges=[tuple(m.split()) for m in merges if m],
+    )
+    for text in TRICKY:
+        assert tok.encode(text).tolist() == hf.encode(text)
+        assert tok.decode(tok.encode(text)) == text
+    tok.save(tmp_path)
+    assert tokenizers.load(tmp_path).encode(TRICKY[0]).tolist() == tok.encode(TRICKY[0]).tolist()
+
+
+def test_words_are_lowercased_with_pad_and_unk():
+    tok = tokenizers.fit("words", ["The film was GREAT .", "the plot was dull"], vocab_size=100)
+    assert not tok.lossless
+    ids = tok.encode("the FILM was dull , great")
+    assert tok.decode(ids) == "the film was dull <unk> great"  # "," was never seen
+    assert tok.decode(tok.encode("a superb film")) == "<unk> <unk> film"
+    assert tok.words[:2] == ["<pad>", "<unk>"]
+
+
+def test_words_keep_only_the_top_k():
+    tok = tokenizers.fit("words", ["a a a a b b b c c d"], vocab_size=4)  # <pad> <unk> a b
+    assert tok.vocab_size == 4
+    assert tok.decode(tok.encode("a b c d")) == "a b <unk> <unk>"
+
+
+def test_chars_add_unk_only_when_other_splits_need_it():
+    assert not tokenizers.fit("chars", ["abc"], ["cab"]).unk
+    tok = tokenizers.fit("chars", ["abc"], ["abz"])
+    assert tok.vocab_size == 4 and tok.decode(tok.encode("az")) == "a<unk>"
+    strict = tokenizers.fit("chars", ["abc"])
+    with pytest.raises(FromScratchError, match="'z' is not in the vocabulary"):
+        strict.encode("z")
+
+
+def test_bytes_take_raw_bytes_too():
+    tok = tokenizers.fit("bytes", [])
+    assert tok.encode(b"\xff\x00").tolist() == [255, 0]
+    assert np.array_equal(tok.encode("é"), [0xC3, 0xA9])
+
+
+def test_unknown_kind_names_the_allowed():
+    with pytest.raises(FromScratchError, match="allowed: bytes, chars, words, bpe, gpt2"):
+        tokenizers.fit("wordpiece", [])
