@@ -1,0 +1,258 @@
+"""Training throughput of fromscratch's GPT against Hugging Face's GPT2LMHeadModel, on CPU.
+
+    python benchmarks/bench_gpt_throughput.py [--rounds N] [--compile] [--out FILE.json]
+
+One training step = forward + cross-entropy + backward + AdamW step, fp32, the same for
+both models: the same random batch, context, vocabulary, sizes, dropout 0, and the same
+optimizer (torch AdamW, betas (0.9, 0.95), weight decay 0.1 on >= 2-D tensors, fused
+kernel unless --no-fused).  Hugging Face gets its fastest attention (sdpa or eager,
+timed here first) and `use_cache=False`.  Rounds alternate between the models (ours, HF,
+ours, HF, ...) after an untimed warm-up, so a change in machine load hits both; we report
+the median tokens/s over rounds.
+
+MFU = model FLOPs per token (nanoGPT's 6N + 12 L H Q T) x tokens/s / the fp32 matmul
+FLOP/s this machine reaches in the same run (a square torch.mm loop).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from fromscratch.models import GPT, GPTConfig, measure_matmul_flops
+
+CONFIGS = {
+    # nanoGPT's CPU Shakespeare-char config (README "I only have a macbook")
+    "small": dict(n_layer=4, n_head=4, n_embd=128, context=64, batch=12, vocab_size=65),
+    "mid": dict(n_layer=6, n_head=6, n_embd=384, context=256, batch=8, vocab_size=65),
+}
+STEPS_PER_ROUND = {"small": 40, "mid": 2}
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def adamw(model: torch.nn.Module, fused: bool) -> torch.optim.AdamW:
+    """The one optimizer both models get (GPT.configure_optimizer does the same)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for p in params if p.dim() >= 2], "weight_decay": 0.1},
+        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=3e-4, betas=(0.9, 0.95), fused=fused)
+
+
+def build_ours(c: dict, args, **overrides) -> torch.nn.Module:
+    config = dict(
+        vocab_size=c["vocab_size"], context=c["context"], n_layer=c["n_layer"],
+        n_head=c["n_head"], n_embd=c["n_embd"], dropout=0.0, bias=not args.no_bias,
+        attention="multihead", position="learned", norm="pre", activation="gelu",
+        fast=not args.plain, tie_weights=True,
+    )  # fmt: skip
+    return GPT(GPTConfig(**{**config, **overrides}))
+
+
+# --levers: one change at a time to `ours`, timed in the same interleaved rounds
+LEVERS = {
+    "ours fast=False": dict(fast=False),
+    "ours gelu_tanh": dict(activation="gelu_tanh"),
+    "ours bias=False": dict(bias=False),
+    "ours untied": dict(tie_weights=False),
+    "ours foreach AdamW": dict(fused=False),
+}
+
+
+def build_hf(c: dict, attn_implementation: str) -> torch.nn.Module:
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    config = GPT2Config(
+        vocab_size=c["vocab_size"], n_positions=c["context"], n_embd=c["n_embd"],
+        n_layer=c["n_layer"], n_head=c["n_head"], resid_pdrop=0.0, embd_pdrop=0.0,
+        attn_pdrop=0.0, use_cache=False, attn_implementation=attn_implementation,
+        bos_token_id=0, eos_token_id=0,  # GPT-2's 50256 lies outside this small vocabulary
+    )  # fmt: skip
+    return GPT2LMHeadModel(config)
+
+
+def make_step(model, forward, optimizer, x, y, vocab_size):
+    def step():
+        optimizer.zero_grad(set_to_none=True)
+        logits = forward(model, x)
+        loss = F.cross_entropy(logits.view(-1, vocab_size), y.view(-1))
+        loss.backward()
+        optimizer.step()
+
+    return step
+
+
+def ours_forward(model, x):
+    return model(x)
+
+
+def hf_forward(model, x):
+    return model(input_ids=x, use_cache=False).logits
+
+
+def time_steps(step, n: int) -> float:
+    start = time.perf_counter()
+    for _ in range(n):
+        step()
+    return time.perf_counter() - start
+
+
+def fastest_hf_attention(c, x, y, fused) -> tuple[str, dict[str, float]]:
+    """Time HF's sdpa and eager attention briefly; the benchmark then uses the faster."""
+    seconds = {}
+    for impl in ("sdpa", "eager"):
+        model = build_hf(c, impl).train()
+        step = make_step(model, hf_forward, adamw(model, fused), x, y, c["vocab_size"])
+        time_steps(step, 2)
+        seconds[impl] = min(time_steps(step, max(1, STEPS_PER_ROUND[c["name"]] // 2))
+                            for _ in range(2))  # fmt: skip
+    return min(seconds, key=seconds.get), seconds
+
+
+def bench_config(name: str, args) -> dict:
+    c = {**CONFIGS[name], "name": name}
+    torch.manual_seed(0)
+    x = torch.randint(0, c["vocab_size"], (c["batch"], c["context"]))
+    y = torch.randint(0, c["vocab_size"], (c["batch"], c["context"]))
+    fused = not args.no_fused
+    hf_attention, hf_attention_seconds = fastest_hf_attention(c, x, y, fused)
+
+    variants = {}  # name -> step function
+    ours = build_ours(c, args).train()
+    hf = build_hf(c, hf_attention).train()
+    variants["ours"] = make_step(ours, ours_forward, adamw(ours, fused), x, y, c["vocab_size"])
+    variants["hf"] = make_step(hf, hf_forward, adamw(hf, fused), x, y, c["vocab_size"])
+    for label, overrides in LEVERS.items() if args.levers else ():
+        overrides = dict(overrides)
+        lever_fused = overrides.pop("fused", fused)
+        model = build_ours(c, args, **overrides).train()
+        variants[label] = make_step(
+            model, ours_forward, adamw(model, lever_fused), x, y, c["vocab_size"]
+        )
+    compile_seconds = {}
+    if args.compile:
+        for label, build, forward in (
+            ("ours+compile", lambda: build_ours(c, args), ours_forward),
+            ("hf+compile", lambda: build_hf(c, hf_attention), hf_forward),
+        ):
+            model = build().train()
+            compiled = torch.compile(model)
+            step = make_step(compiled, forward, adamw(model, fused), x, y, c["vocab_size"])
+            start = time.perf_counter()
+            step()  # compiles forward and backward
+            compile_seconds[label] = time.perf_counter() - start
+            variants[label] = step
+
+    steps = STEPS_PER_ROUND[name]
+    tokens_per_step = c["batch"] * c["context"]
+    for step in variants.values():  # warm-up, not timed
+        time_steps(step, max(2, steps // 2))
+    rates = {label: [] for label in variants}
+    for _ in range(args.rounds):  # interleaved: ours, hf, (ours+compile, hf+compile), ours...
+        for label, step in variants.items():
+            rates[label].append(tokens_per_step * steps / time_steps(step, steps))
+
+    flops_per_token = ours.estimate_flops_per_token()
+    median = {label: statistics.median(r) for label, r in rates.items()}
+    return {
+        "config": {k: v for k, v in c.items() if k != "name"},
+        "parameters": {"ours": ours.num_parameters(), "hf": hf.num_parameters()},
+        "hf_attention": hf_attention,
+        "hf_attention_seconds": hf_attention_seconds,
+        "compile_seconds": compile_seconds,
+        "steps_per_round": steps,
+        "flops_per_token": flops_per_token,
+        "tokens_per_s": median,
+        "tokens_per_s_rounds": rates,
+        "ratio": median["ours"] / median["hf"],
+        # each round's ours / hf (timed back to back): robust to load that changes over time
+        "ratio_paired": statistics.median(
+            [o / h for o, h in zip(rates["ours"], rates["hf"], strict=True)]
+        ),
+        "ratio_compiled": median["ours+compile"] / median["hf+compile"] if args.compile else None,
+        "ratio_compiled_vs_hf_eager": median["ours+compile"] / median["hf"]
+        if args.compile
+        else None,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=7, help="timed rounds per model")
+    parser.add_argument("--compile", action="store_true", help="also time torch.compile'd models")
+    parser.add_argument("--out", type=Path, help="write the results as JSON here")
+    parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    parser.add_argument("--plain", action="store_true", help="ours with fast=False")
+    parser.add_argument("--no-bias", action="store_true", help="ours without biases")
+    parser.add_argument("--no-fused", action="store_true", help="foreach AdamW for both")
+    parser.add_argument("--levers", action="store_true", help="also time one change at a time")
+    args = parser.parse_args()
+
+    load_before = os.getloadavg()
+    matmul = [measure_matmul_flops(1024), measure_matmul_flops(2048)]
+    results = {name: bench_config(name, args) for name in args.configs}
+    matmul += [measure_matmul_flops(1024), measure_matmul_flops(2048)]
+    peak = max(matmul)
+    for r in results.values():
+        r["mfu"] = {
+            label: r["flops_per_token"] * tps / peak for label, tps in r["tokens_per_s"].items()
+        }
+    report = {
+        "torch": torch.__version__,
+        "cpu": cpu_name(),
+        "threads": torch.get_num_threads(),
+        "load_average_before": load_before,
+        "load_average_after": os.getloadavg(),
+        "matmul_gflops": peak / 1e9,
+        "matmul_gflops_runs": [m / 1e9 for m in matmul],
+        "settings": {
+            "dtype": "float32",
+            "optimizer": "torch.optim.AdamW(lr=3e-4, betas=(0.9, 0.95), weight_decay=0.1 on "
+            f">=2-D, fused={not args.no_fused}) for both",
+            "ours": f"GPT(fast={not args.plain}, bias={not args.no_bias}, tie_weights=True, "
+            "position=learned, dropout=0)",
+            "hf": "GPT2LMHeadModel(random init, dropout 0, use_cache=False)",
+            "rounds": args.rounds,
+            "interleaved": True,
+            "statistic": "median tokens/s over rounds, warm-up excluded",
+        },
+        "results": results,
+    }
+
+    print(
+        f"torch {report['torch']}, {report['cpu']}, {report['threads']} threads, "
+        f"load {load_before[0]:.2f}, fp32 matmul {report['matmul_gflops']:.0f} GFLOP/s"
+    )
+    print(f"{'config':<7}{'model':<20}{'tokens/s':>10}{'x HF':>7}{'MFU':>7}")
+    for name, r in results.items():
+        for label, tps in r["tokens_per_s"].items():
+            base = r["tokens_per_s"]["hf+compile" if label == "ours+compile" else "hf"]
+            print(f"{name:<7}{label:<20}{tps:>10,.0f}{tps / base:>7.2f}{r['mfu'][label]:>7.0%}")
+        print(f"{'':<7}(HF attention: {r['hf_attention']}; paired ratio {r['ratio_paired']:.2f})")
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = args.out.with_suffix(args.out.suffix + ".tmp")
+        tmp.write_text(json.dumps(report, indent=2) + "\n")
+        os.replace(tmp, args.out)  # atomic: never a half-written result
+
+
+if __name__ == "__main__":
+    main()

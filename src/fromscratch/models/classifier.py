@@ -1,0 +1,97 @@
+"""A transformer sequence classifier: tokens -> blocks -> one vector -> class logits.
+
+Bidirectional (no causal mask): every token may look at every other real token.  Batches
+of texts of different lengths are padded; a key padding mask keeps the padding out of
+attention and out of the pooling, so a padded batch gives the same logits as classifying
+the examples one by one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+from torch import nn
+
+from fromscratch.models.attention import Attention
+from fromscratch.models.blocks import Block, LayerNorm, init_gpt2
+from fromscratch.models.common import Model, TransformerConfig
+from fromscratch.models.positions import AbsolutePosition
+
+POOLINGS = ("mean", "max", "cls")
+
+
+@dataclasses.dataclass
+class ClassifierConfig(TransformerConfig):
+    """See TransformerConfig for the shared fields.
+
+    num_classes: size of the output.  pooling: how the sequence becomes one vector:
+    mean or max over the real tokens, or cls (a learned class token prepended to the
+    input, whose output vector alone is classified, as in BERT).
+    """
+
+    num_classes: int = 2
+    pooling: str = "mean"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._check_positive("num_classes")
+        self._check_choice("pooling", POOLINGS)
+
+
+class Classifier(Model):
+    def __init__(self, config: ClassifierConfig):
+        super().__init__()
+        self.config = config
+        C = config.n_embd
+        self.wte = nn.Embedding(config.vocab_size, C)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, C)) if config.pooling == "cls" else None
+        n_positions = config.context + (config.pooling == "cls")  # the class token's place
+        self.wpe = (
+            AbsolutePosition(config.position, n_positions, C)
+            if config.position in ("learned", "sinusoidal")
+            else None
+        )
+        self.drop = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(
+            Block(config, attn=Attention(config, causal=False)) for _ in range(config.n_layer)
+        )
+        self.ln_f = LayerNorm(C, config.bias) if config.norm == "pre" else nn.Identity()
+        self.head = nn.Linear(C, config.num_classes, bias=config.bias)
+        init_gpt2(self, n_residual=2 * config.n_layer)
+        if self.cls_token is not None:
+            nn.init.normal_(self.cls_token, std=0.02)
+
+    def forward(self, idx: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """idx (B, T) token ids -> logits (B, num_classes).
+
+        mask (B, T) bool: True = real token, False = padding.  Pad at the end (right
+        padding): learned and sinusoidal positions count from the first column.
+        """
+        B, T = idx.shape
+        if idx.size(1) > self.config.context:
+            raise ValueError(f"Classifier: {T} tokens exceed context={self.config.context}")
+        if mask is None:
+            mask = torch.ones(B, T, dtype=torch.bool, device=idx.device)
+        x = self.wte(idx)
+        if self.cls_token is not None:  # position 0, always real
+            x = torch.cat((self.cls_token.expand(B, 1, -1), x), dim=1)
+            mask = torch.cat((mask.new_ones(B, 1), mask), dim=1)
+        if self.wpe is not None:
+            x = x + self.wpe(x.size(1))
+        x = self.drop(x)
+        for block in self.blocks:
+            x = block(x, mask=mask)
+        x = self.ln_f(x)
+        return self.head(self.pool(x, mask))
+
+    def pool(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """(B, T, C) -> (B, C), over the real tokens only."""
+        if self.config.pooling == "cls":
+            return x[:, 0]
+        real = mask[:, :, None]
+        if self.config.pooling == "max":
+            return x.masked_fill(~real, float("-inf")).max(dim=1).values
+        # where, not multiply: a padded position may hold anything, even inf
+        total = torch.where(real, x, 0.0).sum(dim=1)
+        return total / real.sum(dim=1).clamp(min=1)

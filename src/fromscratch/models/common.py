@@ -1,0 +1,272 @@
+"""What every model shares: config checking, the base class, bits, sampling, FLOP/s.
+
+Nothing here is a transformer part (those are in `blocks.py`); this is the plumbing that
+makes every model report, save and sample the same way.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+import typing
+from typing import Any, Self
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fromscratch import FromScratchError
+
+ATTENTIONS = ("simple", "scaled", "qkv", "multihead")
+POSITIONS = ("none", "learned", "sinusoidal", "relative", "rope", "alibi")
+NORMS = ("pre", "post")
+ACTIVATIONS = ("gelu", "gelu_tanh")
+
+
+class ConfigError(FromScratchError, ValueError):
+    """A bad model config: a one-line message naming the field and what is allowed."""
+
+
+# --------------------------------------------------------------------------- configs
+
+
+@dataclasses.dataclass
+class Config:
+    """Base of every model config: plain types only, so it round-trips through JSON/YAML.
+
+    Checks run in `__post_init__`, so a bad value fails when the config is built (before
+    any job starts), not somewhere inside a forward pass.
+    """
+
+    def __post_init__(self) -> None:
+        hints = typing.get_type_hints(type(self))
+        for f in dataclasses.fields(self):
+            self._check_type(f.name, getattr(self, f.name), hints[f.name])
+
+    def _check_type(self, name: str, value: Any, hint: Any) -> None:
+        allowed = typing.get_args(hint) or (hint,)  # `int | None` -> (int, NoneType)
+        for t in allowed:
+            if t is type(None) and value is None:
+                return
+            if t is bool and isinstance(value, bool):
+                return
+            number = isinstance(value, int | float) and not isinstance(value, bool)
+            if number and (t is float or (t is int and isinstance(value, int))):
+                return  # an int is a fine float (YAML writes 0 for 0.0), not the reverse
+            if t is str and isinstance(value, str):
+                return
+            if t in (dict, list) and isinstance(value, t):
+                return
+        names = " or ".join("null" if t is type(None) else t.__name__ for t in allowed)
+        self._fail(name, f"{value!r} is not of type {names}")
+
+    def _fail(self, name: str, message: str) -> typing.NoReturn:
+        raise ConfigError(f"{type(self).__name__}.{name}: {message}")
+
+    def _check_choice(self, name: str, allowed: tuple[str, ...]) -> None:
+        value = getattr(self, name)
+        if value not in allowed:
+            self._fail(name, f"{value!r} is not one of {', '.join(allowed)}")
+
+    def _check_positive(self, *names: str) -> None:
+        for name in names:
+            if getattr(self, name) < 1:
+                self._fail(name, f"{getattr(self, name)!r} must be at least 1")
+
+    def _check_dropout(self) -> None:
+        if not 0.0 <= self.dropout < 1.0:
+            self._fail("dropout", f"{self.dropout!r} must be in [0, 1)")
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Self:
+        """Build from a plain dict (YAML, a checkpoint); unknown keys are an error, not ignored."""
+        known = [f.name for f in dataclasses.fields(cls)]
+        unknown = [k for k in d if k not in known]
+        if unknown:
+            raise ConfigError(
+                f"{cls.__name__}: unknown keys {', '.join(map(str, unknown))}; "
+                f"allowed: {', '.join(known)}"
+            )
+        return cls(**d)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass
+class TransformerConfig(Config):
+    """The fields every transformer here shares (each model's config adds its own).
+
+    vocab_size: tokens in the vocabulary.  context: the longest sequence (block size).
+    attention: simple | scaled | qkv | multihead, the four steps of the lecture.
+    position: none | learned | sinusoidal (added to the embeddings) or relative | rope |
+    alibi (inside attention).  norm: pre (GPT-2) or post (the original transformer).
+    bias: biases in Linear and LayerNorm.  activation: the MLP's GELU, exact (gelu) or
+    GPT-2's tanh approximation (gelu_tanh: loads GPT-2 weights exactly; slower on CPU).
+    fast: PyTorch's fused attention kernel instead of the plain code (same numbers,
+    tested).  relative_clip: Shaw et al.'s clipping distance.
+    """
+
+    vocab_size: int = 256
+    context: int = 256
+    n_layer: int = 4
+    n_head: int = 4
+    n_embd: int = 128
+    dropout: float = 0.0
+    bias: bool = True
+    attention: str = "multihead"
+    position: str = "learned"
+    norm: str = "pre"
+    activation: str = "gelu"
+    fast: bool = False
+    relative_clip: int = 16
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._check_positive("vocab_size", "context", "n_layer", "n_head", "n_embd")
+        self._check_positive("relative_clip")
+        self._check_dropout()
+        self._check_choice("attention", ATTENTIONS)
+        self._check_choice("position", POSITIONS)
+        self._check_choice("norm", NORMS)
+        self._check_choice("activation", ACTIVATIONS)
+        if self.n_embd % self.n_head:
+            self._fail("n_embd", f"{self.n_embd} is not divisible by n_head={self.n_head}")
+        if self.position == "rope" and (self.n_embd // self.n_head) % 2:
+            self._fail("position", "rope needs an even head size (n_embd / n_head)")
+        if self.position == "sinusoidal" and self.n_embd % 2:
+            self._fail("position", "sinusoidal needs an even n_embd")
+
+
+# --------------------------------------------------------------------------- models
+
+
+class Model(nn.Module):
+    """Base class of every model: parameter count and the optimizer, done one way."""
+
+    def num_parameters(self, non_embedding: bool = False) -> int:
+        """Parameters, each shared (tied) tensor counted once.
+
+        non_embedding=True leaves out learned position embeddings, as nanoGPT does for its
+        FLOP estimate (a lookup, not a matmul); tied token embeddings stay in, because they
+        are the output layer's matmul.
+        """
+        n = sum(p.numel() for p in self.parameters())
+        wpe = getattr(self, "wpe", None)
+        if non_embedding and wpe is not None:
+            n -= sum(p.numel() for p in wpe.parameters())
+        return n
+
+    def configure_optimizer(
+        self,
+        weight_decay: float,
+        lr: float,
+        betas: tuple[float, float] = (0.9, 0.95),
+        fused: bool | None = None,
+    ) -> torch.optim.AdamW:
+        """AdamW with weight decay on matrices and embeddings (>= 2-D) only.
+
+        Biases and LayerNorm gains are 1-D: decaying them towards zero only hurts.
+        fused=None uses PyTorch's fused kernel (one kernel for all tensors; CPU and GPU).
+        """
+        params = [p for p in self.parameters() if p.requires_grad]
+        groups = [
+            {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+        ]
+        return torch.optim.AdamW(groups, lr=lr, betas=betas, fused=fused is None or fused)
+
+
+class LanguageModel(Model):
+    """A model of p(next token | previous tokens): forward(idx) -> logits (B, T, V).
+
+    Subclasses may override `next_token_logits` to reuse work between sampling steps (a
+    KV cache, an LSTM state); `generate` itself is the same for every model.
+    """
+
+    config: Any
+
+    def next_token_logits(self, idx: torch.Tensor, cache: Any) -> tuple[torch.Tensor, Any]:
+        """Logits (B, V) of the token after idx, and what to pass next time (None: nothing)."""
+        return self(idx[:, -self.config.context :])[:, -1], None
+
+    @torch.no_grad()
+    def generate(
+        self,
+        idx: torch.Tensor,
+        max_new_tokens: int,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        use_cache: bool = True,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Append max_new_tokens sampled tokens to idx (B, T) and return (B, T + new).
+
+        temperature=0 is greedy; top_k keeps the k likeliest tokens, top_p the smallest set
+        whose probability reaches p.  With use_cache the model reuses work between steps and
+        samples the same tokens (for the same generator) as without.  Call `model.eval()`
+        first if the model has dropout: this method leaves the mode alone.
+        """
+        cache = None
+        for _ in range(max_new_tokens):
+            logits, cache = self.next_token_logits(idx, cache if use_cache else None)
+            next_token = sample_next_token(logits, temperature, top_k, top_p, generator)
+            idx = torch.cat((idx, next_token), dim=1)
+        return idx
+
+
+def sample_next_token(
+    logits: torch.Tensor,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Sample one token id per row from logits (B, V); returns (B, 1)."""
+    if temperature == 0:
+        return logits.argmax(dim=-1, keepdim=True)
+    logits = logits.float() / temperature
+    if top_k is not None:
+        kth = torch.topk(logits, min(top_k, logits.size(-1))).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    probs = F.softmax(logits, dim=-1)
+    if top_p is not None:
+        sorted_probs, order = probs.sort(dim=-1, descending=True)
+        before = sorted_probs.cumsum(dim=-1) - sorted_probs  # mass of the likelier tokens
+        sorted_probs = sorted_probs.masked_fill(before >= top_p, 0.0)  # the first always stays
+        probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs)
+    return torch.multinomial(probs, num_samples=1, generator=generator)
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def nll_bits(logits: torch.Tensor, targets: torch.Tensor, ignore_index: int = -1) -> torch.Tensor:
+    """Summed negative log-likelihood of targets, in bits (a 0-d float tensor).
+
+    logits (..., V) and targets (...) of the same leading shape; targets equal to
+    ignore_index count nothing.  Divide by the number of tokens (or bytes) scored to get
+    exact bits per token (byte): a sum, not a mean of means, so batches of any size add up.
+    """
+    nats = F.cross_entropy(
+        logits.reshape(-1, logits.size(-1)).float(),
+        targets.reshape(-1),
+        ignore_index=ignore_index,
+        reduction="sum",
+    )
+    return nats / math.log(2)
+
+
+def measure_matmul_flops(size: int = 1024, seconds: float = 1.0, dtype=torch.float32) -> float:
+    """This machine's achievable FLOP/s for a square matmul: the denominator of MFU."""
+    a = torch.randn(size, size, dtype=dtype)
+    b = torch.randn(size, size, dtype=dtype)
+    for _ in range(3):  # warm-up: thread pool, caches, clocks
+        torch.mm(a, b)
+    n, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        torch.mm(a, b)
+        n += 1
+    return 2 * size**3 * n / (time.perf_counter() - start)

@@ -1,0 +1,180 @@
+"""Attention: each variant is the lecture's formula; the fast path equals the plain one."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from fromscratch.models import ATTENTIONS, POSITIONS, Attention, KVCache, TransformerConfig
+from fromscratch.models.positions import Rotary, alibi_slopes
+
+
+def config(**kw) -> TransformerConfig:
+    base = dict(vocab_size=10, context=32, n_layer=1, n_head=1, n_embd=8)
+    return TransformerConfig(**{**base, **kw})
+
+
+def test_simple_is_the_lecture_formula():
+    x = torch.randn(2, 5, 8)
+    y = Attention(config(attention="simple"), causal=False)(x)
+    expected = torch.softmax(x @ x.transpose(1, 2), dim=-1) @ x
+    torch.testing.assert_close(y, expected)
+    assert not list(Attention(config(attention="simple"), causal=False).parameters())
+
+
+def test_scaled_divides_by_sqrt_d():
+    x = torch.randn(2, 5, 8)
+    y = Attention(config(attention="scaled"), causal=False)(x)
+    expected = torch.softmax(x @ x.transpose(1, 2) / math.sqrt(8), dim=-1) @ x
+    torch.testing.assert_close(y, expected)
+
+
+def test_qkv_projects_queries_keys_values():
+    x = torch.randn(2, 5, 8)
+    attn = Attention(config(attention="qkv"), causal=False)
+    wq, wk, wv = attn.c_attn.weight.split(8)
+    bq, bk, bv = attn.c_attn.bias.split(8)
+    q, k, v = x @ wq.T + bq, x @ wk.T + bk, x @ wv.T + bv
+    expected = torch.softmax(q @ k.transpose(1, 2) / math.sqrt(8), dim=-1) @ v
+    torch.testing.assert_close(attn(x), expected)
+    assert attn.c_proj is None  # the output projection arrives with `multihead`
+
+
+@pytest.mark.parametrize("kind", ["simple", "scaled"])
+def test_parameter_free_variants_attend_per_head_on_slices(kind):
+    """With n_head > 1, simple and scaled attention run on each slice of channels alone."""
+    x = torch.randn(2, 5, 8)
+    y = Attention(config(attention=kind, n_head=2), causal=False)(x)
+    one_head = Attention(config(attention=kind, n_head=1, n_embd=4), causal=False)
+    expected = torch.cat([one_head(x[..., :4]), one_head(x[..., 4:])], dim=-1)
+    torch.testing.assert_close(y, expected)
+
+
+def test_multihead_is_heads_side_by_side_then_output_projection():
+    x = torch.randn(2, 5, 8)
+    attn = Attention(config(attention="multihead", n_head=2), causal=True)
+    q, k, v = attn.c_attn(x).split(8, dim=-1)
+    heads = []
+    for h in (slice(0, 4), slice(4, 8)):
+        scores = q[..., h] @ k[..., h].transpose(1, 2) / 2.0
+        scores = scores.masked_fill(torch.ones(5, 5).triu(1).bool(), float("-inf"))
+        heads.append(torch.softmax(scores, dim=-1) @ v[..., h])
+    expected = attn.c_proj(torch.cat(heads, dim=-1))
+    torch.testing.assert_close(attn(x), expected)
+
+
+def test_padding_is_never_attended_and_empty_rows_are_zero():
+    x = torch.randn(2, 6, 8)
+    mask = torch.tensor([[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1]], dtype=torch.bool)
+    for fast in (False, True):
+        attn = Attention(config(attention="multihead", n_head=2, fast=fast), causal=False)
+        y = attn(x, mask=mask)
+        x2 = x.clone()
+        x2[0, 4:] = 100.0  # whatever sits in the padding
+        torch.testing.assert_close(attn(x2, mask=mask)[0, :4], y[0, :4])
+        # an example that is all padding: no nan, and zeros before the output projection
+        empty = torch.zeros(1, 6, dtype=torch.bool)
+        out = attn(x[:1], mask=empty)
+        torch.testing.assert_close(out, attn.c_proj.bias.expand_as(out))
+
+
+def test_rope_scores_depend_on_distance_only():
+    rotary = Rotary(8)
+    q, k = torch.randn(1, 1, 1, 8), torch.randn(1, 1, 1, 8)
+    score = [(rotary(q, start=i) * rotary(k, start=j)).sum() for i, j in [(3, 1), (10, 8)]]
+    torch.testing.assert_close(score[0], score[1])
+
+
+def test_alibi_slopes_are_the_papers():
+    torch.testing.assert_close(alibi_slopes(8), torch.tensor([2.0**-i for i in range(1, 9)]))
+    assert len(alibi_slopes(6)) == 6
+
+
+# ------------------------------------------------------------------ fast path == plain path
+# Tolerance: float32, atol=1e-5 and rtol=1e-4 on outputs and on every gradient (the two
+# paths sum in different orders; the differences we see are around 1e-6).
+TOLERANCE = dict(atol=1e-5, rtol=1e-4)
+
+SETTINGS = {
+    "causal": dict(causal=True, cross=False, mask=False),
+    "padded": dict(causal=False, cross=False, mask=True),
+    "cross-causal": dict(causal=True, cross=True, mask=False),  # Perceiver AR
+    "cross-padded": dict(causal=False, cross=True, mask=True),  # a decoder over a padded source
+}
+
+
+@pytest.mark.parametrize("setting", list(SETTINGS))
+@pytest.mark.parametrize("position", ["none", "relative", "rope", "alibi"])
+@pytest.mark.parametrize("kind", ATTENTIONS)
+def test_fast_path_equals_plain_path(kind, position, setting):
+    s = SETTINGS[setting]
+    T, S = (4, 7) if s["cross"] else (7, 7)
+    plain = Attention(
+        config(attention=kind, n_head=2, position=position, fast=False),
+        causal=s["causal"],
+        cross=s["cross"],
+    )
+    fast = Attention(
+        config(attention=kind, n_head=2, position=position, fast=True),
+        causal=s["causal"],
+        cross=s["cross"],
+    )
+    fast.load_state_dict(plain.state_dict())
+    x = torch.randn(3, T, 8, requires_grad=True)
+    context = torch.randn(3, S, 8, requires_grad=True) if s["cross"] else None
+    mask = None
+    if s["mask"]:
+        mask = torch.ones(3, S, dtype=torch.bool)
+        mask[0, -3:] = False
+        mask[1, -1:] = False
+
+    outputs, grads = [], []
+    for attn in (plain, fast):
+        y = attn(x, context=context, mask=mask)
+        target = torch.randn_like(y, generator=torch.Generator().manual_seed(1))
+        (y * target).sum().backward()
+        inputs = [x] + ([context] if context is not None else []) + list(attn.parameters())
+        grads.append([t.grad.clone() for t in inputs])
+        outputs.append(y.detach())
+        for t in inputs:
+            t.grad = None
+    torch.testing.assert_close(outputs[1], outputs[0], **TOLERANCE)
+    for g_fast, g_plain in zip(grads[1], grads[0], strict=True):
+        torch.testing.assert_close(g_fast, g_plain, **TOLERANCE)
+
+
+@pytest.mark.parametrize("fast", [False, True])
+@pytest.mark.parametrize("position", ["none", "relative", "rope", "alibi"])
+def test_kv_cache_gives_the_full_computation(position, fast):
+    attn = Attention(config(n_head=2, position=position, fast=fast), causal=True).eval()
+    x = torch.randn(2, 6, 8)
+    full = attn(x)
+    cache = KVCache()
+    parts = [attn(x[:, :3], cache=cache), attn(x[:, 3:4], cache=cache), attn(x[:, 4:], cache=cache)]
+    torch.testing.assert_close(torch.cat(parts, dim=1), full, **TOLERANCE)
+
+
+def test_dropout_is_off_in_eval():
+    attn = Attention(config(n_head=2, dropout=0.5), causal=True).eval()
+    x = torch.randn(2, 5, 8)
+    torch.testing.assert_close(attn(x), attn(x))
+
+
+def test_relative_bias_is_the_clipped_key_term():
+    """Shaw et al.: score_ij = q_i . (k_j + a_clip(j-i)) / sqrt(d)."""
+    attn = Attention(config(attention="qkv", position="relative", relative_clip=2), causal=False)
+    x = torch.randn(1, 6, 8)
+    q, k, v = attn.c_attn(x).split(8, dim=-1)
+    table = attn.relative.table
+    a = torch.stack([torch.stack([table[max(-2, min(2, j - i)) + 2] for j in range(6)])
+                     for i in range(6)])  # (T, S, D)  # fmt: skip
+    scores = (q[0, :, None, :] * (k[0, None, :, :] + a)).sum(-1) / math.sqrt(8)
+    expected = F.softmax(scores, dim=-1) @ v[0]
+    torch.testing.assert_close(attn(x)[0], expected)
+
+
+def test_every_position_kind_is_known():
+    assert set(POSITIONS) == {"none", "learned", "sinusoidal", "relative", "rope", "alibi"}

@@ -1,0 +1,87 @@
+"""Configs: bad values fail at construction with one line naming field and allowed values."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+import yaml
+
+from fromscratch import FromScratchError
+from fromscratch.models import (
+    ClassifierConfig,
+    ConfigError,
+    EncoderDecoderConfig,
+    GPTConfig,
+    LSTMConfig,
+    PerceiverConfig,
+)
+
+ALL = [GPTConfig, ClassifierConfig, PerceiverConfig, EncoderDecoderConfig]
+
+
+@pytest.mark.parametrize("cls", ALL)
+@pytest.mark.parametrize(
+    "field, value, allowed",
+    [
+        ("attention", "foo", "simple, scaled, qkv, multihead"),
+        ("position", "absolute", "none, learned, sinusoidal, relative, rope, alibi"),
+        ("norm", "sandwich", "pre, post"),
+        ("activation", "relu", "gelu, gelu_tanh"),
+    ],
+)
+def test_bad_choice_names_field_and_allowed_values(cls, field, value, allowed):
+    with pytest.raises(ValueError) as error:
+        cls(**{field: value})
+    message = str(error.value)
+    assert "\n" not in message
+    assert f"{cls.__name__}.{field}" in message and repr(value) in message and allowed in message
+    assert isinstance(error.value, FromScratchError)
+
+
+@pytest.mark.parametrize(
+    "kw, field",
+    [
+        (dict(n_embd=30, n_head=4), "n_embd"),
+        (dict(n_embd=12, n_head=4, position="rope"), "position"),  # head size 3 is odd
+        (dict(dropout=1.0), "dropout"),
+        (dict(n_layer=0), "n_layer"),
+        (dict(n_head="4"), "n_head"),  # a string from a sloppy YAML file
+        (dict(fast="yes"), "fast"),
+        (dict(dropout=None), "dropout"),
+    ],
+)
+def test_bad_numbers_and_types(kw, field):
+    with pytest.raises(ConfigError, match=re.escape(f"GPTConfig.{field}")):
+        GPTConfig(**kw)
+
+
+def test_model_specific_fields():
+    with pytest.raises(
+        ConfigError, match=re.escape("ClassifierConfig.pooling: 'sum' is not one of mean")
+    ):
+        ClassifierConfig(pooling="sum")
+    with pytest.raises(ConfigError, match=re.escape("PerceiverConfig.latents")):
+        PerceiverConfig(context=8, latents=16)
+    with pytest.raises(ConfigError, match=re.escape("LSTMConfig.n_embd")):
+        LSTMConfig(n_embd=0)
+
+
+def test_an_int_is_a_fine_float():
+    assert GPTConfig(dropout=0).dropout == 0
+
+
+@pytest.mark.parametrize("cls", [*ALL, LSTMConfig])
+def test_from_dict_rejects_unknown_keys(cls):
+    with pytest.raises(
+        ConfigError, match=re.escape(f"{cls.__name__}: unknown keys n_heads, blocksize")
+    ):
+        cls.from_dict({"n_layer": 2, "n_heads": 2, "blocksize": 8})
+
+
+@pytest.mark.parametrize("cls", [*ALL, LSTMConfig])
+def test_round_trip_through_json_and_yaml(cls):
+    config = cls(n_layer=3, dropout=0.1)
+    assert cls.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+    assert cls.from_dict(yaml.safe_load(yaml.safe_dump(config.to_dict()))) == config

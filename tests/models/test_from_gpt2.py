@@ -1,0 +1,52 @@
+"""GPT.from_gpt2: a Hugging Face GPT-2 (tiny, random, saved locally) runs unchanged in GPT."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from fromscratch.models import GPT
+
+transformers = pytest.importorskip("transformers")
+
+
+@pytest.fixture(scope="module")
+def hf_model():
+    torch.manual_seed(0)
+    config = transformers.GPT2Config(
+        vocab_size=100, n_positions=32, n_embd=64, n_layer=2, n_head=2,
+        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+    )  # fmt: skip
+    return transformers.GPT2LMHeadModel(config).eval()
+
+
+@pytest.mark.parametrize("source", ["instance", "folder"])
+def test_logits_match_hugging_face(hf_model, source, tmp_path):
+    if source == "folder":
+        hf_model.save_pretrained(tmp_path)
+        model = GPT.from_gpt2(tmp_path).eval()
+    else:
+        model = GPT.from_gpt2(hf_model).eval()
+    c = model.config
+    assert (c.vocab_size, c.context, c.n_layer, c.n_head, c.n_embd) == (100, 32, 2, 2, 64)
+    assert model.num_parameters() == hf_model.num_parameters()
+    idx = torch.randint(0, 100, (3, 32))
+    with torch.no_grad():
+        expected = hf_model(idx).logits
+        torch.testing.assert_close(model(idx), expected, atol=1e-4, rtol=0)
+        fast = GPT(dataclasses.replace(model.config, fast=True)).eval()
+        fast.load_state_dict(model.state_dict())
+        torch.testing.assert_close(fast(idx), expected, atol=1e-4, rtol=0)
+
+
+def test_greedy_generation_matches_hugging_face(hf_model):
+    model = GPT.from_gpt2(hf_model).eval()
+    prompt = torch.randint(0, 100, (1, 5))
+    ours = model.generate(prompt, 10, temperature=0)
+    theirs = hf_model.generate(
+        prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=10, do_sample=False,
+        pad_token_id=0,
+    )  # fmt: skip
+    assert torch.equal(ours, theirs)

@@ -1,0 +1,183 @@
+"""GPT: causal for every attention and position kind, sampling with and without a KV cache
+gives the same tokens, the parameter count is what the architecture says, it learns."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from fromscratch.models import ATTENTIONS, GPT, POSITIONS, GPTConfig, nll_bits
+
+
+def tiny(**kw) -> GPTConfig:
+    base = dict(vocab_size=32, context=16, n_layer=2, n_head=2, n_embd=16)
+    return GPTConfig(**{**base, **kw})
+
+
+@pytest.mark.parametrize("fast", [False, True])
+@pytest.mark.parametrize("position", POSITIONS)
+@pytest.mark.parametrize("attention", ATTENTIONS)
+def test_causal(attention, position, fast):
+    """Changing tokens t+1... never changes the logits at positions <= t."""
+    model = GPT(tiny(attention=attention, position=position, fast=fast)).eval()
+    idx = torch.randint(0, 32, (2, 16))
+    t = 6
+    changed = idx.clone()
+    changed[:, t + 1 :] = torch.randint(0, 32, (2, 16 - t - 1))
+    before, after = model(idx), model(changed)
+    torch.testing.assert_close(after[:, : t + 1], before[:, : t + 1], atol=1e-6, rtol=0)
+    assert not torch.allclose(after[:, t + 1 :], before[:, t + 1 :])  # the test can fail
+
+
+def expected_parameters(c: GPTConfig) -> int:
+    """The closed form: embeddings, n_layer blocks, final LayerNorm, head."""
+    C, b = c.n_embd, int(c.bias)
+    layer_norm = C + b * C
+    attention = {
+        "simple": 0,
+        "scaled": 0,
+        "qkv": 3 * C * C + b * 3 * C,  # W_q, W_k, W_v
+        "multihead": 4 * C * C + b * 4 * C,  # ... and W_o
+    }[c.attention]
+    if c.position == "relative":
+        attention += (2 * c.relative_clip + 1) * (C // c.n_head)
+    mlp = 2 * 4 * C * C + b * (4 * C + C)
+    block = 2 * layer_norm + attention + mlp
+    total = c.vocab_size * C + c.n_layer * block
+    total += c.context * C if c.position == "learned" else 0
+    total += layer_norm if c.norm == "pre" else 0
+    total += 0 if c.tie_weights else c.vocab_size * C
+    return total
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {},
+        dict(bias=False),
+        dict(tie_weights=False),
+        dict(attention="qkv", position="relative", relative_clip=3),
+        dict(attention="simple", position="rope", norm="post"),
+        dict(position="sinusoidal", n_head=4),
+    ],
+)
+def test_parameter_count_is_the_closed_form(kw):
+    c = tiny(**kw)
+    model = GPT(c)
+    assert model.num_parameters() == expected_parameters(c)
+    # GPT-2 small's famous count comes out of the same formula (no model built)
+    gpt2 = GPTConfig(vocab_size=50257, context=1024, n_layer=12, n_head=12, n_embd=768)
+    assert expected_parameters(gpt2) == 124_439_808
+
+
+def test_flops_per_token_is_nanogpts_formula():
+    c = tiny()
+    model = GPT(c)
+    n = model.num_parameters() - c.context * c.n_embd  # without the position embeddings
+    assert model.num_parameters(non_embedding=True) == n
+    assert model.estimate_flops_per_token() == 6 * n + 12 * 2 * 2 * 8 * 16
+    assert model.estimate_mfu(1000.0, 1e12) == pytest.approx(model.estimate_flops_per_token() / 1e9)
+
+
+def test_init_scales_residual_projections():
+    model = GPT(tiny(n_layer=8, n_embd=64, n_head=2))
+    std = model.blocks[0].mlp.c_proj.weight.std().item()
+    assert std == pytest.approx(0.02 / 4, rel=0.1)  # 0.02 / sqrt(2 * n_layer)
+    assert model.blocks[0].mlp.c_fc.weight.std().item() == pytest.approx(0.02, rel=0.1)
+
+
+def test_weight_tying():
+    model = GPT(tiny())
+    assert model.lm_head.weight is model.wte.weight
+    untied = GPT(tiny(tie_weights=False))
+    assert untied.lm_head.weight is not untied.wte.weight
+
+
+def test_optimizer_decays_matrices_only():
+    model = GPT(tiny())
+    optimizer = model.configure_optimizer(weight_decay=0.1, lr=1e-3, betas=(0.9, 0.95))
+    decay, no_decay = optimizer.param_groups
+    assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
+    assert all(p.dim() >= 2 for p in decay["params"])
+    assert all(p.dim() < 2 for p in no_decay["params"])
+    assert len(decay["params"]) + len(no_decay["params"]) == len(list(model.parameters()))
+    assert optimizer.defaults["fused"] is True
+    assert model.configure_optimizer(0.1, 1e-3, fused=False).defaults["fused"] is False
+
+
+@pytest.mark.parametrize("fast", [False, True])
+@pytest.mark.parametrize("position", POSITIONS)
+def test_kv_cache_sampling_gives_the_same_tokens(position, fast):
+    """Same seed, same tokens, also past the context window (16 < 5 + 20)."""
+    model = GPT(tiny(position=position, fast=fast)).eval()
+    prompt = torch.randint(0, 32, (3, 5))
+    runs = [
+        model.generate(
+            prompt, 20, use_cache=use_cache, top_k=20, generator=torch.Generator().manual_seed(7)
+        )
+        for use_cache in (True, False)
+    ]
+    assert runs[0].shape == (3, 25)
+    assert torch.equal(runs[0], runs[1])
+
+
+@pytest.mark.parametrize("attention", ["simple", "qkv"])
+def test_kv_cache_sampling_other_attentions(attention):
+    model = GPT(tiny(attention=attention, position="rope")).eval()
+    prompt = torch.randint(0, 32, (2, 3))
+    runs = [
+        model.generate(
+            prompt, 18, use_cache=c, top_p=0.9, generator=torch.Generator().manual_seed(3)
+        )
+        for c in (True, False)
+    ]
+    assert torch.equal(runs[0], runs[1])
+
+
+def test_greedy_sampling_is_the_argmax():
+    model = GPT(tiny()).eval()
+    prompt = torch.randint(0, 32, (2, 4))
+    out = model.generate(prompt, 1, temperature=0)
+    assert torch.equal(out[:, -1], model(prompt)[:, -1].argmax(-1))
+
+
+def test_too_long_input_is_an_error():
+    with pytest.raises(ValueError, match="context"):
+        GPT(tiny())(torch.zeros(1, 17, dtype=torch.long))
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(norm="post", bias=False, position="alibi", fast=True)])
+def test_overfits_a_tiny_batch(kw, train_steps):
+    """Four random sequences: a model that can learn memorises them in 150 steps."""
+    model = GPT(tiny(n_embd=32, **kw))
+    data = torch.randint(0, 32, (4, 17))
+    x, y = data[:, :-1], data[:, 1:]
+
+    def loss():
+        return F.cross_entropy(model(x).reshape(-1, 32), y.reshape(-1))
+
+    losses = train_steps(model, loss, steps=150)
+    assert losses[0] > 3.0  # about ln(32) = 3.47 at the start
+    assert losses[-1] < 0.1
+
+
+def test_bits_of_a_uniform_model():
+    """Zero logits are a uniform distribution: exactly log2(V) bits per token."""
+    logits = torch.zeros(2, 5, 32)
+    targets = torch.randint(0, 32, (2, 5))
+    targets[0, 0] = -1  # ignored
+    assert nll_bits(logits, targets).item() == pytest.approx(9 * 5.0)
+    model = GPT(tiny())
+    x = torch.randint(0, 32, (2, 16))
+    bits = nll_bits(model(x), x).item()
+    nats = F.cross_entropy(model(x).reshape(-1, 32), x.reshape(-1), reduction="mean").item()
+    assert bits == pytest.approx(nats * 32 / 0.6931471805599453, rel=1e-5)
+
+
+def test_config_round_trips_through_json():
+    c = tiny(attention="qkv", position="rope", fast=True, dropout=0.1)
+    again = GPTConfig.from_dict(json.loads(json.dumps(c.to_dict())))
+    assert again == c

@@ -1,0 +1,50 @@
+"""The LSTM language model: the same interface as GPT, its state is its cache."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from fromscratch.models import LSTMConfig, LSTMLanguageModel
+
+
+def tiny(**kw) -> LSTMConfig:
+    return LSTMConfig(**{**dict(vocab_size=32, context=16, n_layer=2, n_embd=32), **kw})
+
+
+def test_shapes_and_causality():
+    model = LSTMLanguageModel(tiny()).eval()
+    idx = torch.randint(0, 32, (2, 16))
+    logits = model(idx)
+    assert logits.shape == (2, 16, 32)
+    changed = idx.clone()
+    changed[:, 9:] = (idx[:, 9:] + 1) % 32
+    torch.testing.assert_close(model(changed)[:, :9], logits[:, :9])
+
+
+def test_state_sampling_gives_the_same_tokens():
+    model = LSTMLanguageModel(tiny()).eval()
+    prompt = torch.randint(0, 32, (3, 4))
+    runs = [
+        model.generate(
+            prompt, 30, use_cache=c, top_k=10, generator=torch.Generator().manual_seed(5)
+        )
+        for c in (True, False)
+    ]
+    assert runs[0].shape == (3, 34) and torch.equal(runs[0], runs[1])
+
+
+def test_overfits_a_tiny_batch(train_steps):
+    model = LSTMLanguageModel(tiny(tie_weights=False))
+    data = torch.randint(0, 32, (4, 17))
+    x, y = data[:, :-1], data[:, 1:]
+    losses = train_steps(
+        model, lambda: F.cross_entropy(model(x).reshape(-1, 32), y.reshape(-1)), steps=300
+    )
+    assert losses[-1] < 0.1
+
+
+def test_parameter_count():
+    c = tiny(tie_weights=True, bias=True)
+    per_layer = 4 * c.n_embd * (c.n_embd + c.n_embd) + 2 * 4 * c.n_embd
+    assert LSTMLanguageModel(c).num_parameters() == c.vocab_size * c.n_embd + 2 * per_layer

@@ -1,0 +1,80 @@
+"""Perceiver AR is causal and learns; PerceiverLayer squeezes a padded sequence."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from fromscratch.models import ATTENTIONS, POSITIONS, Perceiver, PerceiverConfig, PerceiverLayer
+
+
+def tiny(**kw) -> PerceiverConfig:
+    base = dict(vocab_size=32, context=24, latents=8, n_layer=2, n_head=2, n_embd=16)
+    return PerceiverConfig(**{**base, **kw})
+
+
+@pytest.mark.parametrize("fast", [False, True])
+@pytest.mark.parametrize("position", POSITIONS)
+@pytest.mark.parametrize("attention", ATTENTIONS)
+def test_latents_are_causal(attention, position, fast):
+    """The logit of absolute position p (a latent) never depends on tokens after p."""
+    model = Perceiver(tiny(attention=attention, position=position, fast=fast)).eval()
+    idx = torch.randint(0, 32, (2, 24))
+    logits = model(idx)
+    assert logits.shape == (2, 8, 32)  # the last 8 positions: 16 .. 23
+    t = 19  # latent index 3
+    changed = idx.clone()
+    changed[:, t + 1 :] = torch.randint(0, 32, (2, 24 - t - 1))
+    after = model(changed)
+    torch.testing.assert_close(after[:, :4], logits[:, :4], atol=1e-6, rtol=0)
+    assert not torch.allclose(after[:, 4:], logits[:, 4:])
+
+
+def test_latents_read_the_whole_prefix():
+    """A token far before the latents still changes them (through the cross-attention)."""
+    model = Perceiver(tiny()).eval()
+    idx = torch.randint(0, 32, (1, 24))
+    changed = idx.clone()
+    changed[0, 0] = (idx[0, 0] + 1) % 32
+    assert not torch.allclose(model(changed), model(idx))
+
+
+def test_short_input_gives_fewer_latents():
+    model = Perceiver(tiny()).eval()
+    assert model(torch.randint(0, 32, (2, 5))).shape == (2, 5, 32)
+
+
+def test_overfits_a_tiny_batch(train_steps):
+    model = Perceiver(tiny(n_embd=32))
+    data = torch.randint(0, 32, (4, 25))
+    x, y = data[:, :-1], data[:, 1:]
+
+    def loss():
+        logits = model(x)
+        return F.cross_entropy(logits.reshape(-1, 32), y[:, -logits.size(1) :].reshape(-1))
+
+    losses = train_steps(model, loss, steps=100)
+    assert losses[-1] < 0.1
+
+
+def test_generate_with_and_without_cache_flag_agree():
+    model = Perceiver(tiny()).eval()
+    prompt = torch.randint(0, 32, (2, 4))
+    runs = [
+        model.generate(prompt, 25, use_cache=c, generator=torch.Generator().manual_seed(0))
+        for c in (True, False)
+    ]
+    assert runs[0].shape == (2, 29) and torch.equal(runs[0], runs[1])
+
+
+@pytest.mark.parametrize("attention", ATTENTIONS)
+def test_perceiver_layer_ignores_padding(attention):
+    layer = PerceiverLayer(tiny(attention=attention, latents=3)).eval()
+    x = torch.randn(2, 7, 16)
+    mask = torch.tensor([[1] * 7, [1] * 4 + [0] * 3], dtype=torch.bool)
+    out = layer(x, mask)
+    assert out.shape == (2, 3, 16)
+    torch.testing.assert_close(out[1], layer(x[1:, :4])[0], atol=1e-6, rtol=1e-5)
+    trained = sum(p.numel() for p in layer.parameters())
+    assert trained >= 3 * 16  # the latents are learned
