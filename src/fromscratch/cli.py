@@ -7,6 +7,7 @@ that names what is wrong (and, where there is a choice, what is allowed).
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -42,13 +43,113 @@ def cmd_data_list(args: argparse.Namespace) -> None:
         print(f"{d.name:20s} {d.task:15s} {d.description}")
 
 
-def cmd_demo(args: argparse.Namespace) -> None:
-    from fromscratch.data import prepare
+def parse_overrides(pairs: list[str]) -> dict:
+    """--set key=value pairs; values are read as YAML (numbers, booleans, mappings)."""
+    import yaml
 
-    out = Path(args.out) / "data" / "demo-words"
-    meta = prepare("demo", out, progress=not args.quiet)
-    splits = ", ".join(f"{n} {s['examples']:,}" for n, s in meta["splits"].items())
-    print(f"demo data set prepared ({splits} reviews): {out}")
+    out = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise FromScratchError(f"--set {pair!r}: expected KEY=VALUE")
+        out[key] = yaml.safe_load(value)
+    return out
+
+
+def _config(args: argparse.Namespace):
+    from fromscratch.train import load_config
+
+    return load_config(args.config, parse_overrides(args.set))
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from fromscratch.train import train
+
+    summary = train(_config(args), args.out, resume=args.resume)
+    shown = {k: v for k, v in summary.items() if "/" in k or k in ("steps", "train_time_s")}
+    print(json.dumps(shown, indent=1))
+
+
+def cmd_lr_range(args: argparse.Namespace) -> None:
+    from fromscratch.train.lr_range import lr_range_test
+
+    result = lr_range_test(
+        _config(args), args.out, steps=args.steps, min_lr=args.min_lr, max_lr=args.max_lr
+    )
+    print(f"chosen lr {result['lr']:.3g} ({result['rule']}) → {args.out}/lr_range.json")
+
+
+def cmd_batch_size(args: argparse.Namespace) -> None:
+    from fromscratch.train.batch_size import search
+
+    result = search(_config(args), args.out, args.max_batch_size, args.memory_cap_mb)
+    print(f"batch size {result['batch_size']} → {args.out}/batch_size.json")
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from fromscratch.data import PreparedData
+    from fromscratch.io import write_json
+    from fromscratch.train.evaluate import evaluate_classifier, evaluate_lm
+    from fromscratch.train.models import load_model
+
+    model, config = load_model(args.model)
+    data = PreparedData(args.data or config["data"])
+    results = {}
+    for split in args.split:
+        if config["model"]["family"] == "classifier":
+            results[split] = evaluate_classifier(model, data, split, config["max_length"])
+        else:
+            context = config["context"] or config["model"]["context"]
+            results[split] = evaluate_lm(model, data, split, context)
+    if args.out:
+        write_json(args.out, results)
+    print(json.dumps(results, indent=1))
+
+
+def cmd_sample(args: argparse.Namespace) -> None:
+    import tempfile
+
+    from fromscratch.stages.evaluate import sample_stage
+
+    with tempfile.TemporaryDirectory() as scratch:
+        out = args.out or Path(scratch) / "samples.txt"
+        sample_stage(
+            str(args.model),
+            str(out),
+            prompt=args.prompt,
+            tokens=args.tokens,
+            temperature=args.temperature,
+            top_k=args.top_k,
+            top_p=args.top_p,
+            num_samples=args.num_samples,
+            seed=args.seed,
+            data=args.data,
+        )
+        print(Path(out).read_text(encoding="utf-8"), end="")
+
+
+def cmd_run(args: argparse.Namespace) -> None:
+    import torch
+
+    from fromscratch.launch import Resources, run
+    from fromscratch.stages import get_stage
+
+    try:
+        kwargs = json.loads(args.args)
+        resources = Resources.from_dict(json.loads(args.resources))
+    except json.JSONDecodeError as e:
+        raise FromScratchError(f"--args/--resources must be JSON objects: {e}") from e
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    result = run(
+        get_stage(args.stage),
+        kwargs,
+        launcher=args.launcher,
+        resources=resources,
+        log_dir=args.log_dir,
+        name=args.name or args.stage,
+    )
+    print(json.dumps(result, default=str))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -83,10 +184,75 @@ def build_parser() -> argparse.ArgumentParser:
     p = data_commands.add_parser("list", help="list the data sets")
     p.set_defaults(func=cmd_data_list)
 
-    p = commands.add_parser("demo", help="run the demo on the embedded corpus, offline")
-    p.add_argument("--out", type=Path, default=Path("results/demo"))
-    p.add_argument("--quiet", action="store_true")
-    p.set_defaults(func=cmd_demo)
+    def training_command(name: str, help: str, func) -> argparse.ArgumentParser:
+        p = commands.add_parser(name, help=help)
+        p.add_argument("config", type=Path, help="training config (YAML)")
+        p.add_argument("--out", required=True, type=Path, help="output folder")
+        p.add_argument(
+            "--set",
+            action="append",
+            metavar="KEY=VALUE",
+            help="override a config value (repeatable)",
+        )
+        p.set_defaults(func=func)
+        return p
+
+    p = training_command("train", "train a model", cmd_train)
+    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
+    p = training_command("lr-range", "LR range test: pick a learning rate", cmd_lr_range)
+    p.add_argument("--steps", type=int, default=200)
+    p.add_argument("--min-lr", type=float, default=1e-6)
+    p.add_argument("--max-lr", type=float, default=1.0)
+    p = training_command(
+        "batch-size", "largest batch that fits, throughput per size", cmd_batch_size
+    )
+    p.add_argument("--max-batch-size", type=int, default=1024)
+    p.add_argument(
+        "--memory-cap-mb",
+        type=float,
+        default=8192,
+        help="CPU only: the memory a batch may use (GPUs: their own memory)",
+    )
+
+    p = commands.add_parser("evaluate", help="evaluate a trained model on whole splits")
+    p.add_argument("model", type=Path, help="model.pt written by `fromscratch train`")
+    p.add_argument("--split", action="append", required=True, help="split name (repeatable)")
+    p.add_argument("--data", type=Path, help="prepared data folder (default: the training data)")
+    p.add_argument("--out", type=Path, help="write the results as JSON")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = commands.add_parser("sample", help="generate text from a trained language model")
+    p.add_argument("model", type=Path, help="model.pt written by `fromscratch train`")
+    p.add_argument("--prompt", default="")
+    p.add_argument("--tokens", type=int, default=200, help="new tokens per sample")
+    p.add_argument("--num-samples", type=int, default=1)
+    p.add_argument("--temperature", type=float, default=0.8)
+    p.add_argument("--top-k", type=int, default=None)
+    p.add_argument("--top-p", type=float, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data", type=Path, help="prepared data folder (default: the training data)")
+    p.add_argument("--out", type=Path, help="also write the samples to this file")
+    p.set_defaults(func=cmd_sample)
+
+    from fromscratch.stages import STAGES
+
+    p = commands.add_parser(
+        "run", help="run one pipeline stage, here or on SLURM (what each Snakemake rule calls)"
+    )
+    p.add_argument("stage", choices=list(STAGES))
+    p.add_argument("--args", required=True, help="the stage's keyword arguments, as JSON")
+    p.add_argument("--launcher", default="local", choices=("local", "debug", "slurm"))
+    p.add_argument(
+        "--resources",
+        default="{}",
+        help="JSON: partition, account, qos, gpus, "
+        "cpus, mem_gb, time_min, constraint, tasks, extra (sbatch flags)",
+    )
+    p.add_argument("--log-dir", type=Path, default=Path("results/logs"))
+    p.add_argument("--name", help="job name (default: the stage)")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (local launcher)")
+    p.set_defaults(func=cmd_run)
+
     return parser
 
 

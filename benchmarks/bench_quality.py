@@ -1,0 +1,91 @@
+"""Quality bars, each reproducible by one command, with the wall-clock it took:
+
+    python benchmarks/bench_quality.py shakespeare   # val loss ≤ 1.80 nats/char in 120 s
+    python benchmarks/bench_quality.py imdb          # test accuracy ≥ 89% in ≤ 15 min
+
+The data comes from the mirror ($FROMSCRATCH_MIRROR or --mirror); the run's folder is
+benchmarks/out/quality-NAME/ (metrics.jsonl, summary.json), the result JSON
+benchmarks/out/quality-NAME.json with the curve (metric vs training seconds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from common import OUT, write_result
+
+from fromscratch.cli import parse_overrides
+from fromscratch.data import prepare
+from fromscratch.train import load_config, train
+
+HERE = Path(__file__).resolve().parent
+BARS = {
+    "shakespeare": {
+        "data": ("shakespeare", "chars"),
+        "config": "shakespeare-char.yaml",
+        "metric": "val/loss",
+        "goal": "≤ 1.80 nats/char",
+        "passes": lambda v: v <= 1.80,
+    },
+    "imdb": {
+        "data": ("imdb", "words"),
+        "config": "imdb-classifier.yaml",
+        "metric": "test/accuracy",
+        "goal": "≥ 0.89",
+        "passes": lambda v: v >= 0.89,
+    },
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("name", choices=sorted(BARS))
+    parser.add_argument("--mirror")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    args = parser.parse_args()
+    bar = BARS[args.name]
+
+    config = load_config(HERE / "configs" / bar["config"], parse_overrides(args.set))
+    dataset, tokenizer = bar["data"]
+    if not (Path(config.data) / "meta.json").exists():
+        prepare(dataset, config.data, mirror=args.mirror, tokenizer=tokenizer)
+    run = OUT / f"quality-{args.name}"
+    summary = train(config, run)
+    metric = bar["metric"]
+    curve = [(r["elapsed_s"], r[metric]) for r in _records(run) if metric in r and "elapsed_s" in r]
+    value = summary[metric]
+    path = write_result(
+        f"quality-{args.name}",
+        {
+            "metric": metric,
+            "value": value,
+            "goal": bar["goal"],
+            "passes": bar["passes"](value),
+            "train_time_s": summary["train_time_s"],
+            "steps": summary["steps"],
+            "tokens_per_s": summary["tokens_per_s"],
+            "parameters": summary["parameters"],
+            "config": summary["config"],
+            "curve": curve,
+        },
+    )
+    print(
+        f"{args.name}: {metric} = {value:.4f} (goal {bar['goal']}) after "
+        f"{summary['train_time_s']:.0f} s of training, {summary['steps']} steps → {path}"
+    )
+
+
+def _records(run: Path) -> list[dict]:
+    """Metric lines; evaluation lines get the elapsed time of the step they follow."""
+    records, elapsed = [], 0.0
+    for line in (run / "metrics.jsonl").read_text().splitlines():
+        r = json.loads(line)
+        elapsed = r.get("elapsed_s", elapsed)
+        records.append({**r, "elapsed_s": elapsed})
+    return records
+
+
+if __name__ == "__main__":
+    main()

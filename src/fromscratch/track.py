@@ -1,0 +1,169 @@
+"""Tracking: local metric files first, Weights & Biases alongside.
+
+Every run writes, in its output folder:
+- `metrics.jsonl`: one JSON object per logged step ({"step": …, "loss": …, …});
+- `summary.json`: the final metrics, the config, the git commit, package versions,
+  device, wall time and tokens/s (written atomically at the end).
+The figures read only these files. The same metrics go to W&B (mode online, offline or
+disabled), with the run's group, job type, tags and full config. On resume the same W&B
+run continues (its id is kept in the checkpoint, `resume="allow"`), and the local metric
+lines after the checkpoint's step are dropped so that no step appears twice. When W&B
+cannot reach its server the run goes on offline; it never waits on the network.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import fromscratch
+from fromscratch.io import atomic_path, write_json
+
+INIT_TIMEOUT_S = 30
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            cwd=Path(__file__).parent,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None
+
+
+def environment() -> dict:
+    import numpy
+    import torch
+
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else platform.processor()
+    return {
+        "git_commit": git_commit(),
+        "python": platform.python_version(),
+        "versions": {
+            "fromscratch": fromscratch.__version__,
+            "torch": torch.__version__,
+            "numpy": numpy.__version__,
+        },
+        "device": device or platform.machine(),
+        "host": platform.node(),
+        "argv": sys.argv,
+    }
+
+
+class Tracker:
+    def __init__(
+        self,
+        out: str | Path,
+        config: dict,
+        *,
+        mode: str = "disabled",
+        project: str = "fromscratch",
+        group: str = "",
+        job_type: str = "",
+        tags: list[str] | tuple[str, ...] = (),
+        run_id: str | None = None,
+        resume_step: int | None = None,
+        enabled: bool = True,
+    ):
+        self.out = Path(out)
+        self.enabled = enabled  # False on every DDP rank but the first
+        self.run_id = run_id or uuid.uuid4().hex[:12]
+        self.started = time.time()
+        self.metrics_path = self.out / "metrics.jsonl"
+        self.wandb = None
+        if not enabled:
+            return
+        self.out.mkdir(parents=True, exist_ok=True)
+        self._truncate_after(resume_step)
+        if mode != "disabled":
+            self.wandb = self._start_wandb(mode, project, group, job_type, list(tags), config)
+
+    def _truncate_after(self, step: int | None) -> None:
+        """Keep the metric lines up to `step` (the checkpoint resumed from), drop the rest."""
+        if not self.metrics_path.exists():
+            return
+        lines = self.metrics_path.read_text(encoding="utf-8").splitlines(keepends=True)
+        keep = []
+        for line in lines:
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                break  # a line cut short by a kill: everything after it is unreliable
+            if step is None or record.get("step", 0) <= step:
+                keep.append(line)
+        with atomic_path(self.metrics_path) as tmp:
+            tmp.write_text("".join(keep) if step is not None else "", encoding="utf-8")
+
+    def _start_wandb(self, mode, project, group, job_type, tags, config):
+        import wandb
+
+        os.environ.setdefault("WANDB_SILENT", "true")
+        kwargs = dict(
+            project=project,
+            group=group or None,
+            job_type=job_type or None,
+            tags=tags,
+            config=config,
+            dir=str(self.out),
+            id=self.run_id,
+            resume="allow",
+            name=self.out.name,
+        )
+        try:
+            return wandb.init(
+                mode=mode, settings=wandb.Settings(init_timeout=INIT_TIMEOUT_S), **kwargs
+            )
+        except Exception as e:  # no server, no API key: carry on offline
+            if mode != "online":
+                raise
+            print(
+                f"W&B unreachable ({type(e).__name__}); logging offline: `wandb sync` later",
+                file=sys.stderr,
+            )
+            return wandb.init(mode="offline", **kwargs)
+
+    def log(self, metrics: dict[str, Any], step: int) -> None:
+        if not self.enabled:
+            return
+        record = {"step": step, **metrics}
+        with open(self.metrics_path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+        if self.wandb is not None:
+            self.wandb.log(metrics, step=step)
+
+    def finish(self, summary: dict[str, Any], config: dict) -> dict:
+        """Write summary.json (and the W&B summary); returns what was written."""
+        if not self.enabled:
+            return summary
+        full = {
+            **summary,
+            "config": config,
+            "wall_time_s": time.time() - self.started,
+            "wandb_run_id": self.run_id,
+            **environment(),
+        }
+        write_json(self.out / "summary.json", full)
+        if self.wandb is not None:
+            self.wandb.summary.update(
+                {k: v for k, v in summary.items() if isinstance(v, int | float | str)}
+            )
+            self.wandb.finish()
+        return full
+
+    def close(self) -> None:
+        """End the W&B run without a summary (the run was interrupted; it will resume)."""
+        if self.wandb is not None:
+            self.wandb.finish(exit_code=1)
+            self.wandb = None

@@ -1,0 +1,157 @@
+"""Batch-size search: the largest power-of-two batch that fits in memory, and the
+throughput at every size on the way.
+
+Each size is tried with a few real training steps (forward, backward, AdamW) on
+full-length sequences. On a GPU the attempt runs in this process; a CUDA out-of-memory
+error ends the search, and the peak is `torch.cuda.max_memory_allocated`. On a CPU the
+limit is a memory cap from the config (`memory_cap_mb`), and each attempt runs in a
+fresh child process whose peak resident memory the kernel reports (`wait4`), so one
+attempt's memory never hides inside another's.
+
+Sizes double (1, 2, 4, …) up to `max_batch_size` and stop at the first that does not fit,
+so the result is also a throughput-versus-batch-size curve. Writes `batch_size.json`
+(`batch_size`: the largest that fits; a training config takes it as `batch_size_from`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from fromscratch.io import write_json
+from fromscratch.train.config import TrainConfig
+
+PROBE_STEPS = 3
+
+
+def probe(config: TrainConfig, batch_size: int, steps: int = PROBE_STEPS) -> dict:
+    """Run `steps` training steps at `batch_size` on full-length batches; tokens/s."""
+    import dataclasses
+
+    from fromscratch.train.loop import Trainer
+
+    config = dataclasses.replace(
+        config, batch_size=batch_size, grad_accum=1, wandb_mode="disabled", batch_size_from=""
+    )
+    with tempfile.TemporaryDirectory() as scratch:
+        trainer = Trainer(config, scratch, progress_bar=False)
+    trainer.batches = full_length(trainer)
+    trainer.train_step(lr=1e-9)  # warm-up: allocator, kernels
+    if trainer.device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(steps):
+        trainer.train_step(lr=1e-9)
+    if trainer.device.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = (time.perf_counter() - start) / steps
+    tokens = (
+        batch_size * trainer.context
+        if config.family != "classifier"
+        else (batch_size * config.max_length)
+    )
+    return {"batch_size": batch_size, "step_s": seconds, "tokens_per_s": tokens / seconds}
+
+
+def full_length(trainer):
+    """Batches of the longest sequences training can see (the worst case for memory)."""
+    c = trainer.config
+    generator = torch.Generator().manual_seed(0)
+    vocab = trainer.model.config.vocab_size
+    if c.family == "classifier":
+        shape = (c.batch_size, c.max_length)
+        return lambda i: (
+            torch.randint(vocab, shape, generator=generator),
+            torch.ones(shape, dtype=torch.bool),
+            torch.randint(2, (c.batch_size,), generator=generator),
+        )
+    shape = (c.batch_size, trainer.context)
+    return lambda i: (
+        torch.randint(vocab, shape, generator=generator),
+        torch.randint(vocab, shape, generator=generator),
+    )
+
+
+def probe_in_child(config_dict: dict, batch_size: int) -> tuple[dict | None, float]:
+    """(result, or None if it failed; peak resident MB) of a probe in a fresh process."""
+    code = (
+        "import json, sys; from fromscratch.train.batch_size import probe; "
+        "from fromscratch.train.config import TrainConfig; "
+        "c = TrainConfig.from_dict(json.loads(sys.argv[1])); "
+        "print(json.dumps(probe(c, int(sys.argv[2]))))"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", code, json.dumps(config_dict), str(batch_size)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    stdout = child.stdout.read()
+    child.stdout.close()
+    _, status, usage = os.wait4(child.pid, 0)  # reaps the child and reports its peak RSS
+    child.returncode = os.waitstatus_to_exitcode(status)
+    peak_mb = usage.ru_maxrss / 1024
+    if child.returncode != 0 or not stdout.strip():
+        return None, peak_mb
+    return json.loads(stdout.strip().splitlines()[-1]), peak_mb
+
+
+def search(
+    config: TrainConfig, out: str | Path, max_batch_size: int = 1024, memory_cap_mb: float = 8192
+) -> dict:
+    out = Path(out)
+    cuda = torch.cuda.is_available() and config.device in ("auto", "cuda")
+    tried = []
+    batch_size = 1
+    while batch_size <= max_batch_size:
+        if cuda:
+            torch.cuda.reset_peak_memory_stats()
+            try:
+                result = probe(config, batch_size)
+                peak_mb = torch.cuda.max_memory_allocated() / 2**20
+            except torch.cuda.OutOfMemoryError:
+                result, peak_mb = None, float("nan")
+            torch.cuda.empty_cache()
+        else:
+            result, peak_mb = probe_in_child(config.to_dict(), batch_size)
+        fits = result is not None and peak_mb <= memory_cap_mb
+        tried.append(
+            {
+                "batch_size": batch_size,
+                "fits": fits,
+                "peak_memory_mb": peak_mb,
+                **({k: result[k] for k in ("step_s", "tokens_per_s")} if result else {}),
+            }
+        )
+        print(
+            f"batch {batch_size:5d}: {'fits' if fits else 'does not fit'}, "
+            f"peak {peak_mb:,.0f} MB"
+            + (f", {result['tokens_per_s']:,.0f} tokens/s" if result else ""),
+            file=sys.stderr,
+        )
+        if not fits:
+            break
+        batch_size *= 2
+    fitting = [t for t in tried if t["fits"]]
+    if not fitting:
+        from fromscratch import FromScratchError
+
+        raise FromScratchError(f"not even a batch of 1 fits in {memory_cap_mb:,.0f} MB")
+    fastest = max(fitting, key=lambda t: t["tokens_per_s"])
+    result = {
+        "batch_size": fitting[-1]["batch_size"],
+        "fastest_batch_size": fastest["batch_size"],
+        "device": "cuda" if cuda else "cpu",
+        "memory_cap_mb": memory_cap_mb,
+        "max_batch_size": max_batch_size,
+        "tried": tried,
+    }
+    write_json(out / "batch_size.json", result)
+    return result

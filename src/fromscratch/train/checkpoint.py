@@ -1,0 +1,76 @@
+"""Checkpoints that lose nothing, written atomically, and found again on resume.
+
+A checkpoint holds the model, the optimizer, the GradScaler, every RNG state (Python,
+NumPy, torch CPU and each CUDA device), the step (which is also the data sampler's
+position and, with the elapsed time, all the LR schedule needs), the tokens seen, the
+elapsed training time (a time budget survives requeues), and the W&B run id.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fromscratch.io import atomic_path
+
+NAME = re.compile(r"step-(\d+)\.pt$")
+
+
+def rng_state() -> dict:
+    return {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save(folder: Path, state: dict, keep: int = 2) -> Path:
+    """Write `state` as folder/step-NNNNNNNN.pt atomically; keep the newest `keep`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"step-{state['step']:08d}.pt"
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+    for old in list_checkpoints(folder)[:-keep]:
+        old.unlink(missing_ok=True)
+    return path
+
+
+def list_checkpoints(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    found = [p for p in folder.iterdir() if NAME.match(p.name)]
+    return sorted(found, key=lambda p: int(NAME.match(p.name)[1]))
+
+
+def load_latest(folder: Path) -> dict | None:
+    """The newest checkpoint that loads; a damaged one is skipped, never trusted."""
+    for path in reversed(list_checkpoints(folder)):
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception:  # any unreadable file is not a checkpoint
+            continue
+        state["path"] = str(path)
+        return state
+    return None
+
+
+def set_aside(folder: Path) -> Path:
+    """Rename a checkpoint folder out of the way (never delete a run's state)."""
+    n = 1
+    while (stale := folder.with_name(f"{folder.name}.stale-{n}")).exists():
+        n += 1
+    folder.rename(stale)
+    return stale

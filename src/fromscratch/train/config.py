@@ -1,0 +1,141 @@
+"""The training config: one YAML file (or dict) → a validated dataclass.
+
+    data: results/demo/data/demo-words      # a prepared folder (fromscratch data prepare)
+    model: {family: classifier, n_layer: 2, n_head: 4, n_embd: 64}
+    batch_size: 32
+    lr: 1.0e-3                              # or lr_from: tune/lr-range.json
+    max_steps: 500
+
+Tuned values flow in as files: `lr_from` names the JSON of an LR range test and
+`batch_size_from` that of a batch-size search; their chosen values replace `lr` and
+`batch_size`. A wrong key or value fails at once with a message naming it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from fromscratch import FromScratchError
+from fromscratch.io import read_json
+from fromscratch.models.common import Config
+from fromscratch.train.schedule import CLOCKS, SHAPES
+
+FAMILIES = ("gpt", "classifier", "perceiver", "lstm")
+PRECISIONS = ("fp32", "bf16", "fp16")
+WANDB_MODES = ("online", "offline", "disabled")
+
+
+@dataclasses.dataclass
+class TrainConfig(Config):
+    """Everything one training run needs besides its output folder.
+
+    data / train_split / eval_splits: the prepared folder and which splits to use
+    (eval_splits: comma-separated; the first is the one early stopping and LR tests watch).
+    model: the model family and its config (vocab_size, num_classes default to the data's).
+    batch_size × grad_accum sequences per optimizer step; context: LM window length
+    (default: the model's context); max_length: classification reviews are cut to this.
+    lr, warmup_steps, schedule (cosine | linear | constant), clock (steps | time),
+    min_lr_ratio, weight_decay, beta1, beta2, grad_clip (0: no clipping; the norm is
+    logged either way).  Budgets: max_steps, time_budget_s, token_budget (0: none).
+    eval_every / log_every / checkpoint_every: in steps.  precision: fp32 | bf16 | fp16
+    (autocast; fp16 adds a GradScaler).  compile: torch.compile the model.
+    wandb_mode / wandb_project / group / job_type / tags: tracking.
+    """
+
+    data: str = ""
+    model: dict = dataclasses.field(default_factory=lambda: {"family": "gpt"})
+    train_split: str = "train"
+    eval_splits: str = ""
+    batch_size: int = 32
+    batch_size_from: str = ""
+    grad_accum: int = 1
+    context: int = 0
+    max_length: int = 512
+    lr: float = 1e-3
+    lr_from: str = ""
+    warmup_steps: int = 0
+    schedule: str = "cosine"
+    clock: str = "steps"
+    min_lr_ratio: float = 0.1
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.95
+    grad_clip: float = 1.0
+    max_steps: int = 1000
+    time_budget_s: float = 0.0
+    token_budget: int = 0
+    eval_every: int = 0
+    eval_max_tokens: int = 0
+    log_every: int = 10
+    checkpoint_every: int = 0
+    keep_checkpoints: int = 2
+    precision: str = "fp32"
+    compile: bool = False
+    device: str = "auto"
+    seed: int = 0
+    wandb_mode: str = "disabled"
+    wandb_project: str = "fromscratch"
+    group: str = ""
+    job_type: str = "train"
+    tags: str = ""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.data:
+            self._fail("data", "is required: the folder made by `fromscratch data prepare`")
+        family = self.model.get("family")
+        if family not in FAMILIES:
+            self._fail("model", f"family {family!r} is not one of {', '.join(FAMILIES)}")
+        self._check_positive("batch_size", "grad_accum", "max_length", "log_every")
+        self._check_positive("keep_checkpoints")
+        self._check_choice("schedule", SHAPES)
+        self._check_choice("clock", CLOCKS)
+        self._check_choice("precision", PRECISIONS)
+        self._check_choice("wandb_mode", WANDB_MODES)
+        if self.clock == "time" and self.time_budget_s <= 0:
+            self._fail("clock", "'time' needs time_budget_s > 0")
+        if self.max_steps < 1 and self.time_budget_s <= 0 and self.token_budget <= 0:
+            self._fail("max_steps", "set max_steps, time_budget_s or token_budget")
+        if self.lr <= 0:
+            self._fail("lr", f"{self.lr!r} must be positive")
+
+    @property
+    def family(self) -> str:
+        return self.model["family"]
+
+    @property
+    def eval_split_list(self) -> list[str]:
+        return [s.strip() for s in self.eval_splits.split(",") if s.strip()]
+
+    def resolved(self) -> TrainConfig:
+        """The config with the tuned values of `lr_from` / `batch_size_from` read in."""
+        changes: dict[str, Any] = {}
+        if self.lr_from:
+            changes["lr"] = float(_read_choice(self.lr_from, "lr"))
+        if self.batch_size_from:
+            changes["batch_size"] = int(_read_choice(self.batch_size_from, "batch_size"))
+        return dataclasses.replace(self, **changes)
+
+
+def _read_choice(path: str, key: str) -> Any:
+    if not Path(path).is_file():
+        raise FromScratchError(f"{path}: no such file (it should hold the tuned {key!r})")
+    data = read_json(path)
+    if key not in data:
+        raise FromScratchError(f"{path} has no key {key!r}")
+    return data[key]
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> TrainConfig:
+    """Read a YAML training config; `overrides` (e.g. from the command line) win."""
+    path = Path(path)
+    if not path.is_file():
+        raise FromScratchError(f"{path}: no such config file")
+    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    if not isinstance(raw, dict):
+        raise FromScratchError(f"{path}: a training config is a mapping of keys to values")
+    return TrainConfig.from_dict({**raw, **(overrides or {})})

@@ -1,0 +1,349 @@
+"""The training loop, for classifiers and language models alike.
+
+    train(config, out) → summary
+
+One step: set the LR from the schedule → grad_accum micro-batches (autocast, backward) →
+unscale → gradient norm (logged, before clipping) → clip → NaN guard → optimizer step.
+Around it: evaluation every `eval_every` steps, a checkpoint every `checkpoint_every`
+steps and when SIGTERM/SIGUSR2 arrives, and stops on max_steps, the time budget or the
+token budget. Everything a run needs to continue exactly is in its checkpoints.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from fromscratch import FromScratchError
+from fromscratch.data import PreparedData
+from fromscratch.io import atomic_path
+from fromscratch.track import Tracker
+from fromscratch.train import checkpoint
+from fromscratch.train.batches import ClassificationBatches, LMBatches
+from fromscratch.train.config import TrainConfig
+from fromscratch.train.distributed import Distributed
+from fromscratch.train.evaluate import evaluate_classifier, evaluate_lm, lm_targets_for
+from fromscratch.train.models import build_model
+from fromscratch.train.schedule import learning_rate
+
+
+class Interrupted(FromScratchError):
+    """Training stopped on a signal after saving a checkpoint; `--resume` continues it."""
+
+
+class NonFiniteLoss(FromScratchError):
+    """A NaN or infinite loss or gradient: the run stops, its last good checkpoint stays."""
+
+
+@dataclass
+class Progress:
+    step: int = 0
+    tokens: int = 0
+    elapsed: float = 0.0  # seconds of training steps (not evaluation), across resumes
+    best: dict = field(default_factory=dict)
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def loss_fn(model, batch, family: str) -> tuple[torch.Tensor, int]:
+    """Mean cross-entropy of one micro-batch, and how many tokens it held."""
+    if family == "classifier":
+        x, mask, y = batch
+        return F.cross_entropy(model(x, mask).float(), y), int(mask.sum())
+    x, y = batch
+    logits = model(x)
+    y = lm_targets_for(logits, y)
+    return F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), y.reshape(-1)), x.numel()
+
+
+class Trainer:
+    def __init__(
+        self,
+        config: TrainConfig,
+        out: str | Path,
+        resume: bool = False,
+        progress_bar: bool | None = None,
+    ):
+        self.config = config = config.resolved()
+        self.out = Path(out)
+        self.dist = Distributed.from_environment()
+        self.device = pick_device(config.device) if self.dist.world == 1 else self.dist.device
+        self.data = PreparedData(config.data)
+        torch.manual_seed(config.seed)
+        self.model = build_model(config, self.data.meta).to(self.device)
+        self.context = config.context or getattr(self.model.config, "context", 256)
+        self.optimizer = self.model.configure_optimizer(
+            config.weight_decay,
+            config.lr,
+            (config.beta1, config.beta2),
+            fused=self.device.type in ("cpu", "cuda"),
+        )
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=config.precision == "fp16")
+        self.batches = self._batches()
+        self.state = Progress()
+        run_id = None
+        if resume and (saved := checkpoint.load_latest(self.out / "checkpoints")):
+            if saved["config"] == self.config_dict():
+                run_id = self._restore(saved)
+            else:  # a run of another config (the pipeline's config changed): start afresh
+                stale = checkpoint.set_aside(self.out / "checkpoints")
+                print(
+                    f"checkpoints of a different config moved to {stale}; starting afresh",
+                    file=sys.stderr,
+                )
+                resume = False
+        self.forward_model = self.dist.wrap(self.model)
+        if config.compile:
+            self.forward_model = torch.compile(self.forward_model)
+        self.tracker = Tracker(
+            self.out,
+            self.config_dict(),
+            mode=config.wandb_mode,
+            project=config.wandb_project,
+            group=config.group,
+            job_type=config.job_type,
+            tags=[t for t in config.tags.split(",") if t],
+            run_id=run_id,
+            resume_step=self.state.step if resume else None,
+            enabled=self.dist.is_main,
+        )
+        self.stop_signal: int | None = None
+        self.show_bar = sys.stderr.isatty() if progress_bar is None else progress_bar
+
+    def config_dict(self) -> dict:
+        return {
+            **self.config.to_dict(),
+            "model": {**self.model.config.to_dict(), "family": self.config.family},
+        }
+
+    def _batches(self):
+        c, d = self.config, self.data
+        kwargs = dict(seed=c.seed, rank=self.dist.rank, world=self.dist.world)
+        if c.family == "classifier":
+            return ClassificationBatches(
+                d.tokens(c.train_split),
+                d.offsets(c.train_split),
+                d.labels(c.train_split),
+                c.batch_size,
+                c.max_length,
+                **kwargs,
+            )
+        return LMBatches(d.tokens(c.train_split), self.context, c.batch_size, **kwargs)
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def _restore(self, saved: dict) -> str:
+        self.model.load_state_dict(saved["model"])
+        self.optimizer.load_state_dict(saved["optimizer"])
+        self.scaler.load_state_dict(saved["scaler"])
+        checkpoint.set_rng_state(saved["rng"])
+        self.state = Progress(**saved["progress"])
+        return saved["wandb_run_id"]
+
+    def save_checkpoint(self) -> Path | None:
+        if not self.dist.is_main:
+            return None
+        return checkpoint.save(
+            self.out / "checkpoints",
+            {
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "scaler": self.scaler.state_dict(),
+                "rng": checkpoint.rng_state(),
+                "progress": vars(self.state).copy(),
+                "step": self.state.step,
+                "wandb_run_id": self.tracker.run_id,
+                "config": self.config_dict(),
+            },
+            keep=self.config.keep_checkpoints,
+        )
+
+    def _on_signal(self, signum, frame) -> None:
+        self.stop_signal = signum  # acted on at the end of the current step
+
+    # ------------------------------------------------------------------ the loop
+
+    def budget_progress(self) -> float:
+        c, s = self.config, self.state
+        if c.clock == "time":
+            return s.elapsed / c.time_budget_s
+        span = max(c.max_steps - c.warmup_steps, 1)
+        return (s.step - c.warmup_steps) / span
+
+    def done(self) -> bool:
+        c, s = self.config, self.state
+        return (
+            (c.max_steps > 0 and s.step >= c.max_steps)
+            or (c.time_budget_s > 0 and s.elapsed >= c.time_budget_s)
+            or (c.token_budget > 0 and s.tokens >= c.token_budget)
+        )
+
+    def autocast(self):
+        if self.config.precision == "fp32":
+            return contextlib.nullcontext()
+        dtype = torch.bfloat16 if self.config.precision == "bf16" else torch.float16
+        return torch.autocast(self.device.type, dtype=dtype)
+
+    def train_step(self, lr: float | None = None) -> dict:
+        """One optimizer step at the schedule's learning rate (or at `lr`, if given)."""
+        c, s = self.config, self.state
+        if lr is None:
+            lr = learning_rate(
+                c.lr, s.step, self.budget_progress(), c.warmup_steps, c.schedule, c.min_lr_ratio
+            )
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        total_loss, tokens = 0.0, 0
+        for micro in range(c.grad_accum):
+            batch = [
+                t.to(self.device, non_blocking=True)
+                for t in self.batches(s.step * c.grad_accum + micro)
+            ]
+            sync = micro == c.grad_accum - 1
+            with self.dist.maybe_no_sync(self.forward_model, sync), self.autocast():
+                loss, n = loss_fn(self.forward_model, batch, c.family)
+            self.scaler.scale(loss / c.grad_accum).backward()
+            total_loss += loss.item() / c.grad_accum
+            tokens += n
+        self.scaler.unscale_(self.optimizer)
+        grad_norm = torch.nn.utils.clip_grad_norm_(
+            self.model.parameters(), c.grad_clip if c.grad_clip > 0 else math.inf
+        ).item()
+        if not (math.isfinite(total_loss) and math.isfinite(grad_norm)) and not (
+            self.scaler.is_enabled() and math.isfinite(total_loss)  # fp16 overflow: scaler skips
+        ):
+            saved = checkpoint.list_checkpoints(self.out / "checkpoints")
+            last = saved[-1] if saved else "none yet"
+            what = "loss" if not math.isfinite(total_loss) else "gradient norm"
+            raise NonFiniteLoss(f"non-finite {what} at step {s.step}; last good checkpoint: {last}")
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        s.step += 1
+        s.tokens += tokens * self.dist.world
+        return {"loss": total_loss, "lr": lr, "grad_norm": grad_norm}
+
+    def evaluate(self) -> dict:
+        c, metrics = self.config, {}
+        for split in c.eval_split_list:
+            if c.family == "classifier":
+                r = evaluate_classifier(
+                    self.model, self.data, split, c.max_length, device=self.device
+                )
+                metrics |= {f"{split}/accuracy": r["accuracy"], f"{split}/loss": r["loss"]}
+            else:
+                r = evaluate_lm(
+                    self.model,
+                    self.data,
+                    split,
+                    self.context,
+                    device=self.device,
+                    max_tokens=c.eval_max_tokens,
+                )
+                metrics |= {
+                    f"{split}/{k}": r[k]
+                    for k in ("loss", "bits_per_token", "bits_per_byte", "bits_per_char")
+                }
+        return metrics
+
+    def run(self) -> dict:
+        c, s = self.config, self.state
+        handlers = {
+            sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGUSR2)
+        }
+        bar = tqdm(
+            total=c.max_steps or None,
+            initial=s.step,
+            disable=not self.show_bar,
+            unit="step",
+            dynamic_ncols=True,
+        )
+        window_start, window_tokens, last = time.perf_counter(), s.tokens, {}
+        try:
+            while not self.done():
+                start = time.perf_counter()
+                metrics = self.train_step()
+                s.elapsed += time.perf_counter() - start
+                bar.update(1)
+                if s.step % c.log_every == 0 or self.done():
+                    tokens_per_s = (s.tokens - window_tokens) / (time.perf_counter() - window_start)
+                    metrics |= {
+                        "tokens": s.tokens,
+                        "tokens_per_s": tokens_per_s,
+                        "elapsed_s": s.elapsed,
+                    }
+                    self.tracker.log(metrics, s.step)
+                    bar.set_postfix(loss=f"{metrics['loss']:.3f}", tok_s=f"{tokens_per_s:,.0f}")
+                    window_start, window_tokens = time.perf_counter(), s.tokens
+                last = metrics
+                if c.eval_every and s.step % c.eval_every == 0 and not self.done():
+                    self.tracker.log(self.evaluate(), s.step)
+                    window_start = time.perf_counter()  # evaluation is not training time
+                if c.checkpoint_every and s.step % c.checkpoint_every == 0:
+                    self.save_checkpoint()
+                if self.stop_signal is not None:
+                    self.save_checkpoint()
+                    signum, self.stop_signal = self.stop_signal, None
+                    previous = handlers[signum]
+                    if not callable(previous):
+                        self.tracker.close()
+                        raise Interrupted(
+                            f"stopped by signal {signum} at step {s.step}; resume with --resume"
+                        )
+                    # Under submitit its own handler comes next, with a fresh checkpoint on
+                    # disk: on SIGUSR2 it requeues the job (which resumes from that
+                    # checkpoint) and exits; SIGTERM it ignores, and training goes on.
+                    previous(signum, None)
+        finally:
+            bar.close()
+            for sig, handler in handlers.items():
+                signal.signal(sig, handler)
+        final = self.evaluate()
+        if final:
+            self.tracker.log(final, s.step)
+        if c.checkpoint_every:
+            self.save_checkpoint()
+        self.save_model()
+        summary = {
+            "steps": s.step,
+            "tokens": s.tokens,
+            "train_time_s": s.elapsed,
+            "tokens_per_s": s.tokens / max(s.elapsed, 1e-9),
+            "final_train_loss": last.get("loss"),
+            "parameters": self.model.num_parameters(),
+            "device": str(self.device),
+            **final,
+        }
+        self.dist.close()
+        return self.tracker.finish(summary, self.config_dict())
+
+    def save_model(self) -> None:
+        """The final weights with their config: what `sample` and `evaluate` load."""
+        if not self.dist.is_main:
+            return
+        with atomic_path(self.out / "model.pt") as tmp:
+            torch.save(
+                {
+                    "model": self.model.state_dict(),
+                    "config": self.config_dict(),
+                    "data": self.config.data,
+                },
+                tmp,
+            )
+
+
+def train(config: TrainConfig, out: str | Path, resume: bool = False, **kwargs) -> dict:
+    return Trainer(config, out, resume=resume, **kwargs).run()

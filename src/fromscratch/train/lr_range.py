@@ -1,0 +1,85 @@
+"""The LR range test (Smith 2017; the fastai "lr_find"): train for a few hundred steps
+while the learning rate grows exponentially from tiny to huge, and watch the loss.
+
+The loss is smoothed with a bias-corrected exponential moving average (β = 0.98); the
+sweep stops early once the smoothed loss exceeds 4× its minimum (divergence).
+
+The rule that picks the LR: **the learning rate at the minimum of the smoothed loss,
+divided by 10.** At the minimum the LR is already too large to be stable for a whole run;
+one order of magnitude below it is still on the steep, fast-falling part of the curve.
+The steepest-descent LR (most negative slope of smoothed loss over log LR) is reported
+next to it for comparison.
+
+Writes `lr_range.csv` (step, lr, loss, smoothed) and `lr_range.json` (`lr`: the choice,
+and how it was made), which a training config takes as `lr_from`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from pathlib import Path
+
+import numpy as np
+
+from fromscratch.io import write_json, write_text
+from fromscratch.train.config import TrainConfig
+from fromscratch.train.loop import NonFiniteLoss, Trainer
+
+RULE = "lr at the minimum of the smoothed loss / 10"
+
+
+def choose(lrs: np.ndarray, smoothed: np.ndarray) -> dict:
+    best = int(np.argmin(smoothed))
+    slopes = np.gradient(smoothed, np.log(lrs)) if len(lrs) > 2 else np.zeros_like(lrs)
+    steepest = int(np.argmin(slopes[: best + 1]))  # before the minimum: the falling part
+    return {
+        "lr": float(lrs[best] / 10),
+        "rule": RULE,
+        "lr_at_min_loss": float(lrs[best]),
+        "min_smoothed_loss": float(smoothed[best]),
+        "lr_steepest": float(lrs[steepest]),
+    }
+
+
+def lr_range_test(
+    config: TrainConfig,
+    out: str | Path,
+    steps: int = 200,
+    min_lr: float = 1e-6,
+    max_lr: float = 1.0,
+    beta: float = 0.98,
+) -> dict:
+    out = Path(out)
+    trainer = Trainer(config, out / "run", progress_bar=False)
+    lrs, losses, smoothed = [], [], []
+    average, best = 0.0, math.inf
+    for i in range(steps):
+        lr = min_lr * (max_lr / min_lr) ** (i / max(steps - 1, 1))
+        try:
+            loss = trainer.train_step(lr=lr)["loss"]
+        except NonFiniteLoss:
+            break  # diverged all the way
+        average = beta * average + (1 - beta) * loss
+        smooth = average / (1 - beta ** (i + 1))
+        lrs.append(lr)
+        losses.append(loss)
+        smoothed.append(smooth)
+        best = min(best, smooth)
+        if smooth > 4 * best:
+            break
+    result = choose(np.array(lrs), np.array(smoothed)) | {
+        "steps": len(lrs),
+        "min_lr": min_lr,
+        "max_lr": max_lr,
+        "diverged": len(lrs) < steps,
+        "batch_size": trainer.config.batch_size,
+    }
+    table = io.StringIO()
+    writer = csv.writer(table)
+    writer.writerow(["step", "lr", "loss", "smoothed"])
+    writer.writerows(zip(range(len(lrs)), lrs, losses, smoothed, strict=True))
+    write_text(out / "lr_range.csv", table.getvalue())
+    write_json(out / "lr_range.json", result)
+    return result

@@ -1,0 +1,49 @@
+"""From a training config's `model:` mapping to a model, with the data's sizes filled in."""
+
+from __future__ import annotations
+
+from fromscratch.models import (
+    GPT,
+    Classifier,
+    ClassifierConfig,
+    GPTConfig,
+    LSTMConfig,
+    LSTMLanguageModel,
+    Perceiver,
+    PerceiverConfig,
+)
+
+FAMILIES = {
+    "gpt": (GPT, GPTConfig),
+    "classifier": (Classifier, ClassifierConfig),
+    "perceiver": (Perceiver, PerceiverConfig),
+    "lstm": (LSTMLanguageModel, LSTMConfig),
+}
+
+
+def model_config(spec: dict, meta: dict):
+    """The model config of `spec` ({"family": …, fields…}); vocab_size (and num_classes for
+    a classifier) default to those of the prepared data in `meta`."""
+    family = spec["family"]
+    fields = {k: v for k, v in spec.items() if k != "family"}
+    fields.setdefault("vocab_size", meta["vocab_size"])
+    if family == "classifier":
+        fields.setdefault("num_classes", max(len(meta.get("labels") or ()), 2))
+    return FAMILIES[family][1].from_dict(fields)
+
+
+def build_model(config, meta: dict):
+    model_class, _ = FAMILIES[config.family]
+    return model_class(model_config(config.model, meta))
+
+
+def load_model(path: str, map_location: str = "cpu"):
+    """A model saved by the training loop (model.pt or a checkpoint) and its config dict."""
+    import torch
+
+    saved = torch.load(path, map_location=map_location, weights_only=False)
+    spec = saved["config"]["model"]
+    model_class, config_class = FAMILIES[spec["family"]]
+    model = model_class(config_class.from_dict({k: v for k, v in spec.items() if k != "family"}))
+    model.load_state_dict(saved["model"])
+    return model, saved["config"]

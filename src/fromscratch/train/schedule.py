@@ -1,0 +1,37 @@
+"""Learning-rate schedules: linear warm-up, then cosine, linear or constant.
+
+The schedule is a pure function of where training is — the step, or the elapsed
+wall-clock time over a time budget (cramming: the budget is hours, not steps) — so a
+resumed run needs nothing but the step and the elapsed time from its checkpoint.
+"""
+
+from __future__ import annotations
+
+import math
+
+SHAPES = ("cosine", "linear", "constant")
+CLOCKS = ("steps", "time")
+
+
+def learning_rate(
+    lr: float,
+    step: int,
+    progress: float,
+    warmup_steps: int = 0,
+    shape: str = "cosine",
+    min_lr_ratio: float = 0.1,
+) -> float:
+    """The learning rate at `step`, where `progress` ∈ [0, 1] is the fraction of the budget
+    (steps, or time) already used. Warm-up is linear over the first `warmup_steps` steps;
+    then the rate decays from `lr` to `min_lr_ratio * lr` at progress 1."""
+    if step < warmup_steps:
+        return lr * (step + 1) / warmup_steps
+    progress = min(max(progress, 0.0), 1.0)
+    floor = lr * min_lr_ratio
+    if shape == "constant":
+        return lr
+    if shape == "linear":
+        return lr - (lr - floor) * progress
+    if shape == "cosine":
+        return floor + 0.5 * (lr - floor) * (1 + math.cos(math.pi * progress))
+    raise ValueError(f"schedule shape {shape!r} is not one of {', '.join(SHAPES)}")

@@ -1,0 +1,87 @@
+"""`fromscratch train / evaluate / sample` as users type them."""
+
+import json
+
+import yaml
+
+from fromscratch.cli import main
+
+from .conftest import tiny_gpt
+
+
+def test_train_then_evaluate_then_sample(demo_chars, tmp_path, capsys):
+    config = tmp_path / "gpt.yaml"
+    config.write_text(yaml.safe_dump(tiny_gpt(demo_chars, max_steps=20)))
+    out = tmp_path / "run"
+    assert main(["train", str(config), "--out", str(out), "--set", "max_steps=10"]) == 0
+    assert json.loads(capsys.readouterr().out)["steps"] == 10
+
+    assert (
+        main(
+            [
+                "evaluate",
+                str(out / "model.pt"),
+                "--split",
+                "test",
+                "--split",
+                "ood",
+                "--out",
+                str(tmp_path / "eval.json"),
+            ]
+        )
+        == 0
+    )
+    results = json.loads((tmp_path / "eval.json").read_text())
+    assert set(results) == {"test", "ood"} and results["test"]["bits_per_char"] > 0
+
+    assert (
+        main(
+            [
+                "sample",
+                str(out / "model.pt"),
+                "--prompt",
+                "the film",
+                "--tokens",
+                "30",
+                "--num-samples",
+                "2",
+                "--seed",
+                "3",
+                "--out",
+                str(tmp_path / "s.txt"),
+            ]
+        )
+        == 0
+    )
+    text = (tmp_path / "s.txt").read_text()
+    first, second = text.strip().split("\n\n---\n\n")
+    assert first != second
+    assert first.startswith("the film") and len(first) == len("the film") + 30
+    capsys.readouterr()
+    assert (
+        main(
+            [
+                "sample",
+                str(out / "model.pt"),
+                "--prompt",
+                "the film",
+                "--tokens",
+                "30",
+                "--num-samples",
+                "2",
+                "--seed",
+                "3",
+            ]
+        )
+        == 0
+    )
+    assert capsys.readouterr().out == text  # the same seed, the same samples
+
+
+def test_bad_config_fails_before_training(tmp_path, capsys):
+    config = tmp_path / "bad.yaml"
+    config.write_text("data: x\nmodel: {family: gpt}\nschedule: wavy\n")
+    assert main(["train", str(config), "--out", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "schedule: 'wavy' is not one of" in err
+    assert not (tmp_path / "o").exists()

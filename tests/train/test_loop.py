@@ -1,0 +1,184 @@
+"""The training loop: learning, guards, budgets, config errors, tracking files."""
+
+import json
+import math
+
+import pytest
+import torch
+
+from fromscratch import FromScratchError
+from fromscratch.data import PreparedData
+from fromscratch.train import NonFiniteLoss, TrainConfig, Trainer, train
+from fromscratch.train.schedule import learning_rate
+
+from .conftest import tiny_classifier, tiny_gpt
+
+
+def test_classifier_learns_the_demo_task(demo_words, tmp_path):
+    summary = train(TrainConfig.from_dict(tiny_classifier(demo_words, max_steps=300)), tmp_path)
+    assert summary["test/accuracy"] > 0.68  # chance is 0.5; a bag of words gets 0.77
+    saved = json.loads((tmp_path / "summary.json").read_text())
+    assert saved["test/accuracy"] == summary["test/accuracy"]
+    assert saved["config"]["model"]["family"] == "classifier"
+    assert {"git_commit", "versions", "device", "wall_time_s", "tokens_per_s"} <= saved.keys()
+
+
+def test_gpt_loss_falls_and_metrics_are_logged(demo_chars, tmp_path):
+    summary = train(TrainConfig.from_dict(tiny_gpt(demo_chars, max_steps=60)), tmp_path)
+    lines = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    losses = [x["loss"] for x in lines if "loss" in x]
+    assert len(losses) == 60 and losses[-1] < losses[0] - 0.5
+    assert all("grad_norm" in x and "lr" in x for x in lines if "loss" in x)
+    uniform = math.log2(PreparedData(demo_chars).meta["vocab_size"])
+    assert summary["test/bits_per_char"] < uniform - 1
+
+
+def test_non_finite_loss_stops_with_the_step_and_keeps_the_last_checkpoint(demo_chars, tmp_path):
+    trainer = Trainer(TrainConfig.from_dict(tiny_gpt(demo_chars, checkpoint_every=5)), tmp_path)
+    for _ in range(5):
+        trainer.train_step()
+    trainer.save_checkpoint()
+    with torch.no_grad():
+        next(trainer.model.parameters()).fill_(float("nan"))
+    with pytest.raises(
+        NonFiniteLoss,
+        match=r"non-finite loss at step 5; last good checkpoint: "
+        r".*step-00000005\.pt",
+    ):
+        trainer.train_step()
+    assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == ["step-00000005.pt"]
+
+
+def test_token_and_time_budgets_stop_the_run(demo_chars, tmp_path):
+    by_tokens = train(
+        TrainConfig.from_dict(
+            tiny_gpt(demo_chars, max_steps=0, token_budget=8 * 32 * 7, eval_splits="")
+        ),
+        tmp_path / "t",
+    )
+    assert by_tokens["steps"] == 7
+    by_time = train(
+        TrainConfig.from_dict(
+            tiny_gpt(demo_chars, max_steps=0, time_budget_s=1.5, clock="time", eval_splits="")
+        ),
+        tmp_path / "s",
+    )
+    assert 1.5 <= by_time["train_time_s"] < 3.0
+
+
+def test_gradient_accumulation_matches_one_big_batch(demo_chars, tmp_path):
+    def final_weights(**overrides):
+        spec = tiny_gpt(demo_chars, max_steps=3, eval_splits="", **overrides)
+        spec["model"]["dropout"] = 0.0
+        trainer = Trainer(TrainConfig.from_dict(spec), tmp_path / str(overrides))
+        trainer.batches = accumulate_as(trainer, overrides.get("grad_accum", 1))
+        for _ in range(3):
+            trainer.train_step()
+        return trainer.model.state_dict()
+
+    def accumulate_as(trainer, accum):
+        # The same 8 windows per step, served whole or in `accum` micro-batches.
+        whole = trainer.batches
+        return lambda index: tuple(
+            t[(index % accum) * 8 // accum :][: 8 // accum] for t in whole(index // accum)
+        )
+
+    one = final_weights(batch_size=8)
+    four = final_weights(batch_size=8, grad_accum=4)
+    for name in one:
+        torch.testing.assert_close(four[name], one[name], rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            {"schedule": "exponential"},
+            "TrainConfig.schedule: 'exponential' is not one of cosine, linear, constant",
+        ),
+        ({"batchsize": 3}, "unknown keys batchsize"),
+        ({"model": {"family": "rnn"}}, "family 'rnn' is not one of gpt, classifier"),
+        ({"precision": "fp8"}, "not one of fp32, bf16, fp16"),
+        ({"clock": "time"}, "'time' needs time_budget_s > 0"),
+        ({"lr": "fast"}, "TrainConfig.lr: 'fast' is not of type float"),
+    ],
+)
+def test_bad_config_values_are_named(demo_chars, change, message):
+    with pytest.raises(FromScratchError, match=message):
+        TrainConfig.from_dict(tiny_gpt(demo_chars, **change))
+
+
+def test_tuned_values_flow_in_from_json(demo_chars, tmp_path):
+    (tmp_path / "lr.json").write_text('{"lr": 0.0042}')
+    (tmp_path / "bs.json").write_text('{"batch_size": 4}')
+    config = TrainConfig.from_dict(
+        tiny_gpt(
+            demo_chars, lr_from=str(tmp_path / "lr.json"), batch_size_from=str(tmp_path / "bs.json")
+        )
+    )
+    resolved = config.resolved()
+    assert (resolved.lr, resolved.batch_size) == (0.0042, 4)
+    with pytest.raises(FromScratchError, match="no such file"):
+        TrainConfig.from_dict(tiny_gpt(demo_chars, lr_from="missing.json")).resolved()
+
+
+def test_schedule_shapes():
+    assert learning_rate(1.0, 0, 0.0, warmup_steps=10) == pytest.approx(0.1)
+    assert learning_rate(1.0, 9, 0.0, warmup_steps=10) == pytest.approx(1.0)
+    assert learning_rate(1.0, 50, 0.0, shape="cosine", min_lr_ratio=0.1) == pytest.approx(1.0)
+    assert learning_rate(1.0, 50, 0.5, shape="cosine", min_lr_ratio=0.1) == pytest.approx(0.55)
+    assert learning_rate(1.0, 50, 1.0, shape="cosine", min_lr_ratio=0.1) == pytest.approx(0.1)
+    assert learning_rate(1.0, 50, 0.5, shape="linear", min_lr_ratio=0.0) == pytest.approx(0.5)
+    assert learning_rate(1.0, 50, 2.0, shape="linear", min_lr_ratio=0.0) == pytest.approx(0.0)
+    assert learning_rate(1.0, 50, 0.7, shape="constant") == 1.0
+
+
+def test_wandb_offline_run_is_continued_on_resume(demo_chars, tmp_path):
+    spec = tiny_gpt(
+        demo_chars,
+        max_steps=9,
+        checkpoint_every=3,
+        wandb_mode="offline",
+        group="demo",
+        job_type="train",
+        tags="test,tiny",
+        eval_splits="",
+    )
+    interrupted = Trainer(TrainConfig.from_dict(spec), tmp_path)
+    for _ in range(6):
+        interrupted.train_step()
+    interrupted.save_checkpoint()
+    interrupted.tracker.close()
+    run_id = interrupted.tracker.run_id
+    runs = list((tmp_path / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1 and runs[0].name.endswith(run_id)
+    resumed = train(TrainConfig.from_dict(spec), tmp_path, resume=True)
+    assert resumed["wandb_run_id"] == run_id and resumed["steps"] == 9
+
+
+def test_resume_with_another_config_starts_afresh(demo_chars, tmp_path):
+    train(
+        TrainConfig.from_dict(
+            tiny_gpt(demo_chars, max_steps=4, checkpoint_every=2, eval_splits="")
+        ),
+        tmp_path,
+    )
+    again = train(
+        TrainConfig.from_dict(
+            tiny_gpt(demo_chars, max_steps=4, checkpoint_every=2, eval_splits="", lr=1e-3)
+        ),
+        tmp_path,
+        resume=True,
+    )
+    assert again["steps"] == 4
+    assert (tmp_path / "checkpoints.stale-1" / "step-00000004.pt").exists()
+    logged = [json.loads(x)["step"] for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert logged == [1, 2, 3, 4]  # the old run's lines are gone
+
+
+def test_bf16_autocast_trains_on_cpu(demo_chars, tmp_path):
+    spec = tiny_gpt(demo_chars, max_steps=30, precision="bf16", eval_splits="test")
+    summary = train(TrainConfig.from_dict(spec), tmp_path)
+    lines = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    losses = [x["loss"] for x in lines if "loss" in x]
+    assert losses[-1] < losses[0] and math.isfinite(summary["test/loss"])

@@ -1,0 +1,98 @@
+"""Exact resume: a run killed with SIGKILL at a random step and resumed ends with the same
+weights, bit for bit, as a run that was never interrupted (CPU)."""
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+import yaml
+
+from .conftest import tiny_gpt
+
+
+def launch(config_path, out, *extra):
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "fromscratch.cli",
+            "train",
+            str(config_path),
+            "--out",
+            str(out),
+            *extra,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def last_logged_step(out):
+    path = out / "metrics.jsonl"
+    if not path.exists():
+        return -1
+    steps = [json.loads(line)["step"] for line in path.read_text().splitlines() if line.strip()]
+    return max(steps, default=-1)
+
+
+def weights(out):
+    return torch.load(out / "model.pt", weights_only=False)["model"]
+
+
+@pytest.mark.slow
+def test_sigkill_at_a_random_step_then_resume_is_bitwise_identical(demo_chars, tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(tiny_gpt(demo_chars, checkpoint_every=4, max_steps=40)))
+
+    reference = launch(config, tmp_path / "reference")
+    assert reference.wait(timeout=300) == 0, reference.stderr.read()
+
+    kill_at = random.Random(os.getpid()).randrange(6, 34)
+    run = launch(config, tmp_path / "killed")
+    deadline = time.time() + 300
+    while last_logged_step(tmp_path / "killed") < kill_at:
+        assert run.poll() is None, "the run finished before it could be killed"
+        assert time.time() < deadline
+        time.sleep(0.01)
+    run.send_signal(signal.SIGKILL)
+    run.wait()
+    assert not (tmp_path / "killed" / "model.pt").exists()
+
+    resumed = launch(config, tmp_path / "killed", "--resume")
+    assert resumed.wait(timeout=300) == 0, resumed.stderr.read()
+
+    a, b = weights(tmp_path / "reference"), weights(tmp_path / "killed")
+    assert a.keys() == b.keys()
+    for name in a:
+        assert torch.equal(a[name], b[name]), f"{name} differs after resuming from step {kill_at}"
+    # The metric history has every step once, as if nothing had happened.
+    steps = [
+        json.loads(line)["step"]
+        for line in (tmp_path / "killed" / "metrics.jsonl").read_text().splitlines()
+        if "loss" in json.loads(line) and "test/loss" not in json.loads(line)
+    ]
+    assert steps == list(range(1, 41))
+
+
+def test_sigterm_saves_a_checkpoint_and_resume_finishes(demo_chars, tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(tiny_gpt(demo_chars, max_steps=100000, checkpoint_every=0)))
+    run = launch(config, tmp_path / "run")
+    deadline = time.time() + 120
+    while last_logged_step(tmp_path / "run") < 3:
+        assert run.poll() is None and time.time() < deadline
+        time.sleep(0.01)
+    run.send_signal(signal.SIGTERM)
+    assert run.wait(timeout=60) != 0
+    assert "resume with --resume" in run.stderr.read()
+    saved = list((tmp_path / "run" / "checkpoints").glob("step-*.pt"))
+    assert len(saved) == 1
+    step = torch.load(saved[0], weights_only=False)["step"]
+    assert step >= 3

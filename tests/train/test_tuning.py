@@ -1,0 +1,81 @@
+"""LR range test and batch-size search: real sweeps on the demo corpus, outputs that a
+training config reads back."""
+
+import csv
+import itertools
+import json
+
+import numpy as np
+import pytest
+
+from fromscratch import FromScratchError
+from fromscratch.cli import main
+from fromscratch.train import TrainConfig
+from fromscratch.train.batch_size import search
+from fromscratch.train.lr_range import choose, lr_range_test
+
+from .conftest import tiny_classifier, tiny_gpt
+
+
+def test_choice_rule_on_a_known_curve():
+    lrs = np.logspace(-6, 0, 61)
+    # Flat, then falling fastest around 1e-3, lowest at 1e-2, then diverging.
+    smoothed = 2 - np.tanh((np.log10(lrs) + 3) * 2) + np.maximum(np.log10(lrs) + 2, 0) ** 2 * 10
+    result = choose(lrs, smoothed)
+    assert result["lr_at_min_loss"] == pytest.approx(1e-2, rel=0.3)
+    assert result["lr"] == pytest.approx(result["lr_at_min_loss"] / 10)
+    assert result["lr_steepest"] == pytest.approx(1e-3, rel=0.3)
+
+
+def test_lr_range_test_sweeps_writes_and_feeds_training(demo_words, tmp_path):
+    config = TrainConfig.from_dict(tiny_classifier(demo_words))
+    result = lr_range_test(config, tmp_path, steps=80, min_lr=1e-5, max_lr=10.0)
+    rows = list(csv.DictReader((tmp_path / "lr_range.csv").open()))
+    assert len(rows) == result["steps"] >= 20
+    lrs = [float(r["lr"]) for r in rows]
+    assert lrs[0] == pytest.approx(1e-5) and all(b > a for a, b in itertools.pairwise(lrs))
+    assert 1e-6 < result["lr"] < 1.0
+    assert json.loads((tmp_path / "lr_range.json").read_text())["lr"] == result["lr"]
+    tuned = TrainConfig.from_dict(
+        tiny_classifier(demo_words, lr_from=str(tmp_path / "lr_range.json"))
+    )
+    assert tuned.resolved().lr == result["lr"]
+
+
+def test_batch_size_search_on_cpu(demo_chars, tmp_path, capsys):
+    config = TrainConfig.from_dict(tiny_gpt(demo_chars))
+    result = search(config, tmp_path, max_batch_size=4, memory_cap_mb=16_384)
+    assert [t["batch_size"] for t in result["tried"]] == [1, 2, 4]
+    assert result["batch_size"] == 4 and result["device"] == "cpu"
+    assert all(t["peak_memory_mb"] > 50 and t["tokens_per_s"] > 0 for t in result["tried"])
+    assert json.loads((tmp_path / "batch_size.json").read_text())["batch_size"] == 4
+
+
+def test_batch_size_search_respects_the_memory_cap(demo_chars, tmp_path):
+    config = TrainConfig.from_dict(tiny_gpt(demo_chars))
+    with pytest.raises(FromScratchError, match="not even a batch of 1 fits in 1 MB"):
+        search(config, tmp_path, max_batch_size=4, memory_cap_mb=1)
+
+
+def test_cli_lr_range(demo_words, tmp_path, capsys):
+    import yaml
+
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(tiny_classifier(demo_words)))
+    assert (
+        main(
+            [
+                "lr-range",
+                str(path),
+                "--out",
+                str(tmp_path / "o"),
+                "--steps",
+                "30",
+                "--set",
+                "batch_size=8",
+            ]
+        )
+        == 0
+    )
+    assert "chosen lr" in capsys.readouterr().out
+    assert json.loads((tmp_path / "o" / "lr_range.json").read_text())["batch_size"] == 8
