@@ -25,8 +25,10 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
+# The whole DAG at toy scale, offline: data → tuning → training → samples → figures → poster.
 demo: install
-	$(BIN)/fromscratch demo
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --cores 2 --config preset=demo
+	@echo "poster: results/demo/poster.pdf, figures: results/demo/figures/"
 
 test: install-dev
 	$(BIN)/ruff check .

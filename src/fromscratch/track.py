@@ -47,7 +47,7 @@ def environment() -> dict:
     import numpy
     import torch
 
-    device = torch.cuda.get_device_name() if torch.cuda.is_available() else platform.processor()
+    processor = torch.cuda.get_device_name() if torch.cuda.is_available() else platform.processor()
     return {
         "git_commit": git_commit(),
         "python": platform.python_version(),
@@ -56,7 +56,7 @@ def environment() -> dict:
             "torch": torch.__version__,
             "numpy": numpy.__version__,
         },
-        "device": device or platform.machine(),
+        "processor": processor or platform.machine(),
         "host": platform.node(),
         "argv": sys.argv,
     }

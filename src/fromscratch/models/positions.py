@@ -41,6 +41,11 @@ class AbsolutePosition(nn.Module):
             table = torch.zeros(context, n_embd)
             table[:, 0::2] = torch.sin(position * frequency)
             table[:, 1::2] = torch.cos(position * frequency)
+            # Vaswani et al. multiply the token embeddings by √d so that they are as loud as
+            # the unit-amplitude sinusoids. Here the embeddings start at GPT-2's N(0, 0.02),
+            # so the sinusoids are scaled down to that size instead; unscaled, they drown
+            # the tokens and a small model never learns (measured: stuck at unigram loss).
+            table *= 0.02 * math.sqrt(2)  # RMS 0.02, like a learned table's initialisation
             self.register_buffer("weight", table, persistent=False)  # recomputed, not saved
         else:
             raise ValueError(f"AbsolutePosition: kind {kind!r} is not one of learned, sinusoidal")

@@ -1,8 +1,10 @@
 """The LR range test (Smith 2017; the fastai "lr_find"): train for a few hundred steps
 while the learning rate grows exponentially from tiny to huge, and watch the loss.
 
-The loss is smoothed with a bias-corrected exponential moving average (β = 0.98); the
-sweep stops early once the smoothed loss exceeds 4× its minimum (divergence).
+The loss is smoothed with a bias-corrected exponential moving average whose memory is
+about 5% of the sweep (β = 1 − 20/steps, at least 0.5: 0.9 for 200 steps), so the curve
+lags the learning rate by little on short sweeps too; the sweep stops early once the
+smoothed loss exceeds 4× its minimum (divergence).
 
 The rule that picks the LR: **the learning rate at the minimum of the smoothed loss,
 divided by 10.** At the minimum the LR is already too large to be stable for a whole run;
@@ -49,9 +51,10 @@ def lr_range_test(
     steps: int = 200,
     min_lr: float = 1e-6,
     max_lr: float = 1.0,
-    beta: float = 0.98,
+    beta: float | None = None,
 ) -> dict:
     out = Path(out)
+    beta = beta if beta is not None else max(0.5, 1 - 20 / steps)
     trainer = Trainer(config, out / "run", progress_bar=False)
     lrs, losses, smoothed = [], [], []
     average, best = 0.0, math.inf
@@ -71,6 +74,7 @@ def lr_range_test(
             break
     result = choose(np.array(lrs), np.array(smoothed)) | {
         "steps": len(lrs),
+        "smoothing_beta": beta,
         "min_lr": min_lr,
         "max_lr": max_lr,
         "diverged": len(lrs) < steps,

@@ -1,0 +1,31 @@
+# fromscratch: from raw data to poster, one DAG.
+#   snakemake                      the demo preset, here (workflow/profiles/default)
+#   snakemake --profile slurm      on the cluster, every job through submitit (README)
+#   snakemake --config preset=small
+
+
+configfile: "config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/tune.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/figures.smk"
+include: "workflow/rules/ablations/augmentation.smk"
+include: "workflow/rules/ablations/recurrent_gpt2.smk"
+include: "workflow/rules/ablations/distillation.smk"
+include: "workflow/rules/ablations/perceiver.smk"
+include: "workflow/rules/ablations/cramming.smk"
+include: "workflow/rules/ablations/sentence_vae.smk"
+include: "workflow/rules/ablations/encoder_decoder.smk"
+
+
+report: "workflow/report/workflow.rst"
+
+
+rule all:
+    default_target: True
+    input:
+        all_targets(),

@@ -1,0 +1,286 @@
+"""One launcher, three modes: run a stage function here, in submitit's debug mode, or on SLURM.
+
+    run(function, kwargs, launcher="slurm", resources=Resources(gpus=1), log_dir=..., name=...)
+
+Each pipeline rule is one process that calls `run` and waits for its result, so Snakemake
+owns the DAG and submitit owns the job: `local` calls the function in this process,
+`debug` runs it through submitit's DebugExecutor (in this process as well, but as a
+submitit job, with its job folder and log paths: a dry run of the submission path), and
+`slurm` submits one SLURM job with submitit and polls it until it ends. The job runs
+with this process's Python (`sys.executable`, the venv where fromscratch is installed),
+so the pickled function imports there as it does here.
+
+A `submitit.helpers.Checkpointable` function (such as `TrainingJob`) survives preemption
+and time limits: SLURM sends SIGUSR2 (`--signal=USR2@signal_delay_s` before the limit,
+or `scancel --signal=USR2`), submitit asks the function for a `checkpoint()` submission,
+requeues the job and exits; the requeued job calls that submission. Every failure
+becomes a `FromScratchError` naming the job's error and the path of its log.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import sys
+import threading
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import submitit
+from submitit.core.utils import FailedJobError
+from submitit.helpers import Checkpointable, DelayedSubmission, TorchDistributedEnvironment
+
+from fromscratch import FromScratchError
+
+LAUNCHERS = ("local", "debug", "slurm")
+TAIL_LINES = 15  # lines of the job's error log that a failure message carries
+
+
+@dataclass
+class Resources:
+    """What one job asks SLURM for; passed through unchanged to submitit and sbatch.
+
+    partition / account / qos / constraint: empty means the cluster's default.
+    gpus (per node), cpus (per task), mem_gb (per node), time_min (the time limit),
+    tasks (processes per node: >1 runs DistributedDataParallel, one process per task).
+    signal_delay_s: SLURM sends SIGUSR2 this long before the time limit, so a
+    checkpointable job can save and requeue itself; max_requeues: how many times it may
+    be requeued at its time limit before it counts as failed (submitit's max_num_timeout;
+    preemptions are not counted, except that submitit counts every SIGUSR2 as a time
+    limit once 80% of time_min, or all but 10 minutes of it, have passed).
+    extra: any other sbatch option, e.g. {"mail_type": "END", "exclusive": True}.
+    """
+
+    partition: str = ""
+    account: str = ""
+    qos: str = ""
+    gpus: int = 0
+    cpus: int = 1
+    mem_gb: float = 4
+    time_min: int = 60
+    constraint: str = ""
+    tasks: int = 1
+    signal_delay_s: int = 90
+    max_requeues: int = 3
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> Resources:
+        """Build from a config mapping; a wrong key or type fails here, before any job starts."""
+        d = dict(d or {})
+        allowed = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(d) - set(allowed))
+        if unknown:
+            raise FromScratchError(
+                f"unknown resource key(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}"
+            )
+        for f in dataclasses.fields(cls):
+            if f.name in d:
+                _check_type(f.name, d[f.name], _TYPES[f.type])
+        return cls(**d)
+
+    def submitit_parameters(self, name: str) -> dict[str, Any]:
+        """The AutoExecutor parameters: generic ones, then `slurm_`-prefixed ones."""
+        params: dict[str, Any] = {
+            "name": name,
+            "timeout_min": self.time_min,
+            "cpus_per_task": self.cpus,
+            "mem_gb": self.mem_gb,
+            "tasks_per_node": self.tasks,
+            "slurm_signal_delay_s": self.signal_delay_s,
+        }
+        if self.gpus:  # no GPU request at all on CPU jobs, not a request for zero
+            params["gpus_per_node"] = self.gpus
+        for key in ("partition", "account", "qos", "constraint"):
+            if getattr(self, key):
+                params[f"slurm_{key}"] = getattr(self, key)
+        if self.extra:
+            params["slurm_additional_parameters"] = dict(self.extra)
+        return params
+
+
+_TYPES = {"str": str, "int": int, "float": float, "dict": dict}  # the annotations, as strings
+
+
+def _check_type(key: str, value: Any, expected: type) -> None:
+    """Reject a value of the wrong type (submitit would fail later, with an assertion)."""
+    ok = isinstance(value, expected) and not isinstance(value, bool)
+    if expected is float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+    if not ok:
+        raise FromScratchError(
+            f"resource {key}={value!r} should be of type {expected.__name__}, "
+            f"not {type(value).__name__}"
+        )
+
+
+def run(
+    function: Callable[..., Any],
+    kwargs: dict[str, Any],
+    *,
+    launcher: str,
+    resources: Resources | None = None,
+    log_dir: str | os.PathLike,
+    name: str,
+) -> Any:
+    """Run function(**kwargs) locally or as one submitit job; return its result.
+
+    A failed job raises FromScratchError with the job's error (its last lines) and the
+    path of its log. A multi-task job returns the result of task 0.
+    """
+    if launcher not in LAUNCHERS:
+        raise FromScratchError(f"unknown launcher {launcher!r}; allowed: {', '.join(LAUNCHERS)}")
+    resources = resources or Resources()
+    log_dir = Path(log_dir).absolute()
+    log_dir.mkdir(parents=True, exist_ok=True)
+    if launcher == "local":
+        return _run_local(function, kwargs, log_dir, name)
+    executor = submitit.AutoExecutor(
+        folder=log_dir, cluster=launcher, slurm_max_num_timeout=resources.max_requeues
+    )
+    executor.update_parameters(**resources.submitit_parameters(name))
+    job = executor.submit(function, **kwargs)
+    if launcher == "slurm":  # where to look while it runs: squeue -j ID, tail -f LOG
+        print(f"{name}: SLURM job {job.job_id}, log {job.paths.stdout}", file=sys.stderr)
+    with _cancel_on_interrupt(job):
+        return _outcome(job, launcher, name)
+
+
+def _run_local(function: Callable[..., Any], kwargs: dict[str, Any], log_dir: Path, name: str):
+    """Call the function here; a failure leaves its traceback in log_dir, like a job's log."""
+    try:
+        return function(**kwargs)
+    except Exception as error:
+        log = log_dir / f"{name}_local_log.err"
+        log.write_text("".join(traceback.format_exception(error)), encoding="utf-8")
+        raise _failure(name, "local run", _headline(error), log) from error
+
+
+def _outcome(job: submitit.Job, launcher: str, name: str) -> Any:
+    """Wait for the job; its result, or a FromScratchError naming its error and log.
+
+    `exception()` waits and returns the error rather than raising it: DebugJob.results()
+    would open pdb on an error, which blocks a pipeline (or a test) for ever.
+    """
+    error = job.exception()
+    if error is None:
+        return job.results()[0]
+    task = _failed_task(job)
+    log = task.paths.stderr
+    if launcher == "debug":  # it ran here: its traceback is in `error`, not in a log yet
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text("".join(traceback.format_exception(error)), encoding="utf-8")
+        headline = _headline(error)
+    elif isinstance(error, FailedJobError):  # the function raised: its traceback is in error
+        headline = _last_line(_trace(str(error)))
+    else:  # UncompletedJobError: killed, cancelled, out of requeues, out of memory...
+        state = job.get_info().get("State") or job.state
+        headline = f"it ended without a result (SLURM state {state})"
+    raise _failure(name, f"{launcher} job {job.job_id}", headline, log)
+
+
+def _failed_task(job: submitit.Job) -> submitit.Job:
+    """The first task of the job that failed (the job itself when it has one task)."""
+    for i in range(job.num_tasks):
+        if job.task(i).exception() is not None:
+            return job.task(i)
+    return job
+
+
+def _failure(name: str, what: str, headline: str, log: Path) -> FromScratchError:
+    tail = _tail(log)
+    message = f"{name}: {what} failed: {headline} (log: {log})"
+    if tail:
+        message += f"\n--- last lines of {log.name} ---\n{tail}"
+    return FromScratchError(message)
+
+
+def _headline(error: BaseException) -> str:
+    return _last_line("".join(traceback.format_exception_only(error)))
+
+
+def _trace(text: str) -> str:
+    """The traceback inside submitit's FailedJobError message (between its dashed rules)."""
+    parts = text.split("----------------------\n")
+    return parts[1] if len(parts) >= 3 else text
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "no error message"
+
+
+def _tail(log: Path, lines: int = TAIL_LINES) -> str:
+    if not log.is_file():
+        return ""
+    text = log.read_text(encoding="utf-8", errors="replace").rstrip().splitlines()
+    return "\n".join(text[-lines:])
+
+
+@contextmanager
+def _cancel_on_interrupt(job: submitit.Job) -> Iterator[None]:
+    """Cancel the job when this process is interrupted or terminated while it waits.
+
+    Snakemake stops a rule's process with SIGTERM (or Ctrl-C): without this its SLURM job
+    would run on, orphaned. Signal handlers can only be set from the main thread.
+    """
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_exit) if main else None
+    try:
+        yield
+    except (KeyboardInterrupt, SystemExit):
+        if isinstance(job, submitit.SlurmJob):
+            job.cancel(check=False)
+        raise
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _raise_exit(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
+
+
+class TrainingJob(Checkpointable):
+    """`fromscratch.train.train` as a checkpointable job: a preempted or timed-out run is
+    requeued and resumes from the checkpoint the training loop saved on SIGUSR2.
+
+    The loop itself handles the signal first (it finishes the step and saves), then calls
+    submitit's handler, which calls `checkpoint()` below, requeues the job and exits.
+    """
+
+    def __call__(self, config: dict, out: str, resume: bool = False) -> dict:
+        from fromscratch.train import TrainConfig, train
+
+        tasks = _job_tasks()
+        if tasks > 1:
+            # RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT: the loop then runs DDP.
+            # Each rank keeps every GPU of the node visible and picks its own by LOCAL_RANK.
+            TorchDistributedEnvironment().export(set_cuda_visible_devices=False, overwrite=True)
+        _use_allocated_cpus()
+        return train(TrainConfig.from_dict(config), out, resume=resume)
+
+    def checkpoint(self, config: dict, out: str, resume: bool = False) -> DelayedSubmission:
+        return DelayedSubmission(self, config, out, resume=True)
+
+
+def _job_tasks() -> int:
+    """How many tasks (processes) this submitit job has; 1 outside a job."""
+    try:
+        return submitit.JobEnvironment().num_tasks
+    except RuntimeError:  # not inside a submitit job: the local launcher
+        return 1
+
+
+def _use_allocated_cpus() -> None:
+    """Use as many threads as SLURM gave this task, not as many as the node has."""
+    cpus = os.environ.get("SLURM_CPUS_PER_TASK")
+    if cpus and cpus.isdigit():
+        import torch
+
+        torch.set_num_threads(int(cpus))

@@ -1,0 +1,237 @@
+"""The launcher against a real SLURM (tests/slurm/cluster.sh): plain jobs, preemption and
+time-limit requeues of a training job that lose no step, and a two-task DDP job."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import cloudpickle
+import pytest
+import torch
+
+from fromscratch import FromScratchError
+from fromscratch.launch import Resources, TrainingJob, run
+
+from .conftest import tiny_gpt, wait_until
+
+pytestmark = pytest.mark.slurm
+
+# The jobs unpickle this module's functions by value: by reference they would import
+# `tests.slurm.test_slurm`, which works only when the job starts in the repository root.
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+
+def where_am_i(x):
+    """Runs in the job: its answer, and where it ran."""
+    return {
+        "answer": x * 2,
+        "job_id": os.environ.get("SLURM_JOB_ID"),
+        "python": sys.executable,
+        "gpus": os.environ.get("CUDA_VISIBLE_DEVICES"),
+    }
+
+
+def fail_in_job(message):
+    raise RuntimeError(message)
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def training_steps(out: Path) -> list[int]:
+    """The steps of the training lines of metrics.jsonl (evaluation lines have no loss)."""
+    path = out / "metrics.jsonl"
+    if not path.exists():
+        return []
+    records = []
+    for line in path.read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            break  # the line the job is writing right now
+    return [r["step"] for r in records if "loss" in r]
+
+
+def job_logs(log_dir: Path) -> str:
+    return "\n".join(p.read_text(errors="replace") for p in sorted(log_dir.glob("*_log.*")))
+
+
+def job_id_of(name: str) -> str:
+    ids = subprocess.run(["squeue", "-h", "-n", name, "-o", "%i"], capture_output=True, text=True)
+    return ids.stdout.strip()
+
+
+def cancel(name: str) -> None:
+    """Leave no job behind when a test fails half-way."""
+    subprocess.run(["scancel", "-n", name], capture_output=True)
+
+
+def run_in_background(pool: ThreadPoolExecutor, function, kwargs, **options):
+    return pool.submit(run, function, kwargs, launcher="slurm", **options)
+
+
+def test_a_function_runs_as_a_slurm_job_with_its_log_under_log_dir(slurm_cluster, tmp_path):
+    logs = tmp_path / "logs" / "stage"
+    resources = Resources(gpus=1, mem_gb=1, time_min=5, extra={"comment": "fromscratch-test"})
+    result = run(
+        where_am_i, {"x": 21}, launcher="slurm", resources=resources, log_dir=logs, name="where"
+    )
+    assert result["answer"] == 42
+    assert result["job_id"]  # it ran under SLURM...
+    assert result["python"] == sys.executable  # ...with this Python (the venv)
+    assert result["gpus"] == "0"  # one of the node's (fake) GPUs
+    job = result["job_id"]
+    assert (logs / f"{job}_0_log.out").is_file() and (logs / f"{job}_0_log.err").is_file()
+    script = (logs / f"{job}_submission.sh").read_text()
+    assert "#SBATCH --comment=fromscratch-test" in script  # `extra` goes to sbatch unchanged
+    assert "#SBATCH --gpus-per-node=1" in script
+
+
+def test_a_failing_slurm_job_raises_naming_its_error_and_log(slurm_cluster, tmp_path):
+    logs = tmp_path / "logs"
+    with pytest.raises(FromScratchError) as caught:
+        run(
+            fail_in_job,
+            {"message": "no such column"},
+            launcher="slurm",
+            resources=Resources(mem_gb=1, time_min=5),
+            log_dir=logs,
+            name="failing",
+        )
+    first_line = str(caught.value).splitlines()[0]
+    assert "failing: slurm job" in first_line
+    assert "RuntimeError: no such column" in first_line
+    log = Path(first_line.split("(log: ")[1].rstrip(")"))
+    assert log.parent == logs.absolute() and log.is_file()
+    assert "no such column" in log.read_text()
+
+
+@pytest.mark.slow
+def test_a_preempted_training_job_requeues_and_resumes_losing_no_step(
+    slurm_cluster, demo_chars, tmp_path
+):
+    """scancel --signal=USR2 is how SLURM preempts: the loop saves a checkpoint at the end
+    of the step, submitit requeues the job, and the requeued job resumes from it."""
+    steps, out, logs, name = 1500, tmp_path / "run", tmp_path / "logs", unique("preempt")
+    config = tiny_gpt(demo_chars, max_steps=steps)
+    with ThreadPoolExecutor(1) as pool:
+        try:
+            future = run_in_background(
+                pool,
+                TrainingJob(),
+                {"config": config, "out": str(out)},
+                resources=Resources(time_min=30),
+                log_dir=logs,
+                name=name,
+            )
+            wait_until(lambda: len(training_steps(out)) >= 20, 180, "20 training steps")
+            assert not future.done(), "training ended before it could be preempted"
+            subprocess.run(["scancel", "--signal=USR2", job_id_of(name)], check=True)
+            summary = future.result(timeout=300)
+        finally:
+            cancel(name)
+    assert summary["steps"] == steps
+    assert json.loads((out / "summary.json").read_text())["steps"] == steps
+    assert training_steps(out) == list(range(1, steps + 1))  # every step, exactly once
+    log = job_logs(logs)
+    assert "this job is preempted" in log and "Requeued job" in log
+    assert log.count("Starting with JobEnvironment") == 2  # the first run and the requeued one
+
+
+@pytest.mark.slow
+def test_a_training_job_at_its_time_limit_requeues_and_finishes(
+    slurm_cluster, demo_chars, tmp_path
+):
+    """SLURM itself sends SIGUSR2 about signal_delay_s before the time limit.
+
+    SLURM checks time limits every 30 s and sends the signal at the first check that is
+    less than signal_delay_s + 30 s before the limit: with a 2-minute limit and a 60 s delay
+    that is 30-60 s into each run (long after the job's signal handlers are in place, long
+    before the kill at 2 minutes). A training budget of 60 s (training time, kept across
+    requeues) cannot end before the first signal, and the requeued run, signalled about
+    47 s in, has time to finish it: one requeue, about 80 s in all.
+    """
+    out, logs, name = tmp_path / "run", tmp_path / "logs", unique("timeout")
+    config = tiny_gpt(demo_chars, clock="time", time_budget_s=60, max_steps=0, checkpoint_every=100)
+    summary = run(
+        TrainingJob(),
+        {"config": config, "out": str(out)},
+        launcher="slurm",
+        resources=Resources(time_min=2, signal_delay_s=60, max_requeues=3),
+        log_dir=logs,
+        name=name,
+    )
+    assert summary["train_time_s"] >= 60
+    assert training_steps(out) == list(range(1, summary["steps"] + 1))
+    log = job_logs(logs)
+    assert "this job is timed-out" in log and "Requeued job" in log
+
+
+@pytest.mark.slow
+def test_a_two_task_job_trains_ddp_like_one_process(slurm_cluster, demo_chars, tmp_path):
+    """Two SLURM tasks (gloo on CPU) share the global batch: the same steps as one process."""
+    config = tiny_gpt(demo_chars, max_steps=10, checkpoint_every=0)
+    logs = tmp_path / "logs"
+    two = run(
+        TrainingJob(),
+        {"config": config, "out": str(tmp_path / "two")},
+        launcher="slurm",
+        resources=Resources(tasks=2, cpus=1, mem_gb=2, time_min=10),
+        log_dir=logs,
+        name=unique("ddp"),
+    )
+    one = run(
+        TrainingJob(),
+        {"config": config, "out": str(tmp_path / "one")},
+        launcher="local",
+        log_dir=tmp_path / "local-logs",
+        name="ddp-reference",
+    )
+    assert two["steps"] == one["steps"] == 10
+    assert "global_rank=1(2)" in job_logs(logs)  # really two processes
+    weights_one = torch.load(tmp_path / "one" / "model.pt", weights_only=False)["model"]
+    weights_two = torch.load(tmp_path / "two" / "model.pt", weights_only=False)["model"]
+    for key in weights_one:
+        torch.testing.assert_close(weights_two[key], weights_one[key], rtol=1e-4, atol=1e-5)
+
+
+LAUNCHER_SCRIPT = """
+import sys, time
+from fromscratch.launch import Resources, run
+
+def sleep(seconds):
+    time.sleep(seconds)
+
+resources = Resources(mem_gb=1, time_min=10)
+run(sleep, {"seconds": 600}, launcher="slurm", resources=resources, log_dir=sys.argv[1],
+    name=sys.argv[2])
+"""
+
+
+def test_stopping_the_launcher_cancels_its_job(slurm_cluster, tmp_path):
+    """Snakemake stops a rule's process with SIGTERM: its SLURM job must not run on."""
+    name = unique("orphan")
+    launcher = subprocess.Popen(
+        [sys.executable, "-c", LAUNCHER_SCRIPT, str(tmp_path / "logs"), name],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        job = wait_until(lambda: job_id_of(name), 60, "the job to be submitted")
+        launcher.terminate()
+        assert launcher.wait(timeout=60) != 0
+        wait_until(lambda: not job_id_of(name), 60, f"job {job} to leave the queue")
+        states = subprocess.run(
+            ["sacct", "-n", "-X", "-P", "-j", job, "-o", "State"], capture_output=True, text=True
+        )
+        assert states.stdout.strip().startswith("CANCELLED")
+    finally:
+        launcher.kill()
+        cancel(name)

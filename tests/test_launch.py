@@ -1,0 +1,162 @@
+"""The launcher without a cluster: `local` and `debug` run the function here and return its
+result, failures become FromScratchError naming the log, resources are checked up front.
+(The same through a real SLURM: tests/slurm/.)"""
+
+import os
+
+import pytest
+from submitit.helpers import DelayedSubmission
+
+from fromscratch import FromScratchError
+from fromscratch.data import prepare
+from fromscratch.launch import LAUNCHERS, Resources, TrainingJob, run
+
+
+def multiply(x, y):
+    return x * y
+
+
+def fail(message):
+    raise ValueError(message)
+
+
+class Counter:
+    """A callable with state, as a stage object might be."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, step):
+        self.calls += 1
+        return {"step": step, "calls": self.calls}
+
+
+@pytest.fixture(scope="module")
+def demo_chars(tmp_path_factory):
+    out = tmp_path_factory.mktemp("data") / "demo-chars"
+    prepare("demo", out, tokenizer="chars", progress=False)
+    return out
+
+
+def tiny_gpt(data, **overrides):
+    return {
+        "data": str(data),
+        "model": {"family": "gpt", "n_layer": 2, "n_head": 2, "n_embd": 32, "context": 32},
+        "batch_size": 8,
+        "lr": 3e-3,
+        "max_steps": 6,
+        "log_every": 1,
+        "checkpoint_every": 3,
+        "seed": 1,
+        **overrides,
+    }
+
+
+@pytest.mark.parametrize("launcher", ["local", "debug"])
+def test_runs_the_function_and_returns_its_result(launcher, tmp_path):
+    logs = tmp_path / "logs"
+    assert run(multiply, {"x": 6, "y": 7}, launcher=launcher, log_dir=logs, name="mul") == 42
+    assert logs.is_dir()
+
+
+def test_debug_runs_a_callable_object(tmp_path):
+    counter = Counter()
+    result = run(counter, {"step": 3}, launcher="debug", log_dir=tmp_path, name="counter")
+    assert result == {"step": 3, "calls": 1}
+
+
+@pytest.mark.parametrize("launcher", ["local", "debug"])
+def test_an_exception_becomes_a_fromscratch_error_naming_the_log(launcher, tmp_path):
+    logs = tmp_path / "logs"
+    with pytest.raises(FromScratchError) as caught:
+        run(fail, {"message": "the data is gone"}, launcher=launcher, log_dir=logs, name="stage")
+    message = str(caught.value)
+    first_line = message.splitlines()[0]
+    assert "stage" in first_line and launcher in first_line
+    assert "ValueError: the data is gone" in first_line
+    log = next(p for p in logs.iterdir() if p.suffix == ".err")
+    assert f"(log: {log})" in first_line
+    assert "Traceback" in log.read_text() and "the data is gone" in log.read_text()
+    assert "the data is gone" in message.splitlines()[-1]  # the log's last lines come along
+
+
+def test_an_unknown_launcher_is_rejected(tmp_path):
+    with pytest.raises(FromScratchError, match=r"unknown launcher 'cloud'; allowed: local, debug"):
+        run(multiply, {"x": 1, "y": 2}, launcher="cloud", log_dir=tmp_path, name="mul")
+    assert LAUNCHERS == ("local", "debug", "slurm")
+
+
+def test_resources_from_dict_rejects_unknown_keys():
+    with pytest.raises(FromScratchError) as caught:
+        Resources.from_dict({"gpus": 1, "gpu_type": "a100", "walltime": 5})
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "gpu_type, walltime" in message
+    assert "allowed: partition, account, qos, gpus, cpus, mem_gb, time_min" in message
+
+
+@pytest.mark.parametrize(
+    ("key", "value"), [("gpus", "2"), ("time_min", 1.5), ("cpus", True), ("extra", ["x"])]
+)
+def test_resources_from_dict_rejects_wrong_types(key, value):
+    with pytest.raises(FromScratchError, match=f"resource {key}="):
+        Resources.from_dict({key: value})
+
+
+def test_resources_pass_through_to_submitit_unchanged():
+    resources = Resources.from_dict(
+        {
+            "partition": "gpu",
+            "account": "course",
+            "gpus": 2,
+            "cpus": 8,
+            "mem_gb": 32,
+            "time_min": 240,
+            "tasks": 2,
+            "signal_delay_s": 120,
+            "extra": {"mail_type": "END"},
+        }
+    )
+    assert resources.submitit_parameters("train") == {
+        "name": "train",
+        "timeout_min": 240,
+        "gpus_per_node": 2,
+        "cpus_per_task": 8,
+        "mem_gb": 32,
+        "tasks_per_node": 2,
+        "slurm_signal_delay_s": 120,
+        "slurm_partition": "gpu",
+        "slurm_account": "course",
+        "slurm_additional_parameters": {"mail_type": "END"},
+    }
+    assert Resources.from_dict(None) == Resources()
+    assert "gpus_per_node" not in Resources().submitit_parameters("cpu-only")
+
+
+def test_training_job_runs_through_debug(demo_chars, tmp_path):
+    out = tmp_path / "run"
+    summary = run(
+        TrainingJob(),
+        {"config": tiny_gpt(demo_chars), "out": str(out)},
+        launcher="debug",
+        log_dir=tmp_path / "logs",
+        name="train",
+    )
+    assert summary["steps"] == 6
+    assert (out / "model.pt").is_file() and (out / "summary.json").is_file()
+    assert "WORLD_SIZE" not in os.environ  # one task: no distributed environment exported
+
+
+def test_training_job_checkpoint_resubmits_itself_resuming(demo_chars, tmp_path):
+    """What submitit calls on SIGUSR2: the same job, now resuming from its checkpoint."""
+    job, config, out = TrainingJob(), tiny_gpt(demo_chars, max_steps=3), str(tmp_path / "run")
+    first = job(config, out)
+    again = job.checkpoint(config, out)
+    assert isinstance(again, DelayedSubmission)
+    assert again.function is job and again.args == (config, out)
+    assert again.kwargs == {"resume": True}
+    # Resumed from the step-3 checkpoint there is nothing left to train: the elapsed training
+    # time is the checkpoint's, to the last bit (a fresh start would measure its own).
+    resumed = again.result()
+    assert resumed["steps"] == 3
+    assert resumed["train_time_s"] == first["train_time_s"]

@@ -1,0 +1,50 @@
+"""Running the real Snakemake workflow from the tests, in a scratch working directory."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+def snakemake(workdir, *args, timeout=1200):
+    """Run snakemake on the project's Snakefile with results under `workdir`."""
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    return subprocess.run(
+        [
+            str(BIN / "snakemake"),
+            "--snakefile",
+            str(ROOT / "Snakefile"),
+            "--configfile",
+            str(ROOT / "config.yaml"),
+            "--directory",
+            str(workdir),
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
+
+
+@pytest.fixture
+def workdir(tmp_path):
+    return tmp_path
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster():
+    """The local SLURM cluster (tests/slurm/cluster.sh start); CI must have it."""
+    try:
+        up = subprocess.run(["sinfo", "-h"], capture_output=True, timeout=20).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        up = False
+    if not up:
+        if os.environ.get("CI"):
+            pytest.fail("no SLURM cluster: run `bash tests/slurm/cluster.sh start`")
+        pytest.skip("no SLURM cluster (bash tests/slurm/cluster.sh start)")

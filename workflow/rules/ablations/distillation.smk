@@ -1,0 +1,8 @@
+# Research study "distillation": its own small DAG, on when config.ablations.distillation.enabled is true.
+# Its rules are not part of the workflow yet; enabling it stops the run with that message.
+
+if ablation_enabled("distillation"):
+    raise ValueError(
+        "config: ablations.distillation.enabled is true, but this study has no rules yet; "
+        "set it to false"
+    )

@@ -1,0 +1,8 @@
+# Research study "perceiver": its own small DAG, on when config.ablations.perceiver.enabled is true.
+# Its rules are not part of the workflow yet; enabling it stops the run with that message.
+
+if ablation_enabled("perceiver"):
+    raise ValueError(
+        "config: ablations.perceiver.enabled is true, but this study has no rules yet; "
+        "set it to false"
+    )

@@ -1,0 +1,125 @@
+# Helpers shared by all the rules (the preset, paths, training specs, launcher commands).
+import json
+import os
+import shlex
+
+from snakemake.utils import validate
+
+validate(config, "../schemas/config.schema.yaml")
+
+PRESET = config["preset"]
+if PRESET not in config["presets"]:
+    raise ValueError(
+        f"config: preset {PRESET!r} is not defined; defined: {', '.join(config['presets'])}"
+    )
+P = config["presets"][PRESET]
+RESULTS = f"results/{PRESET}"
+SEEDS = P["seeds"]
+MODELS = ("classifier", "gpt")
+# Which model each comparison trains, and the model config field it varies.
+COMPARISONS = {
+    "attention": ("classifier", "attention"),
+    "position": ("gpt", "position"),
+}
+# The variant of each comparison that is also "the" model of the course (samples, curves).
+MAIN_VARIANT = {"attention": "multihead", "position": "learned"}
+FAMILY = {"classifier": "classifier", "gpt": "gpt"}
+# The package source, found from the Snakefile (runs may use another --directory).
+SOURCE = os.path.join(workflow.basedir, "src", "fromscratch")
+CONDA_ENV = "../../envs/fromscratch.yaml"  # relative to workflow/rules/
+MIRROR = config["mirror"] or os.environ.get("FROMSCRATCH_MIRROR", "")
+
+
+def comparison_model(experiment):
+    return COMPARISONS[experiment][0]
+
+
+def lm_metric():
+    """Bits per character/byte/token of the GPT, whichever its tokenizer makes exact."""
+    split = P["gpt"]["eval_splits"].split(",")[0]
+    unit = {"chars": "bits_per_char", "bytes": "bits_per_byte"}
+    return f"{split}/{unit.get(P['gpt']['data']['tokenizer'], 'bits_per_token')}"
+
+
+def data_dir(model):
+    data = P[model]["data"]
+    return f"{RESULTS}/data/{data['dataset']}-{data['tokenizer']}"
+
+
+def train_spec(model, seed=0, **model_fields):
+    """The training config (a TrainConfig dict) of `model` in this preset."""
+    spec = P[model]
+    return {
+        "data": data_dir(model),
+        "model": {"family": FAMILY[model], **spec["model"], **model_fields},
+        "eval_splits": spec.get("eval_splits", ""),
+        "seed": seed,
+        "wandb_mode": config["wandb"]["mode"],
+        "wandb_project": config["wandb"]["project"],
+        **spec.get("train", {}),
+    }
+
+
+def resources(stage):
+    """The stage's SLURM resources: the cluster defaults, then the stage's own."""
+    return {**config["cluster"]["default"], **config["cluster"].get(stage, {})}
+
+
+def run(stage, kwargs):
+    """A params function: the command that runs `stage` through the launcher (here or on
+    SLURM) with the keyword arguments kwargs(wildcards, input, output) -> dict."""
+
+    def command(wildcards, input, output, threads):
+        name = "-".join([stage, *(str(v) for v in wildcards)])
+        return shlex.join(
+            [
+                "fromscratch",
+                "run",
+                stage,
+                "--launcher",
+                config["launcher"],
+                "--resources",
+                json.dumps(resources(stage)),
+                "--args",
+                json.dumps(kwargs(wildcards, input, output)),
+                "--log-dir",
+                f"{RESULTS}/logs/jobs/{stage}",
+                "--name",
+                name,
+                "--threads",
+                str(threads),
+            ]
+        )
+
+    return command
+
+
+def run_folder(experiment, variant, seed):
+    return f"{RESULTS}/runs/{experiment}/{variant}/seed{seed}"
+
+
+def comparison_runs(experiment):
+    return [
+        f"{run_folder(experiment, variant, seed)}/summary.json"
+        for variant in P["compare"][experiment]
+        for seed in SEEDS
+    ]
+
+
+def all_runs():
+    return [path for experiment in COMPARISONS for path in comparison_runs(experiment)]
+
+
+def ablation_enabled(name):
+    return config["ablations"][name]["enabled"]
+
+
+ABLATION_TARGETS = []  # each enabled study's rule file appends its final outputs
+
+
+def all_targets():
+    return [
+        f"{RESULTS}/poster.pdf",
+        f"{RESULTS}/tables/runs.csv",
+        *ABLATION_TARGETS,
+    ]

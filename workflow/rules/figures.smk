@@ -1,0 +1,213 @@
+# Stage 5: tidy tables from results/, seaborn figures, the poster. These rules read only
+# files under results/ and never train: touching the figure code reruns only them.
+
+FIGURE_CODE = [f"{SOURCE}/figures/plots.py", f"{SOURCE}/figures/tables.py"]
+FIGURES = f"{RESULTS}/figures"
+
+
+COMPARISON_METRIC = {
+    "attention": f"{P['classifier']['eval_splits'].split(',')[0]}/accuracy",
+    "position": lm_metric(),
+}
+TITLES = {
+    "classifier": "Classifier",
+    "gpt": "GPT",
+    "attention": "Classifier: the four steps of self-attention",
+    "position": "GPT: position information",
+}
+
+
+rule tables:
+    input:
+        all_runs(),
+        code=FIGURE_CODE,
+    output:
+        runs=f"{RESULTS}/tables/runs.csv",
+        curves=f"{RESULTS}/tables/curves.csv",
+    log:
+        f"{RESULTS}/logs/figures/tables.log",
+    conda:
+        CONDA_ENV
+    params:
+        results=lambda wc, output: os.path.dirname(os.path.dirname(output.runs)),
+    script:
+        "../scripts/tables.py"
+
+
+rule figure_lr_range:
+    input:
+        curve=f"{RESULTS}/tune/{{model}}/lr_range.csv",
+        choice=f"{RESULTS}/tune/{{model}}/lr_range.json",
+        code=FIGURE_CODE,
+    output:
+        report(
+            f"{FIGURES}/lr_range-{{model}}.png",
+            caption="../report/lr_range.rst",
+            category="Tuning",
+        ),
+        f"{FIGURES}/lr_range-{{model}}.pdf",
+    log:
+        f"{RESULTS}/logs/figures/lr_range-{{model}}.log",
+    conda:
+        CONDA_ENV
+    params:
+        title=lambda wc: f"{TITLES[wc.model]}: LR range test",
+    script:
+        "../scripts/lr_range.py"
+
+
+rule figure_batch_size:
+    input:
+        result=f"{RESULTS}/tune/{{model}}/batch_size.json",
+        code=FIGURE_CODE,
+    output:
+        report(
+            f"{FIGURES}/batch_size-{{model}}.png",
+            caption="../report/batch_size.rst",
+            category="Tuning",
+        ),
+        f"{FIGURES}/batch_size-{{model}}.pdf",
+    log:
+        f"{RESULTS}/logs/figures/batch_size-{{model}}.log",
+    conda:
+        CONDA_ENV
+    params:
+        title=lambda wc: f"{TITLES[wc.model]}: batch-size search",
+    script:
+        "../scripts/batch_size.py"
+
+
+rule figure_curves:
+    input:
+        curves=f"{RESULTS}/tables/curves.csv",
+        code=FIGURE_CODE,
+    output:
+        report(
+            f"{FIGURES}/curves-{{experiment}}.png",
+            caption="../report/curves.rst",
+            category="Training",
+        ),
+        f"{FIGURES}/curves-{{experiment}}.pdf",
+    log:
+        f"{RESULTS}/logs/figures/curves-{{experiment}}.log",
+    conda:
+        CONDA_ENV
+    params:
+        title=lambda wc: TITLES[wc.experiment],
+        metric=lambda wc: COMPARISON_METRIC[wc.experiment],
+        order=lambda wc: P["compare"][wc.experiment],
+    script:
+        "../scripts/curves.py"
+
+
+rule figure_comparison:
+    input:
+        runs=f"{RESULTS}/tables/runs.csv",
+        code=FIGURE_CODE,
+    output:
+        report(
+            f"{FIGURES}/compare-{{experiment}}.png",
+            caption="../report/comparison.rst",
+            category="Comparisons",
+        ),
+        f"{FIGURES}/compare-{{experiment}}.pdf",
+    log:
+        f"{RESULTS}/logs/figures/compare-{{experiment}}.log",
+    conda:
+        CONDA_ENV
+    params:
+        title=lambda wc: TITLES[wc.experiment],
+        metric=lambda wc: COMPARISON_METRIC[wc.experiment],
+        order=lambda wc: P["compare"][wc.experiment],
+    script:
+        "../scripts/comparison.py"
+
+
+rule figure_samples:
+    input:
+        samples=expand(
+            f"{RESULTS}/samples/position-{{variant}}-seed{SEEDS[0]}.txt",
+            variant=P["compare"]["position"],
+        ),
+        code=FIGURE_CODE,
+    output:
+        report(
+            f"{FIGURES}/samples.png",
+            caption="../report/samples.rst",
+            category="Samples",
+        ),
+        f"{FIGURES}/samples.pdf",
+    log:
+        f"{RESULTS}/logs/figures/samples.log",
+    conda:
+        CONDA_ENV
+    params:
+        names=[f"GPT, {v} positions" for v in P["compare"]["position"]],
+        title=f"Samples (seed {SEEDS[0]}, temperature "
+        f"{P['gpt']['sample'].get('temperature', 1.0)})",
+    script:
+        "../scripts/samples.py"
+
+
+POSTER_PANELS = [
+    (
+        "lr_range-classifier",
+        "LR range test",
+        "The loss while the learning rate grows "
+        "exponentially; training uses one tenth of the LR at the loss minimum (dashed).",
+    ),
+    (
+        "batch_size-classifier",
+        "Batch-size search",
+        "Throughput and peak memory per batch "
+        "size; the largest batch that fits is the one training uses.",
+    ),
+    (
+        "compare-attention",
+        "Self-attention, step by step",
+        "Test accuracy of the classifier "
+        "with simple (X Xᵀ), scaled, key/query/value, and multi-head attention.",
+    ),
+    (
+        "curves-attention",
+        "Classifier training",
+        "Training loss and test accuracy against "
+        "training tokens; bands: one standard deviation over seeds.",
+    ),
+    (
+        "compare-position",
+        "Position information",
+        "Bits per character of the GPT with each "
+        "kind of position information (lower is better).",
+    ),
+    (
+        "curves-position",
+        "GPT training",
+        "Training loss and evaluation bits against training "
+        "tokens for each position encoding.",
+    ),
+    ("lr_range-gpt", "GPT: LR range test", "The same test for the GPT."),
+    ("samples", "Samples", "Text generated by the GPT from the same prompt."),
+]
+
+
+rule poster:
+    input:
+        panels=[f"{FIGURES}/{name}.png" for name, _, _ in POSTER_PANELS],
+        code=f"{SOURCE}/figures/poster.py",
+    output:
+        report(
+            f"{RESULTS}/poster.pdf", caption="../report/poster.rst", category="Poster"
+        ),
+    log:
+        f"{RESULTS}/logs/figures/poster.log",
+    conda:
+        CONDA_ENV
+    params:
+        headings=[heading for _, heading, _ in POSTER_PANELS],
+        captions=[caption for _, _, caption in POSTER_PANELS],
+        title="Transformers from scratch",
+        subtitle=f"preset {PRESET}: {P['classifier']['data']['dataset']} classifier, "
+        f"{P['gpt']['data']['dataset']} GPT, seeds {', '.join(map(str, SEEDS))}",
+    script:
+        "../scripts/poster.py"

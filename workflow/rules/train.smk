@@ -1,0 +1,42 @@
+# Stage 3: training. Each comparison (attention variants on the classifier, position
+# encodings on the GPT) is a set of runs over seeds, all at the tuned batch size and LR.
+
+
+rule train:
+    input:
+        data=lambda wc: f"{data_dir(comparison_model(wc.experiment))}/meta.json",
+        lr=lambda wc: f"{RESULTS}/tune/{comparison_model(wc.experiment)}/lr_range.json",
+        batch_size=lambda wc: f"{RESULTS}/tune/{comparison_model(wc.experiment)}/batch_size.json",
+    output:
+        summary=f"{RESULTS}/runs/{{experiment}}/{{variant}}/seed{{seed}}/summary.json",
+        model=f"{RESULTS}/runs/{{experiment}}/{{variant}}/seed{{seed}}/model.pt",
+    log:
+        f"{RESULTS}/logs/train/{{experiment}}-{{variant}}-seed{{seed}}.log",
+    wildcard_constraints:
+        experiment="|".join(COMPARISONS),
+        seed=r"\d+",
+    conda:
+        CONDA_ENV
+    threads: 1
+    params:
+        cmd=run(
+            "train",
+            lambda wc, input, output: {
+                "config": train_spec(
+                    comparison_model(wc.experiment),
+                    seed=int(wc.seed),
+                    **{COMPARISONS[wc.experiment][1]: wc.variant},
+                )
+                | {
+                    "lr_from": input.lr,
+                    "batch_size_from": input.batch_size,
+                    "group": f"{PRESET}-{wc.experiment}",
+                    "job_type": "train",
+                    "tags": f"{PRESET},{wc.variant},seed{wc.seed}",
+                },
+                "out": os.path.dirname(output.summary),
+                "resume": True,
+            },
+        ),
+    shell:
+        "{params.cmd} > {log} 2>&1"

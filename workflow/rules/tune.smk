@@ -1,0 +1,51 @@
+# Stage 2: the tuned values that training takes as inputs. The batch-size search picks the
+# largest batch that fits; the LR range test runs at that batch size and picks the LR.
+
+
+rule batch_size:
+    input:
+        lambda wc: f"{data_dir(wc.model)}/meta.json",
+    output:
+        f"{RESULTS}/tune/{{model}}/batch_size.json",
+    log:
+        f"{RESULTS}/logs/batch_size/{{model}}.log",
+    conda:
+        CONDA_ENV
+    threads: 2
+    params:
+        cmd=run(
+            "batch-size",
+            lambda wc, input, output: {
+                "config": train_spec(wc.model) | {"wandb_mode": "disabled"},
+                "out": os.path.dirname(output[0]),
+                **P["tune"]["batch_size"],
+            },
+        ),
+    shell:
+        "{params.cmd} > {log} 2>&1"
+
+
+rule lr_range:
+    input:
+        data=lambda wc: f"{data_dir(wc.model)}/meta.json",
+        batch_size=f"{RESULTS}/tune/{{model}}/batch_size.json",
+    output:
+        choice=f"{RESULTS}/tune/{{model}}/lr_range.json",
+        curve=f"{RESULTS}/tune/{{model}}/lr_range.csv",
+    log:
+        f"{RESULTS}/logs/lr_range/{{model}}.log",
+    conda:
+        CONDA_ENV
+    threads: 1
+    params:
+        cmd=run(
+            "lr-range",
+            lambda wc, input, output: {
+                "config": train_spec(wc.model)
+                | {"batch_size_from": input.batch_size, "wandb_mode": "disabled"},
+                "out": os.path.dirname(output.choice),
+                **P["tune"]["lr_range"],
+            },
+        ),
+    shell:
+        "{params.cmd} > {log} 2>&1"

@@ -1,0 +1,10 @@
+# The final metric of each variant of a comparison, seeds as error bars and points.
+import pandas as pd
+
+from fromscratch.figures import plots
+
+s = snakemake  # noqa: F821
+runs = pd.read_csv(s.input.runs)
+plots.comparison(
+    runs, s.wildcards.experiment, s.params.metric, s.output[0], s.params.title, order=s.params.order
+)

@@ -1,0 +1,15 @@
+# Training loss and the evaluation metric against training tokens, seeds as bands.
+import pandas as pd
+
+from fromscratch.figures import plots
+
+s = snakemake  # noqa: F821
+curves = pd.read_csv(s.input.curves)
+plots.training_curves(
+    curves,
+    s.wildcards.experiment,
+    s.output[0],
+    s.params.title,
+    eval_metric=s.params.metric,
+    order=s.params.order,
+)
