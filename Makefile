@@ -6,7 +6,7 @@ TORCH  ?= torch==2.13.0
 PIP    := $(VENV)/bin/pip
 BIN    := $(VENV)/bin
 
-.PHONY: install install-dev demo test lint format bench clean
+.PHONY: install install-dev demo test lint format clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,9 +41,6 @@ lint: install-dev
 format: install-dev
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
-
-bench: install-dev
-	$(BIN)/python benchmarks/run.py
 
 clean:
 	rm -rf $(VENV) results .pytest_cache .ruff_cache

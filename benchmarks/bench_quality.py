@@ -27,6 +27,7 @@ BARS = {
         "config": "shakespeare-char.yaml",
         "metric": "val/loss",
         "goal": "≤ 1.80 nats/char",
+        "threshold": 1.80,
         "passes": lambda v: v <= 1.80,
     },
     "imdb": {
@@ -34,6 +35,7 @@ BARS = {
         "config": "imdb-classifier.yaml",
         "metric": "test/accuracy",
         "goal": "≥ 0.89",
+        "threshold": 0.89,
         "passes": lambda v: v >= 0.89,
     },
 }
@@ -71,10 +73,30 @@ def main() -> None:
             "curve": curve,
         },
     )
+    plot_curve(curve, metric, bar, OUT / f"quality-{args.name}.png", args.name)
     print(
         f"{args.name}: {metric} = {value:.4f} (goal {bar['goal']}) after "
         f"{summary['train_time_s']:.0f} s of training, {summary['steps']} steps → {path}"
     )
+
+
+def plot_curve(curve, metric: str, bar: dict, path: Path, name: str) -> None:
+    """The evaluation metric against training time, the goal as a dashed line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from fromscratch.figures.plots import label
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot([c[0] for c in curve], [c[1] for c in curve], marker="o")
+    ax.axhline(bar["threshold"], color="C3", ls="--", label=f"goal {bar['goal']}")
+    ax.set(xlabel="training time (s)", ylabel=label(metric), title=f"{name}: {label(metric)}")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def _records(run: Path) -> list[dict]:

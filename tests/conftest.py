@@ -1,8 +1,10 @@
-"""Shared test fixtures: the data mirror, a loopback HTTP file server."""
+"""Shared test fixtures: the data mirror, a loopback HTTP file server, the demo corpus
+prepared once, tiny training configs, and the local SLURM cluster."""
 
 from __future__ import annotations
 
 import os
+import subprocess
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -93,3 +95,83 @@ def http_server(tmp_path):
     root.mkdir()
     with FileServer(root) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def demo_words(tmp_path_factory):
+    from fromscratch.data import prepare
+
+    out = tmp_path_factory.mktemp("data") / "demo-words"
+    prepare("demo", out, progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def demo_chars(tmp_path_factory):
+    from fromscratch.data import prepare
+
+    out = tmp_path_factory.mktemp("data") / "demo-chars"
+    prepare("demo", out, tokenizer="chars", progress=False)
+    return out
+
+
+def tiny_gpt(data, dropout=0.1, **overrides) -> dict:
+    """A training config of a GPT small enough for a CPU core (about 15 ms a step)."""
+    return {
+        "data": str(data),
+        "model": {
+            "family": "gpt",
+            "n_layer": 2,
+            "n_head": 2,
+            "n_embd": 32,
+            "context": 32,
+            "dropout": dropout,
+        },
+        "batch_size": 8,
+        "lr": 3e-3,
+        "warmup_steps": 5,
+        "max_steps": 40,
+        "log_every": 1,
+        "eval_splits": "test",
+        "eval_max_tokens": 4000,
+        "seed": 1,
+        **overrides,
+    }
+
+
+def tiny_classifier(data, **overrides) -> dict:
+    return {
+        "data": str(data),
+        "model": {"family": "classifier", "n_layer": 1, "n_head": 2, "n_embd": 32, "context": 96},
+        "batch_size": 16,
+        "max_length": 96,
+        "lr": 3e-3,
+        "max_steps": 30,
+        "log_every": 5,
+        "eval_splits": "test",
+        "seed": 0,
+        **overrides,
+    }
+
+
+START_SLURM = "bash tests/slurm/cluster.sh start"
+
+
+def _answers(*command: str) -> bool:
+    try:
+        return subprocess.run(command, capture_output=True, timeout=30).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster() -> None:
+    """A SLURM cluster that takes jobs and answers `sacct` (submitit polls it).
+
+    Skipped where there is none, except in CI, where .ci/run starts it and a missing
+    cluster is a failure."""
+    if _answers("sinfo", "-h") and _answers("sacct", "-n", "-X", "-S", "now"):
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"no SLURM cluster (sinfo or sacct fails): CI must run `{START_SLURM}`")
+    pytest.skip(f"no SLURM cluster (sinfo or sacct fails); start one with `{START_SLURM}`")

@@ -8,8 +8,9 @@ import pytest
 from submitit.helpers import DelayedSubmission
 
 from fromscratch import FromScratchError
-from fromscratch.data import prepare
 from fromscratch.launch import LAUNCHERS, Resources, TrainingJob, run
+
+from .conftest import tiny_gpt as base_tiny_gpt
 
 
 def multiply(x, y):
@@ -31,23 +32,12 @@ class Counter:
         return {"step": step, "calls": self.calls}
 
 
-@pytest.fixture(scope="module")
-def demo_chars(tmp_path_factory):
-    out = tmp_path_factory.mktemp("data") / "demo-chars"
-    prepare("demo", out, tokenizer="chars", progress=False)
-    return out
-
-
 def tiny_gpt(data, **overrides):
     return {
-        "data": str(data),
-        "model": {"family": "gpt", "n_layer": 2, "n_head": 2, "n_embd": 32, "context": 32},
-        "batch_size": 8,
-        "lr": 3e-3,
+        **base_tiny_gpt(data, dropout=0.0),
         "max_steps": 6,
-        "log_every": 1,
         "checkpoint_every": 3,
-        "seed": 1,
+        "eval_splits": "",
         **overrides,
     }
 

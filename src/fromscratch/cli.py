@@ -97,7 +97,9 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     results = {}
     for split in args.split:
         if config["model"]["family"] == "classifier":
-            results[split] = evaluate_classifier(model, data, split, config["max_length"])
+            results[split] = evaluate_classifier(
+                model, data, split, config["max_length"], head_tokens=config["head_tokens"]
+            )
         else:
             context = config["context"] or config["model"]["context"]
             results[split] = evaluate_lm(model, data, split, context)

@@ -75,3 +75,18 @@ def pytest_approx(value):
     import pytest
 
     return pytest.approx(value, rel=1e-6)
+
+
+def test_long_examples_keep_their_head_and_tail():
+    tokens = np.arange(100, dtype=np.uint16)  # two examples: 0..59 and 60..99
+    offsets, labels = np.array([0, 60, 100]), np.array([0, 1])
+    cut = ClassificationBatches(tokens, offsets, labels, 2, max_length=10, seed=0, head_tokens=3)
+    x, mask, _ = cut.collate(np.array([0, 1]))
+    assert x[0].tolist() == [0, 1, 2, 53, 54, 55, 56, 57, 58, 59]
+    assert x[1].tolist() == [60, 61, 62, 93, 94, 95, 96, 97, 98, 99]
+    head_only = ClassificationBatches(tokens, offsets, labels, 2, max_length=10, seed=0)
+    assert head_only.collate(np.array([0]))[0][0].tolist() == list(range(10))
+    short = ClassificationBatches(tokens, offsets, labels, 2, max_length=80, seed=0, head_tokens=3)
+    x, mask, _ = short.collate(np.array([0, 1]))
+    assert x[0, :60].tolist() == list(range(60)) and x[1, :40].tolist() == list(range(60, 100))
+    assert mask.sum(1).tolist() == [60, 40]

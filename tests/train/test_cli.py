@@ -6,7 +6,7 @@ import yaml
 
 from fromscratch.cli import main
 
-from .conftest import tiny_gpt
+from ..conftest import tiny_gpt
 
 
 def test_train_then_evaluate_then_sample(demo_chars, tmp_path, capsys):

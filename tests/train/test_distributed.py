@@ -13,7 +13,7 @@ from fromscratch.data import PreparedData
 from fromscratch.train import TrainConfig
 from fromscratch.train.models import build_model
 
-from .conftest import tiny_gpt
+from ..conftest import tiny_gpt
 
 
 def free_port() -> int:

@@ -11,7 +11,7 @@ from fromscratch.data import PreparedData
 from fromscratch.train import NonFiniteLoss, TrainConfig, Trainer, train
 from fromscratch.train.schedule import learning_rate
 
-from .conftest import tiny_classifier, tiny_gpt
+from ..conftest import tiny_classifier, tiny_gpt
 
 
 def test_classifier_learns_the_demo_task(demo_words, tmp_path):

@@ -13,7 +13,7 @@ import pytest
 import torch
 import yaml
 
-from .conftest import tiny_gpt
+from ..conftest import tiny_gpt
 
 
 def launch(config_path, out, *extra):

@@ -14,7 +14,7 @@ from fromscratch.train import TrainConfig
 from fromscratch.train.batch_size import search
 from fromscratch.train.lr_range import choose, lr_range_test
 
-from .conftest import tiny_classifier, tiny_gpt
+from ..conftest import tiny_classifier, tiny_gpt
 
 
 def test_choice_rule_on_a_known_curve():

@@ -35,16 +35,3 @@ def snakemake(workdir, *args, timeout=1200):
 @pytest.fixture
 def workdir(tmp_path):
     return tmp_path
-
-
-@pytest.fixture(scope="session")
-def slurm_cluster():
-    """The local SLURM cluster (tests/slurm/cluster.sh start); CI must have it."""
-    try:
-        up = subprocess.run(["sinfo", "-h"], capture_output=True, timeout=20).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        up = False
-    if not up:
-        if os.environ.get("CI"):
-            pytest.fail("no SLURM cluster: run `bash tests/slurm/cluster.sh start`")
-        pytest.skip("no SLURM cluster (bash tests/slurm/cluster.sh start)")

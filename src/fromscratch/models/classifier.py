@@ -16,7 +16,7 @@ from torch import nn
 from fromscratch.models.attention import Attention
 from fromscratch.models.blocks import Block, LayerNorm, init_gpt2
 from fromscratch.models.common import Model, TransformerConfig
-from fromscratch.models.positions import AbsolutePosition
+from fromscratch.models.positions import absolute_position
 
 POOLINGS = ("mean", "max", "cls")
 
@@ -47,11 +47,7 @@ class Classifier(Model):
         self.wte = nn.Embedding(config.vocab_size, C)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, C)) if config.pooling == "cls" else None
         n_positions = config.context + (config.pooling == "cls")  # the class token's place
-        self.wpe = (
-            AbsolutePosition(config.position, n_positions, C)
-            if config.position in ("learned", "sinusoidal")
-            else None
-        )
+        self.wpe = absolute_position(config, n_positions)
         self.drop = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(
             Block(config, attn=Attention(config, causal=False)) for _ in range(config.n_layer)

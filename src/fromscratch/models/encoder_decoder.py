@@ -16,7 +16,7 @@ from torch import nn
 from fromscratch.models.attention import Attention
 from fromscratch.models.blocks import Block, LayerNorm, init_gpt2
 from fromscratch.models.common import Model, TransformerConfig, sample_next_token
-from fromscratch.models.positions import AbsolutePosition
+from fromscratch.models.positions import absolute_position
 
 
 @dataclasses.dataclass
@@ -31,11 +31,7 @@ class EncoderDecoder(Model):
         self.config = config
         C = config.n_embd
         self.wte = nn.Embedding(config.vocab_size, C)
-        self.wpe = (
-            AbsolutePosition(config.position, config.context, C)
-            if config.position in ("learned", "sinusoidal")
-            else None
-        )
+        self.wpe = absolute_position(config)
         self.drop = nn.Dropout(config.dropout)
         self.encoder = nn.ModuleList(
             Block(config, attn=Attention(config, causal=False)) for _ in range(config.n_layer)

@@ -17,7 +17,7 @@ from torch import nn
 from fromscratch.models.attention import Attention, KVCache
 from fromscratch.models.blocks import Block, LayerNorm, init_gpt2
 from fromscratch.models.common import LanguageModel, TransformerConfig
-from fromscratch.models.positions import AbsolutePosition
+from fromscratch.models.positions import absolute_position
 
 
 @dataclasses.dataclass
@@ -37,11 +37,7 @@ class GPT(LanguageModel):
         self.config = config
         C = config.n_embd
         self.wte = nn.Embedding(config.vocab_size, C)
-        self.wpe = (
-            AbsolutePosition(config.position, config.context, C)
-            if config.position in ("learned", "sinusoidal")
-            else None
-        )
+        self.wpe = absolute_position(config)
         self.drop = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(
             Block(config, attn=Attention(config, causal=True)) for _ in range(config.n_layer)

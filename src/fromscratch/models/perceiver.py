@@ -24,7 +24,7 @@ from torch import nn
 from fromscratch.models.attention import Attention
 from fromscratch.models.blocks import Block, LayerNorm, init_gpt2
 from fromscratch.models.common import LanguageModel, TransformerConfig
-from fromscratch.models.positions import AbsolutePosition
+from fromscratch.models.positions import absolute_position
 
 
 @dataclasses.dataclass
@@ -79,11 +79,7 @@ class Perceiver(LanguageModel):
         self.config = config
         C = config.n_embd
         self.wte = nn.Embedding(config.vocab_size, C)
-        self.wpe = (
-            AbsolutePosition(config.position, config.context, C)
-            if config.position in ("learned", "sinusoidal")
-            else None
-        )
+        self.wpe = absolute_position(config)
         self.drop = nn.Dropout(config.dropout)
         # the inputs as keys and values: normalised once (pre-norm for the cross-attention)
         self.ln_context = LayerNorm(C, config.bias)

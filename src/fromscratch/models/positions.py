@@ -55,6 +55,14 @@ class AbsolutePosition(nn.Module):
         return self.weight[offset : offset + length]
 
 
+def absolute_position(config, length: int | None = None) -> AbsolutePosition | None:
+    """The table added to the token embeddings for the kinds that are one (learned,
+    sinusoidal), for `length` positions (default: the context); None for the others."""
+    if config.position not in ("learned", "sinusoidal"):
+        return None
+    return AbsolutePosition(config.position, length or config.context, config.n_embd)
+
+
 class Rotary(nn.Module):
     """Rotary position embedding: rotate pairs of channels by angle position * frequency.
 

@@ -55,8 +55,10 @@ class ClassificationBatches:
 
     Each epoch is a fresh permutation; within windows of 50 batches the examples are
     sorted by length, so a batch holds reviews of similar length and little padding,
-    and then the batches are shuffled again. Examples longer than max_length keep their
-    first max_length tokens.
+    and then the batches are shuffled again. An example longer than max_length keeps its
+    first `head_tokens` tokens and fills the rest from its end (head_tokens=0: the first
+    max_length tokens) — reviews tend to end with their verdict (Sun et al. 2019 found
+    head + tail the best cut for IMDb).
     """
 
     BUCKET = 50
@@ -72,9 +74,12 @@ class ClassificationBatches:
         rank: int = 0,
         world: int = 1,
         pad_id: int = 0,
+        head_tokens: int = 0,
     ):
         self.tokens, self.offsets, self.labels = tokens, np.asarray(offsets), np.asarray(labels)
-        self.lengths = np.minimum(np.diff(self.offsets), max_length)
+        self.full_lengths = np.diff(self.offsets)
+        self.lengths = np.minimum(self.full_lengths, max_length)
+        self.head = head_tokens if 0 < head_tokens < max_length else max_length
         self.batch_size, self.max_length, self.seed = batch_size, max_length, seed
         self.rows, self.pad_id = _shard(batch_size, rank, world), pad_id
         self.per_epoch = max(1, len(self.labels) // batch_size)  # drop the ragged last batch
@@ -101,7 +106,9 @@ class ClassificationBatches:
     def collate(self, rows: np.ndarray) -> tuple[torch.Tensor, ...]:
         lengths = self.lengths[rows]
         width = int(lengths.max())
-        idx = self.offsets[rows][:, None] + np.arange(width)
+        position = np.arange(width)
+        skipped = (self.full_lengths[rows] - self.lengths[rows])[:, None]  # cut from the middle
+        idx = self.offsets[rows][:, None] + position + np.where(position >= self.head, skipped, 0)
         mask = np.arange(width) < lengths[:, None]
         x = np.where(mask, self.tokens[np.minimum(idx, len(self.tokens) - 1)], self.pad_id)
         return (

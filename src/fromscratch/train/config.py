@@ -37,7 +37,8 @@ class TrainConfig(Config):
     (eval_splits: comma-separated; the first is the one early stopping and LR tests watch).
     model: the model family and its config (vocab_size, num_classes default to the data's).
     batch_size × grad_accum sequences per optimizer step; context: LM window length
-    (default: the model's context); max_length: classification reviews are cut to this.
+    (default: the model's context); max_length: classification reviews are cut to this,
+    keeping their first head_tokens tokens and the rest from their end (0: the first ones).
     lr, warmup_steps, schedule (cosine | linear | constant), clock (steps | time),
     min_lr_ratio, weight_decay, beta1, beta2, grad_clip (0: no clipping; the norm is
     logged either way).  Budgets: max_steps, time_budget_s, token_budget (0: none).
@@ -55,6 +56,7 @@ class TrainConfig(Config):
     grad_accum: int = 1
     context: int = 0
     max_length: int = 512
+    head_tokens: int = 0
     lr: float = 1e-3
     lr_from: str = ""
     warmup_steps: int = 0

@@ -74,13 +74,20 @@ def evaluate_classifier(
     max_length: int,
     batch_size: int = 64,
     device: str | torch.device = "cpu",
+    head_tokens: int = 0,
 ) -> dict:
-    """Accuracy and mean cross-entropy over every example of `split`."""
+    """Accuracy and mean cross-entropy over every example of `split` (cut like training)."""
     from fromscratch.train.batches import ClassificationBatches
 
     model.eval()
     batches = ClassificationBatches(
-        data.tokens(split), data.offsets(split), data.labels(split), batch_size, max_length, seed=0
+        data.tokens(split),
+        data.offsets(split),
+        data.labels(split),
+        batch_size,
+        max_length,
+        seed=0,
+        head_tokens=head_tokens,
     )
     order = np.argsort(batches.lengths, kind="stable")  # similar lengths together: less padding
     correct, loss = 0, 0.0

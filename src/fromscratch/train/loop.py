@@ -139,6 +139,7 @@ class Trainer:
                 d.labels(c.train_split),
                 c.batch_size,
                 c.max_length,
+                head_tokens=c.head_tokens,
                 **kwargs,
             )
         return LMBatches(d.tokens(c.train_split), self.context, c.batch_size, **kwargs)
@@ -241,7 +242,12 @@ class Trainer:
         for split in c.eval_split_list:
             if c.family == "classifier":
                 r = evaluate_classifier(
-                    self.model, self.data, split, c.max_length, device=self.device
+                    self.model,
+                    self.data,
+                    split,
+                    c.max_length,
+                    device=self.device,
+                    head_tokens=c.head_tokens,
                 )
                 metrics |= {f"{split}/accuracy": r["accuracy"], f"{split}/loss": r["loss"]}
             else:

@@ -1,0 +1,63 @@
+"""Does the LR range test pick a good learning rate? Its choice against a small grid, each
+run trained for the same time budget on Tiny Shakespeare (the quality-bar GPT).
+
+    python benchmarks/bench_lr_grid.py [--budget 30] [--grid 3e-4 1e-3 3e-3 1e-2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+from common import OUT, write_result
+
+from fromscratch.data import prepare
+from fromscratch.train import load_config, train
+from fromscratch.train.lr_range import lr_range_test
+
+HERE = Path(__file__).resolve().parent
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--budget", type=float, default=30.0, help="training seconds per run")
+    parser.add_argument("--grid", type=float, nargs="+", default=[3e-4, 1e-3, 3e-3, 1e-2])
+    parser.add_argument("--mirror")
+    args = parser.parse_args()
+
+    base = load_config(HERE / "configs" / "shakespeare-char.yaml")
+    base = dataclasses.replace(base, time_budget_s=args.budget)
+    if not (Path(base.data) / "meta.json").exists():
+        prepare("shakespeare", base.data, mirror=args.mirror, tokenizer="chars")
+    chosen = lr_range_test(base, OUT / "lr-grid" / "range", steps=200)["lr"]
+    results = {}
+    for lr in sorted({*args.grid, chosen}):
+        run = train(dataclasses.replace(base, lr=lr), OUT / "lr-grid" / f"lr-{lr:.2e}")
+        results[f"{lr:.3g}"] = {
+            "lr": lr,
+            "val_loss": run["val/loss"],
+            "steps": run["steps"],
+            "chosen_by_range_test": lr == chosen,
+        }
+        print(
+            f"lr {lr:9.2e}{' (range test)' if lr == chosen else '':14s} "
+            f"val loss {run['val/loss']:.4f} after {run['steps']} steps"
+        )
+    best = min(results.values(), key=lambda r: r["val_loss"])
+    path = write_result(
+        "lr-grid",
+        {
+            "budget_s": args.budget,
+            "range_test_lr": chosen,
+            "best_grid_lr": best["lr"],
+            "best_val_loss": best["val_loss"],
+            "range_test_val_loss": results[f"{chosen:.3g}"]["val_loss"],
+            "runs": results,
+        },
+    )
+    print(f"range test {chosen:.2e} vs best {best['lr']:.2e} → {path}")
+
+
+if __name__ == "__main__":
+    main()
