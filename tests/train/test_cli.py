@@ -34,47 +34,25 @@ def test_train_then_evaluate_then_sample(demo_chars, tmp_path, capsys):
     results = json.loads((tmp_path / "eval.json").read_text())
     assert set(results) == {"test", "ood"} and results["test"]["bits_per_char"] > 0
 
-    assert (
-        main(
-            [
-                "sample",
-                str(out / "model.pt"),
-                "--prompt",
-                "the film",
-                "--tokens",
-                "30",
-                "--num-samples",
-                "2",
-                "--seed",
-                "3",
-                "--out",
-                str(tmp_path / "s.txt"),
-            ]
-        )
-        == 0
-    )
+    sample = [
+        "sample",
+        str(out / "model.pt"),
+        "--prompt",
+        "the film",
+        "--tokens",
+        "30",
+        "--num-samples",
+        "2",
+        "--seed",
+        "3",
+    ]
+    assert main([*sample, "--out", str(tmp_path / "s.txt")]) == 0
     text = (tmp_path / "s.txt").read_text()
     first, second = text.strip().split("\n\n---\n\n")
     assert first != second
     assert first.startswith("the film") and len(first) == len("the film") + 30
     capsys.readouterr()
-    assert (
-        main(
-            [
-                "sample",
-                str(out / "model.pt"),
-                "--prompt",
-                "the film",
-                "--tokens",
-                "30",
-                "--num-samples",
-                "2",
-                "--seed",
-                "3",
-            ]
-        )
-        == 0
-    )
+    assert main(sample) == 0
     assert capsys.readouterr().out == text  # the same seed, the same samples
 
 
