@@ -89,7 +89,7 @@ def test_resources_from_dict_rejects_unknown_keys():
     ("key", "value"), [("gpus", "2"), ("time_min", 1.5), ("cpus", True), ("extra", ["x"])]
 )
 def test_resources_from_dict_rejects_wrong_types(key, value):
-    with pytest.raises(FromScratchError, match=f"resource {key}="):
+    with pytest.raises(FromScratchError, match=f"Resources.{key}: .* is not of type"):
         Resources.from_dict({key: value})
 
 

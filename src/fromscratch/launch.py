@@ -19,7 +19,6 @@ becomes a `FromScratchError` naming the job's error and the path of its log.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import signal
 import sys
@@ -36,13 +35,14 @@ from submitit.core.utils import FailedJobError
 from submitit.helpers import Checkpointable, DelayedSubmission, TorchDistributedEnvironment
 
 from fromscratch import FromScratchError
+from fromscratch.models.common import Config
 
 LAUNCHERS = ("local", "debug", "slurm")
 TAIL_LINES = 15  # lines of the job's error log that a failure message carries
 
 
 @dataclass
-class Resources:
+class Resources(Config):
     """What one job asks SLURM for; passed through unchanged to submitit and sbatch.
 
     partition / account / qos / constraint: empty means the cluster's default.
@@ -72,17 +72,7 @@ class Resources:
     @classmethod
     def from_dict(cls, d: dict | None) -> Resources:
         """Build from a config mapping; a wrong key or type fails here, before any job starts."""
-        d = dict(d or {})
-        allowed = [f.name for f in dataclasses.fields(cls)]
-        unknown = sorted(set(d) - set(allowed))
-        if unknown:
-            raise FromScratchError(
-                f"unknown resource key(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}"
-            )
-        for f in dataclasses.fields(cls):
-            if f.name in d:
-                _check_type(f.name, d[f.name], _TYPES[f.type])
-        return cls(**d)
+        return super().from_dict(d or {})
 
     def submitit_parameters(self, name: str) -> dict[str, Any]:
         """The AutoExecutor parameters: generic ones, then `slurm_`-prefixed ones."""
@@ -102,21 +92,6 @@ class Resources:
         if self.extra:
             params["slurm_additional_parameters"] = dict(self.extra)
         return params
-
-
-_TYPES = {"str": str, "int": int, "float": float, "dict": dict}  # the annotations, as strings
-
-
-def _check_type(key: str, value: Any, expected: type) -> None:
-    """Reject a value of the wrong type (submitit would fail later, with an assertion)."""
-    ok = isinstance(value, expected) and not isinstance(value, bool)
-    if expected is float:
-        ok = isinstance(value, int | float) and not isinstance(value, bool)
-    if not ok:
-        raise FromScratchError(
-            f"resource {key}={value!r} should be of type {expected.__name__}, "
-            f"not {type(value).__name__}"
-        )
 
 
 def run(
