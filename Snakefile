@@ -12,7 +12,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/tune.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
-include: "workflow/rules/figures.smk"
+# The research studies come before the figures: their panels join the poster.
 include: "workflow/rules/ablations/augmentation.smk"
 include: "workflow/rules/ablations/recurrent_gpt2.smk"
 include: "workflow/rules/ablations/distillation.smk"
@@ -20,6 +20,7 @@ include: "workflow/rules/ablations/perceiver.smk"
 include: "workflow/rules/ablations/cramming.smk"
 include: "workflow/rules/ablations/sentence_vae.smk"
 include: "workflow/rules/ablations/encoder_decoder.smk"
+include: "workflow/rules/figures.smk"
 
 
 report: "workflow/report/workflow.rst"

@@ -114,7 +114,22 @@ def ablation_enabled(name):
     return config["ablations"][name]["enabled"]
 
 
+def study(name):
+    """The settings of research study `name` at this preset (its `demo`/`small`/`full` block)."""
+    settings = config["ablations"][name]
+    if PRESET not in settings:
+        raise ValueError(f"config: ablations.{name} has no settings for preset {PRESET!r}")
+    return settings[PRESET]
+
+
+def study_dir(name):
+    """Where study `name` writes its runs and tables; its figures go to figures/<name>/."""
+    return f"{RESULTS}/studies/{name}"
+
+
 ABLATION_TARGETS = []  # each enabled study's rule file appends its final outputs
+# Each enabled study appends its poster panels: (figure name under figures/, heading, caption).
+STUDY_PANELS = []
 
 
 def all_targets():

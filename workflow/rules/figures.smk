@@ -193,7 +193,7 @@ POSTER_PANELS = [
 
 rule poster:
     input:
-        panels=[f"{FIGURES}/{name}.png" for name, _, _ in POSTER_PANELS],
+        panels=[f"{FIGURES}/{name}.png" for name, _, _ in POSTER_PANELS + STUDY_PANELS],
         code=f"{SOURCE}/figures/poster.py",
     output:
         report(
@@ -204,8 +204,8 @@ rule poster:
     conda:
         CONDA_ENV
     params:
-        headings=[heading for _, heading, _ in POSTER_PANELS],
-        captions=[caption for _, _, caption in POSTER_PANELS],
+        headings=[heading for _, heading, _ in POSTER_PANELS + STUDY_PANELS],
+        captions=[caption for _, _, caption in POSTER_PANELS + STUDY_PANELS],
         title="Transformers from scratch",
         subtitle=f"preset {PRESET}: {P['classifier']['data']['dataset']} classifier, "
         f"{P['gpt']['data']['dataset']} GPT, seeds {', '.join(map(str, SEEDS))}",

@@ -1,0 +1,1 @@
+"""The research studies: the core mechanism of each, tested on small cases."""
