@@ -6,7 +6,7 @@ TORCH  ?= torch==2.13.0
 PIP    := $(VENV)/bin/pip
 BIN    := $(VENV)/bin
 
-.PHONY: install install-dev demo test lint format clean
+.PHONY: install install-dev demo test bench bench-imdb lint format clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,15 @@ demo: install
 test: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/pytest
+
+# Speed and quality, ours against peers measured in the same run → benchmarks/RESULTS.md.
+bench: install-dev
+	$(BIN)/python benchmarks/run.py
+
+# The IMDb quality bar: 15 minutes of training on its own (its result joins RESULTS.md).
+bench-imdb: install-dev
+	$(BIN)/python benchmarks/bench_quality.py imdb
+	$(BIN)/python benchmarks/report.py
 
 lint: install-dev
 	$(BIN)/ruff check .

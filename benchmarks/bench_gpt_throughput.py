@@ -1,6 +1,8 @@
-"""Training throughput of fromscratch's GPT against Hugging Face's GPT2LMHeadModel, on CPU.
+"""Training throughput of fromscratch's GPT against Hugging Face's GPT2LMHeadModel.
 
     python benchmarks/bench_gpt_throughput.py [--rounds N] [--compile] [--out FILE.json]
+    python benchmarks/bench_gpt_throughput.py --device cuda --precision bf16 --compile \
+        --configs gpt2    # on a GPU: GPT-2 small's size, context 1024
 
 One training step = forward + cross-entropy + backward + AdamW step, fp32, the same for
 both models: the same random batch, context, vocabulary, sizes, dropout 0, and the same
@@ -10,14 +12,14 @@ timed here first) and `use_cache=False`.  Rounds alternate between the models (o
 ours, HF, ...) after an untimed warm-up, so a change in machine load hits both; we report
 the median tokens/s over rounds.
 
-MFU = model FLOPs per token (nanoGPT's 6N + 12 L H Q T) x tokens/s / the fp32 matmul
-FLOP/s this machine reaches in the same run (a square torch.mm loop).
+MFU = model FLOPs per token (nanoGPT's 6N + 12 L H Q T) x tokens/s / the matmul FLOP/s
+this device reaches in the same run at the training precision (a square torch.mm loop;
+bf16 under --precision bf16, where both models run under bf16 autocast).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -26,6 +28,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from common import write_result
 
 from fromscratch.models import GPT, GPTConfig, measure_matmul_flops
 
@@ -33,8 +36,10 @@ CONFIGS = {
     # nanoGPT's CPU Shakespeare-char config (README "I only have a macbook")
     "small": dict(n_layer=4, n_head=4, n_embd=128, context=64, batch=12, vocab_size=65),
     "mid": dict(n_layer=6, n_head=6, n_embd=384, context=256, batch=8, vocab_size=65),
+    # GPT-2 small's shape, for a GPU
+    "gpt2": dict(n_layer=12, n_head=12, n_embd=768, context=1024, batch=16, vocab_size=50304),
 }
-STEPS_PER_ROUND = {"small": 40, "mid": 2}
+STEPS_PER_ROUND = {"small": 40, "mid": 2, "gpt2": 10}
 
 
 def cpu_name() -> str:
@@ -89,15 +94,21 @@ def build_hf(c: dict, attn_implementation: str) -> torch.nn.Module:
     return GPT2LMHeadModel(config)
 
 
-def make_step(model, forward, optimizer, x, y, vocab_size):
+def make_step(model, forward, optimizer, x, y, vocab_size, bf16=False):
     def step():
         optimizer.zero_grad(set_to_none=True)
-        logits = forward(model, x)
-        loss = F.cross_entropy(logits.view(-1, vocab_size), y.view(-1))
+        with torch.autocast(x.device.type, torch.bfloat16, enabled=bf16):
+            logits = forward(model, x)
+        loss = F.cross_entropy(logits.float().view(-1, vocab_size), y.view(-1))
         loss.backward()
         optimizer.step()
 
     return step
+
+
+def sync() -> None:
+    if torch.cuda.is_initialized():
+        torch.cuda.synchronize()
 
 
 def ours_forward(model, x):
@@ -109,18 +120,20 @@ def hf_forward(model, x):
 
 
 def time_steps(step, n: int) -> float:
+    sync()
     start = time.perf_counter()
     for _ in range(n):
         step()
+    sync()
     return time.perf_counter() - start
 
 
-def fastest_hf_attention(c, x, y, fused) -> tuple[str, dict[str, float]]:
+def fastest_hf_attention(c, x, y, fused, bf16) -> tuple[str, dict[str, float]]:
     """Time HF's sdpa and eager attention briefly; the benchmark then uses the faster."""
     seconds = {}
     for impl in ("sdpa", "eager"):
-        model = build_hf(c, impl).train()
-        step = make_step(model, hf_forward, adamw(model, fused), x, y, c["vocab_size"])
+        model = build_hf(c, impl).to(x.device).train()
+        step = make_step(model, hf_forward, adamw(model, fused), x, y, c["vocab_size"], bf16)
         time_steps(step, 2)
         seconds[impl] = min(time_steps(step, max(1, STEPS_PER_ROUND[c["name"]] // 2))
                             for _ in range(2))  # fmt: skip
@@ -130,22 +143,24 @@ def fastest_hf_attention(c, x, y, fused) -> tuple[str, dict[str, float]]:
 def bench_config(name: str, args) -> dict:
     c = {**CONFIGS[name], "name": name}
     torch.manual_seed(0)
-    x = torch.randint(0, c["vocab_size"], (c["batch"], c["context"]))
-    y = torch.randint(0, c["vocab_size"], (c["batch"], c["context"]))
-    fused = not args.no_fused
-    hf_attention, hf_attention_seconds = fastest_hf_attention(c, x, y, fused)
+    x = torch.randint(0, c["vocab_size"], (c["batch"], c["context"]), device=args.device)
+    y = torch.randint(0, c["vocab_size"], (c["batch"], c["context"]), device=args.device)
+    fused, bf16 = not args.no_fused, args.precision == "bf16"
+    hf_attention, hf_attention_seconds = fastest_hf_attention(c, x, y, fused, bf16)
 
     variants = {}  # name -> step function
-    ours = build_ours(c, args).train()
-    hf = build_hf(c, hf_attention).train()
-    variants["ours"] = make_step(ours, ours_forward, adamw(ours, fused), x, y, c["vocab_size"])
-    variants["hf"] = make_step(hf, hf_forward, adamw(hf, fused), x, y, c["vocab_size"])
+    ours = build_ours(c, args).to(args.device).train()
+    hf = build_hf(c, hf_attention).to(args.device).train()
+    variants["ours"] = make_step(
+        ours, ours_forward, adamw(ours, fused), x, y, c["vocab_size"], bf16
+    )
+    variants["hf"] = make_step(hf, hf_forward, adamw(hf, fused), x, y, c["vocab_size"], bf16)
     for label, overrides in LEVERS.items() if args.levers else ():
         overrides = dict(overrides)
         lever_fused = overrides.pop("fused", fused)
-        model = build_ours(c, args, **overrides).train()
+        model = build_ours(c, args, **overrides).to(args.device).train()
         variants[label] = make_step(
-            model, ours_forward, adamw(model, lever_fused), x, y, c["vocab_size"]
+            model, ours_forward, adamw(model, lever_fused), x, y, c["vocab_size"], bf16
         )
     compile_seconds = {}
     if args.compile:
@@ -153,9 +168,9 @@ def bench_config(name: str, args) -> dict:
             ("ours+compile", lambda: build_ours(c, args), ours_forward),
             ("hf+compile", lambda: build_hf(c, hf_attention), hf_forward),
         ):
-            model = build().train()
+            model = build().to(args.device).train()
             compiled = torch.compile(model)
-            step = make_step(compiled, forward, adamw(model, fused), x, y, c["vocab_size"])
+            step = make_step(compiled, forward, adamw(model, fused), x, y, c["vocab_size"], bf16)
             start = time.perf_counter()
             step()  # compiles forward and backward
             compile_seconds[label] = time.perf_counter() - start
@@ -199,7 +214,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7, help="timed rounds per model")
     parser.add_argument("--compile", action="store_true", help="also time torch.compile'd models")
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
-    parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    parser.add_argument("--configs", nargs="+", default=["small", "mid"], choices=list(CONFIGS))
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     parser.add_argument("--plain", action="store_true", help="ours with fast=False")
     parser.add_argument("--no-bias", action="store_true", help="ours without biases")
     parser.add_argument("--no-fused", action="store_true", help="foreach AdamW for both")
@@ -207,9 +224,15 @@ def main() -> None:
     args = parser.parse_args()
 
     load_before = os.getloadavg()
-    matmul = [measure_matmul_flops(1024), measure_matmul_flops(2048)]
+    dtype = torch.bfloat16 if args.precision == "bf16" else torch.float32
+    sizes = (1024, 2048) if args.device == "cpu" else (4096, 8192)
+
+    def matmul_rates():
+        return [measure_matmul_flops(n, dtype=dtype, device=args.device) for n in sizes]
+
+    matmul = matmul_rates()
     results = {name: bench_config(name, args) for name in args.configs}
-    matmul += [measure_matmul_flops(1024), measure_matmul_flops(2048)]
+    matmul += matmul_rates()
     peak = max(matmul)
     for r in results.values():
         r["mfu"] = {
@@ -218,13 +241,14 @@ def main() -> None:
     report = {
         "torch": torch.__version__,
         "cpu": cpu_name(),
+        "device": torch.cuda.get_device_name() if args.device != "cpu" else cpu_name(),
         "threads": torch.get_num_threads(),
         "load_average_before": load_before,
         "load_average_after": os.getloadavg(),
         "matmul_gflops": peak / 1e9,
         "matmul_gflops_runs": [m / 1e9 for m in matmul],
         "settings": {
-            "dtype": "float32",
+            "dtype": "float32" if args.precision == "fp32" else "bfloat16 autocast",
             "optimizer": "torch.optim.AdamW(lr=3e-4, betas=(0.9, 0.95), weight_decay=0.1 on "
             f">=2-D, fused={not args.no_fused}) for both",
             "ours": f"GPT(fast={not args.plain}, bias={not args.no_bias}, tie_weights=True, "
@@ -238,8 +262,8 @@ def main() -> None:
     }
 
     print(
-        f"torch {report['torch']}, {report['cpu']}, {report['threads']} threads, "
-        f"load {load_before[0]:.2f}, fp32 matmul {report['matmul_gflops']:.0f} GFLOP/s"
+        f"torch {report['torch']}, {report['device']}, {report['threads']} threads, "
+        f"load {load_before[0]:.2f}, {args.precision} matmul {report['matmul_gflops']:.0f} GFLOP/s"
     )
     print(f"{'config':<7}{'model':<20}{'tokens/s':>10}{'x HF':>7}{'MFU':>7}")
     for name, r in results.items():
@@ -247,11 +271,8 @@ def main() -> None:
             base = r["tokens_per_s"]["hf+compile" if label == "ours+compile" else "hf"]
             print(f"{name:<7}{label:<20}{tps:>10,.0f}{tps / base:>7.2f}{r['mfu'][label]:>7.0%}")
         print(f"{'':<7}(HF attention: {r['hf_attention']}; paired ratio {r['ratio_paired']:.2f})")
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.out.with_suffix(args.out.suffix + ".tmp")
-        tmp.write_text(json.dumps(report, indent=2) + "\n")
-        os.replace(tmp, args.out)  # atomic: never a half-written result
+    name = "gpt_throughput" if args.device == "cpu" else f"gpt_throughput-{args.device}"
+    print(f"→ {write_result(name, report, args.out)}")
 
 
 if __name__ == "__main__":

@@ -8,15 +8,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-from pathlib import Path
 
-from common import OUT, write_result
+from common import OUT, quality_config, write_result
 
-from fromscratch.data import prepare
-from fromscratch.train import load_config, train
+from fromscratch.train import train
 from fromscratch.train.lr_range import lr_range_test
-
-HERE = Path(__file__).resolve().parent
 
 
 def main() -> None:
@@ -26,10 +22,7 @@ def main() -> None:
     parser.add_argument("--mirror")
     args = parser.parse_args()
 
-    base = load_config(HERE / "configs" / "shakespeare-char.yaml")
-    base = dataclasses.replace(base, time_budget_s=args.budget)
-    if not (Path(base.data) / "meta.json").exists():
-        prepare("shakespeare", base.data, mirror=args.mirror, tokenizer="chars")
+    base = quality_config("shakespeare-char", args.mirror, {"time_budget_s": args.budget})
     chosen = lr_range_test(base, OUT / "lr-grid" / "range", steps=200)["lr"]
     results = {}
     for lr in sorted({*args.grid, chosen}):

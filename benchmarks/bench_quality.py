@@ -14,25 +14,21 @@ import argparse
 import json
 from pathlib import Path
 
-from common import OUT, write_result
+from common import OUT, quality_config, write_result
 
 from fromscratch.cli import parse_overrides
-from fromscratch.data import prepare
-from fromscratch.train import load_config, train
+from fromscratch.train import train
 
-HERE = Path(__file__).resolve().parent
 BARS = {
     "shakespeare": {
-        "data": ("shakespeare", "chars"),
-        "config": "shakespeare-char.yaml",
+        "config": "shakespeare-char",
         "metric": "val/loss",
         "goal": "≤ 1.80 nats/char",
         "threshold": 1.80,
         "passes": lambda v: v <= 1.80,
     },
     "imdb": {
-        "data": ("imdb", "words"),
-        "config": "imdb-classifier.yaml",
+        "config": "imdb-classifier",
         "metric": "test/accuracy",
         "goal": "≥ 0.89",
         "threshold": 0.89,
@@ -49,10 +45,7 @@ def main() -> None:
     args = parser.parse_args()
     bar = BARS[args.name]
 
-    config = load_config(HERE / "configs" / bar["config"], parse_overrides(args.set))
-    dataset, tokenizer = bar["data"]
-    if not (Path(config.data) / "meta.json").exists():
-        prepare(dataset, config.data, mirror=args.mirror, tokenizer=tokenizer)
+    config = quality_config(bar["config"], args.mirror, parse_overrides(args.set))
     run = OUT / f"quality-{args.name}"
     summary = train(config, run)
     metric = bar["metric"]

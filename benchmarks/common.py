@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import os
 import platform
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-OUT = Path(__file__).resolve().parent / "out"
+from fromscratch.io import write_json
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE / "out"
+CONFIGS = HERE / "configs"
+QUALITY_DATA = {  # config name -> (data set, tokenizer)
+    "shakespeare-char": ("shakespeare", "chars"),
+    "imdb-classifier": ("imdb", "words"),
+}
 
 
 def machine() -> dict:
@@ -41,9 +49,21 @@ def timed(fn, *args, **kwargs):
 
 
 def write_result(name: str, result: dict, out: Path | None = None) -> Path:
+    """benchmarks/out/NAME.json (or `out`), written atomically, with the machine it ran on."""
     path = Path(out) if out else OUT / f"{name}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(
-        json.dumps({"benchmark": name, "machine": machine(), **result}, indent=2) + "\n"
-    )
+    write_json(path, {"benchmark": name, "machine": machine(), **result})
     return path
+
+
+def quality_config(name: str, mirror: str | None = None, overrides: dict | None = None):
+    """The training config of a quality benchmark (configs/NAME.yaml), its data prepared
+    from the mirror into benchmarks/out/data/ on first use."""
+    from fromscratch.data import prepare
+    from fromscratch.train import load_config
+
+    config = load_config(CONFIGS / f"{name}.yaml", overrides)
+    config = dataclasses.replace(config, data=str(HERE.parent / config.data))  # from any cwd
+    if not (Path(config.data) / "meta.json").exists():
+        dataset, tokenizer = QUALITY_DATA[name]
+        prepare(dataset, config.data, mirror=mirror, tokenizer=tokenizer)
+    return config

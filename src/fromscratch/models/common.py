@@ -259,14 +259,22 @@ def nll_bits(logits: torch.Tensor, targets: torch.Tensor, ignore_index: int = -1
     return nats / math.log(2)
 
 
-def measure_matmul_flops(size: int = 1024, seconds: float = 1.0, dtype=torch.float32) -> float:
-    """This machine's achievable FLOP/s for a square matmul: the denominator of MFU."""
-    a = torch.randn(size, size, dtype=dtype)
-    b = torch.randn(size, size, dtype=dtype)
+def measure_matmul_flops(
+    size: int = 1024, seconds: float = 1.0, dtype=torch.float32, device: str = "cpu"
+) -> float:
+    """This device's achievable FLOP/s for a square matmul: the denominator of MFU."""
+    a = torch.randn(size, size, dtype=dtype, device=device)
+    b = torch.randn(size, size, dtype=dtype, device=device)
+    on_gpu = torch.device(device).type == "cuda"
+    sync = torch.cuda.synchronize if on_gpu else lambda: None
+    burst = 10 if on_gpu else 1  # queue several before waiting, so a GPU never idles
     for _ in range(3):  # warm-up: thread pool, caches, clocks
         torch.mm(a, b)
+    sync()
     n, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
-        torch.mm(a, b)
-        n += 1
+        for _ in range(burst):
+            torch.mm(a, b)
+            n += 1
+        sync()
     return 2 * size**3 * n / (time.perf_counter() - start)

@@ -1,0 +1,198 @@
+"""benchmarks/RESULTS.md from the JSON results in benchmarks/out/: one table, each row our
+number, the peer's number measured in the same run, and the ratio, with the machine and
+date of the run that produced it.
+
+    python benchmarks/report.py [--out benchmarks/RESULTS.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from common import HERE, OUT
+
+from fromscratch.io import write_text
+
+
+def rows_tokenizers(r: dict) -> list[tuple]:
+    rows = []
+    names = {"gpt2": "GPT-2 BPE", "words": "word-level (incl. fitting the vocabulary)"}
+    for name, result in r["results"].items():
+        for peer, p in result["peers"].items():
+            rows.append((
+                f"tokeniser: {names[name]}, {r['reviews']:,} IMDb reviews ({r['megabytes']} MB)",
+                f"{result['MB_per_s']:.2f} MB/s ({result['seconds']:.1f} s)",
+                peer,
+                f"{p['MB_per_s']:.2f} MB/s ({p['seconds']:.1f} s)",
+                p["ours_speedup"],
+            ))  # fmt: skip
+    return rows
+
+
+def rows_throughput(r: dict) -> list[tuple]:
+    rows = []
+    precision = r["settings"]["dtype"]
+    for name, c in r["results"].items():
+        size = c["config"]
+        shape = (
+            f"{size['n_layer']} layers, {size['n_embd']} wide, context {size['context']}, "
+            f"batch {size['batch']}"
+        )
+        tps, mfu = c["tokens_per_s"], c["mfu"]
+        pairs = [("ours", "hf", "HF GPT2LMHeadModel")]
+        if "ours+compile" in tps:
+            pairs.append(("ours+compile", "hf+compile", "HF GPT2LMHeadModel + torch.compile"))
+        for ours, peer, peer_name in pairs:
+            rows.append((
+                f"GPT training tokens/s, {name} ({shape}), {precision}"
+                + (", torch.compile" if "compile" in ours else ""),
+                f"{tps[ours]:,.0f} tok/s (MFU {mfu[ours]:.0%})",
+                peer_name,
+                f"{tps[peer]:,.0f} tok/s (MFU {mfu[peer]:.0%})",
+                tps[ours] / tps[peer],
+            ))  # fmt: skip
+    return rows
+
+
+def rows_sampling(r: dict) -> list[tuple]:
+    tps, c = r["tokens_per_s"], r["config"]
+    what = (
+        f"sampling tokens/s, {c['n_layer']} layers, {c['n_embd']} wide, "
+        f"{c['new_tokens']} new tokens, batch 1"
+    )
+    ours = f"{tps['ours (KV cache)']:,.0f} tok/s (KV cache)"
+    return [
+        (what, ours, "ours without the cache", f"{tps['ours (no cache)']:,.0f} tok/s",
+         r["ratio_cache_vs_no_cache"]),
+        (what, ours, "HF generate (KV cache)", f"{tps['HF generate (KV cache)']:,.0f} tok/s",
+         r["ratio_vs_hf_generate"]),
+    ]  # fmt: skip
+
+
+def rows_dataloader(r: dict) -> list[tuple]:
+    return [
+        (
+            f"data loader vs training step, {name} (batch {x['batch_size']})",
+            f"{x['loader_batches_per_s']:,.0f} batches/s",
+            "training steps",
+            f"{x['train_steps_per_s']:,.1f} steps/s",
+            x["loader_batches_per_s"] / x["train_steps_per_s"],
+        )
+        for name, x in r["results"].items()
+    ]
+
+
+def rows_workflow(r: dict) -> list[tuple]:
+    jobs = r["job_seconds"]
+    local = jobs["fromscratch run --launcher local"]
+    return [
+        (
+            f"Snakemake dry run of the full DAG ({r['full_dag_jobs']} jobs)",
+            f"{r['dry_run_s']:.1f} s",
+            "snakemake --version",
+            f"{r['snakemake_version_s']:.1f} s",
+            r["dry_run_s"] / r["snakemake_version_s"],
+        ),
+        (
+            "one local job through the launcher (demo `prepare` stage)",
+            f"{local:.1f} s (overhead {r['launcher_overhead_s']:.1f} s)",
+            'python -c "import torch"',
+            f"{r['python_torch_import_s']:.1f} s",
+            local / r["python_torch_import_s"],
+        ),
+    ]
+
+
+def rows_quality(r: dict) -> list[tuple]:
+    reference = {
+        "quality-shakespeare": ("nanoGPT's CPU recipe (1.886 after ~90 s)", "1.886"),
+        "quality-imdb": ("TF-IDF bigrams + logistic regression (24 s)", "0.906"),
+    }[r["benchmark"]]
+    return [
+        (
+            f"{r['benchmark']}: {r['metric']} (goal {r['goal']})",
+            f"{r['value']:.4f} after {r['train_time_s']:.0f} s, {r['steps']} steps",
+            reference[0] + "; reference, not the same run",
+            reference[1],
+            None,
+        )
+    ]
+
+
+def rows_lr_grid(r: dict) -> list[tuple]:
+    return [
+        (
+            f"LR range test vs grid, Tiny Shakespeare, {r['budget_s']:.0f} s per run",
+            f"lr {r['range_test_lr']:.2g}: val loss {r['range_test_val_loss']:.3f}",
+            "best of the grid " + ", ".join(f"{x['lr']:.0e}" for x in r["runs"].values()),
+            f"lr {r['best_grid_lr']:.2g}: val loss {r['best_val_loss']:.3f}",
+            None,
+        )
+    ]
+
+
+ROWS = {  # benchmark name (JSON file stem) -> its table rows, in the table's order
+    "gpt_throughput": rows_throughput,
+    "gpt_throughput-cuda": rows_throughput,
+    "sampling": rows_sampling,
+    "tokenizers": rows_tokenizers,
+    "dataloader": rows_dataloader,
+    "workflow": rows_workflow,
+    "quality-shakespeare": rows_quality,
+    "quality-imdb": rows_quality,
+    "lr-grid": rows_lr_grid,
+}
+
+
+def machine_text(m: dict) -> str:
+    return f"{m['cpu']} ({m['cores']} cores), torch {m['torch']}, {m['date']}"
+
+
+def render(results: dict[str, dict]) -> str:
+    machines = sorted({machine_text(r["machine"]) for r in results.values()})
+    lines = [
+        "# Benchmark results",
+        "",
+        "Made by `make bench` (`python benchmarks/run.py`) from `benchmarks/out/*.json`; each",
+        "row's peer was measured in the same run as ours, interleaved where both are timed,",
+        "except where a row says *reference*. Ratio = ours ÷ peer for rates (higher is",
+        "better for us), peer ÷ ours for times.",
+        "",
+        "Machines and dates:",
+        *[f"- {m}" for m in machines],
+        "",
+        "| benchmark | ours | peer | peer's | ratio | run |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, make_rows in ROWS.items():
+        if name not in results:
+            continue
+        when = results[name]["machine"]["date"]
+        if "device" in results[name] and results[name]["device"] != results[name].get("cpu"):
+            when = f"{results[name]['device']}, {when}"
+        for what, ours, peer, theirs, ratio in make_rows(results[name]):
+            ratio_text = f"×{ratio:.2f}" if ratio is not None else "—"
+            lines.append(f"| {what} | {ours} | {peer} | {theirs} | {ratio_text} | {when} |")
+    missing = [name for name in ROWS if name not in results]
+    if missing:
+        lines += ["", f"Not run yet: {', '.join(missing)}."]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
+    args = parser.parse_args()
+    results = {
+        path.stem: json.loads(path.read_text())
+        for path in sorted(OUT.glob("*.json"))
+        if path.stem in ROWS
+    }
+    write_text(args.out, render(results))
+    print(f"{len(results)} benchmarks → {args.out}")
+
+
+if __name__ == "__main__":
+    main()
