@@ -107,3 +107,19 @@ class Perceiver(LanguageModel):
         for block in self.blocks:  # then the latents talk among themselves, causally
             latents = block(latents)
         return self.lm_head(self.ln_f(latents))
+
+    def estimate_flops_per_token(self) -> float:
+        """Training FLOPs per input token, counted like GPT.estimate_flops_per_token.
+
+        In a full window of T = context tokens, only the keys and values of the
+        cross-attention see all T tokens; every other parameter multiplies the L latents
+        alone.  Attention: L x T products in the cross-attention, L x L in each block.
+        6 FLOPs per multiply-add (2 forward, 4 backward), divided by the T input tokens.
+        """
+        c = self.config
+        T, L, C = c.context, c.latents, c.n_embd
+        kv = [p for name, p in self.named_parameters() if name.startswith("cross.cross.c_kv")]
+        per_input = sum(p.numel() for p in kv)
+        per_latent = self.num_parameters(non_embedding=True) - per_input
+        multiply_adds = T * per_input + L * per_latent + 2 * L * T * C + c.n_layer * 2 * L * L * C
+        return 6 * multiply_adds / T

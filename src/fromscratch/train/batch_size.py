@@ -79,28 +79,67 @@ def full_length(trainer):
     )
 
 
-def probe_in_child(config_dict: dict, batch_size: int) -> tuple[dict | None, float]:
-    """(result, or None if it failed; peak resident MB) of a probe in a fresh process."""
+def measure(
+    config: TrainConfig, batch_size: int, steps: int = PROBE_STEPS
+) -> tuple[dict | None, float]:
+    """(probe result, or None if it did not fit; peak memory in MB) of one batch size.
+
+    On a GPU the probe runs here and the peak is what PyTorch allocated; on a CPU it runs
+    in a fresh process, whose peak resident memory is the whole cost of training.
+    """
+    if torch.cuda.is_available() and config.device in ("auto", "cuda"):
+        torch.cuda.reset_peak_memory_stats()
+        try:
+            result = probe(config, batch_size, steps)
+            peak_mb = torch.cuda.max_memory_allocated() / 2**20
+        except torch.cuda.OutOfMemoryError:
+            result, peak_mb = None, float("nan")
+        torch.cuda.empty_cache()
+        return result, peak_mb
+    return probe_in_child(config.to_dict(), batch_size, steps)
+
+
+def probe_in_child(
+    config_dict: dict, batch_size: int, steps: int = PROBE_STEPS
+) -> tuple[dict | None, float]:
+    """(result, or None if it failed; peak resident MB) of a probe in a fresh process.
+
+    The child reports its own high-water mark (Linux's VmHWM counts from its exec): the
+    rusage of a child (ru_maxrss) would also hold the parent's size at the fork.
+    """
     code = (
-        "import json, sys; from fromscratch.train.batch_size import probe; "
+        "import json, sys; from fromscratch.train.batch_size import probe, own_peak_mb; "
         "from fromscratch.train.config import TrainConfig; "
         "c = TrainConfig.from_dict(json.loads(sys.argv[1])); "
-        "print(json.dumps(probe(c, int(sys.argv[2]))))"
+        "r = probe(c, int(sys.argv[2]), int(sys.argv[3])); "
+        "print(json.dumps({'result': r, 'peak_mb': own_peak_mb()}))"
     )
     child = subprocess.Popen(
-        [sys.executable, "-c", code, json.dumps(config_dict), str(batch_size)],
+        [sys.executable, "-c", code, json.dumps(config_dict), str(batch_size), str(steps)],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
     )
     stdout = child.stdout.read()
     child.stdout.close()
-    _, status, usage = os.wait4(child.pid, 0)  # reaps the child and reports its peak RSS
+    _, status, usage = os.wait4(child.pid, 0)  # reaps the child; its rusage, if it died
     child.returncode = os.waitstatus_to_exitcode(status)
-    peak_mb = usage.ru_maxrss / 1024
     if child.returncode != 0 or not stdout.strip():
-        return None, peak_mb
-    return json.loads(stdout.strip().splitlines()[-1]), peak_mb
+        return None, usage.ru_maxrss / 1024  # an upper bound: killed on the way up
+    report = json.loads(stdout.strip().splitlines()[-1])
+    return report["result"], report["peak_mb"] or usage.ru_maxrss / 1024
+
+
+def own_peak_mb() -> float | None:
+    """This process's peak resident memory in MB since it started (Linux), else None."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
 
 
 def search(
@@ -111,16 +150,7 @@ def search(
     tried = []
     batch_size = 1
     while batch_size <= max_batch_size:
-        if cuda:
-            torch.cuda.reset_peak_memory_stats()
-            try:
-                result = probe(config, batch_size)
-                peak_mb = torch.cuda.max_memory_allocated() / 2**20
-            except torch.cuda.OutOfMemoryError:
-                result, peak_mb = None, float("nan")
-            torch.cuda.empty_cache()
-        else:
-            result, peak_mb = probe_in_child(config.to_dict(), batch_size)
+        result, peak_mb = measure(config, batch_size)
         fits = result is not None and peak_mb <= memory_cap_mb
         tried.append(
             {

@@ -1,13 +1,15 @@
 """Evaluation over whole splits: exact bits for language models, accuracy for classifiers.
 
-Language models: the split is cut into consecutive windows of `context` tokens; every
-token after the first is predicted exactly once, and the summed negative log-likelihood
+Language models: the split is cut into windows of `context` tokens; every token after
+the first is predicted exactly once (a Perceiver AR, which predicts only its latent
+positions, by windows that overlap), and the summed negative log-likelihood
 (in bits) is divided by what was predicted — tokens, and the split's UTF-8 bytes and
 characters. No windows are sampled: the number is the same every time.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -20,6 +22,21 @@ from fromscratch.models import nll_bits
 def lm_targets_for(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Targets aligned with logits: a Perceiver AR predicts only its last positions."""
     return targets[:, -logits.size(1) :]
+
+
+def lm_windows(n: int, context: int, stride: int) -> list[tuple[int, int, int]]:
+    """The windows that predict tokens 1 .. n-1 of a stream of n tokens, each exactly once.
+
+    Window (start, end, scored) reads tokens[start:end] (at most `context` of them) and
+    predicts tokens[start + 1 : end + 1]; only its last `scored` predictions count, the
+    earlier ones belong to the window before.  Windows end every `stride` tokens, so a
+    model that predicts only the last `stride` positions of its input (a Perceiver AR: its
+    latents) still predicts every token; a GPT has stride = context.
+    """
+    ends = np.minimum(np.arange(stride, n - 1 + stride, stride), n - 1)
+    starts = np.maximum(ends - context, 0)
+    scored = np.diff(ends, prepend=0)
+    return list(zip(starts.tolist(), ends.tolist(), scored.tolist(), strict=True))
 
 
 @torch.no_grad()
@@ -37,22 +54,25 @@ def evaluate_lm(
     tokens = data.tokens(split)
     n = len(tokens) if not max_tokens else min(len(tokens), max_tokens)
     info = data.meta["splits"][split]
-    starts = np.arange(0, n - 1, context)
+    # how many positions the model predicts from a full window: all, or its latents
+    probe = torch.zeros((1, min(context, n - 1)), dtype=torch.long, device=device)
+    stride = model(probe).size(1)
     total_bits, predicted = 0.0, 0
-    for i in range(0, len(starts), batch_size):
-        chunk = starts[i : i + batch_size]
-        rows = [np.asarray(tokens[s : min(s + context + 1, n)], dtype=np.int64) for s in chunk]
-        width = max(len(r) for r in rows)
-        window = np.full((len(rows), width), -1, dtype=np.int64)
-        for j, r in enumerate(rows):
-            window[j, : len(r)] = r
-        window = torch.from_numpy(window).to(device)
-        x, y = window[:, :-1].clamp(min=0), window[:, 1:]
-        logits = model(x)
-        if logits.size(1) != y.size(1):  # a Perceiver scores only its latent positions
-            raise ValueError("evaluate_lm needs a model that predicts every position")
-        total_bits += nll_bits(logits, y, ignore_index=-1).item()
-        predicted += int((y >= 0).sum())
+    # windows of the same length go through the model together (only the first few,
+    # shorter than context, differ)
+    for _, same_length in itertools.groupby(lm_windows(n, context, stride), lambda w: w[1] - w[0]):
+        same_length = list(same_length)
+        for i in range(0, len(same_length), batch_size):
+            chunk = same_length[i : i + batch_size]
+            window = np.stack([np.asarray(tokens[s : e + 1], dtype=np.int64) for s, e, _ in chunk])
+            window = torch.from_numpy(window).to(device)
+            x, y = window[:, :-1], window[:, 1:]
+            logits = model(x)
+            y = y[:, -logits.size(1) :].clone()
+            for row, (_, _, scored) in enumerate(chunk):  # already predicted: not counted
+                y[row, : y.size(1) - scored] = -1
+            total_bits += nll_bits(logits, y, ignore_index=-1).item()
+            predicted += sum(scored for _, _, scored in chunk)
     fraction = predicted / max(info["tokens"] - 1, 1)
     result = {
         "bits": total_bits,
