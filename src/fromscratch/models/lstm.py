@@ -48,7 +48,10 @@ class LSTMLanguageModel(LanguageModel):
             dropout=config.dropout if config.n_layer > 1 else 0.0,
         )  # fmt: skip
         self.lm_head = nn.Linear(C, config.vocab_size, bias=False)
-        nn.init.normal_(self.wte.weight, std=0.02)
+        # Unit-variance embeddings (nn.Embedding's own init), not GPT's std 0.02: an LSTM
+        # layer shrinks its input, and from inputs that small a stack of two or more
+        # layers passes almost nothing on and stays stuck at unigram statistics.
+        nn.init.normal_(self.wte.weight, std=1.0)
         if config.tie_weights:
             self.lm_head.weight = self.wte.weight
 

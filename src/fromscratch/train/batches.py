@@ -13,7 +13,8 @@ import numpy as np
 import torch
 
 
-def _rng(*key: int) -> np.random.Generator:
+def keyed_rng(*key: int) -> np.random.Generator:
+    """A generator that depends on nothing but `key` (e.g. seed, batch index)."""
     return np.random.default_rng(np.random.SeedSequence(list(key)))
 
 
@@ -43,7 +44,7 @@ class LMBatches:
         self.offsets = np.arange(context + 1)
 
     def __call__(self, index: int) -> tuple[torch.Tensor, ...]:
-        starts = _rng(self.seed, index).integers(
+        starts = keyed_rng(self.seed, index).integers(
             0, len(self.tokens) - self.context - 1, size=self.batch_size
         )[self.rows]
         window = torch.from_numpy(self.tokens[starts[:, None] + self.offsets].astype(np.int64))
@@ -87,7 +88,7 @@ class ClassificationBatches:
 
     def _epoch_order(self, epoch: int) -> np.ndarray:
         if epoch != self._epoch:
-            rng = _rng(self.seed, epoch)
+            rng = keyed_rng(self.seed, epoch)
             order = rng.permutation(len(self.labels))[: self.per_epoch * self.batch_size]
             window = self.batch_size * self.BUCKET
             for start in range(0, len(order), window):

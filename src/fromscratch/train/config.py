@@ -25,12 +25,46 @@ from fromscratch.models.common import Config
 from fromscratch.train.schedule import CLOCKS, SHAPES
 
 FAMILIES = ("gpt", "classifier", "perceiver", "lstm")
+LANGUAGE_MODELS = ("gpt", "perceiver", "lstm")
 PRECISIONS = ("fp32", "bf16", "fp16")
 WANDB_MODES = ("online", "offline", "disabled")
 
 
 @dataclasses.dataclass
-class TrainConfig(Config):
+class TrackingConfig(Config):
+    """Where a run's metrics go besides its folder: W&B mode (online | offline |
+    disabled), project, and the run's group, job type and comma-separated tags."""
+
+    wandb_mode: str = "disabled"
+    wandb_project: str = "fromscratch"
+    group: str = ""
+    job_type: str = "train"
+    tags: str = ""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._check_choice("wandb_mode", WANDB_MODES)
+
+    def tracker(self, out, run_config: dict, run_id=None, resume_step=None, enabled=True):
+        """The run's Tracker (metrics.jsonl, summary.json, W&B), resuming `run_id` if given."""
+        from fromscratch.track import Tracker
+
+        return Tracker(
+            out,
+            run_config,
+            mode=self.wandb_mode,
+            project=self.wandb_project,
+            group=self.group,
+            job_type=self.job_type,
+            tags=[t for t in self.tags.split(",") if t],
+            run_id=run_id,
+            resume_step=resume_step,
+            enabled=enabled,
+        )
+
+
+@dataclasses.dataclass
+class TrainConfig(TrackingConfig):
     """Everything one training run needs besides its output folder.
 
     data / train_split / eval_splits: the prepared folder and which splits to use
@@ -44,7 +78,11 @@ class TrainConfig(Config):
     logged either way).  Budgets: max_steps, time_budget_s, token_budget (0: none).
     eval_every / log_every / checkpoint_every: in steps.  precision: fp32 | bf16 | fp16
     (autocast; fp16 adds a GradScaler).  compile: torch.compile the model.
-    wandb_mode / wandb_project / group / job_type / tags: tracking.
+    wandb_mode / wandb_project / group / job_type / tags: tracking (TrackingConfig).
+    teacher: distil this language model into the one trained (train/distill.py): a
+    model.pt, or a Hugging Face GPT-2 folder or cached name ("": plain training);
+    distill_temperature softens both distributions, distill_weight is the share of the
+    soft-target term in the loss (0: plain cross-entropy, 1: the teacher alone).
     """
 
     data: str = ""
@@ -79,11 +117,9 @@ class TrainConfig(Config):
     compile: bool = False
     device: str = "auto"
     seed: int = 0
-    wandb_mode: str = "disabled"
-    wandb_project: str = "fromscratch"
-    group: str = ""
-    job_type: str = "train"
-    tags: str = ""
+    teacher: str = ""
+    distill_temperature: float = 2.0
+    distill_weight: float = 0.5
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -97,13 +133,18 @@ class TrainConfig(Config):
         self._check_choice("schedule", SHAPES)
         self._check_choice("clock", CLOCKS)
         self._check_choice("precision", PRECISIONS)
-        self._check_choice("wandb_mode", WANDB_MODES)
         if self.clock == "time" and self.time_budget_s <= 0:
             self._fail("clock", "'time' needs time_budget_s > 0")
         if self.max_steps < 1 and self.time_budget_s <= 0 and self.token_budget <= 0:
             self._fail("max_steps", "set max_steps, time_budget_s or token_budget")
         if self.lr <= 0:
             self._fail("lr", f"{self.lr!r} must be positive")
+        if self.teacher and family not in LANGUAGE_MODELS:
+            self._fail("teacher", f"distils language models only ({', '.join(LANGUAGE_MODELS)})")
+        if self.distill_temperature <= 0:
+            self._fail("distill_temperature", f"{self.distill_temperature!r} must be positive")
+        if not 0 <= self.distill_weight <= 1:
+            self._fail("distill_weight", f"{self.distill_weight!r} must be in [0, 1]")
 
     @property
     def family(self) -> str:

@@ -6,7 +6,8 @@ One step: set the LR from the schedule → grad_accum micro-batches (autocast, b
 unscale → gradient norm (logged, before clipping) → clip → NaN guard → optimizer step.
 Around it: evaluation every `eval_every` steps, a checkpoint every `checkpoint_every`
 steps and when SIGTERM/SIGUSR2 arrives, and stops on max_steps, the time budget or the
-token budget. Everything a run needs to continue exactly is in its checkpoints.
+token budget. Everything a run needs to continue exactly is in its checkpoints. With a
+`teacher` (train/distill.py) a language model learns from its soft targets as well.
 """
 
 from __future__ import annotations
@@ -26,10 +27,10 @@ from tqdm.auto import tqdm
 from fromscratch import FromScratchError
 from fromscratch.data import PreparedData
 from fromscratch.io import atomic_path
-from fromscratch.track import Tracker
 from fromscratch.train import checkpoint
 from fromscratch.train.batches import ClassificationBatches, LMBatches
 from fromscratch.train.config import TrainConfig
+from fromscratch.train.distill import Teacher, load_teacher
 from fromscratch.train.distributed import Distributed
 from fromscratch.train.evaluate import evaluate_classifier, evaluate_lm, lm_targets_for
 from fromscratch.train.models import build_model
@@ -58,14 +59,17 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def loss_fn(model, batch, family: str) -> tuple[torch.Tensor, int]:
-    """Mean cross-entropy of one micro-batch, and how many tokens it held."""
+def loss_fn(model, batch, family: str, teacher: Teacher | None = None) -> tuple[torch.Tensor, int]:
+    """Mean cross-entropy of one micro-batch (with a teacher: the distillation loss), and
+    how many tokens it held."""
     if family == "classifier":
         x, mask, y = batch
         return F.cross_entropy(model(x, mask).float(), y), int(mask.sum())
     x, y = batch
     logits = model(x)
     y = lm_targets_for(logits, y)
+    if teacher is not None:
+        return teacher.loss(logits, x, y), x.numel()
     return F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), y.reshape(-1)), x.numel()
 
 
@@ -85,6 +89,16 @@ class Trainer:
         torch.manual_seed(config.seed)
         self.model = build_model(config, self.data.meta).to(self.device)
         self.context = config.context or getattr(self.model.config, "context", 256)
+        self.teacher = None
+        if config.teacher:
+            self.teacher = load_teacher(
+                config.teacher,
+                self.data,
+                self.context,
+                config.distill_temperature,
+                config.distill_weight,
+            )
+            self.teacher.model.to(self.device)
         self.optimizer = self.model.configure_optimizer(
             config.weight_decay,
             config.lr,
@@ -108,14 +122,9 @@ class Trainer:
         self.forward_model = self.dist.wrap(self.model)
         if config.compile:
             self.forward_model = torch.compile(self.forward_model)
-        self.tracker = Tracker(
+        self.tracker = config.tracker(
             self.out,
             self.config_dict(),
-            mode=config.wandb_mode,
-            project=config.wandb_project,
-            group=config.group,
-            job_type=config.job_type,
-            tags=[t for t in config.tags.split(",") if t],
             run_id=run_id,
             resume_step=self.state.step if resume else None,
             enabled=self.dist.is_main,
@@ -124,10 +133,13 @@ class Trainer:
         self.show_bar = sys.stderr.isatty() if progress_bar is None else progress_bar
 
     def config_dict(self) -> dict:
-        return {
+        config = {
             **self.config.to_dict(),
             "model": {**self.model.config.to_dict(), "family": self.config.family},
         }
+        if self.teacher is not None:  # its config and weights: resume checks them too
+            config["teacher_model"] = self.teacher.record
+        return config
 
     def _batches(self):
         c, d = self.config, self.data
@@ -215,7 +227,7 @@ class Trainer:
             ]
             sync = micro == c.grad_accum - 1
             with self.dist.maybe_no_sync(self.forward_model, sync), self.autocast():
-                loss, n = loss_fn(self.forward_model, batch, c.family)
+                loss, n = loss_fn(self.forward_model, batch, c.family, self.teacher)
             self.scaler.scale(loss / c.grad_accum).backward()
             total_loss += loss.item() / c.grad_accum
             tokens += n

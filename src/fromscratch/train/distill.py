@@ -1,0 +1,147 @@
+"""Knowledge distillation (Hinton et al. 2015): a student learns from a teacher's soft targets.
+
+    loss = α · T² · KL(teacher_T ‖ student_T) + (1 − α) · cross-entropy(student, next tokens)
+
+where model_T = softmax(logits / T). A temperature T > 1 softens both distributions, so
+the student also learns which wrong tokens the teacher finds plausible; the T² keeps the
+soft term's gradients the same size whatever T is (they shrink as 1/T²). α, the distill
+weight, mixes the two: α = 0 is plain training, α = 1 learns from the teacher alone.
+
+The teacher is frozen (eval mode, no gradients) and must share the student's vocabulary:
+the same prepared data folder, or one whose tokenizer has exactly the same tokens.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from fromscratch import FromScratchError
+from fromscratch.data import PreparedData
+
+TEACHER_FAMILIES = ("gpt", "lstm")  # models that predict every position, as the student does
+
+
+def distillation_loss(
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    targets: torch.Tensor,
+    temperature: float,
+    weight: float,
+) -> torch.Tensor:
+    """The mean over tokens of α · T² · KL(teacher_T ‖ student_T) + (1 − α) · cross-entropy.
+
+    logits (..., V) of student and teacher at the same positions, targets (...) the next
+    tokens; weight is α, temperature is T.
+    """
+    vocab = student_logits.size(-1)
+    student = student_logits.reshape(-1, vocab).float()
+    teacher = teacher_logits.reshape(-1, vocab).float()
+    hard = F.cross_entropy(student, targets.reshape(-1))
+    soft = F.kl_div(  # KL(p ‖ q) with q = the student: kl_div takes log q first
+        F.log_softmax(student / temperature, dim=-1),
+        F.log_softmax(teacher / temperature, dim=-1),
+        reduction="batchmean",  # summed over the vocabulary, averaged over tokens
+        log_target=True,
+    )
+    return weight * temperature**2 * soft + (1 - weight) * hard
+
+
+class Teacher:
+    """A frozen language model and the loss that distils it into a student."""
+
+    def __init__(self, model: torch.nn.Module, temperature: float, weight: float, record: dict):
+        self.model = model.eval().requires_grad_(False)
+        self.temperature, self.weight = temperature, weight
+        self.record = record  # what it is: goes into the run's config (resume checks it)
+
+    def loss(self, student_logits: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The distillation loss of a student's logits on inputs x with next tokens y."""
+        with torch.no_grad():
+            teacher_logits = self.model(x)
+        # A Perceiver AR student predicts only its last positions: compare those.
+        teacher_logits = teacher_logits[:, -student_logits.size(1) :]
+        return distillation_loss(student_logits, teacher_logits, y, self.temperature, self.weight)
+
+
+def load_language_model(source: str) -> tuple[torch.nn.Module, dict]:
+    """A trained model.pt (or checkpoint), or a Hugging Face GPT-2 folder or cached name,
+    and its config dict ({"model": {...}, "data": the folder it was trained on or None})."""
+    from fromscratch.models import GPT
+    from fromscratch.train.models import load_model
+
+    if Path(source).is_file():
+        model, config = load_model(source)
+        return model, {"model": config["model"], "data": config.get("data")}
+    try:
+        model = GPT.from_gpt2(source)
+    except OSError as error:  # not a folder of save_pretrained and not in the HF cache
+        raise FromScratchError(
+            f"teacher {source!r}: neither a model.pt nor a GPT-2 folder or cached name ({error})"
+        ) from error
+    return model, {"model": {**model.config.to_dict(), "family": "gpt"}, "data": None}
+
+
+def load_teacher(
+    source: str, data: PreparedData, context: int, temperature: float, weight: float
+) -> Teacher:
+    """The teacher at `source` (see load_language_model), checked against the student's
+    data (the same vocabulary) and training length `context` (a GPT must see it whole)."""
+    # Building it draws random initial weights (then replaced by the trained ones): leave
+    # the student's random stream as it would be without a teacher.
+    with torch.random.fork_rng(devices=[]):
+        model, config = load_language_model(source)
+    spec = config["model"]
+    if spec["family"] not in TEACHER_FAMILIES:
+        raise FromScratchError(
+            f"teacher {source}: a {spec['family']} cannot teach a language model; "
+            f"allowed families: {', '.join(TEACHER_FAMILIES)}"
+        )
+    _check_vocabulary(source, config["data"], data)
+    if spec["family"] == "gpt" and context > spec["context"]:
+        raise FromScratchError(
+            f"teacher {source}: its context is {spec['context']} tokens, shorter than the "
+            f"student's training length {context}"
+        )
+    record = {"source": source, "model": spec, "weights_sha256": fingerprint(model)}
+    return Teacher(model, temperature, weight, record)
+
+
+def _check_vocabulary(source: str, teacher_data: str | None, data: PreparedData) -> None:
+    """Fail unless the teacher's token ids mean the same tokens as the student's data."""
+    if teacher_data is None:  # GPT-2: the data must be tokenised with GPT-2's BPE
+        if data.meta["tokenizer"] != "gpt2":
+            raise FromScratchError(
+                f"teacher {source} is GPT-2, but {data.folder} is tokenised with "
+                f"{data.meta['tokenizer']!r}; prepare it with --tokenizer gpt2"
+            )
+        return
+    if Path(teacher_data).resolve() == data.folder.resolve():
+        return
+    if not (Path(teacher_data) / "meta.json").is_file():
+        raise FromScratchError(
+            f"teacher {source} was trained on {teacher_data}, which is missing: "
+            "its vocabulary cannot be checked against the student's data"
+        )
+    if _tokens(PreparedData(teacher_data)) != _tokens(data):
+        raise FromScratchError(
+            f"teacher {source} was trained on {teacher_data}, whose vocabulary differs from that "
+            f"of {data.folder}; prepare the student's data with --tokenizer-from {teacher_data}"
+        )
+
+
+def _tokens(data: PreparedData) -> list[str]:
+    """Every token of the vocabulary, as text."""
+    return [data.tokenizer.decode([i]) for i in range(data.meta["vocab_size"])]
+
+
+def fingerprint(model: torch.nn.Module) -> str:
+    """A sha256 of the weights: a retrained teacher is a different teacher."""
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
+    return digest.hexdigest()
