@@ -23,6 +23,9 @@ include: "workflow/rules/ablations/encoder_decoder.smk"
 include: "workflow/rules/figures.smk"
 
 
+check_cluster_entries()
+
+
 report: "workflow/report/workflow.rst"
 
 

@@ -87,24 +87,11 @@ def cmd_batch_size(args: argparse.Namespace) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    from fromscratch.data import PreparedData
-    from fromscratch.io import write_json
-    from fromscratch.train.evaluate import evaluate_classifier, evaluate_lm
-    from fromscratch.train.models import load_model
+    from fromscratch.stages.evaluate import evaluate_stage
 
-    model, config = load_model(args.model)
-    data = PreparedData(args.data or config["data"])
-    results = {}
-    for split in args.split:
-        if config["model"]["family"] == "classifier":
-            results[split] = evaluate_classifier(
-                model, data, split, config["max_length"], head_tokens=config["head_tokens"]
-            )
-        else:
-            context = config["context"] or config["model"]["context"]
-            results[split] = evaluate_lm(model, data, split, context)
-    if args.out:
-        write_json(args.out, results)
+    data = str(args.data) if args.data else None
+    sets = {split: {"split": split, "data": data} for split in args.split}
+    results = evaluate_stage(str(args.model), sets, str(args.out or ""))
     print(json.dumps(results, indent=1))
 
 

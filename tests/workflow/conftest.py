@@ -11,8 +11,9 @@ ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
 
-def snakemake(workdir, *args, timeout=1200):
-    """Run snakemake on the project's Snakefile with results under `workdir`."""
+def snakemake(workdir, *args, config=ROOT / "config.yaml", timeout=1200):
+    """Run snakemake on the project's Snakefile with results under `workdir` and `config`
+    as the config file."""
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
     return subprocess.run(
         [
@@ -20,7 +21,7 @@ def snakemake(workdir, *args, timeout=1200):
             "--snakefile",
             str(ROOT / "Snakefile"),
             "--configfile",
-            str(ROOT / "config.yaml"),
+            str(config),
             "--directory",
             str(workdir),
             *args,

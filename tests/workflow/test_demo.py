@@ -1,8 +1,10 @@
 """The demo DAG end to end: here (local launcher) and through the real SLURM cluster.
 
 To keep the suite short, both runs use a smaller demo (one seed, two variants of each
-comparison, fewer steps) given as an extra config file; everything else — data, tuning,
-training, sampling, tables, figures, poster — is the real DAG.
+comparison, fewer steps, every research study at a few seconds of compute); everything
+else — data, tuning, training, sampling, the studies, tables, figures, poster — is the
+real DAG. The SLURM run leaves the studies out: it checks that the cluster computes what
+the local run does.
 """
 
 import json
@@ -10,31 +12,162 @@ import re
 import subprocess
 
 import pytest
+import yaml
 
 from .conftest import ROOT, snakemake
 
-SMALL_DEMO = """
-cluster:
-  default: {cpus: 1, mem_gb: 4, time_min: 20}
-presets:
-  demo:
-    seeds: [0]
-    compare: {attention: [simple, multihead], position: [none, learned]}
-    tune:
-      lr_range: {steps: 30}
-      batch_size: {max_batch_size: 8}
-    classifier: {train: {max_steps: 60, eval_every: 30}}
-    gpt: {train: {max_steps: 60, eval_every: 30}}
-"""
+# Replaces (not merges into) the demo preset's settings at each path.
+SMALL_DEMO = {
+    ("cluster", "default"): {"cpus": 1, "mem_gb": 4, "time_min": 20},
+    ("presets", "demo", "seeds"): [0],
+    ("presets", "demo", "compare"): {
+        "attention": ["simple", "multihead"],
+        "position": ["none", "learned"],
+    },
+    ("presets", "demo", "tune", "lr_range", "steps"): 30,
+    ("presets", "demo", "tune", "batch_size", "max_batch_size"): 8,
+    ("presets", "demo", "classifier", "train", "max_steps"): 60,
+    ("presets", "demo", "classifier", "train", "eval_every"): 30,
+    ("presets", "demo", "gpt", "train", "max_steps"): 60,
+    ("presets", "demo", "gpt", "train", "eval_every"): 30,
+    ("ablations", "augmentation", "demo"): {
+        "seeds": [0],
+        "copies": 1,
+        "classifier": {
+            "strategies": {"none": 0.0, "unk": 0.1},
+            "ood": {"demo": "ood"},
+            "train": {"max_steps": 10, "eval_every": 0, "warmup_steps": 2},
+        },
+        "lm": {
+            "dataset": "demo",
+            "strategies": {"none": 0.0, "typos": 0.1},
+            "ood": {"demo": "ood"},
+            "eval_max_tokens": 2000,
+            "train": {"max_steps": 10, "eval_every": 0, "warmup_steps": 2, "eval_max_tokens": 2000},
+        },
+    },
+    ("ablations", "recurrent_gpt2", "demo"): {
+        "model": "pipeline",
+        "positions": ["learned"],
+        "corpora": {"demo": "test"},
+        "chunks": 2,
+        "documents": 4,
+        "memory_tokens": 1,
+        "stride": 16,
+        "batch_size": 8,
+        "bin": 8,
+    },
+    ("ablations", "distillation", "demo"): {
+        "teacher": "pipeline",
+        "layers": [1, 2],
+        "seeds": [0],
+        "temperature": 2.0,
+        "weight": 0.5,
+        "lengths": [1, 2],
+        "eval_split": "test",
+        "eval_max_tokens": 2000,
+        "model": {"n_embd": 16, "context": 32},
+        "train": {"max_steps": 5, "batch_size": 4, "lr": 3.0e-2},
+    },
+    ("ablations", "perceiver", "demo"): {
+        "data": [{"dataset": "demo", "tokenizer": "chars", "eval_split": "test"}],
+        "contexts": [32, 64],
+        "model": {"n_head": 2, "position": "learned", "fast": True},
+        "gpt": {"n_layer": 2, "n_embd": 32},
+        "perceiver": {"n_layer": 1, "latents": 16},
+        "tolerance": 0.05,
+        "budget_flops": 5.0e9,
+        "batch_tokens": 256,
+        "train": {"lr": 3.0e-3, "warmup_steps": 2, "eval_max_tokens": 2000, "log_every": 5},
+        "cost_steps": 1,
+    },
+    ("ablations", "cramming", "demo"): {
+        "budget_s": 2,
+        "budget_fractions": [0.5],
+        "split": "test",
+        "model": {
+            "n_layer": 1,
+            "n_head": 2,
+            "n_embd": 32,
+            "context": 32,
+            "norm": "pre",
+            "bias": False,
+            "dropout": 0.0,
+            "fast": True,
+        },
+        "train": {
+            "batch_size": 8,
+            "warmup_steps": 5,
+            "schedule": "linear",
+            "min_lr_ratio": 0.0,
+            "eval_max_tokens": 2000,
+            "log_every": 10,
+        },
+        "ablations": {"post_norm": {"model": {"norm": "post"}}},
+    },
+    ("ablations", "sentence_vae", "demo"): {
+        "seeds": [0],
+        "base": {"source": "pipeline"},
+        "data": {"dataset": "demo", "tokenizer": "chars"},
+        "sentences": {"train": 200, "test": 60, "max_tokens": 64},
+        "vae": {"latent": 4, "bottleneck": 8},
+        "train": {
+            "steps": 10,
+            "batch_size": 8,
+            "lr": 3.0e-3,
+            "warmup_steps": 2,
+            "log_every": 5,
+            "eval_every": 5,
+            "examples": 5,
+        },
+        "variants": {
+            "constant": {"kl_schedule": "constant", "free_bits": 0.0},
+            "cyclical-free-bits": {"kl_schedule": "cyclical", "free_bits": 0.25},
+        },
+    },
+    ("ablations", "encoder_decoder", "demo"): {
+        "seeds": [0],
+        "task": {
+            "name": "reverse",
+            "symbols": 4,
+            "min_length": 1,
+            "max_length": 4,
+            "test_max_length": 6,
+            "test_examples": 20,
+        },
+        "model": {"n_layer": 1, "n_head": 2, "n_embd": 32, "position": "learned", "fast": True},
+        "gpt_layers": 2,
+        "train": {
+            "max_steps": 30,
+            "batch_size": 16,
+            "lr": 3.0e-3,
+            "warmup_steps": 5,
+            "log_every": 10,
+        },
+    },
+}
+STUDIES = [path[1] for path in SMALL_DEMO if path[0] == "ablations"]
 RUNS = ["attention/simple", "attention/multihead", "position/none", "position/learned"]
 
 
-def run_demo(workdir, *extra):
-    config = workdir / "small-demo.yaml"
-    config.write_text(SMALL_DEMO)
-    result = snakemake(
-        workdir, "--cores", "2", "--configfile", str(ROOT / "config.yaml"), str(config), *extra
-    )
+def small_demo_config(workdir, studies=True):
+    """config.yaml with SMALL_DEMO's settings in place, written to workdir."""
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    for path, value in SMALL_DEMO.items():
+        node = config
+        for key in path[:-1]:
+            node = node[key]
+        node[path[-1]] = value
+    for name in STUDIES:
+        config["ablations"][name]["enabled"] = studies
+    path = workdir / "small-demo.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def run_demo(workdir, *extra, studies=True):
+    config = small_demo_config(workdir, studies)
+    result = snakemake(workdir, "--cores", "2", *extra, config=config)
     assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
     return workdir / "results" / "demo"
 
@@ -81,6 +214,17 @@ def test_demo_dag_makes_every_figure_and_the_poster(local_demo):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("study", STUDIES)
+def test_demo_dag_runs_every_research_study(local_demo, study):
+    figures = sorted((local_demo / "figures" / study).glob("*.png"))
+    assert figures, f"no figures of {study}"
+    for png in figures:
+        assert png.stat().st_size > 10_000 and png.with_suffix(".pdf").exists(), png
+    tables = sorted((local_demo / "studies" / study).rglob("*.csv"))
+    assert tables and all(len(t.read_text().splitlines()) > 1 for t in tables), study
+
+
+@pytest.mark.slow
 def test_changing_figure_code_reruns_only_figure_rules(local_demo):
     # Snakemake ignores a bare touch of a small file whose content is unchanged (it keeps
     # checksums), so the test really changes the figure code, then restores it.
@@ -89,13 +233,7 @@ def test_changing_figure_code_reruns_only_figure_rules(local_demo):
     original = plots.read_text()
     try:
         plots.write_text(original + "\n# changed by a test\n")
-        result = snakemake(
-            workdir,
-            "-n",
-            "--configfile",
-            str(ROOT / "config.yaml"),
-            str(workdir / "small-demo.yaml"),
-        )
+        result = snakemake(workdir, "-n", config=workdir / "small-demo.yaml")
     finally:
         plots.write_text(original)
     assert result.returncode == 0
@@ -107,7 +245,7 @@ def test_changing_figure_code_reruns_only_figure_rules(local_demo):
 @pytest.mark.slow
 @pytest.mark.slurm
 def test_demo_dag_on_slurm_gives_the_local_metrics(local_demo, slurm_cluster, tmp_path):
-    results = run_demo(tmp_path, "--profile", str(ROOT / "profiles" / "slurm"))
+    results = run_demo(tmp_path, "--profile", str(ROOT / "profiles" / "slurm"), studies=False)
     jobs = list((results / "logs" / "jobs" / "train").glob("*_log.out"))
     assert jobs, "no SLURM job logs"
     local, cluster = summaries(local_demo), summaries(results)

@@ -26,7 +26,7 @@ MAIN_VARIANT = {"attention": "multihead", "position": "learned"}
 FAMILY = {"classifier": "classifier", "gpt": "gpt"}
 # The package source, found from the Snakefile (runs may use another --directory).
 SOURCE = os.path.join(workflow.basedir, "src", "fromscratch")
-CONDA_ENV = "../../envs/fromscratch.yaml"  # relative to workflow/rules/
+CONDA_ENV = os.path.join(workflow.basedir, "envs", "fromscratch.yaml")  # for --sdm conda
 MIRROR = config["mirror"] or os.environ.get("FROMSCRATCH_MIRROR", "")
 
 
@@ -60,14 +60,42 @@ def train_spec(model, seed=0, **model_fields):
     }
 
 
+# The `cluster:` entry whose resources a stage gets after `default`: data preparation and
+# tuning have their own; everything else trains or runs a model ("train": a GPU at scale).
+# An entry named after a stage (e.g. `perceiver-cost`) refines that stage alone.
+RESOURCE_GROUPS = {
+    "prepare": "data",
+    "augment": "data",
+    "batch-size": "tune",
+    "lr-range": "tune",
+    "sample": "sample",
+}
+STAGE_NAMES = set()  # every stage of the workflow: what `cluster:` entries may name
+
+
 def resources(stage):
-    """The stage's SLURM resources: the cluster defaults, then the stage's own."""
-    return {**config["cluster"]["default"], **config["cluster"].get(stage, {})}
+    """The stage's SLURM resources: the defaults, then its group's, then its own."""
+    cluster = config["cluster"]
+    group = RESOURCE_GROUPS.get(stage, "train")
+    return {**cluster["default"], **cluster.get(group, {}), **cluster.get(stage, {})}
+
+
+def check_cluster_entries():
+    """Fail before any job starts if a `cluster:` entry names no group and no stage."""
+    allowed = {"default", "data", "tune", "train", "sample", *STAGE_NAMES}
+    for name in config["cluster"]:
+        if name not in allowed:
+            raise ValueError(
+                f"config: cluster.{name} is neither a group nor a stage of this workflow; "
+                f"allowed: {', '.join(sorted(allowed))}"
+            )
 
 
 def run(stage, kwargs):
     """A params function: the command that runs `stage` through the launcher (here or on
     SLURM) with the keyword arguments kwargs(wildcards, input, output) -> dict."""
+
+    STAGE_NAMES.add(stage)
 
     def command(wildcards, input, output, threads):
         name = "-".join([stage, *(str(v) for v in wildcards)])

@@ -68,8 +68,7 @@ def prepare(
             f"{', '.join(dataset.tokenizers)}"
         )
 
-    files = {key: fetch(s, cache_dir, mirror, progress) for key, s in dataset.sources.items()}
-    splits = _read(dataset, files, seed)
+    splits = read_texts(name, mirror, cache_dir, seed, progress)
 
     if tokenizer_from is not None:
         tok = tokenizers.load(tokenizer_from)
@@ -110,11 +109,25 @@ def prepare(
     with atomic_dir(out) as folder:
         tok.save(folder)
         for split_name, split in splits.items():
-            meta["splits"][split_name] = _write_split(
+            meta["splits"][split_name] = write_split(
                 folder, split_name, split, tok, dtype, progress
             )
         write_json(folder / "meta.json", meta)
     return meta
+
+
+def read_texts(
+    name: str,
+    mirror: str | None = None,
+    cache_dir: str | Path | None = None,
+    seed: int = 0,
+    progress: bool = False,
+) -> dict[str, Split]:
+    """The splits of data set `name` as text (downloaded or found in the cache, verified)."""
+    dataset = get_dataset(name)
+    mirror = mirror or default_mirror()
+    files = {key: fetch(s, cache_dir, mirror, progress) for key, s in dataset.sources.items()}
+    return _read(dataset, files, seed)
 
 
 def _read(dataset: DataSet, files: dict[str, Path], seed: int) -> dict[str, Split]:
@@ -125,7 +138,8 @@ def _read(dataset: DataSet, files: dict[str, Path], seed: int) -> dict[str, Spli
         raise FromScratchError(f"corrupt or truncated archive {where}: {e}") from e
 
 
-def _write_split(folder: Path, name: str, split: Split, tok, dtype, progress: bool) -> dict:
+def write_split(folder: Path, name: str, split: Split, tok, dtype, progress: bool = False) -> dict:
+    """Tokenise `split` into folder/NAME.bin, .offsets.npy (and .labels.npy); its sizes."""
     pieces = []
     with tqdm(
         total=len(split.texts),

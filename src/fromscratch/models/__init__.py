@@ -22,6 +22,8 @@ from fromscratch.models.encoder_decoder import EncoderDecoder, EncoderDecoderCon
 from fromscratch.models.gpt import GPT, GPTConfig
 from fromscratch.models.lstm import LSTMConfig, LSTMLanguageModel
 from fromscratch.models.perceiver import Perceiver, PerceiverConfig, PerceiverLayer
+from fromscratch.models.recurrent import document_bits
+from fromscratch.models.vae import SentenceVAE, VAEConfig
 
 __all__ = [
     "ACTIVATIONS",
@@ -44,8 +46,11 @@ __all__ = [
     "Perceiver",
     "PerceiverConfig",
     "PerceiverLayer",
+    "SentenceVAE",
     "TransformerConfig",
+    "VAEConfig",
     "attend",
+    "document_bits",
     "measure_matmul_flops",
     "nll_bits",
     "sample_next_token",

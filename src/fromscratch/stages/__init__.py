@@ -8,8 +8,14 @@ preempted or timed-out job requeues and resumes from its checkpoint.
 
 from __future__ import annotations
 
+from fromscratch.stages.augmentation import augment_stage
 from fromscratch.stages.data import prepare_stage
-from fromscratch.stages.evaluate import sample_stage
+from fromscratch.stages.distillation import distillation_stage
+from fromscratch.stages.encoder_decoder import encoder_decoder_stage
+from fromscratch.stages.evaluate import evaluate_stage, sample_stage
+from fromscratch.stages.perceiver import perceiver_cost_stage, perceiver_plan_stage
+from fromscratch.stages.recurrent_gpt2 import recurrent_gpt2_stage
+from fromscratch.stages.sentence_vae import sentence_vae_stage
 from fromscratch.stages.tune import batch_size_stage, lr_range_stage
 
 STAGES = {
@@ -17,7 +23,16 @@ STAGES = {
     "batch-size": batch_size_stage,
     "lr-range": lr_range_stage,
     "train": None,  # launch.TrainingJob: imported on use (it brings in submitit)
+    "evaluate": evaluate_stage,
     "sample": sample_stage,
+    # the research studies' own stages (their training runs use "train")
+    "augment": augment_stage,
+    "recurrent-gpt2": recurrent_gpt2_stage,
+    "distillation": distillation_stage,
+    "perceiver-plan": perceiver_plan_stage,
+    "perceiver-cost": perceiver_cost_stage,
+    "sentence-vae": sentence_vae_stage,
+    "encoder-decoder": encoder_decoder_stage,
 }
 
 

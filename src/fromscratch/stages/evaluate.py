@@ -1,6 +1,45 @@
-"""Stage: text samples from a trained language model, saved as a text file."""
+"""Stages: a trained model scored on whole splits, and text samples from a language model."""
 
 from __future__ import annotations
+
+
+def evaluate_stage(model: str, sets: dict[str, dict], out: str = "", max_tokens: int = 0) -> dict:
+    """Score a trained model on whole splits: accuracy for a classifier, bits for an LM
+    (over the first `max_tokens` tokens of each split, if > 0).
+
+    `sets` maps a name to {"split": …, "data": a prepared folder (default: the model's
+    training data)}; an out-of-domain folder must use the training data's tokenizer.
+    Returns (and writes to `out` as JSON, if given) the results by name.
+    """
+    from fromscratch.data import PreparedData
+    from fromscratch.io import write_json
+    from fromscratch.train.evaluate import evaluate_classifier, evaluate_lm
+    from fromscratch.train.loop import pick_device
+    from fromscratch.train.models import load_model
+
+    net, config = load_model(model)
+    device = pick_device("auto")
+    net.to(device)
+    results = {}
+    for name, where in sets.items():
+        data = PreparedData(where.get("data") or config["data"])
+        if config["model"]["family"] == "classifier":
+            results[name] = evaluate_classifier(
+                net,
+                data,
+                where["split"],
+                config["max_length"],
+                device=device,
+                head_tokens=config["head_tokens"],
+            )
+        else:
+            context = config["context"] or config["model"]["context"]
+            results[name] = evaluate_lm(
+                net, data, where["split"], context, device=device, max_tokens=max_tokens
+            )
+    if out:
+        write_json(out, results)
+    return results
 
 
 def sample_stage(

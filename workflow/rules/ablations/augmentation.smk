@@ -1,8 +1,252 @@
-# Research study "augmentation": its own small DAG, on when config.ablations.augmentation.enabled is true.
-# Its rules are not part of the workflow yet; enabling it stops the run with that message.
+# Research study "augmentation": does augmenting the training data make a model more
+# robust to out-of-domain data? The course classifier (and a byte-level GPT) trains on
+# the original reviews plus augmented copies, one strategy at a time (data/augment.py),
+# and is scored in domain and on out-of-domain sets encoded with the training vocabulary.
+#
+#   data/{model}/augmented-{strategy}/   the training data with its train split augmented
+#   data/{model}/ood-{dataset}/          an out-of-domain set, training vocabulary
+#   runs/{model}/{strategy}/seed{k}/     training runs (the `train` stage)
+#   evaluations/{model}-{strategy}-seed{k}.json, results.csv, summary.csv
+#
+# {model} is `classifier` (the course classifier, its data and tuned LR/batch size) or
+# `lm` (the course GPT's model on the bytes of config `lm.dataset`, at the GPT's tuning).
 
 if ablation_enabled("augmentation"):
-    raise ValueError(
-        "config: ablations.augmentation.enabled is true, but this study has no rules yet; "
-        "set it to false"
+    AUG = study("augmentation")
+    AUG_DIR = study_dir("augmentation")
+    AUG_SEEDS = AUG["seeds"]
+    # What each study model is in the course pipeline: its model, and the variant it uses.
+    AUG_COURSE_MODEL = {"classifier": "classifier", "lm": "gpt"}
+    AUG_VARIANT = {
+        "classifier": {"attention": MAIN_VARIANT["attention"]},
+        "lm": {"position": MAIN_VARIANT["position"]},
+    }
+    IN_DOMAIN_SPLIT = "test"
+    # The folder each model trains on without augmentation.
+    AUG_BASE_DATA = {
+        "classifier": data_dir("classifier"),
+        "lm": f"{RESULTS}/data/{AUG['lm']['dataset']}-bytes",
+    }
+    # The folder of each (model, strategy): `none` is the base folder itself.
+    AUG_TRAIN_DATA = {
+        (model, strategy): (
+            AUG_BASE_DATA[model]
+            if strategy == "none"
+            else f"{AUG_DIR}/data/{model}/augmented-{strategy}"
+        )
+        for model in AUG_COURSE_MODEL
+        for strategy in AUG[model]["strategies"]
+    }
+    # What a trained model is scored on: in domain, then each out-of-domain set.
+    AUG_EVALUATION_SETS = {
+        model: {"in-domain": {"data": AUG_BASE_DATA[model], "split": IN_DOMAIN_SPLIT}}
+        | {
+            f"{dataset} {split}": {
+                "data": f"{AUG_DIR}/data/{model}/ood-{dataset}",
+                "split": split,
+            }
+            for dataset, split in AUG[model]["ood"].items()
+        }
+        for model in AUG_COURSE_MODEL
+    }
+    # The training config of each model (data, seed and tags are the run's): the course
+    # model's, with the study's `train` settings on top.
+    AUG_TRAIN_SPEC = {
+        model: train_spec(AUG_COURSE_MODEL[model], **AUG_VARIANT[model])
+        | {
+            "eval_splits": IN_DOMAIN_SPLIT,
+            "group": f"{PRESET}-augmentation-{model}",
+            "job_type": "train",
+        }
+        | AUG[model]["train"]
+        for model in AUG_COURSE_MODEL
+    }
+    # The tuned values each model trains at, unless the study sets its own.
+    AUG_TUNED = {
+        model: [key for key in ("lr", "batch_size") if key not in AUG[model]["train"]]
+        for model in AUG_COURSE_MODEL
+    }
+    aug_models = "classifier|lm"
+    aug_strategies = "|".join(
+        {s for model in AUG_COURSE_MODEL for s in AUG[model]["strategies"]}
     )
+
+    rule augmentation_ood_data:
+        input:
+            base=lambda wc: f"{AUG_BASE_DATA[wc.model]}/meta.json",
+        output:
+            f"{AUG_DIR}/data/{{model}}/ood-{{dataset}}/meta.json",
+        log:
+            f"{RESULTS}/logs/augmentation/ood-{{model}}-{{dataset}}.log",
+        wildcard_constraints:
+            model=aug_models,
+        conda:
+            CONDA_ENV
+        threads: 1
+        params:
+            cmd=run(
+                "prepare",
+                lambda wc, input, output: {
+                    "dataset": wc.dataset,
+                    "out": os.path.dirname(output[0]),
+                    "tokenizer_from": os.path.dirname(input.base),
+                    "mirror": MIRROR,
+                },
+            ),
+        shell:
+            "{params.cmd} > {log} 2>&1"
+
+    rule augmentation_augment:
+        input:
+            base=lambda wc: f"{AUG_BASE_DATA[wc.model]}/meta.json",
+        output:
+            f"{AUG_DIR}/data/{{model}}/augmented-{{strategy}}/meta.json",
+        log:
+            f"{RESULTS}/logs/augmentation/augment-{{model}}-{{strategy}}.log",
+        wildcard_constraints:
+            model=aug_models,
+            strategy=aug_strategies,
+        conda:
+            CONDA_ENV
+        threads: 1
+        params:
+            cmd=run(
+                "augment",
+                lambda wc, input, output: {
+                    "base": os.path.dirname(input.base),
+                    "out": os.path.dirname(output[0]),
+                    "strategy": wc.strategy,
+                    "rate": AUG[wc.model]["strategies"][wc.strategy],
+                    "copies": AUG["copies"],
+                    "seed": 0,
+                    "mirror": MIRROR,
+                },
+            ),
+        shell:
+            "{params.cmd} > {log} 2>&1"
+
+    rule augmentation_train:
+        input:
+            data=lambda wc: f"{AUG_TRAIN_DATA[wc.model, wc.strategy]}/meta.json",
+            lr=lambda wc: f"{RESULTS}/tune/{AUG_COURSE_MODEL[wc.model]}/lr_range.json",
+            batch_size=lambda wc: f"{RESULTS}/tune/{AUG_COURSE_MODEL[wc.model]}/batch_size.json",
+        output:
+            summary=f"{AUG_DIR}/runs/{{model}}/{{strategy}}/seed{{seed}}/summary.json",
+            model=f"{AUG_DIR}/runs/{{model}}/{{strategy}}/seed{{seed}}/model.pt",
+        log:
+            f"{RESULTS}/logs/augmentation/train-{{model}}-{{strategy}}-seed{{seed}}.log",
+        wildcard_constraints:
+            model=aug_models,
+            strategy=aug_strategies,
+            seed=r"\d+",
+        conda:
+            CONDA_ENV
+        threads: 1
+        params:
+            cmd=run(
+                "train",
+                lambda wc, input, output: {
+                    "config": AUG_TRAIN_SPEC[wc.model]
+                    | {
+                        "data": AUG_TRAIN_DATA[wc.model, wc.strategy],
+                        "seed": int(wc.seed),
+                        "tags": f"{PRESET},augmentation,{wc.strategy},seed{wc.seed}",
+                    }
+                    | {
+                        f"{key}_from": getattr(input, key)
+                        for key in AUG_TUNED[wc.model]
+                    },
+                    "out": os.path.dirname(output.summary),
+                    "resume": True,
+                },
+            ),
+        shell:
+            "{params.cmd} > {log} 2>&1"
+
+    rule augmentation_evaluate:
+        input:
+            model=f"{AUG_DIR}/runs/{{model}}/{{strategy}}/seed{{seed}}/model.pt",
+            data=lambda wc: [
+                f"{s['data']}/meta.json"
+                for s in AUG_EVALUATION_SETS[wc.model].values()
+            ],
+        output:
+            f"{AUG_DIR}/evaluations/{{model}}-{{strategy}}-seed{{seed}}.json",
+        log:
+            f"{RESULTS}/logs/augmentation/evaluate-{{model}}-{{strategy}}-seed{{seed}}.log",
+        wildcard_constraints:
+            model=aug_models,
+            strategy=aug_strategies,
+            seed=r"\d+",
+        conda:
+            CONDA_ENV
+        threads: 1
+        params:
+            cmd=run(
+                "evaluate",
+                lambda wc, input, output: {
+                    "model": input.model,
+                    "sets": AUG_EVALUATION_SETS[wc.model],
+                    "out": output[0],
+                    "max_tokens": (
+                        AUG["lm"]["eval_max_tokens"] if wc.model == "lm" else 0
+                    ),
+                },
+            ),
+        shell:
+            "{params.cmd} > {log} 2>&1"
+
+    rule augmentation_figures:
+        input:
+            evaluations=[
+                f"{AUG_DIR}/evaluations/{model}-{strategy}-seed{seed}.json"
+                for model in AUG_COURSE_MODEL
+                for strategy in AUG[model]["strategies"]
+                for seed in AUG_SEEDS
+            ],
+            code=[f"{SOURCE}/figures/plots.py", f"{SOURCE}/figures/augmentation.py"],
+        output:
+            results=f"{AUG_DIR}/results.csv",
+            summary=f"{AUG_DIR}/summary.csv",
+            classifier=report(
+                f"{RESULTS}/figures/augmentation/classifier.png",
+                caption="../../report/augmentation.rst",
+                category="Augmentation",
+            ),
+            classifier_pdf=f"{RESULTS}/figures/augmentation/classifier.pdf",
+            lm=report(
+                f"{RESULTS}/figures/augmentation/lm.png",
+                caption="../../report/augmentation.rst",
+                category="Augmentation",
+            ),
+            lm_pdf=f"{RESULTS}/figures/augmentation/lm.pdf",
+        log:
+            f"{RESULTS}/logs/augmentation/figures.log",
+        conda:
+            CONDA_ENV
+        params:
+            order={model: list(AUG[model]["strategies"]) for model in AUG_COURSE_MODEL},
+            rates={model: AUG[model]["strategies"] for model in AUG_COURSE_MODEL},
+            title=f"preset {PRESET}",
+        script:
+            "../../scripts/augmentation.py"
+
+    ABLATION_TARGETS += [
+        f"{AUG_DIR}/summary.csv",
+        f"{RESULTS}/figures/augmentation/classifier.png",
+        f"{RESULTS}/figures/augmentation/lm.png",
+    ]
+    STUDY_PANELS += [
+        (
+            "augmentation/classifier",
+            "Augmentation vs out-of-domain data",
+            "Accuracy of the classifier trained with each augmentation of its training "
+            "reviews, in domain and on out-of-domain sets; mean ± sd over seeds.",
+        ),
+        (
+            "augmentation/lm",
+            "Augmentation: language model",
+            "Bits per byte of a byte-level GPT trained on the reviews with and without "
+            "augmentation, on in-domain and out-of-domain text (lower is better).",
+        ),
+    ]

@@ -1,8 +1,179 @@
-# Research study "cramming": its own small DAG, on when config.ablations.cramming.enabled is true.
-# Its rules are not part of the workflow yet; enabling it stops the run with that message.
+# Research study "cramming": how good a GPT can one fixed budget of training time buy?
+# The schedule follows the clock (clock: time): warm-up, then decay that ends exactly when
+# the budget is spent, the elapsed budget kept in every checkpoint across requeues. The
+# baseline recipe trains at several budgets (quality vs budget); each ablation changes one
+# recipe choice and trains for the whole budget. The course GPT and a published result
+# are the references. On when config.ablations.cramming.enabled is true.
 
 if ablation_enabled("cramming"):
-    raise ValueError(
-        "config: ablations.cramming.enabled is true, but this study has no rules yet; "
-        "set it to false"
-    )
+    CRAMMING = study("cramming")
+    CRAMMING_DIR = study_dir("cramming")
+    CRAMMING_RECIPES = {"baseline": {}, **CRAMMING["ablations"]}
+    CRAMMING_BUDGET = CRAMMING["budget_s"]
+    # Budgets as they appear in run folder names: seconds, without a trailing ".0".
+    CRAMMING_BUDGETS = [
+        f"{CRAMMING_BUDGET * fraction:g}"
+        for fraction in sorted(CRAMMING["budget_fractions"]) + [1]
+    ]
+    CRAMMING_UNIT = lm_metric().split("/")[1]  # bits_per_char, bits_per_byte, ...
+    CRAMMING_METRIC = f"{CRAMMING['split']}/{CRAMMING_UNIT}"
+    if CRAMMING["split"] not in P["gpt"]["eval_splits"].split(","):
+        raise ValueError(
+            f"config: ablations.cramming.{PRESET}.split {CRAMMING['split']!r} is not one of "
+            f"the GPT's eval_splits ({P['gpt']['eval_splits']}), which the reference is scored on"
+        )
+
+    CRAMMING_RUN = f"{CRAMMING_DIR}/runs/{{recipe}}/budget{{budget}}s/seed{{seed}}"
+    # The baseline at every budget, each ablation at the whole budget, every seed.
+    CRAMMING_RUNS = [
+        os.path.join(
+            CRAMMING_RUN.format(recipe=recipe, budget=budget, seed=seed), "summary.json"
+        )
+        for recipe in CRAMMING_RECIPES
+        for budget in (
+            CRAMMING_BUDGETS if recipe == "baseline" else CRAMMING_BUDGETS[-1:]
+        )
+        for seed in SEEDS
+    ]
+    # The training config of each recipe: the baseline with the recipe's one change, its
+    # schedule on the clock; each run adds its seed and its budget (time_budget_s).
+    CRAMMING_SPECS = {
+        recipe: {
+            "data": data_dir("gpt"),
+            "model": {"family": "gpt", **CRAMMING["model"], **change.get("model", {})},
+            "eval_splits": CRAMMING["split"],
+            "wandb_mode": config["wandb"]["mode"],
+            "wandb_project": config["wandb"]["project"],
+            **CRAMMING["train"],
+            **change.get("train", {}),
+            "clock": "time",
+            "max_steps": 0,
+        }
+        for recipe, change in CRAMMING_RECIPES.items()
+    }
+
+    rule cramming_lr_range:
+        input:
+            data=f"{data_dir('gpt')}/meta.json",
+        output:
+            choice=f"{CRAMMING_DIR}/tune/lr_range.json",
+            curve=f"{CRAMMING_DIR}/tune/lr_range.csv",
+        log:
+            f"{RESULTS}/logs/cramming/lr_range.log",
+        conda:
+            CONDA_ENV
+        threads: 1
+        params:
+            cmd=run(
+                "lr-range",
+                lambda wc, input, output: {
+                    "config": CRAMMING_SPECS["baseline"]
+                    | {
+                        "seed": SEEDS[0],
+                        "time_budget_s": CRAMMING_BUDGET,
+                        "wandb_mode": "disabled",
+                    },
+                    "out": os.path.dirname(output.choice),
+                    **P["tune"]["lr_range"],
+                },
+            ),
+        shell:
+            "{params.cmd} > {log} 2>&1"
+
+    rule cramming_train:
+        input:
+            data=f"{data_dir('gpt')}/meta.json",
+            lr=rules.cramming_lr_range.output.choice,
+        output:
+            summary=f"{CRAMMING_RUN}/summary.json",
+            model=f"{CRAMMING_RUN}/model.pt",
+        log:
+            f"{RESULTS}/logs/cramming/{{recipe}}-budget{{budget}}s-seed{{seed}}.log",
+        wildcard_constraints:
+            recipe="|".join(CRAMMING_RECIPES),
+            budget=r"\d+(\.\d+)?",
+            seed=r"\d+",
+        conda:
+            CONDA_ENV
+        threads: 1
+        params:
+            cmd=run(
+                "train",
+                lambda wc, input, output: {
+                    "config": CRAMMING_SPECS[wc.recipe]
+                    | {
+                        "seed": int(wc.seed),
+                        "time_budget_s": float(wc.budget),
+                        "lr_from": input.lr,
+                        "group": f"{PRESET}-cramming",
+                        "job_type": "train",
+                        "tags": f"{PRESET},cramming,{wc.recipe},budget{wc.budget}s,seed{wc.seed}",
+                    },
+                    "out": os.path.dirname(output.summary),
+                    "resume": True,
+                },
+            ),
+        shell:
+            "{params.cmd} > {log} 2>&1"
+
+    rule cramming_figures:
+        input:
+            runs=CRAMMING_RUNS,
+            reference=[
+                f"{run_folder('position', MAIN_VARIANT['position'], seed)}/summary.json"
+                for seed in SEEDS
+            ],
+            code=[f"{SOURCE}/figures/cramming.py", f"{SOURCE}/figures/plots.py"],
+        output:
+            runs=f"{CRAMMING_DIR}/runs.csv",
+            ablations=f"{CRAMMING_DIR}/ablations.csv",
+            budget=report(
+                f"{RESULTS}/figures/cramming/budget.png",
+                caption="../../report/cramming.rst",
+                category="Studies",
+                subcategory="Cramming",
+            ),
+            budget_pdf=f"{RESULTS}/figures/cramming/budget.pdf",
+            ablations_figure=report(
+                f"{RESULTS}/figures/cramming/ablations.png",
+                caption="../../report/cramming.rst",
+                category="Studies",
+                subcategory="Cramming",
+            ),
+            ablations_pdf=f"{RESULTS}/figures/cramming/ablations.pdf",
+        log:
+            f"{RESULTS}/logs/cramming/figures.log",
+        conda:
+            CONDA_ENV
+        params:
+            metric=CRAMMING_METRIC,
+            budget_s=CRAMMING_BUDGET,
+            order=list(CRAMMING_RECIPES),
+            published=CRAMMING.get("published"),
+            reference_label=f"course GPT ({P['gpt']['train']['max_steps']} steps)",
+            title=f"Cramming: a GPT on {P['gpt']['data']['dataset']} in a fixed time budget",
+        script:
+            "../../scripts/cramming.py"
+
+    ABLATION_TARGETS += [
+        rules.cramming_figures.output.runs,
+        rules.cramming_figures.output.ablations,
+        rules.cramming_figures.output.budget,
+        rules.cramming_figures.output.ablations_figure,
+    ]
+    STUDY_PANELS += [
+        (
+            "cramming/budget",
+            "Cramming: quality vs time budget",
+            f"{CRAMMING_UNIT.replace('_', ' ').capitalize()} of the baseline recipe "
+            "trained for each budget of training time (its LR schedule on the clock), "
+            "with the course GPT and a published result for reference.",
+        ),
+        (
+            "cramming/ablations",
+            "Cramming: one recipe choice at a time",
+            f"Change in {CRAMMING_UNIT.replace('_', ' ')} when one choice of the "
+            "baseline recipe is changed, at the whole budget, seed by seed (above zero: "
+            "worse than the baseline).",
+        ),
+    ]

@@ -1,8 +1,152 @@
-# Research study "perceiver": its own small DAG, on when config.ablations.perceiver.enabled is true.
-# Its rules are not part of the workflow yet; enabling it stops the run with that message.
+# Research study "perceiver": Perceiver AR against a GPT across context lengths, at equal
+# parameter count and equal training FLOPs (config.ablations.perceiver). Per data set:
+# a plan (matched widths, step counts) -> runs of both models at every context and seed
+# (the `train` stage) and the measured cost of each model -> one table, one figure.
+
+import pathlib
 
 if ablation_enabled("perceiver"):
-    raise ValueError(
-        "config: ablations.perceiver.enabled is true, but this study has no rules yet; "
-        "set it to false"
+    PERCEIVER = study("perceiver")
+    PERCEIVER_DIR = study_dir("perceiver")
+    # each data set's folder name under data/ and the split its runs are evaluated on
+    PERCEIVER_DATA = {
+        f"{d['dataset']}-{d['tokenizer']}": d["eval_split"] for d in PERCEIVER["data"]
+    }
+    PERCEIVER_VARIANTS = [
+        f"{family}-{context}"
+        for context in PERCEIVER["contexts"]
+        for family in ("gpt", "perceiver")
+    ]
+    # the plan stage's settings: all but the data sets and the cost measurement's
+    PERCEIVER_PLAN = {
+        k: v for k, v in PERCEIVER.items() if k not in ("data", "cost_steps")
+    }
+
+    rule perceiver_plan:
+        input:
+            f"{RESULTS}/data/{{data}}/meta.json",
+        output:
+            f"{PERCEIVER_DIR}/{{data}}/plan.json",
+        log:
+            f"{RESULTS}/logs/perceiver/plan-{{data}}.log",
+        wildcard_constraints:
+            data="|".join(PERCEIVER_DATA),
+        conda:
+            CONDA_ENV
+        threads: 1
+        params:
+            cmd=run(
+                "perceiver-plan",
+                lambda wc, input, output: {
+                    "data": os.path.dirname(input[0]),
+                    "out": output[0],
+                    "eval_split": PERCEIVER_DATA[wc.data],
+                    **PERCEIVER_PLAN,
+                },
+            ),
+        shell:
+            "{params.cmd} > {log} 2>&1"
+
+    rule perceiver_train:
+        input:
+            plan=f"{PERCEIVER_DIR}/{{data}}/plan.json",
+        output:
+            summary=f"{PERCEIVER_DIR}/{{data}}/runs/{{variant}}/seed{{seed}}/summary.json",
+            model=f"{PERCEIVER_DIR}/{{data}}/runs/{{variant}}/seed{{seed}}/model.pt",
+        log:
+            f"{RESULTS}/logs/perceiver/train-{{data}}-{{variant}}-seed{{seed}}.log",
+        wildcard_constraints:
+            data="|".join(PERCEIVER_DATA),
+            variant="|".join(PERCEIVER_VARIANTS),
+            seed=r"\d+",
+        conda:
+            CONDA_ENV
+        threads: 1
+        params:
+            cmd=run(
+                "train",
+                lambda wc, input, output: {
+                    # the planned config (read when the job starts), seed and tracking
+                    "config": json.loads(pathlib.Path(input.plan).read_text())[
+                        "variants"
+                    ][wc.variant]["config"]
+                    | {
+                        "seed": int(wc.seed),
+                        "wandb_mode": config["wandb"]["mode"],
+                        "wandb_project": config["wandb"]["project"],
+                        "group": f"{PRESET}-perceiver",
+                        "job_type": "train",
+                        "tags": f"{PRESET},perceiver,{wc.data},{wc.variant},seed{wc.seed}",
+                    },
+                    "out": os.path.dirname(output.summary),
+                    "resume": True,
+                },
+            ),
+        shell:
+            "{params.cmd} > {log} 2>&1"
+
+    rule perceiver_cost:
+        input:
+            plan=f"{PERCEIVER_DIR}/{{data}}/plan.json",
+        output:
+            f"{PERCEIVER_DIR}/{{data}}/cost.json",
+        log:
+            f"{RESULTS}/logs/perceiver/cost-{{data}}.log",
+        wildcard_constraints:
+            data="|".join(PERCEIVER_DATA),
+        conda:
+            CONDA_ENV
+        threads: 1
+        params:
+            cmd=run(
+                "perceiver-cost",
+                lambda wc, input, output: {
+                    "plan": input.plan,
+                    "out": output[0],
+                    "steps": PERCEIVER.get("cost_steps", 3),
+                },
+            ),
+        shell:
+            "{params.cmd} > {log} 2>&1"
+
+    rule perceiver_figure:
+        input:
+            plans=expand(f"{PERCEIVER_DIR}/{{data}}/plan.json", data=PERCEIVER_DATA),
+            costs=expand(f"{PERCEIVER_DIR}/{{data}}/cost.json", data=PERCEIVER_DATA),
+            summaries=expand(
+                f"{PERCEIVER_DIR}/{{data}}/runs/{{variant}}/seed{{seed}}/summary.json",
+                data=PERCEIVER_DATA,
+                variant=PERCEIVER_VARIANTS,
+                seed=SEEDS,
+            ),
+            code=[f"{SOURCE}/figures/perceiver.py", f"{SOURCE}/figures/plots.py"],
+        output:
+            table=f"{PERCEIVER_DIR}/results.csv",
+            png=report(
+                f"{RESULTS}/figures/perceiver/context.png",
+                caption="../../report/perceiver.rst",
+                category="Studies",
+            ),
+            pdf=f"{RESULTS}/figures/perceiver/context.pdf",
+        log:
+            f"{RESULTS}/logs/perceiver/figure.log",
+        conda:
+            CONDA_ENV
+        params:
+            splits=PERCEIVER_DATA,
+            title="Perceiver AR vs GPT: equal parameters, equal training FLOPs",
+        script:
+            "../../scripts/perceiver.py"
+
+    ABLATION_TARGETS += [
+        f"{PERCEIVER_DIR}/results.csv",
+        f"{RESULTS}/figures/perceiver/context.png",
+    ]
+    STUDY_PANELS.append(
+        (
+            "perceiver/context",
+            "Perceiver AR vs GPT",
+            "Bits per character, training throughput and peak memory against context "
+            "length, at equal parameters and equal training FLOPs; points: seeds.",
+        )
     )

@@ -1,8 +1,172 @@
-# Research study "sentence_vae": its own small DAG, on when config.ablations.sentence_vae.enabled is true.
-# Its rules are not part of the workflow yet; enabling it stops the run with that message.
+# Research study "sentence_vae": a frozen GPT turned into a sentence VAE by adapters, and
+# what keeps its latent code alive: KL annealing (constant, linear, cyclical) and free
+# bits. Each variant x seed is one run; the tables and figures compare them.
+#
+#   base: pipeline   the course's trained GPT (position/learned/seed0) and its data
+#         train      a GPT trained here (the `train` stage) on the study's data set
+#         gpt2       Hugging Face GPT-2 (`name`: a hub name or a save_pretrained folder)
 
 if ablation_enabled("sentence_vae"):
-    raise ValueError(
-        "config: ablations.sentence_vae.enabled is true, but this study has no rules yet; "
-        "set it to false"
-    )
+    VAE = study("sentence_vae")
+    VAE_DIR = study_dir("sentence_vae")
+    VAE_FIGURES = f"{RESULTS}/figures/sentence_vae"
+    VAE_VARIANTS = list(VAE["variants"])
+    VAE_BASE = VAE["base"]
+    if VAE_BASE["source"] == "pipeline":
+        if VAE["data"] != P["gpt"]["data"]:
+            raise ValueError(
+                "config: ablations.sentence_vae.data must equal the pipeline GPT's data "
+                f"({P['gpt']['data']}) with base.source: pipeline"
+            )
+        VAE_DATA = data_dir("gpt")
+        VAE_BASE_MODEL = (
+            f"{run_folder('position', MAIN_VARIANT['position'], 0)}/model.pt"
+        )
+    else:
+        VAE_DATA = f"{RESULTS}/data/{VAE['data']['dataset']}-{VAE['data']['tokenizer']}"
+        VAE_BASE_MODEL = f"{VAE_DIR}/base/model.pt"
+
+    rule sentence_vae_base:
+        input:
+            data=f"{VAE_DATA}/meta.json",
+        output:
+            summary=f"{VAE_DIR}/base/summary.json",
+            model=f"{VAE_DIR}/base/model.pt",
+        log:
+            f"{RESULTS}/logs/sentence_vae/base.log",
+        conda:
+            CONDA_ENV
+        threads: 1
+        params:
+            cmd=run(
+                "train",
+                lambda wc, input, output: {
+                    "config": {
+                        "data": os.path.dirname(input.data),
+                        "model": {"family": "gpt", **VAE_BASE.get("model", {})},
+                        "eval_splits": "test",
+                        "seed": 0,
+                        "wandb_mode": config["wandb"]["mode"],
+                        "wandb_project": config["wandb"]["project"],
+                        "group": f"{PRESET}-sentence_vae",
+                        "job_type": "train",
+                        "tags": f"{PRESET},sentence_vae,base",
+                        **VAE_BASE.get("train", {}),
+                    },
+                    "out": os.path.dirname(output.summary),
+                    "resume": True,
+                },
+            ),
+        shell:
+            "{params.cmd} > {log} 2>&1"
+
+    rule sentence_vae_run:
+        input:
+            data=f"{VAE_DATA}/meta.json",
+            base=[] if VAE_BASE["source"] == "gpt2" else VAE_BASE_MODEL,
+        output:
+            summary=f"{VAE_DIR}/runs/vae/{{variant}}/seed{{seed}}/summary.json",
+            latents=f"{VAE_DIR}/runs/vae/{{variant}}/seed{{seed}}/latents.npz",
+            examples=f"{VAE_DIR}/runs/vae/{{variant}}/seed{{seed}}/examples.json",
+        log:
+            f"{RESULTS}/logs/sentence_vae/{{variant}}-seed{{seed}}.log",
+        wildcard_constraints:
+            variant="|".join(VAE_VARIANTS),
+            seed=r"\d+",
+        conda:
+            CONDA_ENV
+        threads: 1
+        params:
+            cmd=run(
+                "sentence-vae",
+                lambda wc, input, output: {
+                    "base": (
+                        {"gpt2": VAE_BASE["name"]}
+                        if VAE_BASE["source"] == "gpt2"
+                        else {"model": input.base}
+                    ),
+                    "data": os.path.dirname(input.data),
+                    "out": os.path.dirname(output.summary),
+                    "sentences": VAE["sentences"],
+                    "vae": VAE["vae"],
+                    "train": {
+                        **VAE["train"],
+                        **VAE["variants"][wc.variant],
+                        "seed": int(wc.seed),
+                        "wandb_mode": config["wandb"]["mode"],
+                        "wandb_project": config["wandb"]["project"],
+                        "group": f"{PRESET}-sentence_vae",
+                        "job_type": "sentence-vae",
+                        "tags": f"{PRESET},{wc.variant},seed{wc.seed}",
+                    },
+                },
+            ),
+        shell:
+            "{params.cmd} > {log} 2>&1"
+
+    rule sentence_vae_figures:
+        input:
+            summaries=expand(
+                f"{VAE_DIR}/runs/vae/{{variant}}/seed{{seed}}/summary.json",
+                variant=VAE_VARIANTS,
+                seed=VAE["seeds"],
+            ),
+            latents=expand(
+                f"{VAE_DIR}/runs/vae/{{variant}}/seed{VAE['seeds'][0]}/latents.npz",
+                variant=VAE_VARIANTS,
+            ),
+            examples=f"{VAE_DIR}/runs/vae/{VAE_VARIANTS[-1]}/seed{VAE['seeds'][0]}/examples.json",
+            code=[f"{SOURCE}/figures/plots.py", f"{SOURCE}/figures/sentence_vae.py"],
+        output:
+            results=f"{VAE_DIR}/results.csv",
+            curves=f"{VAE_DIR}/curves.csv",
+            training=report(
+                f"{VAE_FIGURES}/training.png",
+                caption="../../report/sentence_vae.rst",
+                category="Sentence VAE",
+            ),
+            training_pdf=f"{VAE_FIGURES}/training.pdf",
+            summary=f"{VAE_FIGURES}/summary.png",
+            summary_pdf=f"{VAE_FIGURES}/summary.pdf",
+            latent=f"{VAE_FIGURES}/latent.png",
+            latent_pdf=f"{VAE_FIGURES}/latent.pdf",
+            interpolations=f"{VAE_FIGURES}/interpolations.png",
+            interpolations_pdf=f"{VAE_FIGURES}/interpolations.pdf",
+        log:
+            f"{RESULTS}/logs/sentence_vae/figures.log",
+        conda:
+            CONDA_ENV
+        params:
+            variants=VAE_VARIANTS,
+            seeds=VAE["seeds"],
+            example_variant=VAE_VARIANTS[-1],
+        script:
+            "../../scripts/sentence_vae.py"
+
+    ABLATION_TARGETS += [
+        f"{VAE_DIR}/results.csv",
+        f"{VAE_FIGURES}/training.png",
+        f"{VAE_FIGURES}/summary.png",
+        f"{VAE_FIGURES}/latent.png",
+        f"{VAE_FIGURES}/interpolations.png",
+    ]
+    STUDY_PANELS += [
+        (
+            "sentence_vae/training",
+            "Sentence VAE: posterior collapse",
+            "Reconstruction NLL and KL (nats per sentence) of a frozen GPT with adapters "
+            "as a VAE, for each KL schedule; bands: one standard deviation over seeds.",
+        ),
+        (
+            "sentence_vae/latent",
+            "Sentence VAE: the latent space",
+            "Test sentences' posterior means, projected on their first two principal "
+            "components and coloured by the review's label; the linear probe's accuracy above.",
+        ),
+        (
+            "sentence_vae/interpolations",
+            "Sentence VAE: interpolations",
+            "Greedy decodes along the line between two sentences' latent codes, and "
+            "sentences moved along the sentiment direction in z.",
+        ),
+    ]

@@ -1,0 +1,175 @@
+"""Data augmentation: new training texts made from old ones, each keeping its review's label.
+
+    texts, labels = augment_split(train.texts, train.labels, "typos", rate=0.1, copies=1, seed=0)
+
+Every augmentation is a pure function of (text, label, rng) → text, with one `rate`: how
+much of the text it changes. Words are the whitespace-separated pieces of the text.
+
+| strategy      | what it does (rate = p)                                                  |
+| ------------- | ------------------------------------------------------------------------ |
+| `none`        | nothing: the original text                                               |
+| `delete_swap` | deletes each word with probability p, then swaps p·n random pairs        |
+| `unk`         | replaces each word with `<unk>` with probability p (word dropout)        |
+| `crop`        | keeps one contiguous span of the words, cutting away up to a fraction p  |
+| `mix`         | replaces each sentence, with probability p, by a sentence of another     |
+|               | review of the same label                                                 |
+| `typos`       | gives each word a typo with probability p: a letter dropped, doubled,    |
+|               | replaced, or swapped with its neighbour                                  |
+
+All randomness comes from the `random.Random` passed in, so the same seed gives the same
+texts. `<unk>` is the words tokenizer's unknown token; `MarkedUnknowns` makes any tokenizer
+that has one read it as that token.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import string
+from collections.abc import Sequence
+
+import numpy as np
+
+from fromscratch import FromScratchError
+from fromscratch.data.tokenizers import UNK, Tokenizer
+
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+def no_augmentation(text: str, label: int, rng: random.Random, rate: float) -> str:
+    return text
+
+
+def delete_and_swap(text: str, label: int, rng: random.Random, rate: float) -> str:
+    """Random deletion, then random swaps (two of the four operations of Wei & Zou's EDA)."""
+    words = [w for w in text.split() if rng.random() >= rate]
+    if not words:  # never delete a whole review
+        return text
+    for _ in range(round(rate * len(words))):
+        i, j = rng.randrange(len(words)), rng.randrange(len(words))
+        words[i], words[j] = words[j], words[i]
+    return " ".join(words)
+
+
+def unk_dropout(text: str, label: int, rng: random.Random, rate: float) -> str:
+    """Word dropout without synonyms: a dropped word becomes the unknown word `<unk>`."""
+    return " ".join(UNK if rng.random() < rate else w for w in text.split())
+
+
+def crop(text: str, label: int, rng: random.Random, rate: float) -> str:
+    """A random contiguous span of the review, at least (1 - rate) of its words long."""
+    words = text.split()
+    keep = max(1, round(len(words) * (1 - rng.uniform(0, rate))))
+    start = rng.randrange(len(words) - keep + 1) if words else 0
+    return " ".join(words[start : start + keep])
+
+
+def split_sentences(text: str) -> list[str]:
+    return [s for s in SENTENCE_END.split(text.strip()) if s]
+
+
+def mix_sentences(
+    text: str, label: int, rng: random.Random, rate: float, pool: dict[int, list[str]]
+) -> str:
+    """Each sentence, with probability `rate`, swapped for a random sentence from `pool`:
+    the sentences of every training review, by label, so a review borrows only from
+    reviews of its own label."""
+    borrowed = pool[label]
+    sentences = split_sentences(text)
+    return " ".join(rng.choice(borrowed) if rng.random() < rate else s for s in sentences)
+
+
+def typo(word: str, rng: random.Random) -> str:
+    """One keyboard slip in `word`: a letter dropped, doubled, replaced, or two swapped."""
+    if len(word) < 2:
+        return word
+    i = rng.randrange(len(word) - 1)
+    kind = rng.randrange(4)
+    if kind == 0:
+        return word[:i] + word[i + 1 :]
+    if kind == 1:
+        return word[: i + 1] + word[i:]
+    if kind == 2:
+        return word[:i] + rng.choice(string.ascii_lowercase) + word[i + 1 :]
+    return word[:i] + word[i + 1] + word[i] + word[i + 2 :]
+
+
+def typos(text: str, label: int, rng: random.Random, rate: float) -> str:
+    """Character-level noise: each word gets one typo with probability `rate`."""
+    return " ".join(typo(w, rng) if rng.random() < rate else w for w in text.split())
+
+
+AUGMENTATIONS = {
+    "none": no_augmentation,
+    "delete_swap": delete_and_swap,
+    "unk": unk_dropout,
+    "crop": crop,
+    "mix": mix_sentences,
+    "typos": typos,
+}
+
+
+def augment_split(
+    texts: Sequence[str],
+    labels: Sequence[int],
+    strategy: str,
+    rate: float,
+    copies: int = 1,
+    seed: int = 0,
+) -> tuple[list[str], list[int]]:
+    """The original texts followed by `copies` augmented copies of each, labels kept."""
+    if strategy not in AUGMENTATIONS:
+        raise FromScratchError(
+            f"unknown augmentation {strategy!r}; allowed: {', '.join(AUGMENTATIONS)}"
+        )
+    if not 0 <= rate <= 1:
+        raise FromScratchError(f"augmentation rate {rate!r} must be between 0 and 1")
+    if len(texts) != len(labels):
+        raise FromScratchError(f"{len(texts)} texts but {len(labels)} labels")
+    augment = AUGMENTATIONS[strategy]
+    extra = {}
+    if strategy == "mix":
+        pool: dict[int, list[str]] = {}
+        for text, label in zip(texts, labels, strict=True):
+            pool.setdefault(label, []).extend(split_sentences(text))
+        extra["pool"] = pool
+    rng = random.Random(seed)
+    out_texts, out_labels = list(texts), list(labels)
+    for _ in range(copies):
+        for text, label in zip(texts, labels, strict=True):
+            out_texts.append(augment(text, label, rng, rate, **extra))
+            out_labels.append(label)
+    return out_texts, out_labels
+
+
+class MarkedUnknowns(Tokenizer):
+    """`tokenizer`, reading each `<unk>` in a text as its unknown token.
+
+    Word dropout writes `<unk>`, but a words tokenizer would read those five characters as
+    three words (`<`, `unk`, `>`). So each text is cut at its `<unk>`s, the pieces are
+    encoded, and the unknown token's id is put between them.
+    """
+
+    def __init__(self, tokenizer: Tokenizer):
+        words = getattr(tokenizer, "ids", {})  # a words tokenizer's vocabulary
+        if UNK not in words:
+            raise FromScratchError(
+                f"word dropout needs a tokenizer with an {UNK} token (words); "
+                f"this one is {tokenizer.kind!r}"
+            )
+        self.tokenizer, self.unk_id = tokenizer, words[UNK]
+        self.kind, self.vocab_size = tokenizer.kind, tokenizer.vocab_size
+
+    def encode_batch(self, texts):
+        cut = [text.split(UNK) for text in texts]
+        encoded = iter(self.tokenizer.encode_batch([piece for pieces in cut for piece in pieces]))
+        out = []
+        for pieces in cut:
+            ids = [next(encoded)]
+            for _ in pieces[1:]:
+                ids += [np.array([self.unk_id], dtype=np.int64), next(encoded)]
+            out.append(np.concatenate(ids).astype(np.int64))
+        return out
+
+    def decode(self, ids):
+        return self.tokenizer.decode(ids)

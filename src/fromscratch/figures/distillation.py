@@ -1,0 +1,129 @@
+"""The distillation study's table and figures: LSTM students of each depth, distilled from
+the teacher or trained alone, and their bits per token at 1×–8× their training length."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
+
+from fromscratch.figures.plots import label, save
+from fromscratch.io import read_json
+
+MODES = ("distilled", "control")
+COLORS = {"distilled": "C0", "control": "C1"}
+METRIC = "bits_per_token"
+
+
+def results_table(
+    students: list[dict], lengths_files: list[str], teacher_file: str
+) -> pd.DataFrame:
+    """One row per model and evaluation length: mode (distilled | control | teacher),
+    layers, seed, length (tokens), multiple (of the training length), bits per token /
+    character / byte, parameters. `students[i]` ({mode, layers, seed}) made `lengths_files[i]`."""
+    rows = []
+    for student, path in zip(students, lengths_files, strict=True):
+        rows += _rows(read_json(path), **student)
+    teacher = read_json(teacher_file)
+    rows += _rows(teacher, mode="teacher", layers=teacher["n_layer"], seed=None)
+    return pd.DataFrame(rows)
+
+
+def _rows(result: dict, mode: str, layers: int, seed: int | None) -> list[dict]:
+    return [
+        {
+            "mode": mode,
+            "layers": layers,
+            "seed": seed,
+            "length": r["length"],
+            "multiple": r["length"] / result["context"],
+            "bits_per_token": r["bits_per_token"],
+            "bits_per_char": r["bits_per_char"],
+            "bits_per_byte": r["bits_per_byte"],
+            "parameters": result["parameters"],
+            "split": result["split"],
+        }
+        for r in result["results"]
+    ]
+
+
+def _teacher(table: pd.DataFrame) -> pd.Series:
+    return table[table["mode"] == "teacher"].iloc[0]
+
+
+def _students(table: pd.DataFrame) -> pd.DataFrame:
+    return table[table["mode"] != "teacher"]
+
+
+def by_layers(table: pd.DataFrame, out: str | Path, teacher_name: str) -> list:
+    """Bits per token at the training length against LSTM depth, distilled and alone,
+    with the teacher as a line: how many layers keep the teacher's quality?"""
+    students = _students(table)
+    students = students[students["multiple"] == 1]
+    teacher = _teacher(table)
+    seeds = students["seed"].nunique()
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    for offset, mode in zip((-0.08, 0.08), MODES, strict=True):
+        rows = students[students["mode"] == mode]
+        stats = rows.groupby("layers")[METRIC].agg(["mean", "std"])
+        ax.errorbar(
+            stats.index + offset, stats["mean"], yerr=stats["std"].fillna(0), marker="o",
+            capsize=4, color=COLORS[mode], label=f"{mode} (mean ± sd)",
+        )  # fmt: skip
+        ax.scatter(rows["layers"] + offset, rows[METRIC], s=12, color="k", zorder=3)
+    ax.axhline(
+        teacher[METRIC], color="0.3", ls="--",
+        label=f"teacher: {teacher_name}, {teacher['parameters'] / 1e3:,.0f}k parameters",
+    )  # fmt: skip
+    params = students.groupby("layers")["parameters"].first()
+    ax.set_xticks(params.index, [f"{n}\n{p / 1e3:,.0f}k par." for n, p in params.items()])
+    ax.scatter([], [], s=12, color="k", label="one seed")
+    ax.set(
+        xlabel="LSTM layers (and parameters)",
+        ylabel=label(f"{teacher['split']}/{METRIC}"),
+        title=f"LSTM students at their training length ({int(students['length'].iloc[0])} "
+        f"tokens)\n{seeds} seed{'s' * (seeds != 1)} each; lower is better",
+    )
+    ax.legend(fontsize=8)
+    return save(fig, out)
+
+
+def by_length(table: pd.DataFrame, out: str | Path, teacher_name: str) -> list:
+    """Bits per token against the evaluation length, one line per depth, distilled and
+    alone side by side; the teacher is a point at its maximum context."""
+    students = _students(table)
+    teacher = _teacher(table)
+    depths = sorted(int(n) for n in students["layers"].unique())
+    palette = dict(zip(depths, sns.color_palette("viridis", len(depths)), strict=True))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.4), sharey=True)
+    for ax, mode in zip(axes, MODES, strict=True):
+        rows = students[students["mode"] == mode]
+        for layers in depths:
+            stats = rows[rows["layers"] == layers].groupby("length")[METRIC].agg(["mean", "std"])
+            ax.plot(stats.index, stats["mean"], marker="o", ms=4, color=palette[layers],
+                    label=f"{layers} layer{'s' * (layers != 1)}")  # fmt: skip
+            ax.fill_between(
+                stats.index, stats["mean"] - stats["std"].fillna(0),
+                stats["mean"] + stats["std"].fillna(0), color=palette[layers], alpha=0.2,
+            )  # fmt: skip
+        ax.axvline(rows["length"].min(), color="0.6", ls=":", label="training length")
+        ax.axhline(teacher[METRIC], color="0.3", ls="--", lw=1)
+        ax.plot([teacher["length"]], [teacher[METRIC]], marker="*", ms=12, color="0.3", ls="",
+                label=f"teacher ({teacher_name}) at its context")  # fmt: skip
+        lengths = sorted(rows["length"].unique())
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(lengths, [str(n) for n in lengths])
+        ax.minorticks_off()
+        ax.set(
+            xlabel="evaluation length (tokens per window)",
+            ylabel=label(f"{teacher['split']}/{METRIC}"),
+            title=f"{mode} LSTMs",
+        )
+        ax.legend(fontsize=8)
+    fig.suptitle(
+        "Beyond the training length: bits per token on longer windows "
+        "(lines: mean over seeds, bands: ± sd)"
+    )
+    return save(fig, out)

@@ -1,0 +1,134 @@
+"""Figures of the sentence-VAE study: training curves, final measures, the latent space,
+and decoded interpolations.  Inputs are the tidy tables (figures/tables.py) of the study's
+runs, each run's latents.npz, and one run's examples.json."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from fromscratch.figures.plots import save
+
+LABEL_NAMES = {0: "negative", 1: "positive"}
+
+
+def _mean_band(ax, rows: pd.DataFrame, color: str, label: str | None, **style) -> None:
+    """Mean over seeds at each step, with a band of ± one standard deviation."""
+    by_step = rows.groupby("step")["value"].agg(["mean", "std"])
+    ax.plot(by_step.index, by_step["mean"], color=color, label=label, **style)
+    sd = by_step["std"].fillna(0)
+    ax.fill_between(
+        by_step.index, by_step["mean"] - sd, by_step["mean"] + sd, color=color, alpha=0.2
+    )
+
+
+def training(curves: pd.DataFrame, variants: list[str], out: str | Path, title: str) -> list:
+    """Reconstruction NLL, KL and beta against the step, one colour per variant: training
+    batches as lines, the test sentences as dots."""
+    panels = [
+        ("recon", "reconstruction NLL (nats/sentence)"),
+        ("kl", "KL(q(z|x) ‖ p(z)) (nats/sentence)"),
+        ("beta", "KL weight β"),
+    ]
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    for ax, (metric, ylabel) in zip(axes, panels, strict=True):
+        for i, variant in enumerate(variants):
+            rows = curves[(curves["variant"] == variant) & (curves["metric"] == metric)]
+            _mean_band(ax, rows, f"C{i}", variant)
+            test = curves[(curves["variant"] == variant) & (curves["metric"] == f"test/{metric}")]
+            if len(test):
+                _mean_band(ax, test, f"C{i}", None, marker="o", ls="none", ms=4)
+        ax.set(xlabel="training step", ylabel=ylabel)
+    axes[0].legend(title="variant (lines: training, dots: test)", fontsize=8, title_fontsize=8)
+    fig.suptitle(title)
+    return save(fig, out)
+
+
+def summary(results: pd.DataFrame, variants: list[str], out: str | Path, title: str) -> list:
+    """Final active units, probe accuracy and swap flip rate per variant; seeds as dots."""
+    panels = [
+        ("test/active_units", "active units (Var of μ > 0.01)"),
+        ("probe_accuracy", "sentiment probe accuracy on μ (test)"),
+        ("swap_flip_rate", "swaps the probe reads as flipped"),
+    ]
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    for ax, (metric, ylabel) in zip(axes, panels, strict=True):
+        sns.barplot(results, x="variant", y=metric, order=variants, errorbar="sd", ax=ax,
+                    color="C0", alpha=0.6, capsize=0.2)  # fmt: skip
+        sns.stripplot(results, x="variant", y=metric, order=variants, ax=ax, color="k", size=4)
+        ax.set(xlabel="KL schedule", ylabel=ylabel)
+        ax.tick_params(axis="x", rotation=15)
+    majority = results["majority_accuracy"].mean()
+    axes[1].axhline(majority, color="C3", ls="--", label=f"majority class ({majority:.2f})")
+    axes[1].legend(fontsize=8)
+    seeds = results["seed"].nunique()
+    fig.suptitle(f"{title} (bars: mean ± sd over {seeds} seeds, dots: seeds)")
+    return save(fig, out)
+
+
+def principal_components(x: np.ndarray, k: int = 2) -> np.ndarray:
+    """x (N, D) projected on its first k principal components (N, k)."""
+    centred = x - x.mean(axis=0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    return centred @ vt[:k].T
+
+
+def latent(
+    latents: dict[str, str | Path], results: pd.DataFrame, seed: int, out: str | Path, title: str
+) -> list:
+    """One panel per variant: the test sentences' μ on two principal components, by label."""
+    fig, axes = plt.subplots(1, len(latents), figsize=(5 * len(latents), 4.4), squeeze=False)
+    for ax, (variant, path) in zip(axes[0], latents.items(), strict=True):
+        saved = np.load(path)
+        points = principal_components(saved["mu"])
+        frame = pd.DataFrame(
+            {
+                "PC 1": points[:, 0],
+                "PC 2": points[:, 1],
+                "label": [LABEL_NAMES.get(int(y), str(y)) for y in saved["labels"]],
+            }
+        )
+        sns.scatterplot(frame, x="PC 1", y="PC 2", hue="label", hue_order=["negative", "positive"],
+                        s=10, alpha=0.6, linewidth=0, ax=ax)  # fmt: skip
+        row = results[(results["variant"] == variant) & (results["seed"] == seed)].iloc[0]
+        ax.set_title(
+            f"{variant}: probe {row['probe_accuracy']:.2f}, "
+            f"{int(row['test/active_units'])} active units",
+            fontsize=10,
+        )
+        ax.set(xlabel="principal component 1 of μ", ylabel="principal component 2 of μ")
+    fig.suptitle(f"{title} (seed {seed})")
+    return save(fig, out)
+
+
+def interpolations(
+    examples_path: str | Path, out: str | Path, title: str, pairs: int = 3, swaps: int = 6
+) -> list:
+    """Decoded interpolations between sentences, and sentences moved along the label
+    direction, as text."""
+    examples = json.loads(Path(examples_path).read_text())
+    lines = []
+    for pair in examples["interpolations"][:pairs]:
+        lines.append(("head", f"“{pair['from']}”  →  “{pair['to']}”"))
+        for t, text in zip(np.linspace(0, 1, len(pair["steps"])), pair["steps"], strict=True):
+            lines.append(("body", f"  t = {t:.2f}   {text}"))
+        lines.append(("gap", ""))
+    lines.append(("head", "Moved along the sentiment direction in z (original → decoded)"))
+    for row in examples["reconstructions"][:swaps]:
+        before = f"  [{LABEL_NAMES.get(row['label'], row['label'])[:3]}] {row['text']}"
+        lines.append(("body", textwrap.shorten(before, 100)))
+        lines.append(("body", textwrap.shorten(f"      → {row['swapped']}", 100)))
+    fig, ax = plt.subplots(figsize=(9, 0.22 * len(lines) + 0.8))
+    ax.axis("off")
+    for i, (kind, text) in enumerate(lines):
+        ax.text(0, 1 - i / len(lines), text, va="top", transform=ax.transAxes,
+                family="monospace" if kind == "body" else None,
+                fontweight="bold" if kind == "head" else None, fontsize=8.5)  # fmt: skip
+    ax.set_title(title, loc="left")
+    return save(fig, out)

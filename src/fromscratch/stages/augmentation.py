@@ -1,0 +1,74 @@
+"""Stage of the augmentation study: a prepared data folder whose training split is augmented.
+
+The folder is the base folder (the data the model would train on without augmentation)
+with its training split replaced by the original reviews plus `copies` augmented copies
+of each, encoded with the base folder's tokenizer. Its other splits and tokenizer are the
+base folder's own files (hard links where the file system allows), so the `train` stage
+trains on it unchanged and evaluates on the same test split.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+
+def augment_stage(
+    base: str,
+    out: str,
+    strategy: str,
+    rate: float,
+    copies: int = 1,
+    seed: int = 0,
+    mirror: str = "",
+) -> dict:
+    import numpy as np
+
+    from fromscratch.data import PreparedData, Split
+    from fromscratch.data.augment import MarkedUnknowns, augment_split
+    from fromscratch.data.prepare import read_texts, write_split
+    from fromscratch.io import atomic_dir, write_json
+
+    data = PreparedData(base)
+    meta = data.meta
+    # The prepared folder holds token ids only (lower-cased, <unk>s): augment the raw texts.
+    texts = read_texts(meta["dataset"], mirror or None, seed=meta["config"]["seed"])
+    train_split = data.splits[0]  # the first split is the training split
+    train = texts[train_split]
+    labels = train.labels if train.labels is not None else [0] * len(train.texts)
+    augmented, augmented_labels = augment_split(train.texts, labels, strategy, rate, copies, seed)
+    tokenizer = MarkedUnknowns(data.tokenizer) if strategy == "unk" else data.tokenizer
+    with atomic_dir(out) as folder:
+        for path in Path(base).iterdir():
+            if path.name == "meta.json" or path.name.startswith(f"{train_split}."):
+                continue
+            _link_or_copy(path, folder / path.name)
+        meta["splits"][train_split] = write_split(
+            folder,
+            train_split,
+            Split(augmented, augmented_labels if train.labels is not None else None),
+            tokenizer,
+            np.dtype(meta["dtype"]),
+        )
+        meta["augmentation"] = {
+            "base": str(base),
+            "strategy": strategy,
+            "rate": rate,
+            "copies": copies,
+            "seed": seed,
+        }
+        write_json(folder / "meta.json", meta)
+    return {"examples": len(augmented), "tokens": meta["splits"][train_split]["tokens"]}
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    """A prepared file is never changed in place (it is replaced whole), so a hard link is
+    as good as a copy and costs no disk."""
+    if source.is_dir():
+        shutil.copytree(source, target)
+        return
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)

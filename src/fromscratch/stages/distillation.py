@@ -1,0 +1,59 @@
+"""Stage: bits per token of a language model at several evaluation lengths.
+
+The distillation study asks whether LSTM students, trained on windows of `context`
+tokens, stay good on longer windows (2×, 4×, 8×), where a GPT cannot go at all: the
+teacher is evaluated at its own maximum context, as the reference.
+"""
+
+from __future__ import annotations
+
+
+def distillation_stage(
+    model: str,
+    data: str,
+    out: str,
+    split: str = "test",
+    lengths: list[int] | None = None,
+    max_tokens: int = 0,
+) -> dict:
+    """Evaluate `model` (a model.pt, or a GPT-2 folder or cached name) on `split` of `data`
+    in consecutive windows of each of `lengths` tokens (default: the model's context);
+    the first `max_tokens` tokens (0: all), so every length scores the same tokens."""
+    from fromscratch import FromScratchError
+    from fromscratch.data import PreparedData
+    from fromscratch.io import write_json
+    from fromscratch.train.distill import load_language_model
+    from fromscratch.train.evaluate import evaluate_lm
+    from fromscratch.train.loop import pick_device
+
+    net, config = load_language_model(model)
+    family, context = config["model"]["family"], config["model"]["context"]
+    lengths = lengths or [context]
+    if family == "gpt" and max(lengths) > context:
+        raise FromScratchError(
+            f"{model}: a GPT cannot read {max(lengths)} tokens at once; its context is {context}"
+        )
+    device = pick_device("auto")
+    net.to(device)
+    prepared = PreparedData(data)
+    rows = []
+    for length in lengths:
+        result = evaluate_lm(net, prepared, split, length, device=device, max_tokens=max_tokens)
+        rows.append(
+            {"length": length}
+            | {k: result[k] for k in ("bits_per_token", "bits_per_char", "bits_per_byte")}
+            | {"tokens": result["tokens"]}
+        )
+    write_json(
+        out,
+        {
+            "model": model,
+            "family": family,
+            "context": context,  # the training length (a GPT's maximum)
+            "n_layer": config["model"]["n_layer"],
+            "parameters": net.num_parameters(),
+            "split": split,
+            "results": rows,
+        },
+    )
+    return {"lengths": len(rows), "bits_per_token": rows[0]["bits_per_token"]}

@@ -1,0 +1,185 @@
+"""Stages of the Perceiver study: Perceiver AR against a GPT of the same size and compute.
+
+    perceiver-plan  one data set: for each context length a GPT and a Perceiver AR with the
+                    same number of parameters (the Perceiver's width is chosen to match)
+                    and a training config for each that spends the same training FLOPs
+    perceiver-cost  the measured training throughput and peak memory of every planned model
+
+The runs themselves go through the `train` stage with the planned configs; their
+summary.json holds the exact bits per character/byte of the evaluation split.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+from fromscratch import FromScratchError
+from fromscratch.io import read_json, write_json
+
+FAMILIES = ("gpt", "perceiver")
+
+
+def meta_model(family: str, fields: dict):
+    """The model of `family` with config `fields`, built on PyTorch's meta device: it has
+    every parameter's shape but no memory, so counting costs nothing at any size."""
+    import torch
+
+    from fromscratch.train.models import FAMILIES as MODEL_FAMILIES
+
+    model_class, config_class = MODEL_FAMILIES[family]
+    with torch.device("meta"):
+        return model_class(config_class.from_dict(fields))
+
+
+def parameters(family: str, fields: dict) -> int:
+    return meta_model(family, fields).num_parameters()
+
+
+def matched_perceiver(gpt: dict, perceiver: dict, tolerance: float) -> dict:
+    """The Perceiver's fields, with the n_embd that brings its parameter count closest to
+    the GPT's; a FromScratchError if even that one is more than `tolerance` off.
+
+    gpt: the GPT's model fields; perceiver: the Perceiver's, without n_embd.  Widths are
+    multiples of n_head (of 2 * n_head where the positions need an even size); the count
+    grows with the width, so a bisection finds the closest.
+    """
+    from fromscratch.models import PerceiverConfig
+
+    target = parameters("gpt", gpt)
+    heads = perceiver.get("n_head", PerceiverConfig.n_head)
+    step = heads * (2 if perceiver.get("position") in ("rope", "sinusoidal") else 1)
+
+    @functools.cache
+    def count(multiple: int) -> int:
+        return parameters("perceiver", {**perceiver, "n_embd": multiple * step})
+
+    # the smallest multiple whose count reaches the target is in (low, high]; start the
+    # search at the GPT's own width, usually close
+    low, high = 0, max(1, gpt["n_embd"] // step)
+    while count(high) < target:
+        low, high = high, 2 * high
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (middle, high) if count(middle) < target else (low, middle)
+    best = min((m for m in (low, high) if m > 0), key=lambda m: abs(count(m) - target))
+    off = abs(count(best) - target) / target
+    if off > tolerance:
+        raise FromScratchError(
+            f"perceiver: at context {gpt['context']} no width brings the Perceiver within "
+            f"{tolerance:.0%} of the GPT's {target:,} parameters (closest: n_embd="
+            f"{best * step}, {count(best):,}); change perceiver.n_layer or n_head"
+        )
+    return {**perceiver, "n_embd": best * step}
+
+
+def plan(
+    data: str,
+    vocab_size: int,
+    contexts: list[int],
+    model: dict,
+    gpt: dict,
+    perceiver: dict,
+    budget_flops: float,
+    batch_tokens: int,
+    train: dict,
+    eval_split: str,
+    tolerance: float = 0.05,
+) -> dict:
+    """The study's variants on one data set: {"gpt-64": {...}, "perceiver-64": {...}, …}.
+
+    model: the fields both models share (n_head, position, …); gpt and perceiver: their
+    own (the Perceiver's width is matched).  Every batch holds batch_tokens tokens
+    (batch size = batch_tokens / context), and every run takes as many steps as
+    budget_flops buys at its model's estimated training FLOPs per token.
+    """
+    from fromscratch.train.config import TrainConfig
+
+    if batch_tokens < max(contexts):
+        raise FromScratchError(
+            f"perceiver: batch_tokens={batch_tokens} is less than one window of the longest "
+            f"context ({max(contexts)})"
+        )
+    variants = {}
+    for context in sorted(contexts):
+        shared = {**model, "vocab_size": vocab_size, "context": context}
+        gpt_fields = {**shared, **gpt}
+        fields = {
+            "gpt": gpt_fields,
+            "perceiver": matched_perceiver(gpt_fields, {**shared, **perceiver}, tolerance),
+        }
+        for family in FAMILIES:
+            built = meta_model(family, fields[family])
+            flops_per_token = built.estimate_flops_per_token()
+            batch_size = batch_tokens // context
+            steps = max(1, round(budget_flops / (flops_per_token * batch_size * context)))
+            config = {
+                **train,
+                "data": data,
+                "model": {"family": family, **fields[family]},
+                "batch_size": batch_size,
+                "max_steps": steps,
+                "eval_splits": eval_split,
+            }
+            TrainConfig.from_dict(config)  # a wrong key or value fails now, before any run
+            if steps <= config.get("warmup_steps", 0):
+                raise FromScratchError(
+                    f"perceiver: budget_flops={budget_flops:g} buys the {family} at context "
+                    f"{context} only {steps} steps, not more than warmup_steps; raise it"
+                )
+            variants[f"{family}-{context}"] = {
+                "family": family,
+                "context": context,
+                "parameters": built.num_parameters(),
+                "flops_per_token": flops_per_token,
+                "batch_size": batch_size,
+                "steps": steps,
+                "tokens": steps * batch_size * context,
+                "flops": flops_per_token * steps * batch_size * context,
+                "config": config,
+            }
+    return variants
+
+
+def perceiver_plan_stage(data: str, out: str, **settings) -> dict:
+    """Plan the study on the prepared data set `data` (settings: see `plan`); writes `out`."""
+    vocab_size = read_json(f"{data}/meta.json")["vocab_size"]
+    variants = plan(data, vocab_size, **settings)
+    write_json(out, {"data": data, "vocab_size": vocab_size, "variants": variants})
+    return {name: v["parameters"] for name, v in variants.items()}
+
+
+def perceiver_cost_stage(plan: str, out: str, steps: int = 3) -> dict:
+    """Training throughput and peak memory of every planned model, at its training batch.
+
+    Each is a few real training steps on full-length batches (the batch-size search's
+    measurement): on a GPU the peak PyTorch allocated, on a CPU the peak resident memory
+    of a fresh process.
+    """
+    import torch
+
+    from fromscratch.train.batch_size import measure
+    from fromscratch.train.config import TrainConfig
+
+    rows = []
+    for name, variant in read_json(plan)["variants"].items():
+        config = TrainConfig.from_dict(
+            variant["config"] | {"eval_splits": "", "wandb_mode": "disabled"}
+        )
+        result, peak_mb = measure(config, variant["batch_size"], steps)
+        if result is None:
+            raise FromScratchError(f"perceiver-cost: {name} failed to train a step")
+        rows.append(
+            {
+                "variant": name,
+                "family": variant["family"],
+                "context": variant["context"],
+                "batch_size": variant["batch_size"],
+                "step_s": result["step_s"],
+                "tokens_per_s": result["tokens_per_s"],
+                "peak_memory_mb": peak_mb if math.isfinite(peak_mb) else None,
+            }
+        )
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    write_json(out, {"device": device, "steps": steps, "rows": rows})
+    return {row["variant"]: round(row["tokens_per_s"]) for row in rows}

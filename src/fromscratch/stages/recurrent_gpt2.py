@@ -1,0 +1,150 @@
+"""Stage: bits per token along long documents for the four variants of a "recurrent" GPT.
+
+The documents are consecutive slices of a prepared split's token stream (its examples back
+to back, as the models were trained), each overlapping the next by one token so that every
+token of the stream after the first is predicted exactly once, as in `evaluate_lm`.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from fromscratch import FromScratchError
+
+BACKENDS = ("own", "hf")
+
+
+def load_language_model(model: str, backend: str = "own"):
+    """A model.pt of the pipeline (the project's GPT), or a Hugging Face GPT-2 (a hub name
+    such as `gpt2`, or a folder written by `save_pretrained`) driven by Hugging Face's code
+    (backend=hf) or converted into the project's GPT (backend=own, GPT.from_gpt2).
+    Returns (model, the tokenizer it reads: None for the project's models, which read their
+    training data's)."""
+    if backend not in BACKENDS:
+        raise FromScratchError(f"recurrent_gpt2: backend {backend!r} is not one of own, hf")
+    if model.endswith(".pt"):
+        from fromscratch.train.models import load_model
+
+        net, config = load_model(model)
+        if config["model"]["family"] != "gpt":
+            raise FromScratchError(f"recurrent_gpt2: {model} is a {config['model']['family']}")
+        return net, None
+    from transformers import GPT2LMHeadModel
+
+    from fromscratch.models import GPT
+
+    hf = GPT2LMHeadModel.from_pretrained(model, local_files_only=Path(model).is_dir())
+    return (hf if backend == "hf" else GPT.from_gpt2(hf)), "gpt2"
+
+
+def recurrent_gpt2_stage(
+    model: str,
+    data: str,
+    split: str,
+    out: str,
+    chunks: int = 8,
+    documents: int = 0,
+    memory_tokens: int = 1,
+    stride: int = 1,
+    batch_size: int = 16,
+    backend: str = "own",
+    device: str = "auto",
+) -> dict:
+    """Evaluate `model` on documents of `chunks` runs from `split` of the prepared folder
+    `data` (`documents` of them; 0: all that fit) with every variant; write
+    out/positions.csv (mean bits at each position of a document) and out/summary.json."""
+    import numpy as np
+    import pandas as pd
+    import torch
+
+    from fromscratch.data import PreparedData
+    from fromscratch.io import atomic_dir, write_json
+    from fromscratch.models.recurrent import (
+        VARIANTS,
+        backbone,
+        chunk_positions,
+        document_bits,
+        document_length,
+    )
+    from fromscratch.train.loop import pick_device
+
+    started = time.perf_counter()
+    prepared = PreparedData(data)
+    net, tokenizer = load_language_model(model, backend)
+    vocab_size = net.config.vocab_size
+    if (
+        tokenizer not in (None, prepared.meta["tokenizer"])
+        or vocab_size != prepared.meta["vocab_size"]
+    ):
+        raise FromScratchError(
+            f"recurrent_gpt2: {data} is tokenised with {prepared.meta['tokenizer']} "
+            f"({prepared.meta['vocab_size']} tokens), but {model} reads "
+            f"{tokenizer or 'its training data'}'s ({vocab_size} tokens)"
+        )
+    target = pick_device(device)
+    net.to(target).eval()
+    context = backbone(net).context
+    length = document_length(context, chunks, memory_tokens)
+    tokens = prepared.tokens(split)
+    fit = (len(tokens) - 1) // (length - 1)
+    if fit < 1:
+        raise FromScratchError(
+            f"recurrent_gpt2: {split} of {data} has {len(tokens)} tokens, fewer than one "
+            f"document of {length}; lower chunks"
+        )
+    count = min(documents, fit) if documents else fit
+    starts = np.arange(count) * (length - 1)
+    docs = torch.from_numpy(tokens[starts[:, None] + np.arange(length)].astype(np.int64))
+
+    position = np.arange(1, length)  # the index of the predicted token in its document
+    chunk, offset = chunk_positions(position, context, memory_tokens)
+    rows, summary = [], {}
+    for variant in VARIANTS:
+        bits = torch.cat(
+            [
+                document_bits(
+                    net, group.to(target), variant, memory_tokens, stride, batch_size
+                ).cpu()
+                for group in docs.split(batch_size)
+            ]
+        ).numpy()
+        rows.append(
+            pd.DataFrame(
+                {
+                    "variant": variant,
+                    "position": position,
+                    "chunk": chunk,
+                    "offset": offset,
+                    "bits": bits.mean(axis=0),
+                    "bits_sd": bits.std(axis=0),
+                }
+            )
+        )
+        summary[variant] = {
+            "bits_per_token": float(bits.mean()),
+            "first_chunk": float(bits[:, chunk == 0].mean()),
+            "later_chunks": float(bits[:, chunk > 0].mean()),
+        }
+    with atomic_dir(out) as tmp:
+        pd.concat(rows).to_csv(tmp / "positions.csv", index=False)
+        write_json(
+            tmp / "summary.json",
+            {
+                "model": model,
+                "backend": backend,
+                "data": data,
+                "split": split,
+                "tokenizer": prepared.meta["tokenizer"],
+                "context": context,
+                "chunks": chunks,
+                "memory_tokens": memory_tokens,
+                "stride": stride,
+                "documents": count,
+                "document_tokens": length,
+                "variants": summary,
+                "device": str(target),
+                "wall_time_s": time.perf_counter() - started,
+            },
+        )
+    return {variant: round(s["later_chunks"], 4) for variant, s in summary.items()}

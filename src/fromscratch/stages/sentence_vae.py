@@ -1,0 +1,88 @@
+"""Stage: one sentence VAE (a frozen GPT + adapters) trained on labelled sentences.
+
+The GPT comes from a run of this pipeline (`model.pt`: the course's GPT at the demo
+scale, a GPT trained on the study's data at the small scale) or from Hugging Face GPT-2
+(a `save_pretrained` folder, or a hub name such as `gpt2` at the full scale); either way
+it becomes the project's own GPT class, so one code path serves all three.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fromscratch import FromScratchError
+
+
+def load_base(model: str = "", gpt2: str = ""):
+    """The frozen GPT: from a pipeline run's model.pt, or from GPT-2 (folder or hub name)."""
+    from fromscratch.models import GPT
+
+    if bool(model) == bool(gpt2):
+        raise FromScratchError("sentence-vae: base needs exactly one of model, gpt2")
+    if gpt2:
+        if Path(gpt2).is_dir():
+            return GPT.from_gpt2(gpt2)
+        from transformers import GPT2LMHeadModel
+
+        return GPT.from_gpt2(GPT2LMHeadModel.from_pretrained(gpt2))  # from the hub (cached)
+    from fromscratch.train.models import load_model
+
+    net, config = load_model(model)
+    if config["model"]["family"] != "gpt":
+        raise FromScratchError(f"{model}: a {config['model']['family']} model, not a GPT")
+    return net
+
+
+def sentence_vae_stage(
+    base: dict,
+    data: str,
+    out: str,
+    sentences: dict,
+    vae: dict | None = None,
+    train: dict | None = None,
+) -> dict:
+    """Train one VAE and write its run folder `out` (summary.json last).
+
+    base: {"model": PATH} or {"gpt2": FOLDER_OR_NAME}.  data: the prepared folder made
+    with the GPT's tokenizer (labels per review).  sentences: {train, test, max_tokens}
+    (how many sentences of each split, and their longest length in tokens).  vae:
+    VAEConfig fields; train: VAETrainConfig fields.
+    """
+    from fromscratch.data import PreparedData
+    from fromscratch.models.vae import SentenceVAE, VAEConfig
+    from fromscratch.train.vae import VAETrainConfig, sentences_of, train_vae
+
+    config = VAETrainConfig.from_dict(train or {})
+    vae_config = VAEConfig.from_dict(vae or {})
+    unknown = set(sentences) - {"train", "test", "max_tokens"}
+    if unknown:
+        raise FromScratchError(
+            f"sentence-vae: unknown sentences keys {', '.join(sorted(unknown))}; "
+            "allowed: train, test, max_tokens"
+        )
+    gpt = load_base(**base)
+    max_tokens = sentences.get("max_tokens", gpt.config.context)
+    if max_tokens > gpt.config.context:
+        raise FromScratchError(
+            f"sentence-vae: sentences.max_tokens={max_tokens} exceeds the GPT's "
+            f"context={gpt.config.context}"
+        )
+    prepared = PreparedData(data)
+    if prepared.meta["vocab_size"] != gpt.config.vocab_size:
+        raise FromScratchError(
+            f"sentence-vae: {data} has {prepared.meta['vocab_size']} tokens, the GPT "
+            f"{gpt.config.vocab_size}: prepare the data with the GPT's tokenizer"
+        )
+    train_set = sentences_of(prepared, "train", sentences.get("train", 10000), max_tokens)
+    test_set = sentences_of(prepared, "test", sentences.get("test", 1000), max_tokens, seed=1)
+    model = SentenceVAE(gpt, vae_config)
+    run_config = {
+        "base": base,
+        "data": data,
+        "sentences": {**sentences, "max_tokens": max_tokens},
+        "vae": vae_config.to_dict(),
+        "train": config.to_dict(),
+    }
+    summary = train_vae(model, train_set, test_set, config, out, prepared.tokenizer, run_config)
+    keys = ("test/recon", "test/kl", "test/active_units", "probe_accuracy", "swap_flip_rate")
+    return {k: summary[k] for k in keys}

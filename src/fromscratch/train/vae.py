@@ -1,0 +1,409 @@
+"""Training and probing a sentence VAE (models/vae.py) on labelled sentences.
+
+    sentences_of(data, split, count, max_tokens) -> Sentences (token ids, labels, texts)
+    train_vae(model, train, test, config, out) -> summary
+
+The objective is the ELBO, not the Trainer's cross-entropy, so the loop is its own, short
+one; it reuses the project's optimizer, LR schedule and tracker. Each step:
+
+    beta = kl_weight(step)                    # constant, linear warm-up, or cyclical
+    recon = -log p(x | z), z ~ q(z | x)       # nats per sentence
+    loss = recon + beta * free_bits_kl(KL)    # KL clamped per dimension
+
+After training: reconstruction and KL over the test sentences, active units, a linear
+probe of the label from mu, and texts (reconstructions, interpolations between two
+sentences, and sentences moved along the label direction in z).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from fromscratch import FromScratchError
+from fromscratch.data import PreparedData
+from fromscratch.io import atomic_path, write_json
+from fromscratch.models.vae import SentenceVAE, free_bits_kl, gaussian_kl
+from fromscratch.train.batches import keyed_rng
+from fromscratch.train.config import TrackingConfig
+from fromscratch.train.schedule import learning_rate
+
+KL_SCHEDULES = ("constant", "linear", "cyclical")
+ACTIVE_UNIT_VARIANCE = 0.01  # Burda et al. 2016: a unit is active if Var_x(E[z_u | x]) > 0.01
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+# --------------------------------------------------------------------------- sentences
+
+
+@dataclasses.dataclass
+class Sentences:
+    ids: list[np.ndarray]  # token ids of each sentence
+    labels: np.ndarray  # the label of the review each sentence comes from
+    texts: list[str]
+
+
+def split_sentences(text: str) -> list[str]:
+    """A review's sentences: cut after . ! or ? followed by white space (HTML breaks too)."""
+    text = text.replace("<br />", " ")
+    return [s.strip() for s in SENTENCE_END.split(text) if s.strip()]
+
+
+def sentences_of(
+    data: PreparedData, split: str, count: int, max_tokens: int, seed: int = 0
+) -> Sentences:
+    """Up to `count` sentences of 2 to max_tokens tokens from the reviews of `split`, taken
+    review by review in a random order (fixed by `seed`), each with its review's label.
+
+    Longer sentences are left out rather than cut: a cut sentence would teach the decoder
+    endings that are not there.
+    """
+    if data.meta["task"] != "classification":
+        raise FromScratchError(f"{data.folder}: sentences need a labelled (classification) set")
+    tokenizer, labels = data.tokenizer, data.labels(split)
+    picked = Sentences([], [], [])
+    for review in np.random.default_rng(seed).permutation(len(labels)):
+        texts = split_sentences(tokenizer.decode(data.example(split, review)))
+        for text, ids in zip(texts, tokenizer.encode_batch(texts), strict=True):
+            if 2 <= len(ids) <= max_tokens and len(picked.ids) < count:
+                picked.ids.append(np.asarray(ids, dtype=np.int64))
+                picked.labels.append(int(labels[review]))
+                picked.texts.append(text)
+        if len(picked.ids) >= count:
+            break
+    picked.labels = np.asarray(picked.labels, dtype=np.int64)
+    return picked
+
+
+def collate(ids: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded token ids (B, T) and the mask (B, T) of real tokens."""
+    width = max(len(x) for x in ids)
+    idx = np.zeros((len(ids), width), dtype=np.int64)
+    mask = np.zeros((len(ids), width), dtype=bool)
+    for row, x in enumerate(ids):
+        idx[row, : len(x)], mask[row, : len(x)] = x, True
+    return torch.from_numpy(idx), torch.from_numpy(mask)
+
+
+# --------------------------------------------------------------------------- the objective
+
+
+def kl_weight(
+    step: int, steps: int, schedule: str = "cyclical", cycles: int = 4, ramp: float = 0.5
+) -> float:
+    """beta at `step` of `steps`.
+
+    constant  1 throughout (the plain ELBO);
+    linear    0 -> 1 over the first `ramp` of training, then 1 (Bowman et al. 2016);
+    cyclical  training split into `cycles` equal periods, each rising 0 -> 1 over its
+              first `ramp` and then staying at 1 (Fu et al. 2019).
+    """
+    if schedule == "constant":
+        return 1.0
+    if schedule == "linear":
+        return min(1.0, step / (ramp * steps))
+    if schedule == "cyclical":
+        period = math.ceil(steps / cycles)
+        return min(1.0, (step % period) / (ramp * period))
+    raise FromScratchError(f"kl schedule {schedule!r} is not one of {', '.join(KL_SCHEDULES)}")
+
+
+def elbo_terms(
+    model: SentenceVAE,
+    idx: torch.Tensor,
+    mask: torch.Tensor,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Summed reconstruction NLL (nats), per-dimension KL (B, D) in nats, and mu (B, D)."""
+    logits, mu, logvar = model(idx, mask, generator)
+    targets = idx.masked_fill(~mask, -1)
+    recon = F.cross_entropy(
+        logits.reshape(-1, logits.size(-1)).float(),
+        targets.reshape(-1),
+        ignore_index=-1,
+        reduction="sum",
+    )
+    return recon, gaussian_kl(mu, logvar), mu
+
+
+@dataclasses.dataclass
+class VAETrainConfig(TrackingConfig):
+    """steps of batch_size sentences; lr with warmup_steps and a cosine decay to
+    min_lr_ratio * lr; kl_schedule (constant | linear | cyclical) with cycles and ramp
+    (see kl_weight); free_bits: nats per latent dimension (0: off).  eval_every / log_every
+    in steps.  examples: test sentences reconstructed and moved along the label direction."""
+
+    steps: int = 1000
+    batch_size: int = 32
+    lr: float = 1e-3
+    warmup_steps: int = 50
+    min_lr_ratio: float = 0.1
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    kl_schedule: str = "cyclical"
+    cycles: int = 4
+    ramp: float = 0.5
+    free_bits: float = 0.0
+    log_every: int = 10
+    eval_every: int = 100
+    examples: int = 200
+    seed: int = 0
+    device: str = "auto"
+    job_type: str = "sentence-vae"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._check_positive("steps", "batch_size", "cycles", "log_every", "examples")
+        self._check_choice("kl_schedule", KL_SCHEDULES)
+        if not 0 < self.ramp <= 1:
+            self._fail("ramp", f"{self.ramp!r} must be in (0, 1]")
+        if self.free_bits < 0:
+            self._fail("free_bits", f"{self.free_bits!r} must be at least 0")
+
+
+# --------------------------------------------------------------------------- training
+
+
+def train_vae(
+    model: SentenceVAE,
+    train: Sentences,
+    test: Sentences,
+    config: VAETrainConfig,
+    out: str | Path,
+    tokenizer,
+    run_config: dict,
+) -> dict:
+    """Train the adapters of `model`, then evaluate and probe it; writes into `out`:
+    metrics.jsonl, summary.json, examples.json, latents.npz (test mu and labels),
+    adapters.pt.  tokenizer: the GPT's, to turn generated ids into text and back."""
+    c, out = config, Path(out)
+    device = torch.device(
+        ("cuda" if torch.cuda.is_available() else "cpu") if c.device == "auto" else c.device
+    )
+    torch.manual_seed(c.seed)
+    model.to(device).train()
+    optimizer = model.configure_optimizer(
+        c.weight_decay, c.lr, fused=device.type in ("cpu", "cuda")
+    )
+    tracker = c.tracker(out, run_config)
+    noise = torch.Generator(device).manual_seed(c.seed)
+    for step in range(c.steps):
+        progress = (step - c.warmup_steps) / max(c.steps - c.warmup_steps, 1)
+        lr = learning_rate(c.lr, step, progress, c.warmup_steps, "cosine", c.min_lr_ratio)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        beta = kl_weight(step, c.steps, c.kl_schedule, c.cycles, c.ramp)
+        rows = keyed_rng(c.seed, step).integers(0, len(train.ids), size=c.batch_size)
+        idx, mask = (t.to(device) for t in collate([train.ids[r] for r in rows]))
+        recon, kl, _ = elbo_terms(model, idx, mask, noise)
+        recon = recon / c.batch_size  # nats per sentence
+        loss = recon + beta * free_bits_kl(kl, c.free_bits)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), c.grad_clip).item()
+        if not math.isfinite(loss.item()):
+            raise FromScratchError(f"non-finite VAE loss at step {step}")
+        optimizer.step()
+        done = step + 1
+        if done % c.log_every == 0 or done == c.steps:
+            tracker.log(
+                {
+                    "loss": loss.item(),
+                    "recon": recon.item(),
+                    "kl": kl.sum(dim=1).mean().item(),
+                    "beta": beta,
+                    "lr": lr,
+                    "grad_norm": grad_norm,
+                },
+                done,
+            )
+        if c.eval_every and done % c.eval_every == 0 and done < c.steps:
+            tracker.log({f"test/{k}": v for k, v in evaluate_vae(model, test).items()}, done)
+    final = evaluate_vae(model, test)
+    tracker.log({f"test/{k}": v for k, v in final.items()}, c.steps)
+    probe = probe_and_examples(model, train, test, c.examples, tokenizer)
+    mu_test = encode_all(model, test)
+    with atomic_path(out / "latents.npz") as tmp, open(tmp, "wb") as f:
+        np.savez(f, mu=mu_test.cpu().numpy(), labels=test.labels)
+    with atomic_path(out / "adapters.pt") as tmp:
+        torch.save({"model": model.trainable_state(), "config": run_config}, tmp)
+    write_json(out / "examples.json", probe.pop("examples"))
+    summary = {
+        "steps": c.steps,
+        "train_sentences": len(train.ids),
+        "test_sentences": len(test.ids),
+        "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        "device": str(device),
+        **{f"test/{k}": v for k, v in final.items()},
+        **probe,
+    }
+    return tracker.finish(summary, run_config)
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+@torch.no_grad()
+def encode_all(model: SentenceVAE, data: Sentences, batch_size: int = 256) -> torch.Tensor:
+    """mu (N, D) of every sentence."""
+    model.eval()
+    device = next(model.parameters()).device
+    mus = []
+    for i in range(0, len(data.ids), batch_size):
+        idx, mask = (t.to(device) for t in collate(data.ids[i : i + batch_size]))
+        mus.append(model.encode(idx, mask)[0])
+    model.train()
+    return torch.cat(mus)
+
+
+@torch.no_grad()
+def evaluate_vae(model: SentenceVAE, data: Sentences, batch_size: int = 256) -> dict:
+    """Over all sentences: reconstruction NLL (nats per sentence, and bits per token, with
+    one z ~ q(z|x) per sentence, the same draws every time), KL (nats per sentence), the
+    negative ELBO, and the active units of mu (Burda et al. 2016)."""
+    model.eval()
+    device = next(model.parameters()).device
+    noise = torch.Generator(device).manual_seed(0)
+    recon, kl, tokens, mus = 0.0, 0.0, 0, []
+    for i in range(0, len(data.ids), batch_size):
+        idx, mask = (t.to(device) for t in collate(data.ids[i : i + batch_size]))
+        r, k, mu = elbo_terms(model, idx, mask, noise)
+        recon, kl, tokens = recon + r.item(), kl + k.sum().item(), tokens + int(mask.sum())
+        mus.append(mu)
+    model.train()
+    n = len(data.ids)
+    variance = torch.cat(mus).var(dim=0)
+    return {
+        "recon": recon / n,
+        "kl": kl / n,
+        "neg_elbo": (recon + kl) / n,
+        "recon_bits_per_token": recon / tokens / math.log(2),
+        "active_units": int((variance > ACTIVE_UNIT_VARIANCE).sum()),
+    }
+
+
+def linear_probe(
+    x_train: torch.Tensor, y_train: np.ndarray, l2: float = 1e-3, steps: int = 100
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logistic regression (L-BFGS, L2 penalty) on standardised features: returns
+    predict(x) as (weights, bias) acting on raw x, so that logit = x @ w + b."""
+    x = x_train.double().cpu()
+    y = torch.as_tensor(y_train, dtype=torch.float64)
+    mean, std = x.mean(dim=0), x.std(dim=0).clamp(min=1e-6)
+    xs = (x - mean) / std
+    w = torch.zeros(x.size(1), dtype=torch.float64, requires_grad=True)
+    b = torch.zeros((), dtype=torch.float64, requires_grad=True)
+    optimizer = torch.optim.LBFGS([w, b], max_iter=steps, line_search_fn="strong_wolfe")
+
+    def closure():
+        optimizer.zero_grad()
+        loss = F.binary_cross_entropy_with_logits(xs @ w + b, y) + l2 * w.pow(2).sum()
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    w_raw = (w / std).detach()
+    return w_raw, (b - (mean * w_raw).sum()).detach()
+
+
+def probe_accuracy(w: torch.Tensor, b: torch.Tensor, x: torch.Tensor, y: np.ndarray) -> float:
+    predicted = ((x.double().cpu() @ w + b) > 0).long().numpy()
+    return float((predicted == y).mean())
+
+
+def cut_sentence(text: str) -> str:
+    """Generated text up to its first sentence end (decoding always runs max_tokens)."""
+    match = re.search(r"[.!?]", text)
+    return text[: match.end()] if match else text
+
+
+@torch.no_grad()
+def probe_and_examples(
+    model: SentenceVAE, train: Sentences, test: Sentences, count: int, tokenizer
+) -> dict:
+    """Is the label linearly readable from mu, and does moving z along it change it?
+
+    probe_accuracy: logistic regression trained on train mu, tested on test mu.
+    The label direction d = mean mu of positive - mean mu of negative train sentences.
+    For `count` test sentences: greedy reconstruction from mu, and a swap, decoded from
+    mu - d (positive) or mu + d (negative).  swap_flip_rate: the share of swaps whose own
+    mu the probe gives the other label; *_similarity: difflib's ratio of characters with
+    the original sentence (1 = the same text), how much content is kept.
+    """
+    mu_train, mu_test = encode_all(model, train), encode_all(model, test)
+    w, b = linear_probe(mu_train, train.labels)
+    majority = float(max(test.labels.mean(), 1 - test.labels.mean()))
+    positive = torch.as_tensor(train.labels == 1, device=mu_train.device)
+    direction = mu_train[positive].mean(dim=0) - mu_train[~positive].mean(dim=0)
+    max_tokens = max(len(x) for x in test.ids)
+    model.eval()
+
+    def decode(z: torch.Tensor) -> list[str]:
+        ids = model.generate(z, max_tokens).tolist()
+        return [cut_sentence(tokenizer.decode(x)) for x in ids]
+
+    def relabel(texts: list[str]) -> np.ndarray:
+        """The probe's label of each text, read from the text's own mu."""
+        ids = [np.asarray(x, np.int64)[:max_tokens] for x in tokenizer.encode_batch(texts)]
+        ids = [x if len(x) else np.zeros(1, np.int64) for x in ids]  # an empty text: one token
+        mu = encode_all(model, Sentences(ids, np.zeros(len(ids)), texts))
+        return ((mu.double().cpu() @ w + b) > 0).long().numpy()
+
+    labels = test.labels[:count]
+    mu = mu_test[:count]
+    sign = torch.as_tensor(np.where(labels == 1, -1.0, 1.0), device=mu.device, dtype=mu.dtype)
+    reconstructions = decode(mu)
+    swaps = decode(mu + sign[:, None] * direction)
+    originals = test.texts[:count]
+    flipped = relabel(swaps) != labels
+    pairs = _interpolation_pairs(test.labels, 4)
+    steps = torch.linspace(0, 1, 5, device=mu_test.device)
+    interpolations = [
+        decode((1 - steps[:, None]) * mu_test[i] + steps[:, None] * mu_test[j]) for i, j in pairs
+    ]
+    prior = decode(torch.randn(5, mu_test.size(1), device=mu_test.device))
+    model.train()
+    return {
+        "probe_accuracy": probe_accuracy(w, b, mu_test, test.labels),
+        "probe_train_accuracy": probe_accuracy(w, b, mu_train, train.labels),
+        "majority_accuracy": majority,
+        "direction_norm": float(direction.norm()),
+        "reconstruction_exact": float(
+            np.mean([r == o for r, o in zip(reconstructions, originals, strict=True)])
+        ),
+        "reconstruction_similarity": _similarity(reconstructions, originals),
+        "swap_flip_rate": float(flipped.mean()),
+        "swap_similarity": _similarity(swaps, originals),
+        "examples": {
+            "reconstructions": [
+                {"text": o, "label": int(y), "reconstruction": r, "swapped": s, "flipped": bool(f)}
+                for o, y, r, s, f in zip(
+                    originals, labels, reconstructions, swaps, flipped, strict=True
+                )
+            ],
+            "interpolations": [
+                {"from": test.texts[i], "to": test.texts[j], "steps": texts}
+                for (i, j), texts in zip(pairs, interpolations, strict=True)
+            ],
+            "prior_samples": prior,
+        },
+    }
+
+
+def _similarity(a: list[str], b: list[str]) -> float:
+    return float(
+        np.mean([difflib.SequenceMatcher(None, x, y).ratio() for x, y in zip(a, b, strict=True)])
+    )
+
+
+def _interpolation_pairs(labels: np.ndarray, count: int) -> list[tuple[int, int]]:
+    """The first `count` (negative, positive) test sentence pairs, in order."""
+    negative, positive = np.flatnonzero(labels == 0), np.flatnonzero(labels == 1)
+    return [(int(i), int(j)) for i, j in zip(negative[:count], positive[:count], strict=False)]

@@ -1,0 +1,151 @@
+"""The augmentation study: each augmentation keeps its review's label and is a pure function
+of the seed; the augmented folder trains and evaluates like any prepared folder."""
+
+import json
+import random
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from fromscratch import FromScratchError
+from fromscratch.data import PreparedData
+from fromscratch.data.augment import AUGMENTATIONS, MarkedUnknowns, augment_split
+from fromscratch.data.prepare import read_texts
+from fromscratch.data.tokenizers import UNK, ByteTokenizer, WordTokenizer
+from fromscratch.figures import augmentation as figures
+from fromscratch.stages.augmentation import augment_stage
+from fromscratch.stages.evaluate import evaluate_stage
+from fromscratch.train import TrainConfig, train
+
+from ..conftest import tiny_classifier
+
+RATES = {"none": 0.0, "delete_swap": 0.2, "unk": 0.2, "crop": 0.5, "mix": 0.5, "typos": 0.3}
+
+
+@pytest.fixture(scope="module")
+def reviews():
+    train = read_texts("demo")["train"]
+    return train.texts[:200], train.labels[:200]
+
+
+@pytest.mark.parametrize("strategy", list(AUGMENTATIONS))
+def test_labels_kept_and_deterministic_under_the_seed(reviews, strategy):
+    texts, labels = reviews
+    first = augment_split(texts, labels, strategy, RATES[strategy], copies=2, seed=3)
+    again = augment_split(texts, labels, strategy, RATES[strategy], copies=2, seed=3)
+    other = augment_split(texts, labels, strategy, RATES[strategy], copies=2, seed=4)
+    assert first == again
+    out_texts, out_labels = first
+    assert out_texts[:200] == list(texts)  # the originals come first, unchanged
+    assert out_labels == list(labels) * 3  # every copy keeps its review's label
+    if strategy == "none":
+        assert out_texts[200:] == list(texts) * 2
+    else:
+        assert sum(a != b for a, b in zip(out_texts[200:], list(texts) * 2, strict=True)) > 100
+        assert other[0][200:] != out_texts[200:]  # another seed, other copies
+
+
+@pytest.mark.parametrize("strategy", list(AUGMENTATIONS))
+def test_rate_zero_changes_nothing(reviews, strategy):
+    texts, labels = reviews
+    out, _ = augment_split(texts, labels, strategy, 0.0, copies=1, seed=0)
+    assert out[200:] == list(texts)
+
+
+def test_word_edits_use_only_the_reviews_own_words(reviews):
+    """The word-level augmentations add no word from another review (which might carry
+    the other label's sentiment): they delete, move, blank, cut or misspell."""
+    texts, _ = reviews
+    rng = random.Random(0)
+    for text in texts:
+        words = text.split()
+        deleted = AUGMENTATIONS["delete_swap"](text, 1, rng, 0.2).split()
+        assert not Counter(deleted) - Counter(words)
+        blanked = AUGMENTATIONS["unk"](text, 1, rng, 0.2).split()
+        assert len(blanked) == len(words)
+        assert all(b in (w, UNK) for b, w in zip(blanked, words, strict=True))
+        cropped = AUGMENTATIONS["crop"](text, 1, rng, 0.5)
+        assert cropped in " ".join(words) and len(cropped.split()) >= len(words) / 2
+        misspelt = AUGMENTATIONS["typos"](text, 1, rng, 0.3).split()
+        assert len(misspelt) == len(words)
+        assert all(abs(len(m) - len(w)) <= 1 for m, w in zip(misspelt, words, strict=True))
+
+
+def test_mixing_borrows_sentences_of_the_same_label_only():
+    texts = [f"good film {i}. good plot {i}." for i in range(20)]
+    texts += [f"bad film {i}. bad plot {i}." for i in range(20)]
+    labels = [1] * 20 + [0] * 20
+    out, out_labels = augment_split(texts, labels, "mix", rate=1.0, copies=1, seed=0)
+    assert out_labels[40:] == labels
+    for text, label in zip(out[40:], labels, strict=True):
+        assert ("bad" in text) == (label == 0) and ("good" in text) == (label == 1)
+    assert sum(a != b for a, b in zip(out[40:], texts, strict=True)) > 30
+
+
+def test_bad_settings_fail_naming_the_choice(reviews):
+    texts, labels = reviews
+    with pytest.raises(FromScratchError, match="allowed: none, delete_swap"):
+        augment_split(texts, labels, "synonyms", 0.1)
+    with pytest.raises(FromScratchError, match="between 0 and 1"):
+        augment_split(texts, labels, "unk", 1.5)
+
+
+def test_unk_is_read_as_the_unknown_token():
+    words = WordTokenizer(["<pad>", UNK, "the", "film", "was", "."])
+    marked = MarkedUnknowns(words)
+    assert words.encode("the film was <unk> .").tolist() != [2, 3, 4, 1, 5]  # <, unk, >
+    assert marked.encode("the film was <unk> .").tolist() == [2, 3, 4, 1, 5]
+    assert marked.encode("<unk> film <unk>").tolist() == [1, 3, 1]
+    assert marked.encode("the film").tolist() == words.encode("the film").tolist()
+    with pytest.raises(FromScratchError, match="needs a tokenizer with an <unk> token"):
+        MarkedUnknowns(ByteTokenizer())
+
+
+def test_augmented_folder_trains_and_evaluates(demo_words, tmp_path):
+    out = tmp_path / "augmented-unk"
+    augment_stage(str(demo_words), str(out), "unk", rate=0.2, copies=1, seed=0)
+    base, augmented = PreparedData(demo_words), PreparedData(out)
+    n = base.meta["splits"]["train"]["examples"]
+    assert augmented.meta["splits"]["train"]["examples"] == 2 * n
+    assert np.array_equal(augmented.labels("train"), np.tile(base.labels("train"), 2))
+    originals = augmented.offsets("train")[n]
+    assert np.array_equal(augmented.tokens("train")[:originals], base.tokens("train"))
+    unk = base.tokenizer.ids[UNK]
+    copies = np.asarray(augmented.tokens("train")[originals:])
+    assert (copies == unk).mean() > 0.1  # about a fifth of the words (fewer of the tokens)
+    assert np.array_equal(augmented.tokens("test"), base.tokens("test"))
+    assert augmented.meta["augmentation"]["strategy"] == "unk"
+
+    run = tmp_path / "run"
+    train(TrainConfig.from_dict(tiny_classifier(out, max_steps=5)), run)
+    sets = {"in-domain": {"split": "test"}, "demo": {"data": str(demo_words), "split": "ood"}}
+    results = evaluate_stage(str(run / "model.pt"), sets, str(tmp_path / "eval.json"))
+    assert json.loads((tmp_path / "eval.json").read_text()) == results
+    assert results["in-domain"]["examples"] == 1000 and 0 <= results["demo"]["accuracy"] <= 1
+
+
+def test_tables_and_figures(tmp_path):
+    rates = {"classifier": {"none": 0.0, "typos": 0.1}, "lm": {"none": 0.0, "typos": 0.1}}
+    paths = []
+    for model, metric, sets in (
+        ("classifier", "accuracy", ("in-domain", "ood")),
+        ("lm", "bits_per_byte", ("in-domain", "ood")),
+    ):
+        for strategy in ("none", "typos"):
+            for seed in (0, 1):
+                path = tmp_path / f"{model}-{strategy}-seed{seed}.json"
+                scores = {
+                    name: {metric: 0.5 + 0.1 * (strategy == "typos") + 0.01 * seed + 0.2 * i}
+                    for i, name in enumerate(sets)
+                }
+                path.write_text(json.dumps(scores))
+                paths.append(path)
+    results = figures.results_table(paths, rates)
+    assert len(results) == 16 and set(results["domain"]) == {"in", "out"}
+    summary = figures.summary_table(results).set_index(["model", "set", "strategy"])
+    assert summary.loc[("classifier", "ood", "typos"), "change_from_none"] == pytest.approx(0.1)
+    assert summary.loc[("lm", "in-domain", "none"), "mean"] == pytest.approx(0.505)
+    figures.classifier_figure(results, ["none", "typos"], tmp_path / "classifier", "test")
+    figures.lm_figure(results, ["none", "typos"], tmp_path / "lm", "test")
+    assert (tmp_path / "classifier.png").is_file() and (tmp_path / "lm.pdf").is_file()

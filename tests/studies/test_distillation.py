@@ -1,0 +1,141 @@
+"""Distilling a transformer into an LSTM: the loss, the frozen teacher, the checks, and the
+evaluation at several lengths."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from fromscratch import FromScratchError
+from fromscratch.models import ConfigError
+from fromscratch.stages.distillation import distillation_stage
+from fromscratch.train import TrainConfig, Trainer, train
+from fromscratch.train.distill import distillation_loss, fingerprint, load_language_model
+from fromscratch.train.models import load_model
+
+from ..conftest import tiny_classifier, tiny_gpt
+
+
+def tiny_lstm(data, **overrides) -> dict:
+    return {
+        "data": str(data),
+        "model": {"family": "lstm", "n_layer": 1, "n_embd": 32, "context": 32},
+        "batch_size": 8,
+        "lr": 3e-3,
+        "warmup_steps": 2,
+        "max_steps": 8,
+        "log_every": 1,
+        "eval_splits": "",
+        "seed": 0,
+        **overrides,
+    }
+
+
+@pytest.fixture(scope="module")
+def teacher(demo_chars, tmp_path_factory):
+    """A GPT of context 32 (with dropout) trained a few steps on demo-chars: its model.pt."""
+    out = tmp_path_factory.mktemp("teacher")
+    train(TrainConfig.from_dict(tiny_gpt(demo_chars, max_steps=10, eval_splits="")), out)
+    return str(out / "model.pt")
+
+
+def test_distillation_loss_equals_the_hand_computed_value():
+    # Two positions over a vocabulary of two tokens, temperature 2, weight 1/4.
+    T, weight = 2.0, 0.25
+    student = torch.tensor([[0.0, 0.0], [math.log(4), 0.0]])
+    teacher = torch.tensor([[2 * math.log(3), 0.0], [0.0, 0.0]])
+    targets = torch.tensor([0, 1])
+    # At T = 2 the teacher says (3/4, 1/4) and (1/2, 1/2); the student (1/2, 1/2), (2/3, 1/3).
+    kl_first = 3 / 4 * math.log((3 / 4) / (1 / 2)) + 1 / 4 * math.log((1 / 4) / (1 / 2))
+    kl_second = 1 / 2 * math.log((1 / 2) / (2 / 3)) + 1 / 2 * math.log((1 / 2) / (1 / 3))
+    # At T = 1 the student gives its targets 1/2 and 1/5.
+    cross_entropy = (math.log(2) + math.log(5)) / 2
+    expected = weight * T**2 * (kl_first + kl_second) / 2 + (1 - weight) * cross_entropy
+    loss = distillation_loss(student, teacher, targets, T, weight)
+    assert loss.item() == pytest.approx(expected, rel=1e-6)
+    # A student that already is the teacher has nothing left to learn from it.
+    assert distillation_loss(teacher, teacher, targets, T, 1.0).item() == pytest.approx(0, abs=1e-7)
+
+
+def test_distill_weight_zero_is_plain_training_exactly(demo_chars, teacher, tmp_path):
+    dropout = {"model": {"family": "lstm", "n_embd": 32, "context": 32, "dropout": 0.2}}
+    plain = train(TrainConfig.from_dict(tiny_lstm(demo_chars, **dropout)), tmp_path / "plain")
+    zero = train(
+        TrainConfig.from_dict(
+            tiny_lstm(demo_chars, teacher=teacher, distill_weight=0.0, **dropout)
+        ),
+        tmp_path / "zero",
+    )
+    half = train(
+        TrainConfig.from_dict(
+            tiny_lstm(demo_chars, teacher=teacher, distill_weight=0.5, **dropout)
+        ),
+        tmp_path / "half",
+    )
+    assert zero["final_train_loss"] == plain["final_train_loss"]
+    weights = {run: load_model(str(tmp_path / run / "model.pt"))[0] for run in ("plain", "zero")}
+    for a, b in zip(weights["plain"].parameters(), weights["zero"].parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert half["final_train_loss"] != plain["final_train_loss"]  # the teacher does matter
+
+
+def test_the_teacher_is_frozen_and_recorded(demo_chars, teacher, tmp_path):
+    config = tiny_lstm(demo_chars, teacher=teacher, distill_weight=1.0, checkpoint_every=3)
+    trainer = Trainer(TrainConfig.from_dict(config), tmp_path, progress_bar=False)
+    before = {k: v.clone() for k, v in trainer.teacher.model.state_dict().items()}
+    for _ in range(3):
+        trainer.train_step()
+        trainer.evaluate()  # evaluation puts the student back in train mode, not the teacher
+    model = trainer.teacher.model
+    assert not model.training and not any(m.training for m in model.modules())
+    assert all(not p.requires_grad and p.grad is None for p in model.parameters())
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert any(p.grad is None for p in trainer.model.parameters())  # zeroed after the step
+    record = trainer.config_dict()["teacher_model"]
+    assert record["source"] == teacher and record["model"]["family"] == "gpt"
+    assert record["weights_sha256"] == fingerprint(load_model(teacher)[0])
+
+
+def test_teacher_and_student_must_fit_together(demo_chars, demo_words, teacher, tmp_path):
+    with pytest.raises(FromScratchError, match=r"vocabulary differs.*--tokenizer-from"):
+        Trainer(TrainConfig.from_dict(tiny_lstm(demo_words, teacher=teacher)), tmp_path)
+    longer = tiny_lstm(demo_chars, teacher=teacher, model={"family": "lstm", "context": 64})
+    with pytest.raises(FromScratchError, match=r"context is 32 tokens, shorter than .* 64"):
+        Trainer(TrainConfig.from_dict(longer), tmp_path)
+    with pytest.raises(ConfigError, match=r"distill_weight: 1\.5 must be in"):
+        TrainConfig.from_dict(tiny_lstm(demo_chars, teacher=teacher, distill_weight=1.5))
+    with pytest.raises(ConfigError, match="teacher: distils language models only"):
+        TrainConfig.from_dict(tiny_classifier(demo_chars, teacher=teacher))
+
+
+def test_a_gpt2_teacher_needs_gpt2_tokens(demo_chars, tmp_path):
+    transformers = pytest.importorskip("transformers")
+    config = transformers.GPT2Config(vocab_size=100, n_positions=32, n_embd=32, n_layer=1, n_head=2)
+    transformers.GPT2LMHeadModel(config).save_pretrained(tmp_path / "gpt2")
+    model, saved = load_language_model(str(tmp_path / "gpt2"))
+    assert saved["model"]["family"] == "gpt" and model.config.context == 32
+    student = tiny_lstm(demo_chars, teacher=str(tmp_path / "gpt2"))
+    with pytest.raises(FromScratchError, match=r"is GPT-2, but .* 'chars'.*--tokenizer gpt2"):
+        Trainer(TrainConfig.from_dict(student), tmp_path / "run")
+
+
+def test_lengths_are_evaluated_on_the_same_tokens(demo_chars, teacher, tmp_path):
+    train(TrainConfig.from_dict(tiny_lstm(demo_chars)), tmp_path / "lstm")
+    out = tmp_path / "lengths.json"
+    distillation_stage(
+        str(tmp_path / "lstm" / "model.pt"), str(demo_chars), str(out), lengths=[32, 64, 256],
+        max_tokens=3000,
+    )  # fmt: skip
+    result = json.loads(out.read_text())
+    assert [r["length"] for r in result["results"]] == [32, 64, 256]
+    assert {r["tokens"] for r in result["results"]} == {2999}  # every token after the first
+    assert all(0 < r["bits_per_token"] < 10 for r in result["results"])
+    assert (result["family"], result["context"], result["n_layer"]) == ("lstm", 32, 1)
+    # The teacher, a GPT, is evaluated at its own context, and cannot read beyond it.
+    distillation_stage(teacher, str(demo_chars), str(out), max_tokens=3000)
+    assert [r["length"] for r in json.loads(out.read_text())["results"]] == [32]
+    with pytest.raises(FromScratchError, match="cannot read 64 tokens at once"):
+        distillation_stage(teacher, str(demo_chars), str(out), lengths=[64])

@@ -1,0 +1,210 @@
+"""The encoder/decoder study: the task, both layouts of a batch, matched sizes, the
+cross-attention path, training, greedy scoring by length, exact resume, and the figure."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from fromscratch import FromScratchError
+from fromscratch.data.seq2seq import IGNORE, PAD, START, Seq2SeqTask
+from fromscratch.figures import encoder_decoder as figures
+from fromscratch.models import GPT, ConfigError, EncoderDecoder
+from fromscratch.stages.encoder_decoder import encoder_decoder_stage
+from fromscratch.train.seq2seq import (
+    Seq2SeqConfig,
+    build_model,
+    decoder_only_config,
+    greedy_answers,
+    seq2seq_loss,
+)
+
+TINY = {"n_layer": 1, "n_head": 2, "n_embd": 32, "fast": True}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """These models are tiny: a second thread only adds overhead (see tests/models)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    yield
+    torch.set_num_threads(threads)
+
+
+def config(**overrides) -> dict:
+    return {
+        "task": "reverse",
+        "symbols": 4,
+        "min_length": 1,
+        "max_length": 4,
+        "test_max_length": 6,
+        "test_examples": 20,
+        "model": TINY,
+        "batch_size": 32,
+        "lr": 1e-2,
+        "warmup_steps": 10,
+        "max_steps": 30,
+        "log_every": 10,
+        **overrides,
+    }
+
+
+# --------------------------------------------------------------------------- the task
+
+
+def test_answers_of_padded_rows():
+    source = np.array([[2, 3, 4, 5], [5, 2, 4, PAD]])
+    lengths = np.array([4, 3])
+    assert Seq2SeqTask("reverse").answer(source, lengths).tolist() == [
+        [5, 4, 3, 2],
+        [4, 2, 5, PAD],
+    ]
+    assert Seq2SeqTask("sort").answer(source, lengths).tolist() == [[2, 3, 4, 5], [2, 4, 5, PAD]]
+    assert Seq2SeqTask("copy").answer(source, lengths).tolist() == source.tolist()
+
+
+def test_batches_are_a_function_of_seed_and_step():
+    task = Seq2SeqTask("sort", symbols=5, min_length=2, max_length=7)
+    a, b = task.train_batch(3, 11, 16), task.train_batch(3, 11, 16)
+    assert torch.equal(a.source, b.source) and torch.equal(a.target, b.target)
+    assert not torch.equal(task.train_batch(3, 12, 16).source, a.source)
+    lengths = a.source_mask.sum(1)
+    assert lengths.min() >= 2 and lengths.max() <= 7
+    assert ((a.source >= 2) == a.source_mask).all()  # symbols where real, PAD elsewhere
+    test = task.test_batch(length=9, count=5)  # longer than training, same for everyone
+    assert test.source.shape == (5, 9) and test.source_mask.all()
+    assert torch.equal(test.source, task.test_batch(length=9, count=5).source)
+
+
+def test_bad_task_names_what_is_allowed():
+    with pytest.raises(FromScratchError, match="copy, reverse, sort"):
+        Seq2SeqTask("rotate")
+    with pytest.raises(ConfigError, match="architecture"):
+        Seq2SeqConfig.from_dict(config(architecture="encoder_only"))
+    with pytest.raises(ConfigError, match="follow from the task"):
+        Seq2SeqConfig.from_dict(config(model={**TINY, "context": 8}))
+
+
+def test_both_layouts_score_the_same_target_tokens():
+    source = np.array([[2, 3, 4], [5, 6, PAD]])
+    task = Seq2SeqTask("reverse", symbols=5)
+    batch = task.examples(np.random.default_rng(0), np.array([3, 2]))
+    batch.source = torch.as_tensor(source)
+    batch.target = torch.as_tensor(task.answer(source, np.array([3, 2])))
+    sequence, labels = batch.decoder_only_inputs()
+    x = IGNORE
+    assert sequence.tolist() == [[2, 3, 4, START, 4, 3], [5, 6, START, 6, PAD, PAD]]
+    assert labels.tolist() == [[x, x, x, 4, 3, 2], [x, x, 6, 5, x, x]]
+    decoder_input, target_labels = batch.encoder_decoder_inputs()
+    assert decoder_input.tolist() == [[START, 4, 3], [START, 6, 5]]
+    assert target_labels.tolist() == [[4, 3, 2], [6, 5, x]]
+    # the same tokens are scored, in the same order, by both architectures
+    assert labels[labels != x].tolist() == target_labels[target_labels != x].tolist()
+
+
+# --------------------------------------------------------------------------- the models
+
+
+@pytest.mark.parametrize("model", [TINY, {"n_layer": 2, "n_head": 4, "n_embd": 64}])
+def test_the_gpt_is_matched_in_parameters(model):
+    def parameters(architecture: str, gpt_width: int = 0) -> int:
+        c = Seq2SeqConfig.from_dict(config(architecture=architecture, model=model))
+        if gpt_width:
+            return GPT(
+                dataclasses.replace(decoder_only_config(c), n_embd=gpt_width)
+            ).num_parameters()
+        return build_model(c).num_parameters()
+
+    target = parameters("encoder_decoder")
+    width = decoder_only_config(Seq2SeqConfig.from_dict(config(model=model))).n_embd
+    assert width % model["n_head"] == 0
+    gap = abs(parameters("decoder_only") - target)
+    assert gap / target < 0.05
+    for neighbour in (width - model["n_head"], width + model["n_head"]):  # no closer width
+        assert abs(parameters("decoder_only", neighbour) - target) > gap
+    # the search builds models, but the seed alone decides the trained GPT's first weights
+    c = Seq2SeqConfig.from_dict(config(architecture="decoder_only", model=model))
+    torch.manual_seed(5)
+    searched = build_model(c)
+    torch.manual_seed(5)
+    torch.testing.assert_close(GPT(searched.config).state_dict(), searched.state_dict())
+
+
+def test_the_decoder_sees_the_source_through_cross_attention_and_is_causal():
+    model = build_model(Seq2SeqConfig.from_dict(config())).eval()
+    assert isinstance(model, EncoderDecoder)
+    source = torch.tensor([[2, 3, 4, 5, 2, 3]])
+    target = torch.tensor([[START, 5, 4, 3, 2, 5]])
+    logits = model(source, target)
+    other_source = torch.tensor([[5, 5, 2, 4, 3, 2]])
+    assert not torch.allclose(model(other_source, target), logits, atol=1e-4)
+    # causal in the target: changing its later tokens leaves the earlier outputs alone
+    later = target.clone()
+    later[0, 3:] = torch.tensor([2, 2, 2])
+    torch.testing.assert_close(model(source, later)[:, :3], logits[:, :3])
+    assert not torch.allclose(model(source, later)[:, 3:], logits[:, 3:], atol=1e-4)
+    # and the source reaches the decoder only through cross-attention: silence it, and
+    # the source no longer matters
+    for block in model.decoder:
+        torch.nn.init.zeros_(block.cross.c_proj.weight)
+        torch.nn.init.zeros_(block.cross.c_proj.bias)
+    torch.testing.assert_close(model(other_source, target), model(source, target))
+
+
+@pytest.mark.parametrize("architecture", ["encoder_decoder", "decoder_only"])
+def test_both_learn_to_reverse_and_answer_greedily(architecture):
+    """Lengths 1..3 of 3 symbols: a couple of hundred steps give near-perfect answers."""
+    c = Seq2SeqConfig.from_dict(
+        config(architecture=architecture, symbols=3, max_length=3, lr=3e-3, max_steps=200)
+    )
+    task = c.task_spec()
+    model = build_model(c)
+    optimizer = model.configure_optimizer(0.0, c.lr)
+    for step in range(c.max_steps):
+        loss, _ = seq2seq_loss(model, task.train_batch(0, step, 32), torch.device("cpu"))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert loss.item() < 0.1
+    test = task.test_batch(length=3, count=50)
+    answers = greedy_answers(model.eval(), test.source, 3)
+    assert (answers == test.source.flip(1)).all(dim=1).float().mean() >= 0.9
+
+
+# --------------------------------------------------------------------------- the stage
+
+
+def test_stage_writes_the_run_and_resumes_exactly(tmp_path):
+    settings = config(architecture="decoder_only", checkpoint_every=15, keep_checkpoints=2)
+    first = encoder_decoder_stage(settings, str(tmp_path / "a"))
+    run = tmp_path / "a"
+    with open(run / "accuracy.csv", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["length"]) for r in rows] == list(range(1, 7))
+    assert [r["trained"] for r in rows] == ["True"] * 4 + ["False"] * 2
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["steps"] == 30 and summary["architecture"] == "decoder_only"
+    assert first["test/exact_match_trained"] == summary["test/exact_match_trained"]
+
+    # a run stopped after its step-15 checkpoint continues to the very same weights
+    (run / "checkpoints" / "step-00000030.pt").unlink()
+    weights = torch.load(run / "model.pt")["model"]
+    encoder_decoder_stage(settings, str(run))
+    for name, tensor in torch.load(run / "model.pt")["model"].items():
+        assert torch.equal(tensor, weights[name]), name
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in lines if "loss" in line] == [10, 20, 30]
+
+    # the figure and tables read the run folders
+    encoder_decoder_stage(config(seed=1), str(tmp_path / "b"))
+    table = figures.accuracy_table([tmp_path / "a", tmp_path / "b"])
+    assert set(table["architecture"]) == {"decoder_only", "encoder_decoder"}
+    assert len(figures.run_table(table)) == 2
+    written = figures.accuracy_by_length(table, tmp_path / "figure.png", "test")
+    assert all(path.stat().st_size > 0 for path in written)

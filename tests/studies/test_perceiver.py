@@ -1,0 +1,167 @@
+"""The Perceiver study: matched parameter counts, equal FLOPs, exact evaluation of a model
+that predicts only its latents, and a cost measurement that sees real memory.
+
+That the Perceiver's latents are causal (a later token never changes an earlier
+prediction) is tested for every attention and position kind in tests/models/test_perceiver.py.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from fromscratch import FromScratchError
+from fromscratch.data import PreparedData
+from fromscratch.io import read_json
+from fromscratch.models import GPT, GPTConfig, Perceiver, PerceiverConfig
+from fromscratch.stages.perceiver import (
+    matched_perceiver,
+    parameters,
+    perceiver_cost_stage,
+    perceiver_plan_stage,
+    plan,
+)
+from fromscratch.train.evaluate import evaluate_lm, lm_windows
+
+SHARED = {"vocab_size": 40, "n_head": 4, "position": "learned"}
+
+
+@pytest.mark.parametrize("context", [64, 1024])
+def test_one_layer_fewer_gives_the_gpts_width_and_size(context):
+    """The cross-attention block counts as a layer: same depth, same width, same size."""
+    gpt = {**SHARED, "context": context, "n_layer": 4, "n_embd": 128}
+    matched = matched_perceiver(
+        gpt, {**SHARED, "context": context, "n_layer": 3, "latents": 32}, 0.01
+    )
+    assert matched["n_embd"] == 128
+    counts = parameters("gpt", gpt), parameters("perceiver", matched)
+    assert abs(counts[1] - counts[0]) / counts[0] < 0.001
+
+
+@pytest.mark.parametrize("n_layer", [1, 6])
+def test_other_depths_get_a_width_within_tolerance(n_layer):
+    gpt = {**SHARED, "context": 256, "n_layer": 4, "n_embd": 128}
+    matched = matched_perceiver(
+        gpt, {**SHARED, "context": 256, "n_layer": n_layer, "latents": 64}, 0.05
+    )
+    assert (matched["n_embd"] > 128) == (n_layer < 3)  # shallower: wider, deeper: narrower
+    target = parameters("gpt", gpt)
+    assert abs(parameters("perceiver", matched) - target) / target <= 0.05
+    # the counts on the meta device are those of the real models
+    real = Perceiver(PerceiverConfig(**matched)).num_parameters()
+    assert real == parameters("perceiver", matched)
+    assert GPT(GPTConfig(**gpt)).num_parameters() == target
+
+
+def test_an_impossible_tolerance_names_the_closest_width():
+    gpt = {**SHARED, "context": 64, "n_layer": 2, "n_embd": 64}
+    with pytest.raises(FromScratchError, match="closest: n_embd="):
+        matched_perceiver(gpt, {**SHARED, "context": 64, "n_layer": 3, "latents": 16}, 1e-6)
+
+
+def test_flops_estimate_is_the_gpts_when_every_position_is_a_latent():
+    """With latents = context a Perceiver computes what a GPT one layer deeper does."""
+    config = PerceiverConfig(**SHARED, context=128, latents=128, n_layer=2, n_embd=64)
+    model = Perceiver(config)
+    N = model.num_parameters(non_embedding=True)
+    assert model.estimate_flops_per_token() == pytest.approx(6 * N + 12 * 3 * 64 * 128)
+    fewer = Perceiver(PerceiverConfig(**{**config.to_dict(), "latents": 16}))
+    assert fewer.estimate_flops_per_token() < model.estimate_flops_per_token() / 3
+
+
+def tiny_plan(data, **overrides) -> dict:
+    settings = {
+        "contexts": [32, 128],
+        "model": {"n_head": 2},
+        "gpt": {"n_layer": 2, "n_embd": 32},
+        "perceiver": {"n_layer": 1, "latents": 16},
+        "budget_flops": 2e10,
+        "batch_tokens": 512,
+        "train": {"lr": 1e-3, "warmup_steps": 2},
+        "eval_split": "test",
+    }
+    return plan(str(data), 40, **(settings | overrides))
+
+
+def test_plan_spends_the_same_flops_on_both_models(demo_chars):
+    variants = tiny_plan(demo_chars)
+    assert sorted(variants) == ["gpt-128", "gpt-32", "perceiver-128", "perceiver-32"]
+    for v in variants.values():
+        assert v["batch_size"] * v["context"] == 512
+        assert v["flops"] == pytest.approx(2e10, rel=0.5 / v["steps"])  # steps are whole
+    # the Perceiver's cheaper tokens buy it more of them, the more the longer the context
+    steps = {name: v["steps"] for name, v in variants.items()}
+    assert 1 < steps["perceiver-32"] / steps["gpt-32"] < steps["perceiver-128"] / steps["gpt-128"]
+
+
+def test_plan_rejects_budgets_that_cannot_work(demo_chars):
+    with pytest.raises(FromScratchError, match="only 1 steps, not more than warmup_steps"):
+        tiny_plan(demo_chars, budget_flops=1e6)
+    with pytest.raises(FromScratchError, match="batch_tokens=64 is less than one window"):
+        tiny_plan(demo_chars, batch_tokens=64)
+
+
+@pytest.mark.parametrize(
+    ("n", "context", "stride"), [(1000, 64, 64), (1000, 64, 16), (50, 64, 16), (100, 32, 7)]
+)
+def test_windows_predict_every_token_once(n, context, stride):
+    predicted = []
+    for start, end, scored in lm_windows(n, context, stride):
+        assert 0 < end - start <= context and scored <= min(stride, end - start)
+        predicted += range(end + 1 - scored, end + 1)  # the targets of its last `scored`
+    assert predicted == list(range(1, n))
+
+
+class UniformLatents(torch.nn.Module):
+    """A 1/V guess for the last `latents` positions only, like a Perceiver AR's output."""
+
+    def __init__(self, vocab, latents):
+        super().__init__()
+        self.vocab, self.latents = vocab, latents
+
+    def forward(self, idx):
+        return torch.zeros(idx.size(0), min(self.latents, idx.size(1)), self.vocab)
+
+
+def test_a_model_of_latents_is_evaluated_on_every_token(demo_chars):
+    data = PreparedData(demo_chars)
+    vocab, tokens = data.meta["vocab_size"], 5000
+    result = evaluate_lm(UniformLatents(vocab, 12), data, "test", context=50, max_tokens=tokens)
+    assert result["tokens"] == tokens - 1
+    assert result["bits"] == pytest.approx(math.log2(vocab) * (tokens - 1), rel=1e-6)
+
+
+def test_a_trained_perceiver_beats_chance_and_costs_real_memory(demo_chars, tmp_path):
+    """The plan's configs train through the real loop and evaluate exactly; the cost stage's
+    peak memory grows with the context (attention), its throughput is measured."""
+    from fromscratch.io import write_json
+    from fromscratch.train import TrainConfig, train
+
+    plan_path = tmp_path / "plan.json"
+    perceiver_plan_stage(
+        str(demo_chars),
+        str(plan_path),
+        contexts=[16, 512],
+        model={"n_head": 2, "fast": False},
+        gpt={"n_layer": 2, "n_embd": 32},
+        perceiver={"n_layer": 1, "latents": 8},
+        budget_flops=3e9,
+        batch_tokens=4096,
+        train={"lr": 3e-3, "eval_max_tokens": 2000},
+        eval_split="test",
+    )
+    planned = read_json(plan_path)
+    config = planned["variants"]["perceiver-16"]["config"]
+    summary = train(TrainConfig.from_dict(config), tmp_path / "run", progress_bar=False)
+    chance = math.log2(read_json(demo_chars / "meta.json")["vocab_size"])
+    assert summary["test/bits_per_char"] < chance - 0.5
+    # the cost of the GPTs only (each measurement is a fresh process)
+    planned["variants"] = {k: v for k, v in planned["variants"].items() if k.startswith("gpt")}
+    write_json(plan_path, planned)
+    perceiver_cost_stage(str(plan_path), str(tmp_path / "cost.json"), steps=1)
+    rows = {row["variant"]: row for row in read_json(tmp_path / "cost.json")["rows"]}
+    assert all(row["tokens_per_s"] > 0 for row in rows.values())
+    # 8 windows of 512 tokens: 2 layers of 2 heads of 512 x 512 attention, kept for backward
+    assert rows["gpt-512"]["peak_memory_mb"] > rows["gpt-16"]["peak_memory_mb"] + 20

@@ -1,0 +1,207 @@
+"""The sentence VAE: its KL, the annealing schedule, free bits, adapters that start as the
+identity on a frozen GPT (a tiny random GPT-2 saved locally), and one stage run."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from fromscratch import FromScratchError
+from fromscratch.data import PreparedData
+from fromscratch.models import GPT, ConfigError, SentenceVAE, VAEConfig
+from fromscratch.models.vae import free_bits_kl, gaussian_kl
+from fromscratch.stages.sentence_vae import sentence_vae_stage
+from fromscratch.train.vae import (
+    VAETrainConfig,
+    collate,
+    kl_weight,
+    linear_probe,
+    probe_accuracy,
+    sentences_of,
+    split_sentences,
+)
+
+transformers = pytest.importorskip("transformers")
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def gpt2_folder(tmp_path_factory, demo_chars):
+    """A tiny random GPT-2 with the demo characters' vocabulary, saved with save_pretrained."""
+    torch.manual_seed(0)
+    vocab = PreparedData(demo_chars).meta["vocab_size"]
+    config = transformers.GPT2Config(
+        vocab_size=vocab, n_positions=64, n_embd=32, n_layer=2, n_head=2,
+        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+    )  # fmt: skip
+    folder = tmp_path_factory.mktemp("tiny-gpt2")
+    transformers.GPT2LMHeadModel(config).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture
+def vae(gpt2_folder):
+    return SentenceVAE(GPT.from_gpt2(gpt2_folder), VAEConfig(latent=4, bottleneck=8))
+
+
+# --------------------------------------------------------------------------- the objective
+
+
+def test_kl_matches_the_closed_form_and_a_monte_carlo_estimate():
+    mu, logvar = torch.randn(5, 3, dtype=torch.float64), torch.randn(5, 3, dtype=torch.float64)
+    sigma = (0.5 * logvar).exp()
+    q, p = torch.distributions.Normal(mu, sigma), torch.distributions.Normal(0.0, 1.0)
+    ours = gaussian_kl(mu, logvar)
+    torch.testing.assert_close(ours, torch.distributions.kl_divergence(q, p))
+    z = q.sample((200_000,))  # KL = E_q[log q(z) - log p(z)]
+    monte_carlo = (q.log_prob(z) - p.log_prob(z)).mean(dim=0)
+    torch.testing.assert_close(ours, monte_carlo, atol=0.03, rtol=0.02)
+    assert torch.all(gaussian_kl(torch.zeros(2, 3), torch.zeros(2, 3)) == 0)  # q = p
+
+
+def test_cyclical_schedule_rises_over_the_ramp_then_holds_in_each_cycle():
+    # 100 steps, 4 cycles of 25 steps, rising over the first half (12.5 steps) of each
+    expected = {0: 0.0, 5: 0.4, 10: 0.8, 12: 0.96, 13: 1.0, 24: 1.0, 25: 0.0, 30: 0.4, 99: 1.0}
+    for step, beta in expected.items():
+        assert kl_weight(step, 100, "cyclical", cycles=4, ramp=0.5) == pytest.approx(beta)
+    assert [kl_weight(s, 100, "constant") for s in (0, 50, 99)] == [1.0, 1.0, 1.0]
+    assert kl_weight(25, 100, "linear", ramp=0.5) == pytest.approx(0.5)
+    assert kl_weight(75, 100, "linear", ramp=0.5) == 1.0
+    with pytest.raises(FromScratchError, match="constant, linear, cyclical"):
+        kl_weight(0, 100, "sigmoid")
+
+
+def test_free_bits_clamp_each_dimension_after_the_batch_mean():
+    # batch means per dimension: 0.1, 1.0, 0.3 (dimension 0 only on average below 0.5)
+    kl = torch.tensor([[0.0, 1.0, 0.6], [0.2, 1.0, 0.0]], requires_grad=True)
+    term = free_bits_kl(kl, free_bits=0.5)
+    assert term.item() == pytest.approx(0.5 + 1.0 + 0.5)
+    term.backward()
+    # below the threshold: a constant, no gradient; above it: the mean's gradient 1/B
+    torch.testing.assert_close(kl.grad, torch.tensor([[0.0, 0.5, 0.0], [0.0, 0.5, 0.0]]))
+    assert free_bits_kl(kl, 0.0).item() == pytest.approx(kl.mean(0).sum().item())
+
+
+# --------------------------------------------------------------------------- the model
+
+
+def test_adapters_start_as_the_identity_so_both_stacks_equal_the_base_gpt(vae):
+    vae.eval()
+    gpt = vae.gpt
+    idx = torch.randint(0, gpt.config.vocab_size, (3, 20))
+    z = torch.randn(3, 4)
+    with torch.no_grad():
+        base = gpt(idx)
+        torch.testing.assert_close(gpt.lm_head(vae.run_gpt(vae.decoder, idx, z=z)), base)
+        torch.testing.assert_close(gpt.lm_head(vae.run_gpt(vae.encoder, idx)), base)
+        # a prefix equal to token 7's embedding decodes like the GPT reading token 7 first
+        vae.to_prefix.weight.zero_()
+        vae.to_prefix.bias.copy_(gpt.wte.weight[7])
+        first = torch.full((3, 1), 7)
+        expected = gpt(torch.cat((first, idx[:, :-1]), dim=1))
+        torch.testing.assert_close(vae.decode(z, idx), expected)
+
+
+def test_base_weights_stay_frozen_while_the_adapters_learn(vae):
+    before = {k: v.clone() for k, v in vae.gpt.state_dict().items()}
+    assert not any(p.requires_grad for p in vae.gpt.parameters())
+    optimizer = vae.configure_optimizer(weight_decay=0.1, lr=1e-2)
+    optimized = {id(p) for group in optimizer.param_groups for p in group["params"]}
+    assert not optimized & {id(p) for p in vae.gpt.parameters()}
+    adapter_before = vae.decoder[0].up.weight.clone()
+    idx, mask = collate([np.arange(1, 9), np.arange(2, 6)])
+    for _ in range(3):
+        logits, mu, logvar = vae(idx, mask)
+        loss = logits.logsumexp(-1).mean() + gaussian_kl(mu, logvar).sum()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    for name, tensor in vae.gpt.state_dict().items():
+        assert torch.equal(tensor, before[name]), name
+    assert not torch.equal(vae.decoder[0].up.weight, adapter_before)
+    assert set(vae.trainable_state()) == {n for n, p in vae.named_parameters() if p.requires_grad}
+
+
+def test_padding_does_not_change_a_sentences_posterior(vae):
+    vae.eval()
+    short, long = np.array([3, 4, 5]), np.arange(1, 12)
+    with torch.no_grad():
+        alone = vae.encode(*collate([short]))
+        padded = vae.encode(*collate([short, long]))
+    torch.testing.assert_close(padded[0][:1], alone[0])
+    torch.testing.assert_close(padded[1][:1], alone[1])
+
+
+# --------------------------------------------------------------------------- data, probe, stage
+
+
+def test_sentences_are_cut_from_reviews_with_their_label(demo_chars):
+    assert split_sentences("Good. Bad!<br /><br />Why? end") == ["Good.", "Bad!", "Why?", "end"]
+    data = PreparedData(demo_chars)
+    picked = sentences_of(data, "test", 300, max_tokens=40)
+    assert len(picked.ids) == 300 and set(picked.labels.tolist()) == {0, 1}
+    assert all(2 <= len(x) <= 40 for x in picked.ids)
+    assert [data.tokenizer.decode(x) for x in picked.ids] == picked.texts
+    # every sentence occurs in a review of its label
+    reviews = {0: "", 1: ""}
+    for i, label in enumerate(data.labels("test")):
+        reviews[int(label)] += data.tokenizer.decode(data.example("test", i)) + "\n"
+    assert all(t in reviews[int(y)] for t, y in zip(picked.texts, picked.labels, strict=True))
+
+
+def test_linear_probe_reads_a_separable_label_and_not_noise():
+    x = torch.randn(400, 6)
+    y = (x[:, 2] - 0.5 * x[:, 4] > 0).long().numpy()
+    w, b = linear_probe(x[:300], y[:300])
+    assert probe_accuracy(w, b, x[300:], y[300:]) > 0.95
+    noise = np.random.default_rng(0).integers(0, 2, 400)
+    w, b = linear_probe(x[:300], noise[:300])
+    assert probe_accuracy(w, b, x[300:], noise[300:]) < 0.7
+
+
+def test_a_bad_setting_fails_with_the_allowed_values():
+    with pytest.raises(ConfigError, match=r"kl_schedule.*constant, linear, cyclical"):
+        VAETrainConfig(kl_schedule="sigmoid")
+    with pytest.raises(ConfigError, match="free_bits"):
+        VAETrainConfig(free_bits=-1.0)
+
+
+def test_stage_trains_and_writes_its_run_folder(gpt2_folder, demo_chars, tmp_path):
+    out = tmp_path / "run"
+    result = sentence_vae_stage(
+        base={"gpt2": str(gpt2_folder)},
+        data=str(demo_chars),
+        out=str(out),
+        sentences={"train": 200, "test": 60, "max_tokens": 48},
+        vae={"latent": 4, "bottleneck": 8},
+        train={"steps": 12, "batch_size": 8, "warmup_steps": 2, "log_every": 4,
+               "eval_every": 6, "examples": 6, "free_bits": 0.1},
+    )  # fmt: skip
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["test_sentences"] == 60 and math.isfinite(summary["test/recon"])
+    assert 0 <= summary["test/active_units"] <= 4
+    metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [m["step"] for m in metrics if "beta" in m] == [4, 8, 12]
+    assert [m["step"] for m in metrics if "test/kl" in m] == [6, 12]
+    examples = json.loads((out / "examples.json").read_text())
+    assert len(examples["reconstructions"]) == 6 and len(examples["interpolations"]) == 4
+    assert all(len(pair["steps"]) == 5 for pair in examples["interpolations"])
+    assert np.load(out / "latents.npz")["mu"].shape == (60, 4)
+    assert set(result) >= {"test/recon", "probe_accuracy"}
+    with pytest.raises(FromScratchError, match="max_tokens=100 exceeds the GPT's context=64"):
+        sentence_vae_stage(
+            base={"gpt2": str(gpt2_folder)}, data=str(demo_chars), out=str(tmp_path / "x"),
+            sentences={"train": 10, "test": 10, "max_tokens": 100},
+        )  # fmt: skip

@@ -1,0 +1,12 @@
+# The augmentation study's tables (every score; the headline metric per strategy and set)
+# and its two figures: the classifier's accuracy and the GPT's bits per byte.
+from fromscratch.figures import augmentation
+
+s = snakemake  # noqa: F821
+results = augmentation.results_table(s.input.evaluations, s.params.rates)
+results.to_csv(s.output.results, index=False)
+augmentation.summary_table(results).to_csv(s.output.summary, index=False)
+augmentation.classifier_figure(
+    results, s.params.order["classifier"], s.output.classifier, s.params.title
+)
+augmentation.lm_figure(results, s.params.order["lm"], s.output.lm, s.params.title)
