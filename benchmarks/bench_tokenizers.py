@@ -14,7 +14,7 @@ import json
 from common import timed, write_result
 
 from fromscratch.data import tokenizers
-from fromscratch.data.download import fetch
+from fromscratch.data.download import default_mirror, fetch
 from fromscratch.data.sets import imdb
 
 
@@ -45,7 +45,7 @@ def hf_gpt2(folder, texts: list[str]):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--mirror", help="data mirror (default: $FROMSCRATCH_MIRROR)")
+    parser.add_argument("--mirror", default=default_mirror(), help="default: $FROMSCRATCH_MIRROR")
     parser.add_argument("--out", help="JSON result file")
     args = parser.parse_args()
 
