@@ -28,16 +28,6 @@ from ..workflow.conftest import snakemake
 BUDGET_S = 3.0
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: these models are tiny, and on a busy machine a second thread
-    makes every step wait for it (a timed budget would measure the waiting)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def budgeted(data, **overrides) -> dict:
     """A tiny GPT trained for BUDGET_S seconds, its LR decaying linearly to zero."""
     return tiny_gpt(

@@ -27,16 +27,6 @@ from fromscratch.train.seq2seq import (
 TINY = {"n_layer": 1, "n_head": 2, "n_embd": 32, "fast": True}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """These models are tiny: a second thread only adds overhead (see tests/models)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    yield
-    torch.set_num_threads(threads)
-
-
 def config(**overrides) -> dict:
     return {
         "task": "reverse",

@@ -28,15 +28,6 @@ from fromscratch.train.vae import (
 transformers = pytest.importorskip("transformers")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def gpt2_folder(tmp_path_factory, demo_chars):
     """A tiny random GPT-2 with the demo characters' vocabulary, saved with save_pretrained."""
