@@ -80,3 +80,15 @@ def test_lint_is_clean(workdir):
     result = snakemake(workdir, "--lint")
     assert result.returncode == 0
     assert "Congratulations, your workflow is in a good condition!" in result.stdout + result.stderr
+
+
+def test_small_preset_studies_run_over_their_own_seeds(workdir):
+    result = snakemake(workdir, "-n", "--config", "preset=small")
+    assert result.returncode == 0, result.stderr[-3000:]
+    counts = {k: int(v) for k, v in re.findall(r"^(\w+)\s+(\d+)$", result.stdout, re.M)}
+    # Studies with `seeds` of their own run over those, not the preset's three.
+    assert counts["perceiver_train"] == 12  # 3 contexts x 2 models x 2 seeds
+    assert counts["cramming_train"] == 18  # (1 + 2 budget fractions + 6 ablations) x 2 seeds
+    assert counts["recurrent_gpt2_evaluate"] == 4  # (learned, rope) x 2 seeds
+    assert "studies/perceiver/shakespeare-chars/runs/gpt-1024/seed1/" in result.stdout
+    assert "studies/perceiver/shakespeare-chars/runs/gpt-1024/seed2/" not in result.stdout

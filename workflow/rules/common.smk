@@ -150,6 +150,11 @@ def study(name):
     return settings[PRESET]
 
 
+def study_seeds(name):
+    """The seeds study `name` runs over: its own `seeds`, or else the preset's."""
+    return study(name).get("seeds", SEEDS)
+
+
 def study_dir(name):
     """Where study `name` writes its runs and tables; its figures go to figures/<name>/."""
     return f"{RESULTS}/studies/{name}"

@@ -50,11 +50,12 @@ if ablation_enabled("augmentation"):
         for model in AUG_COURSE_MODEL
     }
     # The training config of each model (data, seed and tags are the run's): the course
-    # model's, with the study's `train` settings on top.
+    # model's, with the study's `train` settings on top. No evaluation while training: the
+    # evaluate rule scores every set, in domain included, once.
     AUG_TRAIN_SPEC = {
         model: train_spec(AUG_COURSE_MODEL[model], **AUG_VARIANT[model])
         | {
-            "eval_splits": IN_DOMAIN_SPLIT,
+            "eval_splits": "",
             "group": f"{PRESET}-augmentation-{model}",
             "job_type": "train",
         }

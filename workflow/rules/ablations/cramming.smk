@@ -10,6 +10,7 @@ if ablation_enabled("cramming"):
     CRAMMING_DIR = study_dir("cramming")
     CRAMMING_RECIPES = {"baseline": {}, **CRAMMING["ablations"]}
     CRAMMING_BUDGET = CRAMMING["budget_s"]
+    CRAMMING_SEEDS = study_seeds("cramming")
     # Budgets as they appear in run folder names: seconds, without a trailing ".0".
     CRAMMING_BUDGETS = [
         f"{CRAMMING_BUDGET * fraction:g}"
@@ -33,7 +34,7 @@ if ablation_enabled("cramming"):
         for budget in (
             CRAMMING_BUDGETS if recipe == "baseline" else CRAMMING_BUDGETS[-1:]
         )
-        for seed in SEEDS
+        for seed in CRAMMING_SEEDS
     ]
     # The training config of each recipe: the baseline with the recipe's one change, its
     # schedule on the clock; each run adds its seed and its budget (time_budget_s).
@@ -69,7 +70,7 @@ if ablation_enabled("cramming"):
                 lambda wc, input, output: {
                     "config": CRAMMING_SPECS["baseline"]
                     | {
-                        "seed": SEEDS[0],
+                        "seed": CRAMMING_SEEDS[0],
                         "time_budget_s": CRAMMING_BUDGET,
                         "wandb_mode": "disabled",
                     },
@@ -121,7 +122,7 @@ if ablation_enabled("cramming"):
             runs=CRAMMING_RUNS,
             reference=[
                 f"{run_folder('position', MAIN_VARIANT['position'], seed)}/summary.json"
-                for seed in SEEDS
+                for seed in CRAMMING_SEEDS
             ],
             code=[f"{SOURCE}/figures/cramming.py", f"{SOURCE}/figures/plots.py"],
         output:

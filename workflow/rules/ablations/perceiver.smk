@@ -117,7 +117,7 @@ if ablation_enabled("perceiver"):
                 f"{PERCEIVER_DIR}/{{data}}/runs/{{variant}}/seed{{seed}}/summary.json",
                 data=PERCEIVER_DATA,
                 variant=PERCEIVER_VARIANTS,
-                seed=SEEDS,
+                seed=study_seeds("perceiver"),
             ),
             code=[f"{SOURCE}/figures/perceiver.py", f"{SOURCE}/figures/plots.py"],
         output:

@@ -26,7 +26,7 @@ if ablation_enabled("recurrent_gpt2"):
                 seed,
             )
             for position in REC["positions"]
-            for seed in SEEDS
+            for seed in study_seeds("recurrent_gpt2")
         }
         for corpus in REC["corpora"]:
             if corpus != P["gpt"]["data"]["dataset"]:
