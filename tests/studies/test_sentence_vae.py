@@ -177,7 +177,7 @@ def test_stage_trains_and_writes_its_run_folder(gpt2_folder, demo_chars, tmp_pat
         out=str(out),
         sentences={"train": 200, "test": 60, "max_tokens": 48},
         vae={"latent": 4, "bottleneck": 8},
-        train={"steps": 12, "batch_size": 8, "warmup_steps": 2, "log_every": 4,
+        train={"max_steps": 12, "batch_size": 8, "warmup_steps": 2, "log_every": 4,
                "eval_every": 6, "examples": 6, "free_bits": 0.1},
     )  # fmt: skip
     summary = json.loads((out / "summary.json").read_text())

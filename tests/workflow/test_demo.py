@@ -112,7 +112,7 @@ SMALL_DEMO = {
         "sentences": {"train": 200, "test": 60, "max_tokens": 64},
         "vae": {"latent": 4, "bottleneck": 8},
         "train": {
-            "steps": 10,
+            "max_steps": 10,
             "batch_size": 8,
             "lr": 3.0e-3,
             "warmup_steps": 2,

@@ -64,7 +64,40 @@ class TrackingConfig(Config):
 
 
 @dataclasses.dataclass
-class TrainConfig(TrackingConfig):
+class OptimizerConfig(TrackingConfig):
+    """What every training loop shares: batch_size sequences per step, AdamW (lr, beta1,
+    beta2, weight_decay on matrices only), warmup_steps then a schedule (cosine | linear |
+    constant) down to min_lr_ratio of lr, grad_clip (0: no clipping; the norm is logged
+    either way), max_steps; eval_every / log_every / checkpoint_every in steps (0: never),
+    keep_checkpoints; seed; device (auto | cpu | cuda[:k] | mps)."""
+
+    batch_size: int = 32
+    lr: float = 1e-3
+    warmup_steps: int = 0
+    schedule: str = "cosine"
+    min_lr_ratio: float = 0.1
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.95
+    grad_clip: float = 1.0
+    max_steps: int = 1000
+    eval_every: int = 0
+    log_every: int = 10
+    checkpoint_every: int = 0
+    keep_checkpoints: int = 2
+    seed: int = 0
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._check_positive("batch_size", "log_every", "keep_checkpoints")
+        self._check_choice("schedule", SHAPES)
+        if self.lr <= 0:
+            self._fail("lr", f"{self.lr!r} must be positive")
+
+
+@dataclasses.dataclass
+class TrainConfig(OptimizerConfig):
     """Everything one training run needs besides its output folder.
 
     data / train_split / eval_splits: the prepared folder and which splits to use
@@ -73,11 +106,11 @@ class TrainConfig(TrackingConfig):
     batch_size × grad_accum sequences per optimizer step; context: LM window length
     (default: the model's context); max_length: classification reviews are cut to this,
     keeping their first head_tokens tokens and the rest from their end (0: the first ones).
-    lr, warmup_steps, schedule (cosine | linear | constant), clock (steps | time),
-    min_lr_ratio, weight_decay, beta1, beta2, grad_clip (0: no clipping; the norm is
-    logged either way).  Budgets: max_steps, time_budget_s, token_budget (0: none).
-    eval_every / log_every / checkpoint_every: in steps.  precision: fp32 | bf16 | fp16
-    (autocast; fp16 adds a GradScaler).  compile: torch.compile the model.
+    The optimizer and schedule as in OptimizerConfig; lr_from / batch_size_from: JSON
+    files of the tuning stages to read lr / batch_size from; clock (steps | time): what
+    the schedule follows.  Budgets: max_steps, time_budget_s, token_budget (0: none).
+    eval_max_tokens: score only the first tokens of each split (0: all).  precision:
+    fp32 | bf16 | fp16 (autocast; fp16 adds a GradScaler).  compile: torch.compile it.
     wandb_mode / wandb_project / group / job_type / tags: tracking (TrackingConfig).
     teacher: distil this language model into the one trained (train/distill.py): a
     model.pt, or a Hugging Face GPT-2 folder or cached name ("": plain training);
@@ -89,34 +122,18 @@ class TrainConfig(TrackingConfig):
     model: dict = dataclasses.field(default_factory=lambda: {"family": "gpt"})
     train_split: str = "train"
     eval_splits: str = ""
-    batch_size: int = 32
     batch_size_from: str = ""
     grad_accum: int = 1
     context: int = 0
     max_length: int = 512
     head_tokens: int = 0
-    lr: float = 1e-3
     lr_from: str = ""
-    warmup_steps: int = 0
-    schedule: str = "cosine"
     clock: str = "steps"
-    min_lr_ratio: float = 0.1
-    weight_decay: float = 0.1
-    beta1: float = 0.9
-    beta2: float = 0.95
-    grad_clip: float = 1.0
-    max_steps: int = 1000
     time_budget_s: float = 0.0
     token_budget: int = 0
-    eval_every: int = 0
     eval_max_tokens: int = 0
-    log_every: int = 10
-    checkpoint_every: int = 0
-    keep_checkpoints: int = 2
     precision: str = "fp32"
     compile: bool = False
-    device: str = "auto"
-    seed: int = 0
     teacher: str = ""
     distill_temperature: float = 2.0
     distill_weight: float = 0.5
@@ -128,17 +145,13 @@ class TrainConfig(TrackingConfig):
         family = self.model.get("family")
         if family not in FAMILIES:
             self._fail("model", f"family {family!r} is not one of {', '.join(FAMILIES)}")
-        self._check_positive("batch_size", "grad_accum", "max_length", "log_every")
-        self._check_positive("keep_checkpoints")
-        self._check_choice("schedule", SHAPES)
+        self._check_positive("grad_accum", "max_length")
         self._check_choice("clock", CLOCKS)
         self._check_choice("precision", PRECISIONS)
         if self.clock == "time" and self.time_budget_s <= 0:
             self._fail("clock", "'time' needs time_budget_s > 0")
         if self.max_steps < 1 and self.time_budget_s <= 0 and self.token_budget <= 0:
             self._fail("max_steps", "set max_steps, time_budget_s or token_budget")
-        if self.lr <= 0:
-            self._fail("lr", f"{self.lr!r} must be positive")
         if self.teacher and family not in LANGUAGE_MODELS:
             self._fail("teacher", f"distils language models only ({', '.join(LANGUAGE_MODELS)})")
         if self.distill_temperature <= 0:

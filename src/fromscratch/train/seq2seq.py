@@ -38,15 +38,15 @@ from fromscratch.io import atomic_path
 from fromscratch.models import GPT, ConfigError, EncoderDecoder, EncoderDecoderConfig, GPTConfig
 from fromscratch.models.common import Model
 from fromscratch.train import checkpoint
-from fromscratch.train.config import TrackingConfig
+from fromscratch.train.config import OptimizerConfig
 from fromscratch.train.loop import NonFiniteLoss, pick_device
-from fromscratch.train.schedule import SHAPES, learning_rate
+from fromscratch.train.schedule import learning_rate
 
 ARCHITECTURES = ("encoder_decoder", "decoder_only")
 
 
 @dataclasses.dataclass
-class Seq2SeqConfig(TrackingConfig):
+class Seq2SeqConfig(OptimizerConfig):
     """One seq2seq training run.
 
     architecture: encoder_decoder | decoder_only.  task: copy | reverse | sort, over
@@ -55,9 +55,8 @@ class Seq2SeqConfig(TrackingConfig):
     fields (n_layer, n_head, n_embd, position, dropout, fast, ...; vocab_size and context
     follow from the task).  gpt_layers: the decoder-only GPT's depth (0: 2 * n_layer,
     the encoder's blocks plus the decoder's); its width is chosen to match parameters.
-    The rest as in TrainConfig: batch_size sequences per step, lr, warmup_steps, schedule,
-    min_lr_ratio, weight_decay, beta1, beta2, grad_clip, max_steps; eval_every (0: at
-    the end only), log_every, checkpoint_every (0: none); seed; device; tracking.
+    The optimizer, schedule, steps and seed as in OptimizerConfig (eval_every 0: at the
+    end only).
     """
 
     architecture: str = "encoder_decoder"
@@ -69,31 +68,13 @@ class Seq2SeqConfig(TrackingConfig):
     test_examples: int = 100
     model: dict = dataclasses.field(default_factory=dict)
     gpt_layers: int = 0
-    batch_size: int = 32
-    lr: float = 1e-3
-    warmup_steps: int = 0
-    schedule: str = "cosine"
-    min_lr_ratio: float = 0.1
-    weight_decay: float = 0.1
-    beta1: float = 0.9
-    beta2: float = 0.95
-    grad_clip: float = 1.0
-    max_steps: int = 1000
-    eval_every: int = 0
-    log_every: int = 10
-    checkpoint_every: int = 0
-    keep_checkpoints: int = 2
-    seed: int = 0
-    device: str = "auto"
 
     def __post_init__(self) -> None:
         super().__post_init__()
         self._check_choice("architecture", ARCHITECTURES)
         self._check_choice("task", TASKS)
-        self._check_choice("schedule", SHAPES)
         self._check_positive("symbols", "min_length", "max_length", "test_max_length")
-        self._check_positive("test_examples", "batch_size", "max_steps", "log_every")
-        self._check_positive("keep_checkpoints")
+        self._check_positive("test_examples", "max_steps")
         if self.max_length < self.min_length:
             self._fail("max_length", f"{self.max_length} is below min_length={self.min_length}")
         if self.test_max_length < self.max_length:
@@ -101,8 +82,6 @@ class Seq2SeqConfig(TrackingConfig):
         fixed = {"vocab_size", "context"} & set(self.model)
         if fixed:
             self._fail("model", f"{', '.join(sorted(fixed))} follow from the task; leave out")
-        if self.lr <= 0:
-            self._fail("lr", f"{self.lr!r} must be positive")
 
     def task_spec(self) -> Seq2SeqTask:
         return Seq2SeqTask(self.task, self.symbols, self.min_length, self.max_length)

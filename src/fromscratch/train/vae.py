@@ -32,7 +32,7 @@ from fromscratch.data import PreparedData
 from fromscratch.io import atomic_path, write_json
 from fromscratch.models.vae import SentenceVAE, free_bits_kl, gaussian_kl
 from fromscratch.train.batches import keyed_rng
-from fromscratch.train.config import TrackingConfig
+from fromscratch.train.config import OptimizerConfig
 from fromscratch.train.schedule import learning_rate
 
 KL_SCHEDULES = ("constant", "linear", "cyclical")
@@ -134,33 +134,28 @@ def elbo_terms(
 
 
 @dataclasses.dataclass
-class VAETrainConfig(TrackingConfig):
-    """steps of batch_size sentences; lr with warmup_steps and a cosine decay to
-    min_lr_ratio * lr; kl_schedule (constant | linear | cyclical) with cycles and ramp
-    (see kl_weight); free_bits: nats per latent dimension (0: off).  eval_every / log_every
-    in steps.  examples: test sentences reconstructed and moved along the label direction."""
+class VAETrainConfig(OptimizerConfig):
+    """max_steps of batch_size sentences, with the optimizer and schedule of
+    OptimizerConfig; kl_schedule (constant | linear | cyclical) with cycles and ramp
+    (see kl_weight); free_bits: nats per latent dimension (0: off).  examples: test
+    sentences reconstructed and moved along the label direction.  Only the adapters are
+    saved, at the end: the run has no mid-run checkpoints."""
 
-    steps: int = 1000
-    batch_size: int = 32
-    lr: float = 1e-3
     warmup_steps: int = 50
-    min_lr_ratio: float = 0.1
     weight_decay: float = 0.0
-    grad_clip: float = 1.0
+    eval_every: int = 100
     kl_schedule: str = "cyclical"
     cycles: int = 4
     ramp: float = 0.5
     free_bits: float = 0.0
-    log_every: int = 10
-    eval_every: int = 100
     examples: int = 200
-    seed: int = 0
-    device: str = "auto"
     job_type: str = "sentence-vae"
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        self._check_positive("steps", "batch_size", "cycles", "log_every", "examples")
+        self._check_positive("max_steps", "cycles", "examples")
+        if self.checkpoint_every:
+            self._fail("checkpoint_every", "the VAE saves its adapters at the end only; leave out")
         self._check_choice("kl_schedule", KL_SCHEDULES)
         if not 0 < self.ramp <= 1:
             self._fail("ramp", f"{self.ramp!r} must be in (0, 1]")
@@ -190,16 +185,16 @@ def train_vae(
     torch.manual_seed(c.seed)
     model.to(device).train()
     optimizer = model.configure_optimizer(
-        c.weight_decay, c.lr, fused=device.type in ("cpu", "cuda")
+        c.weight_decay, c.lr, (c.beta1, c.beta2), fused=device.type in ("cpu", "cuda")
     )
     tracker = c.tracker(out, run_config)
     noise = torch.Generator(device).manual_seed(c.seed)
-    for step in range(c.steps):
-        progress = (step - c.warmup_steps) / max(c.steps - c.warmup_steps, 1)
-        lr = learning_rate(c.lr, step, progress, c.warmup_steps, "cosine", c.min_lr_ratio)
+    for step in range(c.max_steps):
+        progress = (step - c.warmup_steps) / max(c.max_steps - c.warmup_steps, 1)
+        lr = learning_rate(c.lr, step, progress, c.warmup_steps, c.schedule, c.min_lr_ratio)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        beta = kl_weight(step, c.steps, c.kl_schedule, c.cycles, c.ramp)
+        beta = kl_weight(step, c.max_steps, c.kl_schedule, c.cycles, c.ramp)
         rows = keyed_rng(c.seed, step).integers(0, len(train.ids), size=c.batch_size)
         idx, mask = (t.to(device) for t in collate([train.ids[r] for r in rows]))
         recon, kl, _ = elbo_terms(model, idx, mask, noise)
@@ -207,12 +202,13 @@ def train_vae(
         loss = recon + beta * free_bits_kl(kl, c.free_bits)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), c.grad_clip).item()
+        clip = c.grad_clip if c.grad_clip > 0 else math.inf
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip).item()
         if not math.isfinite(loss.item()):
             raise FromScratchError(f"non-finite VAE loss at step {step}")
         optimizer.step()
         done = step + 1
-        if done % c.log_every == 0 or done == c.steps:
+        if done % c.log_every == 0 or done == c.max_steps:
             tracker.log(
                 {
                     "loss": loss.item(),
@@ -224,10 +220,10 @@ def train_vae(
                 },
                 done,
             )
-        if c.eval_every and done % c.eval_every == 0 and done < c.steps:
+        if c.eval_every and done % c.eval_every == 0 and done < c.max_steps:
             tracker.log({f"test/{k}": v for k, v in evaluate_vae(model, test).items()}, done)
     final = evaluate_vae(model, test)
-    tracker.log({f"test/{k}": v for k, v in final.items()}, c.steps)
+    tracker.log({f"test/{k}": v for k, v in final.items()}, c.max_steps)
     probe = probe_and_examples(model, train, test, c.examples, tokenizer)
     mu_test = encode_all(model, test)
     with atomic_path(out / "latents.npz") as tmp, open(tmp, "wb") as f:
@@ -236,7 +232,7 @@ def train_vae(
         torch.save({"model": model.trainable_state(), "config": run_config}, tmp)
     write_json(out / "examples.json", probe.pop("examples"))
     summary = {
-        "steps": c.steps,
+        "steps": c.max_steps,
         "train_sentences": len(train.ids),
         "test_sentences": len(test.ids),
         "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
