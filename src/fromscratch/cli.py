@@ -82,8 +82,19 @@ def cmd_lr_range(args: argparse.Namespace) -> None:
 def cmd_batch_size(args: argparse.Namespace) -> None:
     from fromscratch.train.batch_size import search
 
-    result = search(_config(args), args.out, args.max_batch_size, args.memory_cap_mb)
+    result = search(
+        _config(args),
+        args.out,
+        args.max_batch_size,
+        args.memory_cap_mb,
+        noise_draws=args.noise_draws,
+        noise_micro_batch=args.noise_micro_batch,
+        noise_accumulate=args.noise_accumulate,
+        noise_after_steps=args.noise_after_steps,
+    )
     print(f"batch size {result['batch_size']} → {args.out}/batch_size.json")
+    if "gradient_noise_scale" in result:
+        print(f"gradient noise scale {result['gradient_noise_scale']['noise_scale']:,.1f}")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -201,6 +212,17 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=8192,
         help="CPU only: the memory a batch may use (GPUs: their own memory)",
+    )
+    p.add_argument(
+        "--noise-draws",
+        type=int,
+        default=0,
+        help="measure the gradient noise scale (critical batch size) over this many draws",
+    )
+    p.add_argument("--noise-micro-batch", type=int, default=4, help="its small batch")
+    p.add_argument("--noise-accumulate", type=int, default=8, help="small batches in a big one")
+    p.add_argument(
+        "--noise-after-steps", type=int, default=0, help="train this many steps before measuring"
     )
 
     p = commands.add_parser("evaluate", help="evaluate a trained model on whole splits")

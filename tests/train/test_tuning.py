@@ -7,12 +7,14 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from fromscratch import FromScratchError
 from fromscratch.cli import main
 from fromscratch.train import TrainConfig
 from fromscratch.train.batch_size import search
 from fromscratch.train.lr_range import choose, lr_range_test
+from fromscratch.train.noise_scale import measure_noise_scale, noise_scale_from, noise_scale_of
 
 from ..conftest import tiny_classifier, tiny_gpt
 
@@ -55,6 +57,51 @@ def test_batch_size_search_respects_the_memory_cap(demo_chars, tmp_path):
     config = TrainConfig.from_dict(tiny_gpt(demo_chars))
     with pytest.raises(FromScratchError, match="not even a batch of 1 fits in 1 MB"):
         search(config, tmp_path, max_batch_size=4, memory_cap_mb=1)
+
+
+def test_noise_scale_recovers_a_known_gradient_noise():
+    # Per-example gradients mu + sigma * noise in d dimensions: tr(cov) = d sigma^2 and
+    # |G|^2 = |mu|^2; a micro-batch of b examples has noise sigma / sqrt(b).
+    generator = torch.Generator().manual_seed(0)
+    d, sigma, b = 1000, 0.5, 4
+    mu = 0.1 * torch.randn(d, generator=generator)
+    draws = [
+        [mu + sigma / b**0.5 * torch.randn(d, generator=generator) for _ in range(8)]
+        for _ in range(50)
+    ]
+    result = noise_scale_of(draws, micro_batch=b)
+    assert result["trace_covariance"] == pytest.approx(d * sigma**2, rel=0.05)
+    assert result["grad_norm_sq"] == pytest.approx(mu.square().sum().item(), rel=0.1)
+    assert result["noise_scale"] == pytest.approx(d * sigma**2 / mu.square().sum().item(), rel=0.1)
+    with pytest.raises(ValueError, match="0 < small < big"):
+        noise_scale_from(1.0, 0.5, 8, 8)
+
+
+def test_batch_size_search_measures_the_gradient_noise_scale(demo_chars, tmp_path, capsys):
+    import yaml
+
+    config = tiny_gpt(demo_chars, dropout=0.0)
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(config))
+    noise_options = ["--noise-draws", "3", "--noise-micro-batch", "2", "--noise-accumulate", "4"]
+    noise_options += ["--noise-after-steps", "5"]
+    argv = ["batch-size", str(path), "--out", str(tmp_path), "--max-batch-size", "1"]
+    assert main(argv + noise_options) == 0
+    assert "gradient noise scale" in capsys.readouterr().out
+    noise = json.loads((tmp_path / "batch_size.json").read_text())["gradient_noise_scale"]
+    assert noise["grad_norm_sq"] > 0 and noise["trace_covariance"] > 0
+    assert noise["noise_scale_tokens"] == pytest.approx(noise["noise_scale"] * 32)
+    # training and micro-batches are functions of the seed: measuring again agrees, and
+    # the untrained model's gradients are another matter
+    again = measure_noise_scale(TrainConfig.from_dict(config), 2, 4, 3, after_steps=5)
+    assert again["noise_scale"] == pytest.approx(noise["noise_scale"], rel=1e-5)
+    untrained = measure_noise_scale(TrainConfig.from_dict(config), 2, 4, 3)
+    assert untrained["grad_norm_sq"] != pytest.approx(noise["grad_norm_sq"], rel=1e-3)
+
+
+def test_noise_scale_of_a_classifier_counts_reviews(demo_words):
+    noise = measure_noise_scale(TrainConfig.from_dict(tiny_classifier(demo_words)), 2, 4, 2)
+    assert noise["trace_covariance"] > 0 and noise["noise_scale_tokens"] is None
 
 
 def test_cli_lr_range(demo_words, tmp_path, capsys):

@@ -75,6 +75,11 @@ def batch_size(json_path: str | Path, out: str | Path, title: str) -> list:
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.8))
     left.plot(fits["batch_size"], fits["tokens_per_s"], marker="o")
     left.set(xscale="log", xlabel="batch size (sequences)", ylabel="throughput (tokens/s)")
+    if noise := result.get("gradient_noise_scale"):
+        where = f"after {noise['after_steps']} steps" if noise["after_steps"] else "at init"
+        label = f"gradient noise scale {noise['noise_scale']:.3g} ({where})"
+        left.axvline(noise["noise_scale"], color="C2", ls="--", label=label)
+        left.legend(fontsize=8)
     right.plot(tried["batch_size"], tried["peak_memory_mb"], marker="o", color="C1")
     if result["device"] == "cpu":
         right.axhline(result["memory_cap_mb"], color="C3", ls="--", label="memory cap")

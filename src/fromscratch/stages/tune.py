@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 
-def batch_size_stage(
-    config: dict, out: str, max_batch_size: int = 1024, memory_cap_mb: float = 8192
-) -> dict:
+def batch_size_stage(config: dict, out: str, **search_options) -> dict:
+    """search_options: max_batch_size, memory_cap_mb, and the gradient noise scale's
+    noise_draws (0: not measured), noise_micro_batch, noise_accumulate, noise_after_steps."""
     from fromscratch.train import TrainConfig
     from fromscratch.train.batch_size import search
 
-    result = search(TrainConfig.from_dict(config), out, max_batch_size, memory_cap_mb)
+    result = search(TrainConfig.from_dict(config), out, **search_options)
     return {"batch_size": result["batch_size"]}
 
 

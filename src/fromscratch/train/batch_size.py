@@ -10,7 +10,9 @@ attempt's memory never hides inside another's.
 
 Sizes double (1, 2, 4, …) up to `max_batch_size` and stop at the first that does not fit,
 so the result is also a throughput-versus-batch-size curve. Writes `batch_size.json`
-(`batch_size`: the largest that fits; a training config takes it as `batch_size_from`).
+(`batch_size`: the largest that fits; a training config takes it as `batch_size_from`),
+with the gradient noise scale (train/noise_scale.py) when `noise_draws` > 0: the batch
+size beyond which bigger batches stop saving steps.
 """
 
 from __future__ import annotations
@@ -143,7 +145,14 @@ def own_peak_mb() -> float | None:
 
 
 def search(
-    config: TrainConfig, out: str | Path, max_batch_size: int = 1024, memory_cap_mb: float = 8192
+    config: TrainConfig,
+    out: str | Path,
+    max_batch_size: int = 1024,
+    memory_cap_mb: float = 8192,
+    noise_draws: int = 0,
+    noise_micro_batch: int = 4,
+    noise_accumulate: int = 8,
+    noise_after_steps: int = 0,
 ) -> dict:
     out = Path(out)
     cuda = torch.cuda.is_available() and config.device in ("auto", "cuda")
@@ -183,5 +192,13 @@ def search(
         "max_batch_size": max_batch_size,
         "tried": tried,
     }
+    if noise_draws > 0:
+        from fromscratch.train.noise_scale import measure_noise_scale
+
+        noise = measure_noise_scale(
+            config, noise_micro_batch, noise_accumulate, noise_draws, noise_after_steps
+        )
+        result["gradient_noise_scale"] = noise
+        print(f"gradient noise scale: {noise['noise_scale']:,.1f} sequences", file=sys.stderr)
     write_json(out / "batch_size.json", result)
     return result

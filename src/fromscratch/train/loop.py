@@ -106,7 +106,7 @@ class Trainer:
             fused=self.device.type in ("cpu", "cuda"),
         )
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=config.precision == "fp16")
-        self.batches = self._batches()
+        self.batches = self.batch_stream(config.batch_size)
         self.state = Progress()
         run_id = None
         if resume and (saved := checkpoint.load_latest(self.out / "checkpoints")):
@@ -141,7 +141,9 @@ class Trainer:
             config["teacher_model"] = self.teacher.record
         return config
 
-    def _batches(self):
+    def batch_stream(self, batch_size: int):
+        """The training batches of `batch_size` sequences: batch i is a function of the
+        seed and i alone."""
         c, d = self.config, self.data
         kwargs = dict(seed=c.seed, rank=self.dist.rank, world=self.dist.world)
         if c.family == "classifier":
@@ -149,12 +151,12 @@ class Trainer:
                 d.tokens(c.train_split),
                 d.offsets(c.train_split),
                 d.labels(c.train_split),
-                c.batch_size,
+                batch_size,
                 c.max_length,
                 head_tokens=c.head_tokens,
                 **kwargs,
             )
-        return LMBatches(d.tokens(c.train_split), self.context, c.batch_size, **kwargs)
+        return LMBatches(d.tokens(c.train_split), self.context, batch_size, **kwargs)
 
     # ------------------------------------------------------------------ checkpoints
 

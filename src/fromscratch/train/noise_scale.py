@@ -1,0 +1,124 @@
+"""The gradient noise scale: the batch size beyond which bigger batches stop paying off.
+
+McCandlish et al. (2018, "An empirical model of large-batch training") show that a step
+on a batch of B examples makes about as much progress as B / (1 + B_noise / B) steps on
+single examples, where
+
+    B_noise = tr(Σ) / |G|²
+
+is the trace of the per-example gradient covariance over the squared norm of the true
+gradient. Below B_noise doubling the batch nearly halves the steps needed; far above it,
+extra examples are wasted. It is the "critical batch size" to compare with the largest
+batch that fits (train/batch_size.py).
+
+Both terms come from the squared norms of gradients at two batch sizes (their appendix
+A.1). The expected squared norm of a batch-b gradient is |G|² + tr(Σ) / b, so with a
+small batch b and a big batch B:
+
+    |G|²  ≈ (B |G_B|² - b |G_b|²) / (B - b)
+    tr(Σ) ≈ (|G_b|² - |G_B|²) / (1/b - 1/B)
+
+Here the big batch is `accumulate` small ones: each draw takes that many micro-batches of
+`micro_batch` sequences, whose gradients give |G_b|² (their mean squared norm) and |G_B|²
+(the squared norm of their mean). Both estimates are averaged over the draws before the
+ratio is taken, as the paper recommends: each one alone is noisy and can be negative.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+from collections.abc import Iterable
+
+import torch
+
+from fromscratch.train.config import TrainConfig
+
+
+def noise_scale_from(small_sq: float, big_sq: float, small: int, big: int) -> dict:
+    """|G|², tr(Σ) and B_noise from the mean squared gradient norms at two batch sizes."""
+    if not 0 < small < big:
+        raise ValueError(f"batch sizes must satisfy 0 < small < big, got {small} and {big}")
+    grad_sq = (big * big_sq - small * small_sq) / (big - small)
+    trace = (small_sq - big_sq) / (1 / small - 1 / big)
+    return {
+        "grad_norm_sq": grad_sq,
+        "trace_covariance": trace,
+        "noise_scale": trace / grad_sq if grad_sq > 0 else float("inf"),
+    }
+
+
+def noise_scale_of(draws: Iterable[Iterable[torch.Tensor]], micro_batch: int) -> dict:
+    """B_noise from draws of micro-batch gradients (flat vectors, each the mean over
+    `micro_batch` examples); the big batch of a draw is all its micro-batches together."""
+    small_sq = big_sq = 0.0
+    count = accumulate = 0
+    for gradients in draws:
+        total, squares, accumulate = None, 0.0, 0
+        for grad in gradients:
+            squares += grad.square().sum().item()
+            total = grad.clone() if total is None else total.add_(grad)
+            accumulate += 1
+        if accumulate < 2:
+            raise ValueError("each draw needs at least 2 micro-batches")
+        small_sq += squares / accumulate
+        big_sq += (total / accumulate).square().sum().item()
+        count += 1
+    if count == 0:
+        raise ValueError("no draws")
+    return noise_scale_from(small_sq / count, big_sq / count, micro_batch, micro_batch * accumulate)
+
+
+def measure_noise_scale(
+    config: TrainConfig,
+    micro_batch: int = 4,
+    accumulate: int = 8,
+    draws: int = 8,
+    after_steps: int = 0,
+) -> dict:
+    """B_noise of `config`'s model on its training data, in sequences (and tokens, for
+    language models), from `draws` draws of `accumulate` micro-batches of `micro_batch`
+    sequences each; measured at the initial weights, or after training `after_steps`
+    steps as `config` says (the noise scale grows as the loss falls)."""
+    from fromscratch.train.loop import Trainer, loss_fn
+
+    if accumulate < 2 or draws < 1 or micro_batch < 1 or after_steps < 0:
+        raise ValueError(
+            "need micro_batch >= 1, accumulate >= 2, draws >= 1 and after_steps >= 0; got "
+            f"{micro_batch}, {accumulate}, {draws}, {after_steps}"
+        )
+    config = dataclasses.replace(config, wandb_mode="disabled", batch_size_from="")
+    with tempfile.TemporaryDirectory() as scratch:
+        trainer = Trainer(config, scratch, progress_bar=False)
+    for _ in range(after_steps):
+        trainer.train_step()
+    model = trainer.model
+    model.train()
+    # classification: micro-batches after the examples training saw
+    batches = trainer.batch_stream(micro_batch)
+    first = after_steps * config.grad_accum * config.batch_size // micro_batch + 1
+
+    def gradient(index: int) -> torch.Tensor:
+        batch = [t.to(trainer.device) for t in batches(first + index)]
+        model.zero_grad(set_to_none=True)
+        with trainer.autocast():
+            loss, _ = loss_fn(model, batch, config.family)
+        loss.backward()
+        return torch.cat(
+            [p.grad.flatten().float() for p in model.parameters() if p.grad is not None]
+        )
+
+    result = noise_scale_of(
+        ((gradient(d * accumulate + m) for m in range(accumulate)) for d in range(draws)),
+        micro_batch,
+    )
+    model.zero_grad(set_to_none=True)
+    tokens = None if config.family == "classifier" else result["noise_scale"] * trainer.context
+    return {
+        **result,
+        "noise_scale_tokens": tokens,
+        "micro_batch": micro_batch,
+        "accumulate": accumulate,
+        "draws": draws,
+        "after_steps": after_steps,
+    }
