@@ -6,6 +6,8 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import os
+import signal
 
 import numpy as np
 import pytest
@@ -16,6 +18,7 @@ from fromscratch.data.seq2seq import IGNORE, PAD, START, Seq2SeqTask
 from fromscratch.figures import encoder_decoder as figures
 from fromscratch.models import GPT, ConfigError, EncoderDecoder
 from fromscratch.stages.encoder_decoder import encoder_decoder_stage
+from fromscratch.train.loop import Interrupted
 from fromscratch.train.seq2seq import (
     Seq2SeqConfig,
     build_model,
@@ -198,3 +201,33 @@ def test_stage_writes_the_run_and_resumes_exactly(tmp_path):
     assert len(figures.run_table(table)) == 2
     written = figures.accuracy_by_length(table, tmp_path / "figure.png", "test")
     assert all(path.stat().st_size > 0 for path in written)
+
+
+def test_a_signal_mid_run_checkpoints_and_the_resumed_run_ends_identically(tmp_path, monkeypatch):
+    settings = config(architecture="encoder_decoder")
+    encoder_decoder_stage(settings, str(tmp_path / "whole"))
+
+    # SLURM's warning arrives while step 7 runs; with no requeueing handler (SIG_IGN
+    # before training) the run saves after that step and stops
+    batch = Seq2SeqTask.train_batch
+
+    def train_batch(self, seed, step, batch_size):
+        if step == 7:
+            os.kill(os.getpid(), signal.SIGUSR2)
+        return batch(self, seed, step, batch_size)
+
+    monkeypatch.setattr(Seq2SeqTask, "train_batch", train_batch)
+    previous = signal.signal(signal.SIGUSR2, signal.SIG_IGN)
+    try:
+        with pytest.raises(Interrupted, match="at step 8"):
+            encoder_decoder_stage(settings, str(tmp_path / "cut"))
+    finally:
+        signal.signal(signal.SIGUSR2, previous)
+    monkeypatch.undo()
+    saved = sorted(p.name for p in (tmp_path / "cut" / "checkpoints").glob("*.pt"))
+    assert saved == ["step-00000008.pt"]
+
+    encoder_decoder_stage(settings, str(tmp_path / "cut"))
+    whole = torch.load(tmp_path / "whole" / "model.pt")["model"]
+    for name, tensor in torch.load(tmp_path / "cut" / "model.pt")["model"].items():
+        assert torch.equal(tensor, whole[name]), name

@@ -45,6 +45,47 @@ class NonFiniteLoss(FromScratchError):
     """A NaN or infinite loss or gradient: the run stops, its last good checkpoint stays."""
 
 
+class StopSignals:
+    """SIGTERM and SIGUSR2 during training, noted when they come and acted on between steps.
+
+        with StopSignals() as signals:
+            while ...:
+                (one step)
+                signals.checkpoint_if_asked(save_checkpoint, step)
+
+    After the step a signal arrived in, a checkpoint is saved and the signal goes on to the
+    handler that was there before training. Under submitit, on SIGUSR2 (SLURM's warning
+    before the time limit) that one requeues the job, which resumes from the checkpoint,
+    and exits; SIGTERM it ignores, and training goes on. With no handler of its own (a
+    terminal, Snakemake stopping a rule), training stops: Interrupted, resume with --resume.
+    """
+
+    SIGNALS = (signal.SIGTERM, signal.SIGUSR2)
+
+    def __enter__(self) -> StopSignals:
+        self.pending: int | None = None
+        self.previous = {sig: signal.signal(sig, self._note) for sig in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+    def _note(self, signum, frame) -> None:
+        self.pending = signum
+
+    def checkpoint_if_asked(self, save, step: int, before_stop=lambda: None) -> None:
+        if self.pending is None:
+            return
+        save()
+        signum, self.pending = self.pending, None
+        previous = self.previous[signum]
+        if not callable(previous):
+            before_stop()
+            raise Interrupted(f"stopped by signal {signum} at step {step}; resume with --resume")
+        previous(signum, None)
+
+
 @dataclass
 class Progress:
     step: int = 0
@@ -129,7 +170,6 @@ class Trainer:
             resume_step=self.state.step if resume else None,
             enabled=self.dist.is_main,
         )
-        self.stop_signal: int | None = None
         self.show_bar = sys.stderr.isatty() if progress_bar is None else progress_bar
 
     def config_dict(self) -> dict:
@@ -185,9 +225,6 @@ class Trainer:
             },
             keep=self.config.keep_checkpoints,
         )
-
-    def _on_signal(self, signum, frame) -> None:
-        self.stop_signal = signum  # acted on at the end of the current step
 
     # ------------------------------------------------------------------ the loop
 
@@ -281,9 +318,6 @@ class Trainer:
 
     def run(self) -> dict:
         c, s = self.config, self.state
-        handlers = {
-            sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGUSR2)
-        }
         bar = tqdm(
             total=c.max_steps or None,
             initial=s.step,
@@ -292,7 +326,7 @@ class Trainer:
             dynamic_ncols=True,
         )
         window_start, window_tokens, last = time.perf_counter(), s.tokens, {}
-        try:
+        with StopSignals() as signals, bar:
             while not self.done():
                 start = time.perf_counter()
                 metrics = self.train_step()
@@ -314,23 +348,9 @@ class Trainer:
                     window_start = time.perf_counter()  # evaluation is not training time
                 if c.checkpoint_every and s.step % c.checkpoint_every == 0:
                     self.save_checkpoint()
-                if self.stop_signal is not None:
-                    self.save_checkpoint()
-                    signum, self.stop_signal = self.stop_signal, None
-                    previous = handlers[signum]
-                    if not callable(previous):
-                        self.tracker.close()
-                        raise Interrupted(
-                            f"stopped by signal {signum} at step {s.step}; resume with --resume"
-                        )
-                    # Under submitit its own handler comes next, with a fresh checkpoint on
-                    # disk: on SIGUSR2 it requeues the job (which resumes from that
-                    # checkpoint) and exits; SIGTERM it ignores, and training goes on.
-                    previous(signum, None)
-        finally:
-            bar.close()
-            for sig, handler in handlers.items():
-                signal.signal(sig, handler)
+                signals.checkpoint_if_asked(
+                    self.save_checkpoint, s.step, before_stop=self.tracker.close
+                )
         final = self.evaluate()
         if final:
             self.tracker.log(final, s.step)

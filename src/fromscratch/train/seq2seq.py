@@ -17,7 +17,8 @@ and we count the answers that are exactly right (exact match) and the right toke
 The loop is the Trainer's (train/loop.py) cut down to one kind of batch: learning rate
 from the schedule, forward, backward, gradient norm (logged before clipping), clipping,
 a NaN guard, the optimizer step; metrics.jsonl/summary.json/W&B through the Tracker; and
-checkpoints that resume exactly (every batch is a function of the seed and the step).
+checkpoints that resume exactly (every batch is a function of the seed and the step),
+also saved when SIGTERM or SIGUSR2 arrives (StopSignals: SLURM's requeue, as the Trainer).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from fromscratch.models import GPT, ConfigError, EncoderDecoder, EncoderDecoderC
 from fromscratch.models.common import Model
 from fromscratch.train import checkpoint
 from fromscratch.train.config import OptimizerConfig
-from fromscratch.train.loop import NonFiniteLoss, pick_device
+from fromscratch.train.loop import NonFiniteLoss, StopSignals, pick_device
 from fromscratch.train.schedule import learning_rate
 
 ARCHITECTURES = ("encoder_decoder", "decoder_only")
@@ -266,33 +267,35 @@ def train_seq2seq(config: Seq2SeqConfig, out: str | Path, resume: bool = True) -
 
     model.train()
     loss_value = math.nan
-    while step < c.max_steps:
-        started = time.perf_counter()
-        progress = (step - c.warmup_steps) / max(c.max_steps - c.warmup_steps, 1)
-        lr = learning_rate(c.lr, step, progress, c.warmup_steps, c.schedule, c.min_lr_ratio)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        loss, n = seq2seq_loss(model, task.train_batch(c.seed, step, c.batch_size), device)
-        loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(
-            model.parameters(), c.grad_clip if c.grad_clip > 0 else math.inf
-        ).item()
-        loss_value = loss.item()
-        if not (math.isfinite(loss_value) and math.isfinite(grad_norm)):
-            raise NonFiniteLoss(f"non-finite loss or gradient norm at step {step}")
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        step += 1
-        tokens += n
-        elapsed += time.perf_counter() - started
-        if step % c.log_every == 0 or step == c.max_steps:
-            metrics = {"loss": loss_value, "lr": lr, "grad_norm": grad_norm}
-            tracker.log(metrics | {"target_tokens": tokens, "elapsed_s": elapsed}, step)
-        if c.eval_every and step % c.eval_every == 0 and step < c.max_steps:
-            rows = accuracy_by_length(model, task, c.test_max_length, c.test_examples, device)
-            tracker.log(accuracy_summary(rows), step)
-        if c.checkpoint_every and step % c.checkpoint_every == 0:
-            save_checkpoint()
+    with StopSignals() as signals:
+        while step < c.max_steps:
+            started = time.perf_counter()
+            progress = (step - c.warmup_steps) / max(c.max_steps - c.warmup_steps, 1)
+            lr = learning_rate(c.lr, step, progress, c.warmup_steps, c.schedule, c.min_lr_ratio)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            loss, n = seq2seq_loss(model, task.train_batch(c.seed, step, c.batch_size), device)
+            loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(
+                model.parameters(), c.grad_clip if c.grad_clip > 0 else math.inf
+            ).item()
+            loss_value = loss.item()
+            if not (math.isfinite(loss_value) and math.isfinite(grad_norm)):
+                raise NonFiniteLoss(f"non-finite loss or gradient norm at step {step}")
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            tokens += n
+            elapsed += time.perf_counter() - started
+            if step % c.log_every == 0 or step == c.max_steps:
+                metrics = {"loss": loss_value, "lr": lr, "grad_norm": grad_norm}
+                tracker.log(metrics | {"target_tokens": tokens, "elapsed_s": elapsed}, step)
+            if c.eval_every and step % c.eval_every == 0 and step < c.max_steps:
+                rows = accuracy_by_length(model, task, c.test_max_length, c.test_examples, device)
+                tracker.log(accuracy_summary(rows), step)
+            if c.checkpoint_every and step % c.checkpoint_every == 0:
+                save_checkpoint()
+            signals.checkpoint_if_asked(save_checkpoint, step, before_stop=tracker.close)
 
     rows = accuracy_by_length(model, task, c.test_max_length, c.test_examples, device)
     final = accuracy_summary(rows)
