@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import signal
 
 import numpy as np
 import pytest
@@ -15,6 +17,8 @@ from fromscratch.data import PreparedData
 from fromscratch.models import GPT, ConfigError, SentenceVAE, VAEConfig
 from fromscratch.models.vae import free_bits_kl, gaussian_kl
 from fromscratch.stages.sentence_vae import sentence_vae_stage
+from fromscratch.train import vae as vae_training
+from fromscratch.train.loop import Interrupted
 from fromscratch.train.vae import (
     VAETrainConfig,
     collate,
@@ -196,3 +200,46 @@ def test_stage_trains_and_writes_its_run_folder(gpt2_folder, demo_chars, tmp_pat
             base={"gpt2": str(gpt2_folder)}, data=str(demo_chars), out=str(tmp_path / "x"),
             sentences={"train": 10, "test": 10, "max_tokens": 100},
         )  # fmt: skip
+
+
+def test_a_signal_mid_run_checkpoints_and_the_resumed_run_ends_identically(
+    gpt2_folder, demo_chars, tmp_path, monkeypatch
+):
+    settings = dict(
+        base={"gpt2": str(gpt2_folder)},
+        data=str(demo_chars),
+        sentences={"train": 200, "test": 40, "max_tokens": 48},
+        vae={"latent": 4, "bottleneck": 8},
+        train={"max_steps": 10, "batch_size": 8, "warmup_steps": 2, "log_every": 2,
+               "eval_every": 0, "examples": 4, "free_bits": 0.1},
+        resume=True,
+    )  # fmt: skip
+    sentence_vae_stage(out=str(tmp_path / "whole"), **settings)
+
+    # SLURM's warning arrives while step 5 runs; with no requeueing handler (SIG_IGN
+    # before training) the run saves after that step and stops
+    draws = vae_training.keyed_rng
+
+    def keyed_rng(seed, step):
+        if step == 5:
+            os.kill(os.getpid(), signal.SIGUSR2)
+        return draws(seed, step)
+
+    monkeypatch.setattr(vae_training, "keyed_rng", keyed_rng)
+    previous = signal.signal(signal.SIGUSR2, signal.SIG_IGN)
+    try:
+        with pytest.raises(Interrupted, match="at step 6"):
+            sentence_vae_stage(out=str(tmp_path / "cut"), **settings)
+    finally:
+        signal.signal(signal.SIGUSR2, previous)
+    monkeypatch.undo()
+    assert [p.name for p in (tmp_path / "cut" / "checkpoints").glob("*.pt")] == ["step-00000006.pt"]
+
+    sentence_vae_stage(out=str(tmp_path / "cut"), **settings)
+    whole = torch.load(tmp_path / "whole" / "adapters.pt", weights_only=False)["model"]
+    resumed = torch.load(tmp_path / "cut" / "adapters.pt", weights_only=False)["model"]
+    assert set(resumed) == set(whole)
+    for name, tensor in resumed.items():
+        assert torch.equal(tensor, whole[name]), name
+    steps = [json.loads(line)["step"] for line in (tmp_path / "cut" / "metrics.jsonl").open()]
+    assert [s for s in steps if s <= 10] == [2, 4, 6, 8, 10, 10]  # each logged once, then test/

@@ -173,3 +173,13 @@ class SentenceVAE(Model):
         """The weights this model adds to the GPT (what a run saves: the GPT is its base)."""
         names = {n for n, p in self.named_parameters() if p.requires_grad}
         return {n: t for n, t in self.state_dict().items() if n in names}
+
+    def load_trainable_state(self, state: dict[str, torch.Tensor]) -> None:
+        """Load what trainable_state saved, all of it and nothing else."""
+        expected, given = {n for n, p in self.named_parameters() if p.requires_grad}, set(state)
+        if given != expected:
+            raise ValueError(
+                "adapter weights do not fit this model: "
+                f"missing {sorted(expected - given)}, unexpected {sorted(given - expected)}"
+            )
+        self.load_state_dict(state, strict=False)

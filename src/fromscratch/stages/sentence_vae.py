@@ -40,14 +40,18 @@ def sentence_vae_stage(
     sentences: dict,
     vae: dict | None = None,
     train: dict | None = None,
+    resume: bool = False,
 ) -> dict:
     """Train one VAE and write its run folder `out` (summary.json last).
 
     base: {"model": PATH} or {"gpt2": FOLDER_OR_NAME}.  data: the prepared folder made
     with the GPT's tokenizer (labels per review).  sentences: {train, test, max_tokens}
     (how many sentences of each split, and their longest length in tokens).  vae:
-    VAEConfig fields; train: VAETrainConfig fields.
+    VAEConfig fields; train: VAETrainConfig fields.  resume: continue from the newest
+    checkpoint in `out` (SLURM's requeue; the pipeline always asks).
     """
+    import torch
+
     from fromscratch.data import PreparedData
     from fromscratch.models.vae import SentenceVAE, VAEConfig
     from fromscratch.train.vae import VAETrainConfig, sentences_of, train_vae
@@ -75,6 +79,7 @@ def sentence_vae_stage(
         )
     train_set = sentences_of(prepared, "train", sentences.get("train", 10000), max_tokens)
     test_set = sentences_of(prepared, "test", sentences.get("test", 1000), max_tokens, seed=1)
+    torch.manual_seed(config.seed)  # the adapters' initial weights are the seed's
     model = SentenceVAE(gpt, vae_config)
     run_config = {
         "base": base,
@@ -83,6 +88,8 @@ def sentence_vae_stage(
         "vae": vae_config.to_dict(),
         "train": config.to_dict(),
     }
-    summary = train_vae(model, train_set, test_set, config, out, prepared.tokenizer, run_config)
+    summary = train_vae(
+        model, train_set, test_set, config, out, prepared.tokenizer, run_config, resume=resume
+    )
     keys = ("test/recon", "test/kl", "test/active_units", "probe_accuracy", "swap_flip_rate")
     return {k: summary[k] for k in keys}

@@ -21,6 +21,7 @@ import dataclasses
 import difflib
 import math
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -31,8 +32,10 @@ from fromscratch import FromScratchError
 from fromscratch.data import PreparedData
 from fromscratch.io import atomic_path, write_json
 from fromscratch.models.vae import SentenceVAE, free_bits_kl, gaussian_kl
+from fromscratch.train import checkpoint
 from fromscratch.train.batches import keyed_rng
 from fromscratch.train.config import OptimizerConfig
+from fromscratch.train.loop import StopSignals
 from fromscratch.train.schedule import learning_rate
 
 KL_SCHEDULES = ("constant", "linear", "cyclical")
@@ -138,8 +141,7 @@ class VAETrainConfig(OptimizerConfig):
     """max_steps of batch_size sentences, with the optimizer and schedule of
     OptimizerConfig; kl_schedule (constant | linear | cyclical) with cycles and ramp
     (see kl_weight); free_bits: nats per latent dimension (0: off).  examples: test
-    sentences reconstructed and moved along the label direction.  Only the adapters are
-    saved, at the end: the run has no mid-run checkpoints."""
+    sentences reconstructed and moved along the label direction."""
 
     warmup_steps: int = 50
     weight_decay: float = 0.0
@@ -154,8 +156,6 @@ class VAETrainConfig(OptimizerConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         self._check_positive("max_steps", "cycles", "examples")
-        if self.checkpoint_every:
-            self._fail("checkpoint_every", "the VAE saves its adapters at the end only; leave out")
         self._check_choice("kl_schedule", KL_SCHEDULES)
         if not 0 < self.ramp <= 1:
             self._fail("ramp", f"{self.ramp!r} must be in (0, 1]")
@@ -174,10 +174,13 @@ def train_vae(
     out: str | Path,
     tokenizer,
     run_config: dict,
+    resume: bool = False,
 ) -> dict:
     """Train the adapters of `model`, then evaluate and probe it; writes into `out`:
     metrics.jsonl, summary.json, examples.json, latents.npz (test mu and labels),
-    adapters.pt.  tokenizer: the GPT's, to turn generated ids into text and back."""
+    adapters.pt, and checkpoints/ (every checkpoint_every steps, and on SIGTERM/SIGUSR2).
+    tokenizer: the GPT's, to turn generated ids into text and back.  resume: continue
+    from the newest checkpoint of the same run_config."""
     c, out = config, Path(out)
     device = torch.device(
         ("cuda" if torch.cuda.is_available() else "cpu") if c.device == "auto" else c.device
@@ -187,41 +190,69 @@ def train_vae(
     optimizer = model.configure_optimizer(
         c.weight_decay, c.lr, (c.beta1, c.beta2), fused=device.type in ("cpu", "cuda")
     )
-    tracker = c.tracker(out, run_config)
-    noise = torch.Generator(device).manual_seed(c.seed)
-    for step in range(c.max_steps):
-        progress = (step - c.warmup_steps) / max(c.max_steps - c.warmup_steps, 1)
-        lr = learning_rate(c.lr, step, progress, c.warmup_steps, c.schedule, c.min_lr_ratio)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        beta = kl_weight(step, c.max_steps, c.kl_schedule, c.cycles, c.ramp)
-        rows = keyed_rng(c.seed, step).integers(0, len(train.ids), size=c.batch_size)
-        idx, mask = (t.to(device) for t in collate([train.ids[r] for r in rows]))
-        recon, kl, _ = elbo_terms(model, idx, mask, noise)
-        recon = recon / c.batch_size  # nats per sentence
-        loss = recon + beta * free_bits_kl(kl, c.free_bits)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        clip = c.grad_clip if c.grad_clip > 0 else math.inf
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip).item()
-        if not math.isfinite(loss.item()):
-            raise FromScratchError(f"non-finite VAE loss at step {step}")
-        optimizer.step()
-        done = step + 1
-        if done % c.log_every == 0 or done == c.max_steps:
-            tracker.log(
-                {
-                    "loss": loss.item(),
-                    "recon": recon.item(),
-                    "kl": kl.sum(dim=1).mean().item(),
-                    "beta": beta,
-                    "lr": lr,
-                    "grad_norm": grad_norm,
-                },
-                done,
-            )
-        if c.eval_every and done % c.eval_every == 0 and done < c.max_steps:
-            tracker.log({f"test/{k}": v for k, v in evaluate_vae(model, test).items()}, done)
+    noise = torch.Generator(device).manual_seed(c.seed)  # the reparameterisation's draws
+    step, run_id = 0, None
+    saved = checkpoint.load_latest(out / "checkpoints") if resume else None
+    if saved is not None and saved["config"] == run_config:
+        model.load_trainable_state(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        checkpoint.set_rng_state(saved["rng"])
+        noise.set_state(saved["noise"])
+        step, run_id = saved["step"], saved["wandb_run_id"]
+    elif saved is not None:  # a run of another config: keep its state, start afresh
+        stale = checkpoint.set_aside(out / "checkpoints")
+        print(f"checkpoints of a different config moved to {stale}", file=sys.stderr)
+    tracker = c.tracker(out, run_config, run_id=run_id, resume_step=step or None)
+
+    def save_checkpoint() -> None:
+        state = {
+            "model": model.trainable_state(),
+            "optimizer": optimizer.state_dict(),
+            "rng": checkpoint.rng_state(),
+            "noise": noise.get_state(),
+            "step": step,
+            "wandb_run_id": tracker.run_id,
+            "config": run_config,
+        }
+        checkpoint.save(out / "checkpoints", state, keep=c.keep_checkpoints)
+
+    with StopSignals() as signals:
+        while step < c.max_steps:
+            progress = (step - c.warmup_steps) / max(c.max_steps - c.warmup_steps, 1)
+            lr = learning_rate(c.lr, step, progress, c.warmup_steps, c.schedule, c.min_lr_ratio)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            beta = kl_weight(step, c.max_steps, c.kl_schedule, c.cycles, c.ramp)
+            rows = keyed_rng(c.seed, step).integers(0, len(train.ids), size=c.batch_size)
+            idx, mask = (t.to(device) for t in collate([train.ids[r] for r in rows]))
+            recon, kl, _ = elbo_terms(model, idx, mask, noise)
+            recon = recon / c.batch_size  # nats per sentence
+            loss = recon + beta * free_bits_kl(kl, c.free_bits)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            clip = c.grad_clip if c.grad_clip > 0 else math.inf
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip).item()
+            if not math.isfinite(loss.item()):
+                raise FromScratchError(f"non-finite VAE loss at step {step}")
+            optimizer.step()
+            step += 1
+            if step % c.log_every == 0 or step == c.max_steps:
+                tracker.log(
+                    {
+                        "loss": loss.item(),
+                        "recon": recon.item(),
+                        "kl": kl.sum(dim=1).mean().item(),
+                        "beta": beta,
+                        "lr": lr,
+                        "grad_norm": grad_norm,
+                    },
+                    step,
+                )
+            if c.eval_every and step % c.eval_every == 0 and step < c.max_steps:
+                tracker.log({f"test/{k}": v for k, v in evaluate_vae(model, test).items()}, step)
+            if c.checkpoint_every and step % c.checkpoint_every == 0:
+                save_checkpoint()
+            signals.checkpoint_if_asked(save_checkpoint, step, before_stop=tracker.close)
     final = evaluate_vae(model, test)
     tracker.log({f"test/{k}": v for k, v in final.items()}, c.max_steps)
     probe = probe_and_examples(model, train, test, c.examples, tokenizer)

@@ -99,6 +99,7 @@ if ablation_enabled("sentence_vae"):
                         "job_type": "sentence-vae",
                         "tags": f"{PRESET},{wc.variant},seed{wc.seed}",
                     },
+                    "resume": True,
                 },
             ),
         shell:
