@@ -70,6 +70,7 @@ SMALL_DEMO = {
         "train": {"max_steps": 5, "batch_size": 4, "lr": 3.0e-2},
     },
     ("ablations", "perceiver", "demo"): {
+        "seeds": [0],  # its own, as in the small preset
         "data": [{"dataset": "demo", "tokenizer": "chars", "eval_split": "test"}],
         "contexts": [32, 64],
         "model": {"n_head": 2, "position": "learned", "fast": True},
@@ -82,6 +83,7 @@ SMALL_DEMO = {
         "cost_steps": 1,
     },
     ("ablations", "cramming", "demo"): {
+        "seeds": [0],
         "budget_s": 2,
         "budget_fractions": [0.5],
         "split": "test",

@@ -17,9 +17,9 @@ if ablation_enabled("perceiver"):
         for context in PERCEIVER["contexts"]
         for family in ("gpt", "perceiver")
     ]
-    # the plan stage's settings: all but the data sets and the cost measurement's
+    # the plan stage's settings: all but the data sets, the seeds and the cost measurement's
     PERCEIVER_PLAN = {
-        k: v for k, v in PERCEIVER.items() if k not in ("data", "cost_steps")
+        k: v for k, v in PERCEIVER.items() if k not in ("data", "cost_steps", "seeds")
     }
 
     rule perceiver_plan:
