@@ -93,8 +93,6 @@ def cmd_batch_size(args: argparse.Namespace) -> None:
         noise_after_steps=args.noise_after_steps,
     )
     print(f"batch size {result['batch_size']} → {args.out}/batch_size.json")
-    if "gradient_noise_scale" in result:
-        print(f"gradient noise scale {result['gradient_noise_scale']['noise_scale']:,.1f}")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:

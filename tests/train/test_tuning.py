@@ -87,7 +87,7 @@ def test_batch_size_search_measures_the_gradient_noise_scale(demo_chars, tmp_pat
     noise_options += ["--noise-after-steps", "5"]
     argv = ["batch-size", str(path), "--out", str(tmp_path), "--max-batch-size", "1"]
     assert main(argv + noise_options) == 0
-    assert "gradient noise scale" in capsys.readouterr().out
+    assert "gradient noise scale" in capsys.readouterr().err  # with the search's progress
     noise = json.loads((tmp_path / "batch_size.json").read_text())["gradient_noise_scale"]
     assert noise["grad_norm_sq"] > 0 and noise["trace_covariance"] > 0
     assert noise["noise_scale_tokens"] == pytest.approx(noise["noise_scale"] * 32)
