@@ -163,6 +163,21 @@ def test_dropout_is_off_in_eval():
     torch.testing.assert_close(attn(x), attn(x))
 
 
+@pytest.mark.parametrize("attn_dropout, weights_dropped", [(None, True), (0.0, False)])
+def test_attn_dropout_drops_attention_weights_only(attn_dropout, weights_dropped):
+    # dropout=0.5 on the output either way: where both runs kept an output entry, the
+    # entries agree exactly unless the attention weights underneath were dropped too
+    attn = Attention(config(n_head=2, dropout=0.5, attn_dropout=attn_dropout), causal=True)
+    x = torch.randn(2, 16, 8)
+    torch.manual_seed(1)
+    first = attn(x)
+    torch.manual_seed(2)
+    second = attn(x)
+    both_kept = (first != 0) & (second != 0)
+    assert both_kept.sum() > 20
+    assert torch.equal(first[both_kept], second[both_kept]) != weights_dropped
+
+
 def test_relative_bias_is_the_clipped_key_term():
     """Shaw et al.: score_ij = q_i . (k_j + a_clip(j-i)) / sqrt(d)."""
     attn = Attention(config(attention="qkv", position="relative", relative_clip=2), causal=False)

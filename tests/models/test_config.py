@@ -50,6 +50,7 @@ def test_bad_choice_names_field_and_allowed_values(cls, field, value, allowed):
         (dict(n_head="4"), "n_head"),  # a string from a sloppy YAML file
         (dict(fast="yes"), "fast"),
         (dict(dropout=None), "dropout"),
+        (dict(attn_dropout=-0.1), "attn_dropout"),
     ],
 )
 def test_bad_numbers_and_types(kw, field):

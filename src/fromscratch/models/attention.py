@@ -129,18 +129,20 @@ class KVCache:
 class Attention(nn.Module):
     """One attention layer: any of the four variants, self- or cross-attention.
 
-    config supplies n_embd, n_head, attention, bias, dropout, fast, relative_clip (and
-    position unless given).  causal: hide later positions.  cross: keys and values come
-    from `context` (another sequence), with their own projection.  position: only the
-    kinds that live inside attention matter here (relative, rope, alibi); pass "none" for
-    cross-attention between unrelated sequences (an encoder/decoder's).
+    config supplies n_embd, n_head, attention, bias, dropout, attn_dropout, fast,
+    relative_clip (and position unless given).  causal: hide later positions.  cross: keys
+    and values come from `context` (another sequence), with their own projection.
+    position: only the kinds that live inside attention matter here (relative, rope,
+    alibi); pass "none" for cross-attention between unrelated sequences (an
+    encoder/decoder's).
     """
 
     def __init__(self, config, *, causal: bool, cross: bool = False, position: str | None = None):
         super().__init__()
         n_embd, n_head = config.n_embd, config.n_head
         self.kind, self.n_head, self.causal, self.cross = config.attention, n_head, causal, cross
-        self.dropout, self.fast = config.dropout, config.fast
+        self.fast = config.fast
+        self.attn_dropout = config.dropout if config.attn_dropout is None else config.attn_dropout
         head_dim = n_embd // n_head
         # step 2: scaling; `simple` keeps the raw dot products of the lecture's first slide
         self.scale = 1.0 if self.kind == "simple" else head_dim**-0.5
@@ -223,7 +225,7 @@ class Attention(nn.Module):
             causal=self.causal,
             key_mask=mask,
             bias=bias,
-            dropout=self.dropout if self.training else 0.0,
+            dropout=self.attn_dropout if self.training else 0.0,
             fast=self.fast,
         )
         y = y.transpose(1, 2).reshape(B, T, C)

@@ -74,9 +74,11 @@ class Config:
             if getattr(self, name) < 1:
                 self._fail(name, f"{getattr(self, name)!r} must be at least 1")
 
-    def _check_dropout(self) -> None:
-        if not 0.0 <= self.dropout < 1.0:
-            self._fail("dropout", f"{self.dropout!r} must be in [0, 1)")
+    def _check_dropout(self, *names: str) -> None:
+        for name in names or ("dropout",):
+            value = getattr(self, name)
+            if value is not None and not 0.0 <= value < 1.0:
+                self._fail(name, f"{value!r} must be in [0, 1)")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Self:
@@ -102,6 +104,10 @@ class TransformerConfig(Config):
     attention: simple | scaled | qkv | multihead, the four steps of the lecture.
     position: none | learned | sinusoidal (added to the embeddings) or relative | rope |
     alibi (inside attention).  norm: pre (GPT-2) or post (the original transformer).
+    dropout: on the embeddings and every residual branch.  attn_dropout: on the attention
+    weights; None = the same as dropout.  On CPU, dropping attention weights under a
+    padding mask sends PyTorch's fused kernel to its slow unfused fallback (a classifier
+    step measured 2x slower), so a classifier may keep dropout and set attn_dropout=0.
     bias: biases in Linear and LayerNorm.  activation: the MLP's GELU, exact (gelu) or
     GPT-2's tanh approximation (gelu_tanh: loads GPT-2 weights exactly; slower on CPU).
     fast: PyTorch's fused attention kernel instead of the plain code (same numbers,
@@ -114,6 +120,7 @@ class TransformerConfig(Config):
     n_head: int = 4
     n_embd: int = 128
     dropout: float = 0.0
+    attn_dropout: float | None = None
     bias: bool = True
     attention: str = "multihead"
     position: str = "learned"
@@ -126,7 +133,7 @@ class TransformerConfig(Config):
         super().__post_init__()
         self._check_positive("vocab_size", "context", "n_layer", "n_head", "n_embd")
         self._check_positive("relative_clip")
-        self._check_dropout()
+        self._check_dropout("dropout", "attn_dropout")
         self._check_choice("attention", ATTENTIONS)
         self._check_choice("position", POSITIONS)
         self._check_choice("norm", NORMS)
