@@ -119,3 +119,19 @@ def test_week3_multihead_beats_simple_self_attention():
             accuracy[attention] = (model(x_test).argmax(-1) == y_test).float().mean().item()
     assert accuracy["multihead"] >= 0.9, accuracy
     assert accuracy["multihead"] - accuracy["simple"] >= 0.15, accuracy
+
+
+def test_token_dropout_zeroes_whole_words_in_training_only():
+    model = Classifier(tiny(token_dropout=0.5))
+    idx = torch.randint(1, 20, (3, 12))
+    torch.manual_seed(0)
+    keep = F.dropout(torch.ones(3, 12, 1), 0.5)  # the draw the model makes first
+    assert 0 < (keep == 0).sum() < keep.numel()
+    torch.manual_seed(0)
+    trained = model.train()(idx)
+    # the same words dropped by hand, in eval mode (nothing else in the model is random)
+    hook = model.wte.register_forward_hook(lambda module, args, out: out * keep)
+    by_hand = model.eval()(idx)
+    hook.remove()
+    torch.testing.assert_close(trained, by_hand)
+    assert not torch.allclose(model(idx), by_hand)  # eval keeps every word

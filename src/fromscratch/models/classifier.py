@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from fromscratch.models.attention import Attention
@@ -27,16 +28,21 @@ class ClassifierConfig(TransformerConfig):
 
     num_classes: size of the output.  pooling: how the sequence becomes one vector:
     mean or max over the real tokens, or cls (a learned class token prepended to the
-    input, whose output vector alone is classified, as in BERT).
+    input, whose output vector alone is classified, as in BERT).  token_dropout: in
+    training, each word's embedding is zeroed with this probability (word dropout, Iyyer
+    et al. 2015): a review's label rarely hangs on one word, and a model that cannot count
+    on any one word overfits the training reviews later.
     """
 
     num_classes: int = 2
     pooling: str = "mean"
+    token_dropout: float = 0.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
         self._check_positive("num_classes")
         self._check_choice("pooling", POOLINGS)
+        self._check_dropout("token_dropout")
 
 
 class Classifier(Model):
@@ -70,6 +76,8 @@ class Classifier(Model):
         if mask is None:
             mask = torch.ones(B, T, dtype=torch.bool, device=idx.device)
         x = self.wte(idx)
+        if self.training and self.config.token_dropout > 0:  # whole words, not channels
+            x = x * F.dropout(x.new_ones(B, T, 1), self.config.token_dropout)
         if self.cls_token is not None:  # position 0, always real
             x = torch.cat((self.cls_token.expand(B, 1, -1), x), dim=1)
             mask = torch.cat((mask.new_ones(B, 1), mask), dim=1)
