@@ -75,7 +75,7 @@ class Config:
                 self._fail(name, f"{getattr(self, name)!r} must be at least 1")
 
     def _check_dropout(self, *names: str) -> None:
-        for name in names or ("dropout",):
+        for name in names:  # None: unset, another field's value is used
             value = getattr(self, name)
             if value is not None and not 0.0 <= value < 1.0:
                 self._fail(name, f"{value!r} must be in [0, 1)")
@@ -107,7 +107,7 @@ class TransformerConfig(Config):
     dropout: on the embeddings and every residual branch.  attn_dropout: on the attention
     weights; None = the same as dropout.  On CPU, dropping attention weights under a
     padding mask sends PyTorch's fused kernel to its slow unfused fallback (a classifier
-    step measured 2x slower), so a classifier may keep dropout and set attn_dropout=0.
+    step measured 2.5x slower), so a classifier may keep dropout and set attn_dropout=0.
     bias: biases in Linear and LayerNorm.  activation: the MLP's GELU, exact (gelu) or
     GPT-2's tanh approximation (gelu_tanh: loads GPT-2 weights exactly; slower on CPU).
     fast: PyTorch's fused attention kernel instead of the plain code (same numbers,

@@ -33,7 +33,7 @@ class LSTMConfig(Config):
     def __post_init__(self) -> None:
         super().__post_init__()
         self._check_positive("vocab_size", "context", "n_layer", "n_embd")
-        self._check_dropout()
+        self._check_dropout("dropout")
 
 
 class LSTMLanguageModel(LanguageModel):
