@@ -112,6 +112,8 @@ class TrainConfig(OptimizerConfig):
     eval_max_tokens: score only the first tokens of each split (0: all).  precision:
     fp32 | bf16 | fp16 (autocast; fp16 adds a GradScaler).  compile: torch.compile it.
     wandb_mode / wandb_project / group / job_type / tags: tracking (TrackingConfig).
+    ema_decay: evaluate and save an exponential moving average of the weights with this
+    decay (e.g. 0.999, averaging over the last ~1,000 steps; 0: the weights as trained).
     teacher: distil this language model into the one trained (train/distill.py): a
     model.pt, or a Hugging Face GPT-2 folder or cached name ("": plain training);
     distill_temperature softens both distributions, distill_weight is the share of the
@@ -134,6 +136,7 @@ class TrainConfig(OptimizerConfig):
     eval_max_tokens: int = 0
     precision: str = "fp32"
     compile: bool = False
+    ema_decay: float = 0.0
     teacher: str = ""
     distill_temperature: float = 2.0
     distill_weight: float = 0.5
@@ -152,6 +155,8 @@ class TrainConfig(OptimizerConfig):
             self._fail("clock", "'time' needs time_budget_s > 0")
         if self.max_steps < 1 and self.time_budget_s <= 0 and self.token_budget <= 0:
             self._fail("max_steps", "set max_steps, time_budget_s or token_budget")
+        if not 0 <= self.ema_decay < 1:
+            self._fail("ema_decay", f"{self.ema_decay!r} must be in [0, 1) (0: no averaging)")
         if self.teacher and family not in LANGUAGE_MODELS:
             self._fail("teacher", f"distils language models only ({', '.join(LANGUAGE_MODELS)})")
         if self.distill_temperature <= 0:

@@ -32,6 +32,7 @@ from fromscratch.train.batches import ClassificationBatches, LMBatches
 from fromscratch.train.config import TrainConfig
 from fromscratch.train.distill import Teacher, load_teacher
 from fromscratch.train.distributed import Distributed
+from fromscratch.train.ema import EMA
 from fromscratch.train.evaluate import evaluate_classifier, evaluate_lm, lm_targets_for
 from fromscratch.train.models import build_model
 from fromscratch.train.schedule import learning_rate
@@ -147,6 +148,7 @@ class Trainer:
             fused=self.device.type in ("cpu", "cuda"),
         )
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=config.precision == "fp16")
+        self.ema = EMA(self.model, config.ema_decay) if config.ema_decay else None
         self.batches = self.batch_stream(config.batch_size)
         self.state = Progress()
         run_id = None
@@ -204,6 +206,8 @@ class Trainer:
         self.model.load_state_dict(saved["model"])
         self.optimizer.load_state_dict(saved["optimizer"])
         self.scaler.load_state_dict(saved["scaler"])
+        if self.ema is not None:
+            self.ema.load_state_dict(saved["ema"])
         checkpoint.set_rng_state(saved["rng"])
         self.state = Progress(**saved["progress"])
         return saved["wandb_run_id"]
@@ -217,6 +221,7 @@ class Trainer:
                 "model": self.model.state_dict(),
                 "optimizer": self.optimizer.state_dict(),
                 "scaler": self.scaler.state_dict(),
+                "ema": self.ema.state_dict() if self.ema is not None else None,
                 "rng": checkpoint.rng_state(),
                 "progress": vars(self.state).copy(),
                 "step": self.state.step,
@@ -284,16 +289,24 @@ class Trainer:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
+        if self.ema is not None:
+            self.ema.update(self.model)
         s.step += 1
         s.tokens += tokens * self.dist.world
         return {"loss": total_loss, "lr": lr, "grad_norm": grad_norm}
+
+    @property
+    def trained_model(self) -> torch.nn.Module:
+        """The model that evaluation scores and model.pt holds: the weights' moving
+        average when ema_decay is set, else the weights as trained."""
+        return self.ema.model if self.ema is not None else self.model
 
     def evaluate(self) -> dict:
         c, metrics = self.config, {}
         for split in c.eval_split_list:
             if c.family == "classifier":
                 r = evaluate_classifier(
-                    self.model,
+                    self.trained_model,
                     self.data,
                     split,
                     c.max_length,
@@ -303,7 +316,7 @@ class Trainer:
                 metrics |= {f"{split}/accuracy": r["accuracy"], f"{split}/loss": r["loss"]}
             else:
                 r = evaluate_lm(
-                    self.model,
+                    self.trained_model,
                     self.data,
                     split,
                     self.context,
@@ -377,7 +390,7 @@ class Trainer:
         with atomic_path(self.out / "model.pt") as tmp:
             torch.save(
                 {
-                    "model": self.model.state_dict(),
+                    "model": self.trained_model.state_dict(),
                     "config": self.config_dict(),
                     "data": self.config.data,
                 },
