@@ -14,9 +14,9 @@ from fromscratch.io import write_json
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
 CONFIGS = HERE / "configs"
-QUALITY_DATA = {  # config name -> (data set, tokenizer)
-    "shakespeare-char": ("shakespeare", "chars"),
-    "imdb-classifier": ("imdb", "words"),
+QUALITY_DATA = {  # config name -> (data set, tokenizer, vocabulary size; None: its default)
+    "shakespeare-char": ("shakespeare", "chars", None),
+    "imdb-classifier": ("imdb", "words", 40_000),
 }
 
 
@@ -64,6 +64,6 @@ def quality_config(name: str, mirror: str | None = None, overrides: dict | None 
     config = load_config(CONFIGS / f"{name}.yaml", overrides)
     config = dataclasses.replace(config, data=str(HERE.parent / config.data))  # from any cwd
     if not (Path(config.data) / "meta.json").exists():
-        dataset, tokenizer = QUALITY_DATA[name]
-        prepare(dataset, config.data, mirror=mirror, tokenizer=tokenizer)
+        dataset, tokenizer, vocab_size = QUALITY_DATA[name]
+        prepare(dataset, config.data, mirror=mirror, tokenizer=tokenizer, vocab_size=vocab_size)
     return config
