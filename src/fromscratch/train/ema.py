@@ -38,9 +38,7 @@ class EMA:
         """Move the average towards the model's current weights: avg += (1 - decay)(w - avg)."""
         self.updates += 1
         weight = 1 - self.current_decay()
-        averaged = [p for p in self.model.parameters() if p.is_floating_point()]
-        current = [p for p in model.parameters() if p.is_floating_point()]
-        torch._foreach_lerp_(averaged, current, weight)
+        torch._foreach_lerp_(list(self.model.parameters()), list(model.parameters()), weight)
         for mine, theirs in zip(self.model.buffers(), model.buffers(), strict=True):
             mine.copy_(theirs)  # buffers (positions, masks) are not learned: no average
 
