@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from fromscratch.models import Classifier, ClassifierConfig
+from fromscratch.models import Classifier, ClassifierConfig, ConfigError
 
 
 def tiny(**kw) -> ClassifierConfig:
@@ -31,6 +31,39 @@ def test_padded_batch_equals_one_by_one(pooling, position, fast):
     torch.testing.assert_close(batched, one_by_one, atol=1e-5, rtol=1e-4)
 
 
+@pytest.mark.parametrize("fast", [False, True])
+@pytest.mark.parametrize("pooling", ["mean", "cls"])
+def test_local_kernel_keeps_padding_harmless(pooling, fast):
+    """The convolution reads one word each side: the first padded position sits next to
+    the last real word, and must look like the zeros past the end of an unpadded text."""
+    model = Classifier(tiny(pooling=pooling, local_kernel=3, fast=fast)).eval()
+    lengths = [12, 5, 1, 9]
+    examples = [torch.randint(1, 20, (n,)) for n in lengths]
+    idx = torch.randint(1, 20, (len(lengths), 12))  # padding holds anything
+    mask = torch.zeros(len(lengths), 12, dtype=torch.bool)
+    for i, x in enumerate(examples):
+        idx[i, : len(x)], mask[i, : len(x)] = x, True
+    batched = model(idx, mask)
+    one_by_one = torch.cat([model(x[None]) for x in examples])
+    torch.testing.assert_close(batched, one_by_one, atol=1e-5, rtol=1e-4)
+
+
+def test_local_kernel_makes_word_order_matter():
+    # with positions "none", attention and mean pooling see a bag of words...
+    model = Classifier(tiny(local_kernel=3, n_layer=1, position="none")).eval()
+    x = torch.randint(1, 20, (1, 12))
+    shuffled = x[:, torch.randperm(12)]
+    assert not torch.allclose(model(x), model(shuffled), atol=1e-4)  # ...neighbours change it
+    model.local = None
+    torch.testing.assert_close(model(x), model(shuffled), atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("kernel", [-1, 2])
+def test_local_kernel_must_be_odd(kernel):
+    with pytest.raises(ConfigError, match=r"local_kernel: -?\d+ must be 0 \(none\) or odd"):
+        tiny(local_kernel=kernel)
+
+
 def test_padding_without_mask_changes_the_logits():
     """The converse: the mask is what makes padding harmless (so the test above can fail)."""
     model = Classifier(tiny()).eval()
@@ -39,9 +72,9 @@ def test_padding_without_mask_changes_the_logits():
     assert not torch.allclose(model(padded), model(x))
 
 
-@pytest.mark.parametrize("pooling", ["mean", "max", "cls"])
-def test_overfits_a_tiny_batch(pooling, train_steps):
-    model = Classifier(tiny(pooling=pooling))
+@pytest.mark.parametrize("pooling,local_kernel", [("mean", 0), ("max", 0), ("cls", 0), ("mean", 3)])
+def test_overfits_a_tiny_batch(pooling, local_kernel, train_steps):
+    model = Classifier(tiny(pooling=pooling, local_kernel=local_kernel))
     idx = torch.randint(1, 20, (8, 12))
     mask = torch.ones(8, 12, dtype=torch.bool)
     mask[::2, 6:] = False
