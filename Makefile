@@ -38,7 +38,7 @@ test: install-dev
 bench: install-dev
 	$(BIN)/python benchmarks/run.py
 
-# The IMDb quality bar: 1,900 steps (8-15 minutes) of training (its result joins RESULTS.md).
+# The IMDb quality bar: 1,900 steps (5-15 minutes) of training (its result joins RESULTS.md).
 bench-imdb: install-dev
 	$(BIN)/python benchmarks/bench_quality.py imdb
 	$(BIN)/python benchmarks/report.py
