@@ -21,7 +21,7 @@ import seaborn as sns
 sns.set_theme(style="whitegrid", context="notebook")
 
 METRIC_LABELS = {
-    "loss": "training loss (nats/token)",
+    "loss": "loss (nats/token)",
     "accuracy": "accuracy",
     "bits_per_char": "bits per character",
     "bits_per_byte": "bits per byte",
@@ -30,9 +30,15 @@ METRIC_LABELS = {
 }
 
 
+SPLIT_NAMES = {"": "training", "train": "training", "val": "validation"}
+
+
 def label(metric: str) -> str:
+    """An axis label for a logged metric: "val/loss" -> "validation loss (nats/token)"."""
     split, _, name = metric.rpartition("/")
     text = METRIC_LABELS.get(name, name.replace("_", " "))
+    if name == "loss":  # the unsplit "loss" is the one logged every training step
+        return f"{SPLIT_NAMES.get(split, split)} {text}"
     return f"{text} ({split})" if split else text
 
 
