@@ -5,20 +5,23 @@
 
 The data comes from the mirror ($FROMSCRATCH_MIRROR or --mirror); the run's folder is
 benchmarks/out/quality-NAME/ (metrics.jsonl, summary.json), the result JSON
-benchmarks/out/quality-NAME.json with the curve (metric vs training seconds).
+benchmarks/results/quality-NAME.json with the curve (metric vs training seconds), drawn in
+benchmarks/results/quality-NAME.png.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
-from common import OUT, quality_config, write_result
+from common import HERE, OUT, RESULTS, quality_config, write_result
 
 from fromscratch.cli import parse_overrides
 from fromscratch.train import train
 
+ROOT = HERE.parent
 BARS = {
     "shakespeare": {
         "config": "shakespeare-char",
@@ -62,11 +65,13 @@ def main() -> None:
             "steps": summary["steps"],
             "tokens_per_s": summary["tokens_per_s"],
             "parameters": summary["parameters"],
-            "config": summary["config"],
+            # the data folder as the config names it, not where this checkout happens to be
+            "config": {**summary["config"], "data": os.path.relpath(config.data, ROOT)},
             "curve": curve,
         },
     )
-    plot_curve(curve, metric, bar, OUT / f"quality-{args.name}.png", args.name)
+    if len(curve) > 1:  # a run that evaluates only at its end has no curve to draw
+        plot_curve(curve, metric, bar, RESULTS / f"quality-{args.name}.png", args.name)
     print(
         f"{args.name}: {metric} = {value:.4f} (goal {bar['goal']}) after "
         f"{summary['train_time_s']:.0f} s of training, {summary['steps']} steps → {path}"

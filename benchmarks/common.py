@@ -12,7 +12,10 @@ from pathlib import Path
 from fromscratch.io import write_json
 
 HERE = Path(__file__).resolve().parent
-OUT = HERE / "out"
+OUT = HERE / "out"  # runs, data, logs: not kept in git
+# One JSON per benchmark (and its figures), kept in git: rerunning one benchmark updates its
+# row of RESULTS.md and leaves the others.  `run.py --quick` points this elsewhere.
+RESULTS = Path(os.environ.get("FROMSCRATCH_BENCH_RESULTS", HERE / "results"))
 CONFIGS = HERE / "configs"
 QUALITY_DATA = {  # config name -> (data set, tokenizer, vocabulary size; None: its default)
     "shakespeare-char": ("shakespeare", "chars", None),
@@ -49,8 +52,9 @@ def timed(fn, *args, **kwargs):
 
 
 def write_result(name: str, result: dict, out: Path | None = None) -> Path:
-    """benchmarks/out/NAME.json (or `out`), written atomically, with the machine it ran on."""
-    path = Path(out) if out else OUT / f"{name}.json"
+    """benchmarks/results/NAME.json (or `out`), written atomically, with the machine it ran
+    on."""
+    path = Path(out) if out else RESULTS / f"{name}.json"
     write_json(path, {"benchmark": name, "machine": machine(), **result})
     return path
 

@@ -3,7 +3,7 @@
 # a GPT-2-small-sized GPT (12 layers, 768 wide, context 1024, batch 16) against Hugging
 # Face's GPT2LMHeadModel of the same size, bf16 autocast, fast=True, torch.compile off and
 # on, tokens/s and MFU against this GPU's bf16 matmul rate measured in the same run.
-#   bash benchmarks/gpu.sh        → benchmarks/out/gpt_throughput-cuda.json + RESULTS.md
+#   bash benchmarks/gpu.sh        → benchmarks/results/gpt_throughput-cuda.json + RESULTS.md
 set -euo pipefail
 cd "$(dirname "$0")"
 python -c "import torch; assert torch.cuda.is_available(), 'no CUDA device'"

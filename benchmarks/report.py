@@ -1,4 +1,4 @@
-"""benchmarks/RESULTS.md from the JSON results in benchmarks/out/: one table, each row our
+"""benchmarks/RESULTS.md from the JSON results in benchmarks/results/: one table, each row our
 number, the peer's number measured in the same run, and the ratio, with the machine and
 date of the run that produced it.
 
@@ -11,7 +11,7 @@ import argparse
 import json
 from pathlib import Path
 
-from common import HERE, OUT
+from common import HERE, RESULTS
 
 from fromscratch.io import write_text
 
@@ -156,7 +156,7 @@ def render(results: dict[str, dict]) -> str:
     lines = [
         "# Benchmark results",
         "",
-        "Made by `make bench` (`python benchmarks/run.py`) from `benchmarks/out/*.json`; each",
+        "Made by `make bench` (`python benchmarks/run.py`) from `benchmarks/results/*.json`; each",
         "row's peer was measured in the same run as ours, interleaved where both are timed,",
         "except where a row says *reference*. Ratio: ours ÷ peer as rates (higher is",
         "better for us); each row's run date is in its last column.",
@@ -188,7 +188,7 @@ def main() -> None:
     args = parser.parse_args()
     results = {
         path.stem: json.loads(path.read_text())
-        for path in sorted(OUT.glob("*.json"))
+        for path in sorted(RESULTS.glob("*.json"))
         if path.stem in ROWS
     }
     write_text(args.out, render(results))

@@ -3,9 +3,10 @@
     python benchmarks/run.py [--only NAME ...] [--skip NAME ...] [--quick]
 
 Each benchmark runs in its own process (a fresh interpreter: no warm caches or threads
-carried from one to the next), writes benchmarks/out/NAME.json, and logs to
+carried from one to the next), writes benchmarks/results/NAME.json, and logs to
 benchmarks/out/logs/NAME.log. Data comes from $FROMSCRATCH_MIRROR (or the original hosts).
-About 8-15 minutes on a 2-core CPU; --quick runs each briefly, to check that all of them work.
+About 8-15 minutes on a 2-core CPU; --quick runs each briefly, to check that all of them work
+(into benchmarks/out/quick/, not the committed results).
 The IMDb quality bar (1,900 steps, 5-15 minutes of training on its own) is
 `make bench-imdb`; its last result stays in the table.
 """
@@ -13,6 +14,7 @@ The IMDb quality bar (1,900 steps, 5-15 minutes of training on its own) is
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import time
@@ -40,6 +42,10 @@ def main() -> None:
 
     logs = OUT / "logs"
     logs.mkdir(parents=True, exist_ok=True)
+    env, table = dict(os.environ), HERE / "RESULTS.md"
+    if args.quick:  # its numbers mean nothing: keep them away from the committed results
+        env["FROMSCRATCH_BENCH_RESULTS"] = str(OUT / "quick")
+        table = OUT / "quick" / "RESULTS.md"
     failed = []
     for name in [n for n in args.only if n not in args.skip]:
         command, quick = BENCHMARKS[name]
@@ -51,13 +57,17 @@ def main() -> None:
         start = time.perf_counter()
         with open(logs / f"{name}.log", "w") as log:
             done = subprocess.run(
-                [sys.executable, *command], cwd=HERE, stdout=log, stderr=subprocess.STDOUT
+                [sys.executable, *command],
+                cwd=HERE,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         status = "ok" if done.returncode == 0 else f"FAILED (exit {done.returncode})"
         print(f"{name:<22}{time.perf_counter() - start:7.0f} s  {status}  ({logs / name}.log)")
         if done.returncode:
             failed.append(name)
-    subprocess.run([sys.executable, "report.py"], cwd=HERE, check=True)
+    subprocess.run([sys.executable, "report.py", "--out", table], cwd=HERE, env=env, check=True)
     if failed:
         sys.exit(f"benchmarks failed: {', '.join(failed)}; see their logs")
 
