@@ -15,6 +15,14 @@ the median tokens/s over rounds.
 MFU = model FLOPs per token (nanoGPT's 6N + 12 L H Q T) x tokens/s / the matmul FLOP/s
 this device reaches in the same run at the training precision (a square torch.mm loop;
 bf16 under --precision bf16, where both models run under bf16 autocast).
+
+Where the time goes: after the timed rounds, a few steps of ours and of HF run under
+torch.profiler; each op's own time falls into matrix multiplies, the fused attention
+kernel, the optimizer, or the rest (elementwise ops, LayerNorm, copies, autograd), plus
+Python between ops.  Scaled to the unprofiled step time, this gives ms per step for each,
+and `matmul_bound_ratio`: HF's step time over ours with everything but the matrix
+multiplies and the attention kernel free, the most any change to the model code could
+gain at that size on this machine.
 """
 
 from __future__ import annotations
@@ -128,6 +136,30 @@ def time_steps(step, n: int) -> float:
     return time.perf_counter() - start
 
 
+# profiler op names -> the share of a step they stand for (the first match counts)
+OP_KINDS = {
+    "matmul": ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm"),
+    "attention kernel": ("scaled_dot_product",),
+    "optimizer": ("adam", "Optimizer."),
+}
+
+
+def time_breakdown(step, n: int) -> dict[str, float]:
+    """ms per step in each of OP_KINDS, "other ops", and "python" (between ops)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    wall = time_steps(step, n)  # unprofiled: the profiler slows every op down a little
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        profiled_wall = time_steps(step, n)
+    seconds = dict.fromkeys([*OP_KINDS, "other ops"], 0.0)
+    for op in prof.key_averages():
+        kind = next((k for k, names in OP_KINDS.items() if any(s in op.key for s in names)),
+                    "other ops")  # fmt: skip
+        seconds[kind] += op.self_cpu_time_total / 1e6
+    seconds["python"] = max(0.0, profiled_wall - sum(seconds.values()))
+    return {kind: 1e3 * s / n * wall / profiled_wall for kind, s in seconds.items()}
+
+
 def fastest_hf_attention(c, x, y, fused, bf16) -> tuple[str, dict[str, float]]:
     """Time HF's sdpa and eager attention briefly; the benchmark then uses the faster."""
     seconds = {}
@@ -185,6 +217,8 @@ def bench_config(name: str, args) -> dict:
         for label, step in variants.items():
             rates[label].append(tokens_per_step * steps / time_steps(step, steps))
 
+    breakdown = {label: time_breakdown(variants[label], steps) for label in ("ours", "hf")}
+    bound = breakdown["ours"]["matmul"] + breakdown["ours"]["attention kernel"]
     flops_per_token = ours.estimate_flops_per_token()
     median = {label: statistics.median(r) for label, r in rates.items()}
     return {
@@ -202,6 +236,8 @@ def bench_config(name: str, args) -> dict:
         "ratio_paired": statistics.median(
             [o / h for o, h in zip(rates["ours"], rates["hf"], strict=True)]
         ),
+        "ms_per_step": breakdown,
+        "matmul_bound_ratio": 1e3 * tokens_per_step / median["hf"] / bound,
         "ratio_compiled": median["ours+compile"] / median["hf+compile"] if args.compile else None,
         "ratio_compiled_vs_hf_eager": median["ours+compile"] / median["hf"]
         if args.compile
@@ -270,7 +306,13 @@ def main() -> None:
         for label, tps in r["tokens_per_s"].items():
             base = r["tokens_per_s"]["hf+compile" if label == "ours+compile" else "hf"]
             print(f"{name:<7}{label:<20}{tps:>10,.0f}{tps / base:>7.2f}{r['mfu'][label]:>7.0%}")
-        print(f"{'':<7}(HF attention: {r['hf_attention']}; paired ratio {r['ratio_paired']:.2f})")
+        print(
+            f"{'':<7}(HF attention: {r['hf_attention']}; paired ratio {r['ratio_paired']:.2f}; "
+            f"at most x{r['matmul_bound_ratio']:.2f} with only matmuls and attention left)"
+        )
+        for label, ms in r["ms_per_step"].items():
+            parts = ", ".join(f"{kind} {t:.1f}" for kind, t in ms.items())
+            print(f"{'':<7}{label} ms/step: {parts}")
     name = "gpt_throughput" if args.device == "cpu" else f"gpt_throughput-{args.device}"
     print(f"→ {write_result(name, report, args.out)}")
 

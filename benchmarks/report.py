@@ -53,6 +53,15 @@ def rows_throughput(r: dict) -> list[tuple]:
                 f"{tps[peer]:,.0f} tok/s (MFU {mfu[peer]:.0%})",
                 tps[ours] / tps[peer],
             ))  # fmt: skip
+        if "ms_per_step" in c:
+            ms = {who: ", ".join(f"{kind} {t:.1f}" for kind, t in parts.items())
+                  for who, parts in c["ms_per_step"].items()}  # fmt: skip
+            rows.append((
+                f"GPT training step, {name}: where the time goes, ms/step (profiled; with only "
+                f"its matmuls and attention kernel left, ours would be "
+                f"×{c['matmul_bound_ratio']:.2f} HF)",
+                ms["ours"], "HF GPT2LMHeadModel", ms["hf"], None,
+            ))  # fmt: skip
     return rows
 
 
