@@ -23,7 +23,7 @@ from common import HERE, OUT
 
 # name -> (script and arguments, the arguments that make it quick)
 BENCHMARKS = {
-    "gpt_throughput": (["bench_gpt_throughput.py", "--rounds", "7"], ["--rounds", "1"]),
+    "gpt_throughput": (["bench_gpt_throughput.py", "--rounds", "21"], ["--rounds", "1"]),
     "sampling": (["bench_sampling.py"], ["--rounds", "1", "--new-tokens", "20"]),
     "tokenizers": (["bench_tokenizers.py"], None),
     "dataloader": (["bench_dataloader.py"], None),
