@@ -10,13 +10,15 @@ optimizer (torch AdamW, betas (0.9, 0.95), weight decay 0.1 on >= 2-D tensors, f
 kernel unless --no-fused).  Hugging Face gets its fastest attention (sdpa or eager,
 timed here first) and `use_cache=False`.  Rounds alternate between the models (ours, HF,
 ours, HF, ...) after an untimed warm-up, so a change in machine load hits both; we report
-the median tokens/s over rounds.  Rounds are short (about half a second to a second) and
+the median tokens/s over rounds, and as the ratio the median over rounds of each round's
+ours / HF.  Rounds are short (about half a second to a second) and
 many: on a shared virtual machine the speed drifts by 10-20% within a minute, and short
 alternating rounds keep the two models under the same conditions.
 
 MFU = model FLOPs per token (nanoGPT's 6N + 12 L H Q T) x tokens/s / the matmul FLOP/s
-this device reaches in the same run at the training precision (a square torch.mm loop;
-bf16 under --precision bf16, where both models run under bf16 autocast).
+this device reaches at that moment at the training precision (a square torch.mm loop,
+timed in every round right after the models; bf16 under --precision bf16, where both
+models run under bf16 autocast); the median over rounds.
 
 Where the time goes: after the timed rounds, a few steps of ours and of HF run under
 torch.profiler; each op's own time falls into matrix multiplies, the fused attention
@@ -129,6 +131,11 @@ def hf_forward(model, x):
     return model(input_ids=x, use_cache=False).logits
 
 
+def peer_of(label: str) -> str:
+    """What a variant is compared with: compiled against compiled, the rest against HF."""
+    return "hf+compile" if label.endswith("+compile") else "hf"
+
+
 def time_steps(step, n: int) -> float:
     sync()
     start = time.perf_counter()
@@ -174,7 +181,8 @@ def fastest_hf_attention(c, x, y, fused, bf16) -> tuple[str, dict[str, float]]:
     return min(seconds, key=seconds.get), seconds
 
 
-def bench_config(name: str, args) -> dict:
+def bench_config(name: str, args, matmul_rate) -> dict:
+    """matmul_rate(): the device's matmul FLOP/s now, timed briefly."""
     c = {**CONFIGS[name], "name": name}
     torch.manual_seed(0)
     x = torch.randint(0, c["vocab_size"], (c["batch"], c["context"]), device=args.device)
@@ -214,10 +222,11 @@ def bench_config(name: str, args) -> dict:
     tokens_per_step = c["batch"] * c["context"]
     for step in variants.values():  # warm-up, not timed
         time_steps(step, max(2, steps // 2))
-    rates = {label: [] for label in variants}
+    rates, peak = {label: [] for label in variants}, []
     for _ in range(args.rounds):  # interleaved: ours, hf, (ours+compile, hf+compile), ours...
         for label, step in variants.items():
             rates[label].append(tokens_per_step * steps / time_steps(step, steps))
+        peak.append(matmul_rate())
 
     breakdown = {label: time_breakdown(variants[label], max(3, steps)) for label in ("ours", "hf")}
     bound = breakdown["ours"]["matmul"] + breakdown["ours"]["attention kernel"]
@@ -233,14 +242,22 @@ def bench_config(name: str, args) -> dict:
         "flops_per_token": flops_per_token,
         "tokens_per_s": median,
         "tokens_per_s_rounds": rates,
-        "ratio": median["ours"] / median["hf"],
-        # each round's ours / hf (timed back to back): robust to load that changes over time
-        "ratio_paired": statistics.median(
-            [o / h for o, h in zip(rates["ours"], rates["hf"], strict=True)]
-        ),
+        # each round's ratio to the peer timed right next to it, median over rounds: what
+        # the machine's drift does to both cancels out
+        "ratio_vs_peer": {
+            label: statistics.median(
+                [a / b for a, b in zip(rates[label], rates[peer_of(label)], strict=True)]
+            )
+            for label in rates
+        },
+        "ratio_of_medians": median["ours"] / median["hf"],
+        "mfu": {
+            label: statistics.median(flops_per_token * r / p for r, p in zip(rs, peak, strict=True))
+            for label, rs in rates.items()
+        },
+        "matmul_gflops_rounds": [p / 1e9 for p in peak],
         "ms_per_step": breakdown,
         "matmul_bound_ratio": 1e3 * tokens_per_step / median["hf"] / bound,
-        "ratio_compiled": median["ours+compile"] / median["hf+compile"] if args.compile else None,
         "ratio_compiled_vs_hf_eager": median["ours+compile"] / median["hf"]
         if args.compile
         else None,
@@ -263,19 +280,13 @@ def main() -> None:
 
     load_before = os.getloadavg()
     dtype = torch.bfloat16 if args.precision == "bf16" else torch.float32
-    sizes = (1024, 2048) if args.device == "cpu" else (4096, 8192)
+    size = 1024 if args.device == "cpu" else 4096
 
-    def matmul_rates():
-        return [measure_matmul_flops(n, dtype=dtype, device=args.device) for n in sizes]
+    def matmul_rate():
+        return measure_matmul_flops(size, seconds=0.3, dtype=dtype, device=args.device)
 
-    matmul = matmul_rates()
-    results = {name: bench_config(name, args) for name in args.configs}
-    matmul += matmul_rates()
-    peak = max(matmul)
-    for r in results.values():
-        r["mfu"] = {
-            label: r["flops_per_token"] * tps / peak for label, tps in r["tokens_per_s"].items()
-        }
+    results = {name: bench_config(name, args, matmul_rate) for name in args.configs}
+    matmul = [rate for r in results.values() for rate in r["matmul_gflops_rounds"]]
     report = {
         "torch": torch.__version__,
         "cpu": cpu_name(),
@@ -283,8 +294,7 @@ def main() -> None:
         "threads": torch.get_num_threads(),
         "load_average_before": load_before,
         "load_average_after": os.getloadavg(),
-        "matmul_gflops": peak / 1e9,
-        "matmul_gflops_runs": [m / 1e9 for m in matmul],
+        "matmul_gflops": statistics.median(matmul),
         "settings": {
             "dtype": "float32" if args.precision == "fp32" else "bfloat16 autocast",
             "optimizer": "torch.optim.AdamW(lr=3e-4, betas=(0.9, 0.95), weight_decay=0.1 on "
@@ -294,7 +304,8 @@ def main() -> None:
             "hf": "GPT2LMHeadModel(random init, dropout 0, use_cache=False)",
             "rounds": args.rounds,
             "interleaved": True,
-            "statistic": "median tokens/s over rounds, warm-up excluded",
+            "statistic": "median tokens/s over rounds, warm-up excluded; ratio: median over "
+            "rounds of ours / peer in the same round",
         },
         "results": results,
     }
@@ -306,11 +317,12 @@ def main() -> None:
     print(f"{'config':<7}{'model':<20}{'tokens/s':>10}{'x HF':>7}{'MFU':>7}")
     for name, r in results.items():
         for label, tps in r["tokens_per_s"].items():
-            base = r["tokens_per_s"]["hf+compile" if label == "ours+compile" else "hf"]
-            print(f"{name:<7}{label:<20}{tps:>10,.0f}{tps / base:>7.2f}{r['mfu'][label]:>7.0%}")
+            ratio, mfu = r["ratio_vs_peer"][label], r["mfu"][label]
+            print(f"{name:<7}{label:<20}{tps:>10,.0f}{ratio:>7.2f}{mfu:>7.0%}")
         print(
-            f"{'':<7}(HF attention: {r['hf_attention']}; paired ratio {r['ratio_paired']:.2f}; "
-            f"at most x{r['matmul_bound_ratio']:.2f} with only matmuls and attention left)"
+            f"{'':<7}(HF attention: {r['hf_attention']}; ratio of the medians "
+            f"{r['ratio_of_medians']:.2f}; at most x{r['matmul_bound_ratio']:.2f} with only "
+            "matmuls and attention left)"
         )
         for label, ms in r["ms_per_step"].items():
             parts = ", ".join(f"{kind} {t:.1f}" for kind, t in ms.items())

@@ -51,7 +51,7 @@ def rows_throughput(r: dict) -> list[tuple]:
                 f"{tps[ours]:,.0f} tok/s (MFU {mfu[ours]:.0%})",
                 peer_name,
                 f"{tps[peer]:,.0f} tok/s (MFU {mfu[peer]:.0%})",
-                tps[ours] / tps[peer],
+                c["ratio_vs_peer"][ours] if "ratio_vs_peer" in c else tps[ours] / tps[peer],
             ))  # fmt: skip
         if "ms_per_step" in c:
             ms = {who: ", ".join(f"{kind} {t:.1f}" for kind, t in parts.items())
@@ -168,7 +168,8 @@ def render(results: dict[str, dict]) -> str:
         "Made by `make bench` (`python benchmarks/run.py`) from `benchmarks/results/*.json`; each",
         "row's peer was measured in the same run as ours, interleaved where both are timed,",
         "except where a row says *reference*. Ratio: ours ÷ peer as rates (higher is",
-        "better for us); each row's run date is in its last column.",
+        "better for us; where both are timed in alternating rounds, the median of the rounds'",
+        "ratios); each row's run date is in its last column.",
         "",
         "Machines:",
         *[f"- {m}" for m in machines],
