@@ -53,7 +53,7 @@ def rows_throughput(r: dict) -> list[tuple]:
                 f"{tps[peer]:,.0f} tok/s (MFU {mfu[peer]:.0%})",
                 c["ratio_vs_peer"][ours] if "ratio_vs_peer" in c else tps[ours] / tps[peer],
             ))  # fmt: skip
-        if "ms_per_step" in c:
+        if c.get("ms_per_step"):
             ms = {who: ", ".join(f"{kind} {t:.1f}" for kind, t in parts.items())
                   for who, parts in c["ms_per_step"].items()}  # fmt: skip
             rows.append((
