@@ -11,9 +11,9 @@ kernel unless --no-fused).  Hugging Face gets its fastest attention (sdpa or eag
 timed here first) and `use_cache=False`.  Rounds alternate between the models (ours, HF,
 ours, HF, ...) after an untimed warm-up, so a change in machine load hits both; we report
 the median tokens/s over rounds, and as the ratio the median over rounds of each round's
-ours / HF.  Rounds are short (about half a second to a second) and
-many: on a shared virtual machine the speed drifts by 10-20% within a minute, and short
-alternating rounds keep the two models under the same conditions.
+ours / HF.  Rounds are short (half a second to a second) and many: on a shared virtual
+machine the speed drifts by 10-20% within a minute, and short alternating rounds keep the
+two models under the same conditions.
 
 MFU = model FLOPs per token (nanoGPT's 6N + 12 L H Q T) x tokens/s / the matmul FLOP/s
 this device reaches at that moment at the training precision (a square torch.mm loop,
@@ -25,8 +25,8 @@ torch.profiler; each op's own time falls into matrix multiplies, the fused atten
 kernel, the optimizer, or the rest (elementwise ops, LayerNorm, copies, autograd), plus
 Python between ops.  Scaled to the unprofiled step time, this gives ms per step for each,
 and `matmul_bound_ratio`: HF's step time over ours with everything but the matrix
-multiplies and the attention kernel free, the most any change to the model code could
-gain at that size on this machine.
+multiplies and the attention kernel free, about the most that work on the rest of the
+step (fusing, fewer ops, less Python) could gain at that size on this machine.
 """
 
 from __future__ import annotations
