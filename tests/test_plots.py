@@ -11,8 +11,9 @@ from fromscratch.figures.plots import label
         ("loss", "training loss (nats/token)"),
         ("val/loss", "validation loss (nats/token)"),
         ("test/loss", "test loss (nats/token)"),
-        ("test/accuracy", "accuracy (test)"),
-        ("val/bits_per_char", "bits per character (val)"),
+        ("test/accuracy", "test accuracy"),
+        ("val/bits_per_char", "validation bits per character"),
+        ("grad_norm", "grad norm"),
     ],
 )
 def test_label(metric, text):

@@ -102,7 +102,7 @@ def context_figure(results: pd.DataFrame, out: str | Path, title: str) -> list:
                         runs["context"] * jitter, runs[column], color=f"C{i}", s=10, alpha=0.6
                     )
             if column == "bits":
-                ylabel = f"{plots.label(rows['unit'].iloc[0])} ({rows['split'].iloc[0]})"
+                ylabel = plots.label(f"{rows['split'].iloc[0]}/{rows['unit'].iloc[0]}")
             elif column == "peak_memory_mb":  # what the cost stage could measure there
                 what = "resident, CPU" if rows["memory_device"].iloc[0] == "cpu" else "GPU"
                 ylabel = f"peak memory (MB, {what})"

@@ -30,16 +30,16 @@ METRIC_LABELS = {
 }
 
 
-SPLIT_NAMES = {"": "training", "train": "training", "val": "validation"}
+SPLIT_NAMES = {"train": "training", "val": "validation"}
 
 
 def label(metric: str) -> str:
     """An axis label for a logged metric: "val/loss" -> "validation loss (nats/token)"."""
     split, _, name = metric.rpartition("/")
     text = METRIC_LABELS.get(name, name.replace("_", " "))
-    if name == "loss":  # the unsplit "loss" is the one logged every training step
-        return f"{SPLIT_NAMES.get(split, split)} {text}"
-    return f"{text} ({split})" if split else text
+    if not split and name == "loss":  # the unsplit loss is the one logged every training step
+        split = "train"
+    return f"{SPLIT_NAMES.get(split, split)} {text}" if split else text
 
 
 def save(fig: plt.Figure, path: str | Path) -> list[Path]:
