@@ -16,12 +16,11 @@ import json
 import os
 from pathlib import Path
 
-from common import HERE, OUT, RESULTS, quality_config, write_result
+from common import OUT, RESULTS, ROOT, quality_config, write_result
 
 from fromscratch.cli import parse_overrides
 from fromscratch.train import train
 
-ROOT = HERE.parent
 BARS = {
     "shakespeare": {
         "config": "shakespeare-char",

@@ -23,11 +23,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import write_result
+from common import ROOT, write_result
 
 from fromscratch.stages import get_stage
 
-ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from fromscratch.io import write_json
 
 HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent  # the checkout
 OUT = HERE / "out"  # runs, data, logs: not kept in git
 # One JSON per benchmark (and its figures), kept in git: rerunning one benchmark updates its
 # row of RESULTS.md and leaves the others.  `run.py --quick` points this elsewhere.
@@ -52,8 +53,7 @@ def timed(fn, *args, **kwargs):
 
 
 def write_result(name: str, result: dict, out: Path | None = None) -> Path:
-    """benchmarks/results/NAME.json (or `out`), written atomically, with the machine it ran
-    on."""
+    """benchmarks/results/NAME.json (or `out`), atomically, with the machine it ran on."""
     path = Path(out) if out else RESULTS / f"{name}.json"
     write_json(path, {"benchmark": name, "machine": machine(), **result})
     return path

@@ -53,7 +53,6 @@ def test_throughput_breakdown_finds_the_matmuls_and_the_attention_kernel():
         step()
         ms[fast] = time_breakdown(step, 3)
     assert set(ms[True]) == {"matmul", "attention kernel", "optimizer", "other ops", "python"}
-    assert all(t >= 0 for t in ms[True].values())
     assert ms[True]["matmul"] > 0 and ms[True]["optimizer"] > 0
     assert ms[True]["attention kernel"] > 0  # the fused kernel
     assert ms[False]["attention kernel"] == 0  # plain attention: matmuls and a softmax
