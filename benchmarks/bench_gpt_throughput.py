@@ -1,6 +1,7 @@
 """Training throughput of fromscratch's GPT against Hugging Face's GPT2LMHeadModel.
 
     python benchmarks/bench_gpt_throughput.py [--rounds N] [--compile] [--out FILE.json]
+    python benchmarks/bench_gpt_throughput.py --precision bf16    # bf16 autocast on the CPU
     python benchmarks/bench_gpt_throughput.py --device cuda --precision bf16 --compile \
         --configs gpt2    # on a GPU: GPT-2 small's size, context 1024
 
@@ -334,7 +335,11 @@ def main() -> None:
                 parts = ", ".join(f"{kind} {t:.1f}" for kind, t in ms.items())
                 print(f"{'':<7}{label} ms/step: {parts}")
             print(f"{'':<7}(with only matmuls and attention left: x{r['matmul_bound_ratio']:.2f})")
-    name = "gpt_throughput" if args.device == "cpu" else f"gpt_throughput-{args.device}"
+    name = "gpt_throughput"  # one result per device and precision
+    if args.device != "cpu":
+        name += f"-{args.device}"
+    if args.precision != ("fp32" if args.device == "cpu" else "bf16"):  # not the usual one
+        name += f"-{args.precision}"
     print(f"→ {write_result(name, report, args.out)}")
 
 

@@ -38,6 +38,8 @@ def machine() -> dict:
         pass
     return {
         "cpu": cpu,
+        # the same model name covers CPUs with and without AVX-512 (and bf16 instructions)
+        "vector_isa": torch.backends.cpu.get_cpu_capability(),
         "cores": len(os.sched_getaffinity(0)),
         "python": platform.python_version(),
         "torch": torch.__version__,

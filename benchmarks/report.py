@@ -145,6 +145,7 @@ def rows_lr_grid(r: dict) -> list[tuple]:
 
 ROWS = {  # benchmark name (JSON file stem) -> its table rows, in the table's order
     "gpt_throughput": rows_throughput,
+    "gpt_throughput-bf16": rows_throughput,
     "gpt_throughput-cuda": rows_throughput,
     "sampling": rows_sampling,
     "tokenizers": rows_tokenizers,
@@ -156,8 +157,13 @@ ROWS = {  # benchmark name (JSON file stem) -> its table rows, in the table's or
 }
 
 
+def cpu_text(m: dict) -> str:
+    isa = f", {m['vector_isa']}" if "vector_isa" in m else ""
+    return f"{m['cpu']} ({m['cores']} cores{isa})"
+
+
 def machine_text(m: dict) -> str:
-    return f"{m['cpu']} ({m['cores']} cores), Python {m['python']}, torch {m['torch']}"
+    return f"{cpu_text(m)}, Python {m['python']}, torch {m['torch']}"
 
 
 def render(results: dict[str, dict]) -> str:
@@ -169,7 +175,8 @@ def render(results: dict[str, dict]) -> str:
         "row's peer was measured in the same run as ours, interleaved where both are timed,",
         "except where a row says *reference*. Ratio: ours ÷ peer as rates (higher is",
         "better for us; for GPT training, the median over rounds of the ratio within a round);",
-        "each row's run date is in its last column.",
+        "each row's run date (and machine, where the rows come from several) is in its last",
+        "column.",
         "",
         "Machines:",
         *[f"- {m}" for m in machines],
@@ -181,6 +188,8 @@ def render(results: dict[str, dict]) -> str:
         if name not in results:
             continue
         when = results[name]["machine"]["date"]
+        if len(machines) > 1:
+            when = f"{cpu_text(results[name]['machine'])}, {when}"
         if "device" in results[name] and results[name]["device"] != results[name].get("cpu"):
             when = f"{results[name]['device']}, {when}"
         for what, ours, peer, theirs, ratio in make_rows(results[name]):

@@ -24,6 +24,10 @@ from common import HERE, OUT
 # name -> (script and arguments, the arguments that make it quick)
 BENCHMARKS = {
     "gpt_throughput": (["bench_gpt_throughput.py", "--rounds", "21"], ["--rounds", "1"]),
+    "gpt_throughput-bf16": (
+        ["bench_gpt_throughput.py", "--rounds", "21", "--precision", "bf16"],
+        ["--rounds", "1"],
+    ),
     "sampling": (["bench_sampling.py"], ["--rounds", "1", "--new-tokens", "20"]),
     "tokenizers": (["bench_tokenizers.py"], None),
     "dataloader": (["bench_dataloader.py"], None),
