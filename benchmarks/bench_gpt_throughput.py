@@ -22,10 +22,11 @@ timed in every round right after the models; bf16 under --precision bf16, where 
 models run under bf16 autocast); the median over rounds.
 
 Where the time goes: after the timed rounds, a few steps of ours and of HF run under
-torch.profiler; each op's own time falls into matrix multiplies, the fused attention
-kernel, the optimizer, or the rest (elementwise ops, LayerNorm, copies, autograd), plus
-Python between ops.  Scaled to the unprofiled step time, this gives ms per step for each,
-and `matmul_bound_ratio`: HF's step time over ours with everything but the matrix
+torch.profiler, alternating, three times each; each op's own time falls into matrix
+multiplies, the fused attention kernel, the optimizer, or the rest (elementwise ops,
+LayerNorm, copies, autograd), plus Python between ops.  Scaled to the unprofiled step time
+and the median taken, this gives ms per step for each, and `matmul_bound_ratio` (the median
+over the alternating pairs): HF's step time over ours with everything but the matrix
 multiplies and the attention kernel free, about the most that work on the rest of the
 step (fusing, fewer ops, less Python) could gain at that size on this machine.
 """
@@ -53,6 +54,7 @@ CONFIGS = {
     "gpt2": dict(n_layer=12, n_head=12, n_embd=768, context=1024, batch=16, vocab_size=50304),
 }
 STEPS_PER_ROUND = {"small": 10, "mid": 1, "gpt2": 10}
+BREAKDOWN_ROUNDS = 3
 
 
 def cpu_name() -> str:
@@ -232,11 +234,19 @@ def bench_config(name: str, args, matmul_rate) -> dict:
     # on a GPU an op's CPU time is its launch, not its work: the breakdown is for CPUs
     breakdown, bound_ratio = None, None
     if args.device == "cpu":
+        profiled = {"ours": [], "hf": []}
+        for _ in range(BREAKDOWN_ROUNDS):  # alternating, as the timed rounds
+            for label, runs in profiled.items():
+                runs.append(time_breakdown(variants[label], max(3, steps)))
         breakdown = {
-            label: time_breakdown(variants[label], max(3, steps)) for label in ("ours", "hf")
+            label: {kind: statistics.median(run[kind] for run in runs) for kind in runs[0]}
+            for label, runs in profiled.items()
         }
-        bound = breakdown["ours"]["matmul"] + breakdown["ours"]["attention kernel"]
-        bound_ratio = 1e3 * tokens_per_step / statistics.median(rates["hf"]) / bound
+        # HF's whole step over ours' matmuls and attention kernel, profiled side by side
+        bound_ratio = statistics.median(
+            sum(hf.values()) / (ours["matmul"] + ours["attention kernel"])
+            for ours, hf in zip(profiled["ours"], profiled["hf"], strict=True)
+        )
     flops_per_token = ours.estimate_flops_per_token()
     median = {label: statistics.median(r) for label, r in rates.items()}
     return {
