@@ -35,14 +35,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from common import write_result
+from common import cpu_name, write_result
 
 from fromscratch.models import GPT, GPTConfig, measure_matmul_flops
 
@@ -55,16 +54,6 @@ CONFIGS = {
 }
 STEPS_PER_ROUND = {"small": 10, "mid": 1, "gpt2": 10}
 BREAKDOWN_ROUNDS = 3
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def adamw(model: torch.nn.Module, fused: bool) -> torch.optim.AdamW:

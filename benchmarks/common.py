@@ -24,20 +24,22 @@ QUALITY_DATA = {  # config name -> (data set, tokenizer, vocabulary size; None: 
 }
 
 
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def machine() -> dict:
     import numpy
     import torch
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     return {
-        "cpu": cpu,
+        "cpu": cpu_name(),
         # the same model name covers CPUs with and without AVX-512 (and bf16 instructions)
         "vector_isa": torch.backends.cpu.get_cpu_capability(),
         "cores": len(os.sched_getaffinity(0)),
