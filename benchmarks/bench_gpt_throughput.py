@@ -4,6 +4,7 @@
     python benchmarks/bench_gpt_throughput.py --precision bf16    # bf16 autocast on the CPU
     python benchmarks/bench_gpt_throughput.py --device cuda --precision bf16 --compile \
         --configs gpt2    # on a GPU: GPT-2 small's size, context 1024
+    python benchmarks/bench_gpt_throughput.py --nanogpt ~/nanoGPT   # + nanoGPT's model.py
 
 One training step = forward + cross-entropy + backward + AdamW step, fp32, the same for
 both models: the same random batch, context, vocabulary, sizes, dropout 0, and the same
@@ -21,6 +22,11 @@ this device reaches at that moment at the training precision (a square torch.mm 
 timed in every round right after the models; bf16 under --precision bf16, where both
 models run under bf16 autocast); the median over rounds.
 
+--nanogpt DIR adds nanoGPT's own model.py (from DIR, a clone of github.com/karpathy/nanoGPT)
+to the same rounds, with the same sizes, biases and optimizer: the speed goals are stated
+against nanoGPT's ratio to HF, and that ratio moves with the machine (how fast HF's extra
+elementwise work runs there), so both are best measured side by side.
+
 Where the time goes: after the timed rounds, a few steps of ours and of HF run under
 torch.profiler, alternating, three times each; each op's own time falls into matrix
 multiplies, the fused attention kernel, the optimizer, or the rest (elementwise ops,
@@ -34,6 +40,7 @@ step (fusing, fewer ops, less Python) could gain at that size on this machine.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import statistics
 import time
@@ -98,6 +105,27 @@ def build_hf(c: dict, attn_implementation: str) -> torch.nn.Module:
     return GPT2LMHeadModel(config)
 
 
+def load_nanogpt(directory: Path):
+    """nanoGPT's model.py from `directory`, as a module (GPT, GPTConfig)."""
+    path = Path(directory).expanduser() / "model.py"
+    if not path.is_file():
+        raise SystemExit(
+            f"--nanogpt: no {path}; pass a clone of https://github.com/karpathy/nanoGPT"
+        )
+    spec = importlib.util.spec_from_file_location("nanogpt_model", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def build_nanogpt(c: dict, nanogpt, bias: bool) -> torch.nn.Module:
+    config = nanogpt.GPTConfig(
+        block_size=c["context"], vocab_size=c["vocab_size"], n_layer=c["n_layer"],
+        n_head=c["n_head"], n_embd=c["n_embd"], dropout=0.0, bias=bias,
+    )  # fmt: skip
+    return nanogpt.GPT(config)
+
+
 def make_step(model, forward, optimizer, x, y, vocab_size, bf16=False):
     def step():
         optimizer.zero_grad(set_to_none=True)
@@ -121,6 +149,13 @@ def ours_forward(model, x):
 
 def hf_forward(model, x):
     return model(input_ids=x, use_cache=False).logits
+
+
+def nanogpt_forward(model, x):
+    # without targets nanoGPT's forward keeps only the last position's logits (for sampling);
+    # with them it returns every position's, and a loss the step does not use (a 65-way
+    # log-softmax, well under 1% of a step)
+    return model(x, targets=x)[0]
 
 
 def peer_of(label: str) -> str:
@@ -173,8 +208,8 @@ def fastest_hf_attention(c, x, y, fused, bf16) -> tuple[str, dict[str, float]]:
     return min(seconds, key=seconds.get), seconds
 
 
-def bench_config(name: str, args, matmul_rate) -> dict:
-    """matmul_rate(): the device's matmul FLOP/s now, timed briefly."""
+def bench_config(name: str, args, matmul_rate, nanogpt=None) -> dict:
+    """matmul_rate(): the device's matmul FLOP/s now, timed briefly.  nanogpt: its model.py."""
     c = {**CONFIGS[name], "name": name}
     torch.manual_seed(0)
     x = torch.randint(0, c["vocab_size"], (c["batch"], c["context"]), device=args.device)
@@ -189,6 +224,11 @@ def bench_config(name: str, args, matmul_rate) -> dict:
         ours, ours_forward, adamw(ours, fused), x, y, c["vocab_size"], bf16
     )
     variants["hf"] = make_step(hf, hf_forward, adamw(hf, fused), x, y, c["vocab_size"], bf16)
+    if nanogpt is not None:
+        model = build_nanogpt(c, nanogpt, bias=not args.no_bias).to(args.device).train()
+        variants["nanogpt"] = make_step(
+            model, nanogpt_forward, adamw(model, fused), x, y, c["vocab_size"], bf16
+        )
     for label, overrides in LEVERS.items() if args.levers else ():
         overrides = dict(overrides)
         lever_fused = overrides.pop("fused", fused)
@@ -257,6 +297,11 @@ def bench_config(name: str, args, matmul_rate) -> dict:
             for label in rates
         },
         "ratio_of_medians": median["ours"] / median["hf"],
+        "ratio_ours_vs_nanogpt": statistics.median(
+            [a / b for a, b in zip(rates["ours"], rates["nanogpt"], strict=True)]
+        )
+        if "nanogpt" in rates
+        else None,
         "mfu": {
             label: statistics.median(flops_per_token * r / p for r, p in zip(rs, peak, strict=True))
             for label, rs in rates.items()
@@ -279,9 +324,10 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     parser.add_argument("--plain", action="store_true", help="ours with fast=False")
-    parser.add_argument("--no-bias", action="store_true", help="ours without biases")
+    parser.add_argument("--no-bias", action="store_true", help="ours (and nanoGPT) without biases")
     parser.add_argument("--no-fused", action="store_true", help="foreach AdamW for both")
     parser.add_argument("--levers", action="store_true", help="also time one change at a time")
+    parser.add_argument("--nanogpt", type=Path, help="also time model.py of this nanoGPT clone")
     args = parser.parse_args()
 
     load_before = os.getloadavg()
@@ -291,7 +337,8 @@ def main() -> None:
     def matmul_rate():
         return measure_matmul_flops(size, seconds=0.3, dtype=dtype, device=args.device)
 
-    results = {name: bench_config(name, args, matmul_rate) for name in args.configs}
+    nanogpt = load_nanogpt(args.nanogpt) if args.nanogpt else None  # fail before timing
+    results = {name: bench_config(name, args, matmul_rate, nanogpt) for name in args.configs}
     matmul = [rate for r in results.values() for rate in r["matmul_gflops_rounds"]]
     report = {
         "torch": torch.__version__,
@@ -308,6 +355,9 @@ def main() -> None:
             "ours": f"GPT(fast={not args.plain}, bias={not args.no_bias}, tie_weights=True, "
             "position=learned, dropout=0)",
             "hf": "GPT2LMHeadModel(random init, dropout 0, use_cache=False)",
+            "nanogpt": f"model.py of {args.nanogpt} (bias={not args.no_bias}, dropout 0)"
+            if args.nanogpt
+            else None,
             "rounds": args.rounds,
             "interleaved": True,
             "statistic": "median tokens/s over rounds, warm-up excluded; ratio: median over "
@@ -329,6 +379,8 @@ def main() -> None:
             f"{'':<7}(HF attention: {r['hf_attention']}; "
             f"ratio of the medians {r['ratio_of_medians']:.2f})"
         )
+        if r["ratio_ours_vs_nanogpt"]:
+            print(f"{'':<7}(ours / nanoGPT: x{r['ratio_ours_vs_nanogpt']:.2f})")
         if r["ms_per_step"]:
             for label, ms in r["ms_per_step"].items():
                 parts = ", ".join(f"{kind} {t:.1f}" for kind, t in ms.items())

@@ -41,17 +41,22 @@ def rows_throughput(r: dict) -> list[tuple]:
             f"batch {size['batch']}"
         )
         tps, mfu = c["tokens_per_s"], c["mfu"]
-        pairs = [("ours", "hf", "HF GPT2LMHeadModel")]
+        ratios = c["ratio_vs_peer"]
+        pairs = [("ours", "hf", "HF GPT2LMHeadModel", ratios["ours"])]
         if "ours+compile" in tps:
-            pairs.append(("ours+compile", "hf+compile", "HF GPT2LMHeadModel + torch.compile"))
-        for ours, peer, peer_name in pairs:
+            pairs.append(("ours+compile", "hf+compile", "HF GPT2LMHeadModel + torch.compile",
+                          ratios["ours+compile"]))  # fmt: skip
+        if "nanogpt" in tps:
+            pairs.append(("ours", "nanogpt", f"nanoGPT's model.py (×{ratios['nanogpt']:.2f} HF)",
+                          c["ratio_ours_vs_nanogpt"]))  # fmt: skip
+        for ours, peer, peer_name, ratio in pairs:
             rows.append((
                 f"GPT training tokens/s, {name} ({shape}), {precision}"
                 + (", torch.compile" if "compile" in ours else ""),
                 f"{tps[ours]:,.0f} tok/s (MFU {mfu[ours]:.0%})",
                 peer_name,
                 f"{tps[peer]:,.0f} tok/s (MFU {mfu[peer]:.0%})",
-                c["ratio_vs_peer"][ours] if "ratio_vs_peer" in c else tps[ours] / tps[peer],
+                ratio,
             ))  # fmt: skip
         if c.get("ms_per_step"):
             ms = {who: ", ".join(f"{kind} {t:.1f}" for kind, t in parts.items())

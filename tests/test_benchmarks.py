@@ -56,3 +56,76 @@ def test_throughput_breakdown_finds_the_matmuls_and_the_attention_kernel():
     assert ms[True]["matmul"] > 0 and ms[True]["optimizer"] > 0
     assert ms[True]["attention kernel"] > 0  # the fused kernel
     assert ms[False]["attention kernel"] == 0  # plain attention: matmuls and a softmax
+
+
+# nanoGPT's interface (GPTConfig, GPT(config), forward(idx, targets) -> (logits, loss)), here
+# around our own GPT: nanoGPT itself is a clone the user points the benchmark at
+NANOGPT_LIKE_MODEL_PY = """
+import dataclasses
+
+import torch.nn.functional as F
+
+from fromscratch.models import GPT as OurGPT, GPTConfig as OurConfig
+
+
+@dataclasses.dataclass
+class GPTConfig:
+    block_size: int = 1024
+    vocab_size: int = 50304
+    n_layer: int = 12
+    n_head: int = 12
+    n_embd: int = 768
+    dropout: float = 0.0
+    bias: bool = True
+
+
+class GPT(OurGPT):
+    def __init__(self, config):
+        super().__init__(OurConfig(
+            vocab_size=config.vocab_size, context=config.block_size, n_layer=config.n_layer,
+            n_head=config.n_head, n_embd=config.n_embd, dropout=config.dropout,
+            bias=config.bias, fast=True,
+        ))
+
+    def forward(self, idx, targets=None):
+        logits = super().forward(idx)
+        if targets is None:
+            return logits[:, [-1], :], None
+        return logits, F.cross_entropy(logits.flatten(0, 1), targets.flatten())
+"""
+
+
+def test_throughput_benchmark_times_a_nanogpt_clone_in_the_same_rounds(tmp_path):
+    clone = tmp_path / "nanoGPT"
+    clone.mkdir()
+    (clone / "model.py").write_text(NANOGPT_LIKE_MODEL_PY)
+    out = tmp_path / "gpt_throughput.json"
+    subprocess.run(
+        [sys.executable, "bench_gpt_throughput.py", "--configs", "small", "--rounds", "1",
+         "--nanogpt", clone, "--out", out],
+        cwd=BENCHMARKS, check=True, capture_output=True,
+    )  # fmt: skip
+    result = json.loads(out.read_text())
+    small = result["results"]["small"]
+    assert set(small["tokens_per_s"]) == {"ours", "hf", "nanogpt"}
+    assert all(rate > 0 for rate in small["tokens_per_s"].values())
+    assert small["ratio_ours_vs_nanogpt"] > 0
+
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        import report
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    row = next(line for line in report.render({"gpt_throughput": result}).splitlines()
+               if "nanoGPT's model.py" in line)  # fmt: skip
+    assert f"×{small['ratio_ours_vs_nanogpt']:.2f}" in row
+    assert f"{small['tokens_per_s']['nanogpt']:,.0f} tok/s" in row
+
+
+def test_throughput_benchmark_names_the_missing_nanogpt_model_file(tmp_path):
+    run = subprocess.run(
+        [sys.executable, "bench_gpt_throughput.py", "--configs", "small", "--nanogpt", tmp_path],
+        cwd=BENCHMARKS, capture_output=True, text=True,
+    )  # fmt: skip
+    assert run.returncode != 0
+    assert f"no {tmp_path / 'model.py'}" in run.stderr and "karpathy/nanoGPT" in run.stderr
