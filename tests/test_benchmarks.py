@@ -1,5 +1,6 @@
 """The benchmark harness: a real (very short) benchmark run, and its row in RESULTS.md."""
 
+import importlib
 import json
 import subprocess
 import sys
@@ -7,6 +8,15 @@ import sys
 from tests.workflow.conftest import ROOT
 
 BENCHMARKS = ROOT / "benchmarks"
+
+
+def import_benchmark(name: str):
+    """A module of benchmarks/ (they import each other as top-level modules)."""
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(str(BENCHMARKS))
 
 
 def test_sampling_benchmark_fills_its_row_of_the_results_table(tmp_path):
@@ -23,12 +33,7 @@ def test_sampling_benchmark_fills_its_row_of_the_results_table(tmp_path):
     assert all(rate > 0 for rate in rates.values())
     assert result["machine"]["cores"] >= 1
 
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        import report
-    finally:
-        sys.path.remove(str(BENCHMARKS))
-    table = report.render({"sampling": result})
+    table = import_benchmark("report").render({"sampling": result})
     ratio = result["ratio_vs_hf_generate"]
     row = next(line for line in table.splitlines() if "HF generate" in line)
     assert f"×{ratio:.2f}" in row and result["machine"]["date"] in row
@@ -36,11 +41,7 @@ def test_sampling_benchmark_fills_its_row_of_the_results_table(tmp_path):
 
 
 def test_throughput_breakdown_finds_the_matmuls_and_the_attention_kernel():
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        from bench_gpt_throughput import adamw, make_step, ours_forward, time_breakdown
-    finally:
-        sys.path.remove(str(BENCHMARKS))
+    bench = import_benchmark("bench_gpt_throughput")
     import torch
 
     from fromscratch.models import GPT, GPTConfig
@@ -49,9 +50,9 @@ def test_throughput_breakdown_finds_the_matmuls_and_the_attention_kernel():
     ms = {}
     for fast in (True, False):
         model = GPT(GPTConfig(vocab_size=65, context=16, n_layer=2, n_head=2, n_embd=32, fast=fast))
-        step = make_step(model, ours_forward, adamw(model, fused=True), x, x, 65)
+        step = bench.make_step(model, bench.ours_forward, bench.adamw(model, fused=True), x, x, 65)
         step()
-        ms[fast] = time_breakdown(step, 3)
+        ms[fast] = bench.time_breakdown(step, 3)
     assert set(ms[True]) == {"matmul", "attention kernel", "optimizer", "other ops", "python"}
     assert ms[True]["matmul"] > 0 and ms[True]["optimizer"] > 0
     assert ms[True]["attention kernel"] > 0  # the fused kernel
@@ -111,11 +112,7 @@ def test_throughput_benchmark_times_a_nanogpt_clone_in_the_same_rounds(tmp_path)
     assert all(rate > 0 for rate in small["tokens_per_s"].values())
     assert small["ratio_ours_vs_nanogpt"] > 0
 
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        import report
-    finally:
-        sys.path.remove(str(BENCHMARKS))
+    report = import_benchmark("report")
     row = next(line for line in report.render({"gpt_throughput": result}).splitlines()
                if "nanoGPT's model.py" in line)  # fmt: skip
     assert f"×{small['ratio_ours_vs_nanogpt']:.2f}" in row
