@@ -22,6 +22,8 @@ this device reaches at that moment at the training precision (a square torch.mm 
 timed in every round right after the models; bf16 under --precision bf16, where both
 models run under bf16 autocast); the median over rounds.
 
+In fp32 on a CPU the result also says whether the speed goals (GOALS) are met.
+
 --nanogpt DIR adds nanoGPT's own model.py (from DIR, a clone of github.com/karpathy/nanoGPT)
 to the same rounds, with the same sizes, biases and optimizer: the speed goals are stated
 against nanoGPT's ratio to HF, and that ratio moves with the machine (how fast HF's extra
@@ -48,7 +50,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from common import cpu_name, write_result
+from common import cpu_name, throughput_goal_text, write_result
 
 from fromscratch.models import GPT, GPTConfig, measure_matmul_flops
 
@@ -60,6 +62,9 @@ CONFIGS = {
     "gpt2": dict(n_layer=12, n_head=12, n_embd=768, context=1024, batch=16, vocab_size=50304),
 }
 STEPS_PER_ROUND = {"small": 10, "mid": 1, "gpt2": 10}
+# the speed goals, for fp32 training on a CPU: ours' tokens/s as a multiple of HF's in the
+# same rounds, and at mid also ours' MFU
+GOALS = {"small": {"ratio_vs_hf": 1.5}, "mid": {"ratio_vs_hf": 1.25, "mfu": 0.85}}
 BREAKDOWN_ROUNDS = 3
 
 
@@ -278,6 +283,24 @@ def bench_config(name: str, args, matmul_rate, nanogpt=None) -> dict:
         )
     flops_per_token = ours.estimate_flops_per_token()
     median = {label: statistics.median(r) for label, r in rates.items()}
+    # each round's ratio to the peer timed right next to it, median over rounds: what the
+    # machine's drift does to both cancels out
+    ratio_vs_peer = {
+        label: statistics.median(
+            [a / b for a, b in zip(rates[label], rates[peer_of(label)], strict=True)]
+        )
+        for label in rates
+    }
+    mfu = {
+        label: statistics.median(flops_per_token * r / p for r, p in zip(rs, peak, strict=True))
+        for label, rs in rates.items()
+    }
+    achieved = {"ratio_vs_hf": ratio_vs_peer["ours"], "mfu": mfu["ours"]}
+    goal = None
+    if args.device == "cpu" and args.precision == "fp32" and name in GOALS:
+        goal = {
+            kind: {"goal": bar, "met": achieved[kind] >= bar} for kind, bar in GOALS[name].items()
+        }
     return {
         "config": {k: v for k, v in c.items() if k != "name"},
         "parameters": {"ours": ours.num_parameters(), "hf": hf.num_parameters()},
@@ -288,24 +311,15 @@ def bench_config(name: str, args, matmul_rate, nanogpt=None) -> dict:
         "flops_per_token": flops_per_token,
         "tokens_per_s": median,
         "tokens_per_s_rounds": rates,
-        # each round's ratio to the peer timed right next to it, median over rounds: what
-        # the machine's drift does to both cancels out
-        "ratio_vs_peer": {
-            label: statistics.median(
-                [a / b for a, b in zip(rates[label], rates[peer_of(label)], strict=True)]
-            )
-            for label in rates
-        },
+        "ratio_vs_peer": ratio_vs_peer,
         "ratio_of_medians": median["ours"] / median["hf"],
         "ratio_ours_vs_nanogpt": statistics.median(
             [a / b for a, b in zip(rates["ours"], rates["nanogpt"], strict=True)]
         )
         if "nanogpt" in rates
         else None,
-        "mfu": {
-            label: statistics.median(flops_per_token * r / p for r, p in zip(rs, peak, strict=True))
-            for label, rs in rates.items()
-        },
+        "mfu": mfu,
+        "goal": goal,
         "matmul_gflops_rounds": [p / 1e9 for p in peak],
         "ms_per_step": breakdown,
         "matmul_bound_ratio": bound_ratio,
@@ -379,6 +393,8 @@ def main() -> None:
             f"{'':<7}(HF attention: {r['hf_attention']}; "
             f"ratio of the medians {r['ratio_of_medians']:.2f})"
         )
+        if r["goal"]:
+            print(f"{'':<7}(goal {throughput_goal_text(r['goal'])})")
         if r["ratio_ours_vs_nanogpt"]:
             print(f"{'':<7}(ours / nanoGPT: x{r['ratio_ours_vs_nanogpt']:.2f})")
         if r["ms_per_step"]:

@@ -1,4 +1,4 @@
-"""Helpers shared by the benchmarks: machine description, timing, JSON output."""
+"""Helpers shared by the benchmarks: machine description, timing, JSON output, goal text."""
 
 from __future__ import annotations
 
@@ -32,6 +32,15 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def throughput_goal_text(goals: dict) -> str:
+    """The GPT throughput benchmark's goals as text: "×1.25 HF: not met; MFU ≥ 85%: met"."""
+    bars = {"ratio_vs_hf": lambda bar: f"×{bar} HF", "mfu": lambda bar: f"MFU ≥ {bar:.0%}"}
+    return "; ".join(
+        f"{bars[kind](goal['goal'])}: {'met' if goal['met'] else 'not met'}"
+        for kind, goal in goals.items()
+    )
 
 
 def machine() -> dict:

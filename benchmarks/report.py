@@ -11,7 +11,7 @@ import argparse
 import json
 from pathlib import Path
 
-from common import HERE, RESULTS
+from common import HERE, RESULTS, throughput_goal_text
 
 from fromscratch.io import write_text
 
@@ -49,10 +49,12 @@ def rows_throughput(r: dict) -> list[tuple]:
         if "nanogpt" in tps:
             pairs.append(("ours", "nanogpt", f"nanoGPT's model.py (×{ratios['nanogpt']:.2f} HF)",
                           c["ratio_ours_vs_nanogpt"]))  # fmt: skip
+        goal = c.get("goal")  # for the plain comparison with HF
         for ours, peer, peer_name, ratio in pairs:
             rows.append((
                 f"GPT training tokens/s, {name} ({shape}), {precision}"
-                + (", torch.compile" if "compile" in ours else ""),
+                + (", torch.compile" if "compile" in ours else "")
+                + (f" (goal {throughput_goal_text(goal)})" if goal and peer == "hf" else ""),
                 f"{tps[ours]:,.0f} tok/s (MFU {mfu[ours]:.0%})",
                 peer_name,
                 f"{tps[peer]:,.0f} tok/s (MFU {mfu[peer]:.0%})",

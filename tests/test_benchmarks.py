@@ -96,7 +96,7 @@ class GPT(OurGPT):
 """
 
 
-def test_throughput_benchmark_times_a_nanogpt_clone_in_the_same_rounds(tmp_path):
+def test_throughput_benchmark_times_a_nanogpt_clone_and_reports_the_goal(tmp_path):
     clone = tmp_path / "nanoGPT"
     clone.mkdir()
     (clone / "model.py").write_text(NANOGPT_LIKE_MODEL_PY)
@@ -111,12 +111,15 @@ def test_throughput_benchmark_times_a_nanogpt_clone_in_the_same_rounds(tmp_path)
     assert set(small["tokens_per_s"]) == {"ours", "hf", "nanogpt"}
     assert all(rate > 0 for rate in small["tokens_per_s"].values())
     assert small["ratio_ours_vs_nanogpt"] > 0
+    met = small["ratio_vs_peer"]["ours"] >= 1.5
+    assert small["goal"] == {"ratio_vs_hf": {"goal": 1.5, "met": met}}  # small: a ratio alone
 
-    report = import_benchmark("report")
-    row = next(line for line in report.render({"gpt_throughput": result}).splitlines()
-               if "nanoGPT's model.py" in line)  # fmt: skip
+    table = import_benchmark("report").render({"gpt_throughput": result}).splitlines()
+    row = next(line for line in table if "nanoGPT's model.py" in line)
     assert f"×{small['ratio_ours_vs_nanogpt']:.2f}" in row
     assert f"{small['tokens_per_s']['nanogpt']:,.0f} tok/s" in row
+    row = next(line for line in table if "| HF GPT2LMHeadModel |" in line and "tok/s" in line)
+    assert f"(goal ×1.5 HF: {'met' if met else 'not met'})" in row
 
 
 def test_throughput_benchmark_names_the_missing_nanogpt_model_file(tmp_path):
