@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from fromscratch.models import EncoderDecoder, EncoderDecoderConfig
+from fromscratch.models import EncoderDecoder, EncoderDecoderConfig, SamplingError
 
 
 def tiny(**kw) -> EncoderDecoderConfig:
@@ -47,3 +47,11 @@ def test_learns_to_reverse(train_steps):
     assert losses[-1] < 0.1
     out = model.eval().generate(src[:4], tgt[:4, :1], 6, temperature=0)
     assert torch.equal(out[:, 1:], src[:4].flip(1))
+
+
+def test_generate_names_a_source_token_outside_the_vocabulary():
+    model = EncoderDecoder(tiny()).eval()
+    with pytest.raises(
+        SamplingError, match=r"token ids 0\.\.16 are outside the vocabulary \[0, 16\)"
+    ):
+        model.generate(torch.tensor([[0, 16]]), torch.ones(1, 1, dtype=torch.long), 3)

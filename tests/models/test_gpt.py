@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from fromscratch.models import ATTENTIONS, GPT, POSITIONS, GPTConfig, nll_bits
+from fromscratch.models import ATTENTIONS, GPT, POSITIONS, GPTConfig, SamplingError, nll_bits
 
 
 def tiny(**kw) -> GPTConfig:
@@ -142,6 +142,35 @@ def test_greedy_sampling_is_the_argmax():
     prompt = torch.randint(0, 32, (2, 4))
     out = model.generate(prompt, 1, temperature=0)
     assert torch.equal(out[:, -1], model(prompt)[:, -1].argmax(-1))
+
+
+@pytest.mark.parametrize("filter", [dict(top_k=1), dict(top_p=1e-6)])
+def test_the_tightest_top_k_and_top_p_keep_only_the_likeliest_token(filter):
+    model = GPT(tiny()).eval()
+    prompt = torch.randint(0, 32, (3, 4))
+    greedy = model.generate(prompt, 6, temperature=0)
+    g = torch.Generator().manual_seed(0)
+    assert torch.equal(model.generate(prompt, 6, temperature=2.0, generator=g, **filter), greedy)
+
+
+@pytest.mark.parametrize(
+    "bad, named",
+    [
+        (dict(temperature=-0.5), "temperature=-0.5 must be >= 0"),
+        (dict(temperature=float("nan")), "temperature=nan"),
+        (dict(top_k=0), "top_k=0 must be at least 1"),
+        (dict(top_p=0.0), "top_p=0.0 must be in (0, 1]"),
+        (dict(top_p=1.5), "top_p=1.5 must be in (0, 1]"),
+        (dict(max_new_tokens=-1), "max_new_tokens=-1"),
+        (dict(idx=torch.tensor([[3, 32]])), "token ids 3..32 are outside the vocabulary [0, 32)"),
+        (dict(idx=torch.tensor([[-1]])), "token ids -1..-1 are outside"),
+    ],
+)
+def test_bad_sampling_arguments_are_one_line_errors(bad, named):
+    args = dict(idx=torch.zeros(1, 2, dtype=torch.long), max_new_tokens=3) | bad
+    with pytest.raises(SamplingError) as error:
+        GPT(tiny()).generate(**args)
+    assert named in str(error.value) and "\n" not in str(error.value)
 
 
 def test_too_long_input_is_an_error():

@@ -216,12 +216,41 @@ class LanguageModel(Model):
         samples the same tokens (for the same generator) as without.  Call `model.eval()`
         first if the model has dropout: this method leaves the mode alone.
         """
+        check_sampling(max_new_tokens, temperature, top_k, top_p)
+        check_token_ids(idx, self.config.vocab_size)
         cache = None
         for _ in range(max_new_tokens):
             logits, cache = self.next_token_logits(idx, cache if use_cache else None)
             next_token = sample_next_token(logits, temperature, top_k, top_p, generator)
             idx = torch.cat((idx, next_token), dim=1)
         return idx
+
+
+class SamplingError(FromScratchError, ValueError):
+    """Bad arguments to generate: a one-line message naming the argument and what is allowed."""
+
+
+def check_sampling(
+    max_new_tokens: int, temperature: float, top_k: int | None, top_p: float | None
+) -> None:
+    if max_new_tokens < 0:
+        raise SamplingError(f"generate: max_new_tokens={max_new_tokens} must be at least 0")
+    if not temperature >= 0:  # a negative one would make the unlikeliest tokens likeliest
+        raise SamplingError(f"generate: temperature={temperature} must be >= 0 (0: greedy)")
+    if top_k is not None and top_k < 1:
+        raise SamplingError(f"generate: top_k={top_k} must be at least 1 (None: no limit)")
+    if top_p is not None and not 0 < top_p <= 1:
+        raise SamplingError(f"generate: top_p={top_p} must be in (0, 1] (None: no limit)")
+
+
+def check_token_ids(idx: torch.Tensor, vocab_size: int) -> None:
+    """A prompt's ids are typed by hand or come from another tokenizer: check them once
+    here, where the embedding lookup would only say "index out of range in self"."""
+    if idx.numel() and (idx.min() < 0 or idx.max() >= vocab_size):
+        raise SamplingError(
+            f"generate: token ids {idx.min().item()}..{idx.max().item()} are outside the "
+            f"vocabulary [0, {vocab_size})"
+        )
 
 
 def sample_next_token(

@@ -15,7 +15,13 @@ from torch import nn
 
 from fromscratch.models.attention import Attention
 from fromscratch.models.blocks import Block, LayerNorm, init_gpt2
-from fromscratch.models.common import Model, TransformerConfig, sample_next_token
+from fromscratch.models.common import (
+    Model,
+    TransformerConfig,
+    check_sampling,
+    check_token_ids,
+    sample_next_token,
+)
 from fromscratch.models.positions import absolute_position
 
 
@@ -96,6 +102,9 @@ class EncoderDecoder(Model):
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
         """Continue tgt (B, T) (e.g. a start token) by max_new_tokens sampled tokens."""
+        check_sampling(max_new_tokens, temperature, top_k, top_p)
+        for ids in (src, tgt):
+            check_token_ids(ids, self.config.vocab_size)
         memory = self.encode(src, src_mask)  # once: the source does not change
         for _ in range(max_new_tokens):
             logits = self.decode(tgt[:, -self.config.context :], memory, src_mask)[:, -1]

@@ -58,10 +58,13 @@ def sample_stage(
     decoded with the tokenizer of `data` (default: the model's training data)."""
     import torch
 
+    from fromscratch import FromScratchError
     from fromscratch.data import PreparedData
     from fromscratch.io import write_text
     from fromscratch.train.models import load_model
 
+    if num_samples < 1:
+        raise FromScratchError(f"sample: num_samples={num_samples} must be at least 1")
     net, config = load_model(model)
     net.eval()
     tokenizer = PreparedData(data or config["data"]).tokenizer
