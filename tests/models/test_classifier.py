@@ -70,6 +70,12 @@ def test_padding_without_mask_changes_the_logits():
     assert not torch.allclose(model(padded), model(x))
 
 
+def test_a_mask_of_another_shape_is_named():
+    idx = torch.randint(1, 20, (2, 8))
+    with pytest.raises(ValueError, match=r"mask \(2, 7\) must match idx \(2, 8\)"):
+        Classifier(tiny())(idx, torch.ones(2, 7, dtype=torch.bool))
+
+
 @pytest.mark.parametrize("pooling,local_kernel", [("mean", 0), ("max", 0), ("cls", 0), ("mean", 3)])
 def test_overfits_a_tiny_batch(pooling, local_kernel, train_steps):
     model = Classifier(tiny(pooling=pooling, local_kernel=local_kernel))

@@ -87,6 +87,8 @@ class Classifier(Model):
             raise ValueError(f"Classifier: {T} tokens exceed context={self.config.context}")
         if mask is None:
             mask = torch.ones(B, T, dtype=torch.bool, device=idx.device)
+        elif mask.shape != idx.shape:
+            raise ValueError(f"Classifier: mask {tuple(mask.shape)} must match idx {(B, T)}")
         x = self.wte(idx)
         if self.training and self.config.token_dropout > 0:  # whole words, not channels
             x = x * F.dropout(x.new_ones(B, T, 1), self.config.token_dropout)
