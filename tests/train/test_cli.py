@@ -68,3 +68,13 @@ def test_bad_config_fails_before_training(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "schedule: 'wavy' is not one of" in err
     assert not (tmp_path / "o").exists()
+
+
+def test_a_missing_or_foreign_model_file_is_a_one_line_error(tmp_path, capsys):
+    foreign = tmp_path / "model.pt"
+    foreign.write_text("{}")  # not a torch file
+    for path, named in ((tmp_path / "none.pt", "no such model file"), (foreign, "not a model")):
+        for command in (["sample", str(path)], ["evaluate", str(path), "--split", "test"]):
+            assert main(command) == 1
+            err = capsys.readouterr().err
+            assert err.count("\n") == 1 and f"{path}: {named}" in err

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from fromscratch import FromScratchError
 from fromscratch.models import (
     GPT,
     Classifier,
@@ -41,8 +44,15 @@ def load_model(path: str, map_location: str = "cpu"):
     """A model saved by the training loop (model.pt or a checkpoint) and its config dict."""
     import torch
 
-    saved = torch.load(path, map_location=map_location, weights_only=False)
-    spec = saved["config"]["model"]
+    if not Path(path).is_file():
+        raise FromScratchError(f"{path}: no such model file (a model.pt or checkpoint)")
+    try:
+        saved = torch.load(path, map_location=map_location, weights_only=False)
+        spec = saved["config"]["model"]
+    except Exception as error:  # a damaged file, or one some other program wrote
+        raise FromScratchError(
+            f"{path}: not a model saved by `fromscratch train` ({type(error).__name__})"
+        ) from error
     model_class, config_class = FAMILIES[spec["family"]]
     model = model_class(config_class.from_dict({k: v for k, v in spec.items() if k != "family"}))
     model.load_state_dict(saved["model"])
