@@ -49,11 +49,11 @@ def load_model(path: str, map_location: str = "cpu"):
     try:
         saved = torch.load(path, map_location=map_location, weights_only=False)
         spec = saved["config"]["model"]
+        model_class, config_class = FAMILIES[spec["family"]]
     except Exception as error:  # a damaged file, or one some other program wrote
         raise FromScratchError(
             f"{path}: not a model saved by `fromscratch train` ({type(error).__name__})"
         ) from error
-    model_class, config_class = FAMILIES[spec["family"]]
     model = model_class(config_class.from_dict({k: v for k, v in spec.items() if k != "family"}))
     model.load_state_dict(saved["model"])
     return model, saved["config"]
