@@ -70,6 +70,11 @@ def test_padding_without_mask_changes_the_logits():
     assert not torch.allclose(model(padded), model(x))
 
 
+def test_one_class_is_a_config_error():
+    with pytest.raises(ConfigError, match=r"ClassifierConfig\.num_classes: 1 must be at least 2"):
+        tiny(num_classes=1)
+
+
 def test_a_mask_of_another_shape_is_named():
     idx = torch.randint(1, 20, (2, 8))
     with pytest.raises(ValueError, match=r"mask \(2, 7\) must match idx \(2, 8\)"):

@@ -45,7 +45,8 @@ class ClassifierConfig(TransformerConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        self._check_positive("num_classes")
+        if self.num_classes < 2:  # a softmax over one class is always 1: nothing to learn
+            self._fail("num_classes", f"{self.num_classes!r} must be at least 2")
         self._check_choice("pooling", POOLINGS)
         self._check_dropout("token_dropout")
         if self.local_kernel < 0 or (self.local_kernel and self.local_kernel % 2 == 0):
