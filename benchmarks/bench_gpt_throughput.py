@@ -285,14 +285,13 @@ def bench_config(name: str, args, matmul_rate, nanogpt=None) -> dict:
         )
     flops_per_token = ours.estimate_flops_per_token()
     median = {label: statistics.median(r) for label, r in rates.items()}
-    # each round's ratio to the peer timed right next to it, median over rounds: what the
-    # machine's drift does to both cancels out
-    ratio_vs_peer = {
-        label: statistics.median(
-            [a / b for a, b in zip(rates[label], rates[peer_of(label)], strict=True)]
-        )
-        for label in rates
-    }
+
+    def paired_ratio(label: str, peer: str) -> float:
+        # each round's ratio to the peer timed right next to it, median over rounds: what
+        # the machine's drift does to both cancels out
+        return statistics.median(a / b for a, b in zip(rates[label], rates[peer], strict=True))
+
+    ratio_vs_peer = {label: paired_ratio(label, peer_of(label)) for label in rates}
     mfu = {
         label: statistics.median(flops_per_token * r / p for r, p in zip(rs, peak, strict=True))
         for label, rs in rates.items()
@@ -315,11 +314,7 @@ def bench_config(name: str, args, matmul_rate, nanogpt=None) -> dict:
         "tokens_per_s_rounds": rates,
         "ratio_vs_peer": ratio_vs_peer,
         "ratio_of_medians": median["ours"] / median["hf"],
-        "ratio_ours_vs_nanogpt": statistics.median(
-            [a / b for a, b in zip(rates["ours"], rates["nanogpt"], strict=True)]
-        )
-        if "nanogpt" in rates
-        else None,
+        "ratio_ours_vs_nanogpt": paired_ratio("ours", "nanogpt") if "nanogpt" in rates else None,
         "mfu": mfu,
         "goal": goal,
         "matmul_gflops_rounds": [p / 1e9 for p in peak],
