@@ -31,6 +31,12 @@ against nanoGPT's ratio to HF, and that ratio moves with the machine (with how f
 elementwise work next to its matmuls, and HF has more of it), so both are best measured
 side by side.
 
+--no-bias builds ours (and nanoGPT) without biases, as nanoGPT's train.py does by default
+(its CPU Shakespeare configuration keeps that default); HF's GPT-2 always has them.  The
+default run keeps biases on both sides, parameter for parameter the same model as HF.  A
+run that changes ours (--no-bias, --plain, --no-fused) is its own result, so it never
+replaces the default one.
+
 Where the time goes: after the timed rounds, a few steps of ours and of HF run under
 torch.profiler, alternating, three times each; each op's own time falls into matrix
 multiplies, the fused attention kernel, the optimizer, or the rest (elementwise ops,
@@ -361,6 +367,7 @@ def main() -> None:
         "matmul_gflops": statistics.median(matmul),
         "settings": {
             "dtype": "float32" if args.precision == "fp32" else "bfloat16 autocast",
+            "bias": not args.no_bias,
             "optimizer": "torch.optim.AdamW(lr=3e-4, betas=(0.9, 0.95), weight_decay=0.1 on "
             f">=2-D, fused={not args.no_fused}) for both",
             "ours": f"GPT(fast={not args.plain}, bias={not args.no_bias}, tie_weights=True, "
@@ -399,12 +406,21 @@ def main() -> None:
                 parts = ", ".join(f"{kind} {t:.1f}" for kind, t in ms.items())
                 print(f"{'':<7}{label} ms/step: {parts}")
             print(f"{'':<7}(with only matmuls and attention left: x{r['matmul_bound_ratio']:.2f})")
-    name = "gpt_throughput"  # one result per device and precision
+    print(f"→ {write_result(result_name(args), report, args.out)}")
+
+
+def result_name(args) -> str:
+    """One result per device, precision and variant of ours: gpt_throughput[-cuda][-bf16]..."""
+    name = "gpt_throughput"
     if args.device != "cpu":
         name += f"-{args.device}"
     if args.precision != ("fp32" if args.device == "cpu" else "bf16"):  # not the usual one
         name += f"-{args.precision}"
-    print(f"→ {write_result(name, report, args.out)}")
+    for changed, suffix in ((args.no_bias, "nobias"), (args.plain, "plain"),
+                            (args.no_fused, "foreach")):  # fmt: skip
+        if changed:
+            name += f"-{suffix}"
+    return name
 
 
 if __name__ == "__main__":

@@ -34,6 +34,8 @@ def rows_tokenizers(r: dict) -> list[tuple]:
 def rows_throughput(r: dict) -> list[tuple]:
     rows = []
     precision = r["settings"]["dtype"]
+    if not r["settings"].get("bias", True):
+        precision += ", no biases (nanoGPT's default; HF keeps GPT-2's)"
     for name, c in r["results"].items():
         size = c["config"]
         shape = (
@@ -152,6 +154,7 @@ def rows_lr_grid(r: dict) -> list[tuple]:
 
 ROWS = {  # benchmark name (JSON file stem) -> its table rows, in the table's order
     "gpt_throughput": rows_throughput,
+    "gpt_throughput-nobias": rows_throughput,
     "gpt_throughput-bf16": rows_throughput,
     "gpt_throughput-cuda": rows_throughput,
     "sampling": rows_sampling,

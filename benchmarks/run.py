@@ -24,6 +24,10 @@ from common import HERE, OUT
 # name -> (script and arguments, the arguments that make it quick)
 BENCHMARKS = {
     "gpt_throughput": (["bench_gpt_throughput.py", "--rounds", "21"], ["--rounds", "1"]),
+    "gpt_throughput-nobias": (
+        ["bench_gpt_throughput.py", "--rounds", "21", "--no-bias"],
+        ["--rounds", "1"],
+    ),
     "gpt_throughput-bf16": (
         ["bench_gpt_throughput.py", "--rounds", "21", "--precision", "bf16"],
         ["--rounds", "1"],

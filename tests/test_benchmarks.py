@@ -1,5 +1,6 @@
 """The benchmark harness: a real (very short) benchmark run, and its row in RESULTS.md."""
 
+import argparse
 import importlib
 import json
 import subprocess
@@ -99,17 +100,22 @@ class GPT(OurGPT):
 
 
 def test_throughput_benchmark_times_a_nanogpt_clone_and_reports_the_goal(tmp_path):
+    """In nanoGPT's own configuration: no biases in ours and nanoGPT, GPT-2's in HF."""
     clone = tmp_path / "nanoGPT"
     clone.mkdir()
     (clone / "model.py").write_text(NANOGPT_LIKE_MODEL_PY)
     out = tmp_path / "gpt_throughput.json"
     subprocess.run(
         [sys.executable, "bench_gpt_throughput.py", "--configs", "small", "--rounds", "1",
-         "--nanogpt", clone, "--out", out],
+         "--nanogpt", clone, "--no-bias", "--out", out],
         cwd=BENCHMARKS, check=True, capture_output=True,
     )  # fmt: skip
     result = json.loads(out.read_text())
+    assert result["settings"]["bias"] is False
     small = result["results"]["small"]
+    # HF's biases: 4 layers x (qkv 3C + proj C + fc 4C + proj C + 2 LayerNorms 2C) + ln_f C
+    C = small["config"]["n_embd"]
+    assert small["parameters"]["hf"] - small["parameters"]["ours"] == 4 * 11 * C + C
     assert set(small["tokens_per_s"]) == {"ours", "hf", "nanogpt"}
     assert all(rate > 0 for rate in small["tokens_per_s"].values())
     ours, nanogpt = (small["tokens_per_s_rounds"][label][0] for label in ("ours", "nanogpt"))
@@ -123,6 +129,24 @@ def test_throughput_benchmark_times_a_nanogpt_clone_and_reports_the_goal(tmp_pat
     assert f"{small['tokens_per_s']['nanogpt']:,.0f} tok/s" in row
     row = next(line for line in table if "| HF GPT2LMHeadModel |" in line and "tok/s" in line)
     assert f"(goal ×1.5 HF: {'met' if met else 'not met'})" in row
+    assert "no biases (nanoGPT's default" in row
+
+
+def test_each_variant_of_ours_is_its_own_throughput_result():
+    """A --no-bias or --plain run must not overwrite the default run's JSON."""
+    bench = import_benchmark("bench_gpt_throughput")
+    parser_defaults = dict(device="cpu", precision="fp32", no_bias=False, plain=False,
+                           no_fused=False)  # fmt: skip
+
+    def name(**changes):
+        return bench.result_name(argparse.Namespace(**{**parser_defaults, **changes}))
+
+    assert name() == "gpt_throughput"
+    assert name(no_bias=True) == "gpt_throughput-nobias"
+    assert name(precision="bf16") == "gpt_throughput-bf16"
+    assert name(device="cuda", precision="bf16") == "gpt_throughput-cuda"
+    assert name(plain=True, no_fused=True) == "gpt_throughput-plain-foreach"
+    assert set(import_benchmark("run").BENCHMARKS) <= set(import_benchmark("report").ROWS)
 
 
 def test_throughput_benchmark_names_the_missing_nanogpt_model_file(tmp_path):
