@@ -9,7 +9,12 @@ import torch
 import torch.nn.functional as F
 
 from fromscratch.models import ATTENTIONS, POSITIONS, Attention, KVCache, TransformerConfig
-from fromscratch.models.attention import FUSED_CPU_BF16, attend
+from fromscratch.models.attention import (
+    FUSED_CPU_BF16,
+    FUSED_CPU_BF16_MIN_QUERIES,
+    attend,
+    fused_is_faster,
+)
 from fromscratch.models.positions import Rotary, alibi_slopes
 
 
@@ -147,18 +152,20 @@ def test_fast_path_equals_plain_path(kind, position, setting):
         torch.testing.assert_close(g_fast, g_plain, **TOLERANCE)
 
 
-@pytest.mark.skipif(FUSED_CPU_BF16, reason="this CPU has AMX: the fused kernel is used")
 @pytest.mark.parametrize("causal", [True, False])
-def test_fast_path_in_bfloat16_on_a_cpu_without_amx_is_the_plain_code(causal):
-    # the fused kernel is the slower one there: fast=True must run exactly the plain code
+@pytest.mark.parametrize("T", [16, FUSED_CPU_BF16_MIN_QUERIES])
+def test_fast_path_in_bfloat16_on_a_cpu_runs_the_faster_code(T, causal):
+    # the fused kernel only for long sequences on a CPU with AMX; else exactly the plain code
     torch.manual_seed(0)
-    q, k, v = (torch.randn(2, 2, 16, 8, dtype=torch.bfloat16) for _ in range(3))
+    q, k, v = (torch.randn(1, 2, T, 8, dtype=torch.bfloat16) for _ in range(3))
     fast, plain = (
         attend(q, k, v, scale=8**-0.5, causal=causal, fast=flag) for flag in (True, False)
     )
-    assert torch.equal(fast, plain)
     fused = F.scaled_dot_product_attention(q, k, v, is_causal=causal, scale=8**-0.5)
-    assert not torch.equal(fused, plain)  # so the equality above tells the two apart
+    assert not torch.equal(fused, plain)  # so the equality below tells the two apart
+    expected = fused if FUSED_CPU_BF16 and T >= FUSED_CPU_BF16_MIN_QUERIES else plain
+    assert torch.equal(fast, expected)
+    assert fused_is_faster(q.float())  # in float32 the fused kernel at every length
 
 
 @pytest.mark.parametrize("fast", [False, True])

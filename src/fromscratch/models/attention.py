@@ -27,8 +27,8 @@ so that nothing attends to padding), positions that live inside attention (rope,
 relative, alibi: see positions.py), cross-attention (queries from one sequence, keys and
 values from another), a KV cache for fast sampling, and the fast path: PyTorch's fused
 `scaled_dot_product_attention`, switched on by `fast=True` (except in bfloat16 on a CPU
-without AMX, where the plain code is faster) and tested to give the same outputs and
-gradients as the plain code below.
+for all but long sequences, where the plain code is faster: see fused_is_faster) and
+tested to give the same outputs and gradients as the plain code below.
 """
 
 from __future__ import annotations
@@ -39,10 +39,21 @@ from torch import nn
 
 from fromscratch.models.positions import ALiBi, RelativePosition, Rotary
 
-# PyTorch's fused CPU kernel runs bfloat16 on AMX tiles (Intel's matrix units); without them
-# it converts every block and is slower than the plain code (on an AVX-512 AMD EPYC, forward
-# and backward: 3x at context 64, 1.5x at 256), so there the plain code is the fast path.
+# PyTorch's fused CPU kernel runs bfloat16 on AMX tiles (Intel's matrix units) where there
+# are any; without them it converts every block and is slower than the plain code.  Even
+# with AMX it pays off only for long sequences.  Forward and backward, fused over plain:
+#   AVX-512 AMD EPYC, no AMX:   3x slower at context 64, 1.5x slower at 256;
+#   Intel Xeon with AMX:        3.8x slower at 64, 1.1x slower at 256, level at 512,
+#                               2x faster at 1024, 3.5-5x faster at 2048.
 FUSED_CPU_BF16 = getattr(torch.cpu, "_is_amx_tile_supported", lambda: True)()
+FUSED_CPU_BF16_MIN_QUERIES = 512
+
+
+def fused_is_faster(q: torch.Tensor) -> bool:
+    """Whether PyTorch's fused kernel beats the plain code for these queries (B, H, T, D)."""
+    if q.device.type != "cpu" or q.dtype != torch.bfloat16:
+        return True
+    return FUSED_CPU_BF16 and q.size(-2) >= FUSED_CPU_BF16_MIN_QUERIES
 
 
 def visible(
@@ -83,8 +94,7 @@ def attend(
     fused kernel gives.
     """
     T, S = q.size(-2), k.size(-2)
-    if q.device.type == "cpu" and q.dtype == torch.bfloat16 and not FUSED_CPU_BF16:
-        fast = False  # the plain code is the faster one here
+    fast = fast and fused_is_faster(q)
     if fast and causal and T == S and bias is None and key_mask is None:
         # the common case of training a GPT: the kernel makes the causal mask itself (and
         # skips the hidden blocks), so no (T, S) mask is ever built
