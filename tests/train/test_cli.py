@@ -1,6 +1,7 @@
 """`fromscratch train / evaluate / sample` as users type them."""
 
 import json
+import shutil
 
 import yaml
 
@@ -78,3 +79,29 @@ def test_a_missing_or_foreign_model_file_is_a_one_line_error(tmp_path, capsys):
             assert main(command) == 1
             err = capsys.readouterr().err
             assert err.count("\n") == 1 and f"{path}: {named}" in err
+
+
+def test_data_with_another_tokenizer_is_a_one_line_error(demo_chars, demo_words, tmp_path, capsys):
+    config = tmp_path / "gpt.yaml"
+    config.write_text(yaml.safe_dump(tiny_gpt(demo_chars, max_steps=5)))
+    assert main(["train", str(config), "--out", str(tmp_path / "run")]) == 0
+    model = str(tmp_path / "run" / "model.pt")
+
+    # the training data's own tokenizer, in a copy of the folder: accepted
+    copy = tmp_path / "copy"
+    shutil.copytree(demo_chars, copy)
+    assert main(["evaluate", model, "--split", "test", "--data", str(copy)]) == 0
+    # the same characters, numbered the other way round: every id means another character
+    renumbered = tmp_path / "renumbered"
+    shutil.copytree(demo_chars, renumbered)
+    spec = json.loads((renumbered / "tokenizer.json").read_text())
+    spec["chars"] = spec["chars"][::-1]
+    (renumbered / "tokenizer.json").write_text(json.dumps(spec))
+    capsys.readouterr()
+
+    for data, named in ((demo_words, "a vocabulary of"), (renumbered, "its tokenizer is not")):
+        for command in (["evaluate", model, "--split", "test"], ["sample", model]):
+            assert main([*command, "--data", str(data)]) == 1
+            err = capsys.readouterr().err
+            assert err.count("\n") == 1 and f"{data}: {named}" in err
+            assert f"--tokenizer-from {demo_chars}" in err

@@ -307,6 +307,14 @@ def _write_spec(folder: Path, spec: dict) -> None:
     (Path(folder) / FILE).write_text(json.dumps(spec, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
+def same(a: Tokenizer, b: Tokenizer) -> bool:
+    """Whether two tokenizers give every token id the same meaning: the same kind, the same
+    vocabulary size, and the same text for each id."""
+    if (a.kind, a.vocab_size) != (b.kind, b.vocab_size):
+        return False
+    return all(a.decode([i]) == b.decode([i]) for i in range(a.vocab_size))
+
+
 def load(folder: str | Path) -> Tokenizer:
     """The tokeniser saved in a prepared data folder."""
     folder = Path(folder)

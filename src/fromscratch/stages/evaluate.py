@@ -11,18 +11,17 @@ def evaluate_stage(model: str, sets: dict[str, dict], out: str = "", max_tokens:
     training data)}; an out-of-domain folder must use the training data's tokenizer.
     Returns (and writes to `out` as JSON, if given) the results by name.
     """
-    from fromscratch.data import PreparedData
     from fromscratch.io import write_json
     from fromscratch.train.evaluate import evaluate_classifier, evaluate_lm
     from fromscratch.train.loop import pick_device
-    from fromscratch.train.models import load_model
+    from fromscratch.train.models import data_for_model, load_model
 
     net, config = load_model(model)
     device = pick_device("auto")
     net.to(device)
     results = {}
     for name, where in sets.items():
-        data = PreparedData(where.get("data") or config["data"])
+        data = data_for_model(config, where.get("data"))
         if config["model"]["family"] == "classifier":
             results[name] = evaluate_classifier(
                 net,
@@ -59,15 +58,14 @@ def sample_stage(
     import torch
 
     from fromscratch import FromScratchError
-    from fromscratch.data import PreparedData
     from fromscratch.io import write_text
-    from fromscratch.train.models import load_model
+    from fromscratch.train.models import data_for_model, load_model
 
     if num_samples < 1:
         raise FromScratchError(f"sample: num_samples={num_samples} must be at least 1")
     net, config = load_model(model)
     net.eval()
-    tokenizer = PreparedData(data or config["data"]).tokenizer
+    tokenizer = data_for_model(config, data).tokenizer
     prompt_ids = tokenizer.encode(prompt).tolist() if prompt else [0]
     generator = torch.Generator().manual_seed(seed)
     samples = []

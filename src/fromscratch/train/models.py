@@ -57,3 +57,32 @@ def load_model(path: str, map_location: str = "cpu"):
     model = model_class(config_class.from_dict({k: v for k, v in spec.items() if k != "family"}))
     model.load_state_dict(saved["model"])
     return model, saved["config"]
+
+
+def data_for_model(config: dict, folder: str | None = None):
+    """The prepared data a trained model reads: `folder`, or by default its training data.
+
+    config: the training config saved with the model (see load_model).  Another folder must
+    use the training data's tokenizer (`fromscratch data prepare --tokenizer-from`), or each
+    token id means something else there: a one-line error instead of an index error or
+    silently wrong text.
+    """
+    from fromscratch.data import PreparedData, tokenizers
+
+    trained_on = config["data"]
+    data = PreparedData(folder or trained_on)
+    vocab_size = config["model"]["vocab_size"]
+    if data.meta["vocab_size"] != vocab_size:
+        raise FromScratchError(
+            f"{data.folder}: a vocabulary of {data.meta['vocab_size']:,} tokens; the model was "
+            f"trained on {vocab_size:,} ({trained_on}): prepare it with --tokenizer-from "
+            f"{trained_on}"
+        )
+    # where the training data is still there, compare the tokenizers themselves
+    known = folder and (Path(trained_on) / "meta.json").is_file()
+    if known and not tokenizers.same(data.tokenizer, PreparedData(trained_on).tokenizer):
+        raise FromScratchError(
+            f"{data.folder}: its tokenizer is not the one the model was trained with "
+            f"({trained_on}): prepare it with --tokenizer-from {trained_on}"
+        )
+    return data
