@@ -190,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
             "--set",
             action="append",
             metavar="KEY=VALUE",
-            help="override a config value (repeatable)",
+            help="override a config value (repeatable); model.n_head=8 sets one model field",
         )
         p.set_defaults(func=func)
         return p

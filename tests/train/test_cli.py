@@ -3,6 +3,7 @@
 import json
 import shutil
 
+import torch
 import yaml
 
 from fromscratch.cli import main
@@ -105,3 +106,17 @@ def test_data_with_another_tokenizer_is_a_one_line_error(demo_chars, demo_words,
             err = capsys.readouterr().err
             assert err.count("\n") == 1 and f"{data}: {named}" in err
             assert f"--tokenizer-from {demo_chars}" in err
+
+
+def test_set_changes_one_field_of_the_model(demo_chars, tmp_path, capsys):
+    config = tmp_path / "gpt.yaml"
+    config.write_text(yaml.safe_dump(tiny_gpt(demo_chars, max_steps=2)))
+    out = tmp_path / "run"
+    assert main(["train", str(config), "--out", str(out), "--set", "model.n_head=4"]) == 0
+    model = torch.load(out / "model.pt", weights_only=False)["config"]["model"]
+    assert model["n_head"] == 4 and model["n_embd"] == 32 and model["family"] == "gpt"
+
+    for bad, named in (("lr.x=1", "lr is not a mapping"), ("model.nhead=4", "unknown keys nhead")):
+        assert main(["train", str(config), "--out", str(tmp_path / "bad"), "--set", bad]) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and named in err

@@ -192,11 +192,25 @@ def _read_choice(path: str, key: str) -> Any:
 
 
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> TrainConfig:
-    """Read a YAML training config; `overrides` (e.g. from the command line) win."""
+    """Read a YAML training config; `overrides` (e.g. from the command line) win.
+
+    An override's key may name a field inside a mapping with dots: {"model.n_head": 8}
+    changes that one field of `model:` and keeps the others.
+    """
     path = Path(path)
     if not path.is_file():
         raise FromScratchError(f"{path}: no such config file")
     raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     if not isinstance(raw, dict):
         raise FromScratchError(f"{path}: a training config is a mapping of keys to values")
-    return TrainConfig.from_dict({**raw, **(overrides or {})})
+    for key, value in (overrides or {}).items():
+        *outer, field = key.split(".")
+        mapping = raw
+        for depth, name in enumerate(outer):
+            inner = mapping.get(name)
+            if not isinstance(inner, dict):
+                where = ".".join(outer[: depth + 1])
+                raise FromScratchError(f"{path}: cannot set {key}: {where} is not a mapping")
+            mapping = inner
+        mapping[field] = value
+    return TrainConfig.from_dict(raw)
