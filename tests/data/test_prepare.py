@@ -168,6 +168,23 @@ def test_demo_is_deterministic_under_its_seed(tmp_path, capsys):
     assert set(a.splits) == {"train", "test", "ood"}
 
 
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["--tokenizer", "words", "--vocab-size", "2"], "vocab_size=2 is too small for 'words'"),
+        (["--tokenizer", "bpe", "--vocab-size", "100"], "at least 257"),
+        (["--tokenizer", "chars", "--vocab-size", "100"], "'chars' has a fixed vocabulary"),
+        (["--tokenizer-from", "{tmp}/nowhere"], "nowhere: no tokenizer.json"),
+        (["--tokenizer-from", "{tmp}", "--vocab-size", "100"], "the vocabulary comes from"),
+    ],
+)
+def test_a_vocabulary_that_cannot_be_is_a_one_line_error(tmp_path, capsys, args, named):
+    args = [a.format(tmp=tmp_path) for a in args]
+    code, _, err = prepare(capsys, "demo", tmp_path / "out", *args)
+    assert code == 1 and err.count("\n") == 1 and named in err
+    assert not (tmp_path / "out").exists()
+
+
 def test_corrupted_mirror_file_fails_with_the_checksum_and_leaves_nothing(mirror, tmp_path, capsys):
     broken = make_mirror(tmp_path / "broken")
     data = bytearray((broken / "tinyshakespeare.txt").read_bytes())

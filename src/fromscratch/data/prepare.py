@@ -67,6 +67,10 @@ def prepare(
             f"tokenizer {kind!r} does not fit data set {name!r}; allowed: "
             f"{', '.join(dataset.tokenizers)}"
         )
+    if tokenizer_from is not None and vocab_size is not None:
+        raise FromScratchError(f"vocab_size: the vocabulary comes from {tokenizer_from}")
+    if tokenizer_from is None:  # a bad size fails before any download
+        tokenizers.check_vocab_size(kind, vocab_size)
 
     splits = read_texts(name, mirror, cache_dir, seed, progress)
 

@@ -277,6 +277,21 @@ def _threads() -> int:
 # ---------------------------------------------------------------------- fit, save, load
 
 
+def check_vocab_size(kind: str, vocab_size: int | None) -> None:
+    """A vocabulary size is for the tokenizers that learn their vocabulary, and not too small."""
+    if vocab_size is None:
+        return
+    if kind not in MIN_VOCAB:
+        raise FromScratchError(
+            f"vocab_size: tokenizer {kind!r} has a fixed vocabulary; only "
+            f"{' and '.join(MIN_VOCAB)} take one"
+        )
+    if vocab_size < MIN_VOCAB[kind]:
+        raise FromScratchError(
+            f"vocab_size={vocab_size} is too small for {kind!r}: at least {MIN_VOCAB[kind]}"
+        )
+
+
 def fit(
     kind: str,
     train: Sequence[Text],
@@ -284,7 +299,8 @@ def fit(
     vocab_size: int | None = None,
     gpt2_folder: Path | None = None,
 ) -> Tokenizer:
-    """Build a tokeniser of `kind` from the training texts (the others only decide `<unk>`)."""
+    """Build a tokeniser of `kind` from the training texts (the others only decide `<unk>`);
+    vocab_size: for words and bpe (see check_vocab_size), None for their default."""
     if kind == "bytes":
         return ByteTokenizer()
     if kind == "chars":
@@ -301,6 +317,8 @@ def fit(
 
 
 DEFAULT_VOCAB = {"words": 20_000, "bpe": 8_192}
+# words: <pad>, <unk> and one word; bpe: the 256 bytes it starts from and <|endoftext|>
+MIN_VOCAB = {"words": 3, "bpe": 257}
 
 
 def _write_spec(folder: Path, spec: dict) -> None:
@@ -318,6 +336,8 @@ def same(a: Tokenizer, b: Tokenizer) -> bool:
 def load(folder: str | Path) -> Tokenizer:
     """The tokeniser saved in a prepared data folder."""
     folder = Path(folder)
+    if not (folder / FILE).is_file():
+        raise FromScratchError(f"{folder}: no {FILE} (not made by `fromscratch data prepare`)")
     spec = json.loads((folder / FILE).read_text(encoding="utf-8"))
     kind = spec["kind"]
     if kind == "bytes":
