@@ -120,3 +120,15 @@ def test_set_changes_one_field_of_the_model(demo_chars, tmp_path, capsys):
         assert main(["train", str(config), "--out", str(tmp_path / "bad"), "--set", bad]) == 1
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and named in err
+
+
+def test_a_device_that_is_not_here_is_a_one_line_error(demo_chars, tmp_path, capsys):
+    config = tmp_path / "gpt.yaml"
+    config.write_text(yaml.safe_dump(tiny_gpt(demo_chars, max_steps=1)))
+    absent = ["mps"] if torch.cuda.is_available() else ["cuda", "cuda:1"]
+    cases = [("gpu", "allowed: auto, cpu"), *((d, "there is none here") for d in absent)]
+    for device, named in cases:
+        out = tmp_path / device
+        assert main(["train", str(config), "--out", str(out), "--set", f"device={device}"]) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"device {device!r}: {named}" in err

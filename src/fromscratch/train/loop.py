@@ -96,9 +96,21 @@ class Progress:
 
 
 def pick_device(name: str) -> torch.device:
+    """`auto`: a CUDA GPU where there is one, else the CPU; or the device named, if it is here."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError as error:
+        raise FromScratchError(f"device {name!r}: allowed: auto, cpu, cuda, cuda:N, mps") from error
+    here = {
+        "cpu": True,
+        "cuda": torch.cuda.is_available() and (device.index or 0) < torch.cuda.device_count(),
+        "mps": torch.backends.mps.is_available(),
+    }
+    if not here.get(device.type, True):
+        raise FromScratchError(f"device {name!r}: there is none here; use device: auto or cpu")
+    return device
 
 
 def loss_fn(model, batch, family: str, teacher: Teacher | None = None) -> tuple[torch.Tensor, int]:
