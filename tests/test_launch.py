@@ -150,3 +150,22 @@ def test_training_job_checkpoint_resubmits_itself_resuming(demo_chars, tmp_path)
     resumed = again.result()
     assert resumed["steps"] == 3
     assert resumed["train_time_s"] == first["train_time_s"]
+
+
+@pytest.mark.parametrize(
+    ("stage", "args", "resources", "named"),
+    [
+        ("train", '{"config": "c.yaml", "out": "o", "nope": 1}', "{}", "unknown nope; train takes"),
+        ("sample", '{"out": "s.txt"}', "{}", "missing a required argument: 'model'"),
+        ("train", "[]", "{}", "must be JSON objects"),
+        ("train", "{}", "[1]", "must be JSON objects"),
+    ],
+)
+def test_run_checks_the_stage_arguments_before_launching(stage, args, resources, named, capsys):
+    from fromscratch.cli import main
+
+    # slurm: a bad rule must fail here, before anything is submitted
+    command = ["run", stage, "--args", args, "--resources", resources, "--launcher", "slurm"]
+    assert main(command) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and named in err

@@ -7,6 +7,7 @@ that names what is wrong (and, where there is a choice, what is allowed).
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import sys
 from pathlib import Path
@@ -133,14 +134,27 @@ def cmd_run(args: argparse.Namespace) -> None:
     from fromscratch.stages import get_stage
 
     try:
-        kwargs = json.loads(args.args)
-        resources = Resources.from_dict(json.loads(args.resources))
+        kwargs, resources = json.loads(args.args), json.loads(args.resources)
     except json.JSONDecodeError as e:
         raise FromScratchError(f"--args/--resources must be JSON objects: {e}") from e
+    if not (isinstance(kwargs, dict) and isinstance(resources, dict)):
+        raise FromScratchError("--args/--resources must be JSON objects ({...})")
+    resources = Resources.from_dict(resources)
+    stage = get_stage(args.stage)
+    # the arguments are checked here, not in a job on the cluster after its wait in the queue
+    signature = inspect.signature(stage)
+    takes = f"{args.stage} takes {', '.join(signature.parameters)}"
+    unknown = [key for key in kwargs if key not in signature.parameters]
+    if unknown:
+        raise FromScratchError(f"--args: unknown {', '.join(unknown)}; {takes}")
+    try:
+        signature.bind(**kwargs)
+    except TypeError as e:  # a required argument is missing
+        raise FromScratchError(f"--args: {e}; {takes}") from e
     if args.threads:
         torch.set_num_threads(args.threads)
     result = run(
-        get_stage(args.stage),
+        stage,
         kwargs,
         launcher=args.launcher,
         resources=resources,
