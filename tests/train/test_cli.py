@@ -8,7 +8,7 @@ import yaml
 
 from fromscratch.cli import main
 
-from ..conftest import tiny_gpt
+from ..conftest import tiny_classifier, tiny_gpt
 
 
 def test_train_then_evaluate_then_sample(demo_chars, tmp_path, capsys):
@@ -132,3 +132,25 @@ def test_a_device_that_is_not_here_is_a_one_line_error(demo_chars, tmp_path, cap
         assert main(["train", str(config), "--out", str(out), "--set", f"device={device}"]) == 1
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and f"device {device!r}: {named}" in err
+
+
+def test_a_model_on_the_wrong_kind_of_data_is_a_one_line_error(
+    demo_chars, shared_mirror, tmp_path, capsys
+):
+    shakespeare = tmp_path / "shakespeare"
+    prepare = ["data", "prepare", "shakespeare", "--out", str(shakespeare), "--quiet"]
+    assert main([*prepare, "--mirror", str(shared_mirror)]) == 0
+    config = tmp_path / "classifier.yaml"
+    config.write_text(yaml.safe_dump(tiny_classifier(shakespeare, max_steps=2)))
+    assert main(["train", str(config), "--out", str(tmp_path / "c")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "shakespeare has no labels to classify" in err
+    assert not (tmp_path / "c").exists()
+
+    # a classifier trained on labelled data classifies, and does not write text
+    config.write_text(yaml.safe_dump(tiny_classifier(demo_chars, max_steps=2)))
+    assert main(["train", str(config), "--out", str(tmp_path / "c")]) == 0
+    capsys.readouterr()
+    assert main(["sample", str(tmp_path / "c" / "model.pt")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is a classifier; only language models" in err

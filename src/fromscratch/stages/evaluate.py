@@ -59,11 +59,18 @@ def sample_stage(
 
     from fromscratch import FromScratchError
     from fromscratch.io import write_text
+    from fromscratch.train.config import LANGUAGE_MODELS
     from fromscratch.train.models import data_for_model, load_model
 
     if num_samples < 1:
         raise FromScratchError(f"sample: num_samples={num_samples} must be at least 1")
     net, config = load_model(model)
+    family = config["model"]["family"]
+    if family not in LANGUAGE_MODELS:
+        raise FromScratchError(
+            f"sample: {model} is a {family}; only language models ({', '.join(LANGUAGE_MODELS)}) "
+            "generate text"
+        )
     net.eval()
     tokenizer = data_for_model(config, data).tokenizer
     prompt_ids = tokenizer.encode(prompt).tolist() if prompt else [0]

@@ -36,6 +36,15 @@ def model_config(spec: dict, meta: dict):
 
 
 def build_model(config, meta: dict):
+    """The model `config` (a TrainConfig) trains, sized for the prepared data's `meta`."""
+    if config.family == "classifier" and not meta.get("labels"):
+        from fromscratch.data import DATASETS
+
+        labelled = [name for name, d in DATASETS.items() if d.task == "classification"]
+        raise FromScratchError(
+            f"{config.data}: {meta.get('dataset', 'this data')} has no labels to classify; "
+            f"a classifier trains on a labelled set ({', '.join(labelled)})"
+        )
     model_class, _ = FAMILIES[config.family]
     return model_class(model_config(config.model, meta))
 
