@@ -154,3 +154,20 @@ def test_a_model_on_the_wrong_kind_of_data_is_a_one_line_error(
     assert main(["sample", str(tmp_path / "c" / "model.pt")]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "is a classifier; only language models" in err
+
+
+def test_inputs_longer_than_the_model_fail_before_training(demo_chars, tmp_path, capsys):
+    # they would fail at the first batch that long, in the middle of a run
+    for family, config, key in (
+        ("gpt", tiny_gpt(demo_chars, context=64), "context=64"),
+        ("classifier", tiny_classifier(demo_chars, max_length=200), "max_length=200"),
+    ):
+        path = tmp_path / f"{family}.yaml"
+        path.write_text(yaml.safe_dump(config))
+        assert main(["train", str(path), "--out", str(tmp_path / family)]) == 1
+        err = capsys.readouterr().err
+        context = config["model"]["context"]
+        assert err.count("\n") == 1 and f"{key}: longer than the model's context={context}" in err
+    path.write_text(yaml.safe_dump(tiny_gpt(demo_chars, warmup_steps=-1)))
+    assert main(["train", str(path), "--out", str(tmp_path / "w")]) == 1
+    assert "warmup_steps: -1 must be 0 or more" in capsys.readouterr().err

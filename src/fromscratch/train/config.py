@@ -94,6 +94,8 @@ class OptimizerConfig(TrackingConfig):
         self._check_choice("schedule", SHAPES)
         if self.lr <= 0:
             self._fail("lr", f"{self.lr!r} must be positive")
+        if self.warmup_steps < 0:
+            self._fail("warmup_steps", f"{self.warmup_steps!r} must be 0 or more")
 
 
 @dataclasses.dataclass

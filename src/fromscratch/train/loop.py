@@ -142,7 +142,15 @@ class Trainer:
         self.data = PreparedData(config.data)
         torch.manual_seed(config.seed)
         self.model = build_model(config, self.data.meta).to(self.device)
-        self.context = config.context or getattr(self.model.config, "context", 256)
+        model_context = getattr(self.model.config, "context", None)  # an LSTM has none
+        self.context = config.context or model_context or 256
+        # the longest input a batch will hold: a language model's window, a classifier's review
+        key = "max_length" if config.family == "classifier" else "context"
+        longest = config.max_length if key == "max_length" else self.context
+        if model_context and longest > model_context:
+            raise FromScratchError(
+                f"{key}={longest}: longer than the model's context={model_context}"
+            )
         self.teacher = None
         if config.teacher:
             self.teacher = load_teacher(
