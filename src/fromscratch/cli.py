@@ -143,9 +143,11 @@ def cmd_run(args: argparse.Namespace) -> None:
     stage = get_stage(args.stage)
     # the arguments are checked here, not in a job on the cluster after its wait in the queue
     signature = inspect.signature(stage)
-    takes = f"{args.stage} takes {', '.join(signature.parameters)}"
-    unknown = [key for key in kwargs if key not in signature.parameters]
-    if unknown:
+    named = [p.name for p in signature.parameters.values() if p.kind != p.VAR_KEYWORD]
+    takes = f"{args.stage} takes {', '.join(named)}"
+    open_ended = len(named) < len(signature.parameters)  # a **settings takes any key
+    unknown = [key for key in kwargs if key not in named]
+    if unknown and not open_ended:
         raise FromScratchError(f"--args: unknown {', '.join(unknown)}; {takes}")
     try:
         signature.bind(**kwargs)
