@@ -144,6 +144,16 @@ def test_greedy_sampling_is_the_argmax():
     assert torch.equal(out[:, -1], model(prompt)[:, -1].argmax(-1))
 
 
+def test_a_padded_vocabulary_samples_only_the_tokenizers_ids():
+    model = GPT(tiny()).eval()  # 32 ids; say the tokenizer has the first 5
+    prompt = torch.randint(0, 5, (4, 2))
+    g = torch.Generator().manual_seed(0)
+    out = model.generate(prompt, 30, temperature=3.0, generator=g, vocab=5)
+    assert out[:, 2:].max() < 5
+    greedy = model.generate(prompt, 1, temperature=0, vocab=5)
+    assert torch.equal(greedy[:, -1], model(prompt)[:, -1, :5].argmax(-1))
+
+
 @pytest.mark.parametrize("filter", [dict(top_k=1), dict(top_p=1e-6)])
 def test_the_tightest_top_k_and_top_p_keep_only_the_likeliest_token(filter):
     model = GPT(tiny()).eval()

@@ -84,9 +84,13 @@ def test_a_missing_or_foreign_model_file_is_a_one_line_error(tmp_path, capsys):
 
 def test_data_with_another_tokenizer_is_a_one_line_error(demo_chars, demo_words, tmp_path, capsys):
     config = tmp_path / "gpt.yaml"
+    # a vocabulary padded beyond the data's (as nanoGPT pads GPT-2's to 50,304)
+    padded = json.loads((demo_chars / "meta.json").read_text())["vocab_size"] + 11
     config.write_text(yaml.safe_dump(tiny_gpt(demo_chars, max_steps=5)))
-    assert main(["train", str(config), "--out", str(tmp_path / "run")]) == 0
+    run = ["train", str(config), "--out", str(tmp_path / "run")]
+    assert main([*run, "--set", f"model.vocab_size={padded}"]) == 0
     model = str(tmp_path / "run" / "model.pt")
+    assert main(["sample", model, "--tokens", "5", "--out", str(tmp_path / "s.txt")]) == 0
 
     # the training data's own tokenizer, in a copy of the folder: accepted
     copy = tmp_path / "copy"
@@ -100,7 +104,8 @@ def test_data_with_another_tokenizer_is_a_one_line_error(demo_chars, demo_words,
     (renumbered / "tokenizer.json").write_text(json.dumps(spec))
     capsys.readouterr()
 
-    for data, named in ((demo_words, "a vocabulary of"), (renumbered, "its tokenizer is not")):
+    cases = ((demo_words, "a vocabulary of"), (renumbered, "its tokenizer is not"))
+    for data, named in cases:
         for command in (["evaluate", model, "--split", "test"], ["sample", model]):
             assert main([*command, "--data", str(data)]) == 1
             err = capsys.readouterr().err

@@ -208,19 +208,23 @@ class LanguageModel(Model):
         top_p: float | None = None,
         use_cache: bool = True,
         generator: torch.Generator | None = None,
+        vocab: int | None = None,
     ) -> torch.Tensor:
         """Append max_new_tokens sampled tokens to idx (B, T) and return (B, T + new).
 
         temperature=0 is greedy; top_k keeps the k likeliest tokens, top_p the smallest set
         whose probability reaches p.  With use_cache the model reuses work between steps and
-        samples the same tokens (for the same generator) as without.  Call `model.eval()`
-        first if the model has dropout: this method leaves the mode alone.
+        samples the same tokens (for the same generator) as without.  vocab: sample only ids
+        below it, for a vocabulary padded beyond the tokenizer's (the padding ids decode to
+        nothing).  Call `model.eval()` first if the model has dropout: this method leaves the
+        mode alone.
         """
         check_sampling(max_new_tokens, temperature, top_k, top_p)
         check_token_ids(idx, self.config.vocab_size)
         cache = None
         for _ in range(max_new_tokens):
             logits, cache = self.next_token_logits(idx, cache if use_cache else None)
+            logits = logits[..., :vocab]  # the ids keep their places: only the tail goes
             next_token = sample_next_token(logits, temperature, top_k, top_p, generator)
             idx = torch.cat((idx, next_token), dim=1)
         return idx

@@ -79,7 +79,13 @@ def sample_stage(
     for _ in range(num_samples):
         idx = torch.as_tensor(prompt_ids, dtype=torch.long)[None]
         ids = net.generate(
-            idx, tokens, temperature=temperature, top_k=top_k, top_p=top_p, generator=generator
+            idx,
+            tokens,
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            generator=generator,
+            vocab=tokenizer.vocab_size,
         )
         samples.append(tokenizer.decode(ids[0].tolist()))
     text = "\n\n---\n\n".join(samples) + "\n"

@@ -80,11 +80,11 @@ def data_for_model(config: dict, folder: str | None = None):
 
     trained_on = config["data"]
     data = PreparedData(folder or trained_on)
-    vocab_size = config["model"]["vocab_size"]
-    if data.meta["vocab_size"] != vocab_size:
+    vocab_size = config["model"]["vocab_size"]  # may be padded beyond the data's
+    if data.meta["vocab_size"] > vocab_size:
         raise FromScratchError(
-            f"{data.folder}: a vocabulary of {data.meta['vocab_size']:,} tokens; the model was "
-            f"trained on {vocab_size:,} ({trained_on}): prepare it with --tokenizer-from "
+            f"{data.folder}: a vocabulary of {data.meta['vocab_size']:,} tokens, more than the "
+            f"model's {vocab_size:,} ({trained_on}): prepare it with --tokenizer-from "
             f"{trained_on}"
         )
     # where the training data is still there, compare the tokenizers themselves
