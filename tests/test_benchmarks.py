@@ -113,9 +113,9 @@ def test_throughput_benchmark_times_a_nanogpt_clone_and_reports_the_goal(tmp_pat
     result = json.loads(out.read_text())
     assert result["settings"]["bias"] is False
     small = result["results"]["small"]
-    # HF's biases: 4 layers x (qkv 3C + proj C + fc 4C + proj C + 2 LayerNorms 2C) + ln_f C
-    C = small["config"]["n_embd"]
-    assert small["parameters"]["hf"] - small["parameters"]["ours"] == 4 * 11 * C + C
+    # HF's biases: per layer qkv 3C + proj C + fc 4C + proj C + 2 LayerNorms 2C; + ln_f C
+    C, layers = small["config"]["n_embd"], small["config"]["n_layer"]
+    assert small["parameters"]["hf"] - small["parameters"]["ours"] == layers * 11 * C + C
     assert set(small["tokens_per_s"]) == {"ours", "hf", "nanogpt"}
     assert all(rate > 0 for rate in small["tokens_per_s"].values())
     ours, nanogpt = (small["tokens_per_s_rounds"][label][0] for label in ("ours", "nanogpt"))

@@ -145,8 +145,10 @@ class Trainer:
         model_context = getattr(self.model.config, "context", None)  # an LSTM has none
         self.context = config.context or model_context or 256
         # the longest input a batch will hold: a language model's window, a classifier's review
-        key = "max_length" if config.family == "classifier" else "context"
-        longest = config.max_length if key == "max_length" else self.context
+        if config.family == "classifier":
+            key, longest = "max_length", config.max_length
+        else:
+            key, longest = "context", self.context
         if model_context and longest > model_context:
             raise FromScratchError(
                 f"{key}={longest}: longer than the model's context={model_context}"
