@@ -173,6 +173,23 @@ def test_inputs_longer_than_the_model_fail_before_training(demo_chars, tmp_path,
         err = capsys.readouterr().err
         context = config["model"]["context"]
         assert err.count("\n") == 1 and f"{key}: longer than the model's context={context}" in err
-    path.write_text(yaml.safe_dump(tiny_gpt(demo_chars, warmup_steps=-1)))
-    assert main(["train", str(path), "--out", str(tmp_path / "w")]) == 1
-    assert "warmup_steps: -1 must be 0 or more" in capsys.readouterr().err
+    for key in ("warmup_steps", "context", "max_length"):
+        path.write_text(yaml.safe_dump(tiny_gpt(demo_chars, **{key: -1})))
+        assert main(["train", str(path), "--out", str(tmp_path / "w")]) == 1
+        assert f"{key}: -1 must be 0 or more" in capsys.readouterr().err
+
+
+def test_a_classifier_without_max_length_reads_as_much_as_its_model(demo_chars, tmp_path, capsys):
+    # the model's context (48 here) is the default, in training and in `evaluate` alike
+    config = tiny_classifier(demo_chars, max_steps=3)
+    del config["max_length"]
+    config["model"]["context"] = 48
+    path = tmp_path / "classifier.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert main(["train", str(path), "--out", str(tmp_path / "c")]) == 0
+    trained = json.loads(capsys.readouterr().out)
+    model = str(tmp_path / "c" / "model.pt")
+    assert main(["evaluate", model, "--split", "test", "--out", str(tmp_path / "e.json")]) == 0
+    evaluated = json.loads((tmp_path / "e.json").read_text())["test"]
+    assert evaluated["accuracy"] == trained["test/accuracy"]
+    assert evaluated["loss"] == trained["test/loss"]

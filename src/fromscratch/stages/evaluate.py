@@ -27,7 +27,7 @@ def evaluate_stage(model: str, sets: dict[str, dict], out: str = "", max_tokens:
                 net,
                 data,
                 where["split"],
-                config["max_length"],
+                config["max_length"] or config["model"]["context"],
                 device=device,
                 head_tokens=config["head_tokens"],
             )

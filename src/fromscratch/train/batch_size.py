@@ -57,7 +57,7 @@ def probe(config: TrainConfig, batch_size: int, steps: int = PROBE_STEPS) -> dic
     tokens = (
         batch_size * trainer.context
         if config.family != "classifier"
-        else (batch_size * config.max_length)
+        else (batch_size * trainer.max_length)
     )
     return {"batch_size": batch_size, "step_s": seconds, "tokens_per_s": tokens / seconds}
 
@@ -68,7 +68,7 @@ def full_length(trainer):
     generator = torch.Generator().manual_seed(0)
     vocab = trainer.model.config.vocab_size
     if c.family == "classifier":
-        shape = (c.batch_size, c.max_length)
+        shape = (c.batch_size, trainer.max_length)
         return lambda i: (
             torch.randint(vocab, shape, generator=generator),
             torch.ones(shape, dtype=torch.bool),

@@ -106,8 +106,9 @@ class TrainConfig(OptimizerConfig):
     (eval_splits: comma-separated; the first is the one early stopping and LR tests watch).
     model: the model family and its config (vocab_size, num_classes default to the data's).
     batch_size × grad_accum sequences per optimizer step; context: LM window length
-    (default: the model's context); max_length: classification reviews are cut to this,
-    keeping their first head_tokens tokens and the rest from their end (0: the first ones).
+    (default: the model's context); max_length: classification reviews are cut to this
+    (default: the model's context), keeping their first head_tokens tokens and the rest
+    from their end (0: the first ones).
     The optimizer and schedule as in OptimizerConfig; lr_from / batch_size_from: JSON
     files of the tuning stages to read lr / batch_size from; clock (steps | time): what
     the schedule follows.  Budgets: max_steps, time_budget_s, token_budget (0: none).
@@ -129,7 +130,7 @@ class TrainConfig(OptimizerConfig):
     batch_size_from: str = ""
     grad_accum: int = 1
     context: int = 0
-    max_length: int = 512
+    max_length: int = 0
     head_tokens: int = 0
     lr_from: str = ""
     clock: str = "steps"
@@ -150,7 +151,12 @@ class TrainConfig(OptimizerConfig):
         family = self.model.get("family")
         if family not in FAMILIES:
             self._fail("model", f"family {family!r} is not one of {', '.join(FAMILIES)}")
-        self._check_positive("grad_accum", "max_length")
+        self._check_positive("grad_accum")
+        for key in ("context", "max_length"):
+            if getattr(self, key) < 0:
+                self._fail(
+                    key, f"{getattr(self, key)!r} must be 0 or more (0: the model's context)"
+                )
         self._check_choice("clock", CLOCKS)
         self._check_choice("precision", PRECISIONS)
         if self.clock == "time" and self.time_budget_s <= 0:

@@ -144,9 +144,10 @@ class Trainer:
         self.model = build_model(config, self.data.meta).to(self.device)
         model_context = getattr(self.model.config, "context", None)  # an LSTM has none
         self.context = config.context or model_context or 256
+        self.max_length = config.max_length or model_context  # a classifier's longest review
         # the longest input a batch will hold: a language model's window, a classifier's review
         if config.family == "classifier":
-            key, longest = "max_length", config.max_length
+            key, longest = "max_length", self.max_length
         else:
             key, longest = "context", self.context
         if model_context and longest > model_context:
@@ -216,7 +217,7 @@ class Trainer:
                 d.offsets(c.train_split),
                 d.labels(c.train_split),
                 batch_size,
-                c.max_length,
+                self.max_length,
                 head_tokens=c.head_tokens,
                 **kwargs,
             )
@@ -331,7 +332,7 @@ class Trainer:
                     self.trained_model,
                     self.data,
                     split,
-                    c.max_length,
+                    self.max_length,
                     device=self.device,
                     head_tokens=c.head_tokens,
                 )
