@@ -126,3 +126,33 @@ def test_cli_lr_range(demo_words, tmp_path, capsys):
     )
     assert "chosen lr" in capsys.readouterr().out
     assert json.loads((tmp_path / "o" / "lr_range.json").read_text())["batch_size"] == 8
+
+
+def test_sweeps_that_cannot_answer_fail_in_one_line(demo_chars, tmp_path, capsys):
+    import yaml
+
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(tiny_gpt(demo_chars)))
+    out = ["--out", str(tmp_path / "o")]
+    for options, named in (
+        (["--steps", "2"], "steps=2; it needs at least 10"),
+        (["--min-lr", "1", "--max-lr", "0.1"], "min_lr=1, max_lr=0.1; it needs 0 < min_lr"),
+        (["--min-lr", "0"], "min_lr=0, max_lr=1; it needs 0 < min_lr"),
+        # the loss only rises: the choice would be min_lr / 10, a number about nothing
+        (["--steps", "20", "--min-lr", "1e8", "--max-lr", "1e9"], "min_lr=1e+08 is already"),
+    ):
+        assert main(["lr-range", str(path), *out, *options]) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and named in err, options
+    assert not (tmp_path / "o" / "lr_range.json").exists()
+
+    # the batch-size search checks its options before the first probe, noise scale included
+    for options, named in (
+        (["--max-batch-size", "0"], "max_batch_size=0; it must be at least 1"),
+        (["--memory-cap-mb", "-1"], "memory_cap_mb=-1; it must be > 0"),
+        (["--noise-draws", "2", "--noise-accumulate", "1"], "accumulate=1; it must be at least 2"),
+        (["--noise-draws", "2", "--noise-micro-batch", "0"], "micro_batch=0; it must be at least"),
+    ):
+        assert main(["batch-size", str(path), *out, *options]) == 1
+        err = capsys.readouterr().err  # one line: no probe's progress line before it
+        assert err.count("\n") == 1 and named in err, options

@@ -27,8 +27,10 @@ from pathlib import Path
 
 import torch
 
+from fromscratch import FromScratchError
 from fromscratch.io import write_json
 from fromscratch.train.config import TrainConfig
+from fromscratch.train.noise_scale import check_options, measure_noise_scale
 
 PROBE_STEPS = 3
 
@@ -154,6 +156,16 @@ def search(
     noise_accumulate: int = 8,
     noise_after_steps: int = 0,
 ) -> dict:
+    if max_batch_size < 1:
+        raise FromScratchError(
+            f"batch-size search: max_batch_size={max_batch_size}; it must be at least 1"
+        )
+    if memory_cap_mb <= 0:
+        raise FromScratchError(
+            f"batch-size search: memory_cap_mb={memory_cap_mb:g}; it must be > 0"
+        )
+    if noise_draws > 0:
+        check_options(noise_micro_batch, noise_accumulate, noise_draws, noise_after_steps)
     out = Path(out)
     cuda = torch.cuda.is_available() and config.device in ("auto", "cuda")
     tried = []
@@ -180,8 +192,6 @@ def search(
         batch_size *= 2
     fitting = [t for t in tried if t["fits"]]
     if not fitting:
-        from fromscratch import FromScratchError
-
         raise FromScratchError(f"not even a batch of 1 fits in {memory_cap_mb:,.0f} MB")
     fastest = max(fitting, key=lambda t: t["tokens_per_s"])
     result = {
@@ -193,8 +203,6 @@ def search(
         "tried": tried,
     }
     if noise_draws > 0:
-        from fromscratch.train.noise_scale import measure_noise_scale
-
         noise = measure_noise_scale(
             config, noise_micro_batch, noise_accumulate, noise_draws, noise_after_steps
         )

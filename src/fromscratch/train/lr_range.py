@@ -25,11 +25,13 @@ from pathlib import Path
 
 import numpy as np
 
+from fromscratch import FromScratchError
 from fromscratch.io import write_json, write_text
 from fromscratch.train.config import TrainConfig
 from fromscratch.train.loop import NonFiniteLoss, Trainer
 
 RULE = "lr at the minimum of the smoothed loss / 10"
+MIN_STEPS = 10  # fewer make no curve to read a minimum from
 
 
 def choose(lrs: np.ndarray, smoothed: np.ndarray) -> dict:
@@ -53,6 +55,12 @@ def lr_range_test(
     max_lr: float = 1.0,
     beta: float | None = None,
 ) -> dict:
+    if steps < MIN_STEPS:
+        raise FromScratchError(f"lr range test: steps={steps}; it needs at least {MIN_STEPS}")
+    if not 0 < min_lr < max_lr:
+        raise FromScratchError(
+            f"lr range test: min_lr={min_lr:g}, max_lr={max_lr:g}; it needs 0 < min_lr < max_lr"
+        )
     out = Path(out)
     beta = beta if beta is not None else max(0.5, 1 - 20 / steps)
     trainer = Trainer(config, out / "run", progress_bar=False)
@@ -72,6 +80,13 @@ def lr_range_test(
         best = min(best, smooth)
         if smooth > 4 * best:
             break
+    if len(lrs) < 2 or np.argmin(smoothed) == 0:
+        # no learning rate in the sweep lowered the loss: the choice would be min_lr / 10,
+        # which says nothing about this model
+        raise FromScratchError(
+            f"lr range test: the loss rose from the first step on; min_lr={min_lr:g} is "
+            "already too large, start the sweep lower"
+        )
     result = choose(np.array(lrs), np.array(smoothed)) | {
         "steps": len(lrs),
         "smoothing_beta": beta,

@@ -32,6 +32,7 @@ from collections.abc import Iterable
 
 import torch
 
+from fromscratch import FromScratchError
 from fromscratch.train.config import TrainConfig
 
 
@@ -69,6 +70,18 @@ def noise_scale_of(draws: Iterable[Iterable[torch.Tensor]], micro_batch: int) ->
     return noise_scale_from(small_sq / count, big_sq / count, micro_batch, micro_batch * accumulate)
 
 
+def check_options(micro_batch: int, accumulate: int, draws: int, after_steps: int) -> None:
+    """A one-line error for a measurement that cannot be made (before any work is done)."""
+    for name, value, least in (
+        ("micro_batch", micro_batch, 1),
+        ("accumulate", accumulate, 2),  # a big batch of one small one has nothing to compare
+        ("draws", draws, 1),
+        ("after_steps", after_steps, 0),
+    ):
+        if value < least:
+            raise FromScratchError(f"noise scale: {name}={value}; it must be at least {least}")
+
+
 def measure_noise_scale(
     config: TrainConfig,
     micro_batch: int = 4,
@@ -82,11 +95,7 @@ def measure_noise_scale(
     steps as `config` says (the noise scale grows as the loss falls)."""
     from fromscratch.train.loop import Trainer, loss_fn
 
-    if accumulate < 2 or draws < 1 or micro_batch < 1 or after_steps < 0:
-        raise ValueError(
-            "need micro_batch >= 1, accumulate >= 2, draws >= 1 and after_steps >= 0; got "
-            f"{micro_batch}, {accumulate}, {draws}, {after_steps}"
-        )
+    check_options(micro_batch, accumulate, draws, after_steps)
     config = dataclasses.replace(config, wandb_mode="disabled", batch_size_from="")
     with tempfile.TemporaryDirectory() as scratch:
         trainer = Trainer(config, scratch, progress_bar=False)
