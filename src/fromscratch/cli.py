@@ -46,14 +46,14 @@ def cmd_data_list(args: argparse.Namespace) -> None:
 
 def parse_overrides(pairs: list[str]) -> dict:
     """--set key=value pairs; values are read as YAML (numbers, booleans, mappings)."""
-    import yaml
+    from fromscratch.io import parse_yaml
 
     out = {}
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
         if not sep:
             raise FromScratchError(f"--set {pair!r}: expected KEY=VALUE")
-        out[key] = yaml.safe_load(value)
+        out[key] = parse_yaml(value, f"--set {pair!r}")
     return out
 
 

@@ -121,10 +121,22 @@ def test_set_changes_one_field_of_the_model(demo_chars, tmp_path, capsys):
     model = torch.load(out / "model.pt", weights_only=False)["config"]["model"]
     assert model["n_head"] == 4 and model["n_embd"] == 32 and model["family"] == "gpt"
 
-    for bad, named in (("lr.x=1", "lr is not a mapping"), ("model.nhead=4", "unknown keys nhead")):
+    for bad, named in (
+        ("lr.x=1", "lr is not a mapping"),
+        ("model.nhead=4", "unknown keys nhead"),
+        ("lr=[", "--set 'lr=[': not valid YAML at line 1, column 2"),
+    ):
         assert main(["train", str(config), "--out", str(tmp_path / "bad"), "--set", bad]) == 1
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and named in err
+
+
+def test_a_config_that_is_not_yaml_is_a_one_line_error(tmp_path, capsys):
+    config = tmp_path / "gpt.yaml"
+    config.write_text("data: results/data\n  model: {family: gpt}\n")  # indented by mistake
+    assert main(["train", str(config), "--out", str(tmp_path / "run")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{config}: not valid YAML at line 2, column 8" in err
 
 
 def test_a_device_that_is_not_here_is_a_one_line_error(demo_chars, tmp_path, capsys):

@@ -17,10 +17,8 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from fromscratch import FromScratchError
-from fromscratch.io import read_json
+from fromscratch.io import parse_yaml, read_json
 from fromscratch.models.common import Config
 from fromscratch.train.schedule import CLOCKS, SHAPES
 
@@ -208,7 +206,7 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Tr
     path = Path(path)
     if not path.is_file():
         raise FromScratchError(f"{path}: no such config file")
-    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    raw = parse_yaml(path.read_text(encoding="utf-8"), str(path)) or {}
     if not isinstance(raw, dict):
         raise FromScratchError(f"{path}: a training config is a mapping of keys to values")
     for key, value in (overrides or {}).items():
