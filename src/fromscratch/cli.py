@@ -286,7 +286,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.func(args)
     except FromScratchError as e:
-        print(f"fromscratch: error: {e}", file=sys.stderr)
+        # one line, even where the message quotes another library's (Hugging Face's are
+        # paragraphs)
+        print(f"fromscratch: error: {' '.join(str(e).split())}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("fromscratch: interrupted", file=sys.stderr)

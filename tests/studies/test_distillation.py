@@ -8,8 +8,10 @@ import math
 
 import pytest
 import torch
+import yaml
 
 from fromscratch import FromScratchError
+from fromscratch.cli import main
 from fromscratch.models import ConfigError
 from fromscratch.stages.distillation import distillation_stage
 from fromscratch.train import TrainConfig, Trainer, train
@@ -139,3 +141,12 @@ def test_lengths_are_evaluated_on_the_same_tokens(demo_chars, teacher, tmp_path)
     assert [r["length"] for r in json.loads(out.read_text())["results"]] == [32]
     with pytest.raises(FromScratchError, match="cannot read 64 tokens at once"):
         distillation_stage(teacher, str(demo_chars), str(out), lengths=[64])
+
+
+def test_a_teacher_that_is_nowhere_is_a_one_line_error(demo_chars, tmp_path, capsys):
+    # Hugging Face's own reason (a paragraph, offline) comes along, on the same line
+    path = tmp_path / "student.yaml"
+    path.write_text(yaml.safe_dump(tiny_lstm(demo_chars, teacher="no-such-teacher")))
+    assert main(["train", str(path), "--out", str(tmp_path / "run")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "teacher 'no-such-teacher': neither a model.pt" in err
