@@ -46,10 +46,12 @@ bench-imdb: install-dev
 lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/snakefmt --check Snakefile workflow
 
 format: install-dev
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+	$(BIN)/snakefmt Snakefile workflow
 
 clean:
 	rm -rf $(VENV) results .pytest_cache .ruff_cache

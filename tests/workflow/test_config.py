@@ -1,10 +1,12 @@
 """The config is validated before any job starts; the full preset's DAG is complete."""
 
 import re
+import subprocess
+import sys
 
 import pytest
 
-from .conftest import snakemake
+from .conftest import ROOT, snakemake
 
 MALFORMED = [
     ("launcher=pbs", r"'pbs' is not one of \['local', 'debug', 'slurm'\]"),
@@ -80,6 +82,14 @@ def test_lint_is_clean(workdir):
     result = snakemake(workdir, "--lint")
     assert result.returncode == 0
     assert "Congratulations, your workflow is in a good condition!" in result.stdout + result.stderr
+
+
+def test_rule_files_are_formatted():
+    rules = [str(ROOT / "Snakefile"), str(ROOT / "workflow")]
+    result = subprocess.run(
+        [sys.executable, "-m", "snakefmt", "--check", *rules], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr  # `make format` formats them
 
 
 def test_small_preset_studies_run_over_their_own_seeds(workdir):

@@ -26,7 +26,8 @@ MAIN_VARIANT = {"attention": "multihead", "position": "learned"}
 FAMILY = {"classifier": "classifier", "gpt": "gpt"}
 # The package source, found from the Snakefile (runs may use another --directory).
 SOURCE = os.path.join(workflow.basedir, "src", "fromscratch")
-CONDA_ENV = os.path.join(workflow.basedir, "envs", "fromscratch.yaml")  # for --sdm conda
+# The environment of every rule under --sdm conda.
+CONDA_ENV = os.path.join(workflow.basedir, "envs", "fromscratch.yaml")
 MIRROR = config["mirror"] or os.environ.get("FROMSCRATCH_MIRROR", "")
 
 
@@ -146,7 +147,9 @@ def study(name):
     """The settings of research study `name` at this preset (its `demo`/`small`/`full` block)."""
     settings = config["ablations"][name]
     if PRESET not in settings:
-        raise ValueError(f"config: ablations.{name} has no settings for preset {PRESET!r}")
+        raise ValueError(
+            f"config: ablations.{name} has no settings for preset {PRESET!r}"
+        )
     return settings[PRESET]
 
 
