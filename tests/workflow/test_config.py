@@ -1,10 +1,15 @@
 """The config is validated before any job starts; the full preset's DAG is complete."""
 
+import dataclasses
 import re
 import subprocess
 import sys
 
 import pytest
+import yaml
+
+from fromscratch.models import ClassifierConfig, GPTConfig
+from fromscratch.train import TrainConfig
 
 from .conftest import ROOT, snakemake
 
@@ -20,12 +25,35 @@ MALFORMED = [
         r"'dense' is not one of \['simple', 'scaled', 'qkv', 'multihead'\]",
     ),
     ("presets={demo: {gpt: {data: {dataset: wikitext}}}}", r"'wikitext' is not one of \['imdb'"),
+    # a misspelt training or model key fails here, not in its job after data and tuning
+    ("presets={demo: {classifier: {train: {max_stpes: 9}}}}", r"\('max_stpes' was unexpected\)"),
+    ("presets={demo: {gpt: {model: {n_hed: 2}}}}", r"\('n_hed' was unexpected\)"),
+    (
+        "presets={demo: {classifier: {train: {max_length: -1}}}}",
+        r"On instance\['presets'\]\['demo'\]\['classifier'\]\['train'\]\['max_length'\]",
+    ),
     ("ablations={cramming: {enabled: 'yes'}}", r"On instance\['ablations'\]\['cramming'\]"),
     (
         "cluster={default: {partition: x}, trian: {partition: gpu}}",
         r"cluster.trian is neither a group nor a stage of this workflow; allowed: augment",
     ),
 ]
+
+
+def schema_defs() -> dict:
+    schema = ROOT / "workflow" / "schemas" / "config.schema.yaml"
+    return yaml.safe_load(schema.read_text())["$defs"]
+
+
+def test_the_schema_knows_every_training_and_model_field():
+    # keys outside these lists are errors before any job starts, so they must be complete
+    set_by_the_rules = {"data", "model", "eval_splits", "seed", "lr_from", "batch_size_from"}
+    set_by_the_rules |= {"wandb_mode", "wandb_project", "group", "job_type", "tags"}
+    train_fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    assert set(schema_defs()["train"]["properties"]) == train_fields - set_by_the_rules
+    model_fields = {f.name for c in (GPTConfig, ClassifierConfig) for f in dataclasses.fields(c)}
+    from_the_data = {"vocab_size", "num_classes"}
+    assert set(schema_defs()["model"]["properties"]) == model_fields - from_the_data
 
 
 @pytest.mark.parametrize(("override", "message"), MALFORMED)
