@@ -3,11 +3,13 @@ result, failures become FromScratchError naming the log, resources are checked u
 (The same through a real SLURM: tests/slurm/.)"""
 
 import os
+import pickle
+import signal
 
 import pytest
 from submitit.helpers import DelayedSubmission
 
-from fromscratch import FromScratchError
+from fromscratch import FromScratchError, Interrupted
 from fromscratch.launch import LAUNCHERS, Resources, TrainingJob, run
 
 from .conftest import tiny_gpt as base_tiny_gpt
@@ -19,6 +21,10 @@ def multiply(x, y):
 
 def fail(message):
     raise ValueError(message)
+
+
+def interrupted_at(step):
+    raise Interrupted(signal.SIGINT, step)
 
 
 class Counter:
@@ -68,6 +74,20 @@ def test_an_exception_becomes_a_fromscratch_error_naming_the_log(launcher, tmp_p
     assert f"(log: {log})" in first_line
     assert "Traceback" in log.read_text() and "the data is gone" in log.read_text()
     assert "the data is gone" in message.splitlines()[-1]  # the log's last lines come along
+
+
+def test_an_interrupted_run_is_no_failure_here(tmp_path):
+    """Ctrl-C in a local run: the stage's checkpoint message comes through as it is, no
+    traceback in a log, and the exception survives the pickling a submitit job puts it
+    through."""
+    with pytest.raises(Interrupted) as caught:
+        run(interrupted_at, {"step": 7}, launcher="local", log_dir=tmp_path, name="train")
+    assert str(caught.value) == (
+        "stopped by Ctrl-C at step 7; checkpoint saved, resume with --resume"
+    )
+    assert not list(tmp_path.iterdir())
+    again = pickle.loads(pickle.dumps(caught.value))
+    assert (again.signum, again.step, str(again)) == (signal.SIGINT, 7, str(caught.value))
 
 
 def test_an_unknown_launcher_is_rejected(tmp_path):

@@ -1,7 +1,21 @@
 """fromscratch: transformers from scratch, as one reproducible experiment pipeline."""
 
+import signal
+
 __version__ = "0.1.0"
 
 
 class FromScratchError(Exception):
     """An error the user can fix; its message is one line: what is wrong, what is allowed."""
+
+
+class Interrupted(FromScratchError):
+    """Training stopped on a signal after saving a checkpoint; `--resume` continues it."""
+
+    def __init__(self, signum: int, step: int):
+        super().__init__(signum, step)  # the arguments, so that it pickles (submitit)
+        self.signum, self.step = signum, step
+
+    def __str__(self) -> str:
+        name = "Ctrl-C" if self.signum == signal.SIGINT else signal.Signals(self.signum).name
+        return f"stopped by {name} at step {self.step}; checkpoint saved, resume with --resume"

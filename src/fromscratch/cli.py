@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from fromscratch import FromScratchError
+from fromscratch import FromScratchError, Interrupted, __version__
 
 
 def cmd_data_prepare(args: argparse.Namespace) -> None:
@@ -168,6 +168,7 @@ def cmd_run(args: argparse.Namespace) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fromscratch", description=__doc__.split("\n")[0])
+    parser.add_argument("--version", action="version", version=f"fromscratch {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     data = commands.add_parser("data", help="download and tokenise data sets")
@@ -285,6 +286,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
+    except Interrupted as e:
+        print(f"fromscratch: {e}", file=sys.stderr)
+        return 128 + e.signum  # as a shell reports a process a signal stopped
     except FromScratchError as e:
         # one line, even where the message quotes another library's (Hugging Face's are
         # paragraphs)

@@ -34,7 +34,7 @@ import submitit
 from submitit.core.utils import FailedJobError
 from submitit.helpers import Checkpointable, DelayedSubmission, TorchDistributedEnvironment
 
-from fromscratch import FromScratchError
+from fromscratch import FromScratchError, Interrupted
 from fromscratch.models.common import Config
 
 LAUNCHERS = ("local", "debug", "slurm")
@@ -130,6 +130,8 @@ def _run_local(function: Callable[..., Any], kwargs: dict[str, Any], log_dir: Pa
     """Call the function here; a failure leaves its traceback in log_dir, like a job's log."""
     try:
         return function(**kwargs)
+    except Interrupted:  # not a failure: the run's checkpoint is there to resume from
+        raise
     except Exception as error:
         log = log_dir / f"{name}_local_log.err"
         log.write_text("".join(traceback.format_exception(error)), encoding="utf-8")

@@ -1,5 +1,6 @@
 """Exact resume: a run killed with SIGKILL at a random step and resumed ends with the same
-weights, bit for bit, as a run that was never interrupted (CPU)."""
+weights, bit for bit, as a run that was never interrupted (CPU). SIGTERM and Ctrl-C save a
+checkpoint to resume from before the run stops."""
 
 import json
 import os
@@ -12,6 +13,8 @@ import time
 import pytest
 import torch
 import yaml
+
+from fromscratch.train.loop import StopSignals
 
 from ..conftest import tiny_gpt
 
@@ -81,7 +84,8 @@ def test_sigkill_at_a_random_step_then_resume_is_bitwise_identical(demo_chars, t
     assert steps == list(range(1, 41))
 
 
-def test_sigterm_saves_a_checkpoint_and_resume_finishes(demo_chars, tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_sigterm_or_ctrl_c_saves_a_checkpoint_and_stops(signum, demo_chars, tmp_path):
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump(tiny_gpt(demo_chars, max_steps=100000, checkpoint_every=0)))
     run = launch(config, tmp_path / "run")
@@ -89,10 +93,26 @@ def test_sigterm_saves_a_checkpoint_and_resume_finishes(demo_chars, tmp_path):
     while last_logged_step(tmp_path / "run") < 3:
         assert run.poll() is None and time.time() < deadline
         time.sleep(0.01)
-    run.send_signal(signal.SIGTERM)
-    assert run.wait(timeout=60) != 0
-    assert "resume with --resume" in run.stderr.read()
+    run.send_signal(signum)
+    assert run.wait(timeout=60) == 128 + signum  # as a shell reports a stopped process
+    error = run.stderr.read().strip().splitlines()[-1]
     saved = list((tmp_path / "run" / "checkpoints").glob("step-*.pt"))
     assert len(saved) == 1
     step = torch.load(saved[0], weights_only=False)["step"]
     assert step >= 3
+    name = "Ctrl-C" if signum == signal.SIGINT else "SIGTERM"
+    assert error == (
+        f"fromscratch: stopped by {name} at step {step}; checkpoint saved, resume with --resume"
+    )
+
+
+def test_a_second_ctrl_c_stops_at_once():
+    """The first Ctrl-C waits for the step to end and its checkpoint; the second does not."""
+    with StopSignals() as signals:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.1)  # the handler runs between bytecodes of this thread
+        assert signals.pending == signal.SIGINT
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)
+    assert signal.getsignal(signal.SIGINT) is not signals._note  # the handler is given back

@@ -5,8 +5,8 @@
 One step: set the LR from the schedule → grad_accum micro-batches (autocast, backward) →
 unscale → gradient norm (logged, before clipping) → clip → NaN guard → optimizer step.
 Around it: evaluation every `eval_every` steps, a checkpoint every `checkpoint_every`
-steps and when SIGTERM/SIGUSR2 arrives, and stops on max_steps, the time budget or the
-token budget. Everything a run needs to continue exactly is in its checkpoints. With a
+steps and when SIGTERM, SIGUSR2 or Ctrl-C arrives, and stops on max_steps, the time
+budget or the token budget. Everything a run needs to continue exactly is in its checkpoints. With a
 `teacher` (train/distill.py) a language model learns from its soft targets as well.
 """
 
@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from fromscratch import FromScratchError
+from fromscratch import FromScratchError, Interrupted
 from fromscratch.data import PreparedData
 from fromscratch.io import atomic_path
 from fromscratch.train import checkpoint
@@ -38,16 +38,13 @@ from fromscratch.train.models import build_model
 from fromscratch.train.schedule import learning_rate
 
 
-class Interrupted(FromScratchError):
-    """Training stopped on a signal after saving a checkpoint; `--resume` continues it."""
-
-
 class NonFiniteLoss(FromScratchError):
     """A NaN or infinite loss or gradient: the run stops, its last good checkpoint stays."""
 
 
 class StopSignals:
-    """SIGTERM and SIGUSR2 during training, noted when they come and acted on between steps.
+    """SIGTERM, SIGUSR2 and Ctrl-C during training, noted when they come and acted on
+    between steps.
 
         with StopSignals() as signals:
             while ...:
@@ -59,9 +56,11 @@ class StopSignals:
     before the time limit) that one requeues the job, which resumes from the checkpoint,
     and exits; SIGTERM it ignores, and training goes on. With no handler of its own (a
     terminal, Snakemake stopping a rule), training stops: Interrupted, resume with --resume.
+    Ctrl-C stops the same way, so that minutes of training are not lost to a key press; a
+    second Ctrl-C before the step ends stops at once, without the checkpoint.
     """
 
-    SIGNALS = (signal.SIGTERM, signal.SIGUSR2)
+    SIGNALS = (signal.SIGTERM, signal.SIGUSR2, signal.SIGINT)
 
     def __enter__(self) -> StopSignals:
         self.pending: int | None = None
@@ -73,6 +72,13 @@ class StopSignals:
             signal.signal(sig, handler)
 
     def _note(self, signum, frame) -> None:
+        if signum == signal.SIGINT:
+            if self.pending == signal.SIGINT:
+                raise KeyboardInterrupt
+            print(
+                "\nCtrl-C: saving a checkpoint after this step (Ctrl-C again: stop without it)",
+                file=sys.stderr,
+            )
         self.pending = signum
 
     def checkpoint_if_asked(self, save, step: int, before_stop=lambda: None) -> None:
@@ -81,9 +87,11 @@ class StopSignals:
         save()
         signum, self.pending = self.pending, None
         previous = self.previous[signum]
-        if not callable(previous):
+        # Python's own Ctrl-C handler would raise KeyboardInterrupt, which says nothing of
+        # the checkpoint.
+        if not callable(previous) or previous is signal.default_int_handler:
             before_stop()
-            raise Interrupted(f"stopped by signal {signum} at step {step}; resume with --resume")
+            raise Interrupted(signum, step)
         previous(signum, None)
 
 
