@@ -3,9 +3,11 @@
 import json
 import shutil
 
+import pytest
 import torch
 import yaml
 
+import fromscratch
 from fromscratch.cli import main
 
 from ..conftest import tiny_classifier, tiny_gpt
@@ -205,3 +207,10 @@ def test_a_classifier_without_max_length_reads_as_much_as_its_model(demo_chars, 
     evaluated = json.loads((tmp_path / "e.json").read_text())["test"]
     assert evaluated["accuracy"] == trained["test/accuracy"]
     assert evaluated["loss"] == trained["test/loss"]
+
+
+def test_version_names_the_package(capsys):
+    with pytest.raises(SystemExit) as exit:
+        main(["--version"])
+    assert exit.value.code == 0
+    assert capsys.readouterr().out.strip() == f"fromscratch {fromscratch.__version__}"
