@@ -6,7 +6,7 @@ TORCH  ?= torch==2.13.0
 PIP    := $(VENV)/bin/pip
 BIN    := $(VENV)/bin
 
-.PHONY: install install-dev demo test bench bench-imdb lint format clean
+.PHONY: install install-dev demo test bench bench-imdb lint format cluster-profile clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,19 @@ format: install-dev
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 	$(BIN)/snakefmt Snakefile workflow
+
+# `snakemake --profile slurm` from the project: Snakemake finds a profile by name in its
+# user folder, so link this project's there (`--profile profiles/slurm` needs no link).
+PROFILES ?= $(or $(XDG_CONFIG_HOME),$(HOME)/.config)/snakemake
+cluster-profile:
+	@mkdir -p "$(PROFILES)"
+	@if [ -e "$(PROFILES)/slurm" ] && \
+	    [ "$$(readlink -f "$(PROFILES)/slurm")" != "$$(readlink -f profiles/slurm)" ]; then \
+	  echo "$(PROFILES)/slurm is another profile; remove it, or use --profile $(CURDIR)/profiles/slurm" >&2; \
+	  exit 1; \
+	fi
+	@ln -sfn "$(CURDIR)/profiles/slurm" "$(PROFILES)/slurm"
+	@echo "snakemake --profile slurm: $(PROFILES)/slurm -> $(CURDIR)/profiles/slurm"
 
 clean:
 	rm -rf $(VENV) results .pytest_cache .ruff_cache

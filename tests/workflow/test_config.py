@@ -120,6 +120,31 @@ def test_rule_files_are_formatted():
     assert result.returncode == 0, result.stderr  # `make format` formats them
 
 
+def test_make_cluster_profile_lets_profile_slurm_find_the_project_profile(workdir, monkeypatch):
+    """`snakemake --profile slurm`, as users type it: after `make cluster-profile` every
+    job goes to SLURM; a profile of another name already there is kept, with a message."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(workdir / "config"))
+    for _ in range(2):  # running it again is fine
+        made = subprocess.run(
+            ["make", "-s", "-C", str(ROOT), "cluster-profile"], capture_output=True, text=True
+        )
+        assert made.returncode == 0, made.stderr
+    link = workdir / "config" / "snakemake" / "slurm"
+    assert link.resolve() == (ROOT / "profiles" / "slurm").resolve()
+    result = snakemake(workdir / "run", "--profile", "slurm", "-n", "-p")
+    assert result.returncode == 0, result.stderr[-3000:]
+    commands = [line for line in result.stdout.splitlines() if "fromscratch run" in line]
+    assert commands and all("--launcher slurm" in line for line in commands)
+
+    link.unlink()
+    link.mkdir()
+    refused = subprocess.run(
+        ["make", "-s", "-C", str(ROOT), "cluster-profile"], capture_output=True, text=True
+    )
+    assert refused.returncode != 0
+    assert f"{link} is another profile; remove it" in refused.stderr
+
+
 def test_small_preset_studies_run_over_their_own_seeds(workdir):
     result = snakemake(workdir, "-n", "--config", "preset=small")
     assert result.returncode == 0, result.stderr[-3000:]
