@@ -3,8 +3,26 @@ import json
 import os
 import shlex
 
-from snakemake.utils import validate
+import yaml
+from snakemake.utils import update_config, validate
 
+
+def yaml_scalars(value):
+    """Snakemake reads the values nested in `--config key={...}` as strings (`{enabled:
+    false}` gives "false"): read those that are YAML numbers, booleans or null as such,
+    as the same text in config.yaml would be."""
+    if isinstance(value, dict):
+        return {key: yaml_scalars(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [yaml_scalars(item) for item in value]
+    if isinstance(value, str) and value:
+        parsed = yaml.safe_load(value)
+        if parsed is None or isinstance(parsed, bool | int | float):
+            return parsed
+    return value
+
+
+update_config(config, yaml_scalars(workflow.config_settings.overwrite_config))
 validate(config, "../schemas/config.schema.yaml")
 
 PRESET = config["preset"]
