@@ -24,6 +24,7 @@ include: "workflow/rules/figures.smk"
 
 
 check_cluster_entries()
+check_comparisons()
 
 
 report: "workflow/report/workflow.rst"

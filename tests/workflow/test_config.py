@@ -1,7 +1,9 @@
 """The config is validated before any job starts; the full preset's DAG is complete."""
 
 import dataclasses
+import json
 import re
+import shlex
 import subprocess
 import sys
 
@@ -36,6 +38,27 @@ MALFORMED = [
     (
         "cluster={default: {partition: x}, trian: {partition: gpu}}",
         r"cluster.trian is neither a group nor a stage of this workflow; allowed: augment",
+    ),
+    # comparisons of one's own
+    (
+        "presets={demo: {compare: {heads: {model: classifier, field: n_heads, variants: [1]}}}}",
+        r"compare.heads: 'n_heads' is not a model field; allowed: activation, attention,",
+    ),
+    (
+        "presets={demo: {compare: {heads: {model: classifier, field: n_head, variants: [1.5]}}}}",
+        r"compare.heads: variant 1.5 of classifier.n_head: 1.5 is not of type 'integer'",
+    ),
+    (
+        "presets={demo: {compare: {norm: {model: gpt, variants: [pre, middle]}}}}",
+        r"compare.norm: variant 'middle' of gpt.norm: 'middle' is not one of \['pre', 'post'\]",
+    ),
+    (
+        "presets={demo: {compare: {norm: {model: lstm, variants: [post]}}}}",
+        r"'lstm' is not one of \['classifier', 'gpt'\]",
+    ),
+    (
+        "presets={demo: {compare: {'norm-2': {model: gpt, field: norm, variants: [post]}}}}",
+        r"'norm-2' does not match",
     ),
 ]
 
@@ -159,6 +182,25 @@ def test_nested_config_values_keep_their_yaml_types(workdir):
     no_cramming = snakemake(workdir, "-n", "--config", "ablations={cramming: {enabled: false}}")
     assert no_cramming.returncode == 0, no_cramming.stderr[-2000:]
     assert "cramming_train" in default and "cramming_train" not in planned_jobs(no_cramming)
+
+
+def test_a_comparison_of_ones_own_trains_each_value_and_joins_the_poster(workdir):
+    own = "presets={demo: {compare: {heads: {model: classifier, field: n_head, variants: [1, 8]}}}}"
+    result = snakemake(workdir, "-n", "-p", "--config", own)
+    assert result.returncode == 0, result.stderr[-2000:]
+    runs = {}
+    for line in result.stdout.splitlines():
+        if "fromscratch run train " in line:
+            command = shlex.split(line[line.index("fromscratch run train ") :])
+            args = json.loads(command[command.index("--args") + 1])
+            runs[args["out"].split("runs/")[1]] = args["config"]["model"]
+    for value in (1, 8):
+        for seed in (0, 1):
+            model = runs[f"heads/{value}/seed{seed}"]
+            assert (model["family"], model["n_head"]) == ("classifier", value)
+    assert runs["attention/multihead/seed0"]["n_head"] == 4  # the course's runs are as before
+    for figure in ("compare-heads", "curves-heads"):
+        assert f"results/demo/figures/{figure}.png" in result.stdout
 
 
 def test_small_preset_studies_run_over_their_own_seeds(workdir):

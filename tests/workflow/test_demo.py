@@ -23,6 +23,7 @@ SMALL_DEMO = {
     ("presets", "demo", "compare"): {
         "attention": ["simple", "multihead"],
         "position": ["none", "learned"],
+        "heads": {"model": "classifier", "field": "n_head", "variants": [1, 4]},  # one's own
     },
     ("presets", "demo", "tune", "lr_range", "steps"): 30,
     ("presets", "demo", "tune", "batch_size", "max_batch_size"): 8,
@@ -149,7 +150,7 @@ SMALL_DEMO = {
     },
 }
 STUDIES = [path[1] for path in SMALL_DEMO if path[0] == "ablations"]
-RUNS = ["attention/simple", "attention/multihead", "position/none", "position/learned"]
+RUNS = ["attention/simple", "attention/multihead", "position/none", "position/learned", "heads/1"]
 
 
 def small_demo_config(workdir, studies=True):
@@ -197,6 +198,8 @@ def test_demo_dag_makes_every_figure_and_the_poster(local_demo):
         "compare-position",
         "curves-attention",
         "curves-position",
+        "compare-heads",
+        "curves-heads",
         "samples",
     ):
         for suffix in (".png", ".pdf"):
@@ -206,6 +209,7 @@ def test_demo_dag_makes_every_figure_and_the_poster(local_demo):
     lr = json.loads((local_demo / "tune" / "classifier" / "lr_range.json").read_text())
     batch = json.loads((local_demo / "tune" / "classifier" / "batch_size.json").read_text())
     config = summaries(local_demo)["attention/multihead"]["config"]
+    assert summaries(local_demo)["heads/1"]["config"]["model"]["n_head"] == 1
     assert (config["lr"], config["batch_size"]) == (lr["lr"], batch["batch_size"])  # tuned inputs
     assert (
         (local_demo / "samples" / "position-learned-seed0.txt").read_text().startswith("the film")

@@ -34,11 +34,8 @@ P = config["presets"][PRESET]
 RESULTS = f"results/{PRESET}"
 SEEDS = P["seeds"]
 MODELS = ("classifier", "gpt")
-# Which model each comparison trains, and the model config field it varies.
-COMPARISONS = {
-    "attention": ("classifier", "attention"),
-    "position": ("gpt", "position"),
-}
+# The course's comparisons: which model each trains; the model field it varies is its name.
+COURSE_COMPARISONS = {"attention": "classifier", "position": "gpt"}
 # The variant of each comparison that is also "the" model of the course (samples, curves).
 MAIN_VARIANT = {"attention": "multihead", "position": "learned"}
 FAMILY = {"classifier": "classifier", "gpt": "gpt"}
@@ -49,8 +46,58 @@ CONDA_ENV = os.path.join(workflow.basedir, "envs", "fromscratch.yaml")
 MIRROR = config["mirror"] or os.environ.get("FROMSCRATCH_MIRROR", "")
 
 
+def comparison(name, spec):
+    """(model, field, variants) of `compare.<name>`: a course comparison's list of variants,
+    or a comparison of the user's own, {model, field (default: its name), variants}."""
+    if name in COURSE_COMPARISONS:
+        return COURSE_COMPARISONS[name], name, spec
+    return spec["model"], spec.get("field", name), spec["variants"]
+
+
+COMPARISONS = {name: comparison(name, spec) for name, spec in P["compare"].items()}
+
+
+def check_comparisons():
+    """Fail before any job starts if a comparison of the user's own names a field that no
+    model has, or a variant that is no value of that field (the schema's model section).
+    """
+    import jsonschema
+
+    with open(
+        os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml")
+    ) as f:
+        defs = yaml.safe_load(f)["$defs"]
+    fields = defs["model"]["properties"]
+    for name, (model, field, variants) in COMPARISONS.items():
+        if field not in fields:
+            raise ValueError(
+                f"config: compare.{name}: {field!r} is not a model field; "
+                f"allowed: {', '.join(sorted(fields))}"
+            )
+        validator = jsonschema.Draft202012Validator({"$defs": defs, **fields[field]})
+        for variant in variants:
+            for error in validator.iter_errors(variant):
+                raise ValueError(
+                    f"config: compare.{name}: variant {variant!r} of {model}.{field}: "
+                    f"{error.message}"
+                )
+
+
 def comparison_model(experiment):
     return COMPARISONS[experiment][0]
+
+
+def variants(experiment):
+    """The variants of a comparison as its run folders and figures name them."""
+    return [str(variant) for variant in COMPARISONS[experiment][2]]
+
+
+def variant_fields(experiment, variant):
+    """The model field a run of the comparison sets: {field: the variant's value}. A study
+    may ask for a course variant that is not compared (the recurrent GPT-2 study's rope).
+    """
+    _, field, values = COMPARISONS[experiment]
+    return {field: next((value for value in values if str(value) == variant), variant)}
 
 
 def lm_metric():
@@ -58,6 +105,49 @@ def lm_metric():
     split = P["gpt"]["eval_splits"].split(",")[0]
     unit = {"chars": "bits_per_char", "bytes": "bits_per_byte"}
     return f"{split}/{unit.get(P['gpt']['data']['tokenizer'], 'bits_per_token')}"
+
+
+# What each model's comparisons plot: the classifier's accuracy, the GPT's bits.
+MODEL_METRIC = {
+    "classifier": f"{P['classifier']['eval_splits'].split(',')[0]}/accuracy",
+    "gpt": lm_metric(),
+}
+TITLES = {
+    "classifier": "Classifier",
+    "gpt": "GPT",
+    "attention": "Classifier: the four steps of self-attention",
+    "position": "GPT: position information",
+}
+
+
+def comparison_title(experiment):
+    model, field, _ = COMPARISONS[experiment]
+    return TITLES.get(experiment, f"{TITLES[model]}: {field}")
+
+
+def comparison_metric(experiment):
+    return MODEL_METRIC[comparison_model(experiment)]
+
+
+def own_comparison_panels():
+    """The user's own comparisons join the poster after the course's."""
+    panels = []
+    for name, (model, field, _) in COMPARISONS.items():
+        if name not in COURSE_COMPARISONS:
+            panels += [
+                (
+                    f"compare-{name}",
+                    comparison_title(name),
+                    f"{MODEL_METRIC[model]} of the {TITLES[model]} with each value of "
+                    f"{field}; points: seeds.",
+                ),
+                (
+                    f"curves-{name}",
+                    f"{comparison_title(name)}, training",
+                    "Training loss and evaluation against training tokens.",
+                ),
+            ]
+    return panels
 
 
 def data_dir(model):
@@ -148,7 +238,7 @@ def run_folder(experiment, variant, seed):
 def comparison_runs(experiment):
     return [
         f"{run_folder(experiment, variant, seed)}/summary.json"
-        for variant in P["compare"][experiment]
+        for variant in variants(experiment)
         for seed in SEEDS
     ]
 

@@ -1,5 +1,6 @@
 # Stage 3: training. Each comparison (attention variants on the classifier, position
-# encodings on the GPT) is a set of runs over seeds, all at the tuned batch size and LR.
+# encodings on the GPT, and any of the user's own in `compare:`) is a set of runs over
+# seeds, all at the tuned batch size and LR.
 
 
 rule train:
@@ -25,7 +26,7 @@ rule train:
                 "config": train_spec(
                     comparison_model(wc.experiment),
                     seed=int(wc.seed),
-                    **{COMPARISONS[wc.experiment][1]: wc.variant},
+                    **variant_fields(wc.experiment, wc.variant),
                 )
                 | {
                     "lr_from": input.lr,

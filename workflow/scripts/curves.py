@@ -4,7 +4,7 @@ import pandas as pd
 from fromscratch.figures import plots
 
 s = snakemake  # noqa: F821
-curves = pd.read_csv(s.input.curves)
+curves = pd.read_csv(s.input.curves, dtype={"variant": str})
 plots.training_curves(
     curves,
     s.wildcards.experiment,
@@ -12,4 +12,5 @@ plots.training_curves(
     s.params.title,
     eval_metric=s.params.metric,
     order=s.params.order,
+    variable=s.params.variable,
 )

@@ -106,10 +106,11 @@ def training_curves(
     eval_metric: str | None = None,
     smooth: int = 5,
     order: list[str] | None = None,
+    variable: str | None = None,
 ) -> list:
     """Training loss (a rolling mean over `smooth` logged steps) and the evaluation metric
     against training tokens; one line per variant: the mean over seeds at each step, with
-    a band of ± one standard deviation."""
+    a band of ± one standard deviation. `variable`: what the variants are values of."""
     data = curves[curves["experiment"] == experiment]
     order = order or sorted(data["variant"].unique())
     panels = [("loss", "training")] + ([(eval_metric, "evaluation")] if eval_metric else [])
@@ -144,7 +145,7 @@ def training_curves(
                 alpha=0.2,
             )
         ax.set(xlabel="training tokens", ylabel=label(metric), title=kind)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, title=variable, title_fontsize=8)
     fig.suptitle(title)
     return save(fig, out)
 
@@ -156,7 +157,10 @@ def comparison(
     out: str | Path,
     title: str,
     order: list[str] | None = None,
+    variable: str | None = None,
 ) -> list:
+    """The final metric of each variant (values of `variable`): bars for the mean over
+    seeds with ± one standard deviation, a dot for each seed."""
     data = runs[runs["experiment"] == experiment]
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     sns.barplot(
@@ -176,7 +180,7 @@ def comparison(
         ax.set_ylim(max(0.0, low - 0.1), min(1.0, data[metric].max() + 0.05))
     seeds = data["seed"].nunique()
     ax.set(
-        xlabel=None,
+        xlabel=variable,
         ylabel=label(metric),
         title=f"{title}\n(bars: mean ± sd over {seeds} seed{'s' * (seeds != 1)})",
     )
