@@ -42,7 +42,15 @@ MALFORMED = [
     # comparisons of one's own
     (
         "presets={demo: {compare: {heads: {model: classifier, field: n_heads, variants: [1]}}}}",
-        r"compare.heads: 'n_heads' is not a model field; allowed: activation, attention,",
+        r"compare.heads: 'n_heads' is neither a model field nor a training one; allowed: ",
+    ),
+    (
+        "presets={demo: {compare: {warm: {model: gpt, field: train.warmup, variants: [1]}}}}",
+        r"compare.warm: 'train.warmup' is neither .* allowed: .*train.warmup_steps",
+    ),
+    (
+        "presets={demo: {compare: {w: {model: gpt, field: train.warmup_steps, variants: [-5]}}}}",
+        r"compare.w: variant -5 of gpt.train.warmup_steps: -5 is less than the minimum of 0",
     ),
     (
         "presets={demo: {compare: {heads: {model: classifier, field: n_head, variants: [1.5]}}}}",
@@ -185,7 +193,11 @@ def test_nested_config_values_keep_their_yaml_types(workdir):
 
 
 def test_a_comparison_of_ones_own_trains_each_value_and_joins_the_poster(workdir):
-    own = "presets={demo: {compare: {heads: {model: classifier, field: n_head, variants: [1, 8]}}}}"
+    own = (
+        "presets={demo: {compare: {heads: {model: classifier, field: n_head, variants: [1, 8]},"
+        " warmup: {model: gpt, field: train.warmup_steps, variants: [0, 100]},"
+        " lr: {model: gpt, field: train.lr, variants: [0.001, 0.01]}}}}"
+    )
     result = snakemake(workdir, "-n", "-p", "--config", own)
     assert result.returncode == 0, result.stderr[-2000:]
     runs = {}
@@ -193,14 +205,23 @@ def test_a_comparison_of_ones_own_trains_each_value_and_joins_the_poster(workdir
         if "fromscratch run train " in line:
             command = shlex.split(line[line.index("fromscratch run train ") :])
             args = json.loads(command[command.index("--args") + 1])
-            runs[args["out"].split("runs/")[1]] = args["config"]["model"]
-    for value in (1, 8):
-        for seed in (0, 1):
-            model = runs[f"heads/{value}/seed{seed}"]
+            runs[args["out"].split("runs/")[1]] = args["config"]
+    for seed in (0, 1):
+        for value in (1, 8):
+            model = runs[f"heads/{value}/seed{seed}"]["model"]
             assert (model["family"], model["n_head"]) == ("classifier", value)
-    assert runs["attention/multihead/seed0"]["n_head"] == 4  # the course's runs are as before
-    for figure in ("compare-heads", "curves-heads"):
-        assert f"results/demo/figures/{figure}.png" in result.stdout
+        for value in (0, 100):
+            config = runs[f"warmup/{value}/seed{seed}"]
+            assert (config["model"]["family"], config["warmup_steps"]) == ("gpt", value)
+            assert config["lr_from"] and config["batch_size_from"]
+        for value in (0.001, 0.01):  # a compared LR replaces the tuned one
+            config = runs[f"lr/{value}/seed{seed}"]
+            assert config["lr"] == value and "lr_from" not in config
+            assert config["batch_size_from"]
+    assert runs["attention/multihead/seed0"]["model"]["n_head"] == 4  # the course's: as before
+    for name in ("heads", "warmup", "lr"):
+        for figure in (f"compare-{name}", f"curves-{name}"):
+            assert f"results/demo/figures/{figure}.png" in result.stdout
 
 
 def test_small_preset_studies_run_over_their_own_seeds(workdir):

@@ -58,21 +58,23 @@ COMPARISONS = {name: comparison(name, spec) for name, spec in P["compare"].items
 
 
 def check_comparisons():
-    """Fail before any job starts if a comparison of the user's own names a field that no
-    model has, or a variant that is no value of that field (the schema's model section).
-    """
+    """Fail before any job starts if a comparison of the user's own names a field that is
+    neither a model field nor train.<a training field>, or a variant that is no value of
+    that field (the schema's model and train sections)."""
     import jsonschema
 
     with open(
         os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml")
     ) as f:
         defs = yaml.safe_load(f)["$defs"]
-    fields = defs["model"]["properties"]
+    fields = defs["model"]["properties"] | {
+        f"train.{name}": schema for name, schema in defs["train"]["properties"].items()
+    }
     for name, (model, field, variants) in COMPARISONS.items():
         if field not in fields:
             raise ValueError(
-                f"config: compare.{name}: {field!r} is not a model field; "
-                f"allowed: {', '.join(sorted(fields))}"
+                f"config: compare.{name}: {field!r} is neither a model field nor a "
+                f"training one; allowed: {', '.join(fields)}"
             )
         validator = jsonschema.Draft202012Validator({"$defs": defs, **fields[field]})
         for variant in variants:
@@ -92,12 +94,27 @@ def variants(experiment):
     return [str(variant) for variant in COMPARISONS[experiment][2]]
 
 
-def variant_fields(experiment, variant):
-    """The model field a run of the comparison sets: {field: the variant's value}. A study
-    may ask for a course variant that is not compared (the recurrent GPT-2 study's rope).
+def compared_field(experiment):
+    """The field a comparison varies, as its figures name it."""
+    return COMPARISONS[experiment][1].removeprefix("train.")
+
+
+def comparison_config(experiment, variant, seed, tuned):
+    """The training config of one run of a comparison: the preset's, with the compared
+    field (a model field, or train.<field>) set to the variant. `tuned`: the tuned
+    lr_from and batch_size_from; a comparison of lr or batch_size goes without its own.
     """
-    _, field, values = COMPARISONS[experiment]
-    return {field: next((value for value in values if str(value) == variant), variant)}
+    model, field, values = COMPARISONS[experiment]
+    # A study may ask for a course variant that is not compared (recurrent GPT-2's rope).
+    value = next((value for value in values if str(value) == variant), variant)
+    spec = train_spec(model, seed=seed)
+    if field.startswith("train."):
+        name = field.removeprefix("train.")
+        spec[name] = value
+        tuned = {key: path for key, path in tuned.items() if key != f"{name}_from"}
+    else:
+        spec["model"][field] = value
+    return spec | tuned
 
 
 def lm_metric():
@@ -121,8 +138,8 @@ TITLES = {
 
 
 def comparison_title(experiment):
-    model, field, _ = COMPARISONS[experiment]
-    return TITLES.get(experiment, f"{TITLES[model]}: {field}")
+    model = comparison_model(experiment)
+    return TITLES.get(experiment, f"{TITLES[model]}: {compared_field(experiment)}")
 
 
 def comparison_metric(experiment):
@@ -132,14 +149,14 @@ def comparison_metric(experiment):
 def own_comparison_panels():
     """The user's own comparisons join the poster after the course's."""
     panels = []
-    for name, (model, field, _) in COMPARISONS.items():
+    for name, (model, _, _) in COMPARISONS.items():
         if name not in COURSE_COMPARISONS:
             panels += [
                 (
                     f"compare-{name}",
                     comparison_title(name),
                     f"{MODEL_METRIC[model]} of the {TITLES[model]} with each value of "
-                    f"{field}; points: seeds.",
+                    f"{compared_field(name)}; points: seeds.",
                 ),
                 (
                     f"curves-{name}",

@@ -84,7 +84,7 @@ rule figure_curves:
         title=lambda wc: comparison_title(wc.experiment),
         metric=lambda wc: comparison_metric(wc.experiment),
         order=lambda wc: variants(wc.experiment),
-        variable=lambda wc: COMPARISONS[wc.experiment][1],
+        variable=lambda wc: compared_field(wc.experiment),
     script:
         "../scripts/curves.py"
 
@@ -108,7 +108,7 @@ rule figure_comparison:
         title=lambda wc: comparison_title(wc.experiment),
         metric=lambda wc: comparison_metric(wc.experiment),
         order=lambda wc: variants(wc.experiment),
-        variable=lambda wc: COMPARISONS[wc.experiment][1],
+        variable=lambda wc: compared_field(wc.experiment),
     script:
         "../scripts/comparison.py"
 

@@ -23,14 +23,13 @@ rule train:
         cmd=run(
             "train",
             lambda wc, input, output: {
-                "config": train_spec(
-                    comparison_model(wc.experiment),
-                    seed=int(wc.seed),
-                    **variant_fields(wc.experiment, wc.variant),
+                "config": comparison_config(
+                    wc.experiment,
+                    wc.variant,
+                    int(wc.seed),
+                    {"lr_from": input.lr, "batch_size_from": input.batch_size},
                 )
                 | {
-                    "lr_from": input.lr,
-                    "batch_size_from": input.batch_size,
                     "group": f"{PRESET}-{wc.experiment}",
                     "job_type": "train",
                     "tags": f"{PRESET},{wc.variant},seed{wc.seed}",
