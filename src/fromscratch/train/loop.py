@@ -6,8 +6,9 @@ One step: set the LR from the schedule → grad_accum micro-batches (autocast, b
 unscale → gradient norm (logged, before clipping) → clip → NaN guard → optimizer step.
 Around it: evaluation every `eval_every` steps, a checkpoint every `checkpoint_every`
 steps and when SIGTERM, SIGUSR2 or Ctrl-C arrives, and stops on max_steps, the time
-budget or the token budget. Everything a run needs to continue exactly is in its checkpoints. With a
-`teacher` (train/distill.py) a language model learns from its soft targets as well.
+budget or the token budget. Everything a run needs to continue exactly is in its
+checkpoints. With a `teacher` (train/distill.py) a language model learns from its soft
+targets as well.
 """
 
 from __future__ import annotations
