@@ -249,6 +249,23 @@ def test_changing_figure_code_reruns_only_figure_rules(local_demo):
 
 
 @pytest.mark.slow
+def test_a_changed_setting_reruns_the_jobs_it_reaches_and_no_others(local_demo):
+    workdir = local_demo.parent.parent
+
+    def planned(override):
+        result = snakemake(workdir, "-n", "--config", override, config=workdir / "small-demo.yaml")
+        assert result.returncode == 0, result.stderr[-2000:]
+        return {rule: int(n) for rule, n in re.findall(r"^(\w+)\s+(\d+)$", result.stdout, re.M)}
+
+    samples = planned("presets={demo: {gpt: {sample: {temperature: 0.5}}}}")
+    assert samples["sample"] == 2 and "train" not in samples and "lr_range" not in samples
+    classifier = planned("presets={demo: {classifier: {train: {max_steps: 70}}}}")
+    assert classifier["train"] == 4  # attention and heads, not position
+    assert "sample" not in classifier
+    assert planned("wandb={mode: disabled}") == {}  # where runs are logged is no setting
+
+
+@pytest.mark.slow
 @pytest.mark.slurm
 def test_demo_dag_on_slurm_gives_the_local_metrics(local_demo, slurm_cluster, tmp_path):
     results = run_demo(tmp_path, "--profile", str(ROOT / "profiles" / "slurm"), studies=False)

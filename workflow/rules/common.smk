@@ -217,9 +217,45 @@ def check_cluster_entries():
             )
 
 
+# Arguments that say where a job's results are logged or fetched from, not what they are:
+# changing them reruns nothing.
+NOT_SETTINGS = {"wandb_mode", "wandb_project", "group", "job_type", "tags", "mirror"}
+
+
+class FileNames:
+    """Stands in for a job's input or output files where only its settings are wanted:
+    `input.lr` is "<input.lr>", `output[0]` is "<output[0]>"."""
+
+    def __init__(self, kind):
+        self.kind = kind
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return f"<{self.kind}.{name}>"
+
+    def __getitem__(self, index):
+        return f"<{self.kind}[{index}]>"
+
+
+def without_not_settings(value):
+    if isinstance(value, dict):
+        return {
+            key: without_not_settings(item)
+            for key, item in value.items()
+            if key not in NOT_SETTINGS
+        }
+    return value
+
+
 def run(stage, kwargs):
-    """A params function: the command that runs `stage` through the launcher (here or on
-    SLURM) with the keyword arguments kwargs(wildcards, input, output) -> dict."""
+    """A rule's params (`params: **run(stage, kwargs)`): `cmd`, the command that runs
+    `stage` through the launcher (here or on SLURM) with the keyword arguments
+    kwargs(wildcards, input, output) -> dict; and `settings`, those arguments without the
+    file names, which Snakemake records with each output so that a job reruns when its
+    settings change. (It does not compare `cmd`: a params function of the input or output
+    files counts as derived from them, and changes to derived params trigger nothing.)
+    """
 
     STAGE_NAMES.add(stage)
 
@@ -245,7 +281,14 @@ def run(stage, kwargs):
             ]
         )
 
-    return command
+    def settings(wildcards):
+        try:
+            arguments = kwargs(wildcards, FileNames("input"), FileNames("output"))
+        except OSError:  # read from an input file, whose changes rerun the job anyway
+            return stage
+        return json.dumps(without_not_settings(arguments), sort_keys=True)
+
+    return {"cmd": command, "settings": settings}
 
 
 def run_folder(experiment, variant, seed):

@@ -10,7 +10,7 @@ rule prepare_data:
         CONDA_ENV
     threads: 2
     params:
-        cmd=run(
+        **run(
             "prepare",
             lambda wc, input, output: {
                 "dataset": wc.dataset,

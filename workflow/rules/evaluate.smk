@@ -13,7 +13,7 @@ rule sample:
         CONDA_ENV
     threads: 1
     params:
-        cmd=run(
+        **run(
             "sample",
             lambda wc, input, output: {
                 "model": input[0],

@@ -20,7 +20,7 @@ rule train:
         CONDA_ENV
     threads: 1
     params:
-        cmd=run(
+        **run(
             "train",
             lambda wc, input, output: {
                 "config": comparison_config(

@@ -13,7 +13,7 @@ rule batch_size:
         CONDA_ENV
     threads: 2
     params:
-        cmd=run(
+        **run(
             "batch-size",
             lambda wc, input, output: {
                 "config": train_spec(wc.model) | {"wandb_mode": "disabled"},
@@ -38,7 +38,7 @@ rule lr_range:
         CONDA_ENV
     threads: 1
     params:
-        cmd=run(
+        **run(
             "lr-range",
             lambda wc, input, output: {
                 "config": train_spec(wc.model)

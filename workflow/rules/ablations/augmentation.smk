@@ -85,7 +85,7 @@ if ablation_enabled("augmentation"):
             CONDA_ENV
         threads: 1
         params:
-            cmd=run(
+            **run(
                 "prepare",
                 lambda wc, input, output: {
                     "dataset": wc.dataset,
@@ -111,7 +111,7 @@ if ablation_enabled("augmentation"):
             CONDA_ENV
         threads: 1
         params:
-            cmd=run(
+            **run(
                 "augment",
                 lambda wc, input, output: {
                     "base": os.path.dirname(input.base),
@@ -144,7 +144,7 @@ if ablation_enabled("augmentation"):
             CONDA_ENV
         threads: 1
         params:
-            cmd=run(
+            **run(
                 "train",
                 lambda wc, input, output: {
                     "config": AUG_TRAIN_SPEC[wc.model]
@@ -183,7 +183,7 @@ if ablation_enabled("augmentation"):
             CONDA_ENV
         threads: 1
         params:
-            cmd=run(
+            **run(
                 "evaluate",
                 lambda wc, input, output: {
                     "model": input.model,

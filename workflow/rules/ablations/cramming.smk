@@ -65,7 +65,7 @@ if ablation_enabled("cramming"):
             CONDA_ENV
         threads: 1
         params:
-            cmd=run(
+            **run(
                 "lr-range",
                 lambda wc, input, output: {
                     "config": CRAMMING_SPECS["baseline"]
@@ -98,7 +98,7 @@ if ablation_enabled("cramming"):
             CONDA_ENV
         threads: 1
         params:
-            cmd=run(
+            **run(
                 "train",
                 lambda wc, input, output: {
                     "config": CRAMMING_SPECS[wc.recipe]

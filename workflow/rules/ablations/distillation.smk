@@ -50,7 +50,7 @@ if ablation_enabled("distillation"):
             CONDA_ENV
         threads: 1
         params:
-            cmd=run(
+            **run(
                 "train",
                 lambda wc, input, output: {
                     "config": {
@@ -94,7 +94,7 @@ if ablation_enabled("distillation"):
             CONDA_ENV
         threads: 1
         params:
-            cmd=run(
+            **run(
                 "distillation",
                 lambda wc, input, output: {
                     "model": input.model,
@@ -122,7 +122,7 @@ if ablation_enabled("distillation"):
             CONDA_ENV
         threads: 1
         params:
-            cmd=run(
+            **run(
                 "distillation",
                 lambda wc, input, output: {
                     "model": DISTILL_TEACHER,  # at its own maximum context

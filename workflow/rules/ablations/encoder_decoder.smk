@@ -39,7 +39,7 @@ if ablation_enabled("encoder_decoder"):
             CONDA_ENV
         threads: 1
         params:
-            cmd=run(
+            **run(
                 "encoder-decoder",
                 lambda wc, input, output: {
                     "config": SEQ2SEQ_SETTINGS

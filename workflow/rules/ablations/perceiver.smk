@@ -35,7 +35,7 @@ if ablation_enabled("perceiver"):
             CONDA_ENV
         threads: 1
         params:
-            cmd=run(
+            **run(
                 "perceiver-plan",
                 lambda wc, input, output: {
                     "data": os.path.dirname(input[0]),
@@ -63,7 +63,7 @@ if ablation_enabled("perceiver"):
             CONDA_ENV
         threads: 1
         params:
-            cmd=run(
+            **run(
                 "train",
                 lambda wc, input, output: {
                     # the planned config (read when the job starts), seed and tracking
@@ -98,7 +98,7 @@ if ablation_enabled("perceiver"):
             CONDA_ENV
         threads: 1
         params:
-            cmd=run(
+            **run(
                 "perceiver-cost",
                 lambda wc, input, output: {
                     "plan": input.plan,

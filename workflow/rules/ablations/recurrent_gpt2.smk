@@ -62,7 +62,7 @@ if ablation_enabled("recurrent_gpt2"):
             CONDA_ENV
         threads: 1
         params:
-            cmd=run(
+            **run(
                 "recurrent-gpt2",
                 lambda wc, input, output: {
                     "model": REC_MODELS[wc.model][0],

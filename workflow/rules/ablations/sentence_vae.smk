@@ -38,7 +38,7 @@ if ablation_enabled("sentence_vae"):
             CONDA_ENV
         threads: 1
         params:
-            cmd=run(
+            **run(
                 "train",
                 lambda wc, input, output: {
                     "config": {
@@ -77,7 +77,7 @@ if ablation_enabled("sentence_vae"):
             CONDA_ENV
         threads: 1
         params:
-            cmd=run(
+            **run(
                 "sentence-vae",
                 lambda wc, input, output: {
                     "base": (
