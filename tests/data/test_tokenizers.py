@@ -74,8 +74,11 @@ def test_chars_add_unk_only_when_other_splits_need_it():
     tok = tokenizers.fit("chars", ["abc"], ["abz"])
     assert tok.vocab_size == 4 and tok.decode(tok.encode("az")) == "a<unk>"
     strict = tokenizers.fit("chars", ["abc"])
-    with pytest.raises(FromScratchError, match="'z' is not in the vocabulary"):
-        strict.encode("z")
+    with pytest.raises(FromScratchError) as error:
+        strict.encode("zebra ü z")  # each character it lacks, once
+    assert str(error.value) == (
+        "not in the vocabulary: 'z', 'e', 'r', ' ', 'ü'; it has 3 characters: 'abc'"
+    )
 
 
 def test_bytes_take_raw_bytes_too():

@@ -59,7 +59,11 @@ def test_train_then_evaluate_then_sample(demo_chars, tmp_path, capsys):
     assert main(sample) == 0
     assert capsys.readouterr().out == text  # the same seed, the same samples
 
-    for bad, named in (("--top-p=1.5", "top_p=1.5"), ("--num-samples=0", "num_samples=0")):
+    for bad, named in (
+        ("--top-p=1.5", "top_p=1.5"),
+        ("--num-samples=0", "num_samples=0"),
+        ("--prompt=Zebra", "the prompt 'Zebra': not in the vocabulary: 'Z'; it has"),
+    ):
         assert main([*sample, bad]) == 1
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and named in err

@@ -101,8 +101,11 @@ class CharTokenizer(Tokenizer):
             missing = self._codes[ids] != codes if len(self.chars) else np.ones_like(codes, bool)
             if missing.any():
                 if not self.unk:
-                    bad = chr(int(codes[np.argmax(missing)]))
-                    raise FromScratchError(f"character {bad!r} is not in the vocabulary")
+                    bad = ", ".join(repr(chr(c)) for c in dict.fromkeys(codes[missing].tolist()))
+                    raise FromScratchError(
+                        f"not in the vocabulary: {bad}; it has {len(self.chars)} characters: "
+                        f"{self.chars!r}"
+                    )
                 ids[missing] = len(self.chars)
             out.append(ids)
         return out

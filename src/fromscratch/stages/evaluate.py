@@ -73,7 +73,10 @@ def sample_stage(
         )
     net.eval()
     tokenizer = data_for_model(config, data).tokenizer
-    prompt_ids = tokenizer.encode(prompt).tolist() if prompt else [0]
+    try:
+        prompt_ids = tokenizer.encode(prompt).tolist() if prompt else [0]
+    except FromScratchError as error:
+        raise FromScratchError(f"sample: the prompt {prompt!r}: {error}") from error
     generator = torch.Generator().manual_seed(seed)
     samples = []
     for _ in range(num_samples):
