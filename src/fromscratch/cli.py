@@ -128,8 +128,8 @@ def cmd_sample(args: argparse.Namespace) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> None:
-    import torch
-
+    # No torch here: with launcher slurm this process only waits on its job, and a
+    # pipeline has dozens of them waiting at once on a login node.
     from fromscratch.launch import Resources, run
     from fromscratch.stages import get_stage
 
@@ -153,7 +153,9 @@ def cmd_run(args: argparse.Namespace) -> None:
         signature.bind(**kwargs)
     except TypeError as e:  # a required argument is missing
         raise FromScratchError(f"--args: {e}; {takes}") from e
-    if args.threads:
+    if args.threads and args.launcher != "slurm":  # the stage runs in this process
+        import torch
+
         torch.set_num_threads(args.threads)
     result = run(
         stage,

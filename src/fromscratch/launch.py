@@ -35,7 +35,7 @@ from submitit.core.utils import FailedJobError
 from submitit.helpers import Checkpointable, DelayedSubmission, TorchDistributedEnvironment
 
 from fromscratch import FromScratchError, Interrupted
-from fromscratch.models.common import Config
+from fromscratch.config import Config
 
 LAUNCHERS = ("local", "debug", "slurm")
 TAIL_LINES = 15  # lines of the job's error log that a failure message carries

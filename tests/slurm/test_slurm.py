@@ -215,6 +215,30 @@ run(sleep, {"seconds": 600}, launcher="slurm", resources=resources, log_dir=sys.
 """
 
 
+def test_a_rule_process_waits_on_its_job_without_torch(slurm_cluster, tmp_path):
+    """`fromscratch run --launcher slurm`, as each rule runs it: dozens wait at once on a
+    login node, so none may load torch (about 200 MB and 2 s each); the job does."""
+    name = unique("light")
+    arguments = {"dataset": "demo", "tokenizer": "chars", "out": str(tmp_path / "data")}
+    resources = {"mem_gb": 2, "time_min": 10}
+    command = [Path(sys.executable).parent / "fromscratch", "run", "prepare"]
+    command += ["--launcher", "slurm", "--args", json.dumps(arguments)]
+    command += ["--resources", json.dumps(resources), "--log-dir", str(tmp_path / "logs")]
+    launcher = subprocess.Popen(
+        [*command, "--name", name, "--threads", "2"], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        wait_until(lambda: job_id_of(name), 60, "the job to be submitted")
+        assert "libtorch" not in Path(f"/proc/{launcher.pid}/maps").read_text()
+        out, _ = launcher.communicate(timeout=300)
+        assert launcher.returncode == 0
+        assert json.loads(out)["train"] == 4000  # examples, as the stage reports them
+        assert (tmp_path / "data" / "meta.json").is_file()
+    finally:
+        launcher.kill()
+        cancel(name)
+
+
 def test_stopping_the_launcher_cancels_its_job(slurm_cluster, tmp_path):
     """Snakemake stops a rule's process with SIGTERM: its SLURM job must not run on."""
     name = unique("orphan")

@@ -5,6 +5,7 @@ Every language model: forward(idx (B, T)) -> logits (B, T, V) (Perceiver AR: the
 Every config: a plain dataclass with from_dict/to_dict that rejects bad values at once.
 """
 
+from fromscratch.config import ConfigError
 from fromscratch.models.attention import Attention, KVCache, attend
 from fromscratch.models.blocks import MLP, Block, LayerNorm
 from fromscratch.models.classifier import Classifier, ClassifierConfig
@@ -12,7 +13,6 @@ from fromscratch.models.common import (
     ACTIVATIONS,
     ATTENTIONS,
     POSITIONS,
-    ConfigError,
     SamplingError,
     TransformerConfig,
     measure_matmul_flops,

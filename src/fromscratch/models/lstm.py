@@ -11,7 +11,8 @@ import dataclasses
 import torch
 from torch import nn
 
-from fromscratch.models.common import Config, LanguageModel
+from fromscratch.config import Config
+from fromscratch.models.common import LanguageModel
 
 State = tuple[torch.Tensor, torch.Tensor]
 

@@ -29,8 +29,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fromscratch.config import Config
 from fromscratch.models.blocks import LayerNorm
-from fromscratch.models.common import Config, Model
+from fromscratch.models.common import Model
 from fromscratch.models.gpt import GPT
 
 

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from fromscratch import FromScratchError
+from fromscratch.config import Config
 from fromscratch.io import parse_yaml, read_json
-from fromscratch.models.common import Config
 from fromscratch.train.schedule import CLOCKS, SHAPES
 
 FAMILIES = ("gpt", "classifier", "perceiver", "lstm")
