@@ -23,6 +23,7 @@ include: "workflow/rules/ablations/encoder_decoder.smk"
 include: "workflow/rules/figures.smk"
 
 
+check_fromscratch_on_path()
 check_cluster_entries()
 check_comparisons()
 

@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import os
 import re
 import shlex
 import subprocess
@@ -13,7 +14,7 @@ import yaml
 from fromscratch.models import ClassifierConfig, GPTConfig
 from fromscratch.train import TrainConfig
 
-from .conftest import ROOT, snakemake
+from .conftest import BIN, ROOT, snakemake
 
 MALFORMED = [
     ("launcher=pbs", r"'pbs' is not one of \['local', 'debug', 'slurm'\]"),
@@ -149,6 +150,20 @@ def test_rule_files_are_formatted():
         [sys.executable, "-m", "snakefmt", "--check", *rules], capture_output=True, text=True
     )
     assert result.returncode == 0, result.stderr  # `make format` formats them
+
+
+def test_without_fromscratch_on_path_the_workflow_says_so_before_any_job(workdir):
+    bare = {key: value for key, value in os.environ.items() if key != "PATH"}
+    files = ["--snakefile", str(ROOT / "Snakefile"), "--configfile", str(ROOT / "config.yaml")]
+    result = subprocess.run(
+        [str(BIN / "snakemake"), *files, "--directory", str(workdir), "-n"],
+        env={**bare, "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode != 0
+    assert "`fromscratch` is not on PATH, and the rules call it" in result.stdout + result.stderr
+    assert not (workdir / "results").exists()
 
 
 def test_make_cluster_profile_lets_profile_slurm_find_the_project_profile(workdir, monkeypatch):

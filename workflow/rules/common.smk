@@ -2,6 +2,7 @@
 import json
 import os
 import shlex
+import shutil
 
 import yaml
 from snakemake.utils import update_config, validate
@@ -204,6 +205,19 @@ def resources(stage):
     cluster = config["cluster"]
     group = RESOURCE_GROUPS.get(stage, "train")
     return {**cluster["default"], **cluster.get(group, {}), **cluster.get(stage, {})}
+
+
+def check_fromscratch_on_path():
+    """The rules all call `fromscratch`; without it on PATH, say so once, before any job
+    starts (a conda environment or a container of each rule brings its own)."""
+    deployment = workflow.deployment_settings
+    if deployment is not None and deployment.deployment_method:
+        return
+    if shutil.which("fromscratch") is None:
+        raise ValueError(
+            "`fromscratch` is not on PATH, and the rules call it; "
+            "`source .venv/bin/activate` first (`make install` makes .venv)"
+        )
 
 
 def check_cluster_entries():
