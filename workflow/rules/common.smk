@@ -156,8 +156,8 @@ def own_comparison_panels():
                 (
                     f"compare-{name}",
                     comparison_title(name),
-                    f"{MODEL_METRIC[model]} of the {TITLES[model]} with each value of "
-                    f"{compared_field(name)}; points: seeds.",
+                    f"The final evaluation of the {TITLES[model]} with each value of "
+                    f"{compared_field(name)}; bars: mean ± sd over seeds, dots: seeds.",
                 ),
                 (
                     f"curves-{name}",
