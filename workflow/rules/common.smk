@@ -60,22 +60,24 @@ COMPARISONS = {name: comparison(name, spec) for name, spec in P["compare"].items
 
 def check_comparisons():
     """Fail before any job starts if a comparison of the user's own names a field that is
-    neither a model field nor train.<a training field>, or a variant that is no value of
-    that field (the schema's model and train sections)."""
+    neither a field of its model nor train.<a training field>, or a variant that is no
+    value of that field (the schema's model and train sections)."""
     import jsonschema
 
     with open(
         os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml")
     ) as f:
         defs = yaml.safe_load(f)["$defs"]
-    fields = defs["model"]["properties"] | {
+    training = {
         f"train.{name}": schema for name, schema in defs["train"]["properties"].items()
     }
     for name, (model, field, variants) in COMPARISONS.items():
+        own = defs[f"{model}_model"]["properties"]
+        fields = defs["transformer"]["properties"] | own | training
         if field not in fields:
             raise ValueError(
-                f"config: compare.{name}: {field!r} is neither a model field nor a "
-                f"training one; allowed: {', '.join(fields)}"
+                f"config: compare.{name}: {field!r} is neither a field of the {model} "
+                f"nor a training one; allowed: {', '.join(fields)}"
             )
         validator = jsonschema.Draft202012Validator({"$defs": defs, **fields[field]})
         for variant in variants:
