@@ -217,7 +217,7 @@ run(sleep, {"seconds": 600}, launcher="slurm", resources=resources, log_dir=sys.
 
 def test_a_rule_process_waits_on_its_job_without_torch(slurm_cluster, tmp_path):
     """`fromscratch run --launcher slurm`, as each rule runs it: dozens wait at once on a
-    login node, so none may load torch (about 200 MB and 2 s each); the job does."""
+    login node, so none may load torch (over 200 MB and 2-3 s each); the job does."""
     name = unique("light")
     arguments = {"dataset": "demo", "tokenizer": "chars", "out": str(tmp_path / "data")}
     resources = {"mem_gb": 2, "time_min": 10}

@@ -1,6 +1,7 @@
 """Running the real Snakemake workflow from the tests, in a scratch working directory."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -31,6 +32,11 @@ def snakemake(workdir, *args, config=ROOT / "config.yaml", timeout=1200):
         timeout=timeout,
         env=env,
     )
+
+
+def planned_jobs(result) -> dict[str, int]:
+    """How many jobs of each rule a (dry) run lists in its job-count table."""
+    return {rule: int(n) for rule, n in re.findall(r"^(\w+)\s+(\d+)$", result.stdout, re.M)}
 
 
 @pytest.fixture

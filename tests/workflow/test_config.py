@@ -14,7 +14,7 @@ import yaml
 from fromscratch.models import ClassifierConfig, GPTConfig
 from fromscratch.train import TrainConfig
 
-from .conftest import BIN, ROOT, snakemake
+from .conftest import BIN, ROOT, planned_jobs, snakemake
 
 MALFORMED = [
     ("launcher=pbs", r"'pbs' is not one of \['local', 'debug', 'slurm'\]"),
@@ -107,7 +107,7 @@ def test_malformed_config_fails_before_any_job(workdir, override, message):
 def test_full_preset_dry_run_lists_every_job(workdir):
     result = snakemake(workdir, "-n", "--config", "preset=full")
     assert result.returncode == 0, result.stderr[-3000:]
-    counts = {k: int(v) for k, v in re.findall(r"^(\w+)\s+(\d+)$", result.stdout, re.M)}
+    counts = planned_jobs(result)
     # The course: 2 data sets, 2 × (batch size, LR range), (4 attention + 6 position
     # variants) × 3 seeds, 6 samples, the tables, 7 figures and the poster.
     course = {
@@ -199,10 +199,6 @@ def test_make_cluster_profile_lets_profile_slurm_find_the_project_profile(workdi
     assert f"{link} is another profile; remove it" in refused.stderr
 
 
-def planned_jobs(result) -> dict[str, int]:
-    return {rule: int(n) for rule, n in re.findall(r"^(\w+)\s+(\d+)$", result.stdout, re.M)}
-
-
 def test_nested_config_values_keep_their_yaml_types(workdir):
     """Snakemake reads values nested in --config as strings; the commands the README and
     config.yaml show must still work as the same YAML in a file would."""
@@ -250,7 +246,7 @@ def test_a_comparison_of_ones_own_trains_each_value_and_joins_the_poster(workdir
 def test_small_preset_studies_run_over_their_own_seeds(workdir):
     result = snakemake(workdir, "-n", "--config", "preset=small")
     assert result.returncode == 0, result.stderr[-3000:]
-    counts = {k: int(v) for k, v in re.findall(r"^(\w+)\s+(\d+)$", result.stdout, re.M)}
+    counts = planned_jobs(result)
     # Studies with `seeds` of their own run over those, not the preset's three.
     assert counts["perceiver_train"] == 12  # 3 contexts x 2 models x 2 seeds
     assert counts["cramming_train"] == 18  # (1 + 2 budget fractions + 6 ablations) x 2 seeds

@@ -8,13 +8,12 @@ the local run does.
 """
 
 import json
-import re
 import subprocess
 
 import pytest
 import yaml
 
-from .conftest import ROOT, snakemake
+from .conftest import ROOT, planned_jobs, snakemake
 
 # Replaces (not merges into) the demo preset's settings at each path.
 SMALL_DEMO = {
@@ -243,7 +242,7 @@ def test_changing_figure_code_reruns_only_figure_rules(local_demo):
     finally:
         plots.write_text(original)
     assert result.returncode == 0
-    planned = dict(re.findall(r"^(\w+)\s+(\d+)$", result.stdout, re.MULTILINE))
+    planned = planned_jobs(result)
     assert "train" not in planned and "lr_range" not in planned and "sample" not in planned
     assert {"tables", "poster"} <= set(planned)
 
@@ -255,7 +254,7 @@ def test_a_changed_setting_reruns_the_jobs_it_reaches_and_no_others(local_demo):
     def planned(override):
         result = snakemake(workdir, "-n", "--config", override, config=workdir / "small-demo.yaml")
         assert result.returncode == 0, result.stderr[-2000:]
-        return {rule: int(n) for rule, n in re.findall(r"^(\w+)\s+(\d+)$", result.stdout, re.M)}
+        return planned_jobs(result)
 
     samples = planned("presets={demo: {gpt: {sample: {temperature: 0.5}}}}")
     assert samples["sample"] == 2 and "train" not in samples and "lr_range" not in samples
