@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV   ?= .venv
 # The CPU wheel here; on a cluster, e.g. `make test TORCH="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128"`.
 TORCH  ?= torch==2.13.0
+# `make demo` runs as many jobs at once as the machine has cores; `make demo CORES=2` leaves some free.
+CORES  ?= all
 PIP    := $(VENV)/bin/pip
 BIN    := $(VENV)/bin
 
@@ -27,7 +29,7 @@ install-dev: $(VENV)/.installed-dev
 
 # The whole DAG at toy scale, offline: data → tuning → training → samples → figures → poster.
 demo: install
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --cores 2 --config preset=demo
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --cores $(CORES) --config preset=demo
 	@echo "poster: results/demo/poster.pdf, figures: results/demo/figures/"
 
 test: install-dev
