@@ -8,6 +8,8 @@ the local run does.
 """
 
 import json
+import os
+import shutil
 import subprocess
 
 import pytest
@@ -262,6 +264,23 @@ def test_a_changed_setting_reruns_the_jobs_it_reaches_and_no_others(local_demo):
     assert classifier["train"] == 4  # attention and heads, not position
     assert "sample" not in classifier
     assert planned("wandb={mode: disabled}") == {}  # where runs are logged is no setting
+
+
+@pytest.mark.slow
+def test_results_copied_with_their_file_times_need_no_training(local_demo, tmp_path):
+    # a cluster run's results/, copied to a laptop with their file times (rsync -a) but
+    # without Snakemake's records (.snakemake/): the figures must not cost a retraining.
+    # Figure code newer than the results (a later checkout) may redraw the figures.
+    workdir = local_demo.parent.parent
+    shutil.copytree(workdir / "results", tmp_path / "results", symlinks=True)
+    result = snakemake(tmp_path, "-n", config=workdir / "small-demo.yaml")
+    assert result.returncode == 0, result.stderr[-2000:]
+    drawing = {"all", "tables", "poster"}
+    planned = {rule for rule in planned_jobs(result) if rule not in drawing}
+    assert all("figure" in rule for rule in planned), result.stdout[-3000:]
+    os.utime(ROOT / "src" / "fromscratch" / "figures" / "plots.py")  # a fresh checkout
+    result = snakemake(tmp_path, "-n", config=workdir / "small-demo.yaml")
+    assert {"tables", "poster"} <= set(planned_jobs(result))
 
 
 @pytest.mark.slow
