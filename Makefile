@@ -28,8 +28,10 @@ install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
 # The whole DAG at toy scale, offline: data → tuning → training → samples → figures → poster.
+# On the CPU even where there is a GPU: one CUDA context per concurrent job would not fit a
+# laptop's GPU, and models this small gain little from one.
 demo: install
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --cores $(CORES) --config preset=demo
+	CUDA_VISIBLE_DEVICES= PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --cores $(CORES) --config preset=demo
 	@echo "poster: results/demo/poster.pdf, figures: results/demo/figures/"
 
 test: install-dev
