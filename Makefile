@@ -28,8 +28,8 @@ install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
 # The whole DAG at toy scale, offline: data → tuning → training → samples → figures → poster.
-# On the CPU even where there is a GPU: one CUDA context per concurrent job would not fit a
-# laptop's GPU, and models this small gain little from one.
+# On the CPU even where there is a GPU, as the demo preset is meant: with a job per core,
+# every job's CUDA context (a few hundred MB each) would add up on a laptop's GPU.
 demo: install
 	CUDA_VISIBLE_DEVICES= PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --cores $(CORES) --config preset=demo
 	@echo "poster: results/demo/poster.pdf, figures: results/demo/figures/"
