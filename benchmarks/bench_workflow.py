@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import statistics
@@ -28,11 +29,14 @@ from common import ROOT, write_result
 from fromscratch.stages import get_stage
 
 BIN = Path(sys.executable).parent
+# the rules call `fromscratch`: Snakemake refuses to plan without it on PATH, and `make
+# bench` runs this without the environment activated
+ENV = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
 
 
 def seconds(command: list[str], cwd: Path) -> float:
     start = time.perf_counter()
-    subprocess.run(command, cwd=cwd, check=True, capture_output=True)
+    subprocess.run(command, cwd=cwd, check=True, capture_output=True, env=ENV)
     return time.perf_counter() - start
 
 
@@ -53,7 +57,7 @@ def main() -> None:
         dry_run_command = [*snakemake, "-n", "--config", "preset=full"]
         dry_run = median_of(args.repeats, lambda: seconds(dry_run_command, scratch))
         startup = median_of(args.repeats, lambda: seconds([*snakemake, "--version"], scratch))
-        plan = subprocess.run(dry_run_command, cwd=scratch, capture_output=True, text=True)
+        plan = subprocess.run(dry_run_command, cwd=scratch, capture_output=True, text=True, env=ENV)
         job_count = int(re.search(r"^total\s+(\d+)", plan.stdout + plan.stderr, re.M)[1])
 
         prepare = get_stage("prepare")
