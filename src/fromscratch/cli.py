@@ -83,17 +83,16 @@ def cmd_lr_range(args: argparse.Namespace) -> None:
 def cmd_batch_size(args: argparse.Namespace) -> None:
     from fromscratch.train.batch_size import search
 
-    result = search(
-        _config(args),
-        args.out,
-        args.max_batch_size,
-        args.memory_cap_mb,
-        noise_draws=args.noise_draws,
-        noise_micro_batch=args.noise_micro_batch,
-        noise_accumulate=args.noise_accumulate,
-        noise_after_steps=args.noise_after_steps,
-    )
+    result = search(_config(args), args.out, args.max_batch_size, args.memory_cap_mb)
     print(f"batch size {result['batch_size']} → {args.out}/batch_size.json")
+
+
+def cmd_noise_scale(args: argparse.Namespace) -> None:
+    from fromscratch.train.noise_scale import write_noise_scale
+
+    options = ("draws", "micro_batch", "accumulate", "after_steps")
+    result = write_noise_scale(_config(args), args.out, **{k: getattr(args, k) for k in options})
+    print(f"gradient noise scale {result['noise_scale']:,.1f} → {args.out}/noise_scale.json")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -230,16 +229,16 @@ def build_parser() -> argparse.ArgumentParser:
         default=8192,
         help="CPU only: the memory a batch may use (GPUs: their own memory)",
     )
-    p.add_argument(
-        "--noise-draws",
-        type=int,
-        default=0,
-        help="measure the gradient noise scale (critical batch size) over this many draws",
+    p = training_command(
+        "noise-scale",
+        "gradient noise scale: the batch size past which bigger ones pay less",
+        cmd_noise_scale,
     )
-    p.add_argument("--noise-micro-batch", type=int, default=4, help="its small batch")
-    p.add_argument("--noise-accumulate", type=int, default=8, help="small batches in a big one")
+    p.add_argument("--draws", type=int, default=8, help="draws of a big batch")
+    p.add_argument("--micro-batch", type=int, default=4, help="sequences in a small batch")
+    p.add_argument("--accumulate", type=int, default=8, help="small batches in a big one")
     p.add_argument(
-        "--noise-after-steps", type=int, default=0, help="train this many steps before measuring"
+        "--after-steps", type=int, default=0, help="train this many steps before measuring"
     )
 
     p = commands.add_parser("evaluate", help="evaluate a trained model on whole splits")

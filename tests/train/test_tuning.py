@@ -77,18 +77,16 @@ def test_noise_scale_recovers_a_known_gradient_noise():
         noise_scale_from(1.0, 0.5, 8, 8)
 
 
-def test_batch_size_search_measures_the_gradient_noise_scale(demo_chars, tmp_path, capsys):
+def test_cli_measures_the_gradient_noise_scale_after_training(demo_chars, tmp_path, capsys):
     import yaml
 
     config = tiny_gpt(demo_chars, dropout=0.0)
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(config))
-    noise_options = ["--noise-draws", "3", "--noise-micro-batch", "2", "--noise-accumulate", "4"]
-    noise_options += ["--noise-after-steps", "5"]
-    argv = ["batch-size", str(path), "--out", str(tmp_path), "--max-batch-size", "1"]
-    assert main(argv + noise_options) == 0
-    assert "gradient noise scale" in capsys.readouterr().err  # with the search's progress
-    noise = json.loads((tmp_path / "batch_size.json").read_text())["gradient_noise_scale"]
+    options = ["--draws", "3", "--micro-batch", "2", "--accumulate", "4", "--after-steps", "5"]
+    assert main(["noise-scale", str(path), "--out", str(tmp_path), *options]) == 0
+    assert "gradient noise scale" in capsys.readouterr().out
+    noise = json.loads((tmp_path / "noise_scale.json").read_text())
     assert noise["grad_norm_sq"] > 0 and noise["trace_covariance"] > 0
     assert noise["noise_scale_tokens"] == pytest.approx(noise["noise_scale"] * 32)
     # training and micro-batches are functions of the seed: measuring again agrees, and
@@ -146,13 +144,15 @@ def test_sweeps_that_cannot_answer_fail_in_one_line(demo_chars, tmp_path, capsys
         assert err.count("\n") == 1 and named in err, options
     assert not (tmp_path / "o" / "lr_range.json").exists()
 
-    # the batch-size search checks its options before the first probe, noise scale included
-    for options, named in (
-        (["--max-batch-size", "0"], "max_batch_size=0; it must be at least 1"),
-        (["--memory-cap-mb", "-1"], "memory_cap_mb=-1; it must be > 0"),
-        (["--noise-draws", "2", "--noise-accumulate", "1"], "accumulate=1; it must be at least 2"),
-        (["--noise-draws", "2", "--noise-micro-batch", "0"], "micro_batch=0; it must be at least"),
+    # the batch-size search and the noise scale check their options before any training
+    for command, options, named in (
+        ("batch-size", ["--max-batch-size", "0"], "max_batch_size=0; it must be at least 1"),
+        ("batch-size", ["--memory-cap-mb", "-1"], "memory_cap_mb=-1; it must be > 0"),
+        ("noise-scale", ["--accumulate", "1"], "accumulate=1; it must be at least 2"),
+        ("noise-scale", ["--micro-batch", "0"], "micro_batch=0; it must be at least 1"),
+        ("noise-scale", ["--draws", "0"], "draws=0; it must be at least 1"),
     ):
-        assert main(["batch-size", str(path), *out, *options]) == 1
+        assert main([command, str(path), *out, *options]) == 1
         err = capsys.readouterr().err  # one line: no probe's progress line before it
         assert err.count("\n") == 1 and named in err, options
+    assert not (tmp_path / "o" / "noise_scale.json").exists()

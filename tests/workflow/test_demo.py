@@ -263,6 +263,12 @@ def test_a_changed_setting_reruns_the_jobs_it_reaches_and_no_others(local_demo):
     classifier = planned("presets={demo: {classifier: {train: {max_steps: 70}}}}")
     assert classifier["train"] == 4  # attention and heads, not position
     assert "sample" not in classifier
+    # a longer run changes what tuning measures after some steps of its schedule (the
+    # noise scale), not the batch that fits nor the range test's sweep
+    assert classifier["noise_scale"] == 1
+    assert "batch_size" not in classifier and "lr_range" not in classifier
+    bookkeeping = planned("presets={demo: {classifier: {train: {eval_every: 7}}}}")
+    assert bookkeeping["train"] == 4 and "noise_scale" not in bookkeeping
     assert planned("wandb={mode: disabled}") == {}  # where runs are logged is no setting
 
 

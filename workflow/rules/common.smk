@@ -196,6 +196,7 @@ RESOURCE_GROUPS = {
     "prepare": "data",
     "augment": "data",
     "batch-size": "tune",
+    "noise-scale": "tune",
     "lr-range": "tune",
     "sample": "sample",
 }
@@ -237,6 +238,29 @@ def check_cluster_entries():
 # changing them reruns nothing.
 NOT_SETTINGS = {"wandb_mode", "wandb_project", "group", "job_type", "tags", "mirror"}
 
+# Settings of a training run that the batch-size search and the LR range tests are given
+# but never read: how long the run lasts and its LR schedule (a range test sets its own
+# learning rates), how often it evaluates, logs and saves. Changing them reruns training,
+# not tuning. The noise scale, measured after some steps of that schedule, reads all but
+# the bookkeeping.
+RUN_BOOKKEEPING = {
+    "eval_every",
+    "eval_max_tokens",
+    "log_every",
+    "checkpoint_every",
+    "keep_checkpoints",
+}
+RUN_SCHEDULE = {
+    "lr",
+    "warmup_steps",
+    "schedule",
+    "min_lr_ratio",
+    "max_steps",
+    "clock",
+    "time_budget_s",
+    "token_budget",
+}
+
 
 class FileNames:
     """Stands in for a job's input or output files where only its settings are wanted:
@@ -254,23 +278,26 @@ class FileNames:
         return f"<{self.kind}[{index}]>"
 
 
-def without_not_settings(value):
+def without_keys(value, keys):
+    """value, with every dict entry named in keys left out, at any depth."""
     if isinstance(value, dict):
         return {
-            key: without_not_settings(item)
+            key: without_keys(item, keys)
             for key, item in value.items()
-            if key not in NOT_SETTINGS
+            if key not in keys
         }
     return value
 
 
-def run(stage, kwargs):
+def run(stage, kwargs, unread=frozenset()):
     """A rule's params (`params: **run(stage, kwargs)`): `cmd`, the command that runs
     `stage` through the launcher (here or on SLURM) with the keyword arguments
     kwargs(wildcards, input, output) -> dict; and `settings`, those arguments without the
     file names, which Snakemake records with each output so that a job reruns when its
     settings change. (It does not compare `cmd`: a params function of the input or output
     files counts as derived from them, and changes to derived params trigger nothing.)
+    unread: arguments (at any depth) that the stage is given but whose value cannot change
+    its results, so that changing them reruns nothing; NOT_SETTINGS are always left out.
     """
 
     STAGE_NAMES.add(stage)
@@ -302,7 +329,9 @@ def run(stage, kwargs):
             arguments = kwargs(wildcards, FileNames("input"), FileNames("output"))
         except OSError:  # read from an input file, whose changes rerun the job anyway
             return stage
-        return json.dumps(without_not_settings(arguments), sort_keys=True)
+        return json.dumps(
+            without_keys(arguments, NOT_SETTINGS | set(unread)), sort_keys=True
+        )
 
     return {"cmd": command, "settings": settings}
 
@@ -356,5 +385,15 @@ def all_targets():
     return [
         f"{RESULTS}/poster.pdf",
         f"{RESULTS}/tables/runs.csv",
+        *[path for path in map(noise_scale_file, MODELS) if path],
         *ABLATION_TARGETS,
     ]
+
+
+def noise_scale_file(model):
+    """Where `model`'s gradient noise scale goes; [] where the preset does not measure it.
+    The pipeline keeps every tuned model's; the classifier's batch-size figure marks its.
+    """
+    return (
+        f"{RESULTS}/tune/{model}/noise_scale.json" if "noise_scale" in P["tune"] else []
+    )

@@ -47,6 +47,7 @@ rule figure_lr_range:
 rule figure_batch_size:
     input:
         result=f"{RESULTS}/tune/{{model}}/batch_size.json",
+        noise=lambda wc: noise_scale_file(wc.model),
         code=FIGURE_CODE,
     output:
         report(

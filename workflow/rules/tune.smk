@@ -1,5 +1,7 @@
 # Stage 2: the tuned values that training takes as inputs. The batch-size search picks the
 # largest batch that fits; the LR range test runs at that batch size and picks the LR.
+# Beside them, where the preset asks for it, the gradient noise scale: the batch size past
+# which bigger batches stop saving steps, drawn on the batch-size figure.
 
 
 rule batch_size:
@@ -20,6 +22,7 @@ rule batch_size:
                 "out": os.path.dirname(output[0]),
                 **P["tune"]["batch_size"],
             },
+            unread=RUN_BOOKKEEPING | RUN_SCHEDULE,
         ),
     shell:
         "{params.cmd} > {log} 2>&1"
@@ -46,6 +49,31 @@ rule lr_range:
                 "out": os.path.dirname(output.choice),
                 **P["tune"]["lr_range"],
             },
+            unread=RUN_BOOKKEEPING | RUN_SCHEDULE,
+        ),
+    shell:
+        "{params.cmd} > {log} 2>&1"
+
+
+rule noise_scale:
+    input:
+        lambda wc: f"{data_dir(wc.model)}/meta.json",
+    output:
+        f"{RESULTS}/tune/{{model}}/noise_scale.json",
+    log:
+        f"{RESULTS}/logs/noise_scale/{{model}}.log",
+    conda:
+        CONDA_ENV
+    threads: 1
+    params:
+        **run(
+            "noise-scale",
+            lambda wc, input, output: {
+                "config": train_spec(wc.model) | {"wandb_mode": "disabled"},
+                "out": os.path.dirname(output[0]),
+                **P["tune"]["noise_scale"],
+            },
+            unread=RUN_BOOKKEEPING,
         ),
     shell:
         "{params.cmd} > {log} 2>&1"

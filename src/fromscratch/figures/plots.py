@@ -74,14 +74,18 @@ def lr_range(csv_path: str | Path, json_path: str | Path, out: str | Path, title
     return save(fig, out)
 
 
-def batch_size(json_path: str | Path, out: str | Path, title: str) -> list:
+def batch_size(
+    json_path: str | Path, out: str | Path, title: str, noise_path: str | Path | None = None
+) -> list:
+    """The batch-size search's result; noise_path: a noise_scale.json to mark on it."""
     result = json.loads(Path(json_path).read_text())
     tried = pd.DataFrame(result["tried"])
     fits = tried[tried["fits"]]
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.8))
     left.plot(fits["batch_size"], fits["tokens_per_s"], marker="o")
     left.set(xscale="log", xlabel="batch size (sequences)", ylabel="throughput (tokens/s)")
-    if noise := result.get("gradient_noise_scale"):
+    if noise_path is not None:
+        noise = json.loads(Path(noise_path).read_text())
         where = f"after {noise['after_steps']} steps" if noise["after_steps"] else "at init"
         label = f"gradient noise scale {noise['noise_scale']:.3g} ({where})"
         left.axvline(noise["noise_scale"], color="C2", ls="--", label=label)

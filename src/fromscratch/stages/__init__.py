@@ -16,11 +16,12 @@ from fromscratch.stages.evaluate import evaluate_stage, sample_stage
 from fromscratch.stages.perceiver import perceiver_cost_stage, perceiver_plan_stage
 from fromscratch.stages.recurrent_gpt2 import recurrent_gpt2_stage
 from fromscratch.stages.sentence_vae import sentence_vae_stage
-from fromscratch.stages.tune import batch_size_stage, lr_range_stage
+from fromscratch.stages.tune import batch_size_stage, lr_range_stage, noise_scale_stage
 
 STAGES = {
     "prepare": prepare_stage,
     "batch-size": batch_size_stage,
+    "noise-scale": noise_scale_stage,
     "lr-range": lr_range_stage,
     "train": None,  # launch.TrainingJob: imported on use (it brings in submitit)
     "evaluate": evaluate_stage,

@@ -10,9 +10,9 @@ attempt's memory never hides inside another's.
 
 Sizes double (1, 2, 4, …) up to `max_batch_size` and stop at the first that does not fit,
 so the result is also a throughput-versus-batch-size curve. Writes `batch_size.json`
-(`batch_size`: the largest that fits; a training config takes it as `batch_size_from`),
-with the gradient noise scale (train/noise_scale.py) when `noise_draws` > 0: the batch
-size beyond which bigger batches stop saving steps.
+(`batch_size`: the largest that fits; a training config takes it as `batch_size_from`).
+How large a batch is worth its cost is another question, which the gradient noise scale
+answers (train/noise_scale.py, a stage of its own).
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ import torch
 from fromscratch import FromScratchError
 from fromscratch.io import write_json
 from fromscratch.train.config import TrainConfig
-from fromscratch.train.noise_scale import check_options, measure_noise_scale
 
 PROBE_STEPS = 3
 
@@ -151,10 +150,6 @@ def search(
     out: str | Path,
     max_batch_size: int = 1024,
     memory_cap_mb: float = 8192,
-    noise_draws: int = 0,
-    noise_micro_batch: int = 4,
-    noise_accumulate: int = 8,
-    noise_after_steps: int = 0,
 ) -> dict:
     if max_batch_size < 1:
         raise FromScratchError(
@@ -164,8 +159,6 @@ def search(
         raise FromScratchError(
             f"batch-size search: memory_cap_mb={memory_cap_mb:g}; it must be > 0"
         )
-    if noise_draws > 0:
-        check_options(noise_micro_batch, noise_accumulate, noise_draws, noise_after_steps)
     out = Path(out)
     cuda = torch.cuda.is_available() and config.device in ("auto", "cuda")
     tried = []
@@ -202,11 +195,5 @@ def search(
         "max_batch_size": max_batch_size,
         "tried": tried,
     }
-    if noise_draws > 0:
-        noise = measure_noise_scale(
-            config, noise_micro_batch, noise_accumulate, noise_draws, noise_after_steps
-        )
-        result["gradient_noise_scale"] = noise
-        print(f"gradient noise scale: {noise['noise_scale']:,.1f} sequences", file=sys.stderr)
     write_json(out / "batch_size.json", result)
     return result

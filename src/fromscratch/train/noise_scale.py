@@ -22,6 +22,9 @@ Here the big batch is `accumulate` small ones: each draw takes that many micro-b
 `micro_batch` sequences, whose gradients give |G_b|² (their mean squared norm) and |G_B|²
 (the squared norm of their mean). Both estimates are averaged over the draws before the
 ratio is taken, as the paper recommends: each one alone is noisy and can be negative.
+
+Writes `noise_scale.json` (`noise_scale` in sequences, `noise_scale_tokens` for language
+models, and both terms), which the batch-size figure marks on its throughput curve.
 """
 
 from __future__ import annotations
@@ -29,10 +32,12 @@ from __future__ import annotations
 import dataclasses
 import tempfile
 from collections.abc import Iterable
+from pathlib import Path
 
 import torch
 
 from fromscratch import FromScratchError
+from fromscratch.io import write_json
 from fromscratch.train.config import TrainConfig
 
 
@@ -131,3 +136,10 @@ def measure_noise_scale(
         "draws": draws,
         "after_steps": after_steps,
     }
+
+
+def write_noise_scale(config: TrainConfig, out: str | Path, **options) -> dict:
+    """measure_noise_scale(config, **options), written to out/noise_scale.json."""
+    result = measure_noise_scale(config, **options)
+    write_json(Path(out) / "noise_scale.json", result)
+    return result

@@ -77,6 +77,7 @@ if ablation_enabled("cramming"):
                     "out": os.path.dirname(output.choice),
                     **P["tune"]["lr_range"],
                 },
+                unread=RUN_BOOKKEEPING | RUN_SCHEDULE,
             ),
         shell:
             "{params.cmd} > {log} 2>&1"
