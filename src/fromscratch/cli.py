@@ -90,8 +90,14 @@ def cmd_batch_size(args: argparse.Namespace) -> None:
 def cmd_noise_scale(args: argparse.Namespace) -> None:
     from fromscratch.train.noise_scale import write_noise_scale
 
-    options = ("draws", "micro_batch", "accumulate", "after_steps")
-    result = write_noise_scale(_config(args), args.out, **{k: getattr(args, k) for k in options})
+    result = write_noise_scale(
+        _config(args),
+        args.out,
+        micro_batch=args.micro_batch,
+        accumulate=args.accumulate,
+        draws=args.draws,
+        after_steps=args.after_steps,
+    )
     print(f"gradient noise scale {result['noise_scale']:,.1f} → {args.out}/noise_scale.json")
 
 
