@@ -195,6 +195,7 @@ def test_demo_dag_makes_every_figure_and_the_poster(local_demo):
         "lr_range-classifier",
         "lr_range-gpt",
         "batch_size-classifier",
+        "batch_size-gpt",
         "compare-attention",
         "compare-position",
         "curves-attention",

@@ -392,7 +392,7 @@ def all_targets():
 
 def noise_scale_file(model):
     """Where `model`'s gradient noise scale goes; [] where the preset does not measure it.
-    The pipeline keeps every tuned model's; the classifier's batch-size figure marks its.
+    Each tuned model's batch-size figure marks its own.
     """
     return (
         f"{RESULTS}/tune/{model}/noise_scale.json" if "noise_scale" in P["tune"] else []

@@ -87,7 +87,7 @@ def batch_size(
     if noise_path is not None:
         noise = json.loads(Path(noise_path).read_text())
         where = f"after {noise['after_steps']} steps" if noise["after_steps"] else "at init"
-        label = f"gradient noise scale {noise['noise_scale']:.3g} ({where})"
+        label = f"gradient noise scale:\n{noise['noise_scale']:.3g} sequences, {where}"
         left.axvline(noise["noise_scale"], color="C2", ls="--", label=label)
         left.legend(fontsize=8)
     right.plot(tried["batch_size"], tried["peak_memory_mb"], marker="o", color="C1")
