@@ -20,7 +20,11 @@ two models under the same conditions.
 MFU = model FLOPs per token (nanoGPT's 6N + 12 L H Q T) x tokens/s / the matmul FLOP/s
 this device reaches at that moment at the training precision (a square torch.mm loop,
 timed in every round right after the models; bf16 under --precision bf16, where both
-models run under bf16 autocast); the median over rounds.
+models run under bf16 autocast); the median over rounds.  Each round also times a copy of
+a tensor larger than any cache: the memory bandwidth that the step's elementwise ops
+(GELU, LayerNorm, adds, bias fills) are bound by.  How much they cost next to the matmuls
+is this machine's ratio of the two rates, and HF's step has more of them than ours: so
+the ratio to HF moves with the machine.
 
 In fp32 on a CPU (and with fast=True) the result also says whether the speed goals (GOALS)
 are met.
@@ -58,7 +62,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from common import cpu_name, throughput_goal_text, write_result
+from common import cpu_name, measure_memory_bandwidth, throughput_goal_text, write_result
 
 from fromscratch.models import GPT, GPTConfig, measure_matmul_flops
 
@@ -221,8 +225,9 @@ def fastest_hf_attention(c, x, y, fused, bf16) -> tuple[str, dict[str, float]]:
     return min(seconds, key=seconds.get), seconds
 
 
-def bench_config(name: str, args, matmul_rate, nanogpt=None) -> dict:
-    """matmul_rate(): the device's matmul FLOP/s now, timed briefly.  nanogpt: its model.py."""
+def bench_config(name: str, args, matmul_rate, memory_rate, nanogpt=None) -> dict:
+    """matmul_rate(), memory_rate(): the device's matmul FLOP/s and memory bytes/s now,
+    timed briefly.  nanogpt: its model.py."""
     c = {**CONFIGS[name], "name": name}
     torch.manual_seed(0)
     x = torch.randint(0, c["vocab_size"], (c["batch"], c["context"]), device=args.device)
@@ -267,11 +272,12 @@ def bench_config(name: str, args, matmul_rate, nanogpt=None) -> dict:
     tokens_per_step = c["batch"] * c["context"]
     for step in variants.values():  # warm-up, not timed
         time_steps(step, max(2, steps // 2))
-    rates, peak = {label: [] for label in variants}, []
+    rates, peak, bandwidth = {label: [] for label in variants}, [], []
     for _ in range(args.rounds):  # interleaved: ours, hf, (ours+compile, hf+compile), ours...
         for label, step in variants.items():
             rates[label].append(tokens_per_step * steps / time_steps(step, steps))
         peak.append(matmul_rate())
+        bandwidth.append(memory_rate())
 
     # on a GPU an op's CPU time is its launch, not its work: the breakdown is for CPUs
     breakdown, bound_ratio = None, None
@@ -324,6 +330,7 @@ def bench_config(name: str, args, matmul_rate, nanogpt=None) -> dict:
         "mfu": mfu,
         "goal": goal,
         "matmul_gflops_rounds": [p / 1e9 for p in peak],
+        "memory_gbps_rounds": [b / 1e9 for b in bandwidth],
         "ms_per_step": breakdown,
         "matmul_bound_ratio": bound_ratio,
         "ratio_compiled_vs_hf_eager": median["ours+compile"] / median["hf"]
@@ -354,9 +361,15 @@ def main() -> None:
     def matmul_rate():
         return measure_matmul_flops(size, seconds=0.3, dtype=dtype, device=args.device)
 
+    def memory_rate():
+        return measure_memory_bandwidth(device=args.device)
+
     nanogpt = load_nanogpt(args.nanogpt) if args.nanogpt else None  # fail before timing
-    results = {name: bench_config(name, args, matmul_rate, nanogpt) for name in args.configs}
+    results = {
+        name: bench_config(name, args, matmul_rate, memory_rate, nanogpt) for name in args.configs
+    }
     matmul = [rate for r in results.values() for rate in r["matmul_gflops_rounds"]]
+    memory = [rate for r in results.values() for rate in r["memory_gbps_rounds"]]
     report = {
         "torch": torch.__version__,
         "cpu": cpu_name(),
@@ -365,6 +378,8 @@ def main() -> None:
         "load_average_before": load_before,
         "load_average_after": os.getloadavg(),
         "matmul_gflops": statistics.median(matmul),
+        # what elementwise work costs next to matmuls: HF's step has more of it than ours
+        "memory_gbps": statistics.median(memory),
         "settings": {
             "dtype": "float32" if args.precision == "fp32" else "bfloat16 autocast",
             "bias": not args.no_bias,
@@ -386,7 +401,8 @@ def main() -> None:
 
     print(
         f"torch {report['torch']}, {report['device']}, {report['threads']} threads, "
-        f"load {load_before[0]:.2f}, {args.precision} matmul {report['matmul_gflops']:.0f} GFLOP/s"
+        f"load {load_before[0]:.2f}, {args.precision} matmul {report['matmul_gflops']:.0f} "
+        f"GFLOP/s, memory {report['memory_gbps']:.1f} GB/s"
     )
     print(f"{'config':<7}{'model':<20}{'tokens/s':>10}{'x HF':>7}{'MFU':>7}")
     for name, r in results.items():

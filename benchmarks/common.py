@@ -43,6 +43,27 @@ def throughput_goal_text(goals: dict) -> str:
     )
 
 
+def measure_memory_bandwidth(
+    megabytes: int = 256, seconds: float = 0.2, device: str = "cpu"
+) -> float:
+    """Bytes/s a large tensor copy moves (read + write): what bounds a training step's
+    elementwise ops (GELU, LayerNorm, adds), as the matmul rate bounds its matmuls.  The
+    tensor outsizes any cache, so this is main memory."""
+    import torch
+
+    source = torch.empty(megabytes * 2**20 // 4, device=device).normal_()
+    target = torch.empty_like(source)
+    sync = torch.cuda.synchronize if source.is_cuda else lambda: None
+    target.copy_(source)  # warm-up: touches every page of the target
+    sync()
+    n, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        target.copy_(source)
+        sync()
+        n += 1
+    return 2 * source.nbytes * n / (time.perf_counter() - start)
+
+
 def machine() -> dict:
     import numpy
     import torch

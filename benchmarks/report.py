@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 from pathlib import Path
 
 from common import HERE, RESULTS, throughput_goal_text
@@ -65,10 +66,13 @@ def rows_throughput(r: dict) -> list[tuple]:
         if c.get("ms_per_step"):
             ms = {who: ", ".join(f"{kind} {t:.1f}" for kind, t in parts.items())
                   for who, parts in c["ms_per_step"].items()}  # fmt: skip
+            rates = f"matmul {statistics.median(c['matmul_gflops_rounds']):.0f} GFLOP/s"
+            if c.get("memory_gbps_rounds"):  # results before 2026-12-03 lack it
+                rates += f", memory {statistics.median(c['memory_gbps_rounds']):.1f} GB/s"
             rows.append((
                 f"GPT training step, {name}: where the time goes, ms/step (profiled; with only "
                 f"its matmuls and attention kernel left, ours would be "
-                f"×{c['matmul_bound_ratio']:.2f} HF)",
+                f"×{c['matmul_bound_ratio']:.2f} HF; this machine: {rates})",
                 ms["ours"], "HF GPT2LMHeadModel", ms["hf"], None,
             ))  # fmt: skip
     return rows

@@ -122,6 +122,9 @@ def test_throughput_benchmark_times_a_nanogpt_clone_and_reports_the_goal(tmp_pat
     assert small["ratio_ours_vs_nanogpt"] == pytest.approx(ours / nanogpt)  # one round
     met = small["ratio_vs_peer"]["ours"] >= 1.5
     assert small["goal"] == {"ratio_vs_hf": {"goal": 1.5, "met": met}}  # small: a ratio alone
+    # one memory-bandwidth timing per round, beside the matmul rate
+    assert len(small["memory_gbps_rounds"]) == len(small["matmul_gflops_rounds"]) == 1
+    assert result["memory_gbps"] == small["memory_gbps_rounds"][0] > 0
 
     table = import_benchmark("report").render({"gpt_throughput": result}).splitlines()
     row = next(line for line in table if "nanoGPT's model.py" in line)
@@ -130,6 +133,8 @@ def test_throughput_benchmark_times_a_nanogpt_clone_and_reports_the_goal(tmp_pat
     row = next(line for line in table if "| HF GPT2LMHeadModel |" in line and "tok/s" in line)
     assert f"(goal ×1.5 HF: {'met' if met else 'not met'})" in row
     assert "no biases (nanoGPT's default" in row
+    row = next(line for line in table if "where the time goes" in line)
+    assert f"memory {result['memory_gbps']:.1f} GB/s" in row
 
 
 def test_each_variant_of_ours_is_its_own_throughput_result():
