@@ -151,8 +151,12 @@ POSTER_PANELS = [
         "batch_size-classifier",
         "Batch-size search",
         "Throughput and peak memory per batch size; the largest batch that fits is the "
-        "one training uses. Dashed: the gradient noise scale, past which bigger batches "
-        "stop saving steps.",
+        "one training uses."
+        + (
+            " Green: the gradient noise scale, past which bigger batches stop saving steps."
+            if "noise_scale" in P["tune"]
+            else ""
+        ),
     ),
     (
         "compare-attention",
