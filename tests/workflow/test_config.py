@@ -109,7 +109,7 @@ def test_full_preset_dry_run_lists_every_job(workdir):
     assert result.returncode == 0, result.stderr[-3000:]
     counts = planned_jobs(result)
     # The course: 2 data sets, 2 × (batch size, LR range), (4 attention + 6 position
-    # variants) × 3 seeds, 6 samples, the tables, 7 figures and the poster.
+    # variants) × 3 seeds, 6 samples, the tables, 8 figures and the poster.
     course = {
         "batch_size": 2,
         "lr_range": 2,
@@ -117,7 +117,7 @@ def test_full_preset_dry_run_lists_every_job(workdir):
         "sample": 6,
         "tables": 1,
         "figure_lr_range": 2,
-        "figure_batch_size": 1,
+        "figure_batch_size": 2,
         "figure_curves": 2,
         "figure_comparison": 2,
         "figure_samples": 1,
