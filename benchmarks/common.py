@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import platform
 import time
@@ -43,6 +44,16 @@ def throughput_goal_text(goals: dict) -> str:
     )
 
 
+@functools.cache
+def copy_buffers(megabytes: int, device: str) -> tuple:
+    """Two tensors for measure_memory_bandwidth, made once: filling them costs more than
+    timing the copy.  Every page is written, so none is the kernel's shared zero page."""
+    import torch
+
+    source = torch.full((megabytes * 2**20 // 4,), 1.0, device=device)
+    return source, torch.empty_like(source)
+
+
 def measure_memory_bandwidth(
     megabytes: int = 256, seconds: float = 0.2, device: str = "cpu"
 ) -> float:
@@ -51,10 +62,9 @@ def measure_memory_bandwidth(
     tensor outsizes any cache, so this is main memory."""
     import torch
 
-    source = torch.empty(megabytes * 2**20 // 4, device=device).normal_()
-    target = torch.empty_like(source)
+    source, target = copy_buffers(megabytes, device)
     sync = torch.cuda.synchronize if source.is_cuda else lambda: None
-    target.copy_(source)  # warm-up: touches every page of the target
+    target.copy_(source)  # warm-up
     sync()
     n, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:

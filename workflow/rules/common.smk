@@ -385,7 +385,6 @@ def all_targets():
     return [
         f"{RESULTS}/poster.pdf",
         f"{RESULTS}/tables/runs.csv",
-        *[path for path in map(noise_scale_file, MODELS) if path],
         *ABLATION_TARGETS,
     ]
 
