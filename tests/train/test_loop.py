@@ -108,6 +108,15 @@ def test_bad_config_values_are_named(demo_chars, change, message):
         TrainConfig.from_dict(tiny_gpt(demo_chars, **change))
 
 
+def test_a_wrong_model_field_fails_before_the_data_is_read(tmp_path):
+    # the data is prepared by another step that may not have run yet: a typo in the model
+    # should not wait for it
+    config = tiny_gpt(tmp_path / "not-prepared-yet", max_steps=1)
+    config["model"]["n_hed"] = 2
+    with pytest.raises(FromScratchError, match="GPTConfig: unknown keys n_hed"):
+        Trainer(TrainConfig.from_dict(config), tmp_path / "run")
+
+
 def test_tuned_values_flow_in_from_json(demo_chars, tmp_path):
     (tmp_path / "lr.json").write_text('{"lr": 0.0042}')
     (tmp_path / "bs.json").write_text('{"batch_size": 4}')

@@ -35,7 +35,7 @@ from fromscratch.train.distill import Teacher, load_teacher
 from fromscratch.train.distributed import Distributed
 from fromscratch.train.ema import EMA
 from fromscratch.train.evaluate import evaluate_classifier, evaluate_lm, lm_targets_for
-from fromscratch.train.models import build_model
+from fromscratch.train.models import build_model, model_config
 from fromscratch.train.schedule import learning_rate
 
 
@@ -148,6 +148,7 @@ class Trainer:
         self.out = Path(out)
         self.dist = Distributed.from_environment()
         self.device = pick_device(config.device) if self.dist.world == 1 else self.dist.device
+        model_config(config.model)  # a wrong model field fails here, before the data is read
         self.data = PreparedData(config.data)
         torch.manual_seed(config.seed)
         self.model = build_model(config, self.data.meta).to(self.device)

@@ -24,14 +24,16 @@ FAMILIES = {
 }
 
 
-def model_config(spec: dict, meta: dict):
+def model_config(spec: dict, meta: dict | None = None):
     """The model config of `spec` ({"family": …, fields…}); vocab_size (and num_classes for
-    a classifier) default to those of the prepared data in `meta`."""
+    a classifier) default to those of the prepared data in `meta`.  Without `meta`, to the
+    config's own defaults: enough to check every field before any data is read."""
     family = spec["family"]
     fields = {k: v for k, v in spec.items() if k != "family"}
-    fields.setdefault("vocab_size", meta["vocab_size"])
-    if family == "classifier":
-        fields.setdefault("num_classes", max(len(meta.get("labels") or ()), 2))
+    if meta is not None:
+        fields.setdefault("vocab_size", meta["vocab_size"])
+        if family == "classifier":
+            fields.setdefault("num_classes", max(len(meta.get("labels") or ()), 2))
     return FAMILIES[family][1].from_dict(fields)
 
 
