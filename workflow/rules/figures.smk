@@ -154,7 +154,7 @@ POSTER_PANELS = [
         "one training uses."
         + (
             " Green: the gradient noise scale, past which bigger batches stop saving steps."
-            if "noise_scale" in P["tune"]
+            if noise_scale_file("classifier")
             else ""
         ),
     ),
