@@ -1,5 +1,5 @@
 # fromscratch: from raw data to poster, one DAG.
-#   snakemake                      the demo preset, here (workflow/profiles/default)
+#   snakemake --cores 2            the demo preset, here
 #   snakemake --profile slurm      on the cluster, every job through submitit (README)
 #   snakemake --config preset=small
 

@@ -17,7 +17,7 @@ from fromscratch.train import TrainConfig
 from .conftest import BIN, ROOT, planned_jobs, snakemake
 
 MALFORMED = [
-    ("launcher=pbs", r"'pbs' is not one of \['local', 'debug', 'slurm'\]"),
+    ("launcher=pbs", r"'pbs' is not one of \['', 'local', 'debug', 'slurm'\]"),
     ("preset=huge", r"preset 'huge' is not defined; defined: demo, small, full"),
     ("wandb={mode: sometimes, project: x}", r"'sometimes' is not one of \['online'"),
     ("unknown_key=1", r"Additional properties are not allowed \('unknown_key' was unexpected\)"),
@@ -185,10 +185,14 @@ def test_make_cluster_profile_lets_profile_slurm_find_the_project_profile(workdi
         assert made.returncode == 0, made.stderr
     link = workdir / "config" / "snakemake" / "slurm"
     assert link.resolve() == (ROOT / "profiles" / "slurm").resolve()
-    result = snakemake(workdir / "run", "--profile", "slurm", "-n", "-p")
-    assert result.returncode == 0, result.stderr[-3000:]
-    commands = [line for line in result.stdout.splitlines() if "fromscratch run" in line]
-    assert commands and all("--launcher slurm" in line for line in commands)
+    # a `--config` of its own, as the README's cluster command has, keeps the launcher;
+    # an explicit launcher wins over the profile's
+    for extra, launcher in [((), "slurm"), (("--config", "preset=full"), "slurm"),
+                            (("--config", "launcher=debug"), "debug")]:  # fmt: skip
+        result = snakemake(workdir / "run", "--profile", "slurm", "-n", "-p", *extra)
+        assert result.returncode == 0, result.stderr[-3000:]
+        commands = [line for line in result.stdout.splitlines() if "fromscratch run" in line]
+        assert commands and all(f"--launcher {launcher} " in line for line in commands)
 
     link.unlink()
     link.mkdir()

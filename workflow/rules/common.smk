@@ -203,7 +203,7 @@ RESOURCE_GROUPS = {
 STAGE_NAMES = set()  # every stage of the workflow: what `cluster:` entries may name
 
 
-def resources(stage):
+def cluster_resources(stage):
     """The stage's SLURM resources: the defaults, then its group's, then its own."""
     cluster = config["cluster"]
     group = RESOURCE_GROUPS.get(stage, "train")
@@ -302,17 +302,20 @@ def run(stage, kwargs, unread=frozenset()):
 
     STAGE_NAMES.add(stage)
 
-    def command(wildcards, input, output, threads):
+    def command(wildcards, input, output, threads, resources):
         name = "-".join([stage, *(str(v) for v in wildcards)])
+        # profiles/slurm says "slurm" through a default resource, not through `config:`: a
+        # `--config` on the command line replaces a profile's `config:` as a whole
+        launcher = config["launcher"] or resources.get("launcher", "local")
         return shlex.join(
             [
                 "fromscratch",
                 "run",
                 stage,
                 "--launcher",
-                config["launcher"],
+                launcher,
                 "--resources",
-                json.dumps(resources(stage)),
+                json.dumps(cluster_resources(stage)),
                 "--args",
                 json.dumps(kwargs(wildcards, input, output)),
                 "--log-dir",
