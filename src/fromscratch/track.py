@@ -132,6 +132,9 @@ class Tracker:
                 f"W&B unreachable ({type(e).__name__}); logging offline: `wandb sync` later",
                 file=sys.stderr,
             )
+            # the failed attempt still holds the run id in W&B's background service, which
+            # would refuse the offline run under the same id (the one a resume needs)
+            wandb.teardown()
             return wandb.init(mode="offline", **kwargs)
 
     def log(self, metrics: dict[str, Any], step: int) -> None:
