@@ -24,6 +24,10 @@ MALFORMED = [
     ("cluster={default: {gpus: two}}", r"On instance\['cluster'\]\['default'\]\['gpus'\]"),
     ("presets={demo: {seeds: []}}", r"\[\] should be non-empty"),
     (
+        "ablations={cramming: {demo: {split: val}}}",
+        r"split 'val' must be one of presets.demo.gpt.eval_splits \(test\)",
+    ),
+    (
         "presets={demo: {classifier: {model: {attention: dense}}}}",
         r"'dense' is not one of \['simple', 'scaled', 'qkv', 'multihead'\]",
     ),
@@ -94,6 +98,20 @@ def test_the_schema_knows_every_training_and_model_field():
     for family, config in (("gpt", GPTConfig), ("classifier", ClassifierConfig)):
         fields = {f.name for f in dataclasses.fields(config)} - from_the_data
         assert shared | set(schema_defs()[f"{family}_model"]["properties"]) == fields
+
+
+def test_cluster_entries_may_name_every_stage_the_cli_runs(workdir):
+    from fromscratch.stages import STAGES
+
+    common = (ROOT / "workflow" / "rules" / "common.smk").read_text()
+    listed = re.search(r"^STAGE_NAMES = \{(.*?)^\}", common, re.M | re.S).group(1)
+    assert set(re.findall(r'"([\w-]+)"', listed)) == set(STAGES)
+    # a study switched off keeps its stage's entry valid: both are settings of config.yaml
+    result = snakemake(
+        workdir, "-n", "--config", "cluster={perceiver-cost: {gpus: 1}}",
+        "ablations={perceiver: {enabled: false}}",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
 
 
 @pytest.mark.parametrize(("override", "message"), MALFORMED)
@@ -215,6 +233,17 @@ def test_nested_config_values_keep_their_yaml_types(workdir):
     assert "cramming_train" in default and "cramming_train" not in planned_jobs(no_cramming)
 
 
+def stage_arguments(result, stage) -> list[dict]:
+    """The arguments of every `fromscratch run STAGE` a dry run with -p prints."""
+    marker = f"fromscratch run {stage} "
+    arguments = []
+    for line in result.stdout.splitlines():
+        if marker in line:
+            command = shlex.split(line[line.index(marker) :])
+            arguments.append(json.loads(command[command.index("--args") + 1]))
+    return arguments
+
+
 def test_a_comparison_of_ones_own_trains_each_value_and_joins_the_poster(workdir):
     own = (
         "presets={demo: {compare: {heads: {model: classifier, field: n_head, variants: [1, 8]},"
@@ -223,12 +252,11 @@ def test_a_comparison_of_ones_own_trains_each_value_and_joins_the_poster(workdir
     )
     result = snakemake(workdir, "-n", "-p", "--config", own)
     assert result.returncode == 0, result.stderr[-2000:]
-    runs = {}
-    for line in result.stdout.splitlines():
-        if "fromscratch run train " in line:
-            command = shlex.split(line[line.index("fromscratch run train ") :])
-            args = json.loads(command[command.index("--args") + 1])
-            runs[args["out"].split("runs/")[1]] = args["config"]
+    runs = {
+        args["out"].split("runs/")[1]: args["config"]
+        for args in stage_arguments(result, "train")
+        if "/runs/" in args["out"] and "/studies/" not in args["out"]
+    }
     for seed in (0, 1):
         for value in (1, 8):
             model = runs[f"heads/{value}/seed{seed}"]["model"]
@@ -257,3 +285,24 @@ def test_small_preset_studies_run_over_their_own_seeds(workdir):
     assert counts["recurrent_gpt2_evaluate"] == 4  # (learned, rope) x 2 seeds
     assert "studies/perceiver/shakespeare-chars/runs/gpt-1024/seed1/" in result.stdout
     assert "studies/perceiver/shakespeare-chars/runs/gpt-1024/seed2/" not in result.stdout
+
+
+def test_an_lr_and_batch_size_of_the_preset_replace_the_tuned_ones(workdir):
+    """A value the preset sets is the one every run trains at: a tuned `lr_from` beside it
+    would win inside the run, and the setting would change nothing but rerun the jobs."""
+    chosen = "presets={demo: {gpt: {train: {lr: 3.0e-3, batch_size: 4}}}}"
+    result = snakemake(workdir, "-n", "-p", "--config", chosen)
+    assert result.returncode == 0, result.stderr[-2000:]
+    gpt_runs = [
+        args["config"]
+        for args in stage_arguments(result, "train")
+        if args["config"]["model"]["family"] == "gpt" and "/cramming/" not in args["out"]
+    ]
+    assert len(gpt_runs) >= 12  # the position comparison, and the studies' GPTs
+    for config in gpt_runs:
+        assert (config["lr"], config["batch_size"]) == (3.0e-3, 4)
+        assert "lr_from" not in config and "batch_size_from" not in config
+    (lr_range,) = [
+        args["config"] for args in stage_arguments(result, "lr-range") if "tune/gpt" in args["out"]
+    ]
+    assert lr_range["batch_size"] == 4 and "batch_size_from" not in lr_range

@@ -270,6 +270,8 @@ def test_a_changed_setting_reruns_the_jobs_it_reaches_and_no_others(local_demo):
     assert "batch_size" not in classifier and "lr_range" not in classifier
     bookkeeping = planned("presets={demo: {classifier: {train: {eval_every: 7}}}}")
     assert bookkeeping["train"] == 4 and "noise_scale" not in bookkeeping
+    evaluated = planned("presets={demo: {gpt: {eval_splits: 'test,ood'}}}")
+    assert evaluated["train"] > 0 and not {"batch_size", "lr_range", "noise_scale"} & set(evaluated)
     assert planned("wandb={mode: disabled}") == {}  # where runs are logged is no setting
 
 

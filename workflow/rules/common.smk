@@ -102,34 +102,50 @@ def compared_field(experiment):
     return COMPARISONS[experiment][1].removeprefix("train.")
 
 
-def comparison_config(experiment, variant, seed, tuned):
+def with_tuned(spec, **tuned):
+    """A training config `spec` that takes each tuned value (`lr=input.lr`: the tuning
+    stage's JSON, as `lr_from`) it does not set itself: a value that the preset, a
+    comparison or a study sets wins over the tuned one."""
+    return spec | {
+        f"{key}_from": path for key, path in tuned.items() if key not in spec
+    }
+
+
+def comparison_config(experiment, variant, seed, **tuned):
     """The training config of one run of a comparison: the preset's, with the compared
-    field (a model field, or train.<field>) set to the variant. `tuned`: the tuned
-    lr_from and batch_size_from; a comparison of lr or batch_size goes without its own.
-    """
+    field (a model field, or train.<field>) set to the variant, and the tuned values
+    (with_tuned) it does not set."""
     model, field, values = COMPARISONS[experiment]
     # A study may ask for a course variant that is not compared (recurrent GPT-2's rope).
     value = next((value for value in values if str(value) == variant), variant)
     spec = train_spec(model, seed=seed)
     if field.startswith("train."):
-        name = field.removeprefix("train.")
-        spec[name] = value
-        tuned = {key: path for key, path in tuned.items() if key != f"{name}_from"}
+        spec[field.removeprefix("train.")] = value
     else:
         spec["model"][field] = value
-    return spec | tuned
+    return with_tuned(spec, **tuned)
+
+
+def eval_splits(model):
+    """The splits a course model is evaluated on, as training reads `eval_splits`."""
+    splits = [s.strip() for s in P[model]["eval_splits"].split(",") if s.strip()]
+    if not splits:  # the comparisons plot the first split's metric
+        raise ValueError(
+            f"config: presets.{PRESET}.{model}.eval_splits is empty; "
+            "name the splits the comparisons score, e.g. test"
+        )
+    return splits
 
 
 def lm_metric():
     """Bits per character/byte/token of the GPT, whichever its tokenizer makes exact."""
-    split = P["gpt"]["eval_splits"].split(",")[0]
     unit = {"chars": "bits_per_char", "bytes": "bits_per_byte"}
-    return f"{split}/{unit.get(P['gpt']['data']['tokenizer'], 'bits_per_token')}"
+    return f"{eval_splits('gpt')[0]}/{unit.get(P['gpt']['data']['tokenizer'], 'bits_per_token')}"
 
 
 # What each model's comparisons plot: the classifier's accuracy, the GPT's bits.
 MODEL_METRIC = {
-    "classifier": f"{P['classifier']['eval_splits'].split(',')[0]}/accuracy",
+    "classifier": f"{eval_splits('classifier')[0]}/accuracy",
     "gpt": lm_metric(),
 }
 TITLES = {
@@ -200,7 +216,24 @@ RESOURCE_GROUPS = {
     "lr-range": "tune",
     "sample": "sample",
 }
-STAGE_NAMES = set()  # every stage of the workflow: what `cluster:` entries may name
+# Every stage `fromscratch run` knows (fromscratch.stages.STAGES; a test keeps the two
+# equal): what `cluster:` entries may name, whether its study is switched on or not.
+STAGE_NAMES = {
+    "prepare",
+    "batch-size",
+    "noise-scale",
+    "lr-range",
+    "train",
+    "evaluate",
+    "sample",
+    "augment",
+    "recurrent-gpt2",
+    "distillation",
+    "perceiver-plan",
+    "perceiver-cost",
+    "sentence-vae",
+    "encoder-decoder",
+}
 
 
 def cluster_resources(stage):
@@ -240,10 +273,11 @@ NOT_SETTINGS = {"wandb_mode", "wandb_project", "group", "job_type", "tags", "mir
 
 # Settings of a training run that the batch-size search and the LR range tests are given
 # but never read: how long the run lasts and its LR schedule (a range test sets its own
-# learning rates), how often it evaluates, logs and saves. Changing them reruns training,
-# not tuning. The noise scale, measured after some steps of that schedule, reads all but
-# the bookkeeping.
+# learning rates), how often and on what it evaluates, logs and saves. Changing them
+# reruns training, not tuning. The noise scale, measured after some steps of that
+# schedule, reads all but the bookkeeping.
 RUN_BOOKKEEPING = {
+    "eval_splits",
     "eval_every",
     "eval_max_tokens",
     "log_every",
@@ -299,8 +333,6 @@ def run(stage, kwargs, unread=frozenset()):
     unread: arguments (at any depth) that the stage is given but whose value cannot change
     its results, so that changing them reruns nothing; NOT_SETTINGS are always left out.
     """
-
-    STAGE_NAMES.add(stage)
 
     def command(wildcards, input, output, threads, resources):
         name = "-".join([stage, *(str(v) for v in wildcards)])

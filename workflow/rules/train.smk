@@ -27,7 +27,8 @@ rule train:
                     wc.experiment,
                     wc.variant,
                     int(wc.seed),
-                    {"lr_from": input.lr, "batch_size_from": input.batch_size},
+                    lr=input.lr,
+                    batch_size=input.batch_size,
                 )
                 | {
                     "group": f"{PRESET}-{wc.experiment}",

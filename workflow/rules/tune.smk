@@ -44,8 +44,10 @@ rule lr_range:
         **run(
             "lr-range",
             lambda wc, input, output: {
-                "config": train_spec(wc.model)
-                | {"batch_size_from": input.batch_size, "wandb_mode": "disabled"},
+                "config": with_tuned(
+                    train_spec(wc.model) | {"wandb_mode": "disabled"},
+                    batch_size=input.batch_size,
+                ),
                 "out": os.path.dirname(output.choice),
                 **P["tune"]["lr_range"],
             },

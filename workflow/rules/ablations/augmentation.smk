@@ -62,11 +62,6 @@ if ablation_enabled("augmentation"):
         | AUG[model]["train"]
         for model in AUG_COURSE_MODEL
     }
-    # The tuned values each model trains at, unless the study sets its own.
-    AUG_TUNED = {
-        model: [key for key in ("lr", "batch_size") if key not in AUG[model]["train"]]
-        for model in AUG_COURSE_MODEL
-    }
     aug_models = "classifier|lm"
     aug_strategies = "|".join(
         {s for model in AUG_COURSE_MODEL for s in AUG[model]["strategies"]}
@@ -147,16 +142,16 @@ if ablation_enabled("augmentation"):
             **run(
                 "train",
                 lambda wc, input, output: {
-                    "config": AUG_TRAIN_SPEC[wc.model]
-                    | {
-                        "data": AUG_TRAIN_DATA[wc.model, wc.strategy],
-                        "seed": int(wc.seed),
-                        "tags": f"{PRESET},augmentation,{wc.strategy},seed{wc.seed}",
-                    }
-                    | {
-                        f"{key}_from": getattr(input, key)
-                        for key in AUG_TUNED[wc.model]
-                    },
+                    "config": with_tuned(
+                        AUG_TRAIN_SPEC[wc.model]
+                        | {
+                            "data": AUG_TRAIN_DATA[wc.model, wc.strategy],
+                            "seed": int(wc.seed),
+                            "tags": f"{PRESET},augmentation,{wc.strategy},seed{wc.seed}",
+                        },
+                        lr=input.lr,
+                        batch_size=input.batch_size,
+                    ),
                     "out": os.path.dirname(output.summary),
                     "resume": True,
                 },

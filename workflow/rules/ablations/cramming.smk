@@ -18,10 +18,11 @@ if ablation_enabled("cramming"):
     ]
     CRAMMING_UNIT = lm_metric().split("/")[1]  # bits_per_char, bits_per_byte, ...
     CRAMMING_METRIC = f"{CRAMMING['split']}/{CRAMMING_UNIT}"
-    if CRAMMING["split"] not in P["gpt"]["eval_splits"].split(","):
+    if CRAMMING["split"] not in eval_splits("gpt"):
         raise ValueError(
-            f"config: ablations.cramming.{PRESET}.split {CRAMMING['split']!r} is not one of "
-            f"the GPT's eval_splits ({P['gpt']['eval_splits']}), which the reference is scored on"
+            f"config: ablations.cramming.{PRESET}.split {CRAMMING['split']!r} must be one "
+            f"of presets.{PRESET}.gpt.eval_splits ({', '.join(eval_splits('gpt'))}): the "
+            "course GPT it is compared with is scored there; change either"
         )
 
     CRAMMING_RUN = f"{CRAMMING_DIR}/runs/{{recipe}}/budget{{budget}}s/seed{{seed}}"
@@ -102,15 +103,17 @@ if ablation_enabled("cramming"):
             **run(
                 "train",
                 lambda wc, input, output: {
-                    "config": CRAMMING_SPECS[wc.recipe]
-                    | {
-                        "seed": int(wc.seed),
-                        "time_budget_s": float(wc.budget),
-                        "lr_from": input.lr,
-                        "group": f"{PRESET}-cramming",
-                        "job_type": "train",
-                        "tags": f"{PRESET},cramming,{wc.recipe},budget{wc.budget}s,seed{wc.seed}",
-                    },
+                    "config": with_tuned(
+                        CRAMMING_SPECS[wc.recipe]
+                        | {
+                            "seed": int(wc.seed),
+                            "time_budget_s": float(wc.budget),
+                            "group": f"{PRESET}-cramming",
+                            "job_type": "train",
+                            "tags": f"{PRESET},cramming,{wc.recipe},budget{wc.budget}s,seed{wc.seed}",
+                        },
+                        lr=input.lr,
+                    ),
                     "out": os.path.dirname(output.summary),
                     "resume": True,
                 },
