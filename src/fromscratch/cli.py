@@ -182,13 +182,22 @@ def build_parser() -> argparse.ArgumentParser:
     data_commands = data.add_subparsers(dest="data_command", required=True)
     p = data_commands.add_parser("prepare", help="download, verify and tokenise one data set")
     p.add_argument("name", help="data set name (see `fromscratch data list`)")
-    p.add_argument("--out", required=True, type=Path, help="output folder (written atomically)")
+    p.add_argument(
+        "--out",
+        required=True,
+        type=Path,
+        help="output folder: a new path, an empty folder or an earlier prepared folder "
+        "(replaced atomically)",
+    )
     p.add_argument(
         "--mirror",
         help="a local folder or file:// / http(s):// URL replacing the "
         "original hosts (default: $FROMSCRATCH_MIRROR)",
     )
-    p.add_argument("--tokenizer", help="bytes, chars, words, bpe or gpt2 (default: per data set)")
+    p.add_argument(
+        "--tokenizer",
+        help="bytes, chars, words, bpe or gpt2 (default: per data set, or --tokenizer-from's)",
+    )
     p.add_argument(
         "--tokenizer-from",
         type=Path,

@@ -9,23 +9,50 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import shutil
-import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from fromscratch import FromScratchError
 
 
+def _create_beside(path: Path, create: Callable[[Path], Any]) -> Path:
+    """A new entry `.NAME.RANDOM.tmp` beside `path`, made by `create` (and `path`'s missing
+    parent folders); a failure is one line naming `path`.
+
+    Not `tempfile`: its files are 0600 and its folders 0700 whatever the umask, but outputs
+    live in folders shared with others; `os.open` and `os.mkdir` apply the umask (and any
+    default ACL) as a plain `open()` does. With 64 random bits a clash is practically
+    impossible, and the exclusive create makes one an error rather than a shared file.
+    """
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        create(tmp)
+    except OSError as error:
+        file = _file_above(path)
+        why = f"{file} is a file, not a folder" if file else error.strerror or error
+        raise FromScratchError(f"{path}: cannot be written: {why}") from None
+    return tmp
+
+
+def _new_file(path: Path) -> None:
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+
+
+def _file_above(path: Path) -> Path | None:
+    """The nearest existing entry above `path`, when it is not a folder."""
+    above = next(p for p in path.parents if p.exists())  # "/" or "." at the latest
+    return None if above.is_dir() else above
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it onto `path` if the block succeeds."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp)
+    tmp = _create_beside(path, _new_file)
     try:
         yield tmp
         os.replace(tmp, path)
@@ -66,20 +93,46 @@ def read_json(path: str | os.PathLike) -> Any:
         return json.load(f)
 
 
-@contextlib.contextmanager
-def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield an empty temporary folder beside `path`; it replaces `path` if the block succeeds.
+def check_replaceable(path: str | os.PathLike, marker: str | None = None) -> None:
+    """Fail in one line unless `atomic_dir(path, marker)` may write `path`: a new path, an
+    empty folder, or an earlier output of the same kind, a folder holding the file `marker`.
 
-    On any error the temporary folder is removed, so a failed run leaves no output behind
-    (and an older complete output, if there was one, untouched).
+    Anything else at `path` is someone else's and is never replaced. Callers run this before
+    hours of work too, so that a wrong path fails at once.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    if path.name in ("", ".."):  # ".", ".." and "/": no rename can replace them
+        raise FromScratchError(
+            f"{path}: names no new folder (this folder, one above it or /); give a new path"
+        )
+    if path.is_dir():
+        if (marker and (path / marker).exists()) or not any(path.iterdir()):
+            return
+        holds = f"no {marker}" if marker else "not empty"
+        raise FromScratchError(
+            f"{path}: exists and is not an earlier output ({holds}); give a new path or remove it"
+        )
+    if path.exists() or path.is_symlink():
+        raise FromScratchError(f"{path}: exists and is a file; give a new path or remove it")
+    if file := _file_above(path):
+        raise FromScratchError(f"{path}: cannot be written: {file} is a file, not a folder")
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike, marker: str | None = None) -> Iterator[Path]:
+    """Yield an empty temporary folder beside `path`; it replaces `path` if the block succeeds.
+
+    What is already at `path` must pass `check_replaceable(path, marker)`. On any error the
+    temporary folder is removed, so a failed run leaves no output behind (and an older
+    complete output, if there was one, untouched).
+    """
+    path = Path(path)
+    check_replaceable(path, marker)
+    tmp = _create_beside(path, os.mkdir)
     try:
         yield tmp
-        if path.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
+        if path.exists():  # a rename replaces no folder that holds files: move it aside
+            old = _create_beside(path, os.mkdir)
             os.replace(path, old / path.name)
             os.replace(tmp, path)
             shutil.rmtree(old)

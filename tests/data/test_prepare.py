@@ -1,6 +1,9 @@
 """`fromscratch data prepare` on every data set, through the command users run."""
 
 import json
+import os
+import stat
+import sys
 
 import numpy as np
 import pytest
@@ -229,3 +232,67 @@ def test_rerun_replaces_an_older_output_atomically(tmp_path, capsys):
     assert prepare(capsys, "demo", out, "--seed", "2")[0] == 0
     assert json.loads((out / "meta.json").read_text())["config"]["seed"] == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["demo"]
+
+
+@pytest.mark.parametrize(
+    ("out", "named"),
+    [
+        ("victim", "victim: exists and is not an earlier output (no tokenizer.json)"),
+        ("victim/notes.txt", "victim/notes.txt: exists and is a file"),
+        (".", ".: names no new folder"),
+        ("victim/notes.txt/sub", "victim/notes.txt is a file, not a folder"),
+        pytest.param(  # /proc takes no new entries, not even from root
+            "/proc/foo",
+            "/proc/foo: cannot be written",
+            marks=pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux's"),
+        ),
+    ],
+)
+def test_an_out_that_is_not_an_earlier_output_is_refused_and_kept(
+    tmp_path, capsys, monkeypatch, out, named
+):
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "notes.txt").write_text("mine")
+    monkeypatch.chdir(victim if out == "." else tmp_path)
+    code, _, err = prepare(capsys, "demo", out)
+    assert code == 1 and err.count("\n") == 1 and named in err, err
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["notes.txt", "victim"]
+    assert (victim / "notes.txt").read_text() == "mine"
+
+
+def test_an_output_emptied_by_snakemake_is_replaced(tmp_path, capsys):
+    # before it reruns a job, Snakemake deletes the job's declared output, meta.json,
+    # and keeps the rest of the folder
+    out = tmp_path / "demo"
+    assert prepare(capsys, "demo", out, "--seed", "1")[0] == 0
+    (out / "meta.json").unlink()
+    assert prepare(capsys, "demo", out, "--seed", "2")[0] == 0
+    assert PreparedData(out).meta["config"]["seed"] == 2
+
+
+def test_prepared_files_get_the_permissions_of_the_umask(tmp_path, capsys):
+    old = os.umask(0o027)
+    try:
+        assert prepare(capsys, "demo", tmp_path / "demo")[0] == 0
+    finally:
+        os.umask(old)
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "demo").iterdir()}
+    assert stat.S_IMODE((tmp_path / "demo").stat().st_mode) == 0o750
+    assert modes["meta.json"] == modes["train.bin"] == 0o640
+    assert set(modes.values()) == {0o640}
+
+
+def test_a_tokenizer_beside_tokenizer_from_must_be_the_folders(tmp_path, capsys):
+    words = tmp_path / "words"
+    assert prepare(capsys, "demo", words)[0] == 0
+    code, _, err = prepare(
+        capsys, "demo", tmp_path / "bpe", "--tokenizer-from", str(words), "--tokenizer", "bpe"
+    )
+    assert code == 1 and err.count("\n") == 1
+    assert f"tokenizer='bpe': the tokenizer comes from {words}, which uses 'words'" in err
+    assert not (tmp_path / "bpe").exists()
+    code, _, err = prepare(
+        capsys, "demo", tmp_path / "same", "--tokenizer-from", str(words), "--tokenizer", "words"
+    )
+    assert code == 0, err

@@ -30,11 +30,14 @@ from fromscratch.data import tokenizers
 from fromscratch.data.base import DataSet, Split
 from fromscratch.data.download import default_mirror, fetch, resolve
 from fromscratch.data.sets import DATASETS
-from fromscratch.io import atomic_dir, read_json, write_json
+from fromscratch.io import atomic_dir, check_replaceable, read_json, write_json
 
 ENCODE_CHUNK = (
     2_000  # documents per batch call: big enough for Rust threads, small for a progress bar
 )
+# What marks a folder as an earlier prepared folder, which a new one may replace. Not
+# meta.json: Snakemake deletes a rule's declared output (meta.json) before it reruns it.
+MARKER = tokenizers.FILE
 
 
 def get_dataset(name: str) -> DataSet:
@@ -69,14 +72,21 @@ def prepare(
         )
     if tokenizer_from is not None and vocab_size is not None:
         raise FromScratchError(f"vocab_size: the vocabulary comes from {tokenizer_from}")
-    if tokenizer_from is None:  # a bad size fails before any download
+    # bad settings and a bad output path fail before any download
+    if tokenizer_from is not None:
+        tok = tokenizers.load(tokenizer_from)
+        if tokenizer not in (None, tok.kind):
+            raise FromScratchError(
+                f"tokenizer={tokenizer!r}: the tokenizer comes from {tokenizer_from}, "
+                f"which uses {tok.kind!r}"
+            )
+    else:
         tokenizers.check_vocab_size(kind, vocab_size)
+    check_replaceable(out, MARKER)
 
     splits = read_texts(name, mirror, cache_dir, seed, progress)
 
-    if tokenizer_from is not None:
-        tok = tokenizers.load(tokenizer_from)
-    else:
+    if tokenizer_from is None:
         gpt2_folder = None
         if kind == "gpt2":
             bpe = [fetch(s, cache_dir, mirror, progress) for s in tokenizers.GPT2_SOURCES.values()]
@@ -110,7 +120,7 @@ def prepare(
         },
         "fromscratch_version": fromscratch.__version__,
     }
-    with atomic_dir(out) as folder:
+    with atomic_dir(out, MARKER) as folder:
         tok.save(folder)
         for split_name, split in splits.items():
             meta["splits"][split_name] = write_split(

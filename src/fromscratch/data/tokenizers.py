@@ -4,7 +4,7 @@
 | ------- | -------------------------------------------- | -------- | -------------------- |
 | `bytes` | the 256 byte values of UTF-8                 | yes      | numpy                |
 | `chars` | the characters of the training split         | yes*     | numpy lookup         |
-| `words` | top-k lower-cased words + `<pad>`, `<unk>`   | no       | C regex + dict       |
+| `words` | `<pad>`, `<unk>` + top k-2 lower-cased words | no       | C regex + dict       |
 | `bpe`   | byte-level BPE trained on the training split | yes      | Rust (`tokenizers`)  |
 | `gpt2`  | GPT-2's byte-level BPE (50,257 tokens)       | yes      | Rust (`tiktoken`)    |
 

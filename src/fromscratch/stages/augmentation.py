@@ -27,7 +27,7 @@ def augment_stage(
 
     from fromscratch.data import PreparedData, Split
     from fromscratch.data.augment import MarkedUnknowns, augment_split
-    from fromscratch.data.prepare import read_texts, write_split
+    from fromscratch.data.prepare import MARKER, read_texts, write_split
     from fromscratch.io import atomic_dir, write_json
 
     data = PreparedData(base)
@@ -39,7 +39,7 @@ def augment_stage(
     labels = train.labels if train.labels is not None else [0] * len(train.texts)
     augmented, augmented_labels = augment_split(train.texts, labels, strategy, rate, copies, seed)
     tokenizer = MarkedUnknowns(data.tokenizer) if strategy == "unk" else data.tokenizer
-    with atomic_dir(out) as folder:
+    with atomic_dir(out, MARKER) as folder:
         for path in Path(base).iterdir():
             if path.name == "meta.json" or path.name.startswith(f"{train_split}."):
                 continue

@@ -126,7 +126,7 @@ def recurrent_gpt2_stage(
             "first_chunk": float(bits[:, chunk == 0].mean()),
             "later_chunks": float(bits[:, chunk > 0].mean()),
         }
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, "summary.json") as tmp:
         pd.concat(rows).to_csv(tmp / "positions.csv", index=False)
         write_json(
             tmp / "summary.json",

@@ -1,0 +1,117 @@
+"""Atomic writes: what they may replace, what they refuse, and the permissions they give."""
+
+import os
+import stat
+import sys
+
+import pytest
+
+from fromscratch import FromScratchError
+from fromscratch.io import atomic_dir, atomic_path, check_replaceable, write_json
+
+
+def entries(folder):
+    return sorted(p.name for p in folder.iterdir())
+
+
+def write_output(path, marker="done.txt", text="new"):
+    with atomic_dir(path, marker) as tmp:
+        (tmp / marker).write_text(text)
+
+
+@pytest.fixture
+def umask():
+    """Set a umask for one test; the old one comes back afterwards."""
+    old = os.umask(0o022)
+    yield os.umask
+    os.umask(old)
+
+
+def mode(path):
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_atomic_dir_replaces_an_earlier_output_or_an_empty_folder(tmp_path):
+    out = tmp_path / "out"
+    write_output(out, text="old")
+    write_output(out)
+    assert (out / "done.txt").read_text() == "new"
+    (tmp_path / "empty").mkdir()  # as Snakemake makes an output's folder before a job runs
+    write_output(tmp_path / "empty")
+    assert entries(tmp_path) == ["empty", "out"]  # no temporary folder left over
+
+
+def test_atomic_dir_keeps_a_folder_that_is_no_earlier_output(tmp_path):
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "notes.txt").write_text("mine")
+    with pytest.raises(FromScratchError, match=r"victim: exists and is not an earlier output"):
+        write_output(victim)
+    with pytest.raises(FromScratchError, match=r"\(not empty\)"):
+        check_replaceable(victim)  # no marker: only a new path or an empty folder
+    assert entries(victim) == ["notes.txt"] and entries(tmp_path) == ["victim"]
+
+
+@pytest.mark.parametrize(
+    ("where", "message"),
+    [
+        ("a-file", "a-file: exists and is a file"),
+        (".", "names no new folder"),
+        ("..", "names no new folder"),
+        ("a-file/sub", "a-file is a file, not a folder"),
+        ("a-file/sub/deeper", "a-file is a file, not a folder"),
+    ],
+)
+def test_atomic_dir_refuses_what_it_cannot_replace(tmp_path, monkeypatch, where, message):
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "a-file").write_text("mine")
+    (work / "done.txt").write_text("a marker in the current folder: still not replaceable")
+    monkeypatch.chdir(work)
+    with pytest.raises(FromScratchError, match=message):
+        write_output(where)
+    assert entries(tmp_path) == ["work"] and entries(work) == ["a-file", "done.txt"]
+    assert (work / "a-file").read_text() == "mine"
+
+
+def test_check_replaceable_says_the_same_before_any_work(tmp_path):
+    (tmp_path / "a-file").write_text("mine")
+    with pytest.raises(FromScratchError, match="a-file is a file, not a folder"):
+        check_replaceable(tmp_path / "a-file" / "sub", "done.txt")
+    check_replaceable(tmp_path / "new" / "deeper", "done.txt")
+    assert entries(tmp_path) == ["a-file"]  # a check creates nothing
+
+
+def test_atomic_path_under_a_file_is_one_line_naming_the_path(tmp_path):
+    (tmp_path / "a-file").write_text("mine")
+    with pytest.raises(FromScratchError, match=r"a-file/x\.json: cannot be written: .*a-file is"):
+        write_json(tmp_path / "a-file" / "x.json", {})
+    assert entries(tmp_path) == ["a-file"]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc is Linux's")
+def test_an_unwritable_place_is_one_line_naming_the_path(tmp_path):
+    # /proc takes no new entries, not even from root, which passes every permission check
+    with pytest.raises(FromScratchError, match=r"^/proc/foo: cannot be written: "):
+        write_output("/proc/foo")
+    with pytest.raises(FromScratchError, match=r"^/proc/foo\.json: cannot be written: "):
+        write_json("/proc/foo.json", {})
+
+
+@pytest.mark.parametrize(
+    ("mask", "file_mode", "folder_mode"),
+    [(0o022, 0o644, 0o755), (0o027, 0o640, 0o750)],
+    ids=["umask-022", "umask-027"],
+)
+def test_atomic_writes_get_the_permissions_of_the_umask(
+    tmp_path, umask, mask, file_mode, folder_mode
+):
+    umask(mask)
+    write_json(tmp_path / "meta.json", {})
+    with atomic_path(tmp_path / "raw.bin") as tmp:
+        tmp.write_bytes(b"\0")
+    with atomic_dir(tmp_path / "out") as tmp:
+        write_json(tmp / "meta.json", {})
+    assert mode(tmp_path / "meta.json") == mode(tmp_path / "raw.bin") == file_mode
+    assert mode(tmp_path / "out") == folder_mode
+    assert mode(tmp_path / "out" / "meta.json") == file_mode
