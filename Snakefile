@@ -23,6 +23,17 @@ include: "workflow/rules/ablations/encoder_decoder.smk"
 include: "workflow/rules/figures.smk"
 
 
+# One study alone, with the course runs it builds on: `snakemake --cores 2 distillation`.
+for study_name, targets in STUDY_TARGETS.items():
+
+    rule:
+        name:
+            study_name
+        input:
+            targets,
+        localrule: True
+
+
 check_fromscratch_on_path()
 check_cluster_entries()
 check_comparisons()

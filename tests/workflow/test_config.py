@@ -275,6 +275,18 @@ def test_a_comparison_of_ones_own_trains_each_value_and_joins_the_poster(workdir
             assert f"results/demo/figures/{figure}.png" in result.stdout
 
 
+def test_each_study_runs_alone_under_its_own_name(workdir):
+    everything = planned_jobs(snakemake(workdir, "-n"))
+    studies = ["augmentation", "recurrent_gpt2", "distillation", "perceiver", "cramming",
+               "sentence_vae", "encoder_decoder"]  # fmt: skip
+    for study in studies:
+        result = snakemake(workdir, "-n", study)
+        assert result.returncode == 0, result.stderr[-2000:]
+        planned = planned_jobs(result)
+        assert planned[study] == 1 and "poster" not in planned
+        assert sum(planned.values()) < sum(everything.values())
+
+
 def test_small_preset_studies_run_over_their_own_seeds(workdir):
     result = snakemake(workdir, "-n", "--config", "preset=small")
     assert result.returncode == 0, result.stderr[-3000:]

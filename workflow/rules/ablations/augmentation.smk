@@ -227,7 +227,7 @@ if ablation_enabled("augmentation"):
         script:
             "../../scripts/augmentation.py"
 
-    ABLATION_TARGETS += [
+    STUDY_TARGETS["augmentation"] = [
         f"{AUG_DIR}/summary.csv",
         f"{RESULTS}/figures/augmentation/classifier.png",
         f"{RESULTS}/figures/augmentation/lm.png",

@@ -160,7 +160,7 @@ if ablation_enabled("cramming"):
         script:
             "../../scripts/cramming.py"
 
-    ABLATION_TARGETS += [
+    STUDY_TARGETS["cramming"] = [
         rules.cramming_figures.output.runs,
         rules.cramming_figures.output.ablations,
         rules.cramming_figures.output.budget,

@@ -171,7 +171,7 @@ if ablation_enabled("distillation"):
         script:
             "../../scripts/distillation.py"
 
-    ABLATION_TARGETS += [
+    STUDY_TARGETS["distillation"] = [
         f"{DISTILL_DIR}/results.csv",
         f"{DISTILL_FIGURES}/layers.png",
         f"{DISTILL_FIGURES}/lengths.png",

@@ -81,9 +81,10 @@ if ablation_enabled("encoder_decoder"):
         script:
             "../../scripts/encoder_decoder.py"
 
-    ABLATION_TARGETS.extend(
-        [f"{SEQ2SEQ_FIGURE}.png", f"{SEQ2SEQ_DIR}/accuracy_by_length.csv"]
-    )
+    STUDY_TARGETS["encoder_decoder"] = [
+        f"{SEQ2SEQ_FIGURE}.png",
+        f"{SEQ2SEQ_DIR}/accuracy_by_length.csv",
+    ]
     STUDY_PANELS.append(
         (
             "encoder_decoder/accuracy_by_length",

@@ -138,7 +138,7 @@ if ablation_enabled("perceiver"):
         script:
             "../../scripts/perceiver.py"
 
-    ABLATION_TARGETS += [
+    STUDY_TARGETS["perceiver"] = [
         f"{PERCEIVER_DIR}/results.csv",
         f"{RESULTS}/figures/perceiver/context.png",
     ]

@@ -112,9 +112,15 @@ if ablation_enabled("recurrent_gpt2"):
         script:
             "../../scripts/recurrent_gpt2.py"
 
+    STUDY_TARGETS["recurrent_gpt2"] = [
+        target
+        for corpus in REC["corpora"]
+        for target in (
+            f"{RESULTS}/figures/recurrent_gpt2/{corpus}.png",
+            f"{REC_DIR}/{corpus}.csv",
+        )
+    ]
     for corpus in REC["corpora"]:
-        ABLATION_TARGETS.append(f"{RESULTS}/figures/recurrent_gpt2/{corpus}.png")
-        ABLATION_TARGETS.append(f"{REC_DIR}/{corpus}.csv")
         STUDY_PANELS.append(
             (
                 f"recurrent_gpt2/{corpus}",

@@ -144,7 +144,7 @@ if ablation_enabled("sentence_vae"):
         script:
             "../../scripts/sentence_vae.py"
 
-    ABLATION_TARGETS += [
+    STUDY_TARGETS["sentence_vae"] = [
         f"{VAE_DIR}/results.csv",
         f"{VAE_FIGURES}/training.png",
         f"{VAE_FIGURES}/summary.png",
