@@ -143,6 +143,12 @@ def lm_metric():
     return f"{eval_splits('gpt')[0]}/{unit.get(P['gpt']['data']['tokenizer'], 'bits_per_token')}"
 
 
+def lm_unit():
+    """What the GPT's bits are counted per, in words: character, byte or token."""
+    unit = lm_metric().split("_per_")[1]
+    return "character" if unit == "char" else unit
+
+
 # What each model's comparisons plot: the classifier's accuracy, the GPT's bits.
 MODEL_METRIC = {
     "classifier": f"{eval_splits('classifier')[0]}/accuracy",

@@ -173,7 +173,7 @@ POSTER_PANELS = [
     (
         "compare-position",
         "Position information",
-        "Bits per character of the GPT with each "
+        f"Bits per {lm_unit()} of the GPT with each "
         "kind of position information (lower is better).",
     ),
     (
