@@ -45,7 +45,8 @@ def cmd_data_list(args: argparse.Namespace) -> None:
 
 
 def parse_overrides(pairs: list[str]) -> dict:
-    """--set key=value pairs; values are read as YAML (numbers, booleans, mappings)."""
+    """--set key=value pairs; values are read as YAML (numbers, booleans, mappings), and an
+    empty one means the key's default."""
     from fromscratch.io import parse_yaml
 
     out = {}
@@ -60,7 +61,15 @@ def parse_overrides(pairs: list[str]) -> dict:
 def _config(args: argparse.Namespace):
     from fromscratch.train import load_config
 
+    _check_out_folder(args.out)
     return load_config(args.config, parse_overrides(args.set))
+
+
+def _check_out_folder(out: Path) -> None:
+    """A file where --out or a folder above it should be would fail only at the first write."""
+    nearest = next(p for p in (out, *out.parents) if p.exists())
+    if not nearest.is_dir():
+        raise FromScratchError(f"--out {out}: {nearest} is a file, not a folder")
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -110,11 +119,27 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     print(json.dumps(results, indent=1))
 
 
+def _check_sample_flags(args: argparse.Namespace) -> None:
+    """Checked here, before the model loads, to name the flags rather than generate's
+    arguments."""
+    limits = (
+        ("--tokens", args.tokens, args.tokens >= 0, "at least 0"),
+        ("--num-samples", args.num_samples, args.num_samples >= 1, "at least 1"),
+        ("--temperature", args.temperature, args.temperature >= 0, ">= 0 (0: greedy)"),
+        ("--top-k", args.top_k, args.top_k is None or args.top_k >= 1, "at least 1"),
+        ("--top-p", args.top_p, args.top_p is None or 0 < args.top_p <= 1, "in (0, 1]"),
+    )
+    for flag, value, ok, allowed in limits:
+        if not ok:
+            raise FromScratchError(f"sample: {flag} {value} must be {allowed}")
+
+
 def cmd_sample(args: argparse.Namespace) -> None:
     import tempfile
 
     from fromscratch.stages.evaluate import sample_stage
 
+    _check_sample_flags(args)
     with tempfile.TemporaryDirectory() as scratch:
         out = args.out or Path(scratch) / "samples.txt"
         sample_stage(
@@ -265,13 +290,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("sample", help="generate text from a trained language model")
     p.add_argument("model", type=Path, help="model.pt written by `fromscratch train`")
-    p.add_argument("--prompt", default="")
-    p.add_argument("--tokens", type=int, default=200, help="new tokens per sample")
-    p.add_argument("--num-samples", type=int, default=1)
-    p.add_argument("--temperature", type=float, default=0.8)
-    p.add_argument("--top-k", type=int, default=None)
-    p.add_argument("--top-p", type=float, default=None)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--prompt", default="", help="the text to continue (default: none)")
+    p.add_argument("--tokens", type=int, default=200, help="new tokens per sample (>= 0)")
+    p.add_argument("--num-samples", type=int, default=1, help="how many samples (>= 1)")
+    p.add_argument(
+        "--temperature",
+        type=float,
+        default=0.8,
+        help="divides the logits: below 1 sharper, above 1 flatter; 0: greedy (>= 0)",
+    )
+    p.add_argument(
+        "--top-k", type=int, default=None, help="draw from the K likeliest tokens only (>= 1)"
+    )
+    p.add_argument(
+        "--top-p",
+        type=float,
+        default=None,
+        help="nucleus sampling: draw from the likeliest tokens that together reach P, in (0, 1]",
+    )
+    p.add_argument("--seed", type=int, default=0, help="the same seed draws the same samples")
     p.add_argument("--data", type=Path, help="prepared data folder (default: the training data)")
     p.add_argument("--out", type=Path, help="also write the samples to this file")
     p.set_defaults(func=cmd_sample)

@@ -6,7 +6,9 @@ No torch here: the launcher process that waits on a SLURM job imports only this.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import math
 import typing
 from typing import Any, Self
 
@@ -28,22 +30,29 @@ class Config:
     def __post_init__(self) -> None:
         hints = typing.get_type_hints(type(self))
         for f in dataclasses.fields(self):
-            self._check_type(f.name, getattr(self, f.name), hints[f.name])
+            setattr(self, f.name, self._checked(f.name, getattr(self, f.name), hints[f.name]))
 
-    def _check_type(self, name: str, value: Any, hint: Any) -> None:
+    def _checked(self, name: str, value: Any, hint: Any) -> Any:
+        """`value` if it is of type `hint` (a number written as text read as the number)."""
         allowed = typing.get_args(hint) or (hint,)  # `int | None` -> (int, NoneType)
+        if float in allowed and str not in allowed and isinstance(value, str):
+            # PyYAML reads YAML 1.1, where a number without a dot (1e-3) is a string
+            with contextlib.suppress(ValueError):
+                value = float(value)
+        if isinstance(value, float) and not math.isfinite(value):
+            self._fail(name, f"{value!r} must be a finite number")
         for t in allowed:
             if t is type(None) and value is None:
-                return
+                return value
             if t is bool and isinstance(value, bool):
-                return
+                return value
             number = isinstance(value, int | float) and not isinstance(value, bool)
             if number and (t is float or (t is int and isinstance(value, int))):
-                return  # an int is a fine float (YAML writes 0 for 0.0), not the reverse
+                return value  # an int is a fine float (YAML writes 0 for 0.0), not the reverse
             if t is str and isinstance(value, str):
-                return
+                return value
             if t in (dict, list) and isinstance(value, t):
-                return
+                return value
         names = " or ".join("null" if t is type(None) else t.__name__ for t in allowed)
         self._fail(name, f"{value!r} is not of type {names}")
 
@@ -60,11 +69,28 @@ class Config:
             if getattr(self, name) < 1:
                 self._fail(name, f"{getattr(self, name)!r} must be at least 1")
 
-    def _check_dropout(self, *names: str) -> None:
-        for name in names:  # None: unset, another field's value is used
+    def _check_not_negative(self, *names: str) -> None:
+        for name in names:
+            if getattr(self, name) < 0:
+                self._fail(name, f"{getattr(self, name)!r} must be 0 or more")
+
+    def _check_in(self, interval: str, *names: str) -> None:
+        """Each field in `interval`, written as in mathematics: "[0, 1)" or "[0, 1]".
+
+        None passes: the field is unset and another field's value is used.
+        """
+        low, high = (float(end) for end in interval[1:-1].split(","))
+        for name in names:
             value = getattr(self, name)
-            if value is not None and not 0.0 <= value < 1.0:
-                self._fail(name, f"{value!r} must be in [0, 1)")
+            if value is None:
+                continue
+            above_low = value >= low if interval[0] == "[" else value > low
+            below_high = value <= high if interval[-1] == "]" else value < high
+            if not (above_low and below_high):
+                self._fail(name, f"{value!r} must be in {interval}")
+
+    def _check_dropout(self, *names: str) -> None:
+        self._check_in("[0, 1)", *names)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Self:

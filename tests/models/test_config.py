@@ -73,6 +73,19 @@ def test_an_int_is_a_fine_float():
     assert GPTConfig(dropout=0).dropout == 0
 
 
+def test_a_number_written_as_text_is_a_fine_float():
+    # YAML 1.1 (PyYAML's) reads 1e-1, a number without a dot, as the string "1e-1"
+    assert GPTConfig(dropout="1e-1").dropout == 0.1
+    assert yaml.safe_load("dropout: 1e-1") == {"dropout": "1e-1"}
+    for text in ("nan", "-inf", float("inf")):
+        with pytest.raises(ConfigError, match=r"GPTConfig.dropout: -?(nan|inf) must be a finite"):
+            GPTConfig(dropout=text)
+    with pytest.raises(ConfigError, match=r"GPTConfig.dropout: 'none' is not of type float"):
+        GPTConfig(dropout="none")
+    with pytest.raises(ConfigError, match=r"GPTConfig.n_head: '4' is not of type int"):
+        GPTConfig(n_head="4")  # text is forgiven for floats only
+
+
 @pytest.mark.parametrize("cls", [*ALL, LSTMConfig])
 def test_from_dict_rejects_unknown_keys(cls):
     with pytest.raises(

@@ -1,6 +1,7 @@
 """`fromscratch train / evaluate / sample` as users type them."""
 
 import json
+import re
 import shutil
 
 import pytest
@@ -60,13 +61,49 @@ def test_train_then_evaluate_then_sample(demo_chars, tmp_path, capsys):
     assert capsys.readouterr().out == text  # the same seed, the same samples
 
     for bad, named in (
-        ("--top-p=1.5", "top_p=1.5"),
-        ("--num-samples=0", "num_samples=0"),
+        ("--top-p=1.5", "sample: --top-p 1.5 must be in (0, 1]"),
+        ("--top-p=0", "sample: --top-p 0.0 must be in (0, 1]"),
+        ("--top-k=0", "sample: --top-k 0 must be at least 1"),
+        ("--tokens=-3", "sample: --tokens -3 must be at least 0"),
+        ("--temperature=-1", "sample: --temperature -1.0 must be >= 0 (0: greedy)"),
+        ("--num-samples=0", "sample: --num-samples 0 must be at least 1"),
         ("--prompt=Zebra", "the prompt 'Zebra': not in the vocabulary: 'Z'; it has"),
     ):
         assert main([*sample, bad]) == 1
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and named in err
+
+
+def test_sample_help_explains_every_option(capsys):
+    with pytest.raises(SystemExit):
+        main(["sample", "--help"])
+    help = " ".join(capsys.readouterr().out.split())
+    for flag in ("--prompt", "--tokens", "--temperature", "--top-k", "--top-p", "--seed"):
+        assert re.search(rf"{flag} \S+ [a-z]", help), flag  # the flag, its value, its help
+    assert re.search(r"--num-samples \S+ how many", help)
+
+
+def test_numbers_and_empty_values_as_students_write_them(demo_chars, tmp_path, capsys):
+    config = tmp_path / "gpt.yaml"
+    spec = tiny_gpt(demo_chars, max_steps=2, eval_splits="test")
+    config.write_text(yaml.safe_dump(spec).replace("lr: 0.003", "lr: 3e-3"))
+    out = tmp_path / "run"
+    assert main(["train", str(config), "--out", str(out), "--set", "min_lr_ratio=1e-2"]) == 0
+    saved = json.loads((out / "summary.json").read_text())["config"]
+    assert (saved["lr"], saved["min_lr_ratio"]) == (0.003, 0.01)
+    capsys.readouterr()
+    assert main(["train", str(config), "--out", str(out), "--set", "eval_splits="]) == 0
+    assert "test/loss" not in json.loads(capsys.readouterr().out)  # the default: none
+
+
+def test_out_below_a_file_is_a_one_line_error(tmp_path, capsys):
+    config = tmp_path / "gpt.yaml"
+    config.write_text("data: x\nmodel: {family: gpt}\n")
+    for command in ("train", "lr-range", "batch-size", "noise-scale"):
+        assert main([command, str(config), "--out", str(config / "x")]) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1
+        assert f"error: --out {config / 'x'}: {config} is a file, not a folder" in err
 
 
 def test_bad_config_fails_before_training(tmp_path, capsys):
@@ -81,7 +118,9 @@ def test_bad_config_fails_before_training(tmp_path, capsys):
 def test_a_missing_or_foreign_model_file_is_a_one_line_error(tmp_path, capsys):
     foreign = tmp_path / "model.pt"
     foreign.write_text("{}")  # not a torch file
-    for path, named in ((tmp_path / "none.pt", "no such model file"), (foreign, "not a model")):
+    folder = f"a folder, not a model file; did you mean {tmp_path / 'model.pt'}?"
+    cases = ((tmp_path / "none.pt", "no such model file"), (foreign, "not a model"))
+    for path, named in (*cases, (tmp_path, folder)):
         for command in (["sample", str(path)], ["evaluate", str(path), "--split", "test"]):
             assert main(command) == 1
             err = capsys.readouterr().err

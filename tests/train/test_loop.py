@@ -5,10 +5,11 @@ import math
 
 import pytest
 import torch
+import yaml
 
 from fromscratch import FromScratchError
 from fromscratch.data import PreparedData
-from fromscratch.train import NonFiniteLoss, TrainConfig, Trainer, train
+from fromscratch.train import NonFiniteLoss, TrainConfig, Trainer, load_config, train
 from fromscratch.train.schedule import learning_rate
 
 from ..conftest import tiny_classifier, tiny_gpt
@@ -101,11 +102,42 @@ def test_gradient_accumulation_matches_one_big_batch(demo_chars, tmp_path):
         ({"precision": "fp8"}, "not one of fp32, bf16, fp16"),
         ({"clock": "time"}, "'time' needs time_budget_s > 0"),
         ({"lr": "fast"}, "TrainConfig.lr: 'fast' is not of type float"),
+        ({"lr": "nan"}, "TrainConfig.lr: nan must be a finite number"),
+        ({"lr": float("inf")}, "TrainConfig.lr: inf must be a finite number"),
+        ({"grad_clip": -1.0}, r"TrainConfig.grad_clip: -1.0 must be 0 or more"),
+        ({"weight_decay": -0.1}, r"TrainConfig.weight_decay: -0.1 must be 0 or more"),
+        ({"min_lr_ratio": 1.5}, r"TrainConfig.min_lr_ratio: 1.5 must be in \[0, 1\]"),
+        ({"min_lr_ratio": -0.1}, r"TrainConfig.min_lr_ratio: -0.1 must be in \[0, 1\]"),
+        ({"eval_every": -1}, "TrainConfig.eval_every: -1 must be 0 or more"),
+        ({"checkpoint_every": -5}, "TrainConfig.checkpoint_every: -5 must be 0 or more"),
+        ({"time_budget_s": -60}, "TrainConfig.time_budget_s: -60 must be 0 or more"),
+        ({"token_budget": -1}, "TrainConfig.token_budget: -1 must be 0 or more"),
+        ({"max_steps": -1}, "TrainConfig.max_steps: -1 must be 0 or more"),
+        ({"head_tokens": -1}, "TrainConfig.head_tokens: -1 must be 0 or more"),
+        ({"seed": -1}, "TrainConfig.seed: -1 must be 0 or more"),
+        ({"beta1": 1.0}, r"TrainConfig.beta1: 1.0 must be in \[0, 1\)"),
+        ({"beta2": -0.5}, r"TrainConfig.beta2: -0.5 must be in \[0, 1\)"),
     ],
 )
 def test_bad_config_values_are_named(demo_chars, change, message):
     with pytest.raises(FromScratchError, match=message):
         TrainConfig.from_dict(tiny_gpt(demo_chars, **change))
+
+
+def test_a_number_yaml_reads_as_text_is_a_number(demo_chars, tmp_path):
+    # YAML 1.1 (PyYAML) reads 1e-3, without a dot, as a string
+    path = tmp_path / "gpt.yaml"
+    path.write_text(yaml.safe_dump(tiny_gpt(demo_chars)) + "lr: 1e-3\nmin_lr_ratio: 5e-1\n")
+    assert (load_config(path).lr, load_config(path).min_lr_ratio) == (0.001, 0.5)
+    assert load_config(path, {"lr": yaml.safe_load("2e-3")}).lr == 0.002
+
+
+def test_an_empty_override_means_the_default(demo_chars, tmp_path):
+    path = tmp_path / "gpt.yaml"
+    path.write_text(yaml.safe_dump(tiny_gpt(demo_chars, eval_splits="test", lr=0.5)))
+    config = load_config(path, {"eval_splits": None, "lr": None, "model.n_head": None})
+    assert (config.eval_splits, config.lr) == ("", TrainConfig.lr)
+    assert "n_head" not in config.model and config.model["n_embd"] == 32
 
 
 def test_a_wrong_model_field_fails_before_the_data_is_read(tmp_path):
@@ -129,6 +161,58 @@ def test_tuned_values_flow_in_from_json(demo_chars, tmp_path):
     assert (resolved.lr, resolved.batch_size) == (0.0042, 4)
     with pytest.raises(FromScratchError, match="no such file"):
         TrainConfig.from_dict(tiny_gpt(demo_chars, lr_from="missing.json")).resolved()
+
+
+def test_a_tuned_value_file_of_another_kind_is_named(demo_chars, tmp_path):
+    torch.save({"model": {}}, tmp_path / "model.pt")
+    (tmp_path / "text.json").write_text('{"lr": "abc"}')
+    (tmp_path / "list.json").write_text("[0.001]")
+    (tmp_path / "half.json").write_text('{"batch_size": 2.5}')
+    lr = "it should be the JSON that `fromscratch lr-range` writes, with 'lr'"
+    for key, name, named in (
+        ("lr_from", "model.pt", f"model.pt: not a JSON file ({lr})"),
+        ("lr_from", "text.json", f"text.json: TrainConfig.lr: 'abc' is not of type float ({lr})"),
+        ("lr_from", "list.json", f"list.json has no key 'lr' ({lr})"),
+        ("batch_size_from", "half.json", "half.json: TrainConfig.batch_size: 2.5 is not of type"),
+    ):
+        config = TrainConfig.from_dict(tiny_gpt(demo_chars, **{key: str(tmp_path / name)}))
+        with pytest.raises(FromScratchError) as error:
+            config.resolved()
+        assert named in str(error.value) and "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"eval_splits": "test,tset"}, "has no split 'tset'; it has: train, test, ood"),
+        ({"train_split": "trian"}, "has no split 'trian'; it has: train, test, ood"),
+        ({"model": {"vocab_size": 10}}, "model.vocab_size=10: smaller than the vocabulary of"),
+    ],
+)
+def test_config_that_does_not_fit_the_data_fails_before_training(
+    demo_chars, tmp_path, change, message
+):
+    spec = tiny_gpt(demo_chars)
+    spec["model"] |= change.pop("model", {})
+    with pytest.raises(FromScratchError, match=message):
+        Trainer(TrainConfig.from_dict(spec | change), tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_larger_vocabulary_than_the_data_is_padding(demo_chars, tmp_path):
+    spec = tiny_gpt(demo_chars)
+    spec["model"]["vocab_size"] = PreparedData(demo_chars).meta["vocab_size"] + 3
+    assert (
+        Trainer(TrainConfig.from_dict(spec), tmp_path).model.config.vocab_size
+        == spec["model"]["vocab_size"]
+    )
+
+
+def test_head_tokens_beyond_max_length_fail_before_training(demo_words, tmp_path):
+    config = TrainConfig.from_dict(tiny_classifier(demo_words, max_length=96, head_tokens=97))
+    with pytest.raises(FromScratchError, match="head_tokens=97: more than the max_length=96"):
+        Trainer(config, tmp_path)
+    Trainer(TrainConfig.from_dict(tiny_classifier(demo_words, head_tokens=96)), tmp_path)
 
 
 def test_schedule_shapes():
@@ -183,6 +267,31 @@ def test_resume_with_another_config_starts_afresh(demo_chars, tmp_path):
     assert (tmp_path / "checkpoints.stale-1" / "step-00000004.pt").exists()
     logged = [json.loads(x)["step"] for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert logged == [1, 2, 3, 4]  # the old run's lines are gone
+
+
+def test_a_fresh_run_sets_an_earlier_runs_checkpoints_aside(demo_chars, tmp_path, capsys):
+    spec = tiny_gpt(demo_chars, max_steps=4, checkpoint_every=1, eval_splits="")
+    train(TrainConfig.from_dict(spec), tmp_path)  # leaves step-3 and step-4
+    capsys.readouterr()
+
+    # a fresh run in the same folder, interrupted after step 2
+    fresh = TrainConfig.from_dict(spec | {"seed": 2, "checkpoint_every": 2})
+    interrupted = Trainer(fresh, tmp_path)
+    assert capsys.readouterr().err == (
+        f"checkpoints of an earlier run moved to {tmp_path / 'checkpoints.stale-1'}; "
+        "starting afresh\n"
+    )
+    for _ in range(2):
+        interrupted.train_step()
+    interrupted.save_checkpoint()
+    names = sorted(p.name for p in (tmp_path / "checkpoints.stale-1").iterdir())
+    assert names == ["step-00000003.pt", "step-00000004.pt"]  # nothing lost
+    assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == ["step-00000002.pt"]
+
+    resumed = Trainer(fresh, tmp_path, resume=True)
+    assert resumed.state.step == 2  # its own checkpoint, not the earlier run's step 4
+    for name, weights in resumed.model.state_dict().items():
+        assert torch.equal(weights, interrupted.model.state_dict()[name])
 
 
 def test_bf16_autocast_trains_on_cpu(demo_chars, tmp_path):

@@ -12,7 +12,7 @@ import torch
 from fromscratch import FromScratchError
 from fromscratch.cli import main
 from fromscratch.train import TrainConfig
-from fromscratch.train.batch_size import search
+from fromscratch.train.batch_size import out_of_memory, search
 from fromscratch.train.lr_range import choose, lr_range_test
 from fromscratch.train.noise_scale import measure_noise_scale, noise_scale_from, noise_scale_of
 
@@ -57,6 +57,35 @@ def test_batch_size_search_respects_the_memory_cap(demo_chars, tmp_path):
     config = TrainConfig.from_dict(tiny_gpt(demo_chars))
     with pytest.raises(FromScratchError, match="not even a batch of 1 fits in 1 MB"):
         search(config, tmp_path, max_batch_size=4, memory_cap_mb=1)
+
+
+def test_batch_size_search_tells_a_broken_config_from_one_that_does_not_fit(
+    demo_chars, tmp_path, capsys
+):
+    # a model that cannot be built: named before any attempt
+    spec = tiny_classifier(demo_chars)
+    spec["model"] |= {"n_head": 3, "n_embd": 64}
+    with pytest.raises(FromScratchError, match=r"ClassifierConfig.n_embd"):
+        search(TrainConfig.from_dict(spec), tmp_path, max_batch_size=4)
+    # a failure inside the attempt: the attempt's own error, not "does not fit"
+    missing = TrainConfig.from_dict(tiny_gpt(tmp_path / "not-prepared"))
+    with pytest.raises(FromScratchError) as error:
+        search(missing, tmp_path, max_batch_size=4)
+    assert str(error.value) == (
+        "batch-size search: batch 1 failed: fromscratch.FromScratchError: "
+        f"{tmp_path / 'not-prepared'} is not a prepared data folder (no meta.json)"
+    )
+    assert "does not fit" not in capsys.readouterr().err
+    assert not (tmp_path / "batch_size.json").exists()
+
+
+def test_only_a_failed_allocation_is_out_of_memory():
+    with pytest.raises(RuntimeError) as cpu:
+        torch.empty(2**60, dtype=torch.uint8)  # more than any machine: refused at once
+    assert out_of_memory(cpu.value)
+    assert out_of_memory(torch.OutOfMemoryError("CUDA out of memory"))
+    assert not out_of_memory(RuntimeError("mat1 and mat2 shapes cannot be multiplied"))
+    assert not out_of_memory(FromScratchError("x is not a prepared data folder"))
 
 
 def test_noise_scale_recovers_a_known_gradient_noise():
@@ -124,6 +153,7 @@ def test_cli_lr_range(demo_words, tmp_path, capsys):
     )
     assert "chosen lr" in capsys.readouterr().out
     assert json.loads((tmp_path / "o" / "lr_range.json").read_text())["batch_size"] == 8
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["lr_range.csv", "lr_range.json"]
 
 
 def test_sweeps_that_cannot_answer_fail_in_one_line(demo_chars, tmp_path, capsys):
@@ -142,7 +172,7 @@ def test_sweeps_that_cannot_answer_fail_in_one_line(demo_chars, tmp_path, capsys
         assert main(["lr-range", str(path), *out, *options]) == 1
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and named in err, options
-    assert not (tmp_path / "o" / "lr_range.json").exists()
+    assert not (tmp_path / "o").exists()  # nothing written, not even an empty folder
 
     # the batch-size search and the noise scale check their options before any training
     for command, options, named in (

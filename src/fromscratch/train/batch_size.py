@@ -6,7 +6,9 @@ full-length sequences. On a GPU the attempt runs in this process; a CUDA out-of-
 error ends the search, and the peak is `torch.cuda.max_memory_allocated`. On a CPU the
 limit is a memory cap from the config (`memory_cap_mb`), and each attempt runs in a
 fresh child process whose peak resident memory the kernel reports (`wait4`), so one
-attempt's memory never hides inside another's.
+attempt's memory never hides inside another's. Only running out of memory means "does not
+fit": any other failure (a model that cannot be built, data that is not there) ends the
+search with its error.
 
 Sizes double (1, 2, 4, …) up to `max_batch_size` and stop at the first that does not fit,
 so the result is also a throughput-versus-batch-size curve. Writes `batch_size.json`
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -30,21 +33,16 @@ import torch
 from fromscratch import FromScratchError
 from fromscratch.io import write_json
 from fromscratch.train.config import TrainConfig
+from fromscratch.train.models import model_config
 
 PROBE_STEPS = 3
 
 
 def probe(config: TrainConfig, batch_size: int, steps: int = PROBE_STEPS) -> dict:
     """Run `steps` training steps at `batch_size` on full-length batches; tokens/s."""
-    import dataclasses
-
     from fromscratch.train.loop import Trainer
 
-    config = dataclasses.replace(
-        config, batch_size=batch_size, grad_accum=1, wandb_mode="disabled", batch_size_from=""
-    )
-    with tempfile.TemporaryDirectory() as scratch:
-        trainer = Trainer(config, scratch, progress_bar=False)
+    trainer = Trainer.scratch(config, batch_size=batch_size, grad_accum=1, batch_size_from="")
     trainer.batches = full_length(trainer)
     trainer.train_step(lr=1e-9)  # warm-up: allocator, kernels
     if trainer.device.type == "cuda":
@@ -105,32 +103,59 @@ def measure(
 def probe_in_child(
     config_dict: dict, batch_size: int, steps: int = PROBE_STEPS
 ) -> tuple[dict | None, float]:
-    """(result, or None if it failed; peak resident MB) of a probe in a fresh process.
+    """(result, or None if it ran out of memory; peak resident MB) of a probe in a fresh
+    process.  Any other failure of the child is an error that names the child's.
 
     The child reports its own high-water mark (Linux's VmHWM counts from its exec): the
     rusage of a child (ru_maxrss) would also hold the parent's size at the fork.
     """
     code = (
-        "import json, sys; from fromscratch.train.batch_size import probe, own_peak_mb; "
-        "from fromscratch.train.config import TrainConfig; "
-        "c = TrainConfig.from_dict(json.loads(sys.argv[1])); "
-        "r = probe(c, int(sys.argv[2]), int(sys.argv[3])); "
-        "print(json.dumps({'result': r, 'peak_mb': own_peak_mb()}))"
+        "import sys; from fromscratch.train.batch_size import probe_and_report; "
+        "probe_and_report(*sys.argv[1:])"
     )
-    child = subprocess.Popen(
-        [sys.executable, "-c", code, json.dumps(config_dict), str(batch_size), str(steps)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    stdout = child.stdout.read()
-    child.stdout.close()
-    _, status, usage = os.wait4(child.pid, 0)  # reaps the child; its rusage, if it died
-    child.returncode = os.waitstatus_to_exitcode(status)
-    if child.returncode != 0 or not stdout.strip():
-        return None, usage.ru_maxrss / 1024  # an upper bound: killed on the way up
+    with tempfile.TemporaryFile("w+") as errors:
+        child = subprocess.Popen(
+            [sys.executable, "-c", code, json.dumps(config_dict), str(batch_size), str(steps)],
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            text=True,
+        )
+        stdout = child.stdout.read()
+        child.stdout.close()
+        _, status, usage = os.wait4(child.pid, 0)  # reaps the child; its rusage too
+        returncode = os.waitstatus_to_exitcode(status)
+        if returncode == -signal.SIGKILL:  # the kernel's out-of-memory killer
+            return None, usage.ru_maxrss / 1024  # an upper bound: killed on the way up
+        if returncode != 0 or not stdout.strip():
+            errors.seek(0)
+            lines = errors.read().strip().splitlines() or [f"exit code {returncode}"]
+            raise FromScratchError(f"batch-size search: batch {batch_size} failed: {lines[-1]}")
     report = json.loads(stdout.strip().splitlines()[-1])
     return report["result"], report["peak_mb"] or usage.ru_maxrss / 1024
+
+
+def probe_and_report(config_json: str, batch_size: str, steps: str) -> None:
+    """The child process of probe_in_child: its report as one line of JSON on stdout.
+
+    Running out of memory is a result (None); any other error ends the child with its
+    traceback on stderr.
+    """
+    config = TrainConfig.from_dict(json.loads(config_json))
+    try:
+        result = probe(config, int(batch_size), int(steps))
+    except Exception as error:
+        if not out_of_memory(error):
+            raise
+        result = None
+    print(json.dumps({"result": result, "peak_mb": own_peak_mb()}))
+
+
+def out_of_memory(error: BaseException) -> bool:
+    """Whether `error` is an allocation that failed: CUDA's, or the CPU allocator's (which
+    PyTorch raises as a plain RuntimeError)."""
+    return isinstance(error, MemoryError | torch.OutOfMemoryError) or (
+        isinstance(error, RuntimeError) and "can't allocate memory" in str(error)
+    )
 
 
 def own_peak_mb() -> float | None:
@@ -159,6 +184,7 @@ def search(
         raise FromScratchError(
             f"batch-size search: memory_cap_mb={memory_cap_mb:g}; it must be > 0"
         )
+    model_config(config.model)  # a wrong model field fails here, not as "does not fit"
     out = Path(out)
     cuda = torch.cuda.is_available() and config.device in ("auto", "cuda")
     tried = []

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -64,6 +65,25 @@ def load_latest(folder: Path) -> dict | None:
             continue
         state["path"] = str(path)
         return state
+    return None
+
+
+def resume_from(folder: Path, config: dict, resume: bool, owner: bool = True) -> dict | None:
+    """The newest checkpoint in `folder` of a run of `config` when `resume` is asked for,
+    else None: the run starts afresh.
+
+    A run that starts afresh moves the checkpoints of another run (an earlier one, or one
+    of another config) aside first: mixed with its own, they would outlive its checkpoints
+    in the pruning and be what a later resume picks.  owner: whether this process moves
+    them (one of several processes of a distributed run does).
+    """
+    saved = load_latest(folder) if resume else None
+    if saved is not None and saved["config"] == config:
+        return saved
+    if owner and list_checkpoints(folder):
+        stale = set_aside(folder)
+        whose = "a different config" if saved is not None else "an earlier run"
+        print(f"checkpoints of {whose} moved to {stale}; starting afresh", file=sys.stderr)
     return None
 
 

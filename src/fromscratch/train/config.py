@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from fromscratch import FromScratchError
-from fromscratch.config import Config
+from fromscratch.config import Config, ConfigError
 from fromscratch.io import parse_yaml, read_json
 from fromscratch.train.schedule import CLOCKS, SHAPES
 
@@ -92,8 +92,10 @@ class OptimizerConfig(TrackingConfig):
         self._check_choice("schedule", SHAPES)
         if self.lr <= 0:
             self._fail("lr", f"{self.lr!r} must be positive")
-        if self.warmup_steps < 0:
-            self._fail("warmup_steps", f"{self.warmup_steps!r} must be 0 or more")
+        self._check_not_negative("warmup_steps", "weight_decay", "grad_clip", "max_steps")
+        self._check_not_negative("eval_every", "checkpoint_every", "seed")
+        self._check_in("[0, 1]", "min_lr_ratio")
+        self._check_in("[0, 1)", "beta1", "beta2")  # AdamW's moment decays
 
 
 @dataclasses.dataclass
@@ -150,6 +152,7 @@ class TrainConfig(OptimizerConfig):
         if family not in FAMILIES:
             self._fail("model", f"family {family!r} is not one of {', '.join(FAMILIES)}")
         self._check_positive("grad_accum")
+        self._check_not_negative("time_budget_s", "token_budget", "eval_max_tokens", "head_tokens")
         for key in ("context", "max_length"):
             if getattr(self, key) < 0:
                 self._fail(
@@ -167,8 +170,7 @@ class TrainConfig(OptimizerConfig):
             self._fail("teacher", f"distils language models only ({', '.join(LANGUAGE_MODELS)})")
         if self.distill_temperature <= 0:
             self._fail("distill_temperature", f"{self.distill_temperature!r} must be positive")
-        if not 0 <= self.distill_weight <= 1:
-            self._fail("distill_weight", f"{self.distill_weight!r} must be in [0, 1]")
+        self._check_in("[0, 1]", "distill_weight")
 
     @property
     def family(self) -> str:
@@ -180,28 +182,41 @@ class TrainConfig(OptimizerConfig):
 
     def resolved(self) -> TrainConfig:
         """The config with the tuned values of `lr_from` / `batch_size_from` read in."""
-        changes: dict[str, Any] = {}
-        if self.lr_from:
-            changes["lr"] = float(_read_choice(self.lr_from, "lr"))
-        if self.batch_size_from:
-            changes["batch_size"] = int(_read_choice(self.batch_size_from, "batch_size"))
-        return dataclasses.replace(self, **changes)
+        config = self
+        for key, path in (("lr", self.lr_from), ("batch_size", self.batch_size_from)):
+            if not path:
+                continue
+            value, expected = _read_choice(path, key)
+            try:
+                config = dataclasses.replace(config, **{key: value})
+            except ConfigError as error:
+                raise FromScratchError(f"{path}: {error} ({expected})") from error
+        return config
 
 
-def _read_choice(path: str, key: str) -> Any:
+TUNED_BY = {"lr": "lr-range", "batch_size": "batch-size"}  # the command that writes each
+
+
+def _read_choice(path: str, key: str) -> tuple[Any, str]:
+    """The tuned value of `key` in the JSON file `path`, and what that file should hold."""
+    expected = f"it should be the JSON that `fromscratch {TUNED_BY[key]}` writes, with {key!r}"
     if not Path(path).is_file():
-        raise FromScratchError(f"{path}: no such file (it should hold the tuned {key!r})")
-    data = read_json(path)
-    if key not in data:
-        raise FromScratchError(f"{path} has no key {key!r}")
-    return data[key]
+        raise FromScratchError(f"{path}: no such file ({expected})")
+    try:
+        data = read_json(path)
+    except ValueError as error:  # not JSON, or not even text (a model.pt)
+        raise FromScratchError(f"{path}: not a JSON file ({expected})") from error
+    if not isinstance(data, dict) or key not in data:
+        raise FromScratchError(f"{path} has no key {key!r} ({expected})")
+    return data[key], expected
 
 
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> TrainConfig:
     """Read a YAML training config; `overrides` (e.g. from the command line) win.
 
     An override's key may name a field inside a mapping with dots: {"model.n_head": 8}
-    changes that one field of `model:` and keeps the others.
+    changes that one field of `model:` and keeps the others.  An override of None (an
+    empty `--set eval_splits=`) gives the field its default.
     """
     path = Path(path)
     if not path.is_file():
@@ -218,5 +233,8 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Tr
                 where = ".".join(outer[: depth + 1])
                 raise FromScratchError(f"{path}: cannot set {key}: {where} is not a mapping")
             mapping = inner
-        mapping[field] = value
+        if value is None:
+            mapping.pop(field, None)
+        else:
+            mapping[field] = value
     return TrainConfig.from_dict(raw)

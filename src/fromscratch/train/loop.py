@@ -17,8 +17,9 @@ import contextlib
 import math
 import signal
 import sys
+import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -152,6 +153,8 @@ class Trainer:
         self.data = PreparedData(config.data)
         torch.manual_seed(config.seed)
         self.model = build_model(config, self.data.meta).to(self.device)
+        for split in (config.train_split, *config.eval_split_list):
+            self.data.tokens(split)  # a split the data lacks fails now, not after the last step
         model_context = getattr(self.model.config, "context", None)  # an LSTM has none
         self.context = config.context or model_context or 256
         self.max_length = config.max_length or model_context  # a classifier's longest review
@@ -163,6 +166,11 @@ class Trainer:
         if model_context and longest > model_context:
             raise FromScratchError(
                 f"{key}={longest}: longer than the model's context={model_context}"
+            )
+        if config.family == "classifier" and config.head_tokens > self.max_length:
+            raise FromScratchError(
+                f"head_tokens={config.head_tokens}: more than the max_length={self.max_length} "
+                "tokens a review is cut to"
             )
         self.teacher = None
         if config.teacher:
@@ -184,17 +192,10 @@ class Trainer:
         self.ema = EMA(self.model, config.ema_decay) if config.ema_decay else None
         self.batches = self.batch_stream(config.batch_size)
         self.state = Progress()
-        run_id = None
-        if resume and (saved := checkpoint.load_latest(self.out / "checkpoints")):
-            if saved["config"] == self.config_dict():
-                run_id = self._restore(saved)
-            else:  # a run of another config (the pipeline's config changed): start afresh
-                stale = checkpoint.set_aside(self.out / "checkpoints")
-                print(
-                    f"checkpoints of a different config moved to {stale}; starting afresh",
-                    file=sys.stderr,
-                )
-                resume = False
+        saved = checkpoint.resume_from(
+            self.out / "checkpoints", self.config_dict(), resume, owner=self.dist.is_main
+        )
+        run_id = self._restore(saved) if saved is not None else None
         self.forward_model = self.dist.wrap(self.model)
         if config.compile:
             self.forward_model = torch.compile(self.forward_model)
@@ -202,10 +203,17 @@ class Trainer:
             self.out,
             self.config_dict(),
             run_id=run_id,
-            resume_step=self.state.step if resume else None,
+            resume_step=self.state.step if saved is not None else None,
             enabled=self.dist.is_main,
         )
         self.show_bar = sys.stderr.isatty() if progress_bar is None else progress_bar
+
+    @classmethod
+    def scratch(cls, config: TrainConfig, **changes) -> Trainer:
+        """A trainer for steps that nobody keeps (tuning): no W&B, no folder left behind."""
+        config = replace(config, wandb_mode="disabled", **changes)
+        with tempfile.TemporaryDirectory() as scratch:
+            return cls(config, scratch, progress_bar=False)
 
     def config_dict(self) -> dict:
         config = {

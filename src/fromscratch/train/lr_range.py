@@ -63,7 +63,7 @@ def lr_range_test(
         )
     out = Path(out)
     beta = beta if beta is not None else max(0.5, 1 - 20 / steps)
-    trainer = Trainer(config, out / "run", progress_bar=False)
+    trainer = Trainer.scratch(config)
     lrs, losses, smoothed = [], [], []
     average, best = 0.0, math.inf
     for i in range(steps):

@@ -48,13 +48,23 @@ def build_model(config, meta: dict):
             f"a classifier trains on a labelled set ({', '.join(labelled)})"
         )
     model_class, _ = FAMILIES[config.family]
-    return model_class(model_config(config.model, meta))
+    model = model_config(config.model, meta)
+    if model.vocab_size < meta["vocab_size"]:  # larger is fine: padding, as nanoGPT pads GPT-2's
+        raise FromScratchError(
+            f"model.vocab_size={model.vocab_size}: smaller than the vocabulary of "
+            f"{meta['vocab_size']:,} tokens of {config.data} (leave it out to take the data's)"
+        )
+    return model_class(model)
 
 
 def load_model(path: str, map_location: str = "cpu"):
     """A model saved by the training loop (model.pt or a checkpoint) and its config dict."""
     import torch
 
+    if Path(path).is_dir():
+        raise FromScratchError(
+            f"{path}: a folder, not a model file; did you mean {Path(path) / 'model.pt'}?"
+        )
     if not Path(path).is_file():
         raise FromScratchError(f"{path}: no such model file (a model.pt or checkpoint)")
     try:

@@ -29,8 +29,6 @@ models, and both terms), which the batch-size figure marks on its throughput cur
 
 from __future__ import annotations
 
-import dataclasses
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -101,9 +99,7 @@ def measure_noise_scale(
     from fromscratch.train.loop import Trainer, loss_fn
 
     check_options(micro_batch, accumulate, draws, after_steps)
-    config = dataclasses.replace(config, wandb_mode="disabled", batch_size_from="")
-    with tempfile.TemporaryDirectory() as scratch:
-        trainer = Trainer(config, scratch, progress_bar=False)
+    trainer = Trainer.scratch(config, batch_size_from="")
     for _ in range(after_steps):
         trainer.train_step()
     model = trainer.model

@@ -27,7 +27,6 @@ import bisect
 import csv
 import dataclasses
 import math
-import sys
 import time
 from pathlib import Path
 
@@ -240,16 +239,13 @@ def train_seq2seq(config: Seq2SeqConfig, out: str | Path, resume: bool = True) -
         c.weight_decay, c.lr, (c.beta1, c.beta2), fused=device.type in ("cpu", "cuda")
     )
     step, tokens, elapsed, run_id = 0, 0, 0.0, None
-    saved = checkpoint.load_latest(out / "checkpoints") if resume else None
-    if saved is not None and saved["config"] == c.to_dict():
+    saved = checkpoint.resume_from(out / "checkpoints", c.to_dict(), resume)
+    if saved is not None:
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         checkpoint.set_rng_state(saved["rng"])
         step, tokens, elapsed = saved["step"], saved["tokens"], saved["elapsed"]
         run_id = saved["wandb_run_id"]
-    elif saved is not None:  # a run of another config: keep its state, start afresh
-        stale = checkpoint.set_aside(out / "checkpoints")
-        print(f"checkpoints of a different config moved to {stale}", file=sys.stderr)
     tracker = c.tracker(out, c.to_dict(), run_id=run_id, resume_step=step if step else None)
 
     def save_checkpoint() -> None:

@@ -21,7 +21,6 @@ import dataclasses
 import difflib
 import math
 import re
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -192,16 +191,13 @@ def train_vae(
     )
     noise = torch.Generator(device).manual_seed(c.seed)  # the reparameterisation's draws
     step, run_id = 0, None
-    saved = checkpoint.load_latest(out / "checkpoints") if resume else None
-    if saved is not None and saved["config"] == run_config:
+    saved = checkpoint.resume_from(out / "checkpoints", run_config, resume)
+    if saved is not None:
         model.load_trainable_state(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         checkpoint.set_rng_state(saved["rng"])
         noise.set_state(saved["noise"])
         step, run_id = saved["step"], saved["wandb_run_id"]
-    elif saved is not None:  # a run of another config: keep its state, start afresh
-        stale = checkpoint.set_aside(out / "checkpoints")
-        print(f"checkpoints of a different config moved to {stale}", file=sys.stderr)
     tracker = c.tracker(out, run_config, run_id=run_id, resume_step=step or None)
 
     def save_checkpoint() -> None:
