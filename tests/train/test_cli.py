@@ -158,6 +158,32 @@ def test_data_with_another_tokenizer_is_a_one_line_error(demo_chars, demo_words,
             assert f"--tokenizer-from {demo_chars}" in err
 
 
+def test_a_model_checks_other_data_without_its_training_data(
+    demo_chars, tmp_path, capsys, monkeypatch
+):
+    """model.pt keeps its tokenizer's fingerprint: the check holds when the model trained
+    on a relative path is used from elsewhere, or on a machine without that folder."""
+    work = tmp_path / "work"
+    shutil.copytree(demo_chars, work / "chars")
+    for name, chars in (("same", None), ("renumbered", "reversed")):
+        shutil.copytree(demo_chars, tmp_path / name)
+        if chars:
+            spec = json.loads((tmp_path / name / "tokenizer.json").read_text())
+            spec["chars"] = spec["chars"][::-1]
+            (tmp_path / name / "tokenizer.json").write_text(json.dumps(spec))
+    monkeypatch.chdir(work)
+    (work / "gpt.yaml").write_text(yaml.safe_dump(tiny_gpt("chars", max_steps=3)))
+    assert main(["train", "gpt.yaml", "--out", "run"]) == 0
+    shutil.rmtree(work / "chars")
+    monkeypatch.chdir(tmp_path)
+    model = str(work / "run" / "model.pt")
+    evaluate = ["evaluate", model, "--split", "test", "--data"]
+    assert main([*evaluate, str(tmp_path / "same")]) == 0
+    capsys.readouterr()
+    assert main([*evaluate, str(tmp_path / "renumbered")]) == 1
+    assert "its tokenizer is not the one the model was trained with" in capsys.readouterr().err
+
+
 def test_set_changes_one_field_of_the_model(demo_chars, tmp_path, capsys):
     config = tmp_path / "gpt.yaml"
     config.write_text(yaml.safe_dump(tiny_gpt(demo_chars, max_steps=2)))

@@ -17,6 +17,7 @@ samples.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
@@ -328,12 +329,14 @@ def _write_spec(folder: Path, spec: dict) -> None:
     (Path(folder) / FILE).write_text(json.dumps(spec, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
-def same(a: Tokenizer, b: Tokenizer) -> bool:
-    """Whether two tokenizers give every token id the same meaning: the same kind, the same
-    vocabulary size, and the same text for each id."""
-    if (a.kind, a.vocab_size) != (b.kind, b.vocab_size):
-        return False
-    return all(a.decode([i]) == b.decode([i]) for i in range(a.vocab_size))
+def fingerprint(tokenizer: Tokenizer) -> str:
+    """What every token id means, as a short hash: its kind, vocabulary size and the text of
+    each id. Two tokenizers with the same fingerprint read and write the same ids; a model
+    keeps its training data's, to check the data it is later given."""
+    digest = hashlib.sha256(f"{tokenizer.kind}\0{tokenizer.vocab_size}".encode())
+    for i in range(tokenizer.vocab_size):
+        digest.update(b"\0" + tokenizer.decode([i]).encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()[:16]
 
 
 def load(folder: str | Path) -> Tokenizer:

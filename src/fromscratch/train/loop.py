@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from fromscratch import FromScratchError, Interrupted
-from fromscratch.data import PreparedData
+from fromscratch.data import PreparedData, tokenizers
 from fromscratch.io import atomic_path
 from fromscratch.train import checkpoint
 from fromscratch.train.batches import ClassificationBatches, LMBatches
@@ -434,6 +434,8 @@ class Trainer:
                     "model": self.trained_model.state_dict(),
                     "config": self.config_dict(),
                     "data": self.config.data,
+                    # what its token ids mean, to check other data it is given later
+                    "data_tokenizer": tokenizers.fingerprint(self.data.tokenizer),
                 },
                 tmp,
             )

@@ -77,6 +77,8 @@ def load_model(path: str, map_location: str = "cpu"):
         ) from error
     model = model_class(config_class.from_dict({k: v for k, v in spec.items() if k != "family"}))
     model.load_state_dict(saved["model"])
+    if "data_tokenizer" in saved:  # model.pt, not a checkpoint
+        return model, {**saved["config"], "data_tokenizer": saved["data_tokenizer"]}
     return model, saved["config"]
 
 
@@ -88,7 +90,7 @@ def data_for_model(config: dict, folder: str | None = None):
     token id means something else there: a one-line error instead of an index error or
     silently wrong text.
     """
-    from fromscratch.data import PreparedData, tokenizers
+    from fromscratch.data import PreparedData
 
     trained_on = config["data"]
     data = PreparedData(folder or trained_on)
@@ -99,11 +101,23 @@ def data_for_model(config: dict, folder: str | None = None):
             f"model's {vocab_size:,} ({trained_on}): prepare it with --tokenizer-from "
             f"{trained_on}"
         )
-    # where the training data is still there, compare the tokenizers themselves
-    known = folder and (Path(trained_on) / "meta.json").is_file()
-    if known and not tokenizers.same(data.tokenizer, PreparedData(trained_on).tokenizer):
+    if folder and not tokenizers_agree(data.tokenizer, config):
         raise FromScratchError(
             f"{data.folder}: its tokenizer is not the one the model was trained with "
             f"({trained_on}): prepare it with --tokenizer-from {trained_on}"
         )
     return data
+
+
+def tokenizers_agree(tokenizer, config: dict) -> bool:
+    """Whether `tokenizer` is the one of the model's training data: by the fingerprint
+    saved in its model.pt, else (a checkpoint) by the training data's own, where it is
+    still there to compare with."""
+    from fromscratch.data import PreparedData, tokenizers
+
+    expected = config.get("data_tokenizer")
+    if expected is None:
+        if not (Path(config["data"]) / "meta.json").is_file():
+            return True  # nothing to compare with
+        expected = tokenizers.fingerprint(PreparedData(config["data"]).tokenizer)
+    return tokenizers.fingerprint(tokenizer) == expected
