@@ -76,11 +76,27 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
 
 
 def parse_yaml(text: str, source: str) -> Any:
-    """YAML `text`; a syntax error is one line naming `source` and where it went wrong."""
+    """YAML `text`; a syntax error is one line naming `source` and where it went wrong.
+
+    A key written twice in one mapping is an error too (PyYAML would keep the last one
+    silently, and a config would train on data other than the one its first line names).
+    """
     import yaml
 
+    class UniqueKeys(yaml.SafeLoader):
+        def construct_mapping(self, node, deep=False):
+            seen = []
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        problem=f"the key {key!r} appears twice", problem_mark=key_node.start_mark
+                    )
+                seen.append(key)
+            return super().construct_mapping(node, deep)
+
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=UniqueKeys)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

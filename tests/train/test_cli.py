@@ -208,6 +208,11 @@ def test_a_config_that_is_not_yaml_is_a_one_line_error(tmp_path, capsys):
     assert main(["train", str(config), "--out", str(tmp_path / "run")]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"{config}: not valid YAML at line 2, column 8" in err
+    # a key given twice: PyYAML alone would train on the second one without a word
+    config.write_text("data: results/a\nmodel: {family: gpt, n_head: 2, n_head: 4}\n")
+    assert main(["train", str(config), "--out", str(tmp_path / "run")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "line 2, column 33: the key 'n_head' appears twice" in err
 
 
 def test_a_device_that_is_not_here_is_a_one_line_error(demo_chars, tmp_path, capsys):
