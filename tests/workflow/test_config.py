@@ -244,6 +244,18 @@ def stage_arguments(result, stage) -> list[dict]:
     return arguments
 
 
+def test_numbers_in_exponent_form_are_numbers(workdir):
+    # YAML 1.1 (PyYAML, Snakemake) reads 1e-3, without a dot, as text
+    result = snakemake(
+        workdir, "-n", "-p", "--config", "presets={demo: {gpt: {train: {lr: 1e-3}}, "
+        "compare: {wd: {model: gpt, field: train.weight_decay, variants: [1e-2, 1E-1]}}}}",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    runs = {args["out"]: args["config"] for args in stage_arguments(result, "train")}
+    assert runs["results/demo/runs/position/learned/seed0"]["lr"] == 1e-3
+    assert runs["results/demo/runs/wd/0.1/seed1"]["weight_decay"] == 0.1
+
+
 def test_a_comparison_of_ones_own_trains_each_value_and_joins_the_poster(workdir):
     own = (
         "presets={demo: {compare: {heads: {model: classifier, field: n_head, variants: [1, 8]},"

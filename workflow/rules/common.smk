@@ -1,6 +1,7 @@
 # Helpers shared by all the rules (the preset, paths, training specs, launcher commands).
 import json
 import os
+import re
 import shlex
 import shutil
 
@@ -23,7 +24,23 @@ def yaml_scalars(value):
     return value
 
 
+def exponent_numbers(value):
+    """`value` with every text that is a number in exponent form without a dot (1e-3) read
+    as the number: YAML 1.1, which config.yaml is read as, wants 1.0e-3, and a training
+    config takes either."""
+    if isinstance(value, dict):
+        return {key: exponent_numbers(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [exponent_numbers(item) for item in value]
+    if isinstance(value, str) and re.fullmatch(
+        r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+", value
+    ):
+        return float(value)
+    return value
+
+
 update_config(config, yaml_scalars(workflow.config_settings.overwrite_config))
+config.update(exponent_numbers(config))
 validate(config, "../schemas/config.schema.yaml")
 
 PRESET = config["preset"]
