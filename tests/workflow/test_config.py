@@ -68,6 +68,10 @@ MALFORMED = [
         r"compare.heads: variant 1.5 of classifier.n_head: 1.5 is not of type 'integer'",
     ),
     (
+        "presets={demo: {compare: {heads: {model: classifier, field: n_head, variants: [2, 3]}}}}",
+        r"compare.heads: variant 3 of classifier.n_head: n_embd=64 is not divisible by n_head=3",
+    ),
+    (
         "presets={demo: {compare: {norm: {model: gpt, variants: [pre, middle]}}}}",
         r"compare.norm: variant 'middle' of gpt.norm: 'middle' is not one of \['pre', 'post'\]",
     ),

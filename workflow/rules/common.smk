@@ -103,6 +103,13 @@ def check_comparisons():
                     f"config: compare.{name}: variant {variant!r} of {model}.{field}: "
                     f"{error.message}"
                 )
+            # the one rule between two model fields: heads split the width evenly
+            width = {**P[model]["model"], field: variant}
+            if field in ("n_head", "n_embd") and width["n_embd"] % width["n_head"]:
+                raise ValueError(
+                    f"config: compare.{name}: variant {variant!r} of {model}.{field}: "
+                    f"n_embd={width['n_embd']} is not divisible by n_head={width['n_head']}"
+                )
 
 
 def comparison_model(experiment):
