@@ -103,7 +103,7 @@ def check_comparisons():
                     f"config: compare.{name}: variant {variant!r} of {model}.{field}: "
                     f"{error.message}"
                 )
-            # the one rule between two model fields: heads split the width evenly
+            # heads split the width evenly, the one constraint between two model fields
             width = {**P[model]["model"], field: variant}
             if field in ("n_head", "n_embd") and width["n_embd"] % width["n_head"]:
                 raise ValueError(
