@@ -96,6 +96,30 @@ def test_mirror_checksum_overrides_the_original_and_falls_back_to_it(http_server
         fetch(source, tmp_path / "b", mirror=http_server.url, progress=False)
 
 
+def test_a_verified_repack_in_the_cache_serves_without_its_mirror(http_server, tmp_path):
+    import socket
+
+    with socket.socket() as s:  # a port that nothing listens on: no network here
+        s.bind(("127.0.0.1", 0))
+        offline = f"http://127.0.0.1:{s.getsockname()[1]}"
+    repack = b"a repack with other bytes"
+    listed = serve(http_server, data=repack)
+    source = Source(url=f"{offline}/file.bin", checksum=sha256(b"the original bytes"))
+    assert listed.in_mirror == source.in_mirror
+    cache = tmp_path / "cache"
+    fetch(source, cache, mirror=http_server.url, progress=False)
+    # later, without the mirror (or with one that cannot be reached): the cached copy,
+    # verified against the mirror's list when it came, is still the one
+    for mirror in (None, offline):
+        assert fetch(source, cache, mirror=mirror, progress=False).read_bytes() == repack
+    # a copy damaged since is fetched again, and kept until a good one replaces it
+    (cache / "file.bin").write_bytes(b"a repack with other bytez")
+    with pytest.raises(FromScratchError, match="cannot reach"):
+        fetch(source, cache, progress=False)
+    assert (cache / "file.bin").exists()
+    assert fetch(source, cache, mirror=http_server.url, progress=False).read_bytes() == repack
+
+
 def test_unreachable_url_is_named(tmp_path):
     import socket
 

@@ -27,6 +27,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from fromscratch import FromScratchError
+from fromscratch.io import read_json, write_json
 
 MIRROR_ENV = "FROMSCRATCH_MIRROR"
 CACHE_ENV = "FROMSCRATCH_CACHE"
@@ -219,13 +220,20 @@ def fetch(
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
     location, checksum, member = resolve(source, mirror)
     target = cache / source.in_mirror
-    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise FromScratchError(f"cache {cache}: cannot hold downloads ({error.strerror})") from None
     if target.exists():
         try:
             verify(target, checksum, member=member)
             return target
         except FromScratchError:
-            target.unlink()  # a stale or corrupted copy: fetch it again
+            # verified against another list when it was fetched (a mirror's repack, now
+            # checked without that mirror): still good. Otherwise stale or corrupted: the
+            # download below replaces it once verified, and not before.
+            if fetched_for(target) == (source.checksum, file_digest(target, "sha256")):
+                return target
     part = target.with_name(target.name + ".part")
     if not _is_url(location) or location.startswith("file:"):
         part.unlink(missing_ok=True)  # a local copy is never partial: just copy it again
@@ -235,5 +243,21 @@ def fetch(
     except FromScratchError:
         part.unlink()  # corrupted bytes are not worth resuming
         raise
+    record = {"source_checksum": source.checksum, "sha256": file_digest(part, "sha256")}
+    write_json(_record_of(target), record)
     os.replace(part, target)
     return target
+
+
+def _record_of(target: Path) -> Path:
+    return target.with_name(target.name + ".verified.json")
+
+
+def fetched_for(target: Path) -> tuple[str, str] | None:
+    """(the original checksum of the source it was fetched for, its sha256 then) of a
+    cached file, from the record written when it was verified; None without one."""
+    try:
+        record = read_json(_record_of(target))
+        return record["source_checksum"], record["sha256"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None

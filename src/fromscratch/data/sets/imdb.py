@@ -28,7 +28,10 @@ def read(files, seed):
             if not (match and member.isfile()):
                 continue
             split, label, review_id = match[1], LABELS.index(match[2]), int(match[3])
-            text = archive.extractfile(member).read().decode("utf-8")
+            # closed here, not by the garbage collector: a Ctrl-C raised inside a collector's
+            # close is printed and dropped, and the run would go on
+            with archive.extractfile(member) as review:
+                text = review.read().decode("utf-8")
             found[split].append((label, review_id, clean(text)))
     splits = {}
     for name, reviews in found.items():
