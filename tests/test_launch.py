@@ -2,6 +2,7 @@
 result, failures become FromScratchError naming the log, resources are checked up front.
 (The same through a real SLURM: tests/slurm/.)"""
 
+import json
 import os
 import pickle
 import signal
@@ -10,6 +11,8 @@ import pytest
 from submitit.helpers import DelayedSubmission
 
 from fromscratch import FromScratchError, Interrupted
+from fromscratch.cli import main
+from fromscratch.data.sets import DATASETS
 from fromscratch.launch import LAUNCHERS, Resources, TrainingJob, run
 
 from .conftest import tiny_gpt as base_tiny_gpt
@@ -73,7 +76,23 @@ def test_an_exception_becomes_a_fromscratch_error_naming_the_log(launcher, tmp_p
     log = next(p for p in logs.iterdir() if p.suffix == ".err")
     assert f"(log: {log})" in first_line
     assert "Traceback" in log.read_text() and "the data is gone" in log.read_text()
-    assert "the data is gone" in message.splitlines()[-1]  # the log's last lines come along
+    assert "\n" not in message  # the log's last lines come along, apart
+    assert "the data is gone" in caught.value.details.splitlines()[-1]
+
+
+def test_a_stage_error_of_ours_is_its_one_line(tmp_path, capsys):
+    """A FromScratchError in a stage (a user's mistake) is named as it is, without the
+    traceback around it; the log keeps that."""
+    logs = tmp_path / "logs"
+    args = ["run", "prepare", "--args", json.dumps({"dataset": "nope", "out": str(tmp_path)})]
+    assert main([*args, "--log-dir", str(logs), "--name", "prep"]) == 1
+    err = capsys.readouterr().err
+    log = logs / "prep_local_log.err"
+    assert err == (
+        "fromscratch: error: prep: local run failed: unknown data set 'nope'; allowed: "
+        f"{', '.join(DATASETS)} (log: {log})\n"
+    )
+    assert "Traceback" in log.read_text()
 
 
 def test_an_interrupted_run_is_no_failure_here(tmp_path):

@@ -346,6 +346,8 @@ def main(argv: list[str] | None = None) -> int:
         # one line, even where the message quotes another library's (Hugging Face's are
         # paragraphs)
         print(f"fromscratch: error: {' '.join(str(e).split())}", file=sys.stderr)
+        if getattr(e, "details", ""):  # a failed job's log, below the line that names it
+            print(e.details, file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("fromscratch: interrupted", file=sys.stderr)

@@ -20,6 +20,7 @@ becomes a `FromScratchError` naming the job's error and the path of its log.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sys
 import threading
@@ -119,7 +120,12 @@ def run(
         folder=log_dir, cluster=launcher, slurm_max_num_timeout=resources.max_requeues
     )
     executor.update_parameters(**resources.submitit_parameters(name))
-    job = executor.submit(function, **kwargs)
+    try:
+        job = executor.submit(function, **kwargs)
+    except FailedJobError as error:  # sbatch refused it: a partition, an account, a limit
+        said = "; ".join(line.strip() for line in str(error).splitlines() if line.strip())
+        message = f"{name}: {launcher} submission failed: {said}"
+        raise FromScratchError(message) from None
     if launcher == "slurm":  # where to look while it runs: squeue -j ID, tail -f LOG
         print(f"{name}: SLURM job {job.job_id}, log {job.paths.stdout}", file=sys.stderr)
     with _cancel_on_interrupt(job):
@@ -169,12 +175,24 @@ def _failed_task(job: submitit.Job) -> submitit.Job:
     return job
 
 
-def _failure(name: str, what: str, headline: str, log: Path) -> FromScratchError:
-    tail = _tail(log)
-    message = f"{name}: {what} failed: {headline} (log: {log})"
-    if tail:
-        message += f"\n--- last lines of {log.name} ---\n{tail}"
-    return FromScratchError(message)
+class JobFailed(FromScratchError):
+    """A stage that failed: a one-line message naming its error and log, and `details`, the
+    log's last lines (none where its error is one of ours: that line says it all)."""
+
+    def __init__(self, message: str, details: str = ""):
+        super().__init__(message)
+        self.details = details
+
+
+# the headline of a FromScratchError (or a subclass): a message written for the user
+OUR_ERROR = re.compile(r"fromscratch(\.\w+)*\.\w+Error: ")
+
+
+def _failure(name: str, what: str, headline: str, log: Path) -> JobFailed:
+    ours = OUR_ERROR.match(headline)
+    message = f"{name}: {what} failed: {headline[ours.end() if ours else 0 :]} (log: {log})"
+    tail = "" if ours else _tail(log)
+    return JobFailed(message, f"--- last lines of {log.name} ---\n{tail}" if tail else "")
 
 
 def _headline(error: BaseException) -> str:

@@ -113,6 +113,17 @@ def test_a_failing_slurm_job_raises_naming_its_error_and_log(slurm_cluster, tmp_
     assert "no such column" in log.read_text()
 
 
+def test_a_job_sbatch_refuses_is_a_one_line_error(slurm_cluster, tmp_path):
+    with pytest.raises(FromScratchError) as caught:
+        run(
+            fail_in_job, {"message": "never runs"}, launcher="slurm", log_dir=tmp_path,
+            resources=Resources(partition="nosuch", time_min=5), name="refused",
+        )  # fmt: skip
+    assert str(caught.value).startswith(
+        "refused: slurm submission failed: sbatch: error: invalid partition specified: nosuch; "
+    )
+
+
 @pytest.mark.slow
 def test_a_preempted_training_job_requeues_and_resumes_losing_no_step(
     slurm_cluster, demo_chars, tmp_path
