@@ -270,6 +270,13 @@ def test_resume_with_another_config_starts_afresh(demo_chars, tmp_path):
     assert logged == [1, 2, 3, 4]  # the old run's lines are gone
 
 
+def test_without_eval_splits_no_evaluation_lines_are_logged(demo_chars, tmp_path):
+    train(TrainConfig.from_dict(tiny_gpt(demo_chars, max_steps=4, eval_every=2, log_every=4,
+                                         eval_splits="")), tmp_path)  # fmt: skip
+    lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").open()]
+    assert [line["step"] for line in lines] == [4] and "loss" in lines[0]
+
+
 def test_a_fresh_run_sets_an_earlier_runs_checkpoints_aside(demo_chars, tmp_path, capsys):
     spec = tiny_gpt(demo_chars, max_steps=4, checkpoint_every=1, eval_splits="")
     train(TrainConfig.from_dict(spec), tmp_path)  # leaves step-3 and step-4

@@ -397,7 +397,8 @@ class Trainer:
                     bar.set_postfix(loss=f"{metrics['loss']:.3f}", tok_s=f"{tokens_per_s:,.0f}")
                     window_start, window_tokens = time.perf_counter(), s.tokens
                 last = metrics
-                if c.eval_every and s.step % c.eval_every == 0 and not self.done():
+                evaluating = c.eval_every and c.eval_split_list  # no splits: nothing to log
+                if evaluating and s.step % c.eval_every == 0 and not self.done():
                     self.tracker.log(self.evaluate(), s.step)
                     window_start = time.perf_counter()  # evaluation is not training time
                 if c.checkpoint_every and s.step % c.checkpoint_every == 0:
