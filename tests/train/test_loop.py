@@ -279,7 +279,11 @@ def test_without_eval_splits_no_evaluation_lines_are_logged(demo_chars, tmp_path
 
 def test_a_fresh_run_sets_an_earlier_runs_checkpoints_aside(demo_chars, tmp_path, capsys):
     spec = tiny_gpt(demo_chars, max_steps=4, checkpoint_every=1, eval_splits="")
-    train(TrainConfig.from_dict(spec), tmp_path)  # leaves step-3 and step-4
+    earlier = Trainer(TrainConfig.from_dict(spec), tmp_path)  # stopped after step 4
+    for step in range(4):
+        earlier.train_step()
+        if step >= 2:
+            earlier.save_checkpoint()  # step-3 and step-4
     capsys.readouterr()
 
     # a fresh run in the same folder, interrupted after step 2
@@ -300,6 +304,21 @@ def test_a_fresh_run_sets_an_earlier_runs_checkpoints_aside(demo_chars, tmp_path
     assert resumed.state.step == 2  # its own checkpoint, not the earlier run's step 4
     for name, weights in resumed.model.state_dict().items():
         assert torch.equal(weights, interrupted.model.state_dict()[name])
+
+
+def test_a_rerun_of_a_finished_run_trains_again(demo_chars, tmp_path, capsys):
+    """The pipeline resumes every run it starts: one it reruns (snakemake -R after a fix,
+    or -f) must train again, not resume the finished run's last checkpoint."""
+    config = TrainConfig.from_dict(tiny_gpt(demo_chars, max_steps=4, checkpoint_every=2))
+    first = train(config, tmp_path, resume=True)
+    capsys.readouterr()
+    again = train(config, tmp_path, resume=True)
+    assert capsys.readouterr().err.startswith(
+        f"checkpoints of a finished run moved to {tmp_path / 'checkpoints.stale-1'}; "
+    )
+    assert again["steps"] == 4 and again["final_train_loss"] == first["final_train_loss"]
+    stale = sorted(p.name for p in (tmp_path / "checkpoints.stale-1").iterdir())
+    assert stale == ["finished", "step-00000002.pt", "step-00000004.pt"]  # nothing lost
 
 
 def test_bf16_autocast_trains_on_cpu(demo_chars, tmp_path):

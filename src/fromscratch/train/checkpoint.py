@@ -68,23 +68,39 @@ def load_latest(folder: Path) -> dict | None:
     return None
 
 
-def resume_from(folder: Path, config: dict, resume: bool, owner: bool = True) -> dict | None:
-    """The newest checkpoint in `folder` of a run of `config` when `resume` is asked for,
-    else None: the run starts afresh.
+FINISHED = "finished"  # in the checkpoint folder of a run that went to its end
 
-    A run that starts afresh moves the checkpoints of another run (an earlier one, or one
-    of another config) aside first: mixed with its own, they would outlive its checkpoints
-    in the pruning and be what a later resume picks.  owner: whether this process moves
-    them (one of several processes of a distributed run does).
+
+def resume_from(folder: Path, config: dict, resume: bool, owner: bool = True) -> dict | None:
+    """The newest checkpoint in `folder` of an unfinished run of `config` when `resume` is
+    asked for, else None: the run starts afresh.
+
+    A run that starts afresh moves the checkpoints of another run (an earlier one, one of
+    another config, or one that finished: a rerun the pipeline forces must train again)
+    aside first: mixed with its own, they would outlive its checkpoints in the pruning and
+    be what a later resume picks.  owner: whether this process moves them (one of several
+    processes of a distributed run does).
     """
-    saved = load_latest(folder) if resume else None
+    finished = (folder / FINISHED).exists()
+    saved = load_latest(folder) if resume and not finished else None
     if saved is not None and saved["config"] == config:
+        print(f"resuming from step {saved['step']} ({saved['path']})", file=sys.stderr)
         return saved
-    if owner and list_checkpoints(folder):
+    if owner and (finished or list_checkpoints(folder)):
         stale = set_aside(folder)
-        whose = "a different config" if saved is not None else "an earlier run"
+        whose = (
+            "a finished run" if finished
+            else "a different config" if saved is not None
+            else "an earlier run"
+        )  # fmt: skip
         print(f"checkpoints of {whose} moved to {stale}; starting afresh", file=sys.stderr)
     return None
+
+
+def mark_finished(folder: Path) -> None:
+    """Say that the run whose checkpoints these are went to its end (see resume_from)."""
+    if folder.is_dir():
+        (folder / FINISHED).write_text("this run went to its end; a rerun starts afresh\n")
 
 
 def set_aside(folder: Path) -> Path:

@@ -423,6 +423,8 @@ class Trainer:
             **final,
         }
         self.dist.close()
+        if self.dist.is_main:
+            checkpoint.mark_finished(self.out / "checkpoints")
         return self.tracker.finish(summary, self.config_dict())
 
     def save_model(self) -> None:

@@ -311,4 +311,5 @@ def train_seq2seq(config: Seq2SeqConfig, out: str | Path, resume: bool = True) -
         "device": str(device),
         **final,
     }
+    checkpoint.mark_finished(out / "checkpoints")
     return tracker.finish(summary, c.to_dict())

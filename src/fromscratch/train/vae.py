@@ -267,6 +267,7 @@ def train_vae(
         **{f"test/{k}": v for k, v in final.items()},
         **probe,
     }
+    checkpoint.mark_finished(out / "checkpoints")
     return tracker.finish(summary, run_config)
 
 
