@@ -221,11 +221,14 @@ def _tail(log: Path, lines: int = TAIL_LINES) -> str:
 def _cancel_on_interrupt(job: submitit.Job) -> Iterator[None]:
     """Cancel the job when this process is interrupted or terminated while it waits.
 
-    Snakemake stops a rule's process with SIGTERM (or Ctrl-C): without this its SLURM job
-    would run on, orphaned. Signal handlers can only be set from the main thread.
+    Snakemake stops a rule's process with SIGTERM (or Ctrl-C), and a closed terminal or a
+    dropped ssh session sends SIGHUP: without this its SLURM job would run on, orphaned,
+    and a rerun would start a second job writing to the same run folder. Signal handlers
+    can only be set from the main thread.
     """
     main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _raise_exit) if main else None
+    stops = (signal.SIGTERM, signal.SIGHUP)
+    previous = {stop: signal.signal(stop, _raise_exit) for stop in stops} if main else {}
     try:
         yield
     except (KeyboardInterrupt, SystemExit):
@@ -233,8 +236,8 @@ def _cancel_on_interrupt(job: submitit.Job) -> Iterator[None]:
             job.cancel(check=False)
         raise
     finally:
-        if main:
-            signal.signal(signal.SIGTERM, previous)
+        for stop, handler in previous.items():
+            signal.signal(stop, handler)
 
 
 def _raise_exit(signum: int, frame: Any) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import uuid
@@ -250,8 +251,10 @@ def test_a_rule_process_waits_on_its_job_without_torch(slurm_cluster, tmp_path):
         cancel(name)
 
 
-def test_stopping_the_launcher_cancels_its_job(slurm_cluster, tmp_path):
-    """Snakemake stops a rule's process with SIGTERM: its SLURM job must not run on."""
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP])
+def test_stopping_the_launcher_cancels_its_job(slurm_cluster, tmp_path, stop):
+    """Snakemake stops a rule's process with SIGTERM, a closed terminal sends SIGHUP: its
+    SLURM job must not run on."""
     name = unique("orphan")
     launcher = subprocess.Popen(
         [sys.executable, "-c", LAUNCHER_SCRIPT, str(tmp_path / "logs"), name],
@@ -260,7 +263,7 @@ def test_stopping_the_launcher_cancels_its_job(slurm_cluster, tmp_path):
     )
     try:
         job = wait_until(lambda: job_id_of(name), 60, "the job to be submitted")
-        launcher.terminate()
+        launcher.send_signal(stop)
         assert launcher.wait(timeout=60) != 0
         wait_until(lambda: not job_id_of(name), 60, f"job {job} to leave the queue")
         states = subprocess.run(
