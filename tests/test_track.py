@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+from pathlib import Path
 
 from fromscratch import track
 from fromscratch.track import Tracker
@@ -24,3 +27,35 @@ def test_an_online_run_that_cannot_reach_wandb_goes_on_offline(tmp_path, monkeyp
     ]
     offline = list((tmp_path / "wandb").glob("offline-run-*-nonet0000001"))
     assert len(offline) == 1 and list(offline[0].glob("*.wandb"))
+
+
+def children(pid: int) -> list[int]:
+    """The processes `pid` started (Linux), and theirs."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            found += [int(child), *children(int(child))]
+    return found
+
+
+def test_a_run_goes_on_when_wandbs_service_dies(tmp_path, capsys):
+    """scancel signals a job's every process, W&B's service too: the training loop must
+    still reach its checkpoint, and the metrics still reach metrics.jsonl."""
+    tracker = Tracker(tmp_path, {}, mode="offline")
+    tracker.log({"loss": 2.0}, step=1)
+    service = children(os.getpid())
+    assert service, "W&B's service runs as a child process"
+    for pid in service:
+        os.kill(pid, signal.SIGKILL)
+    for step in (2, 3):
+        tracker.log({"loss": 1.0}, step=step)
+    tracker.finish({"loss": 1.0}, {})
+    assert "W&B stopped" in capsys.readouterr().err
+    steps = [json.loads(line)["step"] for line in (tmp_path / "metrics.jsonl").open()]
+    assert steps == [1, 2, 3] and (tmp_path / "summary.json").exists()
+
+    # and W&B works again for the runs that follow, with a service of their own
+    again = Tracker(tmp_path / "next", {}, mode="offline")
+    again.log({"loss": 0.5}, step=1)
+    again.finish({"loss": 0.5}, {})
+    assert list((tmp_path / "next" / "wandb").glob("offline-run-*"))

@@ -13,6 +13,7 @@ cannot reach its server the run goes on offline; it never waits on the network.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -143,8 +144,27 @@ class Tracker:
         record = {"step": step, **metrics}
         with open(self.metrics_path, "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
-        if self.wandb is not None:
-            self.wandb.log(metrics, step=step)
+        self._to_wandb(lambda run: run.log(metrics, step=step))
+
+    def _to_wandb(self, send) -> None:
+        """send(run) if W&B is on. Should W&B's service be gone (a job's scancel signals it
+        too), stop sending and carry on: metrics.jsonl holds everything, and a crash here
+        would cost the checkpoint the training loop is about to save."""
+        if self.wandb is None:
+            return
+        try:
+            send(self.wandb)
+        except Exception as error:
+            print(
+                f"W&B stopped ({type(error).__name__}: {error}); metrics go on in "
+                f"{self.metrics_path}",
+                file=sys.stderr,
+            )
+            self.wandb = None
+            import wandb
+
+            with contextlib.suppress(Exception):  # forget the dead service, here and at exit
+                wandb.teardown()
 
     def finish(self, summary: dict[str, Any], config: dict) -> dict:
         """Write summary.json (and the W&B summary); returns what was written."""
@@ -158,15 +178,13 @@ class Tracker:
             **environment(),
         }
         write_json(self.out / "summary.json", full)
-        if self.wandb is not None:
-            self.wandb.summary.update(
-                {k: v for k, v in summary.items() if isinstance(v, int | float | str)}
-            )
-            self.wandb.finish()
+        scalars = {k: v for k, v in summary.items() if isinstance(v, int | float | str)}
+        self._to_wandb(lambda run: run.summary.update(scalars))
+        self._to_wandb(lambda run: run.finish())
+        self.wandb = None
         return full
 
     def close(self) -> None:
         """End the W&B run without a summary (the run was interrupted; it will resume)."""
-        if self.wandb is not None:
-            self.wandb.finish(exit_code=1)
-            self.wandb = None
+        self._to_wandb(lambda run: run.finish(exit_code=1))
+        self.wandb = None
