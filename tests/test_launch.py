@@ -180,6 +180,8 @@ def test_training_job_checkpoint_resubmits_itself_resuming(demo_chars, tmp_path)
     """What submitit calls on SIGUSR2: the same job, now resuming from its checkpoint."""
     job, config, out = TrainingJob(), tiny_gpt(demo_chars, max_steps=3), str(tmp_path / "run")
     first = job(config, out)
+    # as if SIGUSR2 had come right after the step-3 checkpoint, before the run's end
+    (tmp_path / "run" / "checkpoints" / "finished").unlink()
     again = job.checkpoint(config, out)
     assert isinstance(again, DelayedSubmission)
     assert again.function is job and again.args == (config, out)
