@@ -67,9 +67,10 @@ def _config(args: argparse.Namespace):
 
 def _check_out_folder(out: Path) -> None:
     """A file where --out or a folder above it should be would fail only at the first write."""
-    nearest = next(p for p in (out, *out.parents) if p.exists())
-    if not nearest.is_dir():
-        raise FromScratchError(f"--out {out}: {nearest} is a file, not a folder")
+    from fromscratch.io import file_above
+
+    if file := (out if out.is_file() else file_above(out)):
+        raise FromScratchError(f"--out {out}: {file} is a file, not a folder")
 
 
 def cmd_train(args: argparse.Namespace) -> None:

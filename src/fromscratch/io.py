@@ -32,7 +32,7 @@ def _create_beside(path: Path, create: Callable[[Path], Any]) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         create(tmp)
     except OSError as error:
-        file = _file_above(path)
+        file = file_above(path)
         why = f"{file} is a file, not a folder" if file else error.strerror or error
         raise FromScratchError(f"{path}: cannot be written: {why}") from None
     return tmp
@@ -42,9 +42,10 @@ def _new_file(path: Path) -> None:
     os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
 
 
-def _file_above(path: Path) -> Path | None:
-    """The nearest existing entry above `path`, when it is not a folder."""
-    above = next(p for p in path.parents if p.exists())  # "/" or "." at the latest
+def file_above(path: str | os.PathLike) -> Path | None:
+    """The nearest existing entry above `path`, when it is not a folder: a file where `path`
+    needs one, so that nothing can be written there."""
+    above = next(p for p in Path(path).parents if p.exists())  # "/" or "." at the latest
     return None if above.is_dir() else above
 
 
@@ -130,7 +131,7 @@ def check_replaceable(path: str | os.PathLike, marker: str | None = None) -> Non
         )
     if path.exists() or path.is_symlink():
         raise FromScratchError(f"{path}: exists and is a file; give a new path or remove it")
-    if file := _file_above(path):
+    if file := file_above(path):
         raise FromScratchError(f"{path}: cannot be written: {file} is a file, not a folder")
 
 

@@ -232,7 +232,8 @@ def fetch(
             # verified against another list when it was fetched (a mirror's repack, now
             # checked without that mirror): still good. Otherwise stale or corrupted: the
             # download below replaces it once verified, and not before.
-            if fetched_for(target) == (source.checksum, file_digest(target, "sha256")):
+            record = fetched_for(target)
+            if record and record == (source.checksum, file_digest(target, "sha256")):
                 return target
     part = target.with_name(target.name + ".part")
     if not _is_url(location) or location.startswith("file:"):

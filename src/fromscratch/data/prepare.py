@@ -203,7 +203,8 @@ class PreparedData:
     def splits(self) -> list[str]:
         return list(self.meta["splits"])
 
-    def _check(self, split: str) -> None:
+    def check_split(self, split: str) -> None:
+        """A one-line error unless the folder has `split`."""
         if split not in self.meta["splits"]:
             raise FromScratchError(
                 f"{self.folder} has no split {split!r}; it has: {', '.join(self.splits)}"
@@ -211,18 +212,18 @@ class PreparedData:
 
     def tokens(self, split: str) -> np.ndarray:
         """All tokens of `split` as one read-only memmap."""
-        self._check(split)
+        self.check_split(split)
         path = self.folder / f"{split}.bin"
         if self.meta["splits"][split]["tokens"] == 0:
             return np.zeros(0, dtype=self.meta["dtype"])
         return np.memmap(path, dtype=self.meta["dtype"], mode="r")
 
     def offsets(self, split: str) -> np.ndarray:
-        self._check(split)
+        self.check_split(split)
         return np.load(self.folder / f"{split}.offsets.npy", mmap_mode="r")
 
     def labels(self, split: str) -> np.ndarray:
-        self._check(split)
+        self.check_split(split)
         return np.load(self.folder / f"{split}.labels.npy")
 
     def example(self, split: str, i: int) -> np.ndarray:

@@ -154,7 +154,7 @@ class Trainer:
         torch.manual_seed(config.seed)
         self.model = build_model(config, self.data.meta).to(self.device)
         for split in (config.train_split, *config.eval_split_list):
-            self.data.tokens(split)  # a split the data lacks fails now, not after the last step
+            self.data.check_split(split)  # fails now, not after the last step
         model_context = getattr(self.model.config, "context", None)  # an LSTM has none
         self.context = config.context or model_context or 256
         self.max_length = config.max_length or model_context  # a classifier's longest review
