@@ -176,12 +176,20 @@ def cpu_text(m: dict) -> str:
     return f"{m['cpu']} ({m['cores']} cores{isa})"
 
 
-def machine_text(m: dict) -> str:
-    return f"{cpu_text(m)}, Python {m['python']}, torch {m['torch']}"
+def gpu_of(result: dict) -> str | None:
+    """The GPU a benchmark ran on (its "device", where that is not the CPU), or None."""
+    device = result.get("device")
+    return device if device and device != result.get("cpu") else None
+
+
+def machine_text(result: dict) -> str:
+    m = result["machine"]
+    gpu = f"{gpu_of(result)} with " if gpu_of(result) else ""
+    return f"{gpu}{cpu_text(m)}, Python {m['python']}, torch {m['torch']}"
 
 
 def render(results: dict[str, dict]) -> str:
-    machines = sorted({machine_text(r["machine"]) for r in results.values()})
+    machines = sorted({machine_text(r) for r in results.values()})
     lines = [
         "# Benchmark results",
         "",
@@ -205,8 +213,8 @@ def render(results: dict[str, dict]) -> str:
         when = results[name]["machine"]["date"]
         if len(machines) > 1:
             when = f"{cpu_text(results[name]['machine'])}, {when}"
-        if "device" in results[name] and results[name]["device"] != results[name].get("cpu"):
-            when = f"{results[name]['device']}, {when}"
+        if gpu_of(results[name]):
+            when = f"{gpu_of(results[name])}, {when}"
         for what, ours, peer, theirs, ratio in make_rows(results[name]):
             ratio_text = f"×{ratio:.2f}" if ratio is not None else "—"
             lines.append(f"| {what} | {ours} | {peer} | {theirs} | {ratio_text} | {when} |")

@@ -137,6 +137,18 @@ def test_throughput_benchmark_times_a_nanogpt_clone_and_reports_the_goal(tmp_pat
     assert f"memory {result['memory_gbps']:.1f} GB/s" in row
 
 
+def test_a_gpu_result_names_its_gpu_in_the_table():
+    """The kept GPU run (benchmarks/gpu.sh): its machine line and rows say which card."""
+    result = json.loads((BENCHMARKS / "results" / "gpt_throughput-cuda.json").read_text())
+    gpu = result["device"]
+    assert gpu != result["cpu"]
+    table = import_benchmark("report").render({"gpt_throughput-cuda": result}).splitlines()
+    assert f"- {gpu} with {result['cpu']} ({result['machine']['cores']} cores" in "\n".join(table)
+    rows = [line for line in table if line.startswith("| GPT training tokens/s, gpt2")]
+    assert len(rows) == 2  # eager and compiled
+    assert all(row.endswith(f"| {gpu}, {result['machine']['date']} |") for row in rows)
+
+
 def test_each_variant_of_ours_is_its_own_throughput_result():
     """A --no-bias or --plain run must not overwrite the default run's JSON."""
     bench = import_benchmark("bench_gpt_throughput")
