@@ -181,21 +181,30 @@ def cmd_run(args: argparse.Namespace) -> None:
     if unknown and not open_ended:
         raise FromScratchError(f"--args: unknown {', '.join(unknown)}; {takes}")
     try:
-        signature.bind(**kwargs)
+        bound = signature.bind(**kwargs)
     except TypeError as e:  # a required argument is missing
         raise FromScratchError(f"--args: {e}; {takes}") from e
+    bound.apply_defaults()
     if args.threads and args.launcher != "slurm":  # the stage runs in this process
         import torch
 
         torch.set_num_threads(args.threads)
-    result = run(
-        stage,
-        kwargs,
-        launcher=args.launcher,
-        resources=resources,
-        log_dir=args.log_dir,
-        name=args.name or args.stage,
-    )
+    try:
+        result = run(
+            stage,
+            kwargs,
+            launcher=args.launcher,
+            resources=resources,
+            log_dir=args.log_dir,
+            name=args.name or args.stage,
+        )
+    except Interrupted as e:  # `run` has no --resume: the stage's own argument says
+        e.how_to_resume = (
+            "the same command resumes it"  # as the pipeline's rules all ask
+            if bound.arguments.get("resume")
+            else 'resume with "resume": true in --args'
+        )
+        raise
     print(json.dumps(result, default=str))
 
 

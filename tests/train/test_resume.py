@@ -106,6 +106,37 @@ def test_sigterm_or_ctrl_c_saves_a_checkpoint_and_stops(signum, demo_chars, tmp_
     )
 
 
+@pytest.mark.parametrize("resume", [True, False])
+def test_an_interrupted_pipeline_stage_says_how_it_resumes(resume, demo_chars, tmp_path):
+    """`fromscratch run train` has no --resume: its own "resume" argument decides, and the
+    pipeline's rules pass true, so the same command continues the run."""
+    config = tiny_gpt(demo_chars, max_steps=100000, checkpoint_every=0)
+    arguments = {"config": config, "out": str(tmp_path / "run"), "resume": resume}
+    command = [sys.executable, "-m", "fromscratch.cli", "run", "train",
+               "--log-dir", str(tmp_path / "logs"), "--args", json.dumps(arguments)]  # fmt: skip
+    stage = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while last_logged_step(tmp_path / "run") < 3:
+        assert stage.poll() is None and time.time() < deadline
+        time.sleep(0.01)
+    stage.send_signal(signal.SIGINT)
+    assert stage.wait(timeout=60) == 128 + signal.SIGINT
+    error = stage.stderr.read().strip().splitlines()[-1]
+    step = torch.load(
+        next((tmp_path / "run" / "checkpoints").glob("step-*.pt")), weights_only=False
+    )["step"]
+    how = "the same command resumes it" if resume else 'resume with "resume": true in --args'
+    assert error == f"fromscratch: stopped by Ctrl-C at step {step}; checkpoint saved, {how}"
+    if resume:  # and it does
+        again = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
+        first_line = again.stderr.readline()
+        again.send_signal(signal.SIGINT)
+        again.wait(timeout=60)
+        assert first_line.startswith(f"resuming from step {step} "), first_line
+
+
 def test_a_second_ctrl_c_stops_at_once():
     """The first Ctrl-C waits for the step to end and its checkpoint; the second does not."""
     before = signal.getsignal(signal.SIGINT)
