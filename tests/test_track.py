@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 from pathlib import Path
 
 from fromscratch import track
@@ -59,3 +60,29 @@ def test_a_run_goes_on_when_wandbs_service_dies(tmp_path, capsys):
     again.log({"loss": 0.5}, step=1)
     again.finish({"loss": 0.5}, {})
     assert list((tmp_path / "next" / "wandb").glob("offline-run-*"))
+
+
+def test_only_the_current_runs_are_synced_by_the_readme_command(tmp_path, capsys):
+    """A run resumed offline adds to its W&B folder; one started afresh in the same folder
+    moves the abandoned run's W&B files aside, where the README's `find` does not look."""
+    run = tmp_path / "results" / "demo" / "runs" / "attention" / "multihead" / "seed0"
+    first = Tracker(run, {}, mode="offline")
+    first.finish({}, {})
+    resumed = Tracker(run, {}, mode="offline", run_id=first.run_id, resume_step=0)
+    resumed.finish({}, {})
+    first_runs = sorted(p.name for p in (run / "wandb").glob(f"offline-run-*-{first.run_id}*"))
+    assert first_runs and not (run / "wandb.stale-1").exists()  # one a second, by its name
+    afresh = Tracker(run, {}, mode="offline")
+    afresh.finish({}, {})
+    assert capsys.readouterr().err.endswith(
+        f"W&B files of an earlier run moved to {run / 'wandb.stale-1'}\n"
+    )
+    assert sorted(p.name for p in (run / "wandb.stale-1").glob("offline-run-*")) == first_runs
+
+    # README: find results/<preset> -type d -path '*/wandb/offline-run-*' -prune -exec wandb sync
+    found = subprocess.run(
+        ["find", str(tmp_path / "results" / "demo"), "-type", "d", "-path",
+         "*/wandb/offline-run-*", "-prune", "-print"],
+        capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    assert [Path(p).name.rsplit("-", 1)[-1] for p in found] == [afresh.run_id]

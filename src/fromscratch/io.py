@@ -105,6 +105,17 @@ def parse_yaml(text: str, source: str) -> Any:
         raise FromScratchError(f"{source}: not valid YAML{where}: {problem}") from None
 
 
+def set_aside(path: str | os.PathLike) -> Path:
+    """Rename `path` out of the way to PATH.stale-N, the first N free (never delete a run's
+    state); the new name."""
+    path = Path(path)
+    n = 1
+    while (stale := path.with_name(f"{path.name}.stale-{n}")).exists():
+        n += 1
+    path.rename(stale)
+    return stale
+
+
 def read_json(path: str | os.PathLike) -> Any:
     with open(path, encoding="utf-8") as f:
         return json.load(f)

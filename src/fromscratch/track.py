@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import fromscratch
-from fromscratch.io import atomic_path, write_json
+from fromscratch.io import atomic_path, set_aside, write_json
 
 INIT_TIMEOUT_S = 30
 
@@ -88,6 +88,11 @@ class Tracker:
             return
         self.out.mkdir(parents=True, exist_ok=True)
         self._truncate_after(resume_step)
+        wandb_dir = self.out / "wandb"
+        if run_id is None and wandb_dir.is_dir():
+            # an earlier run's W&B files: out of the way of `wandb sync` (README), which would
+            # upload that abandoned run beside this one
+            print(f"W&B files of an earlier run moved to {set_aside(wandb_dir)}", file=sys.stderr)
         if mode != "disabled":
             self.wandb = self._start_wandb(mode, project, group, job_type, list(tags), config)
 

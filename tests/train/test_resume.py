@@ -14,6 +14,7 @@ import pytest
 import torch
 import yaml
 
+from fromscratch.train import TrainConfig, train
 from fromscratch.train.loop import StopSignals
 
 from ..conftest import tiny_gpt
@@ -135,6 +136,30 @@ def test_an_interrupted_pipeline_stage_says_how_it_resumes(resume, demo_chars, t
         again.send_signal(signal.SIGINT)
         again.wait(timeout=60)
         assert first_line.startswith(f"resuming from step {step} "), first_line
+
+
+def test_a_second_run_in_a_folder_in_use_fails_at_once(demo_chars, tmp_path):
+    """Two runs in one folder would mix their checkpoints and metrics: the second is refused
+    while the first trains, and the folder is free again once the first is killed."""
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(tiny_gpt(demo_chars, max_steps=100000)))
+    first = launch(config, tmp_path / "run")
+    deadline = time.time() + 120
+    while last_logged_step(tmp_path / "run") < 1:
+        assert first.poll() is None and time.time() < deadline
+        time.sleep(0.01)
+    second = launch(config, tmp_path / "run", "--resume")
+    assert second.wait(timeout=120) == 1
+    error = second.stderr.read().strip().splitlines()[-1]
+    assert error.startswith(
+        f"fromscratch: error: {tmp_path / 'run'}: another run is training in this folder "
+        f"(pid {first.pid} on "
+    )
+    assert error.endswith("wait for it to end, or give this one another output folder")
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    tiny = TrainConfig.from_dict(tiny_gpt(demo_chars, max_steps=3, eval_splits=""))
+    assert train(tiny, tmp_path / "run")["steps"] == 3  # no stale lock after SIGKILL
 
 
 def test_a_second_ctrl_c_stops_at_once():

@@ -54,6 +54,7 @@ def sentence_vae_stage(
 
     from fromscratch.data import PreparedData
     from fromscratch.models.vae import SentenceVAE, VAEConfig
+    from fromscratch.train.checkpoint import sole_run
     from fromscratch.train.vae import VAETrainConfig, sentences_of, train_vae
 
     config = VAETrainConfig.from_dict(train or {})
@@ -88,8 +89,9 @@ def sentence_vae_stage(
         "vae": vae_config.to_dict(),
         "train": config.to_dict(),
     }
-    summary = train_vae(
-        model, train_set, test_set, config, out, prepared.tokenizer, run_config, resume=resume
-    )
+    with sole_run(out):
+        summary = train_vae(
+            model, train_set, test_set, config, out, prepared.tokenizer, run_config, resume=resume
+        )
     keys = ("test/recon", "test/kl", "test/active_units", "probe_accuracy", "swap_flip_rate")
     return {k: summary[k] for k in keys}

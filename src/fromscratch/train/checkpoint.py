@@ -8,15 +8,22 @@ elapsed training time (a time budget survives requeues), and the W&B run id.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
+import platform
 import random
 import re
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from fromscratch.io import atomic_path
+from fromscratch import FromScratchError
+from fromscratch.io import atomic_path, set_aside
 
 NAME = re.compile(r"step-(\d+)\.pt$")
 
@@ -71,6 +78,45 @@ def load_latest(folder: Path) -> dict | None:
 FINISHED = "finished"  # in the checkpoint folder of a run that went to its end
 
 
+@contextlib.contextmanager
+def sole_run(out: str | Path, owner: bool = True) -> Iterator[None]:
+    """Hold the run folder `out` for this run: a second run started in it meanwhile fails
+    at once, instead of mixing its checkpoints and metrics with this one's.
+
+    An advisory lock on out/.lock that the kernel drops when the process ends, however it
+    ends (SIGKILL, a requeue), so that no stale lock outlives a run.  owner: whether this
+    process holds it (one of several processes of a distributed run does).
+    """
+    if not owner:
+        yield
+        return
+    out = Path(out)
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    lock = out / ".lock"
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = lock.read_text(errors="replace").strip() or "holder unknown"
+            raise FromScratchError(
+                f"{out}: another run is training in this folder ({holder}); "
+                "wait for it to end, or give this one another output folder"
+            ) from None
+        os.ftruncate(fd, 0)
+        when = time.strftime("%Y-%m-%d %H:%M:%S")
+        os.write(fd, f"pid {os.getpid()} on {platform.node()} since {when}\n".encode())
+        yield
+    finally:
+        if created and [p.name for p in out.iterdir()] == [lock.name]:
+            # a run that failed before it wrote anything (a config error) leaves no folder
+            lock.unlink()
+            out.rmdir()
+        os.close(fd)  # the lock goes with it; a lock file in a used folder stays (removing
+        # it would race with a run opening it)
+
+
 def resume_from(folder: Path, config: dict, resume: bool, owner: bool = True) -> dict | None:
     """The newest checkpoint in `folder` of an unfinished run of `config` when `resume` is
     asked for, else None: the run starts afresh.
@@ -101,12 +147,3 @@ def mark_finished(folder: Path) -> None:
     """Say that the run whose checkpoints these are went to its end (see resume_from)."""
     if folder.is_dir():
         (folder / FINISHED).write_text("this run went to its end; a rerun starts afresh\n")
-
-
-def set_aside(folder: Path) -> Path:
-    """Rename a checkpoint folder out of the way (never delete a run's state)."""
-    n = 1
-    while (stale := folder.with_name(f"{folder.name}.stale-{n}")).exists():
-        n += 1
-    folder.rename(stale)
-    return stale

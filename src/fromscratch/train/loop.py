@@ -445,4 +445,5 @@ class Trainer:
 
 
 def train(config: TrainConfig, out: str | Path, resume: bool = False, **kwargs) -> dict:
-    return Trainer(config, out, resume=resume, **kwargs).run()
+    with checkpoint.sole_run(out, owner=Distributed.from_environment().is_main):
+        return Trainer(config, out, resume=resume, **kwargs).run()
