@@ -54,6 +54,23 @@ def test_server_that_ignores_range_restarts_cleanly(http_server, tmp_path):
     assert fetch(source, cache, mirror=http_server.url, progress=False).read_bytes() == PAYLOAD
 
 
+@pytest.mark.parametrize(
+    "kept",
+    [PAYLOAD + b"more", b"another version of the file" * 10_000],
+    ids=["longer than the file", "wrong first bytes"],
+)
+def test_kept_bytes_that_spoil_the_resumed_download_are_fetched_again(http_server, tmp_path, kept):
+    """A .part left by an attempt at another version of the file: resuming after it gives
+    bytes that fail the checksum (or nothing, past the end), which is no fault of the
+    source; the download runs once more from the start."""
+    source = serve(http_server)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "file.bin.part").write_bytes(kept)
+    assert fetch(source, cache, mirror=http_server.url, progress=False).read_bytes() == PAYLOAD
+    assert http_server.requests[-1] == ("/file.bin", None)  # the second time, from byte 0
+
+
 def test_truncated_transfer_fails_then_resumes(http_server, tmp_path):
     source = serve(http_server)
     cache = tmp_path / "cache"
@@ -131,6 +148,16 @@ def test_unreachable_url_is_named(tmp_path):
         FromScratchError, match=rf"cannot reach http://127\.0\.0\.1:{port}/nothing\.bin"
     ):
         fetch(source, tmp_path, progress=False)
+
+
+def test_a_mirror_url_of_another_scheme_is_named(tmp_path):
+    source = Source(url="https://example.org/x.bin", checksum=sha256(b""))
+    with pytest.raises(FromScratchError) as caught:
+        fetch(source, tmp_path, mirror="ftp://example.org/mirror", progress=False)
+    assert str(caught.value) == (
+        "ftp://example.org/mirror: cannot download over ftp; allowed: http://, "
+        "https://, file:// URLs or a local folder"
+    )
 
 
 def test_missing_file_on_server_is_named(http_server, tmp_path):

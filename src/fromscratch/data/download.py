@@ -101,8 +101,18 @@ def verify(path: Path, checksum: str, label: str | None = None, member: str = ""
 # ---------------------------------------------------------------------------- locations
 
 
+URL_SCHEMES = ("http", "https", "file")
+
+
 def _is_url(location: str) -> bool:
-    return urllib.parse.urlparse(location).scheme in ("http", "https", "file")
+    """Whether `location` is a URL (of a scheme this module reads) rather than a path."""
+    scheme = urllib.parse.urlparse(location).scheme
+    if "://" in location and scheme not in URL_SCHEMES:  # "ftp://h/x" is no path either
+        raise FromScratchError(
+            f"{location}: cannot download over {scheme or 'this URL'}; allowed: "
+            f"{', '.join(f'{s}://' for s in URL_SCHEMES)} URLs or a local folder"
+        )
+    return scheme in URL_SCHEMES
 
 
 def _join(base: str, relative: str) -> str:
@@ -238,7 +248,13 @@ def fetch(
     part = target.with_name(target.name + ".part")
     if not _is_url(location) or location.startswith("file:"):
         part.unlink(missing_ok=True)  # a local copy is never partial: just copy it again
+    kept = part.exists()  # bytes of an earlier attempt, which this one resumes after
     _stream_into(location, part, progress)
+    if kept and not _verifies(part, checksum, member):
+        # the kept bytes may be what is wrong (a cut-off copy of another version of the
+        # file): the download once more, from its first byte, before blaming the source
+        part.unlink()
+        _stream_into(location, part, progress)
     try:
         verify(part, checksum, label=location, member=member)
     except FromScratchError:
@@ -248,6 +264,14 @@ def fetch(
     write_json(_record_of(target), record)
     os.replace(part, target)
     return target
+
+
+def _verifies(path: Path, checksum: str, member: str) -> bool:
+    try:
+        verify(path, checksum, member=member)
+    except FromScratchError:
+        return False
+    return True
 
 
 def _record_of(target: Path) -> Path:
