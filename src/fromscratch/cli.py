@@ -123,16 +123,13 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 def _check_sample_flags(args: argparse.Namespace) -> None:
     """Checked here, before the model loads, to name the flags rather than generate's
     arguments."""
-    limits = (
-        ("--tokens", args.tokens, args.tokens >= 0, "at least 0"),
-        ("--num-samples", args.num_samples, args.num_samples >= 1, "at least 1"),
-        ("--temperature", args.temperature, args.temperature >= 0, ">= 0 (0: greedy)"),
-        ("--top-k", args.top_k, args.top_k is None or args.top_k >= 1, "at least 1"),
-        ("--top-p", args.top_p, args.top_p is None or 0 < args.top_p <= 1, "in (0, 1]"),
-    )
-    for flag, value, ok, allowed in limits:
-        if not ok:
-            raise FromScratchError(f"sample: {flag} {value} must be {allowed}")
+    from fromscratch.models.common import check_sampling
+
+    flags = {"max_new_tokens": "--tokens", "temperature": "--temperature", "top_k": "--top-k",
+             "top_p": "--top-p"}  # fmt: skip
+    check_sampling(args.tokens, args.temperature, args.top_k, args.top_p, "sample", flags)
+    if args.num_samples < 1:
+        raise FromScratchError(f"sample: --num-samples={args.num_samples} must be at least 1")
 
 
 def cmd_sample(args: argparse.Namespace) -> None:

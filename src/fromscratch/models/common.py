@@ -163,16 +163,26 @@ class SamplingError(FromScratchError, ValueError):
 
 
 def check_sampling(
-    max_new_tokens: int, temperature: float, top_k: int | None, top_p: float | None
+    max_new_tokens: int,
+    temperature: float,
+    top_k: int | None,
+    top_p: float | None,
+    where: str = "generate",
+    names: dict[str, str] | None = None,
 ) -> None:
-    if max_new_tokens < 0:
-        raise SamplingError(f"generate: max_new_tokens={max_new_tokens} must be at least 0")
-    if not temperature >= 0:  # a negative one would make the unlikeliest tokens likeliest
-        raise SamplingError(f"generate: temperature={temperature} must be >= 0 (0: greedy)")
-    if top_k is not None and top_k < 1:
-        raise SamplingError(f"generate: top_k={top_k} must be at least 1 (None: no limit)")
-    if top_p is not None and not 0 < top_p <= 1:
-        raise SamplingError(f"generate: top_p={top_p} must be in (0, 1] (None: no limit)")
+    """A one-line SamplingError for the first argument out of range.  where, names: what the
+    message calls the caller and each argument (`fromscratch sample` and its flags)."""
+    limits = (
+        ("max_new_tokens", max_new_tokens, max_new_tokens >= 0, "at least 0"),
+        # a negative temperature would make the unlikeliest tokens likeliest
+        ("temperature", temperature, temperature >= 0, ">= 0 (0: greedy)"),
+        ("top_k", top_k, top_k is None or top_k >= 1, "at least 1"),
+        ("top_p", top_p, top_p is None or 0 < top_p <= 1, "in (0, 1]"),
+    )
+    for argument, value, ok, allowed in limits:
+        if not ok:
+            name = (names or {}).get(argument, argument)
+            raise SamplingError(f"{where}: {name}={value} must be {allowed}")
 
 
 def check_token_ids(idx: torch.Tensor, vocab_size: int) -> None:
