@@ -4,9 +4,10 @@
 #     compiled, and resuming, on the GPU (these tests are skipped where there is none);
 #  2. a GPT-2-small-sized GPT (12 layers, 768 wide, context 1024, batch 16) against Hugging
 #     Face's GPT2LMHeadModel of the same size, bf16 autocast, fast=True, torch.compile off
-#     and on: tokens/s, and MFU against this GPU's bf16 matmul rate measured in the same run.
+#     and on: tokens/s, and MFU against this GPU's bf16 matmul rate measured in the same run;
+#  3. what the training loop costs beyond that bare step, at the same size.
 #   bash benchmarks/gpu.sh [--rounds N]
-#     → benchmarks/results/gpt_throughput-cuda.json + RESULTS.md
+#     → benchmarks/results/gpt_throughput-cuda.json, train_loop-cuda.json + RESULTS.md
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -c "import torch; assert torch.cuda.is_available(), 'no CUDA device'"
@@ -15,5 +16,6 @@ python3 -m pytest tests/test_gpu.py -v -rs -s || tests=$?  # the benchmark runs 
 cd benchmarks
 python3 bench_gpt_throughput.py --device cuda --precision bf16 --compile --configs gpt2 \
     --rounds 11 "$@"
+python3 bench_train_loop.py --device cuda --precision bf16 --configs gpt2 --rounds 11
 python3 report.py
 exit "$tests"

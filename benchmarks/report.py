@@ -93,6 +93,20 @@ def rows_sampling(r: dict) -> list[tuple]:
     ]  # fmt: skip
 
 
+def rows_train_loop(r: dict) -> list[tuple]:
+    rows = []
+    for name, x in r["results"].items():
+        c, tps = x["config"], x["tokens_per_s"]
+        what = (
+            f"training loop (Trainer.train_step) vs the bare step, {name} ({c['n_layer']} "
+            f"layers, {c['n_embd']} wide, context {c['context']}, batch {c['batch']}), "
+            f"{r['settings']['precision']}"
+        )
+        rows.append((what, f"{tps['loop']:,.0f} tok/s", "forward, backward, clip, AdamW alone",
+                     f"{tps['bare step']:,.0f} tok/s", x["ratio_loop_vs_bare"]))  # fmt: skip
+    return rows
+
+
 def rows_dataloader(r: dict) -> list[tuple]:
     return [
         (
@@ -164,6 +178,8 @@ ROWS = {  # benchmark name (JSON file stem) -> its table rows, in the table's or
     "sampling": rows_sampling,
     "tokenizers": rows_tokenizers,
     "dataloader": rows_dataloader,
+    "train_loop": rows_train_loop,
+    "train_loop-cuda": rows_train_loop,
     "workflow": rows_workflow,
     "quality-shakespeare": rows_quality,
     "quality-imdb": rows_quality,

@@ -35,6 +35,7 @@ BENCHMARKS = {
     "sampling": (["bench_sampling.py"], ["--rounds", "1", "--new-tokens", "20"]),
     "tokenizers": (["bench_tokenizers.py"], None),
     "dataloader": (["bench_dataloader.py"], None),
+    "train_loop": (["bench_train_loop.py"], ["--rounds", "1", "--configs", "small"]),
     "workflow": (["bench_workflow.py"], ["--repeats", "1"]),
     "quality-shakespeare": (["bench_quality.py", "shakespeare"], ["--set", "time_budget_s=5"]),
     "lr-grid": (["bench_lr_grid.py"], ["--budget", "3", "--grid", "1e-3"]),

@@ -43,6 +43,23 @@ def test_sampling_benchmark_fills_its_row_of_the_results_table(tmp_path):
     assert "Not run yet:" in table  # the other benchmarks are listed as missing
 
 
+def test_training_loop_benchmark_fills_its_row_of_the_results_table(tmp_path):
+    out = tmp_path / "train_loop.json"
+    subprocess.run(
+        [sys.executable, "bench_train_loop.py", "--configs", "small", "--rounds", "1",
+         "--out", out],
+        cwd=BENCHMARKS, check=True, capture_output=True,
+    )  # fmt: skip
+    result = json.loads(out.read_text())
+    small = result["results"]["small"]
+    assert set(small["tokens_per_s"]) == {"loop", "bare step"}
+    assert all(rate > 0 for rate in small["tokens_per_s"].values())
+    assert small["config"]["vocab_size"] == 37  # the demo corpus's characters, as trained
+    table = import_benchmark("report").render({"train_loop": result}).splitlines()
+    row = next(line for line in table if line.startswith("| training loop"))
+    assert f"×{small['ratio_loop_vs_bare']:.2f}" in row and "NVIDIA" not in row
+
+
 def test_throughput_breakdown_finds_the_matmuls_and_the_attention_kernel():
     bench = import_benchmark("bench_gpt_throughput")
     import torch

@@ -295,6 +295,14 @@ class Trainer:
         dtype = torch.bfloat16 if self.config.precision == "bf16" else torch.float16
         return torch.autocast(self.device.type, dtype=dtype)
 
+    def to_device(self, batch_tensor: torch.Tensor) -> torch.Tensor:
+        """A batch's tensor on the training device.  To a GPU from pinned memory: a copy
+        from ordinary memory would wait for all the work queued before it, leaving the GPU
+        idle while the step's kernels are queued again."""
+        if self.device.type != "cuda":
+            return batch_tensor.to(self.device)
+        return batch_tensor.pin_memory().to(self.device, non_blocking=True)
+
     def train_step(self, lr: float | None = None) -> dict:
         """One optimizer step at the schedule's learning rate (or at `lr`, if given)."""
         c, s = self.config, self.state
@@ -304,22 +312,21 @@ class Trainer:
             )
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        total_loss, tokens = 0.0, 0
+        losses, tokens = [], 0
         for micro in range(c.grad_accum):
-            batch = [
-                t.to(self.device, non_blocking=True)
-                for t in self.batches(s.step * c.grad_accum + micro)
-            ]
+            batch = [self.to_device(t) for t in self.batches(s.step * c.grad_accum + micro)]
             sync = micro == c.grad_accum - 1
             with self.dist.maybe_no_sync(self.forward_model, sync), self.autocast():
                 loss, n = loss_fn(self.forward_model, batch, c.family, self.teacher)
             self.scaler.scale(loss / c.grad_accum).backward()
-            total_loss += loss.item() / c.grad_accum
+            losses.append(loss.detach().float())
             tokens += n
         self.scaler.unscale_(self.optimizer)
         grad_norm = torch.nn.utils.clip_grad_norm_(
             self.model.parameters(), c.grad_clip if c.grad_clip > 0 else math.inf
-        ).item()
+        )
+        # the step's one wait for the GPU: both numbers read back together
+        total_loss, grad_norm = torch.stack([torch.stack(losses).mean(), grad_norm]).tolist()
         if not (math.isfinite(total_loss) and math.isfinite(grad_norm)) and not (
             self.scaler.is_enabled() and math.isfinite(total_loss)  # fp16 overflow: scaler skips
         ):
