@@ -54,7 +54,7 @@ def bench_config(name: str, args) -> dict:
         def bare_step():
             trainer.optimizer.zero_grad(set_to_none=True)
             with trainer.autocast():
-                loss, _ = loss_fn(trainer.forward_model, (x, y), "gpt")
+                loss = loss_fn(trainer.forward_model, (x, y), "gpt")
             loss.backward()
             torch.nn.utils.clip_grad_norm_(trainer.model.parameters(), config.grad_clip)
             trainer.optimizer.step()

@@ -123,18 +123,22 @@ def pick_device(name: str) -> torch.device:
     return device
 
 
-def loss_fn(model, batch, family: str, teacher: Teacher | None = None) -> tuple[torch.Tensor, int]:
-    """Mean cross-entropy of one micro-batch (with a teacher: the distillation loss), and
-    how many tokens it held."""
+def loss_fn(model, batch, family: str, teacher: Teacher | None = None) -> torch.Tensor:
+    """Mean cross-entropy of one micro-batch (with a teacher: the distillation loss)."""
     if family == "classifier":
         x, mask, y = batch
-        return F.cross_entropy(model(x, mask).float(), y), int(mask.sum())
+        return F.cross_entropy(model(x, mask).float(), y)
     x, y = batch
     logits = model(x)
     y = lm_targets_for(logits, y)
     if teacher is not None:
-        return teacher.loss(logits, x, y), x.numel()
-    return F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), y.reshape(-1)), x.numel()
+        return teacher.loss(logits, x, y)
+    return F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), y.reshape(-1))
+
+
+def batch_tokens(batch, family: str) -> int:
+    """How many tokens a micro-batch holds: a classifier's without the padding."""
+    return int(batch[1].sum()) if family == "classifier" else batch[0].numel()
 
 
 class Trainer:
@@ -314,13 +318,14 @@ class Trainer:
             group["lr"] = lr
         losses, tokens = [], 0
         for micro in range(c.grad_accum):
-            batch = [self.to_device(t) for t in self.batches(s.step * c.grad_accum + micro)]
+            host_batch = self.batches(s.step * c.grad_accum + micro)
+            batch = [self.to_device(t) for t in host_batch]
             sync = micro == c.grad_accum - 1
             with self.dist.maybe_no_sync(self.forward_model, sync), self.autocast():
-                loss, n = loss_fn(self.forward_model, batch, c.family, self.teacher)
+                loss = loss_fn(self.forward_model, batch, c.family, self.teacher)
             self.scaler.scale(loss / c.grad_accum).backward()
             losses.append(loss.detach().float())
-            tokens += n
+            tokens += batch_tokens(host_batch, c.family)  # counted here: no wait for a GPU
         self.scaler.unscale_(self.optimizer)
         grad_norm = torch.nn.utils.clip_grad_norm_(
             self.model.parameters(), c.grad_clip if c.grad_clip > 0 else math.inf

@@ -112,7 +112,7 @@ def measure_noise_scale(
         batch = [t.to(trainer.device) for t in batches(first + index)]
         model.zero_grad(set_to_none=True)
         with trainer.autocast():
-            loss, _ = loss_fn(model, batch, config.family)
+            loss = loss_fn(model, batch, config.family)
         loss.backward()
         return torch.cat(
             [p.grad.flatten().float() for p in model.parameters() if p.grad is not None]
