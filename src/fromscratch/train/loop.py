@@ -308,7 +308,8 @@ class Trainer:
         return batch_tensor.pin_memory().to(self.device, non_blocking=True)
 
     def train_step(self, lr: float | None = None) -> dict:
-        """One optimizer step at the schedule's learning rate (or at `lr`, if given)."""
+        """One optimizer step at the schedule's learning rate (or at `lr`, if given): its
+        loss, learning rate and gradient norm."""
         c, s = self.config, self.state
         if lr is None:
             lr = learning_rate(
@@ -330,8 +331,17 @@ class Trainer:
         grad_norm = torch.nn.utils.clip_grad_norm_(
             self.model.parameters(), c.grad_clip if c.grad_clip > 0 else math.inf
         )
-        # the step's one wait for the GPU: both numbers read back together
-        total_loss, grad_norm = torch.stack([torch.stack(losses).mean(), grad_norm]).tolist()
+        numbers = torch.stack([torch.stack(losses).mean(), grad_norm])
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.ema is not None:
+            self.ema.update(self.model)
+        # The step's one wait for the GPU, with the update already queued behind it: waiting
+        # before it would leave the GPU idle while the update is queued.  A non-finite
+        # step has then spoilt the weights in memory, and stops the run before anything
+        # is saved.
+        total_loss, grad_norm = numbers.tolist()
         if not (math.isfinite(total_loss) and math.isfinite(grad_norm)) and not (
             self.scaler.is_enabled() and math.isfinite(total_loss)  # fp16 overflow: scaler skips
         ):
@@ -339,11 +349,6 @@ class Trainer:
             last = saved[-1] if saved else "none yet"
             what = "loss" if not math.isfinite(total_loss) else "gradient norm"
             raise NonFiniteLoss(f"non-finite {what} at step {s.step}; last good checkpoint: {last}")
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        self.optimizer.zero_grad(set_to_none=True)
-        if self.ema is not None:
-            self.ema.update(self.model)
         s.step += 1
         s.tokens += tokens * self.dist.world
         return {"loss": total_loss, "lr": lr, "grad_norm": grad_norm}
