@@ -104,9 +104,12 @@ def sole_run(out: str | Path, owner: bool = True) -> Iterator[None]:
                 f"{out}: another run is training in this folder ({holder}); "
                 "wait for it to end, or give this one another output folder"
             ) from None
-        os.ftruncate(fd, 0)
-        when = time.strftime("%Y-%m-%d %H:%M:%S")
-        os.write(fd, f"pid {os.getpid()} on {platform.node()} since {when}\n".encode())
+        except OSError as error:  # a file system without locks (Lustre without -o flock)
+            print(f"{out}: not locked ({error.strerror}); the run goes on", file=sys.stderr)
+        else:
+            os.ftruncate(fd, 0)
+            when = time.strftime("%Y-%m-%d %H:%M:%S")
+            os.write(fd, f"pid {os.getpid()} on {platform.node()} since {when}\n".encode())
         yield
     finally:
         if created and [p.name for p in out.iterdir()] == [lock.name]:
