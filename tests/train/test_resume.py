@@ -130,14 +130,17 @@ def test_an_interrupted_pipeline_stage_says_how_it_resumes(resume, demo_chars, t
     )["step"]
     how = "the same command resumes it" if resume else 'resume with "resume": true in --args'
     assert error == f"fromscratch: stopped by Ctrl-C at step {step}; checkpoint saved, {how}"
-    if resume:  # and it does
+    if resume:  # and it does: the same command, stopped again once it has trained on
         again = subprocess.Popen(
             command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
         )
-        first_line = again.stderr.readline()
+        deadline = time.time() + 120
+        while last_logged_step(tmp_path / "run") <= step:
+            assert again.poll() is None and time.time() < deadline
+            time.sleep(0.01)
         again.send_signal(signal.SIGINT)
-        again.wait(timeout=60)
-        assert first_line.startswith(f"resuming from step {step} "), first_line
+        _, said = again.communicate(timeout=60)
+        assert f"resuming from step {step} " in said, said
 
 
 def test_a_second_run_in_a_folder_in_use_fails_at_once(demo_chars, tmp_path):
