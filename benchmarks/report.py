@@ -199,9 +199,9 @@ def gpu_of(result: dict) -> str | None:
 
 
 def machine_text(result: dict) -> str:
-    m = result["machine"]
-    gpu = f"{gpu_of(result)} with " if gpu_of(result) else ""
-    return f"{gpu}{cpu_text(m)}, Python {m['python']}, torch {m['torch']}"
+    m, gpu = result["machine"], gpu_of(result)
+    on = f"{gpu} with " if gpu else ""
+    return f"{on}{cpu_text(m)}, Python {m['python']}, torch {m['torch']}"
 
 
 def render(results: dict[str, dict]) -> str:
@@ -229,8 +229,8 @@ def render(results: dict[str, dict]) -> str:
         when = results[name]["machine"]["date"]
         if len(machines) > 1:
             when = f"{cpu_text(results[name]['machine'])}, {when}"
-        if gpu_of(results[name]):
-            when = f"{gpu_of(results[name])}, {when}"
+        if gpu := gpu_of(results[name]):
+            when = f"{gpu}, {when}"
         for what, ours, peer, theirs, ratio in make_rows(results[name]):
             ratio_text = f"×{ratio:.2f}" if ratio is not None else "—"
             lines.append(f"| {what} | {ours} | {peer} | {theirs} | {ratio_text} | {when} |")

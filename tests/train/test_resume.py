@@ -48,6 +48,15 @@ def last_logged_step(out):
     return max(steps, default=-1)
 
 
+def wait_until_logged(run: subprocess.Popen, out, step: int, timeout: float = 120) -> None:
+    """Wait until the run training into `out` has logged `step`; fail if it ends first."""
+    deadline = time.time() + timeout
+    while last_logged_step(out) < step:
+        assert run.poll() is None, f"the run ended before step {step}"
+        assert time.time() < deadline, f"no step {step} in {timeout} s"
+        time.sleep(0.01)
+
+
 def weights(out):
     return torch.load(out / "model.pt", weights_only=False)["model"]
 
@@ -62,11 +71,7 @@ def test_sigkill_at_a_random_step_then_resume_is_bitwise_identical(demo_chars, t
 
     kill_at = random.Random(os.getpid()).randrange(6, 34)
     run = launch(config, tmp_path / "killed")
-    deadline = time.time() + 300
-    while last_logged_step(tmp_path / "killed") < kill_at:
-        assert run.poll() is None, "the run finished before it could be killed"
-        assert time.time() < deadline
-        time.sleep(0.01)
+    wait_until_logged(run, tmp_path / "killed", kill_at, timeout=300)
     run.send_signal(signal.SIGKILL)
     run.wait()
     assert not (tmp_path / "killed" / "model.pt").exists()
@@ -92,10 +97,7 @@ def test_sigterm_or_ctrl_c_saves_a_checkpoint_and_stops(signum, demo_chars, tmp_
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump(tiny_gpt(demo_chars, max_steps=100000, checkpoint_every=0)))
     run = launch(config, tmp_path / "run")
-    deadline = time.time() + 120
-    while last_logged_step(tmp_path / "run") < 3:
-        assert run.poll() is None and time.time() < deadline
-        time.sleep(0.01)
+    wait_until_logged(run, tmp_path / "run", 3)
     run.send_signal(signum)
     assert run.wait(timeout=60) == 128 + signum  # as a shell reports a stopped process
     error = run.stderr.read().strip().splitlines()[-1]
@@ -118,10 +120,7 @@ def test_an_interrupted_pipeline_stage_says_how_it_resumes(resume, demo_chars, t
     command = [sys.executable, "-m", "fromscratch.cli", "run", "train",
                "--log-dir", str(tmp_path / "logs"), "--args", json.dumps(arguments)]  # fmt: skip
     stage = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while last_logged_step(tmp_path / "run") < 3:
-        assert stage.poll() is None and time.time() < deadline
-        time.sleep(0.01)
+    wait_until_logged(stage, tmp_path / "run", 3)
     stage.send_signal(signal.SIGINT)
     assert stage.wait(timeout=60) == 128 + signal.SIGINT
     error = stage.stderr.read().strip().splitlines()[-1]
@@ -134,10 +133,7 @@ def test_an_interrupted_pipeline_stage_says_how_it_resumes(resume, demo_chars, t
         again = subprocess.Popen(
             command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
         )
-        deadline = time.time() + 120
-        while last_logged_step(tmp_path / "run") <= step:
-            assert again.poll() is None and time.time() < deadline
-            time.sleep(0.01)
+        wait_until_logged(again, tmp_path / "run", step + 1)
         again.send_signal(signal.SIGINT)
         _, said = again.communicate(timeout=60)
         assert f"resuming from step {step} " in said, said
@@ -149,10 +145,7 @@ def test_a_second_run_in_a_folder_in_use_fails_at_once(demo_chars, tmp_path):
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump(tiny_gpt(demo_chars, max_steps=100000)))
     first = launch(config, tmp_path / "run")
-    deadline = time.time() + 120
-    while last_logged_step(tmp_path / "run") < 1:
-        assert first.poll() is None and time.time() < deadline
-        time.sleep(0.01)
+    wait_until_logged(first, tmp_path / "run", 1)
     second = launch(config, tmp_path / "run", "--resume")
     assert second.wait(timeout=120) == 1
     error = second.stderr.read().strip().splitlines()[-1]

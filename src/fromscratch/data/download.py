@@ -234,17 +234,14 @@ def fetch(
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise FromScratchError(f"cache {cache}: cannot hold downloads ({error.strerror})") from None
-    if target.exists():
-        try:
-            verify(target, checksum, member=member)
-            return target
-        except FromScratchError:
-            # verified against another list when it was fetched (a mirror's repack, now
-            # checked without that mirror): still good. Otherwise stale or corrupted: the
-            # download below replaces it once verified, and not before.
-            record = fetched_for(target)
-            if record and record == (source.checksum, file_digest(target, "sha256")):
-                return target
+    # A cached copy that fails the check may have been verified against another list when
+    # it was fetched (a mirror's repack, now checked without that mirror): still good.
+    # Otherwise stale or corrupted: the download below replaces it once verified, not before.
+    if target.exists() and (
+        _verifies(target, checksum, member)
+        or fetched_for(target) == (source.checksum, file_digest(target, "sha256"))
+    ):
+        return target
     part = target.with_name(target.name + ".part")
     if not _is_url(location) or location.startswith("file:"):
         part.unlink(missing_ok=True)  # a local copy is never partial: just copy it again
