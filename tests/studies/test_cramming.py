@@ -227,4 +227,6 @@ def test_a_typo_in_the_study_fails_before_any_job_naming_the_key(tmp_path):
     typo = "ablations={cramming: {demo: {ablations: {x: {model: {biass: 0}}}}}}"
     result = snakemake(tmp_path, *enabled(tmp_path), "--config", typo, "-n")
     assert result.returncode != 0
-    assert "'biass' was unexpected" in result.stdout + result.stderr
+    assert "ablations.cramming.demo.ablations.x.model: unknown key 'biass'" in (
+        result.stdout + result.stderr
+    )

@@ -5,7 +5,9 @@ import re
 import shlex
 import shutil
 
+import jsonschema
 import yaml
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import update_config, validate
 
 
@@ -39,9 +41,51 @@ def exponent_numbers(value):
     return value
 
 
+def validate_config(config, schema_file):
+    """Snakemake's validate, with its error in one line: where in the config, what is wrong
+    and what is allowed (Snakemake's own message goes on to print the whole schema)."""
+    try:
+        validate(config, schema_file)
+    except WorkflowError:
+        with open(schema_file, encoding="utf-8") as f:
+            schema = yaml.safe_load(f)
+        validator = jsonschema.validators.validator_for(schema)(schema)
+        error = jsonschema.exceptions.best_match(validator.iter_errors(config))
+        if error is None:
+            raise
+        where = ".".join(str(key) for key in error.absolute_path)
+        place = f"{where}: " if where else ""
+        raise ValueError(f"config: {place}{schema_error(error, schema)}") from None
+
+
+def schema_error(error, schema):
+    """What is wrong, with the keys allowed where a key is unknown."""
+    if error.validator not in ("additionalProperties", "unevaluatedProperties"):
+        return error.message
+    names, patterns = [], []
+    part = error.schema
+    while part is not None:  # its own keys, then those of the definition it refers to
+        names += part.get("properties", {})
+        patterns += part.get("patternProperties", {})
+        ref = part.get("$ref", "")
+        part = schema["$defs"][ref.removeprefix("#/$defs/")] if ref else None
+    unknown = [
+        repr(key)
+        for key in error.instance
+        if key not in names and not any(re.search(p, key) for p in patterns)
+    ]
+    # a pattern of the form ^(demo|small|full)$ allows those names
+    for pattern in patterns:
+        alternatives = re.fullmatch(r"\^\(([\w|-]+)\)\$", pattern)
+        names += alternatives.group(1).split("|") if alternatives else [f"/{pattern}/"]
+    return f"unknown key {', '.join(unknown)}; allowed: {', '.join(names)}"
+
+
 update_config(config, yaml_scalars(workflow.config_settings.overwrite_config))
 config.update(exponent_numbers(config))
-validate(config, "../schemas/config.schema.yaml")
+validate_config(
+    config, os.path.join(workflow.basedir, "workflow/schemas/config.schema.yaml")
+)
 
 PRESET = config["preset"]
 if PRESET not in config["presets"]:
