@@ -72,7 +72,7 @@ def schema_error(error, schema):
     unknown = [
         repr(key)
         for key in error.instance
-        if key not in names and not any(re.search(p, key) for p in patterns)
+        if key not in names and not any(re.search(p, str(key)) for p in patterns)
     ]
     # a pattern of the form ^(demo|small|full)$ allows those names
     for pattern in patterns:
