@@ -69,6 +69,15 @@ def job_id_of(name: str) -> str:
     return ids.stdout.strip()
 
 
+def final_state(job: str) -> str:
+    """The job's state in SLURM's accounting once it has ended ("" while it has not)."""
+    said = subprocess.run(
+        ["sacct", "-n", "-X", "-P", "-j", job, "-o", "State"], capture_output=True, text=True
+    )
+    state = said.stdout.strip()
+    return "" if state in ("", "PENDING", "RUNNING", "REQUEUED", "SUSPENDED") else state
+
+
 def cancel(name: str) -> None:
     """Leave no job behind when a test fails half-way."""
     subprocess.run(["scancel", "-n", name], capture_output=True)
@@ -266,10 +275,9 @@ def test_stopping_the_launcher_cancels_its_job(slurm_cluster, tmp_path, stop):
         launcher.send_signal(stop)
         assert launcher.wait(timeout=60) != 0
         wait_until(lambda: not job_id_of(name), 60, f"job {job} to leave the queue")
-        states = subprocess.run(
-            ["sacct", "-n", "-X", "-P", "-j", job, "-o", "State"], capture_output=True, text=True
-        )
-        assert states.stdout.strip().startswith("CANCELLED")
+        # the accounting records a job's end a moment after it leaves the queue
+        state = wait_until(lambda: final_state(job), 60, f"job {job}'s end in the accounting")
+        assert state.startswith("CANCELLED")
     finally:
         launcher.kill()
         cancel(name)
