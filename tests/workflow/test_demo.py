@@ -233,6 +233,22 @@ def test_demo_dag_runs_every_research_study(local_demo, study):
 
 
 @pytest.mark.slow
+def test_the_report_shows_every_figure_with_its_caption(local_demo):
+    """`snakemake --report`, as the README has it: one HTML file of the figures."""
+    workdir = local_demo.parent.parent
+    report = workdir / "report.html"
+    result = snakemake(workdir, "--report", str(report), config=workdir / "small-demo.yaml")
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    html = report.read_text(encoding="utf-8")
+    figures = sorted((local_demo / "figures").rglob("*.png"))
+    assert len(figures) > 10
+    for png in figures:
+        assert str(png.relative_to(workdir)) in html, png
+    caption = (ROOT / "workflow" / "report" / "samples.rst").read_text().split("\n")[0]
+    assert caption in html
+
+
+@pytest.mark.slow
 def test_changing_figure_code_reruns_only_figure_rules(local_demo):
     # Snakemake ignores a bare touch of a small file whose content is unchanged (it keeps
     # checksums), so the test really changes the figure code, then restores it.
