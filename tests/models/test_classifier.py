@@ -62,6 +62,19 @@ def test_local_kernel_must_be_odd(kernel):
         tiny(local_kernel=kernel)
 
 
+@pytest.mark.parametrize("fast", [False, True])
+@pytest.mark.parametrize("pooling", ["mean", "max"])
+def test_an_empty_text_gets_finite_logits_and_spoils_no_other(pooling, fast):
+    model = Classifier(tiny(pooling=pooling, fast=fast)).eval()
+    idx = torch.randint(1, 20, (2, 12))
+    mask = torch.ones(2, 12, dtype=torch.bool)
+    mask[1] = False  # the second text has no token at all
+    logits = model(idx, mask)
+    # its pooled vector is zeros, so its logits are the head's bias
+    torch.testing.assert_close(logits[1], model.head.bias)
+    torch.testing.assert_close(logits[:1], model(idx[:1]), atol=1e-5, rtol=1e-4)
+
+
 def test_padding_without_mask_changes_the_logits():
     """The converse: the mask is what makes padding harmless (so the test above can fail)."""
     model = Classifier(tiny()).eval()

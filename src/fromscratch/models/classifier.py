@@ -113,7 +113,9 @@ class Classifier(Model):
             return x[:, 0]
         real = mask[:, :, None]
         if self.config.pooling == "max":
-            return x.masked_fill(~real, float("-inf")).max(dim=1).values
+            largest = x.masked_fill(~real, float("-inf")).max(dim=1).values
+            # an empty text (no real token) pools to zeros, as with mean pooling, not -inf
+            return torch.where(real.any(dim=1), largest, 0.0)
         # where, not multiply: a padded position may hold anything, even inf
         total = torch.where(real, x, 0.0).sum(dim=1)
         return total / real.sum(dim=1).clamp(min=1)
