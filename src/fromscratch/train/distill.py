@@ -53,10 +53,18 @@ def distillation_loss(
 class Teacher:
     """A frozen language model and the loss that distils it into a student."""
 
-    def __init__(self, model: torch.nn.Module, temperature: float, weight: float, record: dict):
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        temperature: float,
+        weight: float,
+        record: dict,
+        vocab_size: int,
+    ):
         self.model = model.eval().requires_grad_(False)
         self.temperature, self.weight = temperature, weight
         self.record = record  # what it is: goes into the run's config (resume checks it)
+        self.vocab_size = vocab_size  # the data's tokens, which both models know
 
     def loss(self, student_logits: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The distillation loss of a student's logits on inputs x with next tokens y."""
@@ -64,7 +72,12 @@ class Teacher:
             teacher_logits = self.model(x)
         # A Perceiver AR student predicts only its last positions: compare those.
         teacher_logits = teacher_logits[:, -student_logits.size(1) :]
-        return distillation_loss(student_logits, teacher_logits, y, self.temperature, self.weight)
+        # Either model may pad its output layer beyond the data's vocabulary (to a multiple
+        # of 64, say); the padding is no token, so both distributions are over the real ones.
+        V = self.vocab_size
+        return distillation_loss(
+            student_logits[..., :V], teacher_logits[..., :V], y, self.temperature, self.weight
+        )
 
 
 def load_language_model(source: str) -> tuple[torch.nn.Module, dict]:
@@ -107,7 +120,7 @@ def load_teacher(
             f"student's training length {context}"
         )
     record = {"source": source, "model": spec, "weights_sha256": fingerprint(model)}
-    return Teacher(model, temperature, weight, record)
+    return Teacher(model, temperature, weight, record, data.meta["vocab_size"])
 
 
 def _check_vocabulary(source: str, teacher_data: str | None, data: PreparedData) -> None:
