@@ -53,11 +53,22 @@ def test_non_finite_loss_stops_with_the_step_and_keeps_the_last_checkpoint(demo_
 def test_token_and_time_budgets_stop_the_run(demo_chars, tmp_path):
     by_tokens = train(
         TrainConfig.from_dict(
-            tiny_gpt(demo_chars, max_steps=0, token_budget=8 * 32 * 7, eval_splits="")
+            tiny_gpt(
+                demo_chars, max_steps=0, token_budget=8 * 32 * 7, clock="tokens", eval_splits=""
+            )
         ),
         tmp_path / "t",
     )
     assert by_tokens["steps"] == 7
+    # clock: tokens: after warm-up the LR decays over the tokens seen, to its floor at the
+    # budget (not stuck at the floor, as a steps clock with no max_steps would be)
+    lines = [json.loads(x) for x in (tmp_path / "t" / "metrics.jsonl").read_text().splitlines()]
+    lrs = [x["lr"] for x in lines if "lr" in x]
+    tokens_per_step = 8 * 32
+    expected = [learning_rate(3e-3, step, step / 7, warmup_steps=5) for step in range(7)]
+    assert lrs == pytest.approx(expected)
+    assert lrs[5] > lrs[6] > 3e-4
+    assert tokens_per_step * 7 == by_tokens["tokens"]
     by_time = train(
         TrainConfig.from_dict(
             tiny_gpt(demo_chars, max_steps=0, time_budget_s=1.5, clock="time", eval_splits="")
@@ -65,6 +76,21 @@ def test_token_and_time_budgets_stop_the_run(demo_chars, tmp_path):
         tmp_path / "s",
     )
     assert 1.5 <= by_time["train_time_s"] < 3.0
+
+
+def test_tokens_per_second_counts_training_steps_only(demo_chars, tmp_path):
+    # evaluating every 2 steps and logging every 4: each logged rate is the tokens trained
+    # since the last log line over the training time since then, evaluation not included
+    spec = tiny_gpt(demo_chars, max_steps=12, log_every=4, eval_every=2)
+    train(TrainConfig.from_dict(spec), tmp_path)
+    lines = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    logged = [x for x in lines if "tokens_per_s" in x]
+    assert [x["tokens"] for x in logged] == [4 * 256, 8 * 256, 12 * 256]
+    previous = {"tokens": 0, "elapsed_s": 0.0}
+    for x in logged:
+        rate = (x["tokens"] - previous["tokens"]) / (x["elapsed_s"] - previous["elapsed_s"])
+        assert x["tokens_per_s"] == pytest.approx(rate, rel=1e-9)
+        previous = x
 
 
 def test_gradient_accumulation_matches_one_big_batch(demo_chars, tmp_path):
@@ -101,6 +127,12 @@ def test_gradient_accumulation_matches_one_big_batch(demo_chars, tmp_path):
         ({"model": {"family": "rnn"}}, "family 'rnn' is not one of gpt, classifier"),
         ({"precision": "fp8"}, "not one of fp32, bf16, fp16"),
         ({"clock": "time"}, "'time' needs time_budget_s > 0"),
+        (
+            {"max_steps": 0, "token_budget": 1000},
+            r"TrainConfig.clock: 'steps' needs max_steps > 0; clocks: steps \(max_steps\), "
+            r"time \(time_budget_s\), tokens \(token_budget\)",
+        ),
+        ({"clock": "tokens"}, "'tokens' needs token_budget > 0"),
         ({"lr": "fast"}, "TrainConfig.lr: 'fast' is not of type float"),
         ({"lr": "nan"}, "TrainConfig.lr: nan must be a finite number"),
         ({"lr": float("inf")}, "TrainConfig.lr: inf must be a finite number"),

@@ -110,8 +110,9 @@ class TrainConfig(OptimizerConfig):
     (default: the model's context), keeping their first head_tokens tokens and the rest
     from their end (0: the first ones).
     The optimizer and schedule as in OptimizerConfig; lr_from / batch_size_from: JSON
-    files of the tuning stages to read lr / batch_size from; clock (steps | time): what
-    the schedule follows.  Budgets: max_steps, time_budget_s, token_budget (0: none).
+    files of the tuning stages to read lr / batch_size from; clock (steps | time | tokens):
+    what the schedule follows.  Budgets: max_steps, time_budget_s, token_budget (0: none;
+    the clock's own must be set, the others stop the run early).
     eval_max_tokens: score only the first tokens of each split (0: all).  precision:
     fp32 | bf16 | fp16 (autocast; fp16 adds a GradScaler).  compile: torch.compile it.
     wandb_mode / wandb_project / group / job_type / tags: tracking (TrackingConfig).
@@ -160,10 +161,12 @@ class TrainConfig(OptimizerConfig):
                 )
         self._check_choice("clock", CLOCKS)
         self._check_choice("precision", PRECISIONS)
-        if self.clock == "time" and self.time_budget_s <= 0:
-            self._fail("clock", "'time' needs time_budget_s > 0")
-        if self.max_steps < 1 and self.time_budget_s <= 0 and self.token_budget <= 0:
-            self._fail("max_steps", "set max_steps, time_budget_s or token_budget")
+        # the schedule decays over the clock's budget, so that budget must be set (the
+        # others, if set too, stop the run early)
+        budget = {"steps": "max_steps", "time": "time_budget_s", "tokens": "token_budget"}
+        if getattr(self, budget[self.clock]) <= 0:
+            clocks = ", ".join(f"{clock} ({key})" for clock, key in budget.items())
+            self._fail("clock", f"'{self.clock}' needs {budget[self.clock]} > 0; clocks: {clocks}")
         if not 0 <= self.ema_decay < 1:
             self._fail("ema_decay", f"{self.ema_decay!r} must be in [0, 1) (0: no averaging)")
         if self.teacher and family not in LANGUAGE_MODELS:

@@ -3,7 +3,8 @@
     train(config, out) → summary
 
 One step: set the LR from the schedule → grad_accum micro-batches (autocast, backward) →
-unscale → gradient norm (logged, before clipping) → clip → NaN guard → optimizer step.
+unscale → gradient norm (logged, before clipping) → clip → optimizer step → NaN guard
+(a non-finite step stops the run before anything more is saved).
 Around it: evaluation every `eval_every` steps, a checkpoint every `checkpoint_every`
 steps and when SIGTERM, SIGUSR2 or Ctrl-C arrives, and stops on max_steps, the time
 budget or the token budget. Everything a run needs to continue exactly is in its
@@ -282,6 +283,8 @@ class Trainer:
         c, s = self.config, self.state
         if c.clock == "time":
             return s.elapsed / c.time_budget_s
+        if c.clock == "tokens":
+            return s.tokens / c.token_budget
         span = max(c.max_steps - c.warmup_steps, 1)
         return (s.step - c.warmup_steps) / span
 
@@ -396,7 +399,9 @@ class Trainer:
             unit="step",
             dynamic_ncols=True,
         )
-        window_start, window_tokens, last = time.perf_counter(), s.tokens, {}
+        # tokens/s over the training steps since the last log line: evaluation and
+        # checkpoints are not training time
+        window_elapsed, window_tokens, last = s.elapsed, s.tokens, {}
         with StopSignals() as signals, bar:
             while not self.done():
                 start = time.perf_counter()
@@ -404,7 +409,8 @@ class Trainer:
                 s.elapsed += time.perf_counter() - start
                 bar.update(1)
                 if s.step % c.log_every == 0 or self.done():
-                    tokens_per_s = (s.tokens - window_tokens) / (time.perf_counter() - window_start)
+                    seconds = max(s.elapsed - window_elapsed, 1e-9)
+                    tokens_per_s = (s.tokens - window_tokens) / seconds
                     metrics |= {
                         "tokens": s.tokens,
                         "tokens_per_s": tokens_per_s,
@@ -412,12 +418,11 @@ class Trainer:
                     }
                     self.tracker.log(metrics, s.step)
                     bar.set_postfix(loss=f"{metrics['loss']:.3f}", tok_s=f"{tokens_per_s:,.0f}")
-                    window_start, window_tokens = time.perf_counter(), s.tokens
+                    window_elapsed, window_tokens = s.elapsed, s.tokens
                 last = metrics
                 evaluating = c.eval_every and c.eval_split_list  # no splits: nothing to log
                 if evaluating and s.step % c.eval_every == 0 and not self.done():
                     self.tracker.log(self.evaluate(), s.step)
-                    window_start = time.perf_counter()  # evaluation is not training time
                 if c.checkpoint_every and s.step % c.checkpoint_every == 0:
                     self.save_checkpoint()
                 signals.checkpoint_if_asked(

@@ -1,8 +1,9 @@
 """Learning-rate schedules: linear warm-up, then cosine, linear or constant.
 
-The schedule is a pure function of where training is — the step, or the elapsed
-wall-clock time over a time budget (cramming: the budget is hours, not steps) — so a
-resumed run needs nothing but the step and the elapsed time from its checkpoint.
+The schedule is a pure function of where training is — the step, the elapsed wall-clock
+time over a time budget (cramming: the budget is hours, not steps), or the tokens seen
+over a token budget — so a resumed run needs nothing but the step, the elapsed time and
+the tokens from its checkpoint.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import math
 
 SHAPES = ("cosine", "linear", "constant")
-CLOCKS = ("steps", "time")
+CLOCKS = ("steps", "time", "tokens")
 
 
 def learning_rate(
@@ -22,7 +23,7 @@ def learning_rate(
     min_lr_ratio: float = 0.1,
 ) -> float:
     """The learning rate at `step`, where `progress` ∈ [0, 1] is the fraction of the budget
-    (steps, or time) already used. Warm-up is linear over the first `warmup_steps` steps;
+    (steps, time or tokens) already used. Warm-up is linear over the first `warmup_steps` steps;
     then the rate decays from `lr` to `min_lr_ratio * lr` at progress 1."""
     if step < warmup_steps:
         return lr * (step + 1) / warmup_steps
