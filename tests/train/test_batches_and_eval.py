@@ -3,8 +3,10 @@
 import math
 
 import numpy as np
+import pytest
 import torch
 
+from fromscratch import FromScratchError
 from fromscratch.data import PreparedData
 from fromscratch.train.batches import ClassificationBatches, LMBatches
 from fromscratch.train.evaluate import evaluate_classifier, evaluate_lm
@@ -18,6 +20,31 @@ def test_lm_batches_are_reproducible_and_shard_the_global_batch():
     assert torch.equal(y[:, :-1], x[:, 1:])  # targets are the inputs shifted by one
     halves = [LMBatches(tokens, 16, 8, seed=3, rank=r, world=2)(5)[0] for r in range(2)]
     assert torch.equal(torch.cat(halves), x)
+
+
+def test_lm_windows_reach_both_ends_of_the_stream():
+    tokens = np.arange(20, dtype=np.uint16)
+    starts = set()
+    for i in range(200):
+        x, y = LMBatches(tokens, context=16, batch_size=4, seed=0)(i)
+        starts |= set(x[:, 0].tolist())
+    assert starts == {0, 1, 2, 3}  # the last window's target is the stream's last token
+    x, y = LMBatches(tokens[:17], context=16, batch_size=2, seed=0)(0)  # exactly one window
+    assert torch.equal(x[0], torch.arange(16)) and torch.equal(y[0], torch.arange(1, 17))
+    with pytest.raises(FromScratchError, match="16 tokens is too short for context 16"):
+        LMBatches(tokens[:16], context=16, batch_size=2, seed=0)
+
+
+def test_a_batch_larger_than_the_split_is_a_one_line_error(demo_words):
+    data = PreparedData(demo_words)
+    n = len(data.labels("train"))
+    batches = ClassificationBatches(
+        data.tokens("train"), data.offsets("train"), data.labels("train"), n + 1, 64, seed=0
+    )
+    with pytest.raises(FromScratchError, match=f"batch_size {n + 1} is more than the {n} exam"):
+        batches(0)
+    with pytest.raises(FromScratchError, match="batch_size 9 does not split evenly over 2"):
+        LMBatches(np.arange(100, dtype=np.uint16), 16, 9, seed=0, rank=0, world=2)
 
 
 def test_classification_batches_cover_each_epoch_and_mask_padding(demo_words):
@@ -59,8 +86,25 @@ def test_lm_evaluation_is_an_exact_sum(demo_chars):
     vocab, info = data.meta["vocab_size"], data.meta["splits"]["test"]
     result = evaluate_lm(Uniform(vocab), data, "test", context=100, batch_size=7)
     assert result["tokens"] == info["tokens"] - 1  # every token but the first, once
-    assert result["bits_per_token"] == pytest_approx(math.log2(vocab))
-    assert result["bits"] == pytest_approx(math.log2(vocab) * (info["tokens"] - 1))
+    assert result["bits_per_token"] == pytest.approx(math.log2(vocab), rel=1e-6)
+    assert result["bits"] == pytest.approx(math.log2(vocab) * (info["tokens"] - 1), rel=1e-6)
+
+
+def test_evaluation_leaves_the_model_in_the_mode_it_found_it(demo_chars, demo_words):
+    for model, evaluate, data in (
+        (Uniform(PreparedData(demo_chars).meta["vocab_size"]), evaluate_lm, demo_chars),
+        (Uniform(0, classes=2), evaluate_classifier, demo_words),
+    ):
+        for training in (True, False):
+            model.train(training)
+            evaluate(model, PreparedData(data), "test", 64)
+            assert model.training is training
+
+
+def test_an_lm_split_needs_two_tokens_to_score(demo_chars):
+    data = PreparedData(demo_chars)
+    with pytest.raises(FromScratchError, match=r"split 'test': 1 token\(s\) to score, at least 2"):
+        evaluate_lm(Uniform(data.meta["vocab_size"]), data, "test", context=16, max_tokens=1)
 
 
 def test_classifier_accuracy_counts_every_example(demo_words):
@@ -69,12 +113,6 @@ def test_classifier_accuracy_counts_every_example(demo_words):
     labels = data.labels("test")
     assert result["examples"] == len(labels)
     assert result["accuracy"] == (labels == 1).mean()  # always predicts class 1
-
-
-def pytest_approx(value):
-    import pytest
-
-    return pytest.approx(value, rel=1e-6)
 
 
 def test_long_examples_keep_their_head_and_tail():

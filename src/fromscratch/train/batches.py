@@ -12,6 +12,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from fromscratch import FromScratchError
+
 
 def keyed_rng(*key: int) -> np.random.Generator:
     """A generator that depends on nothing but `key` (e.g. seed, batch index)."""
@@ -20,7 +22,7 @@ def keyed_rng(*key: int) -> np.random.Generator:
 
 def _shard(n: int, rank: int, world: int) -> slice:
     if n % world:
-        raise ValueError(f"batch of {n} does not split evenly over {world} processes")
+        raise FromScratchError(f"batch_size {n} does not split evenly over {world} processes")
     per = n // world
     return slice(rank * per, (rank + 1) * per)
 
@@ -37,15 +39,19 @@ class LMBatches:
         rank: int = 0,
         world: int = 1,
     ):
-        if len(tokens) <= context + 1:
-            raise ValueError(f"a split of {len(tokens)} tokens is too short for context {context}")
+        if len(tokens) < context + 1:
+            raise FromScratchError(
+                f"a split of {len(tokens)} tokens is too short for context {context} "
+                f"(a window is context + 1 tokens)"
+            )
         self.tokens, self.context, self.batch_size = tokens, context, batch_size
         self.seed, self.rows = seed, _shard(batch_size, rank, world)
         self.offsets = np.arange(context + 1)
 
     def __call__(self, index: int) -> tuple[torch.Tensor, ...]:
+        # every window that fits, the one ending on the last token included
         starts = keyed_rng(self.seed, index).integers(
-            0, len(self.tokens) - self.context - 1, size=self.batch_size
+            0, len(self.tokens) - self.context, size=self.batch_size
         )[self.rows]
         window = torch.from_numpy(self.tokens[starts[:, None] + self.offsets].astype(np.int64))
         return window[:, :-1], window[:, 1:]
@@ -87,6 +93,11 @@ class ClassificationBatches:
         self._epoch, self._order = -1, None
 
     def _epoch_order(self, epoch: int) -> np.ndarray:
+        if len(self.labels) < self.batch_size:
+            raise FromScratchError(
+                f"batch_size {self.batch_size} is more than the {len(self.labels)} examples "
+                "of the training split"
+            )
         if epoch != self._epoch:
             rng = keyed_rng(self.seed, epoch)
             order = rng.permutation(len(self.labels))[: self.per_epoch * self.batch_size]

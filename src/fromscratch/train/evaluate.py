@@ -15,6 +15,7 @@ import math
 import numpy as np
 import torch
 
+from fromscratch import FromScratchError
 from fromscratch.data import PreparedData
 from fromscratch.models import nll_bits
 
@@ -50,9 +51,14 @@ def evaluate_lm(
     max_tokens: int = 0,
 ) -> dict:
     """Bits per token / byte / character of `split` (the first `max_tokens` if > 0)."""
-    model.eval()
     tokens = data.tokens(split)
     n = len(tokens) if not max_tokens else min(len(tokens), max_tokens)
+    if n < 2:
+        raise FromScratchError(
+            f"split {split!r}: {n} token(s) to score, at least 2 needed (one read, one predicted)"
+        )
+    was_training = model.training
+    model.eval()
     info = data.meta["splits"][split]
     # how many positions the model predicts from a full window: all, or its latents
     probe = torch.zeros((1, min(context, n - 1)), dtype=torch.long, device=device)
@@ -82,7 +88,7 @@ def evaluate_lm(
         "bits_per_char": total_bits / (info["characters"] * fraction),
         "loss": total_bits / predicted * math.log(2),  # nats per token, like the training loss
     }
-    model.train()
+    model.train(was_training)
     return result
 
 
@@ -99,6 +105,7 @@ def evaluate_classifier(
     """Accuracy and mean cross-entropy over every example of `split` (cut like training)."""
     from fromscratch.train.batches import ClassificationBatches
 
+    was_training = model.training
     model.eval()
     batches = ClassificationBatches(
         data.tokens(split),
@@ -116,5 +123,5 @@ def evaluate_classifier(
         logits = model(x, mask)
         loss += torch.nn.functional.cross_entropy(logits.float(), y, reduction="sum").item()
         correct += int((logits.argmax(-1) == y).sum())
-    model.train()
+    model.train(was_training)
     return {"accuracy": correct / len(order), "loss": loss / len(order), "examples": len(order)}
