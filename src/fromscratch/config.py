@@ -95,6 +95,8 @@ class Config:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Self:
         """Build from a plain dict (YAML, a checkpoint); unknown keys are an error, not ignored."""
+        if not isinstance(d, dict):
+            raise ConfigError(f"{cls.__name__}: expected a mapping of settings, got {d!r}")
         known = [f.name for f in dataclasses.fields(cls)]
         unknown = [k for k in d if k not in known]
         if unknown:

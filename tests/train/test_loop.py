@@ -302,6 +302,34 @@ def test_resume_with_another_config_starts_afresh(demo_chars, tmp_path):
     assert logged == [1, 2, 3, 4]  # the old run's lines are gone
 
 
+def test_resume_goes_on_when_only_the_watching_changed(demo_chars, tmp_path, capsys):
+    # a job killed at step 6, rerun with W&B switched on and other log and checkpoint
+    # cadences: the same training, so it resumes instead of starting again
+    spec = tiny_gpt(demo_chars, max_steps=9, checkpoint_every=3, eval_splits="")
+    uninterrupted = train(TrainConfig.from_dict(spec), tmp_path / "whole")
+    killed = Trainer(TrainConfig.from_dict(spec), tmp_path / "run")
+    for _ in range(6):
+        killed.train_step()
+    killed.save_checkpoint()
+    killed.tracker.close()
+    capsys.readouterr()
+    watched = spec | {"wandb_mode": "offline", "tags": "rerun", "log_every": 2}
+    watched |= {"checkpoint_every": 4, "keep_checkpoints": 3}
+    resumed = train(TrainConfig.from_dict(watched), tmp_path / "run", resume=True)
+    assert "resuming from step 6" in capsys.readouterr().err
+    assert resumed["final_train_loss"] == uninterrupted["final_train_loss"]
+    assert not (tmp_path / "run" / "checkpoints.stale-1").exists()
+
+
+def test_an_lstm_trains_on_windows_longer_than_its_default_context(demo_chars, tmp_path):
+    spec = tiny_gpt(demo_chars, context=48, eval_splits="")
+    spec["model"] = {"family": "lstm", "n_layer": 1, "n_embd": 16, "context": 32}
+    assert Trainer(TrainConfig.from_dict(spec), tmp_path / "lstm").context == 48
+    spec["model"] = tiny_gpt(demo_chars)["model"]  # a GPT's context is a hard limit
+    with pytest.raises(FromScratchError, match="context=48: longer than the model's context=32"):
+        Trainer(TrainConfig.from_dict(spec), tmp_path / "gpt")
+
+
 def test_without_eval_splits_no_evaluation_lines_are_logged(demo_chars, tmp_path):
     train(TrainConfig.from_dict(tiny_gpt(demo_chars, max_steps=4, eval_every=2, log_every=4,
                                          eval_splits="")), tmp_path)  # fmt: skip

@@ -218,8 +218,8 @@ def _chunked_bits(net, docs: torch.Tensor, variant: str, m: int) -> torch.Tensor
 
 def _sliding_bits(net, docs: torch.Tensor, stride: int, batch_size: int) -> torch.Tensor:
     """Windows of c tokens ending every `stride` tokens; each scores only its new targets,
-    so every token after the first window is predicted with c - stride to c - 1 tokens of
-    context (stride 1: exactly c - 1)."""
+    so every token after the first window is predicted with c - stride + 1 to c tokens of
+    context (stride 1: exactly c)."""
     if stride < 1:
         raise FromScratchError(f"recurrent: stride={stride} must be at least 1")
     c, (B, N) = net.context, docs.shape

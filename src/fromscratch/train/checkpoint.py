@@ -27,6 +27,19 @@ from fromscratch.io import atomic_path, set_aside
 
 NAME = re.compile(r"step-(\d+)\.pt$")
 
+# Settings of how a run is watched, not of what it trains: a run resumes across a change
+# of them (say, W&B switched on for the rerun of a job that was killed).
+WATCHING = {
+    "wandb_mode",
+    "wandb_project",
+    "group",
+    "job_type",
+    "tags",
+    "log_every",
+    "checkpoint_every",
+    "keep_checkpoints",
+}
+
 
 def rng_state() -> dict:
     return {
@@ -121,8 +134,8 @@ def sole_run(out: str | Path, owner: bool = True) -> Iterator[None]:
 
 
 def resume_from(folder: Path, config: dict, resume: bool, owner: bool = True) -> dict | None:
-    """The newest checkpoint in `folder` of an unfinished run of `config` when `resume` is
-    asked for, else None: the run starts afresh.
+    """The newest checkpoint in `folder` of an unfinished run of `config` (its WATCHING
+    settings aside) when `resume` is asked for, else None: the run starts afresh.
 
     A run that starts afresh moves the checkpoints of another run (an earlier one, one of
     another config, or one that finished: a rerun the pipeline forces must train again)
@@ -132,7 +145,7 @@ def resume_from(folder: Path, config: dict, resume: bool, owner: bool = True) ->
     """
     finished = (folder / FINISHED).exists()
     saved = load_latest(folder) if resume and not finished else None
-    if saved is not None and saved["config"] == config:
+    if saved is not None and what_trains(saved["config"]) == what_trains(config):
         print(f"resuming from step {saved['step']} ({saved['path']})", file=sys.stderr)
         return saved
     if owner and (finished or list_checkpoints(folder)):
@@ -144,6 +157,15 @@ def resume_from(folder: Path, config: dict, resume: bool, owner: bool = True) ->
         )  # fmt: skip
         print(f"checkpoints of {whose} moved to {stale}; starting afresh", file=sys.stderr)
     return None
+
+
+def what_trains(config: dict) -> dict:
+    """`config` without the WATCHING settings, at any depth (a study nests its training's)."""
+    return {
+        key: what_trains(value) if isinstance(value, dict) else value
+        for key, value in config.items()
+        if key not in WATCHING
+    }
 
 
 def mark_finished(folder: Path) -> None:

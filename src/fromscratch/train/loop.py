@@ -38,11 +38,22 @@ from fromscratch.train.distributed import Distributed
 from fromscratch.train.ema import EMA
 from fromscratch.train.evaluate import evaluate_classifier, evaluate_lm, lm_targets_for
 from fromscratch.train.models import build_model, model_config
-from fromscratch.train.schedule import learning_rate
+from fromscratch.train.schedule import learning_rate, step_progress
 
 
 class NonFiniteLoss(FromScratchError):
     """A NaN or infinite loss or gradient: the run stops, its last good checkpoint stays."""
+
+
+def stop_if_not_finite(loss: float, grad_norm: float, step: int, checkpoints: Path) -> None:
+    """Stop the run at a step whose loss or gradient norm is NaN or infinite, naming the
+    checkpoint it can go back to: the step has spoilt the weights in memory."""
+    if math.isfinite(loss) and math.isfinite(grad_norm):
+        return
+    saved = checkpoint.list_checkpoints(checkpoints)
+    last = saved[-1] if saved else "none yet"
+    what = "loss" if not math.isfinite(loss) else "gradient norm"
+    raise NonFiniteLoss(f"non-finite {what} at step {step}; last good checkpoint: {last}")
 
 
 class StopSignals:
@@ -160,15 +171,16 @@ class Trainer:
         self.model = build_model(config, self.data.meta).to(self.device)
         for split in (config.train_split, *config.eval_split_list):
             self.data.check_split(split)  # fails now, not after the last step
-        model_context = getattr(self.model.config, "context", None)  # an LSTM has none
-        self.context = config.context or model_context or 256
+        model_context = self.model.config.context
+        self.context = config.context or model_context
         self.max_length = config.max_length or model_context  # a classifier's longest review
         # the longest input a batch will hold: a language model's window, a classifier's review
         if config.family == "classifier":
             key, longest = "max_length", self.max_length
         else:
             key, longest = "context", self.context
-        if model_context and longest > model_context:
+        # an LSTM has no limit: its config's context is only a default training length
+        if config.family != "lstm" and longest > model_context:
             raise FromScratchError(
                 f"{key}={longest}: longer than the model's context={model_context}"
             )
@@ -285,8 +297,7 @@ class Trainer:
             return s.elapsed / c.time_budget_s
         if c.clock == "tokens":
             return s.tokens / c.token_budget
-        span = max(c.max_steps - c.warmup_steps, 1)
-        return (s.step - c.warmup_steps) / span
+        return step_progress(s.step, c.max_steps, c.warmup_steps)
 
     def done(self) -> bool:
         c, s = self.config, self.state
@@ -345,13 +356,11 @@ class Trainer:
         # step has then spoilt the weights in memory, and stops the run before anything
         # is saved.
         total_loss, grad_norm = numbers.tolist()
-        if not (math.isfinite(total_loss) and math.isfinite(grad_norm)) and not (
-            self.scaler.is_enabled() and math.isfinite(total_loss)  # fp16 overflow: scaler skips
-        ):
-            saved = checkpoint.list_checkpoints(self.out / "checkpoints")
-            last = saved[-1] if saved else "none yet"
-            what = "loss" if not math.isfinite(total_loss) else "gradient norm"
-            raise NonFiniteLoss(f"non-finite {what} at step {s.step}; last good checkpoint: {last}")
+        # in fp16 an infinite gradient norm is an overflow the scaler skipped the step for
+        overflow = self.scaler.is_enabled() and math.isfinite(total_loss)
+        stop_if_not_finite(
+            total_loss, 0.0 if overflow else grad_norm, s.step, self.out / "checkpoints"
+        )
         s.step += 1
         s.tokens += tokens * self.dist.world
         return {"loss": total_loss, "lr": lr, "grad_norm": grad_norm}

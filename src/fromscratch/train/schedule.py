@@ -14,6 +14,12 @@ SHAPES = ("cosine", "linear", "constant")
 CLOCKS = ("steps", "time", "tokens")
 
 
+def step_progress(step: int, max_steps: int, warmup_steps: int) -> float:
+    """How far the decay has got after warm-up, on a clock of steps: 0 at the end of warm-up,
+    1 at max_steps."""
+    return (step - warmup_steps) / max(max_steps - warmup_steps, 1)
+
+
 def learning_rate(
     lr: float,
     step: int,

@@ -39,8 +39,8 @@ from fromscratch.models import GPT, ConfigError, EncoderDecoder, EncoderDecoderC
 from fromscratch.models.common import Model
 from fromscratch.train import checkpoint
 from fromscratch.train.config import OptimizerConfig
-from fromscratch.train.loop import NonFiniteLoss, StopSignals, pick_device
-from fromscratch.train.schedule import learning_rate
+from fromscratch.train.loop import StopSignals, pick_device, stop_if_not_finite
+from fromscratch.train.schedule import learning_rate, step_progress
 
 ARCHITECTURES = ("encoder_decoder", "decoder_only")
 
@@ -266,7 +266,7 @@ def train_seq2seq(config: Seq2SeqConfig, out: str | Path, resume: bool = True) -
     with StopSignals() as signals:
         while step < c.max_steps:
             started = time.perf_counter()
-            progress = (step - c.warmup_steps) / max(c.max_steps - c.warmup_steps, 1)
+            progress = step_progress(step, c.max_steps, c.warmup_steps)
             lr = learning_rate(c.lr, step, progress, c.warmup_steps, c.schedule, c.min_lr_ratio)
             for group in optimizer.param_groups:
                 group["lr"] = lr
@@ -276,8 +276,7 @@ def train_seq2seq(config: Seq2SeqConfig, out: str | Path, resume: bool = True) -
                 model.parameters(), c.grad_clip if c.grad_clip > 0 else math.inf
             ).item()
             loss_value = loss.item()
-            if not (math.isfinite(loss_value) and math.isfinite(grad_norm)):
-                raise NonFiniteLoss(f"non-finite loss or gradient norm at step {step}")
+            stop_if_not_finite(loss_value, grad_norm, step, out / "checkpoints")
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1

@@ -34,8 +34,8 @@ from fromscratch.models.vae import SentenceVAE, free_bits_kl, gaussian_kl
 from fromscratch.train import checkpoint
 from fromscratch.train.batches import keyed_rng
 from fromscratch.train.config import OptimizerConfig
-from fromscratch.train.loop import StopSignals
-from fromscratch.train.schedule import learning_rate
+from fromscratch.train.loop import StopSignals, pick_device, stop_if_not_finite
+from fromscratch.train.schedule import learning_rate, step_progress
 
 KL_SCHEDULES = ("constant", "linear", "cyclical")
 ACTIVE_UNIT_VARIANCE = 0.01  # Burda et al. 2016: a unit is active if Var_x(E[z_u | x]) > 0.01
@@ -156,6 +156,12 @@ class VAETrainConfig(OptimizerConfig):
         super().__post_init__()
         self._check_positive("max_steps", "cycles", "examples")
         self._check_choice("kl_schedule", KL_SCHEDULES)
+        if self.kl_schedule == "cyclical" and self.cycles >= self.max_steps:
+            self._fail(
+                "cycles",
+                f"{self.cycles} must be fewer than max_steps={self.max_steps} "
+                "(a cycle of one step keeps the KL weight at 0)",
+            )
         if not 0 < self.ramp <= 1:
             self._fail("ramp", f"{self.ramp!r} must be in (0, 1]")
         if self.free_bits < 0:
@@ -181,9 +187,7 @@ def train_vae(
     tokenizer: the GPT's, to turn generated ids into text and back.  resume: continue
     from the newest checkpoint of the same run_config."""
     c, out = config, Path(out)
-    device = torch.device(
-        ("cuda" if torch.cuda.is_available() else "cpu") if c.device == "auto" else c.device
-    )
+    device = pick_device(c.device)
     torch.manual_seed(c.seed)
     model.to(device).train()
     optimizer = model.configure_optimizer(
@@ -214,7 +218,7 @@ def train_vae(
 
     with StopSignals() as signals:
         while step < c.max_steps:
-            progress = (step - c.warmup_steps) / max(c.max_steps - c.warmup_steps, 1)
+            progress = step_progress(step, c.max_steps, c.warmup_steps)
             lr = learning_rate(c.lr, step, progress, c.warmup_steps, c.schedule, c.min_lr_ratio)
             for group in optimizer.param_groups:
                 group["lr"] = lr
@@ -228,8 +232,7 @@ def train_vae(
             loss.backward()
             clip = c.grad_clip if c.grad_clip > 0 else math.inf
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip).item()
-            if not math.isfinite(loss.item()):
-                raise FromScratchError(f"non-finite VAE loss at step {step}")
+            stop_if_not_finite(loss.item(), grad_norm, step, out / "checkpoints")
             optimizer.step()
             step += 1
             if step % c.log_every == 0 or step == c.max_steps:
