@@ -9,6 +9,7 @@ characters. No windows are sampled: the number is the same every time.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 
@@ -18,6 +19,17 @@ import torch
 from fromscratch import FromScratchError
 from fromscratch.data import PreparedData
 from fromscratch.models import nll_bits
+
+
+@contextlib.contextmanager
+def evaluating(model: torch.nn.Module):
+    """The model in eval mode (no dropout) inside, and in the mode it was in after."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
 
 
 def lm_targets_for(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -57,30 +69,30 @@ def evaluate_lm(
         raise FromScratchError(
             f"split {split!r}: {n} token(s) to score, at least 2 needed (one read, one predicted)"
         )
-    was_training = model.training
-    model.eval()
     info = data.meta["splits"][split]
-    # how many positions the model predicts from a full window: all, or its latents
-    probe = torch.zeros((1, min(context, n - 1)), dtype=torch.long, device=device)
-    stride = model(probe).size(1)
     total_bits, predicted = 0.0, 0
-    # windows of the same length go through the model together (only the first few,
-    # shorter than context, differ)
-    for _, same_length in itertools.groupby(lm_windows(n, context, stride), lambda w: w[1] - w[0]):
-        same_length = list(same_length)
-        for i in range(0, len(same_length), batch_size):
-            chunk = same_length[i : i + batch_size]
-            window = np.stack([np.asarray(tokens[s : e + 1], dtype=np.int64) for s, e, _ in chunk])
-            window = torch.from_numpy(window).to(device)
-            x, y = window[:, :-1], window[:, 1:]
-            logits = model(x)
-            y = y[:, -logits.size(1) :].clone()
-            for row, (_, _, scored) in enumerate(chunk):  # already predicted: not counted
-                y[row, : y.size(1) - scored] = -1
-            total_bits += nll_bits(logits, y, ignore_index=-1).item()
-            predicted += sum(scored for _, _, scored in chunk)
+    with evaluating(model):
+        # how many positions the model predicts from a full window: all, or its latents
+        probe = torch.zeros((1, min(context, n - 1)), dtype=torch.long, device=device)
+        stride = model(probe).size(1)
+        # windows of the same length go through the model together (only the first few,
+        # shorter than context, differ)
+        windows = lm_windows(n, context, stride)
+        for _, same_length in itertools.groupby(windows, lambda w: w[1] - w[0]):
+            same_length = list(same_length)
+            for i in range(0, len(same_length), batch_size):
+                chunk = same_length[i : i + batch_size]
+                rows = [np.asarray(tokens[s : e + 1], dtype=np.int64) for s, e, _ in chunk]
+                window = torch.from_numpy(np.stack(rows)).to(device)
+                x, y = window[:, :-1], window[:, 1:]
+                logits = model(x)
+                y = y[:, -logits.size(1) :].clone()
+                for row, (_, _, scored) in enumerate(chunk):  # already predicted: not counted
+                    y[row, : y.size(1) - scored] = -1
+                total_bits += nll_bits(logits, y, ignore_index=-1).item()
+                predicted += sum(scored for _, _, scored in chunk)
     fraction = predicted / max(info["tokens"] - 1, 1)
-    result = {
+    return {
         "bits": total_bits,
         "tokens": predicted,
         "bits_per_token": total_bits / predicted,
@@ -88,8 +100,6 @@ def evaluate_lm(
         "bits_per_char": total_bits / (info["characters"] * fraction),
         "loss": total_bits / predicted * math.log(2),  # nats per token, like the training loss
     }
-    model.train(was_training)
-    return result
 
 
 @torch.no_grad()
@@ -105,8 +115,6 @@ def evaluate_classifier(
     """Accuracy and mean cross-entropy over every example of `split` (cut like training)."""
     from fromscratch.train.batches import ClassificationBatches
 
-    was_training = model.training
-    model.eval()
     batches = ClassificationBatches(
         data.tokens(split),
         data.offsets(split),
@@ -118,10 +126,10 @@ def evaluate_classifier(
     )
     order = np.argsort(batches.lengths, kind="stable")  # similar lengths together: less padding
     correct, loss = 0, 0.0
-    for i in range(0, len(order), batch_size):
-        x, mask, y = (t.to(device) for t in batches.collate(order[i : i + batch_size]))
-        logits = model(x, mask)
-        loss += torch.nn.functional.cross_entropy(logits.float(), y, reduction="sum").item()
-        correct += int((logits.argmax(-1) == y).sum())
-    model.train(was_training)
+    with evaluating(model):
+        for i in range(0, len(order), batch_size):
+            x, mask, y = (t.to(device) for t in batches.collate(order[i : i + batch_size]))
+            logits = model(x, mask)
+            loss += torch.nn.functional.cross_entropy(logits.float(), y, reduction="sum").item()
+            correct += int((logits.argmax(-1) == y).sum())
     return {"accuracy": correct / len(order), "loss": loss / len(order), "examples": len(order)}

@@ -39,6 +39,7 @@ from fromscratch.models import GPT, ConfigError, EncoderDecoder, EncoderDecoderC
 from fromscratch.models.common import Model
 from fromscratch.train import checkpoint
 from fromscratch.train.config import OptimizerConfig
+from fromscratch.train.evaluate import evaluating
 from fromscratch.train.loop import StopSignals, pick_device, stop_if_not_finite
 from fromscratch.train.schedule import learning_rate, step_progress
 
@@ -183,12 +184,11 @@ def accuracy_by_length(
     model: Model, task: Seq2SeqTask, test_max_length: int, count: int, device: torch.device
 ) -> list[dict]:
     """Exact match and token accuracy of greedy answers at each length 1..test_max_length."""
-    was_training = model.training
-    model.eval()
     rows = []
     for length in range(1, test_max_length + 1):
         batch = task.test_batch(length, count).to(device)
-        correct = greedy_answers(model, batch.source, length) == batch.target
+        with evaluating(model):
+            correct = greedy_answers(model, batch.source, length) == batch.target
         rows.append(
             {
                 "length": length,
@@ -198,7 +198,6 @@ def accuracy_by_length(
                 "examples": count,
             }
         )
-    model.train(was_training)
     return rows
 
 

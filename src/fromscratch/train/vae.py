@@ -34,6 +34,7 @@ from fromscratch.models.vae import SentenceVAE, free_bits_kl, gaussian_kl
 from fromscratch.train import checkpoint
 from fromscratch.train.batches import keyed_rng
 from fromscratch.train.config import OptimizerConfig
+from fromscratch.train.evaluate import evaluating
 from fromscratch.train.loop import StopSignals, pick_device, stop_if_not_finite
 from fromscratch.train.schedule import learning_rate, step_progress
 
@@ -280,13 +281,12 @@ def train_vae(
 @torch.no_grad()
 def encode_all(model: SentenceVAE, data: Sentences, batch_size: int = 256) -> torch.Tensor:
     """mu (N, D) of every sentence."""
-    model.eval()
     device = next(model.parameters()).device
     mus = []
-    for i in range(0, len(data.ids), batch_size):
-        idx, mask = (t.to(device) for t in collate(data.ids[i : i + batch_size]))
-        mus.append(model.encode(idx, mask)[0])
-    model.train()
+    with evaluating(model):
+        for i in range(0, len(data.ids), batch_size):
+            idx, mask = (t.to(device) for t in collate(data.ids[i : i + batch_size]))
+            mus.append(model.encode(idx, mask)[0])
     return torch.cat(mus)
 
 
@@ -295,16 +295,15 @@ def evaluate_vae(model: SentenceVAE, data: Sentences, batch_size: int = 256) -> 
     """Over all sentences: reconstruction NLL (nats per sentence, and bits per token, with
     one z ~ q(z|x) per sentence, the same draws every time), KL (nats per sentence), the
     negative ELBO, and the active units of mu (Burda et al. 2016)."""
-    model.eval()
     device = next(model.parameters()).device
     noise = torch.Generator(device).manual_seed(0)
     recon, kl, tokens, mus = 0.0, 0.0, 0, []
-    for i in range(0, len(data.ids), batch_size):
-        idx, mask = (t.to(device) for t in collate(data.ids[i : i + batch_size]))
-        r, k, mu = elbo_terms(model, idx, mask, noise)
-        recon, kl, tokens = recon + r.item(), kl + k.sum().item(), tokens + int(mask.sum())
-        mus.append(mu)
-    model.train()
+    with evaluating(model):
+        for i in range(0, len(data.ids), batch_size):
+            idx, mask = (t.to(device) for t in collate(data.ids[i : i + batch_size]))
+            r, k, mu = elbo_terms(model, idx, mask, noise)
+            recon, kl, tokens = recon + r.item(), kl + k.sum().item(), tokens + int(mask.sum())
+            mus.append(mu)
     n = len(data.ids)
     variance = torch.cat(mus).var(dim=0)
     return {
@@ -370,10 +369,10 @@ def probe_and_examples(
     positive = torch.as_tensor(train.labels == 1, device=mu_train.device)
     direction = mu_train[positive].mean(dim=0) - mu_train[~positive].mean(dim=0)
     max_tokens = max(len(x) for x in test.ids)
-    model.eval()
 
     def decode(z: torch.Tensor) -> list[str]:
-        ids = model.generate(z, max_tokens).tolist()
+        with evaluating(model):
+            ids = model.generate(z, max_tokens).tolist()
         return [cut_sentence(tokenizer.decode(x)) for x in ids]
 
     def relabel(texts: list[str]) -> np.ndarray:
@@ -396,7 +395,6 @@ def probe_and_examples(
         decode((1 - steps[:, None]) * mu_test[i] + steps[:, None] * mu_test[j]) for i, j in pairs
     ]
     prior = decode(torch.randn(5, mu_test.size(1), device=mu_test.device))
-    model.train()
     return {
         "probe_accuracy": probe_accuracy(w, b, mu_test, test.labels),
         "probe_train_accuracy": probe_accuracy(w, b, mu_train, train.labels),
