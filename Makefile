@@ -8,14 +8,18 @@ CORES  ?= all
 PIP    := $(VENV)/bin/pip
 BIN    := $(VENV)/bin
 
-.PHONY: install install-dev demo test bench bench-imdb lint format cluster-profile clean
+.PHONY: install install-dev demo test bench bench-imdb lint format cluster-profile clean FORCE
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 
+# The TORCH the environment was made with: another one (`make test TORCH=...`) reinstalls.
+$(VENV)/.torch: FORCE | $(BIN)/python
+	@echo '$(TORCH)' | cmp -s - $@ || echo '$(TORCH)' > $@
+
 # torch goes in first: a bare torch requirement with no torch installed pulls a CUDA build.
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
+$(VENV)/.installed: pyproject.toml $(VENV)/.torch | $(BIN)/python
 	$(PIP) install --quiet $(TORCH)
 	$(PIP) install --quiet -e .
 	touch $@
