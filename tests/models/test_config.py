@@ -95,6 +95,13 @@ def test_from_dict_rejects_unknown_keys(cls):
 
 
 @pytest.mark.parametrize("cls", [*ALL, LSTMConfig])
+@pytest.mark.parametrize("settings", [1, "n_layer: 2", ["n_layer", 2]])
+def test_from_dict_wants_a_mapping(cls, settings):
+    with pytest.raises(ConfigError, match=f"{cls.__name__}: expected a mapping of settings, got"):
+        cls.from_dict(settings)
+
+
+@pytest.mark.parametrize("cls", [*ALL, LSTMConfig])
 def test_round_trip_through_json_and_yaml(cls):
     config = cls(n_layer=3, dropout=0.1)
     assert cls.from_dict(json.loads(json.dumps(config.to_dict()))) == config
