@@ -166,6 +166,13 @@ def test_missing_file_on_server_is_named(http_server, tmp_path):
         fetch(source, tmp_path, progress=False)
 
 
+def test_a_mirror_folder_that_is_not_there_is_named(tmp_path):
+    source = Source(url="https://example.org/x.txt", checksum=sha256(b"hello"))
+    with pytest.raises(FromScratchError) as caught:
+        fetch(source, tmp_path / "cache", mirror=str(tmp_path / "nowhere"), progress=False)
+    assert str(caught.value).startswith(f"mirror {tmp_path / 'nowhere'}: no such folder")
+
+
 @pytest.mark.parametrize("style", ["folder", "file-url"])
 def test_local_mirrors(tmp_path, style):
     mirror = tmp_path / "mirror"

@@ -242,6 +242,11 @@ def fetch(
         or fetched_for(target) == (source.checksum, file_digest(target, "sha256"))
     ):
         return target
+    if mirror and not _is_url(mirror) and not Path(mirror).is_dir():
+        raise FromScratchError(
+            f"mirror {mirror}: no such folder (--mirror, config's mirror or "
+            "$FROMSCRATCH_MIRROR; none: the original hosts)"
+        )
     part = target.with_name(target.name + ".part")
     if not _is_url(location) or location.startswith("file:"):
         part.unlink(missing_ok=True)  # a local copy is never partial: just copy it again
