@@ -173,7 +173,7 @@ def test_both_learn_to_reverse_and_answer_greedily(architecture):
 # --------------------------------------------------------------------------- the stage
 
 
-def test_stage_writes_the_run_and_resumes_exactly(tmp_path):
+def test_stage_writes_the_run_and_resumes_exactly(tmp_path, capsys):
     settings = config(architecture="decoder_only", checkpoint_every=15, keep_checkpoints=2)
     first = encoder_decoder_stage(settings, str(tmp_path / "a"))
     run = tmp_path / "a"
@@ -185,10 +185,14 @@ def test_stage_writes_the_run_and_resumes_exactly(tmp_path):
     assert summary["steps"] == 30 and summary["architecture"] == "decoder_only"
     assert first["test/exact_match_trained"] == summary["test/exact_match_trained"]
 
-    # a run stopped after its step-15 checkpoint continues to the very same weights
+    # a run stopped after its step-15 checkpoint continues to the very same weights (the
+    # mark of a finished run goes too: with it, the run would start afresh and still match)
     (run / "checkpoints" / "step-00000030.pt").unlink()
+    (run / "checkpoints" / "finished").unlink()
     weights = torch.load(run / "model.pt")["model"]
+    capsys.readouterr()
     encoder_decoder_stage(settings, str(run))
+    assert "resuming from step 15 " in capsys.readouterr().err
     for name, tensor in torch.load(run / "model.pt")["model"].items():
         assert torch.equal(tensor, weights[name]), name
     lines = (run / "metrics.jsonl").read_text().splitlines()
@@ -203,7 +207,9 @@ def test_stage_writes_the_run_and_resumes_exactly(tmp_path):
     assert all(path.stat().st_size > 0 for path in written)
 
 
-def test_a_signal_mid_run_checkpoints_and_the_resumed_run_ends_identically(tmp_path, monkeypatch):
+def test_a_signal_mid_run_checkpoints_and_the_resumed_run_ends_identically(
+    tmp_path, monkeypatch, capsys
+):
     settings = config(architecture="encoder_decoder")
     encoder_decoder_stage(settings, str(tmp_path / "whole"))
 
@@ -227,7 +233,9 @@ def test_a_signal_mid_run_checkpoints_and_the_resumed_run_ends_identically(tmp_p
     saved = sorted(p.name for p in (tmp_path / "cut" / "checkpoints").glob("*.pt"))
     assert saved == ["step-00000008.pt"]
 
+    capsys.readouterr()
     encoder_decoder_stage(settings, str(tmp_path / "cut"))
+    assert "resuming from step 8 " in capsys.readouterr().err  # not a fresh start
     whole = torch.load(tmp_path / "whole" / "model.pt")["model"]
     for name, tensor in torch.load(tmp_path / "cut" / "model.pt")["model"].items():
         assert torch.equal(tensor, whole[name]), name

@@ -171,6 +171,10 @@ def test_a_bad_setting_fails_with_the_allowed_values():
         VAETrainConfig(kl_schedule="sigmoid")
     with pytest.raises(ConfigError, match="free_bits"):
         VAETrainConfig(free_bits=-1.0)
+    # a cycle of one step would keep the KL weight at 0 throughout
+    with pytest.raises(ConfigError, match="cycles: 8 must be fewer than max_steps=8"):
+        VAETrainConfig(max_steps=8, cycles=8)
+    assert VAETrainConfig(max_steps=8, cycles=8, kl_schedule="linear").cycles == 8  # unused
 
 
 def test_stage_trains_and_writes_its_run_folder(gpt2_folder, demo_chars, tmp_path):
@@ -203,7 +207,7 @@ def test_stage_trains_and_writes_its_run_folder(gpt2_folder, demo_chars, tmp_pat
 
 
 def test_a_signal_mid_run_checkpoints_and_the_resumed_run_ends_identically(
-    gpt2_folder, demo_chars, tmp_path, monkeypatch
+    gpt2_folder, demo_chars, tmp_path, monkeypatch, capsys
 ):
     settings = dict(
         base={"gpt2": str(gpt2_folder)},
@@ -235,7 +239,9 @@ def test_a_signal_mid_run_checkpoints_and_the_resumed_run_ends_identically(
     monkeypatch.undo()
     assert [p.name for p in (tmp_path / "cut" / "checkpoints").glob("*.pt")] == ["step-00000006.pt"]
 
+    capsys.readouterr()
     sentence_vae_stage(out=str(tmp_path / "cut"), **settings)
+    assert "resuming from step 6 " in capsys.readouterr().err  # not a fresh start
     whole = torch.load(tmp_path / "whole" / "adapters.pt", weights_only=False)["model"]
     resumed = torch.load(tmp_path / "cut" / "adapters.pt", weights_only=False)["model"]
     assert set(resumed) == set(whole)

@@ -56,14 +56,20 @@ def test_a_run_with_ema_evaluates_and_saves_the_average(demo_chars, tmp_path):
     assert summary["test/loss"] != pytest.approx(test_loss(trainer.model))
 
 
-def test_resume_continues_the_average_exactly(demo_chars, tmp_path):
+def test_resume_continues_the_average_exactly(demo_chars, tmp_path, capsys):
     config = TrainConfig.from_dict(
         tiny_gpt(demo_chars, max_steps=12, checkpoint_every=6, keep_checkpoints=5, ema_decay=0.9)
     )
     train(config, tmp_path / "straight")
-    shutil.copytree(tmp_path / "straight" / "checkpoints", tmp_path / "resumed" / "checkpoints")
-    (tmp_path / "resumed" / "checkpoints" / "step-00000012.pt").unlink()  # back to step 6
+    resumed = tmp_path / "resumed" / "checkpoints"
+    shutil.copytree(tmp_path / "straight" / "checkpoints", resumed)
+    # As if stopped after its step-6 checkpoint: without the newer checkpoint and the mark
+    # of a finished run (with it, the run would start afresh and still match).
+    (resumed / "step-00000012.pt").unlink()
+    (resumed / "finished").unlink()
+    capsys.readouterr()
     train(config, tmp_path / "resumed", resume=True)
+    assert f"resuming from step 6 ({resumed / 'step-00000006.pt'})" in capsys.readouterr().err
     a = torch.load(tmp_path / "straight" / "model.pt", weights_only=False)["model"]
     b = torch.load(tmp_path / "resumed" / "model.pt", weights_only=False)["model"]
     for name in a:

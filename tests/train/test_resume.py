@@ -75,9 +75,18 @@ def test_sigkill_at_a_random_step_then_resume_is_bitwise_identical(demo_chars, t
     run.send_signal(signal.SIGKILL)
     run.wait()
     assert not (tmp_path / "killed" / "model.pt").exists()
+    # a checkpoint every 4 steps: the newest is of step 4 at least, and it is the one the
+    # resumed run must start from (a fresh start would end with the same weights too)
+    newest = max(
+        torch.load(p, weights_only=False)["step"]
+        for p in (tmp_path / "killed" / "checkpoints").glob("step-*.pt")
+    )
+    assert 4 <= newest <= 40 and newest % 4 == 0
 
     resumed = launch(config, tmp_path / "killed", "--resume")
-    assert resumed.wait(timeout=300) == 0, resumed.stderr.read()
+    _, said = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, said
+    assert f"resuming from step {newest} " in said, said
 
     a, b = weights(tmp_path / "reference"), weights(tmp_path / "killed")
     assert a.keys() == b.keys()

@@ -1,0 +1,62 @@
+"""One training step clips the gradient (and logs its norm before clipping); a resume
+skips a damaged newest checkpoint; only the newest keep_checkpoints checkpoints stay."""
+
+import copy
+
+import pytest
+import torch
+
+from fromscratch.train import TrainConfig, Trainer, train
+from fromscratch.train.loop import loss_fn
+
+from ..conftest import tiny_gpt
+
+
+def test_a_step_logs_the_norm_before_clipping_and_takes_the_clipped_gradient(demo_chars, tmp_path):
+    spec = tiny_gpt(demo_chars, dropout=0.0, grad_clip=0.05, eval_splits="")
+    trainer = Trainer(TrainConfig.from_dict(spec), tmp_path)
+    # Plain SGD, so that the update is -lr × the gradient it is given: AdamW's first step
+    # is about lr × sign(gradient), the same whether the gradient was clipped or not.
+    lr = 0.1
+    trainer.optimizer = torch.optim.SGD(trainer.model.parameters(), lr=lr)
+
+    # the gradient of the step's batch (batch 0), worked out here on a copy of the model
+    reference = copy.deepcopy(trainer.model)
+    loss_fn(reference, list(trainer.batches(0)), trainer.config.family).backward()
+    gradients = {name: p.grad for name, p in reference.named_parameters()}
+    norm = torch.linalg.vector_norm(torch.stack([g.norm() for g in gradients.values()]))
+    assert norm > 10 * 0.05  # clipping has something to do
+
+    before = {name: p.detach().clone() for name, p in trainer.model.named_parameters()}
+    logged = trainer.train_step(lr=lr)
+    assert logged["grad_norm"] == pytest.approx(norm.item(), rel=1e-5)  # before clipping
+    for name, p in trainer.model.named_parameters():
+        clipped = gradients[name] * 0.05 / norm
+        torch.testing.assert_close(p.detach(), before[name] - lr * clipped, rtol=1e-4, atol=1e-7)
+
+
+def test_resume_skips_a_damaged_newest_checkpoint(demo_chars, tmp_path, capsys):
+    config = TrainConfig.from_dict(
+        tiny_gpt(demo_chars, max_steps=4, checkpoint_every=2, keep_checkpoints=5, eval_splits="")
+    )
+    train(config, tmp_path)
+    folder = tmp_path / "checkpoints"
+    (folder / "finished").unlink()  # as if the run had been stopped after step 4
+    newest = folder / "step-00000004.pt"
+    newest.write_bytes(newest.read_bytes()[:1000])  # cut short, as by a full disk
+    capsys.readouterr()
+    trainer = Trainer(config, tmp_path, resume=True)
+    assert trainer.state.step == 2  # the newest checkpoint that loads, not a fresh start
+    assert f"resuming from step 2 ({folder / 'step-00000002.pt'})" in capsys.readouterr().err
+    saved = torch.load(folder / "step-00000002.pt", weights_only=False)["model"]
+    for name, p in trainer.model.state_dict().items():
+        assert torch.equal(p, saved[name]), name
+
+
+def test_only_the_newest_keep_checkpoints_stay(demo_chars, tmp_path):
+    config = TrainConfig.from_dict(
+        tiny_gpt(demo_chars, max_steps=6, checkpoint_every=2, keep_checkpoints=2, eval_splits="")
+    )
+    train(config, tmp_path)
+    left = sorted(p.name for p in (tmp_path / "checkpoints").glob("step-*.pt"))
+    assert left == ["step-00000004.pt", "step-00000006.pt"]  # step 2's is gone
