@@ -58,14 +58,32 @@ def test_overfits_a_tiny_batch(train_steps):
     assert losses[-1] < 0.1
 
 
-def test_generate_with_and_without_cache_flag_agree():
+def test_generate_samples_from_the_last_latent_of_a_sliding_window(monkeypatch):
+    """Perceiver keeps no cache between sampling steps (use_cache changes nothing): each
+    token is drawn from the logits of the last latent over the last `context` tokens, also
+    once the text outgrows the context (4 + 25 tokens > 24)."""
     model = Perceiver(tiny()).eval()
-    prompt = torch.randint(0, 32, (2, 4))
-    runs = [
-        model.generate(prompt, 25, use_cache=c, generator=torch.Generator().manual_seed(0))
-        for c in (True, False)
+    forward, windows = model.forward, []
+
+    def watched(idx):
+        windows.append(idx)
+        return forward(idx)
+
+    monkeypatch.setattr(model, "forward", watched)
+    prompt = torch.randint(0, 32, (2, 4), generator=torch.Generator().manual_seed(1))
+    out = model.generate(prompt, 25, generator=torch.Generator().manual_seed(0))
+    assert out.shape == (2, 29) and torch.equal(out[:, :4], prompt)
+    # The windows are checked as such: the draws of a model at its initialisation hardly
+    # depend on the first token of a window.
+    assert [w.tolist() for w in windows] == [
+        out[:, max(0, t - 24) : t].tolist() for t in range(4, 29)
     ]
-    assert runs[0].shape == (2, 29) and torch.equal(runs[0], runs[1])
+    draws = torch.Generator().manual_seed(0)  # the same draws, made here step by step
+    with torch.no_grad():
+        for t, window in zip(range(4, 29), windows, strict=True):
+            probs = F.softmax(forward(window)[:, -1], dim=-1)
+            expected = torch.multinomial(probs, 1, generator=draws)
+            assert torch.equal(out[:, t : t + 1], expected), f"token {t}"
 
 
 @pytest.mark.parametrize("attention", ATTENTIONS)
