@@ -288,3 +288,15 @@ def test_version_names_the_package(capsys):
         main(["--version"])
     assert exit.value.code == 0
     assert capsys.readouterr().out.strip() == f"fromscratch {fromscratch.__version__}"
+
+
+def test_data_list_names_every_data_set(capsys):
+    from fromscratch.data import DATASETS
+
+    assert main(["data", "list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    # one line per data set of the registry: its name, its task, its description
+    assert len(lines) == len(DATASETS)
+    for line, d in zip(lines, DATASETS.values(), strict=True):
+        assert line.split()[:2] == [d.name, d.task] and line.endswith(d.description)
+    assert {"demo", "shakespeare", "imdb", "enwik8"} <= {line.split()[0] for line in lines}
