@@ -8,7 +8,9 @@ The figures read only these files. The same metrics go to W&B (mode online, offl
 disabled), with the run's group, job type, tags and full config. On resume the same W&B
 run continues (its id is kept in the checkpoint, `resume="allow"`), and the local metric
 lines after the checkpoint's step are dropped so that no step appears twice. When W&B
-cannot reach its server the run goes on offline; it never waits on the network.
+cannot reach its server at the start, the run goes on offline after waiting for it at most
+INIT_TIMEOUT_S seconds (online mode only; W&B's own finish may still wait to upload what
+it has not sent).
 """
 
 from __future__ import annotations

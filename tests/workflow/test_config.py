@@ -26,6 +26,8 @@ MALFORMED = [
         r"presets, ablations$",
     ),
     ("cluster={default: {gpus: two}}", r"config: cluster.default.gpus: 'two' is not of type 'int"),
+    ("cluster={train: {max_requeues: -1}}", r"cluster.train.max_requeues: -1 is less than the min"),
+    ("cluster={train: {signal_delay_s: 1.5}}", r"signal_delay_s: 1.5 is not of type 'integer'"),
     ("presets={demo: {seeds: []}}", r"\[\] should be non-empty"),
     (
         "ablations={cramming: {demo: {split: val}}}",
@@ -254,15 +256,95 @@ def test_nested_config_values_keep_their_yaml_types(workdir):
     assert "cramming_train" in default and "cramming_train" not in planned_jobs(no_cramming)
 
 
-def stage_arguments(result, stage) -> list[dict]:
-    """The arguments of every `fromscratch run STAGE` a dry run with -p prints."""
+def stage_arguments(result, stage, option="--args") -> list[dict]:
+    """The arguments (or, with option="--resources", the SLURM resources) of every
+    `fromscratch run STAGE` a dry run with -p prints."""
     marker = f"fromscratch run {stage} "
     arguments = []
     for line in result.stdout.splitlines():
         if marker in line:
             command = shlex.split(line[line.index(marker) :])
-            arguments.append(json.loads(command[command.index("--args") + 1]))
+            arguments.append(json.loads(command[command.index(option) + 1]))
     return arguments
+
+
+def test_requeue_settings_of_a_cluster_entry_reach_the_launcher(workdir):
+    from fromscratch.launch import Resources
+
+    override = "cluster={train: {gpus: 1, time_min: 240, max_requeues: 5, signal_delay_s: 120}}"
+    result = snakemake(workdir, "-n", "-p", "--config", override)
+    assert result.returncode == 0, result.stderr[-2000:]
+    trains = stage_arguments(result, "train", "--resources")
+    assert trains and all(r["max_requeues"] == 5 and r["signal_delay_s"] == 120 for r in trains)
+    resources = Resources.from_dict(trains[0])
+    assert (resources.max_requeues, resources.signal_delay_s) == (5, 120)
+    assert resources.submitit_parameters("job")["slurm_signal_delay_s"] == 120
+    (data,) = {json.dumps(r) for r in stage_arguments(result, "prepare", "--resources")}
+    assert "max_requeues" not in data  # the train entry's alone; the launcher's default
+
+
+def test_the_studies_build_on_the_course_runs_of_the_presets_seeds(workdir):
+    """The distillation teacher, the sentence VAE's base and the cramming reference are
+    course GPT runs of the preset's seeds: none is scheduled for a seed it does not have."""
+    result = snakemake(workdir, "-n", "--config", "presets={demo: {seeds: [1, 2]}}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    course_runs = set(re.findall(r"results/demo/runs/\w+/[\w.-]+/seed(\d+)/", result.stdout))
+    assert course_runs == {"1", "2"}
+    teacher = "results/demo/runs/position/learned/seed1/model.pt"
+    for rule in ("distill_teacher_lengths", "sentence_vae_run"):
+        job = re.search(rf"^rule {rule}:\n    input: (.*)$", result.stdout, re.M)
+        assert job and teacher in job.group(1).split(", "), rule
+    cramming = re.search(r"^rule cramming_figures:\n    input: (.*)$", result.stdout, re.M)
+    references = re.findall(r"results/demo/runs/position/learned/seed(\d)/", cramming.group(1))
+    assert references == ["1", "2"]
+
+
+def config_without(workdir, *keys, **settings):
+    """config.yaml with each of `keys` (dotted paths) left out and each of `settings`
+    (dotted paths, with __ for the dots) set; the path of the copy."""
+    settings = {key.replace("__", "."): value for key, value in settings.items()}
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    for path, value in [(key, None) for key in keys] + list(settings.items()):
+        *parents, name = path.split(".")
+        section = config
+        for parent in parents:
+            section = section[parent]
+        if value is None:
+            del section[name]
+        else:
+            section[name] = value
+    copy = workdir / "config.yaml"
+    copy.write_text(yaml.safe_dump(config))
+    return copy
+
+
+def test_a_gpt_on_a_token_budget_without_max_steps_plans(workdir):
+    """The cramming figure describes the course GPT by the budget its preset sets."""
+    config = config_without(
+        workdir,
+        "presets.demo.gpt.train.max_steps",
+        presets__demo__gpt__train__token_budget=200_000,
+        presets__demo__gpt__train__clock="tokens",
+    )
+    result = snakemake(workdir, "-n", "-p", config=config)
+    assert result.returncode == 0, result.stderr[-2000:]
+    gpt = [a["config"] for a in stage_arguments(result, "train") if "/runs/position/" in a["out"]]
+    assert gpt and all("max_steps" not in c and c["token_budget"] == 200_000 for c in gpt)
+
+
+def test_samples_are_drawn_at_the_temperature_the_figure_states(workdir):
+    """Without a temperature in the preset, the workflow passes its own default, which is
+    the sample stage's (the samples figure's title states the workflow's)."""
+    import inspect
+
+    from fromscratch.stages.evaluate import sample_stage
+
+    config = config_without(workdir, "presets.demo.gpt.sample.temperature")
+    result = snakemake(workdir, "-n", "-p", config=config)
+    assert result.returncode == 0, result.stderr[-2000:]
+    default = inspect.signature(sample_stage).parameters["temperature"].default
+    samples = stage_arguments(result, "sample")
+    assert samples and all(args["temperature"] == default for args in samples)
 
 
 def test_numbers_in_exponent_form_are_numbers(workdir):

@@ -266,16 +266,28 @@ def data_dir(model):
 
 
 def train_spec(model, seed=0, **model_fields):
-    """The training config (a TrainConfig dict) of `model` in this preset."""
+    """The training config (a TrainConfig dict) of `model` in this preset, without W&B
+    tracking (a training job adds its own: tracking)."""
     spec = P[model]
     return {
         "data": data_dir(model),
         "model": {"family": FAMILY[model], **spec["model"], **model_fields},
         "eval_splits": spec.get("eval_splits", ""),
         "seed": seed,
+        **spec.get("train", {}),
+    }
+
+
+def tracking(group, *tags, job_type="train"):
+    """How a job's run is logged to W&B, as its config takes it: config.yaml's mode and
+    project, the W&B group `<preset>-<group>`, the job type, and the tags (the preset's
+    name, then `tags`). None of it is a setting: changing it reruns nothing."""
+    return {
         "wandb_mode": config["wandb"]["mode"],
         "wandb_project": config["wandb"]["project"],
-        **spec.get("train", {}),
+        "group": f"{PRESET}-{group}",
+        "job_type": job_type,
+        "tags": ",".join([PRESET, *map(str, tags)]),
     }
 
 
@@ -449,6 +461,23 @@ def run_folder(experiment, variant, seed):
     return f"{RESULTS}/runs/{experiment}/{variant}/seed{seed}"
 
 
+def course_gpt(seed=SEEDS[0]):
+    """The run folder of the course's GPT (the position comparison's main variant) at
+    `seed`: by default the preset's first seed, the one the studies build on."""
+    return run_folder("position", MAIN_VARIANT["position"], seed)
+
+
+def course_gpt_label():
+    """The course GPT in a figure's legend, with what it trains for: each budget its preset
+    sets (max_steps, token_budget, time_budget_s: any of them may be the one)."""
+    train = P["gpt"]["train"]
+    units = {"max_steps": "steps", "token_budget": "tokens", "time_budget_s": "s"}
+    budgets = [
+        f"{train[key]:,.15g} {unit}" for key, unit in units.items() if train.get(key)
+    ]
+    return f"course GPT ({', '.join(budgets)})" if budgets else "course GPT"
+
+
 def comparison_runs(experiment):
     return [
         f"{run_folder(experiment, variant, seed)}/summary.json"
@@ -498,6 +527,13 @@ def all_targets():
         f"{RESULTS}/tables/runs.csv",
         *(target for targets in STUDY_TARGETS.values() for target in targets),
     ]
+
+
+def figure_code(*modules):
+    """The figure code that a figure's job runs, as its inputs (touching it reruns the
+    job): plots.py and tables.py, which write every figure and table, and each of
+    `modules` (e.g. "cramming", figures/cramming.py)."""
+    return [f"{SOURCE}/figures/{module}.py" for module in ("plots", "tables", *modules)]
 
 
 def noise_scale_file(model):

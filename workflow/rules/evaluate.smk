@@ -1,6 +1,12 @@
 # Stage 4: text samples from the trained GPT (evaluation itself runs inside training, over
 # whole splits, and lands in each run's summary.json).
 
+# How the GPT samples: the preset's settings, the temperature always among them (the
+# samples figure's title states it). SAMPLE_TEMPERATURE is the sample stage's own default
+# (stages/evaluate.py; a test keeps the two equal), for a preset that sets none.
+SAMPLE_TEMPERATURE = 0.8
+SAMPLING = {"temperature": SAMPLE_TEMPERATURE, **P["gpt"]["sample"]}
+
 
 rule sample:
     input:
@@ -19,7 +25,7 @@ rule sample:
                 "model": input[0],
                 "out": output[0],
                 "seed": int(wc.seed),
-                **P["gpt"].get("sample", {}),
+                **SAMPLING,
             },
         ),
     shell:

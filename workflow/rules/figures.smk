@@ -1,13 +1,14 @@
 # Stage 5: tidy tables from results/, seaborn figures, the poster. These rules read only
 # files under results/ and never train: touching the figure code reruns only them.
 
-FIGURE_CODE = [f"{SOURCE}/figures/plots.py", f"{SOURCE}/figures/tables.py"]
+FIGURE_CODE = figure_code()
 FIGURES = f"{RESULTS}/figures"
 
 
+# The tables read exactly the runs named here, not every run folder under runs/.
 rule tables:
     input:
-        all_runs(),
+        runs=all_runs(),
         code=FIGURE_CODE,
     output:
         runs=f"{RESULTS}/tables/runs.csv",
@@ -16,8 +17,6 @@ rule tables:
         f"{RESULTS}/logs/figures/tables.log",
     conda:
         CONDA_ENV
-    params:
-        results=lambda wc, output: os.path.dirname(os.path.dirname(output.runs)),
     script:
         "../scripts/tables.py"
 
@@ -134,8 +133,7 @@ rule figure_samples:
         CONDA_ENV
     params:
         names=[f"GPT, {v} positions" for v in variants("position")],
-        title=f"Samples (seed {SEEDS[0]}, temperature "
-        f"{P['gpt']['sample'].get('temperature', 1.0)})",
+        title=f"Samples (seed {SEEDS[0]}, temperature {SAMPLING['temperature']})",
     script:
         "../scripts/samples.py"
 

@@ -30,11 +30,7 @@ rule train:
                     lr=input.lr,
                     batch_size=input.batch_size,
                 )
-                | {
-                    "group": f"{PRESET}-{wc.experiment}",
-                    "job_type": "train",
-                    "tags": f"{PRESET},{wc.variant},seed{wc.seed}",
-                },
+                | tracking(wc.experiment, wc.variant, f"seed{wc.seed}"),
                 "out": os.path.dirname(output.summary),
                 "resume": True,
             },

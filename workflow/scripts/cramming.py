@@ -1,12 +1,11 @@
 # The cramming study's tables (one row per run; one per recipe) and its two figures.
 from fromscratch.figures import cramming
+from fromscratch.figures.tables import write_csv
 
 s = snakemake  # noqa: F821
 runs = cramming.runs_table(s.input.runs, s.params.metric)
-runs.to_csv(s.output.runs, index=False)
-cramming.ablation_table(runs, s.params.metric, s.params.budget_s).to_csv(
-    s.output.ablations, index=False
-)
+write_csv(runs, s.output.runs)
+write_csv(cramming.ablation_table(runs, s.params.metric, s.params.budget_s), s.output.ablations)
 cramming.budget_figure(
     runs,
     cramming.reference_table(s.input.reference, s.params.metric),

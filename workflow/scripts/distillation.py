@@ -1,8 +1,9 @@
 # The distillation study: its table of every evaluation, and its two figures.
 from fromscratch.figures import distillation
+from fromscratch.figures.tables import write_csv
 
 s = snakemake  # noqa: F821
 table = distillation.results_table(s.params.students, s.input.students, s.input.teacher)
-table.to_csv(s.output.table, index=False)
+write_csv(table, s.output.table)
 distillation.by_layers(table, s.output.layers, s.params.teacher_name)
 distillation.by_length(table, s.output.lengths, s.params.teacher_name)

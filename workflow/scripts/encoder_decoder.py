@@ -2,11 +2,10 @@
 from pathlib import Path
 
 from fromscratch.figures import encoder_decoder
-from fromscratch.io import atomic_path
+from fromscratch.figures.tables import write_csv
 
 s = snakemake  # noqa: F821
 table = encoder_decoder.accuracy_table([Path(p).parent for p in s.input.runs])
-for frame, path in ((table, s.output.lengths), (encoder_decoder.run_table(table), s.output.runs)):
-    with atomic_path(path) as tmp:
-        frame.to_csv(tmp, index=False)
+write_csv(table, s.output.lengths)
+write_csv(encoder_decoder.run_table(table), s.output.runs)
 encoder_decoder.accuracy_by_length(table, s.output.figure, s.params.title)

@@ -1,10 +1,11 @@
 # Bits per token along long documents for every variant of the recurrent GPT: the table
 # (per model, seed and variant) and the figure of one corpus.
 from fromscratch.figures import recurrent_gpt2
+from fromscratch.figures.tables import write_csv
 
 s = snakemake  # noqa: F821
 positions, table, summary = recurrent_gpt2.read_results(
     s.input.summaries, s.params.models, s.params.seeds
 )
-table.to_csv(s.output.table, index=False)
+write_csv(table, s.output.table)
 recurrent_gpt2.along_document(positions, summary, s.output.figure, s.params.title, s.params.bin)

@@ -1,15 +1,12 @@
 # The sentence-VAE study: tables of its runs, then its four figures.
-from pathlib import Path
-
 from fromscratch.figures import sentence_vae as figures
 from fromscratch.figures import tables
 
 s = snakemake  # noqa: F821
-root = Path(s.output.results).parent  # the study folder: runs/vae/<variant>/seed<k>/
-results = tables.runs(root)
-curves = tables.curves(root)
-results.to_csv(s.output.results, index=False)
-curves.to_csv(s.output.curves, index=False)
+results = tables.runs(s.input.summaries)  # the runs declared, not all on disk
+curves = tables.curves(s.input.summaries)
+tables.write_csv(results, s.output.results)
+tables.write_csv(curves, s.output.curves)
 
 variants = s.params.variants
 figures.training(curves, variants, s.output.training, "Sentence VAE: training")

@@ -1,5 +1,7 @@
-# Tidy tables of every run under results/<preset>/runs/: one row per run, one per metric point.
+# Tidy tables of the runs the rule declares as inputs (not every run folder on disk): one
+# row per run, one per metric point.
 from fromscratch.figures import tables
 
-tables.runs(snakemake.params.results).to_csv(snakemake.output.runs, index=False)  # noqa: F821
-tables.curves(snakemake.params.results).to_csv(snakemake.output.curves, index=False)  # noqa: F821
+s = snakemake  # noqa: F821
+tables.write_csv(tables.runs(s.input.runs), s.output.runs)
+tables.write_csv(tables.curves(s.input.runs), s.output.curves)

@@ -18,6 +18,8 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
+from fromscratch.io import atomic_path
+
 sns.set_theme(style="whitegrid", context="notebook")
 
 METRIC_LABELS = {
@@ -43,13 +45,14 @@ def label(metric: str) -> str:
 
 
 def save(fig: plt.Figure, path: str | Path) -> list[Path]:
-    """Write path.png and path.pdf; returns both paths."""
+    """Write path.png and path.pdf, each atomically; returns both paths."""
     path = Path(path).with_suffix("")
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     written = []
     for suffix in (".png", ".pdf"):
-        fig.savefig(path.with_suffix(suffix), dpi=150)
+        with atomic_path(path.with_suffix(suffix)) as tmp:  # no half-drawn figure
+            fig.savefig(tmp, dpi=150, format=suffix.removeprefix("."))
         written.append(path.with_suffix(suffix))
     plt.close(fig)
     return written

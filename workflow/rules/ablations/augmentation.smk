@@ -49,16 +49,12 @@ if ablation_enabled("augmentation"):
         }
         for model in AUG_COURSE_MODEL
     }
-    # The training config of each model (data, seed and tags are the run's): the course
+    # The training config of each model (data, seed and tracking are the run's): the course
     # model's, with the study's `train` settings on top. No evaluation while training: the
     # evaluate rule scores every set, in domain included, once.
     AUG_TRAIN_SPEC = {
         model: train_spec(AUG_COURSE_MODEL[model], **AUG_VARIANT[model])
-        | {
-            "eval_splits": "",
-            "group": f"{PRESET}-augmentation-{model}",
-            "job_type": "train",
-        }
+        | {"eval_splits": ""}
         | AUG[model]["train"]
         for model in AUG_COURSE_MODEL
     }
@@ -147,8 +143,13 @@ if ablation_enabled("augmentation"):
                         | {
                             "data": AUG_TRAIN_DATA[wc.model, wc.strategy],
                             "seed": int(wc.seed),
-                            "tags": f"{PRESET},augmentation,{wc.strategy},seed{wc.seed}",
-                        },
+                        }
+                        | tracking(
+                            f"augmentation-{wc.model}",
+                            "augmentation",
+                            wc.strategy,
+                            f"seed{wc.seed}",
+                        ),
                         lr=input.lr,
                         batch_size=input.batch_size,
                     ),
@@ -200,7 +201,7 @@ if ablation_enabled("augmentation"):
                 for strategy in AUG[model]["strategies"]
                 for seed in AUG_SEEDS
             ],
-            code=[f"{SOURCE}/figures/plots.py", f"{SOURCE}/figures/augmentation.py"],
+            code=figure_code("augmentation"),
         output:
             results=f"{AUG_DIR}/results.csv",
             summary=f"{AUG_DIR}/summary.csv",

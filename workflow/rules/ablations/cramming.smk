@@ -38,14 +38,13 @@ if ablation_enabled("cramming"):
         for seed in CRAMMING_SEEDS
     ]
     # The training config of each recipe: the baseline with the recipe's one change, its
-    # schedule on the clock; each run adds its seed and its budget (time_budget_s).
+    # schedule on the clock; each run adds its seed, its budget (time_budget_s) and its
+    # tracking.
     CRAMMING_SPECS = {
         recipe: {
             "data": data_dir("gpt"),
             "model": {"family": "gpt", **CRAMMING["model"], **change.get("model", {})},
             "eval_splits": CRAMMING["split"],
-            "wandb_mode": config["wandb"]["mode"],
-            "wandb_project": config["wandb"]["project"],
             **CRAMMING["train"],
             **change.get("train", {}),
             "clock": "time",
@@ -105,13 +104,14 @@ if ablation_enabled("cramming"):
                 lambda wc, input, output: {
                     "config": with_tuned(
                         CRAMMING_SPECS[wc.recipe]
-                        | {
-                            "seed": int(wc.seed),
-                            "time_budget_s": float(wc.budget),
-                            "group": f"{PRESET}-cramming",
-                            "job_type": "train",
-                            "tags": f"{PRESET},cramming,{wc.recipe},budget{wc.budget}s,seed{wc.seed}",
-                        },
+                        | {"seed": int(wc.seed), "time_budget_s": float(wc.budget)}
+                        | tracking(
+                            "cramming",
+                            "cramming",
+                            wc.recipe,
+                            f"budget{wc.budget}s",
+                            f"seed{wc.seed}",
+                        ),
                         lr=input.lr,
                     ),
                     "out": os.path.dirname(output.summary),
@@ -124,11 +124,9 @@ if ablation_enabled("cramming"):
     rule cramming_figures:
         input:
             runs=CRAMMING_RUNS,
-            reference=[
-                f"{run_folder('position', MAIN_VARIANT['position'], seed)}/summary.json"
-                for seed in CRAMMING_SEEDS
-            ],
-            code=[f"{SOURCE}/figures/cramming.py", f"{SOURCE}/figures/plots.py"],
+            # the course GPT's runs, over the preset's seeds (the study's may differ)
+            reference=[f"{course_gpt(seed)}/summary.json" for seed in SEEDS],
+            code=figure_code("cramming"),
         output:
             runs=f"{CRAMMING_DIR}/runs.csv",
             ablations=f"{CRAMMING_DIR}/ablations.csv",
@@ -155,7 +153,7 @@ if ablation_enabled("cramming"):
             budget_s=CRAMMING_BUDGET,
             order=list(CRAMMING_RECIPES),
             published=CRAMMING.get("published"),
-            reference_label=f"course GPT ({P['gpt']['train']['max_steps']} steps)",
+            reference_label=course_gpt_label(),
             title=f"Cramming: a GPT on {P['gpt']['data']['dataset']} in a fixed time budget",
         script:
             "../../scripts/cramming.py"

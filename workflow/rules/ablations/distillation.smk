@@ -9,9 +9,7 @@ if ablation_enabled("distillation"):
     DISTILL_DIR = study_dir("distillation")
     DISTILL_MODES = ("distilled", "control")
     if DISTILL["teacher"] == "pipeline":  # the course's GPT, on the GPT's data
-        DISTILL_TEACHER = os.path.join(
-            run_folder("position", MAIN_VARIANT["position"], 0), "model.pt"
-        )
+        DISTILL_TEACHER = f"{course_gpt()}/model.pt"
         DISTILL_TEACHER_FILES = [DISTILL_TEACHER]
         DISTILL_DATA = data_dir("gpt")
     else:  # a Hugging Face GPT-2 folder or cached name, on data tokenised for it
@@ -63,12 +61,13 @@ if ablation_enabled("distillation"):
                         "eval_splits": DISTILL["eval_split"],
                         "eval_max_tokens": DISTILL["eval_max_tokens"],
                         "seed": int(wc.seed),
-                        "wandb_mode": config["wandb"]["mode"],
-                        "wandb_project": config["wandb"]["project"],
                         **DISTILL["train"],
-                        "group": f"{PRESET}-distillation",
-                        "job_type": "train",
-                        "tags": f"{PRESET},{wc.mode},lstm{wc.layers},seed{wc.seed}",
+                        **tracking(
+                            "distillation",
+                            wc.mode,
+                            f"lstm{wc.layers}",
+                            f"seed{wc.seed}",
+                        ),
                         **(DISTILL_TEACHING if wc.mode == "distilled" else {}),
                     },
                     "out": os.path.dirname(output.summary),
@@ -142,7 +141,7 @@ if ablation_enabled("distillation"):
                 for s in DISTILL_STUDENTS
             ],
             teacher=f"{DISTILL_DIR}/teacher.json",
-            code=[f"{SOURCE}/figures/plots.py", f"{SOURCE}/figures/distillation.py"],
+            code=figure_code("distillation"),
         output:
             table=f"{DISTILL_DIR}/results.csv",
             layers=report(

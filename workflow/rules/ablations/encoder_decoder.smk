@@ -20,10 +20,6 @@ if ablation_enabled("encoder_decoder"):
         "model": SEQ2SEQ["model"],
         "gpt_layers": SEQ2SEQ["gpt_layers"],
         **SEQ2SEQ["train"],
-        "wandb_mode": config["wandb"]["mode"],
-        "wandb_project": config["wandb"]["project"],
-        "group": f"{PRESET}-encoder_decoder",
-        "job_type": "train",
     }
 
     rule encoder_decoder_train:
@@ -43,11 +39,13 @@ if ablation_enabled("encoder_decoder"):
                 "encoder-decoder",
                 lambda wc, input, output: {
                     "config": SEQ2SEQ_SETTINGS
-                    | {
-                        "architecture": wc.architecture,
-                        "seed": int(wc.seed),
-                        "tags": f"{PRESET},{wc.architecture},{SEQ2SEQ_TASK},seed{wc.seed}",
-                    },
+                    | {"architecture": wc.architecture, "seed": int(wc.seed)}
+                    | tracking(
+                        "encoder_decoder",
+                        wc.architecture,
+                        SEQ2SEQ_TASK,
+                        f"seed{wc.seed}",
+                    ),
                     "out": os.path.dirname(output.summary),
                     "resume": True,
                 },
@@ -62,7 +60,7 @@ if ablation_enabled("encoder_decoder"):
                 architecture=SEQ2SEQ_ARCHITECTURES,
                 seed=SEQ2SEQ["seeds"],
             ),
-            code=[f"{SOURCE}/figures/plots.py", f"{SOURCE}/figures/encoder_decoder.py"],
+            code=figure_code("encoder_decoder"),
         output:
             lengths=f"{SEQ2SEQ_DIR}/accuracy_by_length.csv",
             runs=f"{SEQ2SEQ_DIR}/runs.csv",

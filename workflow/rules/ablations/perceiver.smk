@@ -70,14 +70,10 @@ if ablation_enabled("perceiver"):
                     "config": json.loads(pathlib.Path(input.plan).read_text())[
                         "variants"
                     ][wc.variant]["config"]
-                    | {
-                        "seed": int(wc.seed),
-                        "wandb_mode": config["wandb"]["mode"],
-                        "wandb_project": config["wandb"]["project"],
-                        "group": f"{PRESET}-perceiver",
-                        "job_type": "train",
-                        "tags": f"{PRESET},perceiver,{wc.data},{wc.variant},seed{wc.seed}",
-                    },
+                    | {"seed": int(wc.seed)}
+                    | tracking(
+                        "perceiver", "perceiver", wc.data, wc.variant, f"seed{wc.seed}"
+                    ),
                     "out": os.path.dirname(output.summary),
                     "resume": True,
                 },
@@ -119,7 +115,7 @@ if ablation_enabled("perceiver"):
                 variant=PERCEIVER_VARIANTS,
                 seed=study_seeds("perceiver"),
             ),
-            code=[f"{SOURCE}/figures/perceiver.py", f"{SOURCE}/figures/plots.py"],
+            code=figure_code("perceiver"),
         output:
             table=f"{PERCEIVER_DIR}/results.csv",
             png=report(

@@ -89,7 +89,7 @@ if ablation_enabled("recurrent_gpt2"):
             summaries=lambda wc: expand(
                 f"{REC_DIR}/{wc.corpus}/{{model}}/summary.json", model=REC_MODELS
             ),
-            code=[f"{SOURCE}/figures/recurrent_gpt2.py", f"{SOURCE}/figures/plots.py"],
+            code=figure_code("recurrent_gpt2"),
         output:
             figure=report(
                 f"{RESULTS}/figures/recurrent_gpt2/{{corpus}}.png",

@@ -2,7 +2,8 @@
 # what keeps its latent code alive: KL annealing (constant, linear, cyclical) and free
 # bits. Each variant x seed is one run; the tables and figures compare them.
 #
-#   base: pipeline   the course's trained GPT (position/learned/seed0) and its data
+#   base: pipeline   the course's trained GPT (position/learned, the preset's first seed)
+#                    and its data
 #         train      a GPT trained here (the `train` stage) on the study's data set
 #         gpt2       Hugging Face GPT-2 (`name`: a hub name or a save_pretrained folder)
 
@@ -19,9 +20,7 @@ if ablation_enabled("sentence_vae"):
                 f"({P['gpt']['data']}) with base.source: pipeline"
             )
         VAE_DATA = data_dir("gpt")
-        VAE_BASE_MODEL = (
-            f"{run_folder('position', MAIN_VARIANT['position'], 0)}/model.pt"
-        )
+        VAE_BASE_MODEL = f"{course_gpt()}/model.pt"
     else:
         VAE_DATA = f"{RESULTS}/data/{VAE['data']['dataset']}-{VAE['data']['tokenizer']}"
         VAE_BASE_MODEL = f"{VAE_DIR}/base/model.pt"
@@ -46,11 +45,7 @@ if ablation_enabled("sentence_vae"):
                         "model": {"family": "gpt", **VAE_BASE.get("model", {})},
                         "eval_splits": "test",
                         "seed": 0,
-                        "wandb_mode": config["wandb"]["mode"],
-                        "wandb_project": config["wandb"]["project"],
-                        "group": f"{PRESET}-sentence_vae",
-                        "job_type": "train",
-                        "tags": f"{PRESET},sentence_vae,base",
+                        **tracking("sentence_vae", "sentence_vae", "base"),
                         **VAE_BASE.get("train", {}),
                     },
                     "out": os.path.dirname(output.summary),
@@ -93,11 +88,12 @@ if ablation_enabled("sentence_vae"):
                         **VAE["train"],
                         **VAE["variants"][wc.variant],
                         "seed": int(wc.seed),
-                        "wandb_mode": config["wandb"]["mode"],
-                        "wandb_project": config["wandb"]["project"],
-                        "group": f"{PRESET}-sentence_vae",
-                        "job_type": "sentence-vae",
-                        "tags": f"{PRESET},{wc.variant},seed{wc.seed}",
+                        **tracking(
+                            "sentence_vae",
+                            wc.variant,
+                            f"seed{wc.seed}",
+                            job_type="sentence-vae",
+                        ),
                     },
                     "resume": True,
                 },
@@ -117,7 +113,7 @@ if ablation_enabled("sentence_vae"):
                 variant=VAE_VARIANTS,
             ),
             examples=f"{VAE_DIR}/runs/vae/{VAE_VARIANTS[-1]}/seed{VAE['seeds'][0]}/examples.json",
-            code=[f"{SOURCE}/figures/plots.py", f"{SOURCE}/figures/sentence_vae.py"],
+            code=figure_code("sentence_vae"),
         output:
             results=f"{VAE_DIR}/results.csv",
             curves=f"{VAE_DIR}/curves.csv",
