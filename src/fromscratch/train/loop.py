@@ -47,7 +47,7 @@ class NonFiniteLoss(FromScratchError):
 
 def stop_if_not_finite(loss: float, grad_norm: float, step: int, checkpoints: Path) -> None:
     """Stop the run at a step whose loss or gradient norm is NaN or infinite, naming the
-    checkpoint it can go back to: the step has spoilt the weights in memory."""
+    last checkpoint: the run goes back to it, not on from the weights in memory."""
     if math.isfinite(loss) and math.isfinite(grad_norm):
         return
     saved = checkpoint.list_checkpoints(checkpoints)
