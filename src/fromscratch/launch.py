@@ -10,15 +10,17 @@ submitit job, with its job folder and log paths: a dry run of the submission pat
 with this process's Python (`sys.executable`, the venv where fromscratch is installed),
 so the pickled function imports there as it does here.
 
-A `submitit.helpers.Checkpointable` function (such as `TrainingJob`) survives preemption
-and time limits: SLURM sends SIGUSR2 (`--signal=USR2@signal_delay_s` before the limit,
-or `scancel --signal=USR2`), submitit asks the function for a `checkpoint()` submission,
-requeues the job and exits; the requeued job calls that submission. Every failure
+A `submitit.helpers.Checkpointable` function (`TrainingJob`, and `ResumableStage` for the
+other stages that save checkpoints) survives preemption and time limits: SLURM sends
+SIGUSR2 (`--signal=USR2@signal_delay_s` before the limit, or `scancel --signal=USR2`),
+submitit asks the function for a `checkpoint()` submission, requeues the job and exits;
+the requeued job calls that submission. Every failure
 becomes a `FromScratchError` naming the job's error and the path of its log.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import signal
@@ -244,13 +246,33 @@ def _raise_exit(signum: int, frame: Any) -> None:
     raise SystemExit(128 + signum)
 
 
-class TrainingJob(Checkpointable):
-    """`fromscratch.train.train` as a checkpointable job: a preempted or timed-out run is
-    requeued and resumes from the checkpoint the training loop saved on SIGUSR2.
+class ResumingJob(Checkpointable):
+    """A job whose function saves checkpoints and takes `resume` (by name): a preempted or
+    timed-out job is requeued and resumes from the checkpoint it saved on SIGUSR2.
 
-    The loop itself handles the signal first (it finishes the step and saves), then calls
-    submitit's handler, which calls `checkpoint()` below, requeues the job and exits.
+    The training loop handles the signal first (it finishes the step and saves), then
+    calls submitit's handler, which calls `checkpoint()` below, requeues the job and exits.
+    A job that is not Checkpointable would fail at its time limit instead.
     """
+
+    def checkpoint(self, *args: Any, **kwargs: Any) -> DelayedSubmission:
+        return DelayedSubmission(self, *args, **{**kwargs, "resume": True})
+
+
+class ResumableStage(ResumingJob):
+    """A stage function with a `resume` argument (the sentence VAE, the seq2seq runs) as a
+    ResumingJob, with the function's own signature (which `fromscratch run` checks)."""
+
+    def __init__(self, function: Callable[..., Any]):
+        functools.update_wrapper(self, function)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        _use_allocated_cpus()
+        return self.__wrapped__(*args, **kwargs)
+
+
+class TrainingJob(ResumingJob):
+    """`fromscratch.train.train` as a ResumingJob, one process per SLURM task."""
 
     def __call__(self, config: dict, out: str, resume: bool = False) -> dict:
         from fromscratch.train import TrainConfig, train
@@ -262,9 +284,6 @@ class TrainingJob(Checkpointable):
             TorchDistributedEnvironment().export(set_cuda_visible_devices=False, overwrite=True)
         _use_allocated_cpus()
         return train(TrainConfig.from_dict(config), out, resume=resume)
-
-    def checkpoint(self, config: dict, out: str, resume: bool = False) -> DelayedSubmission:
-        return DelayedSubmission(self, config, out, resume=True)
 
 
 def _job_tasks() -> int:

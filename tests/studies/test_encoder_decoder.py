@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import inspect
 import json
 import os
 import signal
@@ -12,11 +13,13 @@ import signal
 import numpy as np
 import pytest
 import torch
+from submitit.helpers import Checkpointable
 
 from fromscratch import FromScratchError
 from fromscratch.data.seq2seq import IGNORE, PAD, START, Seq2SeqTask
 from fromscratch.figures import encoder_decoder as figures
 from fromscratch.models import GPT, ConfigError, EncoderDecoder
+from fromscratch.stages import get_stage
 from fromscratch.stages.encoder_decoder import encoder_decoder_stage
 from fromscratch.train.loop import Interrupted
 from fromscratch.train.seq2seq import (
@@ -205,6 +208,28 @@ def test_stage_writes_the_run_and_resumes_exactly(tmp_path, capsys):
     assert len(figures.run_table(table)) == 2
     written = figures.accuracy_by_length(table, tmp_path / "figure.png", "test")
     assert all(path.stat().st_size > 0 for path in written)
+
+
+def test_at_its_time_limit_the_stage_job_requeues_itself_resuming(tmp_path, capsys):
+    """At SLURM's warning before the time limit submitit asks the job for its checkpoint()
+    submission and requeues that: the run resumes. A plain function has no checkpoint(),
+    and its job would fail at the time limit."""
+    job = get_stage("encoder-decoder")  # what `fromscratch run encoder-decoder` submits
+    assert isinstance(job, Checkpointable)
+    assert inspect.signature(job) == inspect.signature(encoder_decoder_stage)  # checked args
+    settings = config(architecture="decoder_only", checkpoint_every=15)
+    run = tmp_path / "run"
+    first = job(config=settings, out=str(run))
+    # as if the warning had come after the step-15 checkpoint
+    (run / "checkpoints" / "step-00000030.pt").unlink()
+    (run / "checkpoints" / "finished").unlink()
+    requeued = job.checkpoint(config=settings, out=str(run), resume=False)
+    assert requeued.function is job and requeued.kwargs["resume"] is True
+    capsys.readouterr()
+    resumed = requeued.result()
+    assert "resuming from step 15 " in capsys.readouterr().err
+    assert resumed.pop("train_time_s") > 0 and first.pop("train_time_s") > 0
+    assert resumed == first
 
 
 def test_a_signal_mid_run_checkpoints_and_the_resumed_run_ends_identically(

@@ -2,11 +2,14 @@
 
 Each stage is a function of plain keyword arguments (JSON from the rule) that writes its
 outputs and returns a small dict; `STAGES` maps the names that `fromscratch run STAGE`
-accepts to them. Training is a submitit `Checkpointable` (`launch.TrainingJob`), so a
-preempted or timed-out job requeues and resumes from its checkpoint.
+accepts to them. Training, and every stage with a `resume` argument, is a submitit
+`Checkpointable` (`launch.TrainingJob`, `launch.ResumableStage`), so a preempted or
+timed-out job requeues and resumes from its checkpoint.
 """
 
 from __future__ import annotations
+
+import inspect
 
 from fromscratch.stages.augmentation import augment_stage
 from fromscratch.stages.data import prepare_stage
@@ -39,8 +42,14 @@ STAGES = {
 
 def get_stage(name: str):
     """The callable that `fromscratch run NAME` hands to the launcher."""
+    # the launcher brings in submitit: imported only for the stages that need it
     if name == "train":
         from fromscratch.launch import TrainingJob
 
         return TrainingJob()
-    return STAGES[name]
+    stage = STAGES[name]
+    if "resume" in inspect.signature(stage).parameters:
+        from fromscratch.launch import ResumableStage
+
+        return ResumableStage(stage)
+    return stage
