@@ -7,7 +7,7 @@ Every run writes, in its output folder:
 The figures read only these files. The same metrics go to W&B (mode online, offline or
 disabled), with the run's group, job type, tags and full config. On resume the same W&B
 run continues (its id is kept in the checkpoint, `resume="allow"`), and the local metric
-lines after the checkpoint's step are dropped so that no step appears twice. When W&B
+lines written after the checkpoint are dropped so that no line appears twice. When W&B
 cannot reach its server at the start, the run goes on offline after waiting for it at most
 INIT_TIMEOUT_S seconds (online mode only; W&B's own finish may still wait to upload what
 it has not sent).
@@ -78,6 +78,7 @@ class Tracker:
         tags: list[str] | tuple[str, ...] = (),
         run_id: str | None = None,
         resume_step: int | None = None,
+        resume_lines: int | None = None,
         enabled: bool = True,
     ):
         self.out = Path(out)
@@ -85,11 +86,12 @@ class Tracker:
         self.run_id = run_id or uuid.uuid4().hex[:12]
         self.started = time.time()
         self.metrics_path = self.out / "metrics.jsonl"
+        self.lines = 0  # in metrics.jsonl: a checkpoint records it (see _truncate_after)
         self.wandb = None
         if not enabled:
             return
         self.out.mkdir(parents=True, exist_ok=True)
-        self._truncate_after(resume_step)
+        self._truncate_after(resume_step, resume_lines)
         wandb_dir = self.out / "wandb"
         if run_id is None and wandb_dir.is_dir():
             # an earlier run's W&B files: out of the way of `wandb sync` (README), which would
@@ -98,21 +100,25 @@ class Tracker:
         if mode != "disabled":
             self.wandb = self._start_wandb(mode, project, group, job_type, list(tags), config)
 
-    def _truncate_after(self, step: int | None) -> None:
-        """Keep the metric lines up to `step` (the checkpoint resumed from), drop the rest."""
+    def _truncate_after(self, step: int | None, lines: int | None) -> None:
+        """Keep the metric lines written before the checkpoint resumed from (the first
+        `lines`, where the checkpoint counted them; else those up to its `step`), drop the
+        rest: a run killed after its last checkpoint, even after its final evaluation was
+        logged at that same step, logs each line once."""
         if not self.metrics_path.exists():
             return
-        lines = self.metrics_path.read_text(encoding="utf-8").splitlines(keepends=True)
+        written = self.metrics_path.read_text(encoding="utf-8").splitlines(keepends=True)
         keep = []
-        for line in lines:
+        for line in written[:lines] if step is not None else []:
             try:
                 record = json.loads(line)
             except json.JSONDecodeError:
                 break  # a line cut short by a kill: everything after it is unreliable
-            if step is None or record.get("step", 0) <= step:
+            if record.get("step", 0) <= step:
                 keep.append(line)
         with atomic_path(self.metrics_path) as tmp:
-            tmp.write_text("".join(keep) if step is not None else "", encoding="utf-8")
+            tmp.write_text("".join(keep), encoding="utf-8")
+        self.lines = len(keep)
 
     def _start_wandb(self, mode, project, group, job_type, tags, config):
         import wandb
@@ -145,12 +151,17 @@ class Tracker:
             wandb.teardown()
             return wandb.init(mode="offline", **kwargs)
 
+    def checkpoint_state(self) -> dict:
+        """What a checkpoint keeps of the tracking, for Tracker(resume_*) to go on from."""
+        return {"wandb_run_id": self.run_id, "metric_lines": self.lines}
+
     def log(self, metrics: dict[str, Any], step: int) -> None:
         if not self.enabled:
             return
         record = {"step": step, **metrics}
         with open(self.metrics_path, "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
+        self.lines += 1
         self._to_wandb(lambda run: run.log(metrics, step=step))
 
     def _to_wandb(self, send) -> None:

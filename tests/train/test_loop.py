@@ -321,6 +321,18 @@ def test_resume_goes_on_when_only_the_watching_changed(demo_chars, tmp_path, cap
     assert not (tmp_path / "run" / "checkpoints.stale-1").exists()
 
 
+def test_a_run_killed_after_its_final_evaluation_logs_each_line_once(demo_chars, tmp_path):
+    # the final checkpoint is saved after the final evaluation's line: a kill before the run
+    # is marked finished resumes at that checkpoint's step, evaluates and logs again
+    spec = tiny_gpt(demo_chars, max_steps=4, checkpoint_every=2, eval_every=2)
+    train(TrainConfig.from_dict(spec), tmp_path)
+    before = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    assert json.loads(before[-1]).keys() >= {"step", "test/loss"}
+    (tmp_path / "checkpoints" / "finished").unlink()
+    train(TrainConfig.from_dict(spec), tmp_path, resume=True)
+    assert (tmp_path / "metrics.jsonl").read_text().splitlines() == before
+
+
 def test_an_lstm_trains_on_windows_longer_than_its_default_context(demo_chars, tmp_path):
     spec = tiny_gpt(demo_chars, context=48, eval_splits="")
     spec["model"] = {"family": "lstm", "n_layer": 1, "n_embd": 16, "context": 32}

@@ -43,8 +43,9 @@ class TrackingConfig(Config):
         super().__post_init__()
         self._check_choice("wandb_mode", WANDB_MODES)
 
-    def tracker(self, out, run_config: dict, run_id=None, resume_step=None, enabled=True):
-        """The run's Tracker (metrics.jsonl, summary.json, W&B), resuming `run_id` if given."""
+    def tracker(self, out, run_config: dict, saved: dict | None = None, enabled=True):
+        """The run's Tracker (metrics.jsonl, summary.json, W&B); resuming from the checkpoint
+        `saved`: its W&B run and its metric lines."""
         from fromscratch.track import Tracker
 
         return Tracker(
@@ -55,8 +56,9 @@ class TrackingConfig(Config):
             group=self.group,
             job_type=self.job_type,
             tags=[t for t in self.tags.split(",") if t],
-            run_id=run_id,
-            resume_step=resume_step,
+            run_id=saved["wandb_run_id"] if saved else None,
+            resume_step=saved["step"] if saved else None,
+            resume_lines=saved.get("metric_lines") if saved else None,
             enabled=enabled,
         )
 

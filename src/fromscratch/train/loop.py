@@ -212,16 +212,13 @@ class Trainer:
         saved = checkpoint.resume_from(
             self.out / "checkpoints", self.config_dict(), resume, owner=self.dist.is_main
         )
-        run_id = self._restore(saved) if saved is not None else None
+        if saved is not None:
+            self._restore(saved)
         self.forward_model = self.dist.wrap(self.model)
         if config.compile:
             self.forward_model = torch.compile(self.forward_model)
         self.tracker = config.tracker(
-            self.out,
-            self.config_dict(),
-            run_id=run_id,
-            resume_step=self.state.step if saved is not None else None,
-            enabled=self.dist.is_main,
+            self.out, self.config_dict(), saved, enabled=self.dist.is_main
         )
         self.show_bar = sys.stderr.isatty() if progress_bar is None else progress_bar
 
@@ -260,7 +257,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ checkpoints
 
-    def _restore(self, saved: dict) -> str:
+    def _restore(self, saved: dict) -> None:
         self.model.load_state_dict(saved["model"])
         self.optimizer.load_state_dict(saved["optimizer"])
         self.scaler.load_state_dict(saved["scaler"])
@@ -268,7 +265,6 @@ class Trainer:
             self.ema.load_state_dict(saved["ema"])
         checkpoint.set_rng_state(saved["rng"])
         self.state = Progress(**saved["progress"])
-        return saved["wandb_run_id"]
 
     def save_checkpoint(self) -> Path | None:
         if not self.dist.is_main:
@@ -283,7 +279,7 @@ class Trainer:
                 "rng": checkpoint.rng_state(),
                 "progress": vars(self.state).copy(),
                 "step": self.state.step,
-                "wandb_run_id": self.tracker.run_id,
+                **self.tracker.checkpoint_state(),
                 "config": self.config_dict(),
             },
             keep=self.config.keep_checkpoints,
@@ -438,10 +434,12 @@ class Trainer:
                     self.save_checkpoint, s.step, before_stop=self.tracker.close
                 )
         final = self.evaluate()
+        if c.checkpoint_every:
+            # before the final line: a run killed before it is marked finished resumes
+            # from here and logs that line, once
+            self.save_checkpoint()
         if final:
             self.tracker.log(final, s.step)
-        if c.checkpoint_every:
-            self.save_checkpoint()
         self.save_model()
         summary = {
             "steps": s.step,

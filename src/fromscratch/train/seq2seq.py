@@ -237,15 +237,14 @@ def train_seq2seq(config: Seq2SeqConfig, out: str | Path, resume: bool = True) -
     optimizer = model.configure_optimizer(
         c.weight_decay, c.lr, (c.beta1, c.beta2), fused=device.type in ("cpu", "cuda")
     )
-    step, tokens, elapsed, run_id = 0, 0, 0.0, None
+    step, tokens, elapsed = 0, 0, 0.0
     saved = checkpoint.resume_from(out / "checkpoints", c.to_dict(), resume)
     if saved is not None:
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         checkpoint.set_rng_state(saved["rng"])
         step, tokens, elapsed = saved["step"], saved["tokens"], saved["elapsed"]
-        run_id = saved["wandb_run_id"]
-    tracker = c.tracker(out, c.to_dict(), run_id=run_id, resume_step=step if step else None)
+    tracker = c.tracker(out, c.to_dict(), saved)
 
     def save_checkpoint() -> None:
         state = {
@@ -255,7 +254,7 @@ def train_seq2seq(config: Seq2SeqConfig, out: str | Path, resume: bool = True) -
             "step": step,
             "tokens": tokens,
             "elapsed": elapsed,
-            "wandb_run_id": tracker.run_id,
+            **tracker.checkpoint_state(),
             "config": c.to_dict(),
         }
         checkpoint.save(out / "checkpoints", state, keep=c.keep_checkpoints)

@@ -195,15 +195,15 @@ def train_vae(
         c.weight_decay, c.lr, (c.beta1, c.beta2), fused=device.type in ("cpu", "cuda")
     )
     noise = torch.Generator(device).manual_seed(c.seed)  # the reparameterisation's draws
-    step, run_id = 0, None
+    step = 0
     saved = checkpoint.resume_from(out / "checkpoints", run_config, resume)
     if saved is not None:
         model.load_trainable_state(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         checkpoint.set_rng_state(saved["rng"])
         noise.set_state(saved["noise"])
-        step, run_id = saved["step"], saved["wandb_run_id"]
-    tracker = c.tracker(out, run_config, run_id=run_id, resume_step=step or None)
+        step = saved["step"]
+    tracker = c.tracker(out, run_config, saved)
 
     def save_checkpoint() -> None:
         state = {
@@ -212,7 +212,7 @@ def train_vae(
             "rng": checkpoint.rng_state(),
             "noise": noise.get_state(),
             "step": step,
-            "wandb_run_id": tracker.run_id,
+            **tracker.checkpoint_state(),
             "config": run_config,
         }
         checkpoint.save(out / "checkpoints", state, keep=c.keep_checkpoints)
