@@ -90,6 +90,35 @@ def test_lm_evaluation_is_an_exact_sum(demo_chars):
     assert result["bits"] == pytest.approx(math.log2(vocab) * (info["tokens"] - 1), rel=1e-6)
 
 
+class Windows(Uniform):
+    """Uniform, and notes the length of every window it is given."""
+
+    def __init__(self, vocab):
+        super().__init__(vocab)
+        self.lengths = []
+
+    def forward(self, idx, mask=None):
+        self.lengths += [idx.size(1)] * idx.size(0)
+        return super().forward(idx)
+
+
+def test_a_stride_scores_each_token_once_with_the_context_before_it(demo_chars):
+    data = PreparedData(demo_chars)
+    vocab = data.meta["vocab_size"]
+    back_to_back, sliding = Windows(vocab), Windows(vocab)
+    whole = evaluate_lm(back_to_back, data, "test", context=64, max_tokens=1000)
+    strided = evaluate_lm(sliding, data, "test", context=64, max_tokens=1000, stride=8)
+    assert strided["tokens"] == whole["tokens"] == 999
+    assert strided["bits"] == pytest.approx(whole["bits"], rel=1e-6)  # float32 sums
+    # windows every 8 tokens: all but the first few hold the whole context (the first call
+    # is the probe of how many positions the model predicts)
+    assert len(sliding.lengths) - 1 == math.ceil(999 / 8)
+    assert sliding.lengths[1:].count(64) == len(sliding.lengths) - 1 - 64 // 8 + 1
+    assert len(back_to_back.lengths) - 1 == math.ceil(999 / 64)
+    with pytest.raises(FromScratchError, match="eval_stride=65: more than the 64 positions"):
+        evaluate_lm(Windows(vocab), data, "test", context=64, max_tokens=1000, stride=65)
+
+
 def test_evaluation_leaves_the_model_in_the_mode_it_found_it(demo_chars, demo_words):
     for model, evaluate, data in (
         (Uniform(PreparedData(demo_chars).meta["vocab_size"]), evaluate_lm, demo_chars),

@@ -366,6 +366,7 @@ RUN_BOOKKEEPING = {
     "eval_splits",
     "eval_every",
     "eval_max_tokens",
+    "eval_stride",
     "log_every",
     "checkpoint_every",
     "keep_checkpoints",

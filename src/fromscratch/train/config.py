@@ -115,7 +115,9 @@ class TrainConfig(OptimizerConfig):
     files of the tuning stages to read lr / batch_size from; clock (steps | time | tokens):
     what the schedule follows.  Budgets: max_steps, time_budget_s, token_budget (0: none;
     the clock's own must be set, the others stop the run early).
-    eval_max_tokens: score only the first tokens of each split (0: all).  precision:
+    eval_max_tokens: score only the first tokens of each split (0: all); eval_stride: score
+    language models in windows every eval_stride tokens, so that each token sees at least
+    context - eval_stride before it (0: the model's own, see train/evaluate.py).  precision:
     fp32 | bf16 | fp16 (autocast; fp16 adds a GradScaler).  compile: torch.compile it.
     wandb_mode / wandb_project / group / job_type / tags: tracking (TrackingConfig).
     ema_decay: evaluate and save an exponential moving average of the weights with this
@@ -140,6 +142,7 @@ class TrainConfig(OptimizerConfig):
     time_budget_s: float = 0.0
     token_budget: int = 0
     eval_max_tokens: int = 0
+    eval_stride: int = 0
     precision: str = "fp32"
     compile: bool = False
     ema_decay: float = 0.0
@@ -155,7 +158,9 @@ class TrainConfig(OptimizerConfig):
         if family not in FAMILIES:
             self._fail("model", f"family {family!r} is not one of {', '.join(FAMILIES)}")
         self._check_positive("grad_accum")
-        self._check_not_negative("time_budget_s", "token_budget", "eval_max_tokens", "head_tokens")
+        self._check_not_negative(
+            "time_budget_s", "token_budget", "eval_max_tokens", "eval_stride", "head_tokens"
+        )
         for key in ("context", "max_length"):
             if getattr(self, key) < 0:
                 self._fail(

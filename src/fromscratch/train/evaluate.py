@@ -5,6 +5,13 @@ the first is predicted exactly once (a Perceiver AR, which predicts only its lat
 positions, by windows that overlap), and the summed negative log-likelihood
 (in bits) is divided by what was predicted — tokens, and the split's UTF-8 bytes and
 characters. No windows are sampled: the number is the same every time.
+
+How much a token sees before it depends on the windows' stride: back to back (a GPT's
+default), the first token of a window sees nothing and the last context - 1 tokens, half
+a window on average; windows every `stride` tokens, scoring their last `stride`
+predictions, give every token at least context - stride tokens before it. Two models
+compared on long contexts (a GPT and a Perceiver AR, which predicts only its L latents)
+are scored with the same stride.
 """
 
 from __future__ import annotations
@@ -61,8 +68,10 @@ def evaluate_lm(
     batch_size: int = 16,
     device: str | torch.device = "cpu",
     max_tokens: int = 0,
+    stride: int = 0,
 ) -> dict:
-    """Bits per token / byte / character of `split` (the first `max_tokens` if > 0)."""
+    """Bits per token / byte / character of `split` (the first `max_tokens` if > 0), in
+    windows every `stride` tokens (0: as many as the model predicts from a window)."""
     tokens = data.tokens(split)
     n = len(tokens) if not max_tokens else min(len(tokens), max_tokens)
     if n < 2:
@@ -74,7 +83,13 @@ def evaluate_lm(
     with evaluating(model):
         # how many positions the model predicts from a full window: all, or its latents
         probe = torch.zeros((1, min(context, n - 1)), dtype=torch.long, device=device)
-        stride = model(probe).size(1)
+        predicts = model(probe).size(1)
+        if stride > predicts:
+            raise FromScratchError(
+                f"eval_stride={stride}: more than the {predicts} positions the model "
+                "predicts from a window"
+            )
+        stride = stride or predicts
         # windows of the same length go through the model together (only the first few,
         # shorter than context, differ)
         windows = lm_windows(n, context, stride)

@@ -388,6 +388,7 @@ class Trainer:
                     self.context,
                     device=self.device,
                     max_tokens=c.eval_max_tokens,
+                    stride=c.eval_stride,
                 )
                 metrics |= {
                     f"{split}/{k}": r[k]
