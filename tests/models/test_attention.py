@@ -87,6 +87,14 @@ def test_padding_is_never_attended_and_empty_rows_are_zero():
         torch.testing.assert_close(out, attn.c_proj.bias.expand_as(out))
 
 
+@pytest.mark.parametrize("fast", [False, True])
+def test_a_float_key_mask_is_an_error(fast):
+    # 0/1 floats are not a mask: the fused kernel would add them to the scores as a bias
+    attn = Attention(config(n_head=2, fast=fast), causal=False)
+    with pytest.raises(ValueError, match=r"key_mask must be bool .*, not torch\.float32"):
+        attn(torch.randn(2, 6, 8), mask=torch.ones(2, 6))
+
+
 def test_rope_scores_depend_on_distance_only():
     rotary = Rotary(8)
     q, k = torch.randn(1, 1, 1, 8), torch.randn(1, 1, 1, 8)

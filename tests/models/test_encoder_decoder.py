@@ -55,3 +55,30 @@ def test_generate_names_a_source_token_outside_the_vocabulary():
         SamplingError, match=r"token ids 0\.\.16 are outside the vocabulary \[0, 16\)"
     ):
         model.generate(torch.tensor([[0, 16]]), torch.ones(1, 1, dtype=torch.long), 3)
+
+
+@pytest.mark.parametrize(
+    "src, tgt, named",
+    [
+        (torch.ones(1, 3), torch.ones(1, 1, dtype=torch.long), "src must be a non-empty"),
+        (torch.ones(1, 3, dtype=torch.long), torch.ones(1, 0, dtype=torch.long), "tgt must be"),
+        (torch.ones(3, dtype=torch.long), torch.ones(1, 1, dtype=torch.long), "shape (3,)"),
+    ],
+)
+def test_generate_names_a_malformed_source_or_target(src, tgt, named):
+    with pytest.raises(SamplingError) as error:
+        EncoderDecoder(tiny()).eval().generate(src, tgt, 3)
+    assert named in str(error.value) and "\n" not in str(error.value)
+
+
+def test_too_long_input_names_the_context():
+    with pytest.raises(ValueError, match="11 tokens exceed context=10"):
+        EncoderDecoder(tiny())(torch.ones(1, 11, dtype=torch.long), torch.ones(1, 2).long())
+
+
+@pytest.mark.parametrize("fast", [False, True])
+def test_a_float_source_mask_is_an_error(fast):
+    model = EncoderDecoder(tiny(fast=fast)).eval()
+    src, tgt = torch.randint(1, 16, (2, 8)), torch.randint(1, 16, (2, 6))
+    with pytest.raises(ValueError, match="key_mask must be bool"):
+        model(src, tgt, torch.ones(2, 8))

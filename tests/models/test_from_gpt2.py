@@ -41,6 +41,34 @@ def test_logits_match_hugging_face(hf_model, source, tmp_path):
         torch.testing.assert_close(fast(idx), expected, atol=1e-4, rtol=0)
 
 
+def test_untied_output_layer_loads_its_own_weights():
+    config = transformers.GPT2Config(
+        vocab_size=100, n_positions=32, n_embd=64, n_layer=2, n_head=2, tie_word_embeddings=False
+    )
+    hf_model = transformers.GPT2LMHeadModel(config).eval()
+    model = GPT.from_gpt2(hf_model).eval()
+    assert not model.config.tie_weights
+    assert model.num_parameters() == hf_model.num_parameters()
+    idx = torch.randint(0, 100, (2, 32))
+    with torch.no_grad():
+        torch.testing.assert_close(model(idx), hf_model(idx).logits, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize(
+    "setting, named",
+    [
+        (dict(layer_norm_epsilon=1e-6), "layer_norm_epsilon=1e-06; only 1e-5"),
+        (dict(add_cross_attention=True), "add_cross_attention=True"),
+    ],
+)
+def test_settings_this_gpt_cannot_compute_are_errors(setting, named):
+    config = transformers.GPT2Config(
+        vocab_size=100, n_positions=32, n_embd=64, n_layer=1, n_head=2, **setting
+    )
+    with pytest.raises(ValueError, match=named):
+        GPT.from_gpt2(transformers.GPT2LMHeadModel(config))
+
+
 def test_greedy_generation_matches_hugging_face(hf_model):
     model = GPT.from_gpt2(hf_model).eval()
     prompt = torch.randint(0, 100, (1, 5))

@@ -9,7 +9,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from fromscratch.models import ATTENTIONS, GPT, POSITIONS, GPTConfig, SamplingError, nll_bits
+from fromscratch.models import (
+    ATTENTIONS,
+    GPT,
+    POSITIONS,
+    GPTConfig,
+    SamplingError,
+    nll_bits,
+    sample_next_token,
+)
 
 
 def tiny(**kw) -> GPTConfig:
@@ -80,6 +88,11 @@ def test_flops_per_token_is_nanogpts_formula():
     assert model.num_parameters(non_embedding=True) == n
     assert model.estimate_flops_per_token() == 6 * n + 12 * 2 * 2 * 8 * 16
     assert model.estimate_mfu(1000.0, 1e12) == pytest.approx(model.estimate_flops_per_token() / 1e9)
+    # untied, the token embeddings are a lookup and the head a matmul of its own: the same
+    # matmuls, the same FLOPs
+    untied = GPT(tiny(tie_weights=False))
+    assert untied.num_parameters(non_embedding=True) == n
+    assert untied.estimate_flops_per_token() == model.estimate_flops_per_token()
 
 
 def test_init_scales_residual_projections():
@@ -163,6 +176,18 @@ def test_the_tightest_top_k_and_top_p_keep_only_the_likeliest_token(filter):
     assert torch.equal(model.generate(prompt, 6, temperature=2.0, generator=g, **filter), greedy)
 
 
+def test_top_p_of_one_keeps_every_token(monkeypatch):
+    # a peaked distribution over GPT-2's vocabulary: its float32 cumulative sum reaches 1
+    # thousands of tokens before the last, which top_p=1 must not drop
+    logits = 3 * torch.randn(4, 50257)
+    sampled_from = []
+    monkeypatch.setattr(
+        torch, "multinomial", lambda probs, **kw: sampled_from.append(probs) or probs[:, :1]
+    )
+    sample_next_token(logits, top_p=1.0)
+    assert torch.equal(sampled_from[0], F.softmax(logits, dim=-1))
+
+
 @pytest.mark.parametrize(
     "bad, named",
     [
@@ -174,6 +199,12 @@ def test_the_tightest_top_k_and_top_p_keep_only_the_likeliest_token(filter):
         (dict(max_new_tokens=-1), "max_new_tokens=-1"),
         (dict(idx=torch.tensor([[3, 32]])), "token ids 3..32 are outside the vocabulary [0, 32)"),
         (dict(idx=torch.tensor([[-1]])), "token ids -1..-1 are outside"),
+        (dict(idx=torch.zeros(2, 0, dtype=torch.long)), "idx must be a non-empty (B, T) tensor"),
+        (dict(idx=torch.zeros(3, dtype=torch.long)), "not torch.int64 of shape (3,)"),
+        (dict(idx=torch.zeros(1, 2)), "int64 or int32 token ids, not torch.float32 of shape"),
+        (dict(vocab=0), "vocab=0 must be in [1, 32]"),
+        (dict(vocab=-3), "vocab=-3 must be in [1, 32]"),
+        (dict(vocab=33), "vocab=33 must be in [1, 32]"),
     ],
 )
 def test_bad_sampling_arguments_are_one_line_errors(bad, named):

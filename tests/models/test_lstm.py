@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 
-from fromscratch.models import LSTMConfig, LSTMLanguageModel
+from fromscratch.models import LSTMConfig, LSTMLanguageModel, SamplingError
 
 
 def tiny(**kw) -> LSTMConfig:
@@ -32,6 +33,21 @@ def test_state_sampling_gives_the_same_tokens():
         for c in (True, False)
     ]
     assert runs[0].shape == (3, 34) and torch.equal(runs[0], runs[1])
+
+
+@pytest.mark.parametrize(
+    "prompt, named",
+    [
+        (torch.zeros(2, 0, dtype=torch.long), "idx must be a non-empty (B, T) tensor"),
+        (torch.zeros(4, dtype=torch.long), "shape (4,)"),
+        (torch.zeros(1, 3), "not torch.float32"),
+        (torch.tensor([[1, 32]]), "token ids 1..32 are outside the vocabulary [0, 32)"),
+    ],
+)
+def test_a_bad_prompt_is_a_one_line_error(prompt, named):
+    with pytest.raises(SamplingError) as error:
+        LSTMLanguageModel(tiny()).eval().generate(prompt, 3)
+    assert named in str(error.value) and "\n" not in str(error.value)
 
 
 def test_overfits_a_tiny_batch(train_steps):

@@ -119,6 +119,17 @@ def test_hugging_face_gpt2_and_the_project_gpt_give_the_same_bits(tmp_path):
         torch.testing.assert_close(mine, theirs, rtol=1e-4, atol=1e-4)
 
 
+def test_bits_are_those_of_the_model_without_dropout_and_its_mode_is_kept():
+    model = tiny_gpt()
+    docs = documents(2, document_length(CONTEXT, chunks=2))
+    expected = {variant: document_bits(model, docs, variant) for variant in VARIANTS}
+    model.drop.p = 0.5  # dropout on the embeddings, in training mode
+    model.train()
+    for variant in VARIANTS:
+        torch.testing.assert_close(document_bits(model, docs, variant), expected[variant])
+        assert model.training
+
+
 def test_bad_settings_fail_with_the_allowed_values():
     model, docs = tiny_gpt(), documents(1, document_length(CONTEXT, chunks=2))
     with pytest.raises(FromScratchError, match="sliding, truncated, input, layers"):

@@ -69,6 +69,8 @@ def visible(
     if causal and T > 1:  # a single query at the end sees every key anyway
         allowed = torch.ones(T, S, dtype=torch.bool, device=device).tril(diagonal=S - T)
     if key_mask is not None:
+        if key_mask.dtype != torch.bool:  # the fused kernel would add a float mask to the scores
+            raise ValueError(f"key_mask must be bool (True = real token), not {key_mask.dtype}")
         padding = key_mask[:, None, None, :]  # (B, 1, 1, S): the same for every head, query
         allowed = padding if allowed is None else allowed & padding
     return allowed

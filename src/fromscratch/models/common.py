@@ -6,6 +6,7 @@ makes every model report, save and sample the same way.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import time
@@ -83,14 +84,17 @@ class Model(nn.Module):
     def num_parameters(self, non_embedding: bool = False) -> int:
         """Parameters, each shared (tied) tensor counted once.
 
-        non_embedding=True leaves out learned position embeddings, as nanoGPT does for its
-        FLOP estimate (a lookup, not a matmul); tied token embeddings stay in, because they
-        are the output layer's matmul.
+        non_embedding=True leaves out the embedding lookups (not matmuls), for nanoGPT's FLOP
+        estimate: learned position embeddings, and token embeddings unless they are tied to
+        the output layer (then they are its matmul, and stay in as nanoGPT's do).
         """
         n = sum(p.numel() for p in self.parameters())
-        wpe = getattr(self, "wpe", None)
-        if non_embedding and wpe is not None:
-            n -= sum(p.numel() for p in wpe.parameters())
+        if non_embedding:
+            wte, wpe, head = (getattr(self, name, None) for name in ("wte", "wpe", "lm_head"))
+            if wpe is not None:
+                n -= sum(p.numel() for p in wpe.parameters())
+            if wte is not None and (head is None or head.weight is not wte.weight):
+                n -= wte.weight.numel()
         return n
 
     def configure_optimizer(
@@ -149,6 +153,8 @@ class LanguageModel(Model):
         """
         check_sampling(max_new_tokens, temperature, top_k, top_p)
         check_token_ids(idx, self.config.vocab_size)
+        if vocab is not None and not 1 <= vocab <= self.config.vocab_size:
+            raise SamplingError(f"generate: vocab={vocab} must be in [1, {self.config.vocab_size}]")
         cache = None
         for _ in range(max_new_tokens):
             logits, cache = self.next_token_logits(idx, cache if use_cache else None)
@@ -185,10 +191,16 @@ def check_sampling(
             raise SamplingError(f"{where}: {name}={value} must be {allowed}")
 
 
-def check_token_ids(idx: torch.Tensor, vocab_size: int) -> None:
+def check_token_ids(idx: torch.Tensor, vocab_size: int, name: str = "idx") -> None:
     """A prompt's ids are typed by hand or come from another tokenizer: check them once
-    here, where the embedding lookup would only say "index out of range in self"."""
-    if idx.numel() and (idx.min() < 0 or idx.max() >= vocab_size):
+    here, where the model would fail deep inside (the embedding lookup only says "index out
+    of range in self").  name: what the message calls the prompt."""
+    if idx.dim() != 2 or idx.numel() == 0 or idx.dtype not in (torch.long, torch.int):
+        raise SamplingError(
+            f"generate: {name} must be a non-empty (B, T) tensor of int64 or int32 token ids, "
+            f"not {idx.dtype} of shape {tuple(idx.shape)}"
+        )
+    if idx.min() < 0 or idx.max() >= vocab_size:
         raise SamplingError(
             f"generate: token ids {idx.min().item()}..{idx.max().item()} are outside the "
             f"vocabulary [0, {vocab_size})"
@@ -210,7 +222,7 @@ def sample_next_token(
         kth = torch.topk(logits, min(top_k, logits.size(-1))).values[:, -1:]
         logits = logits.masked_fill(logits < kth, float("-inf"))
     probs = F.softmax(logits, dim=-1)
-    if top_p is not None:
+    if top_p is not None and top_p < 1:  # 1 keeps all (float32 sums reach 1 before the tail)
         sorted_probs, order = probs.sort(dim=-1, descending=True)
         before = sorted_probs.cumsum(dim=-1) - sorted_probs  # mass of the likelier tokens
         sorted_probs = sorted_probs.masked_fill(before >= top_p, 0.0)  # the first always stays
@@ -221,20 +233,39 @@ def sample_next_token(
 # --------------------------------------------------------------------------- metrics
 
 
-def nll_bits(logits: torch.Tensor, targets: torch.Tensor, ignore_index: int = -1) -> torch.Tensor:
-    """Summed negative log-likelihood of targets, in bits (a 0-d float tensor).
+@contextlib.contextmanager
+def evaluating(model: nn.Module):
+    """The model in eval mode (no dropout) inside, and in the mode it was in after."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
 
-    logits (..., V) and targets (...) of the same leading shape; targets equal to
-    ignore_index count nothing.  Divide by the number of tokens (or bytes) scored to get
-    exact bits per token (byte): a sum, not a mean of means, so batches of any size add up.
+
+def token_bits(logits: torch.Tensor, targets: torch.Tensor, ignore_index: int = -1) -> torch.Tensor:
+    """Negative log-likelihood of every target, in bits: a float tensor shaped as targets.
+
+    logits (..., V) and targets (...) of the same leading shape; a target equal to
+    ignore_index gets 0 bits.
     """
     nats = F.cross_entropy(
         logits.reshape(-1, logits.size(-1)).float(),
         targets.reshape(-1),
         ignore_index=ignore_index,
-        reduction="sum",
+        reduction="none",
     )
-    return nats / math.log(2)
+    return (nats / math.log(2)).view(targets.shape)
+
+
+def nll_bits(logits: torch.Tensor, targets: torch.Tensor, ignore_index: int = -1) -> torch.Tensor:
+    """Summed negative log-likelihood of targets, in bits (a 0-d float tensor).
+
+    Divide by the number of tokens (or bytes) scored to get exact bits per token (byte): a
+    sum, not a mean of means, so batches of any size add up.
+    """
+    return token_bits(logits, targets, ignore_index).sum()
 
 
 def measure_matmul_flops(

@@ -60,7 +60,9 @@ class EncoderDecoder(Model):
 
     def embed(self, idx: torch.Tensor) -> torch.Tensor:
         if idx.size(1) > self.config.context:
-            raise ValueError(f"EncoderDecoder: {idx.size(1)} tokens exceed context")
+            raise ValueError(
+                f"EncoderDecoder: {idx.size(1)} tokens exceed context={self.config.context}"
+            )
         x = self.wte(idx)
         if self.wpe is not None:
             x = x + self.wpe(idx.size(1))
@@ -103,8 +105,8 @@ class EncoderDecoder(Model):
     ) -> torch.Tensor:
         """Continue tgt (B, T) (e.g. a start token) by max_new_tokens sampled tokens."""
         check_sampling(max_new_tokens, temperature, top_k, top_p)
-        for ids in (src, tgt):
-            check_token_ids(ids, self.config.vocab_size)
+        check_token_ids(src, self.config.vocab_size, name="src")
+        check_token_ids(tgt, self.config.vocab_size, name="tgt")
         memory = self.encode(src, src_mask)  # once: the source does not change
         for _ in range(max_new_tokens):
             logits = self.decode(tgt[:, -self.config.context :], memory, src_mask)[:, -1]

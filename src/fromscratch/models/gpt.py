@@ -54,17 +54,24 @@ class GPT(LanguageModel):
 
         cache: one KVCache per layer; idx then holds only the tokens after the cached ones.
         """
-        T = idx.size(1)
         past = cache[0].length if cache is not None else 0
-        if past + T > self.config.context:
-            raise ValueError(f"GPT: {past + T} tokens exceed context={self.config.context}")
-        x = self.wte(idx)
-        if self.wpe is not None:
-            x = x + self.wpe(T, offset=past)
-        x = self.drop(x)
+        x = self.block_input(self.wte(idx), past)
         for i, block in enumerate(self.blocks):
             x = block(x, cache=cache[i] if cache is not None else None)
         return self.lm_head(self.ln_f(x))
+
+    def block_input(self, embeddings: torch.Tensor, past: int = 0) -> torch.Tensor:
+        """The first block's input: embeddings (B, T, C) at positions past .. past + T - 1,
+        with their positions added (learned or sinusoidal; the others live inside attention)
+        and dropout.  Vectors other than token embeddings may stand in for some tokens: a
+        latent prefix (vae.py), the memory of the previous run (recurrent.py).
+        """
+        T = embeddings.size(1)
+        if past + T > self.config.context:
+            raise ValueError(f"GPT: {past + T} tokens exceed context={self.config.context}")
+        if self.wpe is not None:
+            embeddings = embeddings + self.wpe(T, offset=past)
+        return self.drop(embeddings)
 
     # ----------------------------------------------------------------------- sampling
 
@@ -106,8 +113,10 @@ class GPT(LanguageModel):
 
         model_or_path: the model, or a local folder written by its `save_pretrained`
         (nothing is downloaded).  GPT-2 is this architecture with learned positions,
-        pre-norm, biases, GELU's tanh approximation and tied embeddings.  HF stores its
-        projections as Conv1D, whose weight is the transpose of a Linear's.
+        pre-norm, biases and GELU's tanh approximation, its output layer tied to the token
+        embeddings or not.  Any other setting is an error, rather than a model that loads
+        and computes something else.  HF stores its projections as Conv1D, whose weight is
+        the transpose of a Linear's.
         """
         from transformers import GPT2LMHeadModel
 
@@ -124,6 +133,10 @@ class GPT(LanguageModel):
             raise ValueError("GPT.from_gpt2: only GPT-2's standard 1/sqrt(d) attention scaling")
         if (h.n_inner or 4 * h.n_embd) != 4 * h.n_embd:
             raise ValueError("GPT.from_gpt2: only n_inner = 4 * n_embd")
+        if h.layer_norm_epsilon != 1e-5:  # GPT-2's, which our LayerNorm hard-codes
+            raise ValueError(f"GPT.from_gpt2: layer_norm_epsilon={h.layer_norm_epsilon}; only 1e-5")
+        if h.add_cross_attention:
+            raise ValueError("GPT.from_gpt2: add_cross_attention=True; GPT has no cross-attention")
         config = GPTConfig(
             vocab_size=h.vocab_size,
             context=h.n_positions,
@@ -136,7 +149,7 @@ class GPT(LanguageModel):
             position="learned",
             norm="pre",
             activation="gelu_tanh",
-            tie_weights=True,
+            tie_weights=h.tie_word_embeddings,
         )
         model = cls(config)
         theirs = hf.state_dict()
@@ -160,6 +173,6 @@ class GPT(LanguageModel):
             ):  # fmt: skip
                 w = theirs[f"transformer.h.{i}.{name}"]
                 ours[f"blocks.{i}.{name}"] = w.t() if name in conv1d else w
-        ours["lm_head.weight"] = ours["wte.weight"]  # tied
+        ours["lm_head.weight"] = theirs["lm_head.weight"]  # wte's own tensor, when tied
         model.load_state_dict(ours, strict=True)
         return model

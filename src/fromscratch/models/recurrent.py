@@ -36,12 +36,10 @@ pretrained GPT-2 and a GPT trained here are measured the same way.
 
 from __future__ import annotations
 
-import math
-
 import torch
-import torch.nn.functional as F
 
 from fromscratch import FromScratchError
+from fromscratch.models.common import evaluating, token_bits
 
 VARIANTS = ("sliding", "truncated", "input", "layers")
 
@@ -63,11 +61,8 @@ class OwnGPT:
         """Logits (B, T, V) and the hidden states: the input of every block, then the final
         (normalised) state.  layer_memory[i] (B, m, C) replaces the first m positions of the
         input of block i."""
-        gpt, T = self.model, embeddings.size(1)
-        x = embeddings
-        if gpt.wpe is not None:  # learned or sinusoidal; the others live inside attention
-            x = x + gpt.wpe(T)
-        x = gpt.drop(x)
+        gpt = self.model
+        x = gpt.block_input(embeddings)
         states = []
         for i, block in enumerate(gpt.blocks):
             if layer_memory is not None:
@@ -139,12 +134,6 @@ def _with_memory(x: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
     return torch.cat((memory.to(x.dtype), x[:, memory.size(1) :]), dim=1)
 
 
-def token_bits(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Bits of each target token (B, T) under logits (B, T, V)."""
-    nats = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), reduction="none")
-    return (nats / math.log(2)).view(targets.shape)
-
-
 def document_length(context: int, chunks: int, memory_tokens: int = 1) -> int:
     """Tokens in a document of `chunks` runs: c, then c - m new tokens per run, plus the
     last target.  Documents of this length are split into whole runs for every variant."""
@@ -188,9 +177,10 @@ def document_bits(
         )
     if docs.size(1) < c + 1:
         raise FromScratchError(f"recurrent: documents of {docs.size(1)} tokens; need > {c}")
-    if variant == "sliding":
-        return _sliding_bits(net, docs, stride, batch_size)
-    return _chunked_bits(net, docs, variant, memory_tokens)
+    with evaluating(model):  # no dropout: the bits of the model itself
+        if variant == "sliding":
+            return _sliding_bits(net, docs, stride, batch_size)
+        return _chunked_bits(net, docs, variant, memory_tokens)
 
 
 def _chunked_bits(net, docs: torch.Tensor, variant: str, m: int) -> torch.Tensor:

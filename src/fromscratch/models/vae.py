@@ -123,11 +123,7 @@ class SentenceVAE(Model):
         x = gpt.wte(idx)
         if prefix is not None:
             x = torch.cat((prefix, x), dim=1)
-        length = x.size(1)
-        if length > gpt.config.context:
-            raise ValueError(f"SentenceVAE: {length} positions exceed context={gpt.config.context}")
-        if gpt.wpe is not None:
-            x = x + gpt.wpe(length)
+        x = gpt.block_input(x)
         for block, adapter in zip(gpt.blocks, adapters, strict=True):
             x = adapter(block(x), z)
         return gpt.ln_f(x)

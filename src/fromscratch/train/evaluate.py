@@ -16,7 +16,6 @@ are scored with the same stride.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import math
 
@@ -26,17 +25,7 @@ import torch
 from fromscratch import FromScratchError
 from fromscratch.data import PreparedData
 from fromscratch.models import nll_bits
-
-
-@contextlib.contextmanager
-def evaluating(model: torch.nn.Module):
-    """The model in eval mode (no dropout) inside, and in the mode it was in after."""
-    was_training = model.training
-    model.eval()
-    try:
-        yield model
-    finally:
-        model.train(was_training)
+from fromscratch.models.common import evaluating
 
 
 def lm_targets_for(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

@@ -36,10 +36,9 @@ import torch.nn.functional as F
 from fromscratch.data.seq2seq import IGNORE, START, TASKS, Seq2SeqBatch, Seq2SeqTask
 from fromscratch.io import atomic_path
 from fromscratch.models import GPT, ConfigError, EncoderDecoder, EncoderDecoderConfig, GPTConfig
-from fromscratch.models.common import Model
+from fromscratch.models.common import Model, evaluating
 from fromscratch.train import checkpoint
 from fromscratch.train.config import OptimizerConfig
-from fromscratch.train.evaluate import evaluating
 from fromscratch.train.loop import StopSignals, pick_device, stop_if_not_finite
 from fromscratch.train.schedule import learning_rate, step_progress
 

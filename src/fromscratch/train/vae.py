@@ -30,11 +30,11 @@ import torch.nn.functional as F
 from fromscratch import FromScratchError
 from fromscratch.data import PreparedData
 from fromscratch.io import atomic_path, write_json
+from fromscratch.models.common import evaluating
 from fromscratch.models.vae import SentenceVAE, free_bits_kl, gaussian_kl
 from fromscratch.train import checkpoint
 from fromscratch.train.batches import keyed_rng
 from fromscratch.train.config import OptimizerConfig
-from fromscratch.train.evaluate import evaluating
 from fromscratch.train.loop import StopSignals, pick_device, stop_if_not_finite
 from fromscratch.train.schedule import learning_rate, step_progress
 
