@@ -1,13 +1,16 @@
 """Axis labels name the quantity, its split and its unit; tables read exactly the runs
-they are given; tables and figures are written atomically."""
+they are given; tables and figures are written atomically; bars start at 0; a single seed
+shows no spread; the KL weight is drawn from its schedule."""
 
 import json
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.patches import Rectangle
 
-from fromscratch.figures import plots, tables
+from fromscratch.figures import cramming, plots, sentence_vae, tables
 from fromscratch.figures.plots import label
 
 
@@ -24,6 +27,162 @@ from fromscratch.figures.plots import label
 )
 def test_label(metric, text):
     assert label(metric) == text
+
+
+def test_the_classifier_loss_is_per_review():
+    """One label per review: its cross-entropy is nats per review, not per token."""
+    assert label("loss", plots.LOSS_UNITS["classifier"]) == "training loss (nats/review)"
+    assert label("test/loss", plots.LOSS_UNITS["classifier"]) == "test loss (nats/review)"
+    assert label("test/accuracy", plots.LOSS_UNITS["classifier"]) == "test accuracy"
+
+
+@pytest.fixture
+def drawn(monkeypatch):
+    """The figures the figure functions draw, kept open instead of written."""
+    figures = []
+
+    def keep(fig, path):
+        fig.canvas.draw()
+        figures.append(fig)
+        return []
+
+    for module in (plots, sentence_vae, cramming):
+        monkeypatch.setattr(module, "save", keep)
+    yield figures
+    plt.close("all")
+
+
+def _titles(fig) -> str:
+    texts = [fig._suptitle.get_text()] if fig._suptitle else []
+    texts += [ax.get_title() for ax in fig.axes] + [ax.get_xlabel() for ax in fig.axes]
+    return "\n".join(texts + [ax.get_ylabel() for ax in fig.axes])
+
+
+def _assert_bars_start_at_zero(fig):
+    """Every bar starts at 0, and 0 is on its axis: a bar's length is its value."""
+    for ax in fig.axes:
+        for bar in (p for p in ax.patches if isinstance(p, Rectangle)):
+            vertical = bar.get_y() == 0
+            assert vertical or bar.get_x() == 0, "a bar that does not start at 0"
+            low, high = sorted(ax.get_ylim() if vertical else ax.get_xlim())
+            assert low <= 0 <= high, f"the axis of a bar starts at {low}, not at 0"
+
+
+def _runs(seeds, metric, values):
+    return pd.DataFrame(
+        [
+            {"experiment": "e", "variant": v, "seed": s, metric: values[v] + 0.01 * s}
+            for v in values
+            for s in seeds
+        ]
+    )
+
+
+def test_the_loss_axes_say_unit_and_smoothing(tmp_path, drawn):
+    """The classifier's curves and LR range test are in nats per review; the training loss
+    is smoothed by a centred mean (a straight falling line stays where it is) and says so."""
+    steps = np.arange(1, 21)
+    curves = pd.DataFrame(
+        {"experiment": "e", "variant": "a", "seed": 0, "step": steps, "tokens": 100 * steps,
+         "metric": "loss", "value": 2.0 - 0.05 * steps}
+    )  # fmt: skip
+    plots.training_curves(curves, "e", tmp_path / "c", "t", smooth=5, loss_unit="nats/review")
+    ax = drawn[-1].axes[0]
+    assert ax.get_ylabel() == "smoothed training loss (nats/review)"
+    assert "smoothed" in ax.get_title()
+    y = ax.get_lines()[0].get_ydata()
+    inner = slice(2, -2)  # a trailing mean would lie 0.1 above the line here
+    np.testing.assert_allclose(y[inner], 2.0 - 0.05 * steps[inner])
+
+    pd.DataFrame({"lr": [1e-4, 1e-3, 1e-2], "loss": [0.7, 0.6, 0.9], "smoothed": [0.7, 0.65, 0.8]}
+                 ).to_csv(tmp_path / "lr.csv", index=False)  # fmt: skip
+    choice = {"smoothing_beta": 0.9, "lr_at_min_loss": 1e-3, "lr": 1e-4}
+    (tmp_path / "lr.json").write_text(json.dumps(choice))
+    plots.lr_range(tmp_path / "lr.csv", tmp_path / "lr.json", tmp_path / "lr", "t", "nats/review")
+    assert drawn[-1].axes[0].get_ylabel() == "training loss (nats/review)"
+
+
+@pytest.mark.parametrize("seeds", [[0, 1, 2], [0]])
+def test_bars_start_at_zero(tmp_path, drawn, seeds):
+    """An accuracy zoomed in to its differences is drawn as points, not as bars cut off
+    above 0; bits, sentence-VAE measures and cramming changes are bars from 0."""
+    accuracy = _runs(seeds, "test/accuracy", {"a": 0.70, "b": 0.78})
+    plots.comparison(accuracy, "e", "test/accuracy", tmp_path / "a", "t")
+    assert not [p for p in drawn[-1].axes[0].patches if isinstance(p, Rectangle)]
+    bits = _runs(seeds, "test/bits_per_char", {"a": 1.5, "b": 1.4})
+    plots.comparison(bits, "e", "test/bits_per_char", tmp_path / "b", "t")
+    vae = _runs(seeds, "probe_accuracy", {"a": 0.55, "b": 0.56}).assign(
+        **{"test/active_units": 8, "swap_flip_rate": 0.4, "majority_accuracy": 0.51}
+    )
+    sentence_vae.summary(vae, ["a", "b"], tmp_path / "v", "t")
+    crammed = pd.DataFrame(
+        [
+            {"recipe": r, "seed": s, "budget_s": 6.0, "steps": 100, "m": 2.0 + d + 0.1 * s}
+            for r, d in {"baseline": 0.0, "cosine": -0.3, "dropout": 0.2}.items()
+            for s in seeds
+        ]
+    )
+    cramming.ablation_figure(crammed, "m", 6.0, tmp_path / "c", "t")
+    assert len(drawn) == 4
+    for fig in drawn:
+        _assert_bars_start_at_zero(fig)
+
+
+def test_one_seed_has_no_spread(tmp_path, drawn):
+    """A single seed has no standard deviation: "1 seed", never "1 seeds" nor "± nan"."""
+    assert plots.seeds_note(1) == "1 seed"
+    assert plots.seeds_note(3) == "mean ± sd over 3 seeds"
+    assert plots.seeds_note(pd.DataFrame({"seed": [4, 4, 5]}), "bars") == "bars over 2 seeds"
+    assert plots.mean_sd_text(pd.Series([2.0])) == "2.000"
+    runs = _runs([0], "test/accuracy", {"a": 0.7, "b": 0.8})
+    plots.comparison(runs, "e", "test/accuracy", tmp_path / "a", "t")
+    one = {"seed": 0, "budget_s": 6.0, "steps": 100, "m": 2.0}
+    crammed = pd.DataFrame([{"recipe": r, **one} for r in ("baseline", "x")])
+    cramming.ablation_figure(crammed, "m", 6.0, tmp_path / "c", "t")
+    for fig in drawn:
+        text = _titles(fig)
+        assert "1 seed" in text and "seeds" not in text
+        assert "nan" not in text and "±" not in text, text
+
+
+def test_the_kl_weight_is_drawn_from_its_schedule(tmp_path, drawn):
+    """β of every step, from the runs' own settings: a cyclical schedule's every cycle
+    shows, though β was logged only every 10 steps."""
+    summaries = []
+    for variant, train in {
+        "constant": {"kl_schedule": "constant"},
+        "cyclical": {"kl_schedule": "cyclical", "cycles": 3, "ramp": 0.5},
+    }.items():
+        for seed in (0, 1):
+            folder = tmp_path / variant / f"seed{seed}"
+            folder.mkdir(parents=True)
+            summary = {"steps": 60, "config": {"train": {"max_steps": 60, **train}}}
+            (folder / "summary.json").write_text(json.dumps(summary))
+            summaries.append(folder / "summary.json")
+    schedules = sentence_vae.kl_schedules(summaries)
+    assert schedules["cyclical"] == {
+        "steps": 60,
+        "kl_schedule": "cyclical",
+        "cycles": 3,
+        "ramp": 0.5,
+    }
+    assert schedules["constant"]["kl_schedule"] == "constant"
+
+    logged = pd.DataFrame(
+        [
+            {"variant": v, "seed": 0, "step": step, "metric": m, "value": 1.0}
+            for v in schedules
+            for step in range(10, 61, 10)
+            for m in ("recon", "kl", "beta")
+        ]
+    )
+    sentence_vae.training(logged, ["constant", "cyclical"], tmp_path / "t", "t", schedules)
+    constant, cyclical = drawn[-1].axes[2].get_lines()
+    x, beta = cyclical.get_data()
+    np.testing.assert_array_equal(x, np.arange(1, 61))
+    assert list(beta[:11]) == pytest.approx([s / 10 for s in range(10)] + [1.0])
+    assert list(beta[19:22]) == [1.0, 0.0, 0.1]  # a new cycle starts after 20 steps
+    assert set(constant.get_ydata()) == {1.0}
 
 
 def test_tables_read_only_the_runs_they_are_given(tmp_path):

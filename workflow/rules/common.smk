@@ -249,7 +249,8 @@ def own_comparison_panels():
                     f"compare-{name}",
                     comparison_title(name),
                     f"The final evaluation of the {TITLES[model]} with each value of "
-                    f"{compared_field(name)}; bars: mean ± sd over seeds, dots: seeds.",
+                    f"{compared_field(name)}; mean ± sd over seeds (bars for bits, points "
+                    "for accuracy), dots: seeds.",
                 ),
                 (
                     f"curves-{name}",

@@ -85,6 +85,7 @@ rule figure_curves:
         metric=lambda wc: comparison_metric(wc.experiment),
         order=lambda wc: variants(wc.experiment),
         variable=lambda wc: compared_field(wc.experiment),
+        model=lambda wc: comparison_model(wc.experiment),
     script:
         "../scripts/curves.py"
 
@@ -160,12 +161,13 @@ POSTER_PANELS = [
         "compare-attention",
         "Self-attention, step by step",
         "Test accuracy of the classifier "
-        "with simple (X Xᵀ), scaled, key/query/value, and multi-head attention.",
+        "with simple (X Xᵀ), scaled, key/query/value, and multi-head attention; "
+        "points: mean ± sd over seeds, dots: seeds.",
     ),
     (
         "curves-attention",
         "Classifier training",
-        "Training loss and test accuracy against "
+        "Training loss (nats per review, smoothed) and test accuracy against "
         "training tokens; bands: one standard deviation over seeds.",
     ),
     (
@@ -177,8 +179,8 @@ POSTER_PANELS = [
     (
         "curves-position",
         "GPT training",
-        "Training loss and evaluation bits against training "
-        "tokens for each position encoding.",
+        "Training loss (nats per token, smoothed) and evaluation bits against "
+        "training tokens for each position encoding.",
     ),
     ("lr_range-gpt", "GPT: LR range test", "The same test for the GPT."),
     ("batch_size-gpt", "GPT: batch-size search", "The same search for the GPT."),

@@ -1,4 +1,5 @@
-# Training loss and the evaluation metric against training tokens, seeds as bands.
+# Training loss (smoothed) and the evaluation metric against training tokens, seeds as bands;
+# the loss in the unit of the comparison's model (nats per token, or per review).
 import pandas as pd
 
 from fromscratch.figures import plots
@@ -13,4 +14,5 @@ plots.training_curves(
     eval_metric=s.params.metric,
     order=s.params.order,
     variable=s.params.variable,
+    loss_unit=plots.LOSS_UNITS[s.params.model],
 )

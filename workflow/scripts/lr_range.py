@@ -1,5 +1,12 @@
-# The LR range test's curve with the chosen learning rate marked.
+# The LR range test's curve with the chosen learning rate marked; the loss in the unit of
+# the model tuned (nats per token, or per review).
 from fromscratch.figures import plots
 
 s = snakemake  # noqa: F821
-plots.lr_range(s.input.curve, s.input.choice, s.output[0], s.params.title)
+plots.lr_range(
+    s.input.curve,
+    s.input.choice,
+    s.output[0],
+    s.params.title,
+    loss_unit=plots.LOSS_UNITS[s.wildcards.model],
+)

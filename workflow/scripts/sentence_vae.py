@@ -9,7 +9,13 @@ tables.write_csv(results, s.output.results)
 tables.write_csv(curves, s.output.curves)
 
 variants = s.params.variants
-figures.training(curves, variants, s.output.training, "Sentence VAE: training")
+figures.training(
+    curves,
+    variants,
+    s.output.training,
+    "Sentence VAE: training",
+    schedules=figures.kl_schedules(s.input.summaries),  # β at every step, not just logged
+)
 figures.summary(results, variants, s.output.summary, "Sentence VAE: the latent code")
 figures.latent(
     dict(zip(variants, s.input.latents, strict=True)),

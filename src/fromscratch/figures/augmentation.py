@@ -13,10 +13,10 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
-from fromscratch.figures.plots import label, save
+from fromscratch.figures.plots import label, save, seed_chart, seeds_note
 
 IN_DOMAIN = "in-domain"
-# The metric each study model is judged by, and whether higher is better.
+# The metric each study model is judged by (higher accuracy, lower bits per byte is better).
 HEADLINE = {"classifier": "accuracy", "lm": "bits_per_byte"}
 METRICS = ("accuracy", "loss", "bits_per_byte", "bits_per_char", "bits_per_token")
 
@@ -60,11 +60,6 @@ def summary_table(results: pd.DataFrame) -> pd.DataFrame:
         for m, s in zip(summary["model"], summary["set"], strict=True)
     ]
     return summary
-
-
-def _seeds_note(data: pd.DataFrame) -> str:
-    seeds = data["seed"].nunique()
-    return f"mean ± sd over {seeds} seed{'s' * (seeds != 1)}"
 
 
 def classifier_figure(results: pd.DataFrame, order: list[str], out: str | Path, title: str):
@@ -132,7 +127,7 @@ def classifier_figure(results: pd.DataFrame, order: list[str], out: str | Path, 
     )
     right.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.suptitle(
-        f"Classifier: augmentation vs out-of-domain accuracy\n({title}; {_seeds_note(data)})"
+        f"Classifier: augmentation vs out-of-domain accuracy\n({title}; {seeds_note(data)})"
     )
     return save(fig, out)
 
@@ -145,25 +140,13 @@ def lm_figure(results: pd.DataFrame, order: list[str], out: str | Path, title: s
     for ax, name in zip(axes[0], sets, strict=True):
         rows = data[data["set"] == name]
         # points, not bars: the axis is zoomed in to the differences
-        sns.pointplot(
-            rows,
-            x="strategy",
-            y="value",
-            order=order,
-            errorbar="sd",
-            capsize=0.2,
-            linestyle="none",
-            marker="D",
-            color="C0",
-            ax=ax,
-        )
-        sns.stripplot(rows, x="strategy", y="value", order=order, color="k", size=3, ax=ax)
+        seed_chart(ax, rows, "strategy", "value", order=order, bars=False, dot_size=3)
         low, high = rows["value"].min(), rows["value"].max()
         margin = 0.5 * (high - low) + 0.01
         ax.set_ylim(low - margin, high + margin)
         ax.set(xlabel=None, ylabel=label("bits_per_byte"), title=name)
         ax.tick_params(axis="x", rotation=30)
     fig.suptitle(
-        f"Byte-level GPT: augmentation vs out-of-domain text\n({title}; {_seeds_note(data)})"
+        f"Byte-level GPT: augmentation vs out-of-domain text\n({title}; {seeds_note(data)})"
     )
     return save(fig, out)

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from fromscratch.figures.plots import label, save
+from fromscratch.figures.plots import label, log2_ticks, mean_sd_text, save, seed_chart, seeds_note
 
 
 def _summary_row(path: Path, metric: str) -> dict:
@@ -122,9 +122,7 @@ def budget_figure(
         )
     # Ticks at the budgets, and at the reference's mean training time (rounded).
     ticks = sorted({*baseline["budget"], float(f"{reference['train_time_s'].mean() / per:.2g}")})
-    ax.set_xscale("log", base=2)
-    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
-    ax.minorticks_off()
+    log2_ticks(ax, ticks)
     seeds = baseline["seed"].nunique()
     ax.set(
         xlabel=f"training-time budget ({unit})",
@@ -139,7 +137,7 @@ def ablation_figure(
     runs: pd.DataFrame, metric: str, budget_s: float, out: str | Path, title: str
 ) -> list:
     """Each ablation's change of the metric from the baseline of the same seed, at the
-    whole budget: bars are the mean ± sd over seeds, points the seeds."""
+    whole budget: bars are the mean ± sd over seeds, points the seeds (plots.seed_chart)."""
     whole = whole_budget(runs, metric, budget_s)
     baseline = whole[whole["recipe"] == "baseline"][metric]
     ablations = whole[whole["recipe"] != "baseline"]
@@ -148,20 +146,16 @@ def ablation_figure(
     steps = ablations.groupby("recipe")["steps"].mean()
     names = [f"{recipe}\n({steps[recipe]:.0f} steps)" for recipe in order]
     fig, ax = plt.subplots(figsize=(7.2, 0.55 * len(order) + 2.0))
-    sns.barplot(
-        ablations, x="change", y="recipe", order=order, errorbar="sd", color="C0",
-        alpha=0.6, capsize=0.2, ax=ax,
-    )  # fmt: skip
-    sns.stripplot(ablations, x="change", y="recipe", order=order, color="k", size=4, ax=ax)
+    seed_chart(ax, ablations, "change", "recipe", order=order)  # bars from no change
     ax.set_yticks(range(len(order)), names)
     ax.axvline(0, color="0.3", lw=1)
     per, unit = _time_unit(budget_s)
-    seeds = ablations["seed"].nunique()
     base_steps = whole[whole["recipe"] == "baseline"]["steps"].mean()
     ax.set(
         xlabel=f"change in {label(metric)}\nablation − baseline of the same seed (> 0: worse)",
         ylabel=None,
-        title=f"{title}\none change at a time, {budget_s / per:g} {unit} each, {seeds} seeds\n"
-        f"baseline: {baseline.mean():.3f} ± {baseline.std():.3f} ({base_steps:.0f} steps)",
+        title=f"{title}\none change at a time, {budget_s / per:g} {unit} each; "
+        f"{seeds_note(ablations)}\n"
+        f"baseline: {mean_sd_text(baseline)} ({base_steps:.0f} steps)",
     )
     return save(fig, out)

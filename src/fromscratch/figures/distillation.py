@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
-from fromscratch.figures.plots import label, save
+from fromscratch.figures.plots import label, log2_ticks, mean_sd, save, seeds_note
 from fromscratch.io import read_json
 
 MODES = ("distilled", "control")
@@ -67,10 +67,9 @@ def by_layers(table: pd.DataFrame, out: str | Path, teacher_name: str) -> list:
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     for offset, mode in zip((-0.08, 0.08), MODES, strict=True):
         rows = students[students["mode"] == mode]
-        stats = rows.groupby("layers")[METRIC].agg(["mean", "std"])
-        ax.errorbar(
-            stats.index + offset, stats["mean"], yerr=stats["std"].fillna(0), marker="o",
-            capsize=4, color=COLORS[mode], label=f"{mode} (mean ± sd)",
+        mean_sd(
+            ax, rows, "layers", METRIC, COLORS[mode], mode + " (mean ± sd)" * (seeds > 1),
+            bars=True, shift=offset, marker="o", capsize=4,
         )  # fmt: skip
         ax.scatter(rows["layers"] + offset, rows[METRIC], s=12, color="k", zorder=3)
     ax.axhline(
@@ -101,21 +100,15 @@ def by_length(table: pd.DataFrame, out: str | Path, teacher_name: str) -> list:
     for ax, mode in zip(axes, MODES, strict=True):
         rows = students[students["mode"] == mode]
         for layers in depths:
-            stats = rows[rows["layers"] == layers].groupby("length")[METRIC].agg(["mean", "std"])
-            ax.plot(stats.index, stats["mean"], marker="o", ms=4, color=palette[layers],
-                    label=f"{layers} layer{'s' * (layers != 1)}")  # fmt: skip
-            ax.fill_between(
-                stats.index, stats["mean"] - stats["std"].fillna(0),
-                stats["mean"] + stats["std"].fillna(0), color=palette[layers], alpha=0.2,
+            mean_sd(
+                ax, rows[rows["layers"] == layers], "length", METRIC, palette[layers],
+                f"{layers} layer{'s' * (layers != 1)}", marker="o", ms=4,
             )  # fmt: skip
         ax.axvline(rows["length"].min(), color="0.6", ls=":", label="training length")
         ax.axhline(teacher[METRIC], color="0.3", ls="--", lw=1)
         ax.plot([teacher["length"]], [teacher[METRIC]], marker="*", ms=12, color="0.3", ls="",
                 label=f"teacher ({teacher_name}) at its context")  # fmt: skip
-        lengths = sorted(rows["length"].unique())
-        ax.set_xscale("log", base=2)
-        ax.set_xticks(lengths, [str(n) for n in lengths])
-        ax.minorticks_off()
+        log2_ticks(ax, rows["length"])
         ax.set(
             xlabel="evaluation length (tokens per window)",
             ylabel=label(f"{teacher['split']}/{METRIC}"),
@@ -123,7 +116,7 @@ def by_length(table: pd.DataFrame, out: str | Path, teacher_name: str) -> list:
         )
         ax.legend(fontsize=8)
     fig.suptitle(
-        "Beyond the training length: bits per token on longer windows "
-        "(lines: mean over seeds, bands: ± sd)"
+        "Beyond the training length: bits per token on longer windows\n"
+        f"({seeds_note(students, 'lines: mean, bands: ± sd')})"
     )
     return save(fig, out)

@@ -68,7 +68,6 @@ def accuracy_by_length(table: pd.DataFrame, out: str | Path, title: str) -> list
     data["model"] = data["model"].map(lambda m: f"{m} ({params[m] / 1e3:,.0f}k parameters)")
     order = sorted(data["model"].unique(), key=lambda m: not m.startswith("enc"))
     longest = data.loc[data["trained"], "length"].max()
-    seeds = data["seed"].nunique()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharex=True)
     for ax, (metric, name) in zip(axes, METRICS.items(), strict=True):
         sns.lineplot(
@@ -108,5 +107,5 @@ def accuracy_by_length(table: pd.DataFrame, out: str | Path, title: str) -> list
     axes[0].get_legend().remove()  # one legend, in the corner the curves leave empty
     axes[1].legend(fontsize=8, loc="lower left")
     task = data["task"].iloc[0]
-    fig.suptitle(f"{title}: {task}, greedy answers (mean ± sd over {seeds} seeds)")
+    fig.suptitle(f"{title}: {task}, greedy answers ({plots.seeds_note(data)})")
     return plots.save(fig, out)

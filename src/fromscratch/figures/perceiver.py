@@ -85,17 +85,11 @@ def context_figure(results: pd.DataFrame, out: str | Path, title: str) -> list:
         for ax, (column, ylabel) in zip(row, panels, strict=True):
             for i, model in enumerate(MODEL_NAMES.values()):
                 runs = rows[rows["model"] == model]
-                by_context = runs.groupby("context")[column].agg(["mean", "std"])
-                ax.errorbar(
-                    by_context.index,
-                    by_context["mean"],
-                    yerr=by_context["std"].fillna(0),
-                    color=f"C{i}",
-                    marker="o",
-                    capsize=3,
-                    label=f"{model} ({runs['parameters'].min() / 1e3:,.0f}k–"
-                    f"{runs['parameters'].max() / 1e3:,.0f}k parameters)",
+                name = (
+                    f"{model} ({runs['parameters'].min() / 1e3:,.0f}k–"
+                    f"{runs['parameters'].max() / 1e3:,.0f}k parameters)"
                 )
+                plots.mean_sd(ax, runs, "context", column, f"C{i}", name, bars=True, marker="o")
                 if column != "peak_memory_mb":  # one measurement per model: no seeds
                     jitter = 1 + 0.03 * (i - 0.5)  # the two models' seeds side by side
                     ax.scatter(
@@ -106,9 +100,7 @@ def context_figure(results: pd.DataFrame, out: str | Path, title: str) -> list:
             elif column == "peak_memory_mb":  # what the cost stage could measure there
                 what = "resident, CPU" if rows["memory_device"].iloc[0] == "cpu" else "GPU"
                 ylabel = f"peak memory (MB, {what})"
-            ax.set_xscale("log", base=2)
-            ax.set_xticks(contexts, [str(c) for c in contexts])
-            ax.minorticks_off()
+            plots.log2_ticks(ax, contexts)
             ax.set(xlabel="context length (tokens)", ylabel=ylabel)
             if column != "bits":  # costs from zero: their ratios are what matters
                 ax.set_ylim(0, 1.15 * rows[column].max())
@@ -117,5 +109,6 @@ def context_figure(results: pd.DataFrame, out: str | Path, title: str) -> list:
         row[2].set_title("cost: memory", loc="left", fontsize=10)
         row[0].legend(fontsize=8)
     seeds = results["seed"].nunique()
-    fig.suptitle(f"{title}\n(lines: mean ± sd over {seeds} seeds; points: seeds)")
+    note = plots.seeds_note(seeds, "lines: mean ± sd") + "; points: seeds" * (seeds > 1)
+    fig.suptitle(f"{title}\n({note})")
     return plots.save(fig, out)

@@ -1,7 +1,9 @@
 """The poster's figures, drawn with seaborn: one function per figure, each saving PNG + PDF.
 
 Every axis is labelled with its quantity and unit; every figure has a title; seeds are
-error bars (± one standard deviation) with the individual seeds drawn as points.
+error bars (± one standard deviation) with the individual seeds drawn as points.  The
+helpers shared by every study's figures: `seeds_note`, `mean_sd` (a line over seeds),
+`seed_chart` (one value per category over seeds) and `log2_ticks`.
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ from fromscratch.io import atomic_path
 sns.set_theme(style="whitegrid", context="notebook")
 
 METRIC_LABELS = {
-    "loss": "loss (nats/token)",
     "accuracy": "accuracy",
     "bits_per_char": "bits per character",
     "bits_per_byte": "bits per byte",
@@ -32,15 +33,21 @@ METRIC_LABELS = {
 }
 
 
+# What each model's loss (a cross-entropy) is counted per: the GPT predicts every token,
+# the classifier one label per review.
+LOSS_UNITS = {"gpt": "nats/token", "classifier": "nats/review"}
 SPLIT_NAMES = {"train": "training", "val": "validation"}
 
 
-def label(metric: str) -> str:
-    """An axis label for a logged metric: "val/loss" -> "validation loss (nats/token)"."""
+def label(metric: str, loss_unit: str = LOSS_UNITS["gpt"]) -> str:
+    """An axis label for a logged metric: "val/loss" -> "validation loss (nats/token)";
+    loss_unit: what the loss is counted per (LOSS_UNITS)."""
     split, _, name = metric.rpartition("/")
     text = METRIC_LABELS.get(name, name.replace("_", " "))
-    if not split and name == "loss":  # the unsplit loss is the one logged every training step
-        split = "train"
+    if name == "loss":
+        text = f"loss ({loss_unit})"
+        if not split:  # the unsplit loss is the one logged every training step
+            split = "train"
     return f"{SPLIT_NAMES.get(split, split)} {text}" if split else text
 
 
@@ -58,7 +65,88 @@ def save(fig: plt.Figure, path: str | Path) -> list[Path]:
     return written
 
 
-def lr_range(csv_path: str | Path, json_path: str | Path, out: str | Path, title: str) -> list:
+def seeds_note(seeds: int | pd.DataFrame, stat: str = "mean ± sd") -> str:
+    """What the error bars of `seeds` seeds (a count, or a table with a seed column) are:
+    "mean ± sd over 3 seeds"; "1 seed" where a single seed has no spread to show."""
+    if isinstance(seeds, pd.DataFrame):
+        seeds = seeds["seed"].nunique()
+    return f"{stat} over {seeds} seeds" if seeds != 1 else "1 seed"
+
+
+def mean_sd_text(values: pd.Series, fmt: str = ".3f") -> str:
+    """The mean and sd of the seeds' values, "2.063 ± 0.102"; just "2.063" for one seed."""
+    if values.count() < 2:
+        return format(values.mean(), fmt)
+    return f"{format(values.mean(), fmt)} ± {format(values.std(), fmt)}"
+
+
+def mean_sd(
+    ax: plt.Axes,
+    rows: pd.DataFrame,
+    x: str,
+    y: str,
+    color: str,
+    label: str | None = None,
+    bars: bool = False,
+    at: str | None = None,
+    shift: float = 0.0,
+    **style,
+) -> pd.DataFrame:
+    """The mean over seeds of column y at each value of column x, with ± one standard
+    deviation (none for a single seed) as a band, or with bars=True as capped error bars.
+    at: a column whose mean at each x is the position drawn instead (the tokens seen by a
+    step); shift: added to the positions (models side by side).  Returns the mean and sd."""
+    stats = rows.groupby(x).agg(mean=(y, "mean"), sd=(y, "std"))
+    where = (rows.groupby(x)[at].mean() if at else stats.index.to_series()) + shift
+    sd = stats["sd"].fillna(0)
+    if bars:
+        style = {"capsize": 3, **style}
+        ax.errorbar(where, stats["mean"], yerr=sd, color=color, label=label, **style)
+    else:
+        ax.plot(where, stats["mean"], color=color, label=label, **style)
+        ax.fill_between(where, stats["mean"] - sd, stats["mean"] + sd, color=color, alpha=0.2)
+    return stats
+
+
+def seed_chart(
+    ax: plt.Axes,
+    data: pd.DataFrame,
+    x: str,
+    y: str,
+    order: list[str] | None = None,
+    bars: bool = True,
+    dot_size: float = 4,
+) -> None:
+    """One value per category over seeds: the mean with ± one standard deviation (capped
+    error bars) and a black dot per seed; the mean as a bar from 0 (bars=True), or as a
+    point where the axis is zoomed in to the differences (a bar must start at 0).  The
+    categories go along whichever of x and y is not numeric."""
+    if bars:
+        sns.barplot(data, x=x, y=y, order=order, errorbar="sd", color="C0", alpha=0.6,
+                    capsize=0.2, ax=ax)  # fmt: skip
+    else:
+        sns.pointplot(data, x=x, y=y, order=order, errorbar="sd", capsize=0.2,
+                      linestyle="none", marker="D", color="C0", ax=ax)  # fmt: skip
+    sns.stripplot(data, x=x, y=y, order=order, color="k", size=dot_size, ax=ax)
+
+
+def log2_ticks(ax: plt.Axes, ticks) -> None:
+    """A log-2 x axis with a tick (and only a tick) at each of `ticks`."""
+    ticks = sorted(set(ticks))
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(ticks, [str(int(t)) if float(t).is_integer() else f"{t:g}" for t in ticks])
+    ax.minorticks_off()
+
+
+def lr_range(
+    csv_path: str | Path,
+    json_path: str | Path,
+    out: str | Path,
+    title: str,
+    loss_unit: str = LOSS_UNITS["gpt"],
+) -> list:
+    """The LR range test's loss against the learning rate; loss_unit: what the model's
+    loss is counted per (LOSS_UNITS)."""
     curve = pd.read_csv(csv_path)
     choice = json.loads(Path(json_path).read_text())
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
@@ -72,7 +160,7 @@ def lr_range(csv_path: str | Path, json_path: str | Path, out: str | Path, title
     low = min(curve["smoothed"].min(), curve["loss"].min())
     high = max(start["smoothed"].max(), start["loss"].max())
     ax.set_ylim(low - 0.1 * (high - low + 1e-9), high + 0.5 * (high - low + 1e-9))
-    ax.set(xlabel="learning rate", ylabel="training loss (nats/token)", title=title)
+    ax.set(xlabel="learning rate", ylabel=label("loss", loss_unit), title=title)
     ax.legend(fontsize=8)
     return save(fig, out)
 
@@ -86,7 +174,7 @@ def batch_size(
     fits = tried[tried["fits"]]
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.8))
     left.plot(fits["batch_size"], fits["tokens_per_s"], marker="o")
-    left.set(xscale="log", xlabel="batch size (sequences)", ylabel="throughput (tokens/s)")
+    left.set(xlabel="batch size (sequences)", ylabel="throughput (tokens/s)")
     if noise_path is not None:
         noise = json.loads(Path(noise_path).read_text())
         where = f"after {noise['after_steps']} steps" if noise["after_steps"] else "at init"
@@ -97,10 +185,9 @@ def batch_size(
     if result["device"] == "cpu":
         right.axhline(result["memory_cap_mb"], color="C3", ls="--", label="memory cap")
         right.legend(fontsize=8)
-    right.set(xscale="log", xlabel="batch size (sequences)", ylabel="peak memory (MB)")
+    right.set(xlabel="batch size (sequences)", ylabel="peak memory (MB)")
     for ax in (left, right):
-        ax.set_xticks(tried["batch_size"], [str(b) for b in tried["batch_size"]])
-        ax.minorticks_off()
+        log2_ticks(ax, tried["batch_size"])
     fig.suptitle(f"{title} (chosen: {result['batch_size']})")
     return save(fig, out)
 
@@ -114,44 +201,35 @@ def training_curves(
     smooth: int = 5,
     order: list[str] | None = None,
     variable: str | None = None,
+    loss_unit: str = LOSS_UNITS["gpt"],
 ) -> list:
-    """Training loss (a rolling mean over `smooth` logged steps) and the evaluation metric
+    """Training loss (smoothed: a centred mean over `smooth` logged steps, which neither
+    lags nor lifts a falling curve as a trailing mean would) and the evaluation metric
     against training tokens; one line per variant: the mean over seeds at each step, with
-    a band of ± one standard deviation. `variable`: what the variants are values of."""
+    a band of ± one standard deviation. `variable`: what the variants are values of;
+    loss_unit: what the model's loss is counted per (LOSS_UNITS)."""
     data = curves[curves["experiment"] == experiment]
     order = order or sorted(data["variant"].unique())
     panels = [("loss", "training")] + ([(eval_metric, "evaluation")] if eval_metric else [])
     fig, axes = plt.subplots(1, len(panels), figsize=(6.2 * len(panels), 4.2), squeeze=False)
     for ax, (metric, kind) in zip(axes[0], panels, strict=True):
         rows = data[data["metric"] == metric].sort_values("step")
+        ylabel, panel_title = label(metric, loss_unit), kind
         if kind == "training":
             rows = rows.assign(
                 value=rows.groupby(["variant", "seed"])["value"].transform(
-                    lambda v: v.rolling(smooth, min_periods=1).mean()
+                    lambda v: v.rolling(smooth, center=True, min_periods=1).mean()
                 )
             )
+            ylabel = f"smoothed {ylabel}"
+            panel_title = f"training (smoothed: centred mean of {smooth} logged steps)"
         for i, variant in enumerate(order):  # the same colour for a variant in every panel
-            group = rows[rows["variant"] == variant]
-            by_step = group.groupby("step").agg(
-                tokens=("tokens", "mean"), mean=("value", "mean"), sd=("value", "std")
-            )
-            color = f"C{i}"
-            ax.plot(
-                by_step["tokens"],
-                by_step["mean"],
-                color=color,
-                label=variant,
-                marker="o" if kind == "evaluation" else None,
-                ms=3,
-            )
-            ax.fill_between(
-                by_step["tokens"],
-                by_step["mean"] - by_step["sd"].fillna(0),
-                by_step["mean"] + by_step["sd"].fillna(0),
-                color=color,
-                alpha=0.2,
-            )
-        ax.set(xlabel="training tokens", ylabel=label(metric), title=kind)
+            mean_sd(
+                ax, rows[rows["variant"] == variant], "step", "value", f"C{i}", variant,
+                at="tokens", marker="o" if kind == "evaluation" else None, ms=3,
+            )  # fmt: skip
+        ax.set(xlabel="training tokens", ylabel=ylabel)
+        ax.set_title(panel_title, fontsize=11 if kind == "training" else None)
         ax.legend(fontsize=8, title=variable, title_fontsize=8)
     fig.suptitle(title)
     return save(fig, out)
@@ -166,31 +244,18 @@ def comparison(
     order: list[str] | None = None,
     variable: str | None = None,
 ) -> list:
-    """The final metric of each variant (values of `variable`): bars for the mean over
-    seeds with ± one standard deviation, a dot for each seed."""
+    """The final metric of each variant (values of `variable`): the mean over seeds with
+    ± one standard deviation, a dot for each seed.  Bits are bars from 0; accuracies,
+    whose differences are small beside their distance from 0, are points on an axis
+    zoomed in to them (a bar would have to start at 0)."""
     data = runs[runs["experiment"] == experiment]
+    zoom = metric.endswith("accuracy")
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    sns.barplot(
-        data,
-        x="variant",
-        y=metric,
-        order=order,
-        errorbar="sd",
-        ax=ax,
-        color="C0",
-        alpha=0.6,
-        capsize=0.2,
-    )
-    sns.stripplot(data, x="variant", y=metric, order=order, ax=ax, color="k", size=4)
-    low = data[metric].min()
-    if metric.endswith("accuracy"):
-        ax.set_ylim(max(0.0, low - 0.1), min(1.0, data[metric].max() + 0.05))
+    seed_chart(ax, data, "variant", metric, order=order, bars=not zoom)
     seeds = data["seed"].nunique()
-    ax.set(
-        xlabel=variable,
-        ylabel=label(metric),
-        title=f"{title}\n(bars: mean ± sd over {seeds} seed{'s' * (seeds != 1)})",
-    )
+    what, dots = "points" if zoom else "bars", ", dots: seeds" if seeds > 1 else ""
+    note = seeds_note(seeds, f"{what}: mean ± sd") + dots
+    ax.set(xlabel=variable, ylabel=label(metric), title=f"{title}\n({note})")
     ax.tick_params(axis="x", rotation=20)
     return save(fig, out)
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
-from fromscratch.figures.plots import save
+from fromscratch.figures.plots import save, seeds_note
 from fromscratch.io import read_json
 
 VARIANT_NAMES = {
@@ -46,7 +47,8 @@ def along_document(
         bin=(positions["position"] - 1) // bin_tokens * bin_tokens + bin_tokens / 2,
     )
     models = list(dict.fromkeys(data["model"]))
-    fig, axes = plt.subplots(2, len(models), figsize=(5.2 * len(models), 7.2), squeeze=False)
+    width = max(5.2 * len(models), 7.5)  # one model alone still has room for the title
+    fig, axes = plt.subplots(2, len(models), figsize=(width, 7.2), squeeze=False)
     order = list(VARIANT_NAMES.values())
     for column, model in enumerate(models):
         rows = data[data["model"] == model]
@@ -57,11 +59,10 @@ def along_document(
             per_bin, x="bin", y="bits", hue="variant", hue_order=order, errorbar="sd", ax=top
         )
         for k in range(1, summary["chunks"]):  # where each later run starts
-            top.axvline(c + (k - 1) * (c - m), color="0.6", lw=0.6, ls=":")
+            top.axvline(c + (k - 1) * (c - m), color="0.6", lw=0.6, ls=":",
+                        label="a new run starts" if k == 1 else None)  # fmt: skip
         top.set(
-            title=model,
-            xlabel=f"position in the document ({unit}s; dotted: a new run)",
-            ylabel=f"bits per {unit}",
+            title=model, xlabel=f"position in the document ({unit}s)", ylabel=f"bits per {unit}"
         )
         later = rows[rows["chunk"] > 0]
         per_offset = later.groupby(["variant", "seed", "offset"], as_index=False)["bits"].mean()
@@ -71,7 +72,7 @@ def along_document(
             ax=bottom,
         )  # fmt: skip
         bottom.set(
-            xlabel=f"{unit}s of the chunk in view (runs after the first)",
+            xlabel=f"position in a later run's chunk ({unit}s)",
             ylabel=f"bits per {unit}",
             xscale="log",
         )
@@ -79,10 +80,11 @@ def along_document(
             if ax is not axes[0, 0]:
                 ax.get_legend().remove()
     axes[0, 0].legend(fontsize=8, title=None)
-    seeds = data["seed"].nunique()
-    fig.suptitle(
-        f"{title}\ncontext {c}, memory of {m} position{'s' * (m != 1)}, "
-        f"{summary['documents']} documents of {summary['document_tokens']} {unit}s; "
-        f"bands: ± sd over {seeds} seed{'s' * (seeds != 1)}"
+    details = (
+        f"context {c}, memory of {m} position{'s' * (m != 1)}, {summary['documents']} "
+        f"documents of {summary['document_tokens']} {unit}s; "
+        f"{seeds_note(data, 'lines: mean, bands: ± sd')}"
     )
+    chars = int(width * 8)  # about what a line of the suptitle holds
+    fig.suptitle("\n".join(textwrap.wrap(title, chars) + textwrap.wrap(details, chars)))
     return save(fig, out)

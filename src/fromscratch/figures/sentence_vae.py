@@ -1,6 +1,7 @@
 """Figures of the sentence-VAE study: training curves, final measures, the latent space,
 and decoded interpolations.  Inputs are the tidy tables (figures/tables.py) of the study's
-runs, each run's latents.npz, and one run's examples.json."""
+runs, each variant's KL schedule (`kl_schedules`, from the runs' summary.json), each run's
+latents.npz, and one run's examples.json."""
 
 from __future__ import annotations
 
@@ -13,38 +14,81 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from fromscratch.figures.plots import save
+from fromscratch.figures.plots import mean_sd, save, seed_chart, seeds_note
+from fromscratch.io import read_json
+from fromscratch.train.vae import VAETrainConfig, kl_weight
 
 LABEL_NAMES = {0: "negative", 1: "positive"}
+SCHEDULE_FIELDS = ("kl_schedule", "cycles", "ramp")
 
 
-def _mean_band(ax, rows: pd.DataFrame, color: str, label: str | None, **style) -> None:
-    """Mean over seeds at each step, with a band of ± one standard deviation."""
-    by_step = rows.groupby("step")["value"].agg(["mean", "std"])
-    ax.plot(by_step.index, by_step["mean"], color=color, label=label, **style)
-    sd = by_step["std"].fillna(0)
-    ax.fill_between(
-        by_step.index, by_step["mean"] - sd, by_step["mean"] + sd, color=color, alpha=0.2
-    )
+def kl_schedules(summaries: list[str | Path]) -> dict[str, dict]:
+    """Each variant's KL-weight schedule, from the training config in its runs'
+    summary.json (.../<variant>/seed<k>/summary.json): {variant: {steps, kl_schedule,
+    cycles, ramp}}, the trainer's defaults for what a config leaves out."""
+    schedules = {}
+    for path in map(Path, summaries):
+        summary = read_json(path)
+        train = summary.get("config", {}).get("train", {})
+        schedule = {
+            "steps": train.get("max_steps", summary["steps"]),
+            **{k: train.get(k, getattr(VAETrainConfig, k)) for k in SCHEDULE_FIELDS},
+        }
+        variant = path.parent.parent.name
+        if schedules.setdefault(variant, schedule) != schedule:
+            raise ValueError(f"{path}: KL schedule {schedule} differs from another seed's")
+    return schedules
 
 
-def training(curves: pd.DataFrame, variants: list[str], out: str | Path, title: str) -> list:
+def _beta_line(ax, schedule: dict, color: str, label: str, **style) -> None:
+    """β of every training step: the one after step s (as the logs count) used kl_weight(s)."""
+    steps = np.arange(schedule["steps"])
+    beta = [
+        kl_weight(
+            s, schedule["steps"], schedule["kl_schedule"], schedule["cycles"], schedule["ramp"]
+        )
+        for s in steps
+    ]
+    ax.plot(steps + 1, beta, color=color, label=label, **style)
+
+
+def training(
+    curves: pd.DataFrame,
+    variants: list[str],
+    out: str | Path,
+    title: str,
+    schedules: dict[str, dict] | None = None,
+) -> list:
     """Reconstruction NLL, KL and beta against the step, one colour per variant: training
-    batches as lines, the test sentences as dots."""
+    batches as lines (mean ± sd over seeds), the test sentences as dots.  β comes from the
+    schedule itself at every step (schedules: `kl_schedules`); a variant without one shows
+    the logged β."""
     panels = [
         ("recon", "reconstruction NLL (nats/sentence)"),
         ("kl", "KL(q(z|x) ‖ p(z)) (nats/sentence)"),
         ("beta", "KL weight β"),
     ]
+    schedules = schedules or {}
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     for ax, (metric, ylabel) in zip(axes, panels, strict=True):
         for i, variant in enumerate(variants):
+            if metric == "beta" and variant in schedules:
+                # schedules may coincide (free bits changes no β): thinner lines on top
+                width = 1.5 + 2 * (len(variants) - 1 - i)
+                _beta_line(ax, schedules[variant], f"C{i}", variant, lw=width)
+                continue
             rows = curves[(curves["variant"] == variant) & (curves["metric"] == metric)]
-            _mean_band(ax, rows, f"C{i}", variant)
+            mean_sd(ax, rows, "step", "value", f"C{i}", variant)
             test = curves[(curves["variant"] == variant) & (curves["metric"] == f"test/{metric}")]
             if len(test):
-                _mean_band(ax, test, f"C{i}", None, marker="o", ls="none", ms=4)
+                mean_sd(ax, test, "step", "value", f"C{i}", marker="o", ls="none", ms=4)
         ax.set(xlabel="training step", ylabel=ylabel)
+    if schedules:
+        axes[2].set_title(
+            "β at every step, from each variant's schedule\n"
+            "(where schedules agree, thinner lines lie on top)",
+            fontsize=9,
+        )
     axes[0].legend(title="variant (lines: training, dots: test)", fontsize=8, title_fontsize=8)
     fig.suptitle(title)
     return save(fig, out)
@@ -59,16 +103,15 @@ def summary(results: pd.DataFrame, variants: list[str], out: str | Path, title: 
     ]
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     for ax, (metric, ylabel) in zip(axes, panels, strict=True):
-        sns.barplot(results, x="variant", y=metric, order=variants, errorbar="sd", ax=ax,
-                    color="C0", alpha=0.6, capsize=0.2)  # fmt: skip
-        sns.stripplot(results, x="variant", y=metric, order=variants, ax=ax, color="k", size=4)
+        seed_chart(ax, results, "variant", metric, order=variants)
         ax.set(xlabel="KL schedule", ylabel=ylabel)
         ax.tick_params(axis="x", rotation=15)
     majority = results["majority_accuracy"].mean()
     axes[1].axhline(majority, color="C3", ls="--", label=f"majority class ({majority:.2f})")
     axes[1].legend(fontsize=8)
     seeds = results["seed"].nunique()
-    fig.suptitle(f"{title} (bars: mean ± sd over {seeds} seeds, dots: seeds)")
+    dots = ", dots: seeds" if seeds > 1 else ""
+    fig.suptitle(f"{title} ({seeds_note(seeds, 'bars: mean ± sd')}{dots})")
     return save(fig, out)
 
 
@@ -121,9 +164,11 @@ def interpolations(
         lines.append(("gap", ""))
     lines.append(("head", "Moved along the sentiment direction in z (original → decoded)"))
     for row in examples["reconstructions"][:swaps]:
-        before = f"  [{LABEL_NAMES.get(row['label'], row['label'])[:3]}] {row['text']}"
-        lines.append(("body", textwrap.shorten(before, 100)))
-        lines.append(("body", textwrap.shorten(f"      → {row['swapped']}", 100)))
+        # shorten the text, then indent it: shorten() would collapse the indent too
+        before = f"  [{LABEL_NAMES.get(row['label'], row['label'])[:3]}] "
+        lines.append(("body", before + textwrap.shorten(row["text"], 100 - len(before))))
+        after = "      → "
+        lines.append(("body", after + textwrap.shorten(row["swapped"], 100 - len(after))))
     fig, ax = plt.subplots(figsize=(9, 0.22 * len(lines) + 0.8))
     ax.axis("off")
     for i, (kind, text) in enumerate(lines):

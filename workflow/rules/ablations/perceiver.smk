@@ -142,7 +142,17 @@ if ablation_enabled("perceiver"):
         (
             "perceiver/context",
             "Perceiver AR vs GPT",
-            "Bits per character, training throughput and peak memory against context "
+            # the data's unit: characters for a -chars data set, bytes for any other
+            "Bits per "
+            + " or per ".join(
+                sorted(
+                    {
+                        "character" if d.endswith("-chars") else "byte"
+                        for d in PERCEIVER_DATA
+                    }
+                )
+            )
+            + ", training throughput and peak memory against context "
             "length, at equal parameters and equal training FLOPs; points: seeds.",
         )
     )

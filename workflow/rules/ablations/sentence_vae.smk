@@ -113,7 +113,8 @@ if ablation_enabled("sentence_vae"):
                 variant=VAE_VARIANTS,
             ),
             examples=f"{VAE_DIR}/runs/vae/{VAE_VARIANTS[-1]}/seed{VAE['seeds'][0]}/examples.json",
-            code=figure_code("sentence_vae"),
+            # the β panel draws the KL schedule itself (train/vae.py)
+            code=figure_code("sentence_vae") + [f"{SOURCE}/train/vae.py"],
         output:
             results=f"{VAE_DIR}/results.csv",
             curves=f"{VAE_DIR}/curves.csv",
