@@ -198,7 +198,6 @@ def test_training_job_checkpoint_resubmits_itself_resuming(demo_chars, tmp_path)
     [
         ("train", '{"config": "c.yaml", "out": "o", "nope": 1}', "{}", "unknown nope; train takes"),
         ("sample", '{"out": "s.txt"}', "{}", "missing a required argument: 'model'"),
-        # a stage with **settings takes any key, and still needs its named ones
         ("perceiver-plan", '{"contexts": [64]}', "{}", "missing a required argument: 'data'"),
         ("train", "[]", "{}", "must be JSON objects"),
         ("train", "{}", "[1]", "must be JSON objects"),

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from fromscratch import FromScratchError, Interrupted, __version__
+from fromscratch.config import is_of_type
 
 
 def cmd_data_prepare(args: argparse.Namespace) -> None:
@@ -161,6 +162,8 @@ def cmd_run(args: argparse.Namespace) -> None:
     from fromscratch.launch import Resources, run
     from fromscratch.stages import get_stage
 
+    if args.threads < 0:
+        raise FromScratchError(f"run: --threads={args.threads} must be >= 0 (0: torch's default)")
     try:
         kwargs, resources = json.loads(args.args), json.loads(args.resources)
     except json.JSONDecodeError as e:
@@ -171,16 +174,15 @@ def cmd_run(args: argparse.Namespace) -> None:
     stage = get_stage(args.stage)
     # the arguments are checked here, not in a job on the cluster after its wait in the queue
     signature = inspect.signature(stage)
-    named = [p.name for p in signature.parameters.values() if p.kind != p.VAR_KEYWORD]
-    takes = f"{args.stage} takes {', '.join(named)}"
-    open_ended = len(named) < len(signature.parameters)  # a **settings takes any key
-    unknown = [key for key in kwargs if key not in named]
-    if unknown and not open_ended:
+    takes = f"{args.stage} takes {', '.join(signature.parameters)}"
+    unknown = [key for key in kwargs if key not in signature.parameters]
+    if unknown:
         raise FromScratchError(f"--args: unknown {', '.join(unknown)}; {takes}")
     try:
         bound = signature.bind(**kwargs)
     except TypeError as e:  # a required argument is missing
         raise FromScratchError(f"--args: {e}; {takes}") from e
+    _check_argument_types(stage, bound, takes)
     bound.apply_defaults()
     if args.threads and args.launcher != "slurm":  # the stage runs in this process
         import torch
@@ -203,6 +205,22 @@ def cmd_run(args: argparse.Namespace) -> None:
         )
         raise
     print(json.dumps(result, default=str))
+
+
+def _check_argument_types(stage, bound: inspect.BoundArguments, takes: str) -> None:
+    """Each JSON value given to a stage against its parameter's annotation (str, int,
+    float, bool, dict, list[int], X | None, …), so that "10" for an int fails here, in one
+    line, not as a TypeError in the job.  Annotations JSON has no value for pass."""
+    typed = inspect.signature(stage, eval_str=True).parameters
+    written = inspect.signature(stage).parameters  # the annotations as the source says them
+    for name, value in bound.arguments.items():
+        annotation = typed[name].annotation
+        if annotation is not inspect.Parameter.empty and not is_of_type(value, annotation):
+            shown = json.dumps(value)
+            shown = shown if len(shown) <= 40 else shown[:37] + "..."
+            raise FromScratchError(
+                f"--args: {name}={shown} is not of type {written[name].annotation}; {takes}"
+            )
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+import types
 import typing
 from typing import Any, Self
 
@@ -17,6 +18,33 @@ from fromscratch import FromScratchError
 
 class ConfigError(FromScratchError, ValueError):
     """A bad config: a one-line message naming the field and what is allowed."""
+
+
+def is_of_type(value: Any, hint: Any) -> bool:
+    """Whether a plain value (read from JSON or YAML) is of type `hint`: str, int, float (an
+    int is a fine float: YAML writes 0 for 0.0, not the reverse), bool, None, dict and list
+    (with their items' types where the hint gives them), or a union of these.  Any other
+    hint takes any value: the code it goes to checks it."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):  # `int | None`
+        return any(is_of_type(value, h) for h in args)
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint in (int, float):
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        return number and (hint is float or isinstance(value, int))
+    if hint is str:
+        return isinstance(value, str)
+    if dict in (hint, origin):
+        return isinstance(value, dict) and all(
+            not args or (is_of_type(k, args[0]) and is_of_type(v, args[1]))
+            for k, v in value.items()
+        )
+    if list in (hint, origin):
+        return isinstance(value, list) and all(not args or is_of_type(v, args[0]) for v in value)
+    return True
 
 
 @dataclasses.dataclass
@@ -41,18 +69,8 @@ class Config:
                 value = float(value)
         if isinstance(value, float) and not math.isfinite(value):
             self._fail(name, f"{value!r} must be a finite number")
-        for t in allowed:
-            if t is type(None) and value is None:
-                return value
-            if t is bool and isinstance(value, bool):
-                return value
-            number = isinstance(value, int | float) and not isinstance(value, bool)
-            if number and (t is float or (t is int and isinstance(value, int))):
-                return value  # an int is a fine float (YAML writes 0 for 0.0), not the reverse
-            if t is str and isinstance(value, str):
-                return value
-            if t in (dict, list) and isinstance(value, t):
-                return value
+        if is_of_type(value, hint):
+            return value
         names = " or ".join("null" if t is type(None) else t.__name__ for t in allowed)
         self._fail(name, f"{value!r} is not of type {names}")
 

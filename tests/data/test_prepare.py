@@ -67,6 +67,7 @@ def test_imdb_round_trips_with_every_lossless_tokenizer(mirror, tmp_path, capsys
         originals = [t for _, _, t in expected]
         if tokenizer == "chars" and split == "test":  # characters unseen in training → <unk>
             seen = set("".join(texts(data, "train")))
+            assert any(set(t) - seen for t in originals)  # so some become <unk>
             originals = ["".join(c if c in seen else "<unk>" for c in t) for t in originals]
         assert texts(data, split) == originals
         assert data.labels(split).tolist() == [int(pos) for pos, _, _ in expected]
@@ -76,6 +77,7 @@ def test_imdb_round_trips_with_every_lossless_tokenizer(mirror, tmp_path, capsys
         assert info["bytes"] == sum(len(t.encode()) for _, _, t in expected)
     assert data.tokens("train").dtype == np.uint16
     assert f"{meta['vocab_size']:,}" in stdout
+    assert meta["lossless"] is (tokenizer != "chars")  # chars: <unk> gives back no text
 
 
 def test_imdb_words_pads_and_unknowns(mirror, tmp_path, capsys):
@@ -155,6 +157,21 @@ def test_pang_lee_sets_with_the_imdb_vocabulary(mirror, tmp_path, capsys):
     assert sentences.meta["splits"]["test"]["characters"] == sum(
         len(s.strip()) for v in SENTENCES.values() for s in v
     )  # latin-1 decoded: "é" is one character
+
+
+@pytest.mark.parametrize("kind", ["words", "chars"])
+def test_a_borrowed_tokenizer_must_suit_the_data_set(mirror, tmp_path, capsys, kind):
+    """enwik8 is bytes only: a words or chars tokenizer from another folder is refused by
+    name, before any download, as --tokenizer words is."""
+    assert prepare(capsys, "demo", tmp_path / "demo", "--tokenizer", kind)[0] == 0
+    out = tmp_path / "enwik8"
+    common = ["--mirror", str(mirror), "--cache", str(tmp_path / "c")]
+    code, _, err = prepare(
+        capsys, "enwik8", out, *common, "--tokenizer-from", str(tmp_path / "demo")
+    )
+    assert code == 1 and err.count("\n") == 1, err
+    assert f"tokenizer {kind!r} does not fit data set 'enwik8'; allowed: bytes" in err
+    assert not out.exists() and not (tmp_path / "c").exists()
 
 
 def test_demo_is_deterministic_under_its_seed(tmp_path, capsys):

@@ -81,6 +81,15 @@ def test_chars_add_unk_only_when_other_splits_need_it():
     )
 
 
+def test_chars_are_lossless_only_without_unk(tmp_path):
+    tok = tokenizers.CharTokenizer.fit(["ab"], ["abc"])
+    assert tok.decode(tok.encode("abc")) == "ab<unk>"
+    assert not tok.lossless
+    tok.save(tmp_path)
+    assert not tokenizers.load(tmp_path).lossless
+    assert tokenizers.CharTokenizer.fit(["abc"], ["cab"]).lossless
+
+
 def test_bytes_take_raw_bytes_too():
     tok = tokenizers.fit("bytes", [])
     assert tok.encode(b"\xff\x00").tolist() == [255, 0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 
 import pytest
 import torch
@@ -15,8 +16,8 @@ from fromscratch.cli import main
 from fromscratch.models import ConfigError
 from fromscratch.stages.distillation import distillation_stage
 from fromscratch.train import TrainConfig, Trainer, train
-from fromscratch.train.distill import distillation_loss, fingerprint, load_language_model
-from fromscratch.train.models import load_model
+from fromscratch.train.distill import distillation_loss, fingerprint
+from fromscratch.train.models import load_language_model, load_model
 
 from ..conftest import tiny_classifier, tiny_gpt
 
@@ -171,3 +172,66 @@ def test_a_teacher_that_is_nowhere_is_a_one_line_error(demo_chars, tmp_path, cap
     assert main(["train", str(path), "--out", str(tmp_path / "run")]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "teacher 'no-such-teacher': neither a model.pt" in err
+
+
+def test_the_evaluation_refuses_data_of_another_tokenizer(
+    demo_chars, demo_words, teacher, tmp_path, capsys
+):
+    """A model of characters on a folder of words would read each id as another token (or
+    none: an index error); `fromscratch evaluate` refuses it, and so does this stage."""
+    args = {"model": teacher, "data": str(demo_words), "out": str(tmp_path / "d.json")}
+    command = ["run", "distillation", "--args", json.dumps(args), "--log-dir", str(tmp_path)]
+    assert main(command) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"--tokenizer-from {demo_chars}" in err
+    assert not (tmp_path / "d.json").exists()
+
+
+def test_a_gpt2_model_is_evaluated_on_gpt2_tokens_only(demo_chars, tmp_path):
+    transformers = pytest.importorskip("transformers")
+    config = transformers.GPT2Config(vocab_size=100, n_positions=32, n_embd=32, n_layer=1, n_head=2)
+    transformers.GPT2LMHeadModel(config).save_pretrained(tmp_path / "gpt2")
+    with pytest.raises(FromScratchError, match=r"is GPT-2, but .* 'chars'.*--tokenizer gpt2"):
+        distillation_stage(str(tmp_path / "gpt2"), str(demo_chars), str(tmp_path / "d.json"))
+
+
+def relabelled(data, out):
+    """A copy of the prepared folder `data` whose last character is another one: as many
+    tokens, but not the same."""
+    shutil.copytree(data, out)
+    spec = json.loads((out / "tokenizer.json").read_text(encoding="utf-8"))
+    spec["chars"] = spec["chars"][:-1] + chr(ord(spec["chars"][-1]) + 1)
+    (out / "tokenizer.json").write_text(json.dumps(spec), encoding="utf-8")
+    return out
+
+
+def test_every_stage_that_loads_a_language_model_checks_its_tokenizer(
+    demo_chars, teacher, tmp_path
+):
+    """One loader for a model.pt or GPT-2 (train/distill.py), one check of the data: the
+    same vocabulary size is not enough, the tokens must be the model's."""
+    from fromscratch.stages.recurrent_gpt2 import recurrent_gpt2_stage
+    from fromscratch.stages.sentence_vae import sentence_vae_stage
+
+    other = str(relabelled(demo_chars, tmp_path / "other"))
+    named = "its tokenizer is not the one the model was trained with"
+    with pytest.raises(FromScratchError, match=named):
+        distillation_stage(teacher, other, str(tmp_path / "d.json"))
+    with pytest.raises(FromScratchError, match=named):
+        recurrent_gpt2_stage(teacher, other, "test", str(tmp_path / "r"), chunks=2)
+    with pytest.raises(FromScratchError, match=named):
+        sentence_vae_stage(
+            base={"model": teacher}, data=other, out=str(tmp_path / "v"),
+            sentences={"train": 10, "test": 10, "max_tokens": 16},
+        )  # fmt: skip
+    assert not any((tmp_path / name).exists() for name in ("d.json", "r", "v"))
+    # and each names the families it can use
+    train(TrainConfig.from_dict(tiny_lstm(demo_chars, max_steps=1)), tmp_path / "lstm")
+    lstm = str(tmp_path / "lstm" / "model.pt")
+    with pytest.raises(FromScratchError, match=r"a lstm model; allowed families: gpt$"):
+        recurrent_gpt2_stage(lstm, str(demo_chars), "test", str(tmp_path / "r"))
+    with pytest.raises(FromScratchError, match=r"a lstm model; allowed families: gpt$"):
+        sentence_vae_stage(
+            base={"model": lstm}, data=str(demo_chars), out=str(tmp_path / "v"),
+            sentences={"train": 10, "test": 10},
+        )  # fmt: skip

@@ -7,12 +7,14 @@ prediction) is tested for every attention and position kind in tests/models/test
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
 import torch
 
 from fromscratch import FromScratchError
+from fromscratch.cli import main
 from fromscratch.data import PreparedData
 from fromscratch.io import read_json
 from fromscratch.models import GPT, GPTConfig, Perceiver, PerceiverConfig
@@ -165,3 +167,51 @@ def test_a_trained_perceiver_beats_chance_and_costs_real_memory(demo_chars, tmp_
     assert all(row["tokens_per_s"] > 0 for row in rows.values())
     # 8 windows of 512 tokens: 2 layers of 2 heads of 512 x 512 attention, kept for backward
     assert rows["gpt-512"]["peak_memory_mb"] > rows["gpt-16"]["peak_memory_mb"] + 20
+
+
+PLAN = {
+    "contexts": [16, 64],
+    "model": {"n_head": 2},
+    "gpt": {"n_layer": 2, "n_embd": 32},
+    "perceiver": {"n_layer": 1, "latents": 8},
+    "budget_flops": 1e9,
+    "batch_tokens": 1024,
+    "train": {"lr": 3e-3},
+    "eval_split": "test",
+}
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        ({}, "missing a required argument: 'contexts'; perceiver-plan takes data, out, contexts"),
+        ({**PLAN, "vocab_size": "10"}, "unknown vocab_size; perceiver-plan takes data, out"),
+        ({**PLAN, "contexts": 64}, "contexts=64 is not of type list[int]"),
+        ({**PLAN, "contexts": ["64"]}, 'contexts=["64"] is not of type list[int]'),
+        ({**PLAN, "batch_tokens": "1024"}, 'batch_tokens="1024" is not of type int'),
+        ({**PLAN, "gpt": 2}, "gpt=2 is not of type dict"),
+    ],
+)
+def test_the_plan_stage_checks_its_settings_before_a_job_starts(tmp_path, capsys, args, named):
+    args = {"data": str(tmp_path), "out": str(tmp_path / "plan.json"), **args}
+    command = ["run", "perceiver-plan", "--args", json.dumps(args), "--launcher", "slurm"]
+    command += ["--log-dir", str(tmp_path / "logs")]  # nothing is submitted: nothing logged
+    assert main(command) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and named in err, err
+    assert not (tmp_path / "logs").exists()
+
+
+def test_the_plan_stage_on_a_missing_folder_or_no_context_is_a_one_line_error(
+    demo_chars, tmp_path, capsys
+):
+    for data, contexts, named in (
+        (tmp_path / "nowhere", [16], "nowhere is not a prepared data folder (no meta.json)"),
+        (demo_chars, [], "perceiver: contexts=[]; give one or more, each >= 1"),
+    ):
+        args = {**PLAN, "data": str(data), "out": str(tmp_path / "plan.json"), "contexts": contexts}
+        command = ["run", "perceiver-plan", "--args", json.dumps(args), "--log-dir", str(tmp_path)]
+        assert main(command) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and named in err, err
+    assert not (tmp_path / "plan.json").exists()

@@ -300,3 +300,69 @@ def test_data_list_names_every_data_set(capsys):
     for line, d in zip(lines, DATASETS.values(), strict=True):
         assert line.split()[:2] == [d.name, d.task] and line.endswith(d.description)
     assert {"demo", "shakespeare", "imdb", "enwik8"} <= {line.split()[0] for line in lines}
+
+
+def run_stage(capsys, tmp_path, stage: str, args: dict, *flags: str) -> tuple[int, str]:
+    """`fromscratch run STAGE` on SLURM: a bad rule must fail before anything is submitted."""
+    command = ["run", stage, "--args", json.dumps(args), "--launcher", "slurm"]
+    command += ["--log-dir", str(tmp_path / "logs"), *flags]
+    code = main(command)
+    assert not (tmp_path / "logs").exists()  # no job was submitted
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("stage", "args", "named"),
+    [
+        # the tuning stages name their options: a misspelt one, or one of the wrong type,
+        # fails here, not in the job
+        ("batch-size", {"max_batch_size": "32"}, 'max_batch_size="32" is not of type int'),
+        ("batch-size", {"max_batch": 32}, "unknown max_batch; batch-size takes config, out, "),
+        ("noise-scale", {"drawz": 4}, "unknown drawz; noise-scale takes config, out, micro_batch"),
+        ("noise-scale", {"draws": 4.5}, "draws=4.5 is not of type int"),
+        ("noise-scale", {"after_steps": True}, "after_steps=true is not of type int"),
+        # every stage's values are checked against its annotations
+        ("lr-range", {"min_lr": "1e-5"}, 'min_lr="1e-5" is not of type float'),
+        ("train", {"resume": "yes"}, 'resume="yes" is not of type bool'),
+        ("train", {"config": "gpt.yaml"}, 'config="gpt.yaml" is not of type dict'),
+    ],
+)
+def test_run_checks_the_types_and_names_of_a_stages_arguments(capsys, tmp_path, stage, args, named):
+    code, err = run_stage(capsys, tmp_path, stage, {"config": {}, "out": "o", **args})
+    assert code == 1 and err.count("\n") == 1 and named in err, err
+
+
+def test_run_takes_numbers_where_a_float_is_asked_and_null_where_none_is_allowed():
+    from fromscratch.config import is_of_type  # what `run` checks --args with
+
+    assert is_of_type(3, float) and not is_of_type(True, float) and not is_of_type(3.5, int)
+    assert is_of_type(None, int | None) and not is_of_type(None, int)
+    assert is_of_type([1, 2], list[int] | None) and not is_of_type([1, "2"], list[int])
+    assert is_of_type({"a": {}}, dict[str, dict]) and not is_of_type({"a": 1}, dict[str, dict])
+
+
+def test_the_tuning_stages_keep_the_defaults_of_what_they_run():
+    import inspect
+
+    from fromscratch.stages.tune import batch_size_stage, noise_scale_stage
+    from fromscratch.train.batch_size import search
+    from fromscratch.train.noise_scale import measure_noise_scale
+
+    def defaults(function) -> dict:
+        return {
+            name: p.default
+            for name, p in inspect.signature(function).parameters.items()
+            if p.default is not p.empty
+        }
+
+    assert defaults(batch_size_stage) == defaults(search)
+    assert defaults(noise_scale_stage) == defaults(measure_noise_scale)
+
+
+@pytest.mark.parametrize("threads", ["-3", "-1"])
+def test_negative_threads_are_a_one_line_error(capsys, tmp_path, threads):
+    code, err = run_stage(
+        capsys, tmp_path, "train", {"config": {}, "out": "o"}, "--threads", threads
+    )
+    assert code == 1 and err.count("\n") == 1
+    assert f"--threads={threads} must be >= 0" in err

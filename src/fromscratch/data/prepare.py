@@ -80,6 +80,11 @@ def prepare(
                 f"tokenizer={tokenizer!r}: the tokenizer comes from {tokenizer_from}, "
                 f"which uses {tok.kind!r}"
             )
+        if tok.kind not in dataset.tokenizers:
+            raise FromScratchError(
+                f"tokenizer_from {tokenizer_from}: its tokenizer {tok.kind!r} does not fit "
+                f"data set {name!r}; allowed: {', '.join(dataset.tokenizers)}"
+            )
     else:
         tokenizers.check_vocab_size(kind, vocab_size)
     check_replaceable(out, MARKER)

@@ -8,7 +8,8 @@
 | `bpe`   | byte-level BPE trained on the training split | yes      | Rust (`tokenizers`)  |
 | `gpt2`  | GPT-2's byte-level BPE (50,257 tokens)       | yes      | Rust (`tiktoken`)    |
 
-(*) a character never seen in training maps to `<unk>`, which is added only when needed.
+(*) a character never seen in training maps to `<unk>`, which is added only when needed:
+a chars tokenizer with `<unk>` is not lossless.
 
 Every tokeniser encodes whole batches at once (`encode_batch`) and saves itself into a
 prepared data folder (`save`/`load`), so the folder alone is enough to decode a model's
@@ -93,6 +94,12 @@ class CharTokenizer(Tokenizer):
         seen = set().union(*map(set, train))
         unseen = any(set(t) - seen for t in others)
         return cls("".join(sorted(seen)), unk=unseen)
+
+    @property
+    def lossless(self) -> bool:
+        """Whether decode(encode(text)) gives back every text: not with `<unk>`, which every
+        character outside the vocabulary becomes."""
+        return not self.unk
 
     def encode_batch(self, texts):
         out = []

@@ -22,11 +22,14 @@ def distillation_stage(
     from fromscratch import FromScratchError
     from fromscratch.data import PreparedData
     from fromscratch.io import write_json
-    from fromscratch.train.distill import load_language_model
     from fromscratch.train.evaluate import evaluate_lm
     from fromscratch.train.loop import pick_device
+    from fromscratch.train.models import LANGUAGE_MODELS, check_data, load_language_model
 
-    net, config = load_language_model(model)
+    who = "distillation: model"
+    net, config = load_language_model(model, who=who, families=LANGUAGE_MODELS)
+    prepared = PreparedData(data)
+    check_data(model, config, prepared, who)  # the ids of `data` mean the model's tokens
     family, context = config["model"]["family"], config["model"]["context"]
     lengths = lengths or [context]
     if family == "gpt" and max(lengths) > context:
@@ -35,7 +38,6 @@ def distillation_stage(
         )
     device = pick_device("auto")
     net.to(device)
-    prepared = PreparedData(data)
     rows = []
     for length in lengths:
         result = evaluate_lm(net, prepared, split, length, device=device, max_tokens=max_tokens)

@@ -95,6 +95,8 @@ def plan(
     """
     from fromscratch.train.config import TrainConfig
 
+    if not contexts or min(contexts) < 1:
+        raise FromScratchError(f"perceiver: contexts={contexts}; give one or more, each >= 1")
     if batch_tokens < max(contexts):
         raise FromScratchError(
             f"perceiver: batch_tokens={batch_tokens} is less than one window of the longest "
@@ -141,10 +143,29 @@ def plan(
     return variants
 
 
-def perceiver_plan_stage(data: str, out: str, **settings) -> dict:
-    """Plan the study on the prepared data set `data` (settings: see `plan`); writes `out`."""
-    vocab_size = read_json(f"{data}/meta.json")["vocab_size"]
-    variants = plan(data, vocab_size, **settings)
+def perceiver_plan_stage(
+    data: str,
+    out: str,
+    contexts: list[int],
+    model: dict,
+    gpt: dict,
+    perceiver: dict,
+    budget_flops: float,
+    batch_tokens: int,
+    train: dict,
+    eval_split: str,
+    tolerance: float = 0.05,
+) -> dict:
+    """Plan the study on the prepared data set `data` (the settings: see `plan`, whose
+    parameters these are, named so that `fromscratch run` checks them before a job starts);
+    writes `out`."""
+    from fromscratch.data import PreparedData
+
+    vocab_size = PreparedData(data).meta["vocab_size"]  # a one-line error where none is
+    variants = plan(
+        data, vocab_size, contexts, model, gpt, perceiver, budget_flops, batch_tokens, train,
+        eval_split, tolerance,
+    )  # fmt: skip
     write_json(out, {"data": data, "vocab_size": vocab_size, "variants": variants})
     return {name: v["parameters"] for name, v in variants.items()}
 

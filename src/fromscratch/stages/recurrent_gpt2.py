@@ -8,34 +8,8 @@ token of the stream after the first is predicted exactly once, as in `evaluate_l
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 from fromscratch import FromScratchError
-
-BACKENDS = ("own", "hf")
-
-
-def load_language_model(model: str, backend: str = "own"):
-    """A model.pt of the pipeline (the project's GPT), or a Hugging Face GPT-2 (a hub name
-    such as `gpt2`, or a folder written by `save_pretrained`) driven by Hugging Face's code
-    (backend=hf) or converted into the project's GPT (backend=own, GPT.from_gpt2).
-    Returns (model, the tokenizer it reads: None for the project's models, which read their
-    training data's)."""
-    if backend not in BACKENDS:
-        raise FromScratchError(f"recurrent_gpt2: backend {backend!r} is not one of own, hf")
-    if model.endswith(".pt"):
-        from fromscratch.train.models import load_model
-
-        net, config = load_model(model)
-        if config["model"]["family"] != "gpt":
-            raise FromScratchError(f"recurrent_gpt2: {model} is a {config['model']['family']}")
-        return net, None
-    from transformers import GPT2LMHeadModel
-
-    from fromscratch.models import GPT
-
-    hf = GPT2LMHeadModel.from_pretrained(model, local_files_only=Path(model).is_dir())
-    return (hf if backend == "hf" else GPT.from_gpt2(hf)), "gpt2"
 
 
 def recurrent_gpt2_stage(
@@ -68,19 +42,25 @@ def recurrent_gpt2_stage(
         document_length,
     )
     from fromscratch.train.loop import pick_device
+    from fromscratch.train.models import check_data, load_language_model
 
     started = time.perf_counter()
     prepared = PreparedData(data)
-    net, tokenizer = load_language_model(model, backend)
-    vocab_size = net.config.vocab_size
-    if (
-        tokenizer not in (None, prepared.meta["tokenizer"])
-        or vocab_size != prepared.meta["vocab_size"]
-    ):
+    # a model.pt of the pipeline (the project's GPT), or a Hugging Face GPT-2 (a hub name
+    # such as `gpt2`, or a save_pretrained folder) run by Hugging Face's code (backend hf)
+    # or as the project's GPT (own)
+    who = "recurrent_gpt2: model"
+    net, config = load_language_model(
+        model, who=who, families=("gpt",), download=True, backend=backend
+    )
+    check_data(model, config, prepared, who)
+    vocab_size = config["model"]["vocab_size"]
+    if vocab_size != prepared.meta["vocab_size"]:  # every logit a token of the data
+        reads = "gpt2" if config["data"] is None else "its training data"
         raise FromScratchError(
             f"recurrent_gpt2: {data} is tokenised with {prepared.meta['tokenizer']} "
-            f"({prepared.meta['vocab_size']} tokens), but {model} reads "
-            f"{tokenizer or 'its training data'}'s ({vocab_size} tokens)"
+            f"({prepared.meta['vocab_size']} tokens), but {model} reads {reads}'s "
+            f"({vocab_size} tokens)"
         )
     target = pick_device(device)
     net.to(target).eval()

@@ -8,29 +8,19 @@ it becomes the project's own GPT class, so one code path serves all three.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from fromscratch import FromScratchError
 
 
 def load_base(model: str = "", gpt2: str = ""):
-    """The frozen GPT: from a pipeline run's model.pt, or from GPT-2 (folder or hub name)."""
-    from fromscratch.models import GPT
+    """The frozen GPT, from a pipeline run's model.pt or from GPT-2 (folder or hub name),
+    and its config (see train.models.load_language_model)."""
+    from fromscratch.train.models import load_language_model
 
     if bool(model) == bool(gpt2):
         raise FromScratchError("sentence-vae: base needs exactly one of model, gpt2")
-    if gpt2:
-        if Path(gpt2).is_dir():
-            return GPT.from_gpt2(gpt2)
-        from transformers import GPT2LMHeadModel
-
-        return GPT.from_gpt2(GPT2LMHeadModel.from_pretrained(gpt2))  # from the hub (cached)
-    from fromscratch.train.models import load_model
-
-    net, config = load_model(model)
-    if config["model"]["family"] != "gpt":
-        raise FromScratchError(f"{model}: a {config['model']['family']} model, not a GPT")
-    return net
+    return load_language_model(
+        model or gpt2, who="sentence-vae: base", families=("gpt",), download=True
+    )
 
 
 def sentence_vae_stage(
@@ -55,6 +45,7 @@ def sentence_vae_stage(
     from fromscratch.data import PreparedData
     from fromscratch.models.vae import SentenceVAE, VAEConfig
     from fromscratch.train.checkpoint import sole_run
+    from fromscratch.train.models import data_for_model
     from fromscratch.train.vae import VAETrainConfig, sentences_of, train_vae
 
     config = VAETrainConfig.from_dict(train or {})
@@ -65,7 +56,11 @@ def sentence_vae_stage(
             f"sentence-vae: unknown sentences keys {', '.join(sorted(unknown))}; "
             "allowed: train, test, max_tokens"
         )
-    gpt = load_base(**base)
+    if not isinstance(base, dict) or set(base) - {"model", "gpt2"}:
+        raise FromScratchError(
+            f'sentence-vae: base={base!r}; it takes {{"model": PATH}} or {{"gpt2": NAME}}'
+        )
+    gpt, gpt_config = load_base(**base)
     max_tokens = sentences.get("max_tokens", gpt.config.context)
     if max_tokens > gpt.config.context:
         raise FromScratchError(
@@ -73,6 +68,8 @@ def sentence_vae_stage(
             f"context={gpt.config.context}"
         )
     prepared = PreparedData(data)
+    if gpt_config["data"] is not None:  # a model.pt: its training data's tokenizer
+        data_for_model(gpt_config, data)
     if prepared.meta["vocab_size"] != gpt.config.vocab_size:
         raise FromScratchError(
             f"sentence-vae: {data} has {prepared.meta['vocab_size']} tokens, the GPT "

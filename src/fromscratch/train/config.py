@@ -20,10 +20,9 @@ from typing import Any
 from fromscratch import FromScratchError
 from fromscratch.config import Config, ConfigError
 from fromscratch.io import parse_yaml, read_json
-from fromscratch.train.models import FAMILIES
+from fromscratch.train.models import FAMILIES, LANGUAGE_MODELS
 from fromscratch.train.schedule import CLOCKS, SHAPES
 
-LANGUAGE_MODELS = ("gpt", "perceiver", "lstm")
 PRECISIONS = ("fp32", "bf16", "fp16")
 WANDB_MODES = ("online", "offline", "disabled")
 

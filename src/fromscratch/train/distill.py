@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from fromscratch import FromScratchError
 from fromscratch.data import PreparedData
+from fromscratch.train.models import check_gpt2_tokens, load_language_model
 
 TEACHER_FAMILIES = ("gpt", "lstm")  # models that predict every position, as the student does
 
@@ -80,24 +81,6 @@ class Teacher:
         )
 
 
-def load_language_model(source: str) -> tuple[torch.nn.Module, dict]:
-    """A trained model.pt (or checkpoint), or a Hugging Face GPT-2 folder or cached name,
-    and its config dict ({"model": {...}, "data": the folder it was trained on or None})."""
-    from fromscratch.models import GPT
-    from fromscratch.train.models import load_model
-
-    if Path(source).is_file():
-        model, config = load_model(source)
-        return model, {"model": config["model"], "data": config.get("data")}
-    try:
-        model = GPT.from_gpt2(source)
-    except OSError as error:  # not a folder of save_pretrained and not in the HF cache
-        raise FromScratchError(
-            f"teacher {source!r}: neither a model.pt nor a GPT-2 folder or cached name ({error})"
-        ) from error
-    return model, {"model": {**model.config.to_dict(), "family": "gpt"}, "data": None}
-
-
 def load_teacher(
     source: str, data: PreparedData, context: int, temperature: float, weight: float
 ) -> Teacher:
@@ -106,13 +89,8 @@ def load_teacher(
     # Building it draws random initial weights (then replaced by the trained ones): leave
     # the student's random stream as it would be without a teacher.
     with torch.random.fork_rng(devices=[]):
-        model, config = load_language_model(source)
+        model, config = load_language_model(source, families=TEACHER_FAMILIES)
     spec = config["model"]
-    if spec["family"] not in TEACHER_FAMILIES:
-        raise FromScratchError(
-            f"teacher {source}: a {spec['family']} cannot teach a language model; "
-            f"allowed families: {', '.join(TEACHER_FAMILIES)}"
-        )
     _check_vocabulary(source, config["data"], data)
     if spec["family"] == "gpt" and context > spec["context"]:
         raise FromScratchError(
@@ -126,11 +104,7 @@ def load_teacher(
 def _check_vocabulary(source: str, teacher_data: str | None, data: PreparedData) -> None:
     """Fail unless the teacher's token ids mean the same tokens as the student's data."""
     if teacher_data is None:  # GPT-2: the data must be tokenised with GPT-2's BPE
-        if data.meta["tokenizer"] != "gpt2":
-            raise FromScratchError(
-                f"teacher {source} is GPT-2, but {data.folder} is tokenised with "
-                f"{data.meta['tokenizer']!r}; prepare it with --tokenizer gpt2"
-            )
+        check_gpt2_tokens(source, data, "teacher")
         return
     if Path(teacher_data).resolve() == data.folder.resolve():
         return

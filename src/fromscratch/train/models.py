@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from torch import nn
+
 from fromscratch import FromScratchError
+from fromscratch.data import PreparedData
 from fromscratch.models import (
     GPT,
     Classifier,
@@ -22,6 +25,7 @@ FAMILIES = {
     "perceiver": (Perceiver, PerceiverConfig),
     "lstm": (LSTMLanguageModel, LSTMConfig),
 }
+LANGUAGE_MODELS = ("gpt", "perceiver", "lstm")  # the families that predict next tokens
 
 
 def model_config(spec: dict, meta: dict | None = None):
@@ -121,3 +125,96 @@ def tokenizers_agree(tokenizer, config: dict) -> bool:
             return True  # nothing to compare with
         expected = tokenizers.fingerprint(PreparedData(config["data"]).tokenizer)
     return tokenizers.fingerprint(tokenizer) == expected
+
+
+# GPT-2 run as the project's GPT (GPT.from_gpt2) or by Hugging Face's own code
+GPT2_BACKENDS = ("own", "hf")
+
+
+def load_language_model(
+    source: str,
+    *,
+    who: str = "teacher",
+    families: tuple[str, ...] = LANGUAGE_MODELS,
+    download: bool = False,
+    backend: str = "own",
+) -> tuple[nn.Module, dict]:
+    """The language model at `source`: a model.pt (or checkpoint) of this pipeline, or a
+    Hugging Face GPT-2 (a folder written by `save_pretrained`, or a hub name: one in the
+    local cache, or with download=True one fetched from the hub), and its config dict:
+    {"model": its fields and family, "data": the folder it was trained on (None for
+    GPT-2), "data_tokenizer": its fingerprint, where the model.pt has it}.
+
+    who: how errors name the model ("teacher", "distillation: model", …); families: the
+    ones the caller can use; backend: GPT-2 as the project's GPT ("own") or as Hugging
+    Face's own GPT2LMHeadModel ("hf").  Every failure is a one-line FromScratchError.
+    """
+    if backend not in GPT2_BACKENDS:
+        raise FromScratchError(
+            f"{who} {source}: backend {backend!r}; allowed: {', '.join(GPT2_BACKENDS)}"
+        )
+    if Path(source).is_file() or str(source).endswith(".pt"):
+        model, saved = load_model(source)
+        config = {"model": saved["model"], "data": saved.get("data")}
+        if "data_tokenizer" in saved:
+            config["data_tokenizer"] = saved["data_tokenizer"]
+    else:
+        model, fields = _load_gpt2(source, who, download, backend)
+        config = {"model": {**fields, "family": "gpt"}, "data": None}
+    family = config["model"]["family"]
+    if family not in families:
+        raise FromScratchError(
+            f"{who} {source}: a {family} model; allowed families: {', '.join(families)}"
+        )
+    return model, config
+
+
+def _load_gpt2(source: str, who: str, download: bool, backend: str):
+    """A Hugging Face GPT-2 (folder or hub name) for `backend`, and its fields as a GPT's."""
+    from transformers import GPT2LMHeadModel
+
+    from fromscratch.models import GPT
+
+    try:
+        hf = GPT2LMHeadModel.from_pretrained(
+            source, local_files_only=not download or Path(source).is_dir()
+        )
+    except OSError as error:  # not a folder of save_pretrained, not in the cache (or hub)
+        where = "hub" if download else "cached"
+        raise FromScratchError(
+            f"{who} {source!r}: neither a model.pt nor a GPT-2 folder or {where} name ({error})"
+        ) from error
+    if backend == "hf":
+        h = hf.config
+        fields = {"vocab_size": h.vocab_size, "context": h.n_positions, "n_layer": h.n_layer,
+                  "n_head": h.n_head, "n_embd": h.n_embd}  # fmt: skip
+        return hf, fields
+    try:
+        own = GPT.from_gpt2(hf)
+    except ValueError as error:  # a setting the project's GPT does not have
+        raise FromScratchError(f"{who} {source!r}: {error}") from error
+    return own, own.config.to_dict()
+
+
+def check_data(source: str, config: dict, data: PreparedData, who: str) -> None:
+    """Fail unless `data` is tokenised as the model at `source` (see load_language_model)
+    reads it: a model.pt's data with its training data's tokenizer (as `fromscratch
+    evaluate` checks), GPT-2's with GPT-2's BPE; and no more tokens than the model knows."""
+    if config["data"] is not None:
+        data_for_model(config, str(data.folder))
+        return
+    check_gpt2_tokens(source, data, who)
+    vocab_size = config["model"]["vocab_size"]
+    if data.meta["vocab_size"] > vocab_size:
+        raise FromScratchError(
+            f"{who} {source}: {vocab_size:,} tokens, fewer than the {data.meta['vocab_size']:,} "
+            f"of {data.folder}"
+        )
+
+
+def check_gpt2_tokens(source: str, data: PreparedData, who: str) -> None:
+    if data.meta["tokenizer"] != "gpt2":
+        raise FromScratchError(
+            f"{who} {source} is GPT-2, but {data.folder} is tokenised with "
+            f"{data.meta['tokenizer']!r}; it reads gpt2 tokens: prepare it with --tokenizer gpt2"
+        )
