@@ -98,6 +98,15 @@ def test_plan_spends_the_same_flops_on_both_models(demo_chars):
     assert 1 < steps["perceiver-32"] / steps["gpt-32"] < steps["perceiver-128"] / steps["gpt-128"]
 
 
+def test_plan_scores_both_models_with_the_perceivers_stride(demo_chars):
+    # back to back windows would give the GPT's tokens half a window of context on average,
+    # the Perceiver's at least context - latents: both are scored every `latents` tokens
+    variants = tiny_plan(demo_chars)
+    assert {name: v["config"]["eval_stride"] for name, v in variants.items()} == {
+        "gpt-32": 16, "perceiver-32": 16, "gpt-128": 16, "perceiver-128": 16,
+    }  # fmt: skip
+
+
 def test_plan_rejects_budgets_that_cannot_work(demo_chars):
     with pytest.raises(FromScratchError, match="only 1 steps, not more than warmup_steps"):
         tiny_plan(demo_chars, budget_flops=1e6)

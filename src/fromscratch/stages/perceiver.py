@@ -91,7 +91,9 @@ def plan(
     model: the fields both models share (n_head, position, …); gpt and perceiver: their
     own (the Perceiver's width is matched).  Every batch holds batch_tokens tokens
     (batch size = batch_tokens / context), and every run takes as many steps as
-    budget_flops buys at its model's estimated training FLOPs per token.
+    budget_flops buys at its model's estimated training FLOPs per token.  Both are
+    evaluated in windows every L tokens, L the Perceiver's latents (all it predicts from a
+    window), so that in both every token is predicted from context - L tokens or more.
     """
     from fromscratch.train.config import TrainConfig
 
@@ -110,6 +112,7 @@ def plan(
             "gpt": gpt_fields,
             "perceiver": matched_perceiver(gpt_fields, {**shared, **perceiver}, tolerance),
         }
+        eval_stride = min(meta_model("perceiver", fields["perceiver"]).config.latents, context)
         for family in FAMILIES:
             built = meta_model(family, fields[family])
             flops_per_token = built.estimate_flops_per_token()
@@ -122,6 +125,7 @@ def plan(
                 "batch_size": batch_size,
                 "max_steps": steps,
                 "eval_splits": eval_split,
+                "eval_stride": eval_stride,
             }
             TrainConfig.from_dict(config)  # a wrong key or value fails now, before any run
             if steps <= config.get("warmup_steps", 0):
