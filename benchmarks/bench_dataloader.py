@@ -52,7 +52,7 @@ def main() -> None:
             f"{name:<18} loader {loader:9,.0f} batches/s   training {step:7.1f} steps/s   "
             f"loader = {step / loader:.1%} of a step"
         )
-    path = write_result("dataloader", {"results": results})
+    path = write_result("dataloader", {"results": results}, args.out)
     print(f"→ {path}")
 
 

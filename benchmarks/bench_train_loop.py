@@ -95,8 +95,10 @@ def main() -> None:
         tps = r["tokens_per_s"]
         print(f"{name:<7} loop {tps['loop']:>10,.0f} tok/s, bare step {tps['bare step']:>10,.0f}"
               f" tok/s: x{r['ratio_loop_vs_bare']:.3f}")  # fmt: skip
+    usual = "fp32" if args.device == "cpu" else "bf16"  # as gpt_throughput's names
     suffix = "".join(
         f"-{part}" for part, on in ((args.device, args.device != "cpu"),
+                                    (args.precision, args.precision != usual),
                                     ("compile", args.compile)) if on
     )  # fmt: skip
     report = {
