@@ -62,7 +62,13 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from common import cpu_name, measure_memory_bandwidth, throughput_goal_text, write_result
+from common import (
+    cpu_name,
+    measure_memory_bandwidth,
+    paired_ratio,
+    throughput_goal_text,
+    write_result,
+)
 
 from fromscratch.models import GPT, GPTConfig, measure_matmul_flops
 
@@ -305,12 +311,7 @@ def bench_config(name: str, args, matmul_rate, memory_rate, nanogpt=None) -> dic
     flops_per_token = ours.estimate_flops_per_token()
     median = {label: statistics.median(r) for label, r in rates.items()}
 
-    def paired_ratio(label: str, peer: str) -> float:
-        # each round's ratio to the peer timed right next to it, median over rounds: what
-        # the machine's drift does to both cancels out
-        return statistics.median(a / b for a, b in zip(rates[label], rates[peer], strict=True))
-
-    ratio_vs_peer = {label: paired_ratio(label, peer_of(label)) for label in rates}
+    ratio_vs_peer = {label: paired_ratio(rates[label], rates[peer_of(label)]) for label in rates}
     mfu = {
         label: statistics.median(flops_per_token * r / p for r, p in zip(rs, peak, strict=True))
         for label, rs in rates.items()
@@ -341,8 +342,8 @@ def bench_config(name: str, args, matmul_rate, memory_rate, nanogpt=None) -> dic
         "memory_gbps_rounds": [b / 1e9 for b in bandwidth],
         "ms_per_step": breakdown,
         "matmul_bound_ratio": bound_ratio,
-        "ratio_compiled_vs_hf_eager": median["ours+compile"] / median["hf"]
-        if "ours+compile" in median
+        "ratio_compiled_vs_hf_eager": paired_ratio(rates["ours+compile"], rates["hf"])
+        if "ours+compile" in rates
         else None,
     }
 

@@ -6,6 +6,7 @@ import dataclasses
 import functools
 import os
 import platform
+import statistics
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -88,6 +89,12 @@ def machine() -> dict:
         "numpy": numpy.__version__,
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
     }
+
+
+def paired_ratio(ours: list[float], peer: list[float]) -> float:
+    """Rates timed in alternating rounds: the median over rounds of each round's ratio, so
+    that the machine's drift, which moves both within a round, cancels out."""
+    return statistics.median(a / b for a, b in zip(ours, peer, strict=True))
 
 
 def timed(fn, *args, **kwargs):
