@@ -335,7 +335,9 @@ def bench_config(name: str, args, matmul_rate, memory_rate, nanogpt=None) -> dic
         "tokens_per_s_rounds": rates,
         "ratio_vs_peer": ratio_vs_peer,
         "ratio_of_medians": median["ours"] / median["hf"],
-        "ratio_ours_vs_nanogpt": paired_ratio("ours", "nanogpt") if "nanogpt" in rates else None,
+        "ratio_ours_vs_nanogpt": paired_ratio(rates["ours"], rates["nanogpt"])
+        if "nanogpt" in rates
+        else None,
         "mfu": mfu,
         "goal": goal,
         "matmul_gflops_rounds": [p / 1e9 for p in peak],
