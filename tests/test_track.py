@@ -86,3 +86,25 @@ def test_only_the_current_runs_are_synced_by_the_readme_command(tmp_path, capsys
         capture_output=True, text=True, check=True,
     ).stdout.split()  # fmt: skip
     assert [Path(p).name.rsplit("-", 1)[-1] for p in found] == [afresh.run_id]
+
+
+def test_a_resume_from_an_earlier_step_says_what_wandb_keeps(tmp_path, capsys):
+    """Steps logged after the checkpoint are logged again: metrics.jsonl drops its old
+    lines, W&B (which ignores a step below its current one) keeps its first values."""
+    first = Tracker(tmp_path, {}, mode="offline")
+    for step in range(1, 7):
+        first.log({"loss": 1.0 / step}, step)
+    first.finish({}, {})
+    capsys.readouterr()
+    resumed = Tracker(tmp_path, {}, mode="offline", run_id=first.run_id, resume_step=3)
+    resumed.finish({}, {})
+    assert capsys.readouterr().err == (
+        "W&B keeps any values it has of steps 4..6, logged before the run stopped; "
+        f"{tmp_path / 'metrics.jsonl'} has those of this run\n"
+    )
+    steps = [json.loads(line)["step"] for line in (tmp_path / "metrics.jsonl").open()]
+    assert steps == [1, 2, 3]
+    # without W&B, or resumed from the last step logged, there is nothing to say
+    Tracker(tmp_path, {}, mode="disabled", run_id=first.run_id, resume_step=1)
+    Tracker(tmp_path, {}, mode="offline", run_id=first.run_id, resume_step=1).finish({}, {})
+    assert "W&B keeps" not in capsys.readouterr().err

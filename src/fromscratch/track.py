@@ -91,7 +91,14 @@ class Tracker:
         if not enabled:
             return
         self.out.mkdir(parents=True, exist_ok=True)
-        self._truncate_after(resume_step, resume_lines)
+        last_logged = self._truncate_after(resume_step, resume_lines)
+        if mode != "disabled" and run_id and last_logged and last_logged > resume_step:
+            # W&B drops a log of a step below its run's current one: it keeps what it has
+            print(
+                f"W&B keeps any values it has of steps {resume_step + 1}..{last_logged}, "
+                f"logged before the run stopped; {self.metrics_path} has those of this run",
+                file=sys.stderr,
+            )
         wandb_dir = self.out / "wandb"
         if run_id is None and wandb_dir.is_dir():
             # an earlier run's W&B files: out of the way of `wandb sync` (README), which would
@@ -100,25 +107,27 @@ class Tracker:
         if mode != "disabled":
             self.wandb = self._start_wandb(mode, project, group, job_type, list(tags), config)
 
-    def _truncate_after(self, step: int | None, lines: int | None) -> None:
+    def _truncate_after(self, step: int | None, lines: int | None) -> int | None:
         """Keep the metric lines written before the checkpoint resumed from (the first
         `lines`, where the checkpoint counted them; else those up to its `step`), drop the
         rest: a run killed after its last checkpoint, even after its final evaluation was
-        logged at that same step, logs each line once."""
+        logged at that same step, logs each line once.  Returns the last step logged."""
         if not self.metrics_path.exists():
-            return
+            return None
         written = self.metrics_path.read_text(encoding="utf-8").splitlines(keepends=True)
-        keep = []
-        for line in written[:lines] if step is not None else []:
+        steps = []  # of each line, up to one cut short by a kill (what follows is unreliable)
+        for line in written:
             try:
-                record = json.loads(line)
+                steps.append(json.loads(line).get("step", 0))
             except json.JSONDecodeError:
-                break  # a line cut short by a kill: everything after it is unreliable
-            if record.get("step", 0) <= step:
-                keep.append(line)
+                break
+        keep = [] if step is None else [
+            line for line, logged in zip(written[:lines], steps, strict=False) if logged <= step
+        ]  # fmt: skip
         with atomic_path(self.metrics_path) as tmp:
             tmp.write_text("".join(keep), encoding="utf-8")
         self.lines = len(keep)
+        return max(steps, default=None)
 
     def _start_wandb(self, mode, project, group, job_type, tags, config):
         import wandb
