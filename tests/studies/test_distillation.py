@@ -103,7 +103,7 @@ def test_the_teacher_is_frozen_and_recorded(demo_chars, teacher, tmp_path):
 
 
 def test_teacher_and_student_must_fit_together(demo_chars, demo_words, teacher, tmp_path):
-    with pytest.raises(FromScratchError, match=r"vocabulary differs.*--tokenizer-from"):
+    with pytest.raises(FromScratchError, match=r"demo-words: .*--tokenizer-from .*demo-chars"):
         Trainer(TrainConfig.from_dict(tiny_lstm(demo_words, teacher=teacher)), tmp_path)
     longer = tiny_lstm(demo_chars, teacher=teacher, model={"family": "lstm", "context": 64})
     with pytest.raises(FromScratchError, match=r"context is 32 tokens, shorter than .* 64"):

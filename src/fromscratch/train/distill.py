@@ -8,20 +8,19 @@ soft term's gradients the same size whatever T is (they shrink as 1/T²). α, th
 weight, mixes the two: α = 0 is plain training, α = 1 learns from the teacher alone.
 
 The teacher is frozen (eval mode, no gradients) and must share the student's vocabulary:
-the same prepared data folder, or one whose tokenizer has exactly the same tokens.
+the same prepared data folder, or one prepared with its tokenizer (`--tokenizer-from`).
 """
 
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from fromscratch import FromScratchError
 from fromscratch.data import PreparedData
-from fromscratch.train.models import check_gpt2_tokens, load_language_model
+from fromscratch.train.models import check_data, load_language_model
 
 TEACHER_FAMILIES = ("gpt", "lstm")  # models that predict every position, as the student does
 
@@ -89,9 +88,9 @@ def load_teacher(
     # Building it draws random initial weights (then replaced by the trained ones): leave
     # the student's random stream as it would be without a teacher.
     with torch.random.fork_rng(devices=[]):
-        model, config = load_language_model(source, families=TEACHER_FAMILIES)
+        model, config = load_language_model(source, who="teacher", families=TEACHER_FAMILIES)
     spec = config["model"]
-    _check_vocabulary(source, config["data"], data)
+    check_data(source, config, data, "teacher")  # its token ids mean the student's tokens
     if spec["family"] == "gpt" and context > spec["context"]:
         raise FromScratchError(
             f"teacher {source}: its context is {spec['context']} tokens, shorter than the "
@@ -99,30 +98,6 @@ def load_teacher(
         )
     record = {"source": source, "model": spec, "weights_sha256": fingerprint(model)}
     return Teacher(model, temperature, weight, record, data.meta["vocab_size"])
-
-
-def _check_vocabulary(source: str, teacher_data: str | None, data: PreparedData) -> None:
-    """Fail unless the teacher's token ids mean the same tokens as the student's data."""
-    if teacher_data is None:  # GPT-2: the data must be tokenised with GPT-2's BPE
-        check_gpt2_tokens(source, data, "teacher")
-        return
-    if Path(teacher_data).resolve() == data.folder.resolve():
-        return
-    if not (Path(teacher_data) / "meta.json").is_file():
-        raise FromScratchError(
-            f"teacher {source} was trained on {teacher_data}, which is missing: "
-            "its vocabulary cannot be checked against the student's data"
-        )
-    if _tokens(PreparedData(teacher_data)) != _tokens(data):
-        raise FromScratchError(
-            f"teacher {source} was trained on {teacher_data}, whose vocabulary differs from that "
-            f"of {data.folder}; prepare the student's data with --tokenizer-from {teacher_data}"
-        )
-
-
-def _tokens(data: PreparedData) -> list[str]:
-    """Every token of the vocabulary, as text."""
-    return [data.tokenizer.decode([i]) for i in range(data.meta["vocab_size"])]
 
 
 def fingerprint(model: torch.nn.Module) -> str:

@@ -134,7 +134,7 @@ GPT2_BACKENDS = ("own", "hf")
 def load_language_model(
     source: str,
     *,
-    who: str = "teacher",
+    who: str = "model",
     families: tuple[str, ...] = LANGUAGE_MODELS,
     download: bool = False,
     backend: str = "own",
@@ -203,7 +203,7 @@ def check_data(source: str, config: dict, data: PreparedData, who: str) -> None:
     if config["data"] is not None:
         data_for_model(config, str(data.folder))
         return
-    check_gpt2_tokens(source, data, who)
+    _check_gpt2_tokens(source, data, who)
     vocab_size = config["model"]["vocab_size"]
     if data.meta["vocab_size"] > vocab_size:
         raise FromScratchError(
@@ -212,7 +212,7 @@ def check_data(source: str, config: dict, data: PreparedData, who: str) -> None:
         )
 
 
-def check_gpt2_tokens(source: str, data: PreparedData, who: str) -> None:
+def _check_gpt2_tokens(source: str, data: PreparedData, who: str) -> None:
     if data.meta["tokenizer"] != "gpt2":
         raise FromScratchError(
             f"{who} {source} is GPT-2, but {data.folder} is tokenised with "
