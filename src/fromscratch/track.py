@@ -92,7 +92,8 @@ class Tracker:
             return
         self.out.mkdir(parents=True, exist_ok=True)
         last_logged = self._truncate_after(resume_step, resume_lines)
-        if mode != "disabled" and run_id and last_logged and last_logged > resume_step:
+        resumed = resume_step is not None and last_logged is not None
+        if mode != "disabled" and resumed and last_logged > resume_step:
             # W&B drops a log of a step below its run's current one: it keeps what it has
             print(
                 f"W&B keeps any values it has of steps {resume_step + 1}..{last_logged}, "

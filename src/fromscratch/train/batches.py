@@ -93,12 +93,12 @@ class ClassificationBatches:
         self._epoch, self._order = -1, None
 
     def _epoch_order(self, epoch: int) -> np.ndarray:
-        if len(self.labels) < self.batch_size:
-            raise FromScratchError(
-                f"batch_size {self.batch_size} is more than the {len(self.labels)} examples "
-                "of the training split"
-            )
         if epoch != self._epoch:
+            if len(self.labels) < self.batch_size:
+                raise FromScratchError(
+                    f"batch_size {self.batch_size} is more than the {len(self.labels)} "
+                    "examples of the training split"
+                )
             rng = keyed_rng(self.seed, epoch)
             order = rng.permutation(len(self.labels))[: self.per_epoch * self.batch_size]
             window = self.batch_size * self.BUCKET
