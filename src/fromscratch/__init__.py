@@ -1,6 +1,9 @@
 """fromscratch: transformers from scratch, as one reproducible experiment pipeline."""
 
+import contextlib
 import signal
+import threading
+from collections.abc import Iterator
 
 __version__ = "0.1.0"
 
@@ -21,3 +24,28 @@ class Interrupted(FromScratchError):
     def __str__(self) -> str:
         name = "Ctrl-C" if self.signum == signal.SIGINT else signal.Signals(self.signum).name
         return f"stopped by {name} at step {self.step}; checkpoint saved, {self.how_to_resume}"
+
+
+def exit_by_signal(signum: int, frame: object) -> None:
+    """Exit with the status a shell gives a process that `signum` stopped (128 + its
+    number), by raising SystemExit, so that `finally` blocks run first and remove the
+    temporary outputs a stage was writing (Python's default for SIGTERM and SIGHUP ends the
+    process on the spot)."""
+    raise SystemExit(128 + signum)
+
+
+@contextlib.contextmanager
+def exit_on_termination() -> Iterator[None]:
+    """Within the block, SIGTERM (Snakemake stopping a rule, scancel) and SIGHUP (a closed
+    terminal) go to `exit_by_signal`. Handlers can only be set in the main thread: in
+    another one the block changes nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    stops = (signal.SIGTERM, signal.SIGHUP)
+    previous = {stop: signal.signal(stop, exit_by_signal) for stop in stops}
+    try:
+        yield
+    finally:
+        for stop, handler in previous.items():
+            signal.signal(stop, handler)

@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from fromscratch import FromScratchError, Interrupted, __version__
+from fromscratch import FromScratchError, Interrupted, __version__, exit_on_termination
 from fromscratch.config import is_of_type
 
 
@@ -363,7 +363,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        args.func(args)
+        with exit_on_termination():
+            args.func(args)
     except Interrupted as e:
         print(f"fromscratch: {e}", file=sys.stderr)
         return 128 + e.signum  # as a shell reports a process a signal stopped

@@ -23,9 +23,7 @@ from __future__ import annotations
 import functools
 import os
 import re
-import signal
 import sys
-import threading
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -37,7 +35,7 @@ import submitit
 from submitit.core.utils import FailedJobError
 from submitit.helpers import Checkpointable, DelayedSubmission, TorchDistributedEnvironment
 
-from fromscratch import FromScratchError, Interrupted
+from fromscratch import FromScratchError, Interrupted, exit_on_termination
 from fromscratch.config import Config
 
 LAUNCHERS = ("local", "debug", "slurm")
@@ -225,25 +223,15 @@ def _cancel_on_interrupt(job: submitit.Job) -> Iterator[None]:
 
     Snakemake stops a rule's process with SIGTERM (or Ctrl-C), and a closed terminal or a
     dropped ssh session sends SIGHUP: without this its SLURM job would run on, orphaned,
-    and a rerun would start a second job writing to the same run folder. Signal handlers
-    can only be set from the main thread.
+    and a rerun would start a second job writing to the same run folder.
     """
-    main = threading.current_thread() is threading.main_thread()
-    stops = (signal.SIGTERM, signal.SIGHUP)
-    previous = {stop: signal.signal(stop, _raise_exit) for stop in stops} if main else {}
     try:
-        yield
+        with exit_on_termination():
+            yield
     except (KeyboardInterrupt, SystemExit):
         if isinstance(job, submitit.SlurmJob):
             job.cancel(check=False)
         raise
-    finally:
-        for stop, handler in previous.items():
-            signal.signal(stop, handler)
-
-
-def _raise_exit(signum: int, frame: Any) -> None:
-    raise SystemExit(128 + signum)
 
 
 class ResumingJob(Checkpointable):

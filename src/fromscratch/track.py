@@ -3,7 +3,7 @@
 Every run writes, in its output folder:
 - `metrics.jsonl`: one JSON object per logged step ({"step": …, "loss": …, …});
 - `summary.json`: the final metrics, the config, the git commit, package versions,
-  device, wall time and tokens/s (written atomically at the end).
+  device, host, SLURM job id, wall time and tokens/s (written atomically at the end).
 The figures read only these files. The same metrics go to W&B (mode online, offline or
 disabled), with the run's group, job type, tags and full config. On resume the same W&B
 run continues (its id is kept in the checkpoint, `resume="allow"`), and the local metric
@@ -61,6 +61,7 @@ def environment() -> dict:
         },
         "processor": processor or platform.machine(),
         "host": platform.node(),
+        "slurm_job": os.environ.get("SLURM_JOB_ID"),  # sacct -j, seff: what the job used
         "argv": sys.argv,
     }
 

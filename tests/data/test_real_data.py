@@ -1,5 +1,12 @@
 """The real data sets from the offline mirror, through the command users run."""
 
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
 import pytest
 
 from fromscratch.cli import main
@@ -53,3 +60,28 @@ def test_imdb(shared_mirror, cache, tmp_path):
     for split in ("train", "test"):
         assert data.meta["splits"][split]["label_counts"] == [12500, 12500]
     assert data.meta["sources"]["archive"]["location"].endswith("aclImdb_v1.tar.gz")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_a_stage_stopped_while_writing_leaves_no_temporary_folder(
+    shared_mirror, cache, tmp_path, signum
+):
+    """Snakemake stops a rule's process with SIGTERM, a closed terminal sends SIGHUP: the
+    stage exits as a stopped process does (128 + the signal), with its half-written output
+    removed, not left beside the output for ever."""
+    args = {"dataset": "imdb", "out": str(tmp_path / "imdb"), "tokenizer": "gpt2",
+            "mirror": str(shared_mirror)}  # fmt: skip
+    command = [sys.executable, "-m", "fromscratch.cli", "run", "prepare",
+               "--log-dir", str(tmp_path / "logs"), "--args", json.dumps(args)]  # fmt: skip
+    environment = {**os.environ, "FROMSCRATCH_CACHE": str(cache)}
+    stage = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=environment
+    )
+    deadline = time.time() + 120
+    while not list(tmp_path.glob(".imdb.*.tmp/*.bin")):  # tokenising the first split
+        assert stage.poll() is None, stage.stderr.read()
+        assert time.time() < deadline, "no temporary output in 120 s"
+        time.sleep(0.01)
+    stage.send_signal(signum)
+    assert stage.wait(timeout=60) == 128 + signum
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["logs"]

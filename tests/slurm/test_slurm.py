@@ -154,12 +154,14 @@ def test_a_preempted_training_job_requeues_and_resumes_losing_no_step(
             )
             wait_until(lambda: len(training_steps(out)) >= 20, 180, "20 training steps")
             assert not future.done(), "training ended before it could be preempted"
-            subprocess.run(["scancel", "--signal=USR2", job_id_of(name)], check=True)
+            job = job_id_of(name)
+            subprocess.run(["scancel", "--signal=USR2", job], check=True)
             summary = future.result(timeout=300)
         finally:
             cancel(name)
     assert summary["steps"] == steps
-    assert json.loads((out / "summary.json").read_text())["steps"] == steps
+    saved = json.loads((out / "summary.json").read_text())
+    assert (saved["steps"], saved["slurm_job"]) == (steps, job)  # a requeue keeps the id
     assert training_steps(out) == list(range(1, steps + 1))  # every step, exactly once
     log = job_logs(logs)
     assert "this job is preempted" in log and "Requeued job" in log

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from fromscratch import FromScratchError, Interrupted
+from fromscratch import FromScratchError, Interrupted, exit_by_signal
 from fromscratch.data import PreparedData, tokenizers
 from fromscratch.io import atomic_path
 from fromscratch.train import checkpoint
@@ -68,8 +68,9 @@ class StopSignals:
     After the step a signal arrived in, a checkpoint is saved and the signal goes on to the
     handler that was there before training. Under submitit, on SIGUSR2 (SLURM's warning
     before the time limit) that one requeues the job, which resumes from the checkpoint,
-    and exits; SIGTERM it ignores, and training goes on. With no handler of its own (a
-    terminal, Snakemake stopping a rule), training stops: Interrupted, resume with --resume.
+    and exits; SIGTERM it ignores, and training goes on. Where the signal would only stop
+    the process (a terminal, Snakemake stopping a rule), training stops: Interrupted, resume
+    with --resume.
     Ctrl-C stops the same way, so that minutes of training are not lost to a key press; a
     second Ctrl-C before the step ends stops at once, without the checkpoint.
     """
@@ -101,9 +102,9 @@ class StopSignals:
         save()
         signum, self.pending = self.pending, None
         previous = self.previous[signum]
-        # Python's own Ctrl-C handler would raise KeyboardInterrupt, which says nothing of
-        # the checkpoint.
-        if not callable(previous) or previous is signal.default_int_handler:
+        # The handlers that would only stop the process (Python's Ctrl-C handler, the
+        # `fromscratch` command's for SIGTERM) would say nothing of the checkpoint.
+        if not callable(previous) or previous in (signal.default_int_handler, exit_by_signal):
             before_stop()
             raise Interrupted(signum, step)
         previous(signum, None)
