@@ -5,7 +5,7 @@
 Each benchmark runs in its own process (a fresh interpreter: no warm caches or threads
 carried from one to the next), writes benchmarks/results/NAME.json, and logs to
 benchmarks/out/logs/NAME.log. Data comes from $FROMSCRATCH_MIRROR (or the original hosts).
-About 10-17 minutes on a 2-core CPU; --quick runs each briefly, to check that all of them work
+About 10-21 minutes on a 2-core CPU; --quick runs each briefly, to check that all of them work
 (into benchmarks/out/quick/, not the committed results).
 The IMDb quality bar (1,900 steps, 5-15 minutes of training on its own) is
 `make bench-imdb`; its last result stays in the table.

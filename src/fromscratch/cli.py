@@ -349,8 +349,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--resources",
         default="{}",
-        help="JSON: partition, account, qos, gpus, "
-        "cpus, mem_gb, time_min, constraint, tasks, extra (sbatch flags)",
+        help="JSON: partition, account, qos, gpus, cpus, mem_gb, time_min, constraint, "
+        "tasks, signal_delay_s, max_requeues, extra (sbatch flags)",
     )
     p.add_argument("--log-dir", type=Path, default=Path("results/logs"))
     p.add_argument("--name", help="job name (default: the stage)")

@@ -3,7 +3,7 @@
     data: results/demo/data/demo-words      # a prepared folder (fromscratch data prepare)
     model: {family: classifier, n_layer: 2, n_head: 4, n_embd: 64}
     batch_size: 32
-    lr: 1.0e-3                              # or lr_from: tune/lr-range.json
+    lr: 1.0e-3                              # or lr_from: tune/lr_range.json
     max_steps: 500
 
 Tuned values flow in as files: `lr_from` names the JSON of an LR range test and
@@ -104,7 +104,7 @@ class TrainConfig(OptimizerConfig):
     """Everything one training run needs besides its output folder.
 
     data / train_split / eval_splits: the prepared folder and which splits to use
-    (eval_splits: comma-separated; the first is the one early stopping and LR tests watch).
+    (eval_splits: comma-separated; the first is the one the pipeline's comparison figures show).
     model: the model family and its config (vocab_size, num_classes default to the data's).
     batch_size × grad_accum sequences per optimizer step; context: LM window length
     (default: the model's context); max_length: classification reviews are cut to this
