@@ -9,13 +9,14 @@ import torch
 import torch.nn.functional as F
 
 from fromscratch.models import ATTENTIONS, POSITIONS, Attention, KVCache, TransformerConfig
+from fromscratch.models import attention as attention_module
 from fromscratch.models.attention import (
     FUSED_CPU_BF16,
     FUSED_CPU_BF16_MIN_QUERIES,
     attend,
     fused_is_faster,
 )
-from fromscratch.models.positions import Rotary, alibi_slopes
+from fromscratch.models.positions import AbsolutePosition, ALiBi, Rotary, alibi_slopes
 
 
 def config(**kw) -> TransformerConfig:
@@ -95,16 +96,78 @@ def test_a_float_key_mask_is_an_error(fast):
         attn(torch.randn(2, 6, 8), mask=torch.ones(2, 6))
 
 
+def test_rope_turns_each_channel_pair_by_position_times_its_frequency():
+    """Su et al.'s 2x2 rotation, in the rotate-half pairing: channels c and c + D/2 turn
+    by the angle p * 10000^(-2c/D), p the row's position."""
+    x = torch.randn(2, 3, 5, 8)
+    start = 4
+    expected = torch.empty_like(x)
+    for t in range(5):
+        for c in range(4):
+            angle = (start + t) * 10000.0 ** (-2 * c / 8)
+            rotation = torch.tensor(
+                [[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]]
+            )
+            expected[:, :, t, [c, c + 4]] = x[:, :, t, [c, c + 4]] @ rotation.T
+    torch.testing.assert_close(Rotary(8)(x, start=start), expected)
+
+
 def test_rope_scores_depend_on_distance_only():
     rotary = Rotary(8)
     q, k = torch.randn(1, 1, 1, 8), torch.randn(1, 1, 1, 8)
-    score = [(rotary(q, start=i) * rotary(k, start=j)).sum() for i, j in [(3, 1), (10, 8)]]
-    torch.testing.assert_close(score[0], score[1])
+
+    def score(i: int, j: int) -> torch.Tensor:
+        return (rotary(q, start=i) * rotary(k, start=j)).sum()
+
+    torch.testing.assert_close(score(3, 1), score(10, 8))
+    # the distance itself counts, in either direction
+    assert not torch.isclose(score(3, 1), score(3, 2))
+    assert not torch.isclose(score(3, 1), score(1, 3))
 
 
 def test_alibi_slopes_are_the_papers():
     torch.testing.assert_close(alibi_slopes(8), torch.tensor([2.0**-i for i in range(1, 9)]))
-    assert len(alibi_slopes(6)) == 6
+    # not a power of two: the 4 slopes of 4 heads, then every other one of 8 heads' slopes
+    torch.testing.assert_close(
+        alibi_slopes(6), torch.tensor([2.0**-2, 2.0**-4, 2.0**-6, 2.0**-8, 2.0**-1, 2.0**-3])
+    )
+
+
+def test_alibi_bias_is_minus_slope_times_distance():
+    # queries are the last 3 of 5 positions (a KV cache): query i sits at position 2 + i
+    bias = ALiBi(6)(3, 5)
+    slopes = alibi_slopes(6)
+    expected = torch.tensor(
+        [[[-slopes[h] * abs(j - (2 + i)) for j in range(5)] for i in range(3)] for h in range(6)]
+    )
+    torch.testing.assert_close(bias, expected[None])
+
+
+@pytest.mark.parametrize("position", ["rope", "alibi"])
+def test_positions_inside_attention_enter_the_scores_only(position):
+    """Scaled attention over 2 heads of 4 channels: rope turns queries and keys (never the
+    values), alibi adds -slope_h |i - j| to head h's scores (slopes 2^-4, 2^-8)."""
+    x = torch.randn(2, 5, 8)
+    y = Attention(config(attention="scaled", n_head=2, position=position), causal=False)(x)
+    heads = x.view(2, 5, 2, 4).transpose(1, 2)  # (B, H, T, D)
+    q = k = Rotary(4)(heads) if position == "rope" else heads
+    scores = q @ k.transpose(-2, -1) / 2.0
+    if position == "alibi":
+        distance = (torch.arange(5)[None, :] - torch.arange(5)[:, None]).abs()
+        scores = scores - torch.tensor([2.0**-4, 2.0**-8])[:, None, None] * distance
+    expected = (F.softmax(scores, dim=-1) @ heads).transpose(1, 2).reshape(2, 5, 8)
+    torch.testing.assert_close(y, expected)
+
+
+def test_sinusoidal_table_is_vaswanis_scaled_to_a_learned_tables_size():
+    # the code's scale: RMS 0.02 like a learned table's init, so tokens are not drowned
+    expected = torch.empty(10, 8)
+    for p in range(10):
+        for i in range(4):
+            angle = p / 10000.0 ** (2 * i / 8)
+            expected[p, 2 * i], expected[p, 2 * i + 1] = math.sin(angle), math.cos(angle)
+    table = AbsolutePosition("sinusoidal", 10, 8).weight
+    torch.testing.assert_close(table, 0.02 * math.sqrt(2) * expected)
 
 
 # ------------------------------------------------------------------ fast path == plain path
@@ -120,10 +183,24 @@ SETTINGS = {
 }
 
 
+@pytest.fixture
+def fused_calls(monkeypatch):
+    """A list that grows by one with every call attention.py makes to the fused kernel."""
+    calls = []
+    fused = attention_module.F.scaled_dot_product_attention
+
+    def counted(*args, **kwargs):
+        calls.append(kwargs)
+        return fused(*args, **kwargs)
+
+    monkeypatch.setattr(attention_module.F, "scaled_dot_product_attention", counted)
+    return calls
+
+
 @pytest.mark.parametrize("setting", list(SETTINGS))
 @pytest.mark.parametrize("position", ["none", "relative", "rope", "alibi"])
 @pytest.mark.parametrize("kind", ATTENTIONS)
-def test_fast_path_equals_plain_path(kind, position, setting):
+def test_fast_path_equals_plain_path(kind, position, setting, fused_calls):
     s = SETTINGS[setting]
     T, S = (4, 7) if s["cross"] else (7, 7)
     plain = Attention(
@@ -147,7 +224,10 @@ def test_fast_path_equals_plain_path(kind, position, setting):
 
     outputs, grads = [], []
     for attn in (plain, fast):
+        fused_calls.clear()
         y = attn(x, context=context, mask=mask)
+        # float32 takes the fused kernel on every device: else this compares plain with plain
+        assert len(fused_calls) == (1 if attn is fast else 0)
         target = torch.randn_like(y, generator=torch.Generator().manual_seed(1))
         (y * target).sum().backward()
         inputs = [x] + ([context] if context is not None else []) + list(attn.parameters())

@@ -43,17 +43,27 @@ def test_local_kernel_keeps_padding_harmless(pooling, fast):
     assert_padding_harmless(Classifier(tiny(pooling=pooling, local_kernel=3, fast=fast)).eval())
 
 
-def test_local_kernel_makes_word_order_matter():
-    # with positions "none", attention and mean pooling see a bag of words...
-    torch.manual_seed(0)
-    model = Classifier(tiny(local_kernel=3, n_layer=1, position="none")).eval()
+@pytest.mark.parametrize(
+    "position, local_kernel, order_matters",
+    [
+        ("none", 0, False),  # attention and mean pooling see a bag of words...
+        ("none", 3, True),  # ...unless neighbours are mixed in
+        ("learned", 0, True),  # ...or each word carries its position
+        ("sinusoidal", 0, True),
+    ],
+)
+def test_word_order_matters_through_positions_or_the_local_kernel(
+    position, local_kernel, order_matters
+):
+    model = Classifier(tiny(local_kernel=local_kernel, n_layer=1, position=position)).eval()
     with torch.no_grad():  # logits of order 1, not GPT-2's init scale of 1e-3
         model.head.weight.normal_()
     x = torch.randint(1, 20, (1, 12))
-    reversed_ = x.flip(1)
-    assert not torch.allclose(model(x), model(reversed_), atol=1e-4)  # ...neighbours change it
-    model.local = None
-    torch.testing.assert_close(model(x), model(reversed_), atol=1e-5, rtol=1e-4)
+    logits, reversed_logits = model(x), model(x.flip(1))
+    if order_matters:
+        assert not torch.allclose(logits, reversed_logits, atol=1e-4)
+    else:
+        torch.testing.assert_close(logits, reversed_logits, atol=1e-5, rtol=1e-4)
 
 
 @pytest.mark.parametrize("kernel", [-1, 2])

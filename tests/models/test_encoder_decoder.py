@@ -33,6 +33,16 @@ def test_target_is_causal_and_source_padding_is_ignored(position, fast):
     torch.testing.assert_close(model(src[1:, :5], tgt[1:])[0], logits[1], atol=1e-5, rtol=1e-4)
 
 
+@pytest.mark.parametrize("fast", [False, True])
+def test_the_encoder_reads_the_whole_source_at_every_position(fast):
+    # bidirectional: the first source token's vector already depends on the last token
+    model = EncoderDecoder(tiny(fast=fast)).eval()
+    src = torch.randint(1, 16, (2, 8))
+    changed = src.clone()
+    changed[:, -1] = (src[:, -1] + 1) % 16
+    assert not torch.allclose(model.encode(changed)[:, 0], model.encode(src)[:, 0])
+
+
 def test_learns_to_reverse(train_steps):
     """Reverse 6 digits: it must read the source (the target alone does not say)."""
     model = EncoderDecoder(tiny())

@@ -176,16 +176,62 @@ def test_the_tightest_top_k_and_top_p_keep_only_the_likeliest_token(filter):
     assert torch.equal(model.generate(prompt, 6, temperature=2.0, generator=g, **filter), greedy)
 
 
-def test_top_p_of_one_keeps_every_token(monkeypatch):
+@pytest.fixture
+def drawn_from(monkeypatch):
+    """drawn_from(logits, **filters): the weights sample_next_token hands torch.multinomial."""
+
+    def run(logits: torch.Tensor, **filters) -> torch.Tensor:
+        weights = []
+        monkeypatch.setattr(
+            torch, "multinomial", lambda probs, **kw: weights.append(probs) or probs[:, :1]
+        )
+        sample_next_token(logits, **filters)
+        return weights[0]
+
+    return run
+
+
+def test_top_p_of_one_keeps_every_token(drawn_from):
     # a peaked distribution over GPT-2's vocabulary: its float32 cumulative sum reaches 1
     # thousands of tokens before the last, which top_p=1 must not drop
     logits = 3 * torch.randn(4, 50257)
-    sampled_from = []
-    monkeypatch.setattr(
-        torch, "multinomial", lambda probs, **kw: sampled_from.append(probs) or probs[:, :1]
-    )
-    sample_next_token(logits, top_p=1.0)
-    assert torch.equal(sampled_from[0], F.softmax(logits, dim=-1))
+    assert torch.equal(drawn_from(logits, top_p=1.0), F.softmax(logits, dim=-1))
+
+
+def filtered_softmax(logits, temperature=1.0, top_k=None, top_p=None) -> torch.Tensor:
+    """The definitions: softmax(logits / temperature), then only the top_k likeliest tokens,
+    then only the smallest set of the likeliest whose mass reaches top_p; renormalised."""
+    probs = F.softmax(logits / temperature, dim=-1)
+    for row in probs:
+        mass, order = row.sort(descending=True)
+        n = len(row) if top_k is None else top_k
+        if top_p is not None:  # the prefixes short of top_p, and one more
+            n = min(n, int((mass[:n].cumsum(0) / mass[:n].sum() < top_p).sum()) + 1)
+        row[order[n:]] = 0.0
+    return probs / probs.sum(dim=-1, keepdim=True)
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [
+        dict(temperature=0.5),
+        dict(temperature=2.0),
+        dict(top_k=3),
+        dict(top_p=0.5),
+        dict(temperature=2.0, top_k=3),
+        dict(temperature=2.0, top_p=0.5),
+        dict(top_k=3, top_p=0.7),  # top_p of the 3 renormalised: keeps 2 in a row, not 3
+    ],
+    ids=lambda filters: ",".join(f"{name}={value}" for name, value in filters.items()),
+)
+def test_sampling_draws_from_the_filtered_renormalised_softmax(filters, drawn_from):
+    logits = torch.randn(4, 20)
+    expected = filtered_softmax(logits, **filters)
+    # several tokens stay in each row, so a filter that kept only the likeliest would fail
+    assert ((expected > 0).sum(dim=-1) > 1).all()
+    weights = drawn_from(logits, **filters)  # multinomial's weights need not sum to one
+    assert torch.equal(weights > 0, expected > 0)
+    torch.testing.assert_close(weights / weights.sum(dim=-1, keepdim=True), expected)
 
 
 @pytest.mark.parametrize(

@@ -127,12 +127,16 @@ class GPT(LanguageModel):
         h = hf.config
         if h.activation_function not in ("gelu_new", "gelu_pytorch_tanh"):
             raise ValueError(
-                f"GPT.from_gpt2: activation {h.activation_function!r} is not GELU tanh"
+                f"GPT.from_gpt2: activation_function={h.activation_function!r}; only GELU's "
+                "tanh approximation (gelu_new, gelu_pytorch_tanh)"
             )
-        if h.scale_attn_by_inverse_layer_idx or not h.scale_attn_weights:
-            raise ValueError("GPT.from_gpt2: only GPT-2's standard 1/sqrt(d) attention scaling")
+        scaling = "only GPT-2's standard 1/sqrt(d) attention scaling"
+        if h.scale_attn_by_inverse_layer_idx:
+            raise ValueError(f"GPT.from_gpt2: scale_attn_by_inverse_layer_idx=True; {scaling}")
+        if not h.scale_attn_weights:
+            raise ValueError(f"GPT.from_gpt2: scale_attn_weights=False; {scaling}")
         if (h.n_inner or 4 * h.n_embd) != 4 * h.n_embd:
-            raise ValueError("GPT.from_gpt2: only n_inner = 4 * n_embd")
+            raise ValueError(f"GPT.from_gpt2: n_inner={h.n_inner}; only 4 * n_embd={4 * h.n_embd}")
         if h.layer_norm_epsilon != 1e-5:  # GPT-2's, which our LayerNorm hard-codes
             raise ValueError(f"GPT.from_gpt2: layer_norm_epsilon={h.layer_norm_epsilon}; only 1e-5")
         if h.add_cross_attention:
