@@ -41,6 +41,37 @@ def test_atomic_dir_replaces_an_earlier_output_or_an_empty_folder(tmp_path):
     assert entries(tmp_path) == ["empty", "out"]  # no temporary folder left over
 
 
+def tree(folder):
+    """Every entry under `folder`, hidden ones too: a file's text, a folder's None."""
+    return {
+        str(p.relative_to(folder)): p.read_text() if p.is_file() else None
+        for p in folder.rglob("*")
+    }
+
+
+def put_file(tmp, text):
+    tmp.write_text(text)
+
+
+def put_marker(tmp, text):
+    (tmp / "done.txt").write_text(text)
+
+
+@pytest.mark.parametrize(
+    ("atomic", "put"),
+    [(atomic_path, put_file), (lambda path: atomic_dir(path, "done.txt"), put_marker)],
+    ids=["atomic_path", "atomic_dir"],
+)
+def test_a_failed_write_leaves_the_earlier_output_as_it_was(tmp_path, atomic, put):
+    with atomic(tmp_path / "out") as tmp:
+        put(tmp, "old")
+    before = tree(tmp_path)
+    with pytest.raises(RuntimeError, match="killed halfway"), atomic(tmp_path / "out") as tmp:
+        put(tmp, "half")
+        raise RuntimeError("killed halfway")
+    assert tree(tmp_path) == before  # the old output whole, and no temporary entry beside it
+
+
 def test_atomic_dir_keeps_a_folder_that_is_no_earlier_output(tmp_path):
     victim = tmp_path / "victim"
     victim.mkdir()

@@ -8,6 +8,8 @@ import signal
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from fromscratch import track
 from fromscratch.track import Tracker
 
@@ -108,3 +110,18 @@ def test_a_resume_from_an_earlier_step_says_what_wandb_keeps(tmp_path, capsys):
     Tracker(tmp_path, {}, mode="disabled", run_id=first.run_id, resume_step=1)
     Tracker(tmp_path, {}, mode="offline", run_id=first.run_id, resume_step=1).finish({}, {})
     assert "W&B keeps" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("checkpoint_step", [4, 5], ids=["before-the-last-line", "at-it"])
+def test_a_metric_line_cut_short_by_a_kill_is_dropped_on_resume(tmp_path, checkpoint_step):
+    """A kill while a line is written leaves half of it. A checkpoint that counted no lines
+    (resume_lines) keeps the lines up to its step, and the cut line has none to read: kept,
+    it would spoil metrics.jsonl, the next line joined to it."""
+    lines = [json.dumps({"step": step, "loss": 1.0 / step}) + "\n" for step in range(1, 7)]
+    lines[-1] = lines[-1][: len(lines[-1]) // 2]
+    (tmp_path / "metrics.jsonl").write_text("".join(lines))
+    resumed = Tracker(tmp_path, {}, run_id="cut000000001", resume_step=checkpoint_step)
+    resumed.log({"loss": 0.25}, step=checkpoint_step + 1)
+    logged = [json.loads(line) for line in (tmp_path / "metrics.jsonl").open()]
+    assert [line["step"] for line in logged] == list(range(1, checkpoint_step + 2))
+    assert logged[-1]["loss"] == 0.25  # this run's line, not one logged before the kill

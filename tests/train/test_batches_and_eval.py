@@ -47,25 +47,48 @@ def test_a_batch_larger_than_the_split_is_a_one_line_error(demo_words):
         LMBatches(np.arange(100, dtype=np.uint16), 16, 9, seed=0, rank=0, world=2)
 
 
+def train_batches(data, tokens=None):
+    """Batches of 32 of the training split, cut to 64 tokens."""
+    tokens = data.tokens("train") if tokens is None else tokens
+    offsets, labels = data.offsets("train"), data.labels("train")
+    return ClassificationBatches(tokens, offsets, labels, batch_size=32, max_length=64, seed=0)
+
+
 def test_classification_batches_cover_each_epoch_and_mask_padding(demo_words):
     data = PreparedData(demo_words)
-    batches = ClassificationBatches(
-        data.tokens("train"),
-        data.offsets("train"),
-        data.labels("train"),
-        batch_size=32,
-        max_length=64,
-        seed=0,
-    )
-    seen = []
-    for i in range(batches.per_epoch):
-        x, mask, y = batches(i)
-        assert x.shape == mask.shape and x.shape[1] <= 64
-        assert (x[~mask] == 0).all() and mask[:, 0].all()
-        seen.append(y)
-    assert sum(len(y) for y in seen) == batches.per_epoch * 32
-    lengths = [int(batches(i)[1].sum(1).float().std()) for i in range(10)]
-    assert np.mean(lengths) < np.diff(data.offsets("train")).std()  # bucketing groups lengths
+    lengths, labels = np.minimum(np.diff(data.offsets("train")), 64), data.labels("train")
+    # every token of example i is i + 1 (0 is the padding): a row's first token names it
+    numbered = np.repeat(np.arange(1, len(labels) + 1), np.diff(data.offsets("train")))
+    batches = train_batches(data, numbered.astype(np.uint16))
+    assert batches.per_epoch * 32 == len(labels)  # no ragged batch left out
+    epochs = []
+    for epoch in range(2):
+        order = []
+        for i in range(epoch * batches.per_epoch, (epoch + 1) * batches.per_epoch):
+            x, mask, y = batches(i)
+            rows = x[:, 0].numpy().astype(np.int64) - 1
+            padded = np.arange(lengths[rows].max()) >= lengths[rows][:, None]
+            assert torch.equal(mask, torch.from_numpy(~padded))  # as wide as the longest
+            assert torch.equal(x, torch.where(mask, torch.from_numpy(rows + 1)[:, None], 0))
+            assert torch.equal(y, torch.from_numpy(labels[rows].astype(np.int64)))
+            order.append(rows)
+        epochs.append(np.concatenate(order))
+        assert np.array_equal(np.sort(epochs[-1]), np.arange(len(labels)))  # each one once
+    assert not np.array_equal(epochs[0], epochs[1])  # and in another order
+    spread = [int(batches(i)[1].sum(1).float().std()) for i in range(10)]
+    assert np.mean(spread) < np.diff(data.offsets("train")).std()  # bucketing groups lengths
+
+
+def test_a_fresh_classification_sampler_draws_the_batch_of_a_step_again(demo_words):
+    # a resumed classifier builds its batches anew and starts at the checkpoint's step,
+    # without drawing the batches before it
+    data = PreparedData(demo_words)
+    uninterrupted = train_batches(data)
+    later = uninterrupted.per_epoch + 7  # in the second epoch
+    drawn = [uninterrupted(i) for i in range(later + 1)]
+    for step in (3, later):
+        for fresh, seen in zip(train_batches(data)(step), drawn[step], strict=True):
+            assert torch.equal(fresh, seen), f"batch {step}"
 
 
 class Uniform(torch.nn.Module):

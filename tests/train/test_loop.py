@@ -34,20 +34,54 @@ def test_gpt_loss_falls_and_metrics_are_logged(demo_chars, tmp_path):
     assert summary["test/bits_per_char"] < uniform - 1
 
 
-def test_non_finite_loss_stops_with_the_step_and_keeps_the_last_checkpoint(demo_chars, tmp_path):
+def nan_weights(trainer):
+    with torch.no_grad():
+        next(trainer.model.parameters()).fill_(float("nan"))
+
+
+def an_infinite_gradient(trainer):
+    """From the next backward pass on, one weight's gradient is infinite while the loss
+    stays finite: only the gradient norm shows it."""
+    weight = next(trainer.model.parameters())
+    return weight.register_hook(lambda grad: torch.full_like(grad, math.inf))
+
+
+@pytest.mark.parametrize(
+    ("spoil", "what"), [(nan_weights, "loss"), (an_infinite_gradient, "gradient norm")]
+)
+def test_a_non_finite_step_stops_with_the_step_and_keeps_the_last_checkpoint(
+    demo_chars, tmp_path, spoil, what
+):
     trainer = Trainer(TrainConfig.from_dict(tiny_gpt(demo_chars, checkpoint_every=5)), tmp_path)
     for _ in range(5):
         trainer.train_step()
     trainer.save_checkpoint()
-    with torch.no_grad():
-        next(trainer.model.parameters()).fill_(float("nan"))
+    spoil(trainer)
     with pytest.raises(
         NonFiniteLoss,
-        match=r"non-finite loss at step 5; last good checkpoint: "
-        r".*step-00000005\.pt",
+        match=rf"^non-finite {what} at step 5; last good checkpoint: \S*step-00000005\.pt$",
     ):
         trainer.train_step()
     assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == ["step-00000005.pt"]
+
+
+def test_an_fp16_overflow_skips_the_step_instead_of_stopping(demo_chars, tmp_path):
+    # in fp16 an infinite gradient is the loss scale being too large for once: the scaler
+    # skips that update and halves its scale, and the run goes on
+    spec = tiny_gpt(demo_chars, precision="fp16", eval_splits="")
+    trainer = Trainer(TrainConfig.from_dict(spec), tmp_path)
+    trainer.train_step()
+    before = {name: w.clone() for name, w in trainer.model.state_dict().items()}
+    scale = trainer.scaler.get_scale()
+    overflow = an_infinite_gradient(trainer)
+    metrics = trainer.train_step()
+    overflow.remove()
+    assert metrics["grad_norm"] == math.inf and math.isfinite(metrics["loss"])
+    assert trainer.scaler.get_scale() == scale / 2
+    after = trainer.model.state_dict()
+    assert all(torch.equal(after[name], w) for name, w in before.items())
+    trainer.train_step()  # at the smaller scale, an update again
+    assert not torch.equal(trainer.model.state_dict()["lm_head.weight"], before["lm_head.weight"])
 
 
 def test_token_and_time_budgets_stop_the_run(demo_chars, tmp_path):
@@ -94,14 +128,13 @@ def test_tokens_per_second_counts_training_steps_only(demo_chars, tmp_path):
 
 
 def test_gradient_accumulation_matches_one_big_batch(demo_chars, tmp_path):
-    def final_weights(**overrides):
+    def train_steps(**overrides):
         spec = tiny_gpt(demo_chars, max_steps=3, eval_splits="", **overrides)
         spec["model"]["dropout"] = 0.0
         trainer = Trainer(TrainConfig.from_dict(spec), tmp_path / str(overrides))
         trainer.batches = accumulate_as(trainer, overrides.get("grad_accum", 1))
-        for _ in range(3):
-            trainer.train_step()
-        return trainer.model.state_dict()
+        norms = [trainer.train_step()["grad_norm"] for _ in range(3)]
+        return trainer.model.state_dict(), norms
 
     def accumulate_as(trainer, accum):
         # The same 8 windows per step, served whole or in `accum` micro-batches.
@@ -110,10 +143,23 @@ def test_gradient_accumulation_matches_one_big_batch(demo_chars, tmp_path):
             t[(index % accum) * 8 // accum :][: 8 // accum] for t in whole(index // accum)
         )
 
-    one = final_weights(batch_size=8)
-    four = final_weights(batch_size=8, grad_accum=4)
+    one, one_norms = train_steps(batch_size=8)
+    four, four_norms = train_steps(batch_size=8, grad_accum=4)
+    # AdamW's update hardly depends on the gradient's scale, and clipping caps it: the
+    # weights would agree even if the micro-batches' gradients were summed, not averaged
+    assert four_norms == pytest.approx(one_norms, rel=1e-4)
     for name in one:
         torch.testing.assert_close(four[name], one[name], rtol=1e-4, atol=1e-6)
+
+
+def test_a_classifier_counts_its_tokens_without_the_padding(demo_words, tmp_path):
+    spec = tiny_classifier(demo_words, max_steps=3, grad_accum=2, eval_splits="")
+    trainer = Trainer(TrainConfig.from_dict(spec), tmp_path)
+    summary = trainer.run()
+    # a batch is a function of its index: these are the 3 steps' 2 micro-batches each
+    masks = [trainer.batches(index)[1] for index in range(3 * 2)]
+    assert summary["tokens"] == sum(int(mask.sum()) for mask in masks)
+    assert summary["tokens"] < sum(mask.numel() for mask in masks)  # there was padding
 
 
 @pytest.mark.parametrize(
@@ -395,7 +441,14 @@ def test_a_rerun_of_a_finished_run_trains_again(demo_chars, tmp_path, capsys):
 
 def test_bf16_autocast_trains_on_cpu(demo_chars, tmp_path):
     spec = tiny_gpt(demo_chars, max_steps=30, precision="bf16", eval_splits="test")
-    summary = train(TrainConfig.from_dict(spec), tmp_path)
+    trainer = Trainer(TrainConfig.from_dict(spec), tmp_path)
+    # a falling loss would not tell bf16 from fp32: the training matmuls' own dtype does
+    trained_in = set()
+    trainer.model.lm_head.register_forward_hook(
+        lambda head, inputs, logits: trained_in.add(logits.dtype) if head.training else None
+    )
+    summary = trainer.run()
+    assert trained_in == {torch.bfloat16}
     lines = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     losses = [x["loss"] for x in lines if "loss" in x]
     assert losses[-1] < losses[0] and math.isfinite(summary["test/loss"])

@@ -2,7 +2,6 @@
 training config reads back."""
 
 import csv
-import itertools
 import json
 
 import numpy as np
@@ -29,14 +28,25 @@ def test_choice_rule_on_a_known_curve():
     assert result["lr_steepest"] == pytest.approx(1e-3, rel=0.3)
 
 
-def test_lr_range_test_sweeps_writes_and_feeds_training(demo_words, tmp_path):
+def test_lr_range_test_smooths_its_sweep_and_its_choice_feeds_training(demo_words, tmp_path):
     config = TrainConfig.from_dict(tiny_classifier(demo_words))
     result = lr_range_test(config, tmp_path, steps=80, min_lr=1e-5, max_lr=10.0)
     rows = list(csv.DictReader((tmp_path / "lr_range.csv").open()))
     assert len(rows) == result["steps"] >= 20
-    lrs = [float(r["lr"]) for r in rows]
-    assert lrs[0] == pytest.approx(1e-5) and all(b > a for a, b in itertools.pairwise(lrs))
-    assert 1e-6 < result["lr"] < 1.0
+    lrs, losses, smoothed = (
+        np.array([float(r[k]) for r in rows]) for k in ("lr", "loss", "smoothed")
+    )
+    assert lrs == pytest.approx(np.geomspace(1e-5, 10.0, 80)[: len(rows)])
+    # the documented smoothing, redone from the raw losses: a bias-corrected moving average
+    # with beta = 1 - 20 / steps
+    beta, average = 1 - 20 / 80, 0.0
+    for i, loss in enumerate(losses):
+        average = beta * average + (1 - beta) * loss
+        assert smoothed[i] == pytest.approx(average / (1 - beta ** (i + 1)), rel=1e-9)
+    # the rule: a tenth of the LR at the minimum of the smoothed loss
+    best = np.argmin(smoothed)
+    chosen = (result["lr"], result["min_smoothed_loss"])
+    assert chosen == pytest.approx((lrs[best] / 10, smoothed[best]), rel=1e-12)
     assert json.loads((tmp_path / "lr_range.json").read_text())["lr"] == result["lr"]
     tuned = TrainConfig.from_dict(
         tiny_classifier(demo_words, lr_from=str(tmp_path / "lr_range.json"))
