@@ -219,6 +219,20 @@ def test_an_empty_override_means_the_default(demo_chars, tmp_path):
     assert "n_head" not in config.model and config.model["n_embd"] == 32
 
 
+def test_an_override_sets_a_field_of_the_default_model(demo_chars, tmp_path):
+    path = tmp_path / "gpt.yaml"
+    path.write_text(yaml.safe_dump({"data": str(demo_chars)}))  # no model: the default GPT
+    assert load_config(path, {"model.n_layer": 1}).model == {"family": "gpt", "n_layer": 1}
+    assert TrainConfig.from_dict({"data": str(demo_chars)}).model == {"family": "gpt"}
+
+
+def test_a_config_that_is_not_utf8_text_is_named(tmp_path):
+    path = tmp_path / "gpt.yaml"
+    path.write_bytes(b"lr: 1\n\xff\xfe")
+    with pytest.raises(FromScratchError, match=r"gpt.yaml: not UTF-8 text \(byte 6\)"):
+        load_config(path)
+
+
 def test_a_wrong_model_field_fails_before_the_data_is_read(tmp_path):
     # the data is prepared by another step that may not have run yet: a typo in the model
     # should not wait for it

@@ -77,14 +77,19 @@ def test_batch_size_search_tells_a_broken_config_from_one_that_does_not_fit(
     spec["model"] |= {"n_head": 3, "n_embd": 64}
     with pytest.raises(FromScratchError, match=r"ClassifierConfig.n_embd"):
         search(TrainConfig.from_dict(spec), tmp_path, max_batch_size=4)
-    # a failure inside the attempt: the attempt's own error, not "does not fit"
+    # data that is not there: named before any attempt too
     missing = TrainConfig.from_dict(tiny_gpt(tmp_path / "not-prepared"))
     with pytest.raises(FromScratchError) as error:
         search(missing, tmp_path, max_batch_size=4)
     assert str(error.value) == (
-        "batch-size search: batch 1 failed: fromscratch.FromScratchError: "
         f"{tmp_path / 'not-prepared'} is not a prepared data folder (no meta.json)"
     )
+    # a failure inside the attempt: the attempt's own error, not "does not fit"
+    too_long = TrainConfig.from_dict(tiny_gpt(demo_chars, context=4096))
+    with pytest.raises(FromScratchError) as error:
+        search(too_long, tmp_path, max_batch_size=4)
+    assert str(error.value).startswith("batch-size search: batch 1 failed: ")
+    assert "context=4096: longer than the model's context" in str(error.value)
     assert "does not fit" not in capsys.readouterr().err
     assert not (tmp_path / "batch_size.json").exists()
 
@@ -176,6 +181,11 @@ def test_sweeps_that_cannot_answer_fail_in_one_line(demo_chars, tmp_path, capsys
         (["--steps", "2"], "steps=2; it needs at least 10"),
         (["--min-lr", "1", "--max-lr", "0.1"], "min_lr=1, max_lr=0.1; it needs 0 < min_lr"),
         (["--min-lr", "0"], "min_lr=0, max_lr=1; it needs 0 < min_lr"),
+        (
+            ["--max-lr", "inf"],
+            "min_lr=1e-06, max_lr=inf; it needs 0 < min_lr < max_lr, both finite",
+        ),
+        (["--max-lr", "nan"], "max_lr=nan; it needs 0 < min_lr < max_lr, both finite"),
         # the loss only rises: the choice would be min_lr / 10, a number about nothing
         (["--steps", "20", "--min-lr", "1e8", "--max-lr", "1e9"], "min_lr=1e+08 is already"),
     ):
@@ -187,7 +197,9 @@ def test_sweeps_that_cannot_answer_fail_in_one_line(demo_chars, tmp_path, capsys
     # the batch-size search and the noise scale check their options before any training
     for command, options, named in (
         ("batch-size", ["--max-batch-size", "0"], "max_batch_size=0; it must be at least 1"),
-        ("batch-size", ["--memory-cap-mb", "-1"], "memory_cap_mb=-1; it must be > 0"),
+        ("batch-size", ["--memory-cap-mb", "-1"], "memory_cap_mb=-1; it must be a finite number"),
+        ("batch-size", ["--memory-cap-mb", "nan"], "memory_cap_mb=nan; it must be a finite number"),
+        ("batch-size", ["--set", "data=nosuch"], "error: nosuch is not a prepared data folder"),
         ("noise-scale", ["--accumulate", "1"], "accumulate=1; it must be at least 2"),
         ("noise-scale", ["--micro-batch", "0"], "micro_batch=0; it must be at least 1"),
         ("noise-scale", ["--draws", "0"], "draws=0; it must be at least 1"),

@@ -20,6 +20,7 @@ answers (train/noise_scale.py, a stage of its own).
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -31,6 +32,7 @@ from pathlib import Path
 import torch
 
 from fromscratch import FromScratchError
+from fromscratch.data import PreparedData
 from fromscratch.io import write_json
 from fromscratch.train.config import TrainConfig
 from fromscratch.train.models import model_config
@@ -180,11 +182,13 @@ def search(
         raise FromScratchError(
             f"batch-size search: max_batch_size={max_batch_size}; it must be at least 1"
         )
-    if memory_cap_mb <= 0:
+    if not 0 < memory_cap_mb < math.inf:
         raise FromScratchError(
-            f"batch-size search: memory_cap_mb={memory_cap_mb:g}; it must be > 0"
+            f"batch-size search: memory_cap_mb={memory_cap_mb:g}; it must be a finite number > 0"
         )
-    model_config(config.model)  # a wrong model field fails here, not as "does not fit"
+    # a wrong model field, data folder or split fails here, not inside the first probe
+    model_config(config.model)
+    PreparedData(config.data).check_split(config.train_split)
     out = Path(out)
     cuda = torch.cuda.is_available() and config.device in ("auto", "cuda")
     tried = []

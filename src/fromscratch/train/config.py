@@ -99,6 +99,9 @@ class OptimizerConfig(TrackingConfig):
         self._check_in("[0, 1)", "beta1", "beta2")  # AdamW's moment decays
 
 
+DEFAULT_MODEL = {"family": "gpt"}  # a config without `model:` trains this GPT
+
+
 @dataclasses.dataclass
 class TrainConfig(OptimizerConfig):
     """Everything one training run needs besides its output folder.
@@ -128,7 +131,7 @@ class TrainConfig(OptimizerConfig):
     """
 
     data: str = ""
-    model: dict = dataclasses.field(default_factory=lambda: {"family": "gpt"})
+    model: dict = dataclasses.field(default_factory=lambda: dict(DEFAULT_MODEL))
     train_split: str = "train"
     eval_splits: str = ""
     batch_size_from: str = ""
@@ -230,12 +233,20 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Tr
     path = Path(path)
     if not path.is_file():
         raise FromScratchError(f"{path}: no such config file")
-    raw = parse_yaml(path.read_text(encoding="utf-8"), str(path)) or {}
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise FromScratchError(
+            f"{path}: not UTF-8 text (byte {error.start}); a training config is a YAML file"
+        ) from None
+    raw = parse_yaml(text, str(path)) or {}
     if not isinstance(raw, dict):
         raise FromScratchError(f"{path}: a training config is a mapping of keys to values")
     for key, value in (overrides or {}).items():
         *outer, field = key.split(".")
         mapping = raw
+        if outer[:1] == ["model"] and "model" not in raw:  # a field of the default model
+            raw["model"] = dict(DEFAULT_MODEL)
         for depth, name in enumerate(outer):
             inner = mapping.get(name)
             if not isinstance(inner, dict):

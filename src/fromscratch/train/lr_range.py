@@ -57,17 +57,18 @@ def lr_range_test(
 ) -> dict:
     if steps < MIN_STEPS:
         raise FromScratchError(f"lr range test: steps={steps}; it needs at least {MIN_STEPS}")
-    if not 0 < min_lr < max_lr:
+    if not 0 < min_lr < max_lr < math.inf:
         raise FromScratchError(
-            f"lr range test: min_lr={min_lr:g}, max_lr={max_lr:g}; it needs 0 < min_lr < max_lr"
+            f"lr range test: min_lr={min_lr:g}, max_lr={max_lr:g}; it needs 0 < min_lr < max_lr, "
+            "both finite"
         )
     out = Path(out)
     beta = beta if beta is not None else max(0.5, 1 - 20 / steps)
     trainer = Trainer.scratch(config)
     lrs, losses, smoothed = [], [], []
     average, best = 0.0, math.inf
-    for i in range(steps):
-        lr = min_lr * (max_lr / min_lr) ** (i / max(steps - 1, 1))
+    # exponentially from min_lr to max_lr, computed in log space: max_lr / min_lr may overflow
+    for i, lr in enumerate(np.geomspace(min_lr, max_lr, steps).tolist()):
         try:
             loss = trainer.train_step(lr=lr)["loss"]
         except NonFiniteLoss:

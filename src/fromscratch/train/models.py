@@ -201,7 +201,10 @@ def check_data(source: str, config: dict, data: PreparedData, who: str) -> None:
     reads it: a model.pt's data with its training data's tokenizer (as `fromscratch
     evaluate` checks), GPT-2's with GPT-2's BPE; and no more tokens than the model knows."""
     if config["data"] is not None:
-        data_for_model(config, str(data.folder))
+        try:
+            data_for_model(config, str(data.folder))
+        except FromScratchError as error:  # say whose tokens they are not
+            raise FromScratchError(f"{who} {source}: {error}") from None
         return
     _check_gpt2_tokens(source, data, who)
     vocab_size = config["model"]["vocab_size"]
