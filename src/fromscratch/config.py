@@ -47,6 +47,15 @@ def is_of_type(value: Any, hint: Any) -> bool:
     return True
 
 
+def check_integer(who: str, name: str, value: Any, least: int = 1, note: str = "") -> None:
+    """A one-line ConfigError unless `value` is an integer of at least `least`: for a
+    stage's or a function's argument what `Config._check_positive` is for a field.  The
+    type is checked too: `fromscratch run` does not look inside a plain `dict` argument,
+    and a call from Python is not checked at all.  note: what the bound means, " (0: all)"."""
+    if not is_of_type(value, int) or value < least:
+        raise ConfigError(f"{who}: {name}={value!r} must be an integer >= {least}{note}")
+
+
 @dataclasses.dataclass
 class Config:
     """Base of every config: plain types only, so it round-trips through JSON/YAML.

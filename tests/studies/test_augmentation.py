@@ -83,12 +83,20 @@ def test_mixing_borrows_sentences_of_the_same_label_only():
     assert sum(a != b for a, b in zip(out[40:], texts, strict=True)) > 30
 
 
-def test_bad_settings_fail_naming_the_choice(reviews):
+@pytest.mark.parametrize(
+    ("strategy", "rate", "copies", "named"),
+    [
+        ("synonyms", 0.1, 1, "allowed: none, delete_swap"),
+        ("unk", 1.5, 1, "between 0 and 1"),
+        # no copies would be the original split again, however it was to be augmented
+        ("unk", 0.1, 0, "copies=0 must be an integer >= 1"),
+        ("unk", 0.1, -1, "copies=-1 must be an integer >= 1"),
+    ],
+)
+def test_bad_settings_fail_naming_the_choice(reviews, strategy, rate, copies, named):
     texts, labels = reviews
-    with pytest.raises(FromScratchError, match="allowed: none, delete_swap"):
-        augment_split(texts, labels, "synonyms", 0.1)
-    with pytest.raises(FromScratchError, match="between 0 and 1"):
-        augment_split(texts, labels, "unk", 1.5)
+    with pytest.raises(FromScratchError, match=named):
+        augment_split(texts, labels, strategy, rate, copies)
 
 
 def test_unk_is_read_as_the_unknown_token():

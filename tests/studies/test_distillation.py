@@ -20,6 +20,7 @@ from fromscratch.train.distill import distillation_loss, fingerprint
 from fromscratch.train.models import load_language_model, load_model
 
 from ..conftest import tiny_classifier, tiny_gpt
+from .conftest import refused
 
 
 def tiny_lstm(data, **overrides) -> dict:
@@ -235,3 +236,22 @@ def test_every_stage_that_loads_a_language_model_checks_its_tokenizer(
             base={"model": lstm}, data=str(demo_chars), out=str(tmp_path / "v"),
             sentences={"train": 10, "test": 10},
         )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("settings", "named"),
+    [
+        ({"lengths": [0]}, "lengths[0]=0 must be an integer >= 1 (tokens per window; a GPT's"),
+        ({"lengths": [64, -4]}, "lengths[1]=-4 must be an integer >= 1"),
+        ({"max_tokens": -1}, "max_tokens=-1 must be an integer >= 0 (0: all)"),
+        ({"split": "nosuch"}, "has no split 'nosuch'; it has: train, test, ood"),
+    ],
+)
+def test_bad_lengths_and_tokens_are_refused_before_the_model_loads(
+    demo_chars, tmp_path, capsys, settings, named
+):
+    # the model is nowhere: the settings are checked before it would be loaded
+    args = {"model": str(tmp_path / "nowhere.pt"), "data": str(demo_chars),
+            "out": str(tmp_path / "d.json"), **settings}  # fmt: skip
+    assert named in refused(capsys, "distillation", args, tmp_path / "logs")
+    assert not (tmp_path / "d.json").exists()

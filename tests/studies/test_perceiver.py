@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import pytest
 import torch
@@ -26,6 +27,8 @@ from fromscratch.stages.perceiver import (
     plan,
 )
 from fromscratch.train.evaluate import evaluate_lm, lm_windows
+
+from .conftest import refused
 
 SHARED = {"vocab_size": 40, "n_head": 4, "position": "learned"}
 
@@ -224,3 +227,49 @@ def test_the_plan_stage_on_a_missing_folder_or_no_context_is_a_one_line_error(
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and named in err, err
     assert not (tmp_path / "plan.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("settings", "named"),
+    [
+        (
+            {"eval_split": "nosuch"},
+            r"perceiver-plan: eval_split: \S+ has no split 'nosuch'; it has: train, test, ood",
+        ),
+        ({"budget_flops": -1e9}, r"perceiver: budget_flops=-1e\+09 must be a number > 0"),
+        ({"budget_flops": 0}, r"perceiver: budget_flops=0 must be a number > 0"),
+    ],
+)
+def test_the_plan_stage_refuses_a_split_the_data_lacks_and_no_budget(
+    demo_chars, tmp_path, capsys, settings, named
+):
+    args = {**PLAN, "data": str(demo_chars), "out": str(tmp_path / "plan.json"), **settings}
+    assert re.search(named, refused(capsys, "perceiver-plan", args, tmp_path / "logs"))
+    assert not (tmp_path / "plan.json").exists()
+
+
+NOT_PLANS = {
+    "summary.json": json.dumps({"steps": 8, "test/bits_per_char": 2.5}),  # a run's
+    "notes.txt": "not JSON",
+}
+A_PLAN = "a plan is the JSON file that the perceiver-plan stage writes"
+
+
+@pytest.mark.parametrize(
+    ("plan_file", "steps", "named"),
+    [
+        ("nosuch.json", 3, f"nosuch.json: no such file; {A_PLAN}"),
+        ("notes.txt", 3, f"notes.txt: not a JSON file; {A_PLAN}"),
+        ("summary.json", 3, 'summary.json: not a plan (it needs "variants", each with'),
+        ("plan.json", 0, "perceiver-cost: steps=0 must be an integer >= 1"),
+    ],
+)
+def test_the_cost_stage_refuses_what_is_not_a_plan_and_no_steps(
+    demo_chars, tmp_path, capsys, plan_file, steps, named
+):
+    perceiver_plan_stage(str(demo_chars), str(tmp_path / "plan.json"), **PLAN)
+    for name, text in NOT_PLANS.items():
+        (tmp_path / name).write_text(text)
+    args = {"plan": str(tmp_path / plan_file), "out": str(tmp_path / "cost.json"), "steps": steps}
+    assert named in refused(capsys, "perceiver-cost", args, tmp_path / "logs")
+    assert not (tmp_path / "cost.json").exists()

@@ -14,6 +14,8 @@ from fromscratch import FromScratchError
 from fromscratch.models import GPT, GPTConfig, KVCache
 from fromscratch.models.recurrent import VARIANTS, document_bits, document_length, token_bits
 
+from .conftest import refused
+
 CONTEXT = 16
 
 
@@ -208,3 +210,25 @@ def test_stage_runs_a_hugging_face_folder_with_either_backend(tmp_path, demo_cha
         )
     with pytest.raises(FromScratchError, match="reads gpt2"):
         recurrent_gpt2_stage(str(tmp_path / "gpt2"), str(demo_chars), "test", str(tmp_path / "x"))
+
+
+@pytest.mark.parametrize(
+    ("settings", "named"),
+    [
+        ({"chunks": 0}, "chunks=0 must be an integer >= 2 (the memory carries from one run"),
+        ({"chunks": 1}, "chunks=1 must be an integer >= 2"),
+        ({"documents": -3}, "documents=-3 must be an integer >= 0 (0: all that fit)"),
+        ({"memory_tokens": -1}, "memory_tokens=-1 must be an integer >= 0, at most context/2"),
+        ({"stride": 0}, "stride=0 must be an integer >= 1"),
+        ({"batch_size": 0}, "batch_size=0 must be an integer >= 1"),
+        ({"split": "nosuch"}, "has no split 'nosuch'; it has: train, test, ood"),
+    ],
+)
+def test_stage_refuses_bad_settings_before_the_model_loads(
+    tmp_path, demo_chars, capsys, settings, named
+):
+    # the model is nowhere (and would be downloaded by name): the settings come first
+    args = {"model": str(tmp_path / "nowhere"), "data": str(demo_chars), "split": "test",
+            "out": str(tmp_path / "out"), **settings}  # fmt: skip
+    assert named in refused(capsys, "recurrent-gpt2", args, tmp_path / "logs")
+    assert not (tmp_path / "out").exists()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import signal
 
 import numpy as np
@@ -28,6 +29,8 @@ from fromscratch.train.vae import (
     sentences_of,
     split_sentences,
 )
+
+from .conftest import refused
 
 transformers = pytest.importorskip("transformers")
 
@@ -249,3 +252,30 @@ def test_a_signal_mid_run_checkpoints_and_the_resumed_run_ends_identically(
         assert torch.equal(tensor, whole[name]), name
     steps = [json.loads(line)["step"] for line in (tmp_path / "cut" / "metrics.jsonl").open()]
     assert [s for s in steps if s <= 10] == [2, 4, 6, 8, 10, 10]  # each logged once, then test/
+
+
+@pytest.mark.parametrize(
+    ("sentences", "named"),
+    [
+        ({"train": "10"}, "sentences.train='10' must be an integer >= 1"),
+        ({"train": -1}, "sentences.train=-1 must be an integer >= 1"),
+        ({"test": 0}, "sentences.test=0 must be an integer >= 1"),
+        ({"max_tokens": 0}, "sentences.max_tokens=0 must be an integer >= 2"),
+        # none of the demo's sentences is this short
+        ({"max_tokens": 8}, "the train split of .* has no sentence of 2 to 8 tokens; raise"),
+    ],
+)
+def test_stage_refuses_sentence_counts_and_lengths_it_cannot_use(
+    gpt2_folder, demo_chars, tmp_path, capsys, sentences, named
+):
+    args = {
+        "base": {"gpt2": str(gpt2_folder)},
+        "data": str(demo_chars),
+        "out": str(tmp_path / "run"),
+        "sentences": {"train": 10, "test": 10, "max_tokens": 48} | sentences,
+        "vae": {"latent": 4, "bottleneck": 8},
+        "train": {"max_steps": 8, "batch_size": 4, "warmup_steps": 2, "eval_every": 0,
+                  "examples": 2},
+    }  # fmt: skip
+    assert re.search(named, refused(capsys, "sentence-vae", args, tmp_path / "logs"))
+    assert not (tmp_path / "run").exists()

@@ -31,6 +31,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from fromscratch import FromScratchError
+from fromscratch.config import check_integer
 from fromscratch.data.tokenizers import UNK, Tokenizer
 
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
@@ -109,6 +110,18 @@ AUGMENTATIONS = {
 }
 
 
+def check_settings(strategy: str, rate: float, copies: int) -> None:
+    """A one-line error for settings `augment_split` cannot use, before any text is read."""
+    if strategy not in AUGMENTATIONS:
+        raise FromScratchError(
+            f"unknown augmentation {strategy!r}; allowed: {', '.join(AUGMENTATIONS)}"
+        )
+    if not 0 <= rate <= 1:
+        raise FromScratchError(f"augmentation rate {rate!r} must be between 0 and 1")
+    # 0 would write the original split unchanged, whatever the strategy
+    check_integer("augmentation", "copies", copies, 1)
+
+
 def augment_split(
     texts: Sequence[str],
     labels: Sequence[int],
@@ -118,12 +131,7 @@ def augment_split(
     seed: int = 0,
 ) -> tuple[list[str], list[int]]:
     """The original texts followed by `copies` augmented copies of each, labels kept."""
-    if strategy not in AUGMENTATIONS:
-        raise FromScratchError(
-            f"unknown augmentation {strategy!r}; allowed: {', '.join(AUGMENTATIONS)}"
-        )
-    if not 0 <= rate <= 1:
-        raise FromScratchError(f"augmentation rate {rate!r} must be between 0 and 1")
+    check_settings(strategy, rate, copies)
     if len(texts) != len(labels):
         raise FromScratchError(f"{len(texts)} texts but {len(labels)} labels")
     augment = AUGMENTATIONS[strategy]

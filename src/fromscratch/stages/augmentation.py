@@ -26,10 +26,11 @@ def augment_stage(
     import numpy as np
 
     from fromscratch.data import PreparedData, Split
-    from fromscratch.data.augment import MarkedUnknowns, augment_split
+    from fromscratch.data.augment import MarkedUnknowns, augment_split, check_settings
     from fromscratch.data.prepare import MARKER, read_texts, write_split
     from fromscratch.io import atomic_dir, write_json
 
+    check_settings(strategy, rate, copies)  # before the raw texts are read
     data = PreparedData(base)
     meta = data.meta
     # The prepared folder holds token ids only (lower-cased, <unk>s): augment the raw texts.

@@ -20,15 +20,22 @@ def distillation_stage(
     in consecutive windows of each of `lengths` tokens (default: the model's context);
     the first `max_tokens` tokens (0: all), so every length scores the same tokens."""
     from fromscratch import FromScratchError
+    from fromscratch.config import check_integer
     from fromscratch.data import PreparedData
     from fromscratch.io import write_json
     from fromscratch.train.evaluate import evaluate_lm
     from fromscratch.train.loop import pick_device
     from fromscratch.train.models import LANGUAGE_MODELS, check_data, load_language_model
 
+    # checked before the model loads; a GPT's upper bound, its context, only after
+    per_window = " (tokens per window; a GPT's at most its context)"
+    for i, length in enumerate(lengths or []):
+        check_integer("distillation", f"lengths[{i}]", length, 1, per_window)
+    check_integer("distillation", "max_tokens", max_tokens, 0, " (0: all)")
+    prepared = PreparedData(data)
+    prepared.check_split(split)
     who = "distillation: model"
     net, config = load_language_model(model, who=who, families=LANGUAGE_MODELS)
-    prepared = PreparedData(data)
     check_data(model, config, prepared, who)  # the ids of `data` mean the model's tokens
     family, context = config["model"]["family"], config["model"]["context"]
     lengths = lengths or [context]

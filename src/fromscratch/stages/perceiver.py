@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import math
+from pathlib import Path
 
 from fromscratch import FromScratchError
 from fromscratch.io import read_json, write_json
@@ -99,6 +100,9 @@ def plan(
 
     if not contexts or min(contexts) < 1:
         raise FromScratchError(f"perceiver: contexts={contexts}; give one or more, each >= 1")
+    if not (math.isfinite(budget_flops) and budget_flops > 0):
+        # a negative one would still buy each run its one step: a plan of nothing
+        raise FromScratchError(f"perceiver: budget_flops={budget_flops:g} must be a number > 0")
     if batch_tokens < max(contexts):
         raise FromScratchError(
             f"perceiver: batch_tokens={batch_tokens} is less than one window of the longest "
@@ -165,13 +169,44 @@ def perceiver_plan_stage(
     writes `out`."""
     from fromscratch.data import PreparedData
 
-    vocab_size = PreparedData(data).meta["vocab_size"]  # a one-line error where none is
+    prepared = PreparedData(data)  # a one-line error where none is
+    try:  # the runs would fail on it only at their first evaluation
+        prepared.check_split(eval_split)
+    except FromScratchError as error:
+        raise FromScratchError(f"perceiver-plan: eval_split: {error}") from error
+    vocab_size = prepared.meta["vocab_size"]
     variants = plan(
         data, vocab_size, contexts, model, gpt, perceiver, budget_flops, batch_tokens, train,
         eval_split, tolerance,
     )  # fmt: skip
     write_json(out, {"data": data, "vocab_size": vocab_size, "variants": variants})
     return {name: v["parameters"] for name, v in variants.items()}
+
+
+PLAN_KEYS = ("family", "context", "batch_size", "config")  # of each variant, used below
+
+
+def read_plan(path: str) -> dict:
+    """The variants of the plan `path`; a one-line error for any file that is not a plan."""
+    what = f"perceiver-cost: plan={path}"
+    expected = "a plan is the JSON file that the perceiver-plan stage writes"
+    if not Path(path).is_file():
+        raise FromScratchError(f"{what}: no such file; {expected}")
+    try:
+        planned = read_json(path)
+    except ValueError as error:  # not JSON, or not even text
+        raise FromScratchError(f"{what}: not a JSON file; {expected}") from error
+    variants = planned.get("variants") if isinstance(planned, dict) else None
+    if not (
+        isinstance(variants, dict)
+        and variants
+        and all(isinstance(v, dict) and set(PLAN_KEYS) <= set(v) for v in variants.values())
+    ):
+        raise FromScratchError(
+            f'{what}: not a plan (it needs "variants", each with {", ".join(PLAN_KEYS)}); '
+            f"{expected}"
+        )
+    return variants
 
 
 def perceiver_cost_stage(plan: str, out: str, steps: int = 3) -> dict:
@@ -183,15 +218,23 @@ def perceiver_cost_stage(plan: str, out: str, steps: int = 3) -> dict:
     """
     import torch
 
+    from fromscratch.config import check_integer
     from fromscratch.train.batch_size import measure
     from fromscratch.train.config import TrainConfig
 
-    rows = []
-    for name, variant in read_json(plan)["variants"].items():
-        config = TrainConfig.from_dict(
+    # a time per step needs a step: 0 would fail inside the measurement, as if the batch did
+    check_integer("perceiver-cost", "steps", steps, 1)
+    variants = read_plan(plan)
+    # every config is checked before the first measurement starts
+    configs = {
+        name: TrainConfig.from_dict(
             variant["config"] | {"eval_splits": "", "wandb_mode": "disabled"}
         )
-        result, peak_mb = measure(config, variant["batch_size"], steps)
+        for name, variant in variants.items()
+    }
+    rows = []
+    for name, variant in variants.items():
+        result, peak_mb = measure(configs[name], variant["batch_size"], steps)
         if result is None:
             raise FromScratchError(f"perceiver-cost: {name} failed to train a step")
         rows.append(

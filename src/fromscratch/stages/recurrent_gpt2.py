@@ -32,6 +32,7 @@ def recurrent_gpt2_stage(
     import pandas as pd
     import torch
 
+    from fromscratch.config import check_integer
     from fromscratch.data import PreparedData
     from fromscratch.io import atomic_dir, write_json
     from fromscratch.models.recurrent import (
@@ -45,7 +46,17 @@ def recurrent_gpt2_stage(
     from fromscratch.train.models import check_data, load_language_model
 
     started = time.perf_counter()
+    # before the model loads (or downloads); memory_tokens' upper bound only after it
+    for name, value, least, note in (
+        ("chunks", chunks, 2, " (the memory carries from one run to the next)"),
+        ("documents", documents, 0, " (0: all that fit)"),
+        ("memory_tokens", memory_tokens, 0, ", at most context/2"),
+        ("stride", stride, 1, ""),
+        ("batch_size", batch_size, 1, ""),
+    ):
+        check_integer("recurrent_gpt2", name, value, least, note)
     prepared = PreparedData(data)
+    prepared.check_split(split)
     # a model.pt of the pipeline (the project's GPT), or a Hugging Face GPT-2 (a hub name
     # such as `gpt2`, or a save_pretrained folder) run by Hugging Face's code (backend hf)
     # or as the project's GPT (own)

@@ -42,6 +42,7 @@ def sentence_vae_stage(
     """
     import torch
 
+    from fromscratch.config import check_integer
     from fromscratch.data import PreparedData
     from fromscratch.models.vae import SentenceVAE, VAEConfig
     from fromscratch.train.checkpoint import sole_run
@@ -56,6 +57,10 @@ def sentence_vae_stage(
             f"sentence-vae: unknown sentences keys {', '.join(sorted(unknown))}; "
             "allowed: train, test, max_tokens"
         )
+    # max_tokens' upper bound, the GPT's context, is checked once the GPT is loaded
+    least = {"train": 1, "test": 1, "max_tokens": 2}  # a sentence is 2 tokens or more
+    for key, value in sentences.items():
+        check_integer("sentence-vae", f"sentences.{key}", value, least[key])
     if not isinstance(base, dict) or set(base) - {"model", "gpt2"}:
         raise FromScratchError(
             f'sentence-vae: base={base!r}; it takes {{"model": PATH}} or {{"gpt2": NAME}}'
@@ -77,6 +82,12 @@ def sentence_vae_stage(
         )
     train_set = sentences_of(prepared, "train", sentences.get("train", 10000), max_tokens)
     test_set = sentences_of(prepared, "test", sentences.get("test", 1000), max_tokens, seed=1)
+    for split, picked in (("train", train_set), ("test", test_set)):
+        if not picked.ids:  # training would fail drawing its first batch from none
+            raise FromScratchError(
+                f"sentence-vae: the {split} split of {data} has no sentence of 2 to "
+                f"{max_tokens} tokens; raise sentences.max_tokens"
+            )
     torch.manual_seed(config.seed)  # the adapters' initial weights are the seed's
     model = SentenceVAE(gpt, vae_config)
     run_config = {
