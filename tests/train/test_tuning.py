@@ -196,13 +196,13 @@ def test_sweeps_that_cannot_answer_fail_in_one_line(demo_chars, tmp_path, capsys
 
     # the batch-size search and the noise scale check their options before any training
     for command, options, named in (
-        ("batch-size", ["--max-batch-size", "0"], "max_batch_size=0; it must be at least 1"),
+        ("batch-size", ["--max-batch-size", "0"], "max_batch_size=0 must be an integer >= 1"),
         ("batch-size", ["--memory-cap-mb", "-1"], "memory_cap_mb=-1; it must be a finite number"),
         ("batch-size", ["--memory-cap-mb", "nan"], "memory_cap_mb=nan; it must be a finite number"),
         ("batch-size", ["--set", "data=nosuch"], "error: nosuch is not a prepared data folder"),
-        ("noise-scale", ["--accumulate", "1"], "accumulate=1; it must be at least 2"),
-        ("noise-scale", ["--micro-batch", "0"], "micro_batch=0; it must be at least 1"),
-        ("noise-scale", ["--draws", "0"], "draws=0; it must be at least 1"),
+        ("noise-scale", ["--accumulate", "1"], "accumulate=1 must be an integer >= 2"),
+        ("noise-scale", ["--micro-batch", "0"], "micro_batch=0 must be an integer >= 1"),
+        ("noise-scale", ["--draws", "0"], "draws=0 must be an integer >= 1"),
     ):
         assert main([command, str(path), *out, *options]) == 1
         err = capsys.readouterr().err  # one line: no probe's progress line before it

@@ -32,6 +32,7 @@ from pathlib import Path
 import torch
 
 from fromscratch import FromScratchError
+from fromscratch.config import check_integer
 from fromscratch.data import PreparedData
 from fromscratch.io import write_json
 from fromscratch.train.config import TrainConfig
@@ -178,10 +179,7 @@ def search(
     max_batch_size: int = 1024,
     memory_cap_mb: float = 8192,
 ) -> dict:
-    if max_batch_size < 1:
-        raise FromScratchError(
-            f"batch-size search: max_batch_size={max_batch_size}; it must be at least 1"
-        )
+    check_integer("batch-size search", "max_batch_size", max_batch_size)
     if not 0 < memory_cap_mb < math.inf:
         raise FromScratchError(
             f"batch-size search: memory_cap_mb={memory_cap_mb:g}; it must be a finite number > 0"

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import torch
 
-from fromscratch import FromScratchError
+from fromscratch.config import check_integer
 from fromscratch.io import write_json
 from fromscratch.train.config import TrainConfig
 
@@ -81,8 +81,7 @@ def check_options(micro_batch: int, accumulate: int, draws: int, after_steps: in
         ("draws", draws, 1),
         ("after_steps", after_steps, 0),
     ):
-        if value < least:
-            raise FromScratchError(f"noise scale: {name}={value}; it must be at least {least}")
+        check_integer("noise scale", name, value, least)
 
 
 def measure_noise_scale(
