@@ -146,3 +146,35 @@ def test_atomic_writes_get_the_permissions_of_the_umask(
     assert mode(tmp_path / "meta.json") == mode(tmp_path / "raw.bin") == file_mode
     assert mode(tmp_path / "out") == folder_mode
     assert mode(tmp_path / "out" / "meta.json") == file_mode
+
+
+def test_a_file_written_where_a_folder_is_is_one_line_naming_the_path(tmp_path, monkeypatch):
+    """A rename cannot replace a folder: the write failed at its end with an IsADirectoryError
+    ("" and "." with "Device or resource busy"), and now fails before it starts."""
+    (tmp_path / "a-folder").mkdir()
+    with pytest.raises(FromScratchError, match=r"a-folder: cannot be written: it is a folder"):
+        write_json(tmp_path / "a-folder", {})
+    monkeypatch.chdir(tmp_path)
+    for here in ("", "."):
+        with pytest.raises(FromScratchError, match=r"^\.: cannot be written: it is a folder"):
+            write_json(here, {})
+    assert entries(tmp_path) == ["a-folder"] and entries(tmp_path / "a-folder") == []
+
+
+def test_make_folder_where_a_file_is_is_one_line_naming_the_path(tmp_path):
+    from fromscratch.io import make_folder
+
+    (tmp_path / "a-file").write_text("mine")
+    with pytest.raises(FromScratchError, match=r"a-file: cannot be made a folder: a file is there"):
+        make_folder(tmp_path / "a-file")
+    with pytest.raises(FromScratchError, match=r"x: cannot be made a folder: .*a-file is a file"):
+        make_folder(tmp_path / "a-file" / "x")
+    assert make_folder(tmp_path / "new" / "deeper").is_dir()
+    assert entries(tmp_path) == ["a-file", "new"]
+
+
+def test_there_is_no_file_above_this_folder_or_the_root():
+    from fromscratch.io import file_above
+
+    # "." and "/" have no parents: this was a StopIteration (`train --out .`)
+    assert file_above(".") is None and file_above("") is None and file_above("/") is None

@@ -199,8 +199,8 @@ def test_training_job_checkpoint_resubmits_itself_resuming(demo_chars, tmp_path)
         ("train", '{"config": "c.yaml", "out": "o", "nope": 1}', "{}", "unknown nope; train takes"),
         ("sample", '{"out": "s.txt"}', "{}", "missing a required argument: 'model'"),
         ("perceiver-plan", '{"contexts": [64]}', "{}", "missing a required argument: 'data'"),
-        ("train", "[]", "{}", "must be JSON objects"),
-        ("train", "{}", "[1]", "must be JSON objects"),
+        ("train", "[]", "{}", "--args must be a JSON object"),
+        ("train", "{}", "[1]", "--resources must be a JSON object"),
     ],
 )
 def test_run_checks_the_stage_arguments_before_launching(stage, args, resources, named, capsys):
@@ -211,3 +211,26 @@ def test_run_checks_the_stage_arguments_before_launching(stage, args, resources,
     assert main(command) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and named in err
+
+
+def test_a_log_dir_that_is_a_file_is_a_one_line_error(tmp_path):
+    logs = tmp_path / "logs"
+    logs.write_text("mine")
+    with pytest.raises(FromScratchError) as caught:
+        run(multiply, {"x": 1, "y": 2}, launcher="local", log_dir=logs, name="mul")
+    assert str(caught.value) == f"{logs}: cannot be made a folder: a file is there"
+    assert logs.read_text() == "mine"
+
+
+def test_a_training_job_whose_out_is_a_file_is_a_one_line_error(demo_chars, tmp_path):
+    """Not the FileExistsError of making the run folder (sole_run)."""
+    out = tmp_path / "run"
+    out.write_text("mine")
+    with pytest.raises(FromScratchError) as caught:
+        TrainingJob()(tiny_gpt(demo_chars), str(out))
+    assert str(caught.value) == f"{out}: cannot be made a folder: a file is there"
+    with pytest.raises(FromScratchError) as caught:
+        TrainingJob()(tiny_gpt(demo_chars), str(out / "below"))
+    message = f"{out / 'below'}: cannot be made a folder: {out} is a file, not a folder"
+    assert str(caught.value) == message
+    assert out.read_text() == "mine"

@@ -66,12 +66,36 @@ def _config(args: argparse.Namespace):
     return load_config(args.config, parse_overrides(args.set))
 
 
-def _check_out_folder(out: Path) -> None:
-    """A file where --out or a folder above it should be would fail only at the first write."""
+def _check_folder(path: Path, label: str) -> None:
+    """A file where the folder `path` or one above it should be would fail only at the
+    first write; label: how the message names `path` ("--out DIR")."""
     from fromscratch.io import file_above
 
-    if file := (out if out.is_file() else file_above(out)):
-        raise FromScratchError(f"--out {out}: {file} is a file, not a folder")
+    if file := (path if path.is_file() else file_above(path)):
+        raise FromScratchError(f"{label}: {file} is a file, not a folder")
+
+
+def _check_out_folder(out: Path, label: str = "") -> None:
+    """The output folder of a training command, as _check_folder; and no prepared data
+    folder, which `data prepare` replaces whole (run and all) on its next call."""
+    from fromscratch.data.prepare import MARKER
+
+    label = label or f"--out {out}"
+    _check_folder(out, label)
+    if (out / MARKER).exists():
+        raise FromScratchError(
+            f"{label}: a prepared data folder (it holds {MARKER}), which `data prepare` "
+            "replaces whole; give a new path, an empty folder or an earlier run's folder"
+        )
+
+
+def _check_out_file(out: Path | None) -> None:
+    """A folder at --out (or a file above it) would fail only at the write, after all the
+    work."""
+    from fromscratch.io import check_file_target
+
+    if out is not None:
+        check_file_target(out, f"--out {out}")
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -115,6 +139,7 @@ def cmd_noise_scale(args: argparse.Namespace) -> None:
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from fromscratch.stages.evaluate import evaluate_stage
 
+    _check_out_file(args.out)
     data = str(args.data) if args.data else None
     sets = {split: {"split": split, "data": data} for split in args.split}
     results = evaluate_stage(str(args.model), sets, str(args.out or ""))
@@ -125,12 +150,15 @@ def _check_sample_flags(args: argparse.Namespace) -> None:
     """Checked here, before the model loads, to name the flags rather than generate's
     arguments."""
     from fromscratch.models.common import check_sampling
+    from fromscratch.stages.evaluate import check_prompt
 
     flags = {"max_new_tokens": "--tokens", "temperature": "--temperature", "top_k": "--top-k",
              "top_p": "--top-p"}  # fmt: skip
     check_sampling(args.tokens, args.temperature, args.top_k, args.top_p, "sample", flags)
     if args.num_samples < 1:
         raise FromScratchError(f"sample: --num-samples={args.num_samples} must be at least 1")
+    check_prompt(args.prompt, "--prompt")
+    _check_out_file(args.out)
 
 
 def cmd_sample(args: argparse.Namespace) -> None:
@@ -164,15 +192,12 @@ def cmd_run(args: argparse.Namespace) -> None:
 
     if args.threads < 0:
         raise FromScratchError(f"run: --threads={args.threads} must be >= 0 (0: torch's default)")
-    try:
-        kwargs, resources = json.loads(args.args), json.loads(args.resources)
-    except json.JSONDecodeError as e:
-        raise FromScratchError(f"--args/--resources must be JSON objects: {e}") from e
-    if not (isinstance(kwargs, dict) and isinstance(resources, dict)):
-        raise FromScratchError("--args/--resources must be JSON objects ({...})")
-    resources = Resources.from_dict(resources)
+    kwargs = _json_object("--args", args.args)
+    resources = Resources.from_dict(_json_object("--resources", args.resources))
     stage = get_stage(args.stage)
-    # the arguments are checked here, not in a job on the cluster after its wait in the queue
+    # The arguments are checked here, not in a job on the cluster after its wait in the
+    # queue: their names and types, then what _check_stage_values can check in a moment
+    # (the rest, what needs the data or the model, the job checks before its work).
     signature = inspect.signature(stage)
     takes = f"{args.stage} takes {', '.join(signature.parameters)}"
     unknown = [key for key in kwargs if key not in signature.parameters]
@@ -184,6 +209,14 @@ def cmd_run(args: argparse.Namespace) -> None:
         raise FromScratchError(f"--args: {e}; {takes}") from e
     _check_argument_types(stage, bound, takes)
     bound.apply_defaults()
+    _check_folder(args.log_dir, f"--log-dir {args.log_dir}")
+    try:
+        if args.launcher == "slurm":  # the checks import torch: not into this process
+            _in_a_process_of_its_own(_check_stage_values, args.stage, bound.arguments)
+        else:  # the stage runs in this process, torch and all
+            _check_stage_values(args.stage, bound.arguments)
+    except FromScratchError as error:
+        raise FromScratchError(f"--args: {error}") from None
     if args.threads and args.launcher != "slurm":  # the stage runs in this process
         import torch
 
@@ -205,6 +238,68 @@ def cmd_run(args: argparse.Namespace) -> None:
         )
         raise
     print(json.dumps(result, default=str))
+
+
+def _json_object(flag: str, text: str) -> dict:
+    """The JSON object `text` of `flag`. A key written twice is an error, as in a YAML
+    config: json.loads would keep the last value without a word."""
+
+    def without_repeats(pairs: list[tuple[str, object]]) -> dict:
+        keys = [key for key, _ in pairs]
+        if repeated := next((key for i, key in enumerate(keys) if key in keys[:i]), None):
+            raise FromScratchError(f"{flag}: the key {repeated!r} appears twice")
+        return dict(pairs)
+
+    try:
+        value = json.loads(text, object_pairs_hook=without_repeats)
+    except json.JSONDecodeError as e:
+        raise FromScratchError(f"{flag} must be a JSON object: {e}") from e
+    if not isinstance(value, dict):
+        raise FromScratchError(f"{flag} must be a JSON object ({{...}})")
+    return value
+
+
+# The class a stage builds of its `config` argument: a training config, but for these.
+CONFIG_CLASSES = {"encoder-decoder": "fromscratch.train.seq2seq:Seq2SeqConfig"}
+TRAINING_CONFIG = "fromscratch.train.config:TrainConfig"
+# The stages' own checks of their options, each taking some of the stage's arguments by
+# name: what the stage checks before any work, needing neither data nor a model.
+OPTION_CHECKS = {
+    "evaluate": "fromscratch.stages.evaluate:check_evaluate_options",
+    "sample": "fromscratch.stages.evaluate:check_sample_options",
+    "lr-range": "fromscratch.train.lr_range:check_options",
+    "batch-size": "fromscratch.train.batch_size:check_options",
+    "noise-scale": "fromscratch.train.noise_scale:check_options",
+}
+
+
+def _check_stage_values(stage: str, arguments: dict) -> None:
+    """What the job of `stage` would check first of its `arguments` (defaults included)
+    and takes a moment: a `config` built as the stage builds it, with its run folder `out`
+    checked as `fromscratch train --out` checks it; an `out` below a file; the stage's
+    OPTION_CHECKS.  Their imports bring in torch."""
+    from pkgutil import resolve_name
+
+    out = arguments.get("out")
+    if "config" in arguments:
+        resolve_name(CONFIG_CLASSES.get(stage, TRAINING_CONFIG)).from_dict(arguments["config"])
+        _check_out_folder(Path(out), f"out={out}")
+    elif out:  # a file or a folder, whichever the stage writes: not below a file
+        _check_folder(Path(out).parent, f"out={out}")
+    if stage in OPTION_CHECKS:
+        check = resolve_name(OPTION_CHECKS[stage])
+        check(**{name: arguments[name] for name in inspect.signature(check).parameters})
+
+
+def _in_a_process_of_its_own(function, *args) -> None:
+    """function(*args) in a fresh Python process; its error is raised here. What it
+    imports stays out of this process, which with the slurm launcher only waits on its
+    job: dozens of them wait at once on a login node, and torch would add 200 MB to each."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as process:
+        process.submit(function, *args).result()
 
 
 def _check_argument_types(stage, bound: inspect.BoundArguments, takes: str) -> None:

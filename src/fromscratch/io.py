@@ -32,10 +32,27 @@ def _create_beside(path: Path, create: Callable[[Path], Any]) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         create(tmp)
     except OSError as error:
-        file = file_above(path)
-        why = f"{file} is a file, not a folder" if file else error.strerror or error
-        raise FromScratchError(f"{path}: cannot be written: {why}") from None
+        raise FromScratchError(f"{path}: cannot be written: {_why(path, error)}") from None
     return tmp
+
+
+def _why(path: Path, error: OSError) -> str:
+    """Why nothing could be made at `path`, in words: a file where a folder must be (the
+    system says only "Not a directory" or "File exists"), else the system's own reason."""
+    file = file_above(path)
+    return f"{file} is a file, not a folder" if file else error.strerror or str(error)
+
+
+def make_folder(path: str | os.PathLike) -> Path:
+    """`mkdir -p path`; a file at `path` or above it (or any other refusal) is one line
+    naming `path`, not an OSError."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        why = "a file is there" if path.is_file() else _why(path, error)
+        raise FromScratchError(f"{path}: cannot be made a folder: {why}") from None
+    return path
 
 
 def _new_file(path: Path) -> None:
@@ -45,14 +62,35 @@ def _new_file(path: Path) -> None:
 def file_above(path: str | os.PathLike) -> Path | None:
     """The nearest existing entry above `path`, when it is not a folder: a file where `path`
     needs one, so that nothing can be written there."""
-    above = next(p for p in Path(path).parents if p.exists())  # "/" or "." at the latest
-    return None if above.is_dir() else above
+    # "/" or "." at the latest, except for "/" and "." themselves, which have nothing above
+    above = next((p for p in Path(path).parents if p.exists()), None)
+    return above if above is not None and not above.is_dir() else None
+
+
+def _check_no_file_above(path: Path, label: str) -> None:
+    if file := file_above(path):
+        raise FromScratchError(f"{label}: cannot be written: {file} is a file, not a folder")
+
+
+def check_file_target(path: str | os.PathLike, label: str = "") -> None:
+    """Fail in one line unless a file can be written at `path`: not where a folder is (a
+    rename cannot replace one; "" and "." name this folder), nor below a file.  Callers run
+    this before long work too, so that a wrong path fails at once, not at the last write.
+    label: how the message names `path` ("--out PATH"; default: the path itself)."""
+    path = Path(path)
+    label = label or str(path)
+    if path.is_dir():
+        raise FromScratchError(
+            f"{label}: cannot be written: it is a folder; give the path of a file to write"
+        )
+    _check_no_file_above(path, label)
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it onto `path` if the block succeeds."""
     path = Path(path)
+    check_file_target(path)  # else the rename at the end fails, after the work
     tmp = _create_beside(path, _new_file)
     try:
         yield tmp
@@ -142,8 +180,7 @@ def check_replaceable(path: str | os.PathLike, marker: str | None = None) -> Non
         )
     if path.exists() or path.is_symlink():
         raise FromScratchError(f"{path}: exists and is a file; give a new path or remove it")
-    if file := file_above(path):
-        raise FromScratchError(f"{path}: cannot be written: {file} is a file, not a folder")
+    _check_no_file_above(path, str(path))
 
 
 @contextlib.contextmanager

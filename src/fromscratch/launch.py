@@ -37,6 +37,7 @@ from submitit.helpers import Checkpointable, DelayedSubmission, TorchDistributed
 
 from fromscratch import FromScratchError, Interrupted, exit_on_termination
 from fromscratch.config import Config
+from fromscratch.io import make_folder
 
 LAUNCHERS = ("local", "debug", "slurm")
 TAIL_LINES = 15  # lines of the job's error log that a failure message carries
@@ -112,8 +113,7 @@ def run(
     if launcher not in LAUNCHERS:
         raise FromScratchError(f"unknown launcher {launcher!r}; allowed: {', '.join(LAUNCHERS)}")
     resources = resources or Resources()
-    log_dir = Path(log_dir).absolute()
-    log_dir.mkdir(parents=True, exist_ok=True)
+    log_dir = make_folder(Path(log_dir).absolute())  # a file there: one line, not an OSError
     if launcher == "local":
         return _run_local(function, kwargs, log_dir, name)
     executor = submitit.AutoExecutor(

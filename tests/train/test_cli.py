@@ -3,6 +3,9 @@
 import json
 import re
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -366,3 +369,240 @@ def test_negative_threads_are_a_one_line_error(capsys, tmp_path, threads):
     )
     assert code == 1 and err.count("\n") == 1
     assert f"--threads={threads} must be >= 0" in err
+
+
+def test_an_out_file_that_cannot_be_written_fails_before_the_model_loads(
+    tmp_path, capsys, monkeypatch
+):
+    """A folder at --out ("" is this folder), or a file above it, used to fail only at the
+    write, after the whole evaluation, and with a traceback: the model named here does not
+    even exist, so the --out error must come first."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a-folder").mkdir()
+    (tmp_path / "a-file").write_text("mine")
+    model = str(tmp_path / "none.pt")
+    cases = (
+        (tmp_path / "a-folder", "it is a folder; give the path of a file to write"),
+        ("", "it is a folder"),
+        (tmp_path / "a-file" / "x.json", f"{tmp_path / 'a-file'} is a file, not a folder"),
+    )
+    for out, named in cases:
+        for command in (["evaluate", model, "--split", "test"], ["sample", model]):
+            assert main([*command, "--out", str(out)]) == 1
+            err = capsys.readouterr().err
+            assert err.count("\n") == 1 and f"error: --out {Path(out)}: cannot be written" in err
+            assert named in err
+    assert (tmp_path / "a-file").read_text() == "mine"
+    assert not any((tmp_path / "a-folder").iterdir())
+
+
+def test_evaluating_a_classifier_on_data_without_labels_is_a_one_line_error(
+    shared_mirror, tmp_path, capsys
+):
+    """As `train` says it: not a FileNotFoundError for SPLIT.labels.npy."""
+    for name in ("demo", "shakespeare"):  # bytes: one tokenizer for both, so only labels differ
+        prepare = ["data", "prepare", name, "--out", str(tmp_path / name), "--quiet"]
+        assert main([*prepare, "--tokenizer", "bytes", "--mirror", str(shared_mirror)]) == 0
+    config = tmp_path / "classifier.yaml"
+    config.write_text(yaml.safe_dump(tiny_classifier(tmp_path / "demo", max_steps=2)))
+    assert main(["train", str(config), "--out", str(tmp_path / "c")]) == 0
+    capsys.readouterr()
+    evaluate = ["evaluate", str(tmp_path / "c" / "model.pt"), "--split", "train"]
+    out = tmp_path / "eval.json"
+    assert main([*evaluate, "--data", str(tmp_path / "shakespeare"), "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert f"{tmp_path / 'shakespeare'}: shakespeare has no labels to classify" in err
+    assert not out.exists()
+    assert main([*evaluate, "--out", str(out)]) == 0  # its own, labelled, data
+    assert "accuracy" in json.loads(out.read_text())["train"]
+
+
+def test_a_prompt_that_is_not_utf8_is_a_one_line_error(tmp_path, capsys):
+    """Bytes of argv that are not UTF-8 reach Python as lone surrogates: a chars model
+    failed on them with a UnicodeEncodeError, a words model read them as <unk>. Checked
+    before the model loads (there is none here)."""
+    assert main(["sample", str(tmp_path / "none.pt"), "--prompt", "ab\udcffcd"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "sample: --prompt 'ab\\udcffcd': not UTF-8 text (at character 2)" in err
+    assert "the prompt must be UTF-8 text" in err
+
+
+def test_a_sample_without_a_prompt_is_only_the_generated_text(
+    demo_words, demo_chars, tmp_path, capsys
+):
+    """Generation starts from token 0 when there is no prompt (<pad> in a words
+    vocabulary, some character in a chars one); it is no part of the text shown."""
+    from fromscratch.data import PreparedData
+
+    for name, data in (("words", demo_words), ("chars", demo_chars)):
+        config = tmp_path / f"{name}.yaml"
+        config.write_text(yaml.safe_dump(tiny_gpt(data, max_steps=2)))
+        assert main(["train", str(config), "--out", str(tmp_path / name)]) == 0
+        capsys.readouterr()
+        out = tmp_path / f"{name}.txt"
+        model = str(tmp_path / name / "model.pt")
+        assert (
+            main(["sample", model, "--tokens", "7", "--num-samples", "2", "--out", str(out)]) == 0
+        )
+        assert capsys.readouterr().out == out.read_text()
+        seed = PreparedData(data).tokenizer.decode([0])
+        for text in out.read_text().removesuffix("\n").split("\n\n---\n\n"):
+            # seven tokens: seven words, seven characters
+            shown = text.split(" ") if name == "words" else list(text)
+            assert len(shown) == 7, (name, text)
+            if name == "words":
+                assert seed == "<pad>" and not text.startswith(seed)
+
+
+def test_train_does_not_write_into_a_prepared_data_folder(demo_chars, tmp_path, capsys):
+    """`data prepare` replaces such a folder whole, and the run in it would go with it."""
+    data = tmp_path / "data"
+    shutil.copytree(demo_chars, data)
+    before = sorted(p.name for p in data.iterdir())
+    config = tmp_path / "gpt.yaml"
+    config.write_text(yaml.safe_dump(tiny_gpt(data, max_steps=2)))
+    for command in ("train", "lr-range", "batch-size", "noise-scale"):
+        assert main([command, str(config), "--out", str(data)]) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1
+        assert f"--out {data}: a prepared data folder (it holds tokenizer.json)" in err
+        assert "give a new path, an empty folder or an earlier run's folder" in err
+    assert sorted(p.name for p in data.iterdir()) == before
+    # an earlier run's folder is fine, and so is resuming in it
+    run = ["train", str(config), "--out", str(tmp_path / "run"), "--set", "checkpoint_every=1"]
+    assert main(run) == 0
+    capsys.readouterr()
+    assert main([*run, "--resume", "--set", "max_steps=3"]) == 0
+    assert json.loads(capsys.readouterr().out)["steps"] == 3
+
+
+@pytest.mark.parametrize(
+    ("stage", "args", "named"),
+    [
+        # a training config is built as the job builds it
+        ("train", {"config": {"data": "d", "lrr": 1}, "out": "o"}, "TrainConfig: unknown keys lrr"),
+        ("lr-range", {"config": {"data": "d", "schedule": "wavy"}, "out": "o"}, "'wavy' is not"),
+        ("encoder-decoder", {"config": {"nope": 1}, "out": "o"}, "Seq2SeqConfig: unknown keys"),
+        # the stages' own checks of their options
+        ("noise-scale", {"config": {"data": "d"}, "out": "o", "draws": 0}, "draws=0"),
+        ("lr-range", {"config": {"data": "d"}, "out": "o", "steps": 2}, "steps=2"),
+        (
+            "batch-size",
+            {"config": {"data": "d"}, "out": "o", "memory_cap_mb": 0},
+            "memory_cap_mb=0",
+        ),
+        (
+            "evaluate",
+            {"model": "m.pt", "sets": {"t": {"splt": "test"}}},
+            "sets.t: unknown key splt; allowed: split, data",
+        ),
+        ("evaluate", {"model": "m.pt", "sets": {"t": {"data": "d"}}}, "sets.t: no split given"),
+        ("evaluate", {"model": "m.pt", "sets": {"t": {"split": 1}}}, "split=1 is not of type str"),
+        ("sample", {"model": "m.pt", "out": "s.txt", "prompt": "a\udcff"}, "not UTF-8 text"),
+        ("sample", {"model": "m.pt", "out": "s.txt", "num_samples": 0}, "num_samples=0"),
+    ],
+)
+def test_run_checks_the_values_of_a_stages_arguments_before_launching(
+    capsys, tmp_path, stage, args, named
+):
+    code, err = run_stage(capsys, tmp_path, stage, args)
+    assert code == 1 and err.count("\n") == 1 and "error: --args: " in err and named in err, err
+
+
+def test_run_checks_where_a_stage_writes_before_launching(demo_chars, capsys, tmp_path):
+    (tmp_path / "a-file").write_text("mine")
+    (tmp_path / "a-folder").mkdir()
+    a_file, a_folder = str(tmp_path / "a-file"), str(tmp_path / "a-folder")
+    config = {"data": str(demo_chars)}
+    for stage, args, named in (
+        ("train", {"config": config, "out": a_file}, f"out={a_file}: {a_file} is a file"),
+        ("train", {"config": config, "out": f"{a_file}/run"}, f"{a_file} is a file"),
+        ("lr-range", {"config": config, "out": str(demo_chars)}, "a prepared data folder"),
+        ("evaluate", {"model": "m.pt", "sets": {}, "out": a_folder}, "it is a folder"),
+        ("sample", {"model": "m.pt", "out": a_folder}, "it is a folder"),
+        ("distillation", {"model": "m.pt", "data": "d", "out": f"{a_file}/x.json"}, "is a file"),
+    ):
+        code, err = run_stage(capsys, tmp_path, stage, args)
+        assert code == 1 and err.count("\n") == 1 and "error: --args: out=" in err, err
+        assert named in err, err
+    assert (tmp_path / "a-file").read_text() == "mine"
+    assert not any((tmp_path / "a-folder").iterdir())
+
+
+def test_run_checks_values_here_with_the_local_launcher_too(tmp_path, capsys):
+    """The stage runs in this process: its arguments are checked here, before it starts,
+    not reported as a failed run with a log."""
+    args = json.dumps({"config": {"data": "d", "lrr": 1}, "out": str(tmp_path / "o")})
+    assert main(["run", "train", "--args", args, "--log-dir", str(tmp_path / "logs")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "error: --args: TrainConfig: unknown keys lrr" in err
+    assert not (tmp_path / "logs").exists() and not (tmp_path / "o").exists()
+
+
+def test_run_with_a_log_dir_that_is_a_file_is_a_one_line_error(tmp_path, capsys):
+    logs = tmp_path / "logs"
+    logs.write_text("mine")
+    args = json.dumps({"model": "m.pt", "sets": {}})
+    assert main(["run", "evaluate", "--args", args, "--log-dir", str(logs)]) == 1
+    err = capsys.readouterr().err
+    assert (
+        err.count("\n") == 1 and f"error: --log-dir {logs}: {logs} is a file, not a folder" in err
+    )
+
+
+@pytest.mark.parametrize(
+    ("flag", "text", "key"),
+    [
+        ("--args", '{"config": {}, "out": "a", "out": "b"}', "out"),
+        ("--args", '{"config": {"lr": 1, "lr": 2}, "out": "a"}', "lr"),  # at any depth
+        ("--resources", '{"gpus": 1, "gpus": 2}', "gpus"),
+    ],
+)
+def test_run_refuses_a_key_given_twice(capsys, tmp_path, flag, text, key):
+    """As the YAML configs do: json.loads alone would keep the last value silently."""
+    given = {"--args": '{"config": {}, "out": "o"}', "--resources": "{}", flag: text}
+    command = ["run", "train", "--launcher", "slurm", "--log-dir", str(tmp_path / "logs")]
+    assert main([*command, "--args", given["--args"], "--resources", given["--resources"]]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"error: {flag}: the key {key!r} appears twice" in err
+    assert not (tmp_path / "logs").exists()
+
+
+def test_the_checks_run_makes_take_the_stages_own_arguments():
+    """OPTION_CHECKS and CONFIG_CLASSES name real functions and classes, of stages that
+    take what they check: a renamed argument would otherwise fail every `run` of it."""
+    import inspect
+    from pkgutil import resolve_name
+
+    from fromscratch.cli import CONFIG_CLASSES, OPTION_CHECKS
+    from fromscratch.stages import STAGES, get_stage
+
+    for stage, check in OPTION_CHECKS.items():
+        takes = inspect.signature(get_stage(stage)).parameters
+        assert set(inspect.signature(resolve_name(check)).parameters) <= set(takes), stage
+    for stage, config_class in CONFIG_CLASSES.items():
+        assert "config" in inspect.signature(get_stage(stage)).parameters
+        assert hasattr(resolve_name(config_class), "from_dict")
+    assert set(OPTION_CHECKS) | set(CONFIG_CLASSES) <= set(STAGES)
+
+
+NO_TORCH_HERE = """
+import sys
+from fromscratch.cli import main
+
+args = '{"config": {"data": "d", "lrr": 1}, "out": "o"}'
+code = main(["run", "train", "--args", args, "--launcher", "slurm", "--log-dir", "logs"])
+print(code, "torch" in sys.modules)
+"""
+
+
+def test_run_for_slurm_checks_a_config_without_torch_in_its_own_process(tmp_path):
+    """With the slurm launcher `run` only waits on its job, dozens of them at once on a
+    login node: the checks of a config, which import torch, run in a process of their own."""
+    done = subprocess.run(
+        [sys.executable, "-c", NO_TORCH_HERE], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert done.stdout == "1 False\n", done.stderr
+    assert "--args: TrainConfig: unknown keys lrr" in done.stderr

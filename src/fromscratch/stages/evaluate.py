@@ -1,6 +1,54 @@
-"""Stages: a trained model scored on whole splits, and text samples from a language model."""
+"""Stages: a trained model scored on whole splits, and text samples from a language model.
+
+Each stage's `check_..._options` is what it checks before loading the model; `fromscratch
+run` calls it too, before a job starts (they need no torch and no data).
+"""
 
 from __future__ import annotations
+
+from fromscratch import FromScratchError
+from fromscratch.config import is_of_type
+from fromscratch.io import check_file_target, write_json, write_text
+
+SET_KEYS = {"split": str, "data": str | None}  # what each of evaluate's sets says
+
+
+def check_evaluate_options(sets: dict[str, dict], out: str = "") -> None:
+    """Each set names its split, and nothing but SET_KEYS; `out`, if given, is a file that
+    can be written."""
+    allowed = f"allowed: {', '.join(SET_KEYS)}"
+    for name, where in sets.items():
+        unknown = [key for key in where if key not in SET_KEYS]
+        if unknown:
+            raise FromScratchError(f"sets.{name}: unknown key {', '.join(unknown)}; {allowed}")
+        if "split" not in where:
+            raise FromScratchError(f"sets.{name}: no split given; {allowed} (split required)")
+        for key, value in where.items():
+            if not is_of_type(value, SET_KEYS[key]):
+                hint = getattr(SET_KEYS[key], "__name__", SET_KEYS[key])  # str, str | None
+                raise FromScratchError(f"sets.{name}: {key}={value!r} is not of type {hint}")
+    if out:
+        check_file_target(out, f"out={out}")
+
+
+def check_prompt(prompt: str, name: str = "prompt") -> None:
+    """A prompt the tokenizer can read: bytes of a command line that are not UTF-8 arrive
+    as lone surrogates, which one tokenizer cannot encode and another reads as <unk>."""
+    try:
+        prompt.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise FromScratchError(
+            f"sample: {name} {prompt!r}: not UTF-8 text (at character {error.start}); "
+            "the prompt must be UTF-8 text"
+        ) from None
+
+
+def check_sample_options(out: str, prompt: str = "", num_samples: int = 1) -> None:
+    """`out` a file that can be written, the prompt UTF-8 text, at least one sample."""
+    check_file_target(out, f"out={out}")
+    check_prompt(prompt)
+    if num_samples < 1:
+        raise FromScratchError(f"sample: num_samples={num_samples} must be at least 1")
 
 
 def evaluate_stage(model: str, sets: dict[str, dict], out: str = "", max_tokens: int = 0) -> dict:
@@ -11,17 +59,19 @@ def evaluate_stage(model: str, sets: dict[str, dict], out: str = "", max_tokens:
     training data)}; an out-of-domain folder must use the training data's tokenizer.
     Returns (and writes to `out` as JSON, if given) the results by name.
     """
-    from fromscratch.io import write_json
     from fromscratch.train.evaluate import evaluate_classifier, evaluate_lm
     from fromscratch.train.loop import pick_device
-    from fromscratch.train.models import data_for_model, load_model
+    from fromscratch.train.models import load_model
 
+    check_evaluate_options(sets, out)
     net, config = load_model(model)
+    # every set's data checked before the first is scored
+    data_of = {name: _data_to_score(config, where) for name, where in sets.items()}
     device = pick_device("auto")
     net.to(device)
     results = {}
     for name, where in sets.items():
-        data = data_for_model(config, where.get("data"))
+        data = data_of[name]
         if config["model"]["family"] == "classifier":
             results[name] = evaluate_classifier(
                 net,
@@ -41,6 +91,17 @@ def evaluate_stage(model: str, sets: dict[str, dict], out: str = "", max_tokens:
     return results
 
 
+def _data_to_score(config: dict, where: dict):
+    """The prepared data of one set (see evaluate_stage), checked as training checks it: the
+    model's tokenizer, the split, and labels for a classifier."""
+    from fromscratch.train.models import check_labels, data_for_model
+
+    data = data_for_model(config, where.get("data"))
+    data.check_split(where["split"])
+    check_labels(config["model"]["family"], str(data.folder), data.meta)
+    return data
+
+
 def sample_stage(
     model: str,
     out: str,
@@ -57,13 +118,10 @@ def sample_stage(
     decoded with the tokenizer of `data` (default: the model's training data)."""
     import torch
 
-    from fromscratch import FromScratchError
-    from fromscratch.io import write_text
     from fromscratch.train.config import LANGUAGE_MODELS
     from fromscratch.train.models import data_for_model, load_model
 
-    if num_samples < 1:
-        raise FromScratchError(f"sample: num_samples={num_samples} must be at least 1")
+    check_sample_options(out, prompt, num_samples)
     net, config = load_model(model)
     family = config["model"]["family"]
     if family not in LANGUAGE_MODELS:
@@ -74,13 +132,17 @@ def sample_stage(
     net.eval()
     tokenizer = data_for_model(config, data).tokenizer
     try:
-        prompt_ids = tokenizer.encode(prompt).tolist() if prompt else [0]
+        prompt_ids = tokenizer.encode(prompt).tolist()
     except FromScratchError as error:
         raise FromScratchError(f"sample: the prompt {prompt!r}: {error}") from error
+    # Generation conditions on at least one token: without a prompt, token 0 (<pad> of a
+    # words vocabulary), which is no part of the text shown.
+    start = prompt_ids or [0]
+    shown_from = len(start) - len(prompt_ids)
     generator = torch.Generator().manual_seed(seed)
     samples = []
     for _ in range(num_samples):
-        idx = torch.as_tensor(prompt_ids, dtype=torch.long)[None]
+        idx = torch.as_tensor(start, dtype=torch.long)[None]
         ids = net.generate(
             idx,
             tokens,
@@ -90,7 +152,7 @@ def sample_stage(
             generator=generator,
             vocab=tokenizer.vocab_size,
         )
-        samples.append(tokenizer.decode(ids[0].tolist()))
+        samples.append(tokenizer.decode(ids[0, shown_from:].tolist()))
     text = "\n\n---\n\n".join(samples) + "\n"
     write_text(out, text)
     return {"samples": num_samples, "characters": len(text)}

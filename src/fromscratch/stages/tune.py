@@ -4,7 +4,7 @@ model configuration."""
 from __future__ import annotations
 
 # The options are named here (with the defaults of the functions they go to) so that
-# `fromscratch run` checks them before a job starts.
+# `fromscratch run` checks them before a job starts (check_options of each module).
 
 
 def batch_size_stage(

@@ -173,17 +173,22 @@ def own_peak_mb() -> float | None:
     return None
 
 
+def check_options(max_batch_size: int, memory_cap_mb: float) -> None:
+    """A one-line error for a search that cannot be made (before any work is done)."""
+    check_integer("batch-size search", "max_batch_size", max_batch_size)
+    if not 0 < memory_cap_mb < math.inf:
+        raise FromScratchError(
+            f"batch-size search: memory_cap_mb={memory_cap_mb:g}; it must be a finite number > 0"
+        )
+
+
 def search(
     config: TrainConfig,
     out: str | Path,
     max_batch_size: int = 1024,
     memory_cap_mb: float = 8192,
 ) -> dict:
-    check_integer("batch-size search", "max_batch_size", max_batch_size)
-    if not 0 < memory_cap_mb < math.inf:
-        raise FromScratchError(
-            f"batch-size search: memory_cap_mb={memory_cap_mb:g}; it must be a finite number > 0"
-        )
+    check_options(max_batch_size, memory_cap_mb)
     # a wrong model field, data folder or split fails here, not inside the first probe
     model_config(config.model)
     PreparedData(config.data).check_split(config.train_split)

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from fromscratch import FromScratchError
-from fromscratch.io import atomic_path, set_aside
+from fromscratch.io import atomic_path, make_folder, set_aside
 
 NAME = re.compile(r"step-(\d+)\.pt$")
 
@@ -105,7 +105,7 @@ def sole_run(out: str | Path, owner: bool = True) -> Iterator[None]:
         return
     out = Path(out)
     created = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)  # a file at `out` is one line, not a FileExistsError
     lock = out / ".lock"
     fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
     try:

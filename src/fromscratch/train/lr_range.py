@@ -47,6 +47,17 @@ def choose(lrs: np.ndarray, smoothed: np.ndarray) -> dict:
     }
 
 
+def check_options(steps: int, min_lr: float, max_lr: float) -> None:
+    """A one-line error for a sweep that cannot be made (before any work is done)."""
+    if steps < MIN_STEPS:
+        raise FromScratchError(f"lr range test: steps={steps}; it needs at least {MIN_STEPS}")
+    if not 0 < min_lr < max_lr < math.inf:
+        raise FromScratchError(
+            f"lr range test: min_lr={min_lr:g}, max_lr={max_lr:g}; it needs 0 < min_lr < max_lr, "
+            "both finite"
+        )
+
+
 def lr_range_test(
     config: TrainConfig,
     out: str | Path,
@@ -55,13 +66,7 @@ def lr_range_test(
     max_lr: float = 1.0,
     beta: float | None = None,
 ) -> dict:
-    if steps < MIN_STEPS:
-        raise FromScratchError(f"lr range test: steps={steps}; it needs at least {MIN_STEPS}")
-    if not 0 < min_lr < max_lr < math.inf:
-        raise FromScratchError(
-            f"lr range test: min_lr={min_lr:g}, max_lr={max_lr:g}; it needs 0 < min_lr < max_lr, "
-            "both finite"
-        )
+    check_options(steps, min_lr, max_lr)
     out = Path(out)
     beta = beta if beta is not None else max(0.5, 1 - 20 / steps)
     trainer = Trainer.scratch(config)

@@ -41,16 +41,22 @@ def model_config(spec: dict, meta: dict | None = None):
     return FAMILIES[family][1].from_dict(fields)
 
 
-def build_model(config, meta: dict):
-    """The model `config` (a TrainConfig) trains, sized for the prepared data's `meta`."""
-    if config.family == "classifier" and not meta.get("labels"):
+def check_labels(family: str, folder: str, meta: dict) -> None:
+    """Fail unless a model of `family` can read the prepared data (`folder`, its `meta`):
+    a classifier needs labels."""
+    if family == "classifier" and not meta.get("labels"):
         from fromscratch.data import DATASETS
 
         labelled = [name for name, d in DATASETS.items() if d.task == "classification"]
         raise FromScratchError(
-            f"{config.data}: {meta.get('dataset', 'this data')} has no labels to classify; "
+            f"{folder}: {meta.get('dataset', 'this data')} has no labels to classify; "
             f"a classifier trains on a labelled set ({', '.join(labelled)})"
         )
+
+
+def build_model(config, meta: dict):
+    """The model `config` (a TrainConfig) trains, sized for the prepared data's `meta`."""
+    check_labels(config.family, config.data, meta)
     model_class, _ = FAMILIES[config.family]
     model = model_config(config.model, meta)
     if model.vocab_size < meta["vocab_size"]:  # larger is fine: padding, as nanoGPT pads GPT-2's
