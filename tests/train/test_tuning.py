@@ -144,6 +144,9 @@ def test_cli_measures_the_gradient_noise_scale_after_training(demo_chars, tmp_pa
 def test_noise_scale_of_a_classifier_counts_reviews(demo_words):
     noise = measure_noise_scale(TrainConfig.from_dict(tiny_classifier(demo_words)), 2, 4, 2)
     assert noise["trace_covariance"] > 0 and noise["noise_scale_tokens"] is None
+    # more reviews a micro-batch than the split has: named as the noise scale's option
+    with pytest.raises(FromScratchError, match=r"^micro_batch 1000000 is more than the \d+ exa"):
+        measure_noise_scale(TrainConfig.from_dict(tiny_classifier(demo_words)), 10**6, 4, 2)
 
 
 def test_cli_lr_range(demo_words, tmp_path, capsys):

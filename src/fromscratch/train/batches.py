@@ -82,23 +82,31 @@ class ClassificationBatches:
         world: int = 1,
         pad_id: int = 0,
         head_tokens: int = 0,
+        name: str = "batch_size",
     ):
+        """name: what batch_size is called where it was set (for error messages)."""
         self.tokens, self.offsets, self.labels = tokens, np.asarray(offsets), np.asarray(labels)
         self.full_lengths = np.diff(self.offsets)
         self.lengths = np.minimum(self.full_lengths, max_length)
         self.head = head_tokens if 0 < head_tokens < max_length else max_length
         self.batch_size, self.max_length, self.seed = batch_size, max_length, seed
+        self.name = name
         self.rows, self.pad_id = _shard(batch_size, rank, world), pad_id
         self.per_epoch = max(1, len(self.labels) // batch_size)  # drop the ragged last batch
         self._epoch, self._order = -1, None
 
+    def check_fits(self) -> None:
+        """Training batches are drawn without replacement: one needs that many examples.
+        (Evaluation only collates, so a short split is fine there.)"""
+        if len(self.labels) < self.batch_size:
+            raise FromScratchError(
+                f"{self.name} {self.batch_size} is more than the {len(self.labels)} "
+                "examples of the training split"
+            )
+
     def _epoch_order(self, epoch: int) -> np.ndarray:
         if epoch != self._epoch:
-            if len(self.labels) < self.batch_size:
-                raise FromScratchError(
-                    f"batch_size {self.batch_size} is more than the {len(self.labels)} "
-                    "examples of the training split"
-                )
+            self.check_fits()
             rng = keyed_rng(self.seed, epoch)
             order = rng.permutation(len(self.labels))[: self.per_epoch * self.batch_size]
             window = self.batch_size * self.BUCKET

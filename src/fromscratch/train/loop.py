@@ -239,9 +239,9 @@ class Trainer:
             config["teacher_model"] = self.teacher.record
         return config
 
-    def batch_stream(self, batch_size: int):
+    def batch_stream(self, batch_size: int, name: str = "batch_size"):
         """The training batches of `batch_size` sequences: batch i is a function of the
-        seed and i alone."""
+        seed and i alone.  name: what the caller calls batch_size (for error messages)."""
         c, d = self.config, self.data
         kwargs = dict(seed=c.seed, rank=self.dist.rank, world=self.dist.world)
         if c.family == "classifier":
@@ -252,6 +252,7 @@ class Trainer:
                 batch_size,
                 self.max_length,
                 head_tokens=c.head_tokens,
+                name=name,
                 **kwargs,
             )
         return LMBatches(d.tokens(c.train_split), self.context, batch_size, **kwargs)

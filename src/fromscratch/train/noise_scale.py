@@ -99,12 +99,14 @@ def measure_noise_scale(
 
     check_options(micro_batch, accumulate, draws, after_steps)
     trainer = Trainer.scratch(config, batch_size_from="")
+    batches = trainer.batch_stream(micro_batch, name="micro_batch")
+    if config.family == "classifier":
+        batches.check_fits()  # before the training steps, not after them
     for _ in range(after_steps):
         trainer.train_step()
     model = trainer.model
     model.train()
     # classification: micro-batches after the examples training saw
-    batches = trainer.batch_stream(micro_batch)
     first = after_steps * config.grad_accum * config.batch_size // micro_batch + 1
 
     def gradient(index: int) -> torch.Tensor:
