@@ -273,3 +273,15 @@ def test_the_cost_stage_refuses_what_is_not_a_plan_and_no_steps(
     args = {"plan": str(tmp_path / plan_file), "out": str(tmp_path / "cost.json"), "steps": steps}
     assert named in refused(capsys, "perceiver-cost", args, tmp_path / "logs")
     assert not (tmp_path / "cost.json").exists()
+
+
+def test_both_stages_refuse_a_folder_as_their_output_before_reading_anything(tmp_path, capsys):
+    # the plan's data and the cost's plan do not exist: the first error must be out's
+    folder = tmp_path / "taken"
+    folder.mkdir()
+    for stage, args in (
+        ("perceiver-plan", {**PLAN, "data": str(tmp_path / "nowhere"), "out": str(folder)}),
+        ("perceiver-cost", {"plan": str(tmp_path / "nosuch.json"), "out": str(folder)}),
+    ):
+        error = refused(capsys, stage, args, tmp_path / "logs")
+        assert f"{stage}: out={folder}: cannot be written: it is a folder" in error, error

@@ -16,7 +16,7 @@ import math
 from pathlib import Path
 
 from fromscratch import FromScratchError
-from fromscratch.io import read_json, write_json
+from fromscratch.io import check_file_target, read_json, write_json
 
 FAMILIES = ("gpt", "perceiver")
 
@@ -169,6 +169,7 @@ def perceiver_plan_stage(
     writes `out`."""
     from fromscratch.data import PreparedData
 
+    check_file_target(out, f"perceiver-plan: out={out}")
     prepared = PreparedData(data)  # a one-line error where none is
     try:  # the runs would fail on it only at their first evaluation
         prepared.check_split(eval_split)
@@ -224,6 +225,7 @@ def perceiver_cost_stage(plan: str, out: str, steps: int = 3) -> dict:
 
     # a time per step needs a step: 0 would fail inside the measurement, as if the batch did
     check_integer("perceiver-cost", "steps", steps, 1)
+    check_file_target(out, f"perceiver-cost: out={out}")  # not after the measurements
     variants = read_plan(plan)
     # every config is checked before the first measurement starts
     configs = {
