@@ -12,15 +12,17 @@ ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
 
-def snakemake(workdir, *args, config=ROOT / "config.yaml", timeout=1200):
-    """Run snakemake on the project's Snakefile with results under `workdir` and `config`
-    as the config file."""
+def snakemake(
+    workdir, *args, config=ROOT / "config.yaml", snakefile=ROOT / "Snakefile", timeout=1200
+):
+    """Run snakemake on `snakefile` (the project's) with results under `workdir` and
+    `config` as the config file."""
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
     return subprocess.run(
         [
             str(BIN / "snakemake"),
             "--snakefile",
-            str(ROOT / "Snakefile"),
+            str(snakefile),
             "--configfile",
             str(config),
             "--directory",

@@ -169,9 +169,23 @@ def small_demo_config(workdir, studies=True):
     return path
 
 
+def copy_workflow(workdir):
+    """The Snakefile, its rules and the package source, copied into workdir (as in a
+    checkout): a test may change its copy's figure code, never the project's."""
+    for name in ("Snakefile", "workflow", "envs", "src/fromscratch"):
+        if (ROOT / name).is_dir():
+            ignore = shutil.ignore_patterns("__pycache__")
+            shutil.copytree(ROOT / name, workdir / name, ignore=ignore)
+        else:
+            shutil.copy2(ROOT / name, workdir / name)
+
+
 def run_demo(workdir, *extra, studies=True):
+    copy_workflow(workdir)
     config = small_demo_config(workdir, studies)
-    result = snakemake(workdir, "--cores", "2", *extra, config=config)
+    result = snakemake(
+        workdir, "--cores", "2", *extra, config=config, snakefile=workdir / "Snakefile"
+    )
     assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
     return workdir / "results" / "demo"
 
@@ -237,7 +251,13 @@ def test_the_report_shows_every_figure_with_its_caption(local_demo):
     """`snakemake --report`, as the README has it: one HTML file of the figures."""
     workdir = local_demo.parent.parent
     report = workdir / "report.html"
-    result = snakemake(workdir, "--report", str(report), config=workdir / "small-demo.yaml")
+    result = snakemake(
+        workdir,
+        "--report",
+        str(report),
+        config=workdir / "small-demo.yaml",
+        snakefile=workdir / "Snakefile",
+    )
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     html = report.read_text(encoding="utf-8")
     figures = sorted((local_demo / "figures").rglob("*.png"))
@@ -251,13 +271,16 @@ def test_the_report_shows_every_figure_with_its_caption(local_demo):
 @pytest.mark.slow
 def test_changing_figure_code_reruns_only_figure_rules(local_demo):
     # Snakemake ignores a bare touch of a small file whose content is unchanged (it keeps
-    # checksums), so the test really changes the figure code, then restores it.
+    # checksums), so the test really changes the figure code (of the demo's copy), then
+    # restores it for the tests after it.
     workdir = local_demo.parent.parent
-    plots = ROOT / "src" / "fromscratch" / "figures" / "plots.py"
+    plots = workdir / "src" / "fromscratch" / "figures" / "plots.py"
     original = plots.read_text()
     try:
         plots.write_text(original + "\n# changed by a test\n")
-        result = snakemake(workdir, "-n", config=workdir / "small-demo.yaml")
+        result = snakemake(
+            workdir, "-n", config=workdir / "small-demo.yaml", snakefile=workdir / "Snakefile"
+        )
     finally:
         plots.write_text(original)
     assert result.returncode == 0
@@ -271,7 +294,14 @@ def test_a_changed_setting_reruns_the_jobs_it_reaches_and_no_others(local_demo):
     workdir = local_demo.parent.parent
 
     def planned(override):
-        result = snakemake(workdir, "-n", "--config", override, config=workdir / "small-demo.yaml")
+        result = snakemake(
+            workdir,
+            "-n",
+            "--config",
+            override,
+            config=workdir / "small-demo.yaml",
+            snakefile=workdir / "Snakefile",
+        )
         assert result.returncode == 0, result.stderr[-2000:]
         return planned_jobs(result)
 
@@ -298,13 +328,14 @@ def test_results_copied_with_their_file_times_need_no_training(local_demo, tmp_p
     # Figure code newer than the results (a later checkout) may redraw the figures.
     workdir = local_demo.parent.parent
     shutil.copytree(workdir / "results", tmp_path / "results", symlinks=True)
-    result = snakemake(tmp_path, "-n", config=workdir / "small-demo.yaml")
+    files = dict(config=workdir / "small-demo.yaml", snakefile=workdir / "Snakefile")
+    result = snakemake(tmp_path, "-n", **files)
     assert result.returncode == 0, result.stderr[-2000:]
     drawing = {"all", "tables", "poster"}
     planned = {rule for rule in planned_jobs(result) if rule not in drawing}
     assert all("figure" in rule for rule in planned), result.stdout[-3000:]
-    os.utime(ROOT / "src" / "fromscratch" / "figures" / "plots.py")  # a fresh checkout
-    result = snakemake(tmp_path, "-n", config=workdir / "small-demo.yaml")
+    os.utime(workdir / "src" / "fromscratch" / "figures" / "plots.py")  # a fresh checkout
+    result = snakemake(tmp_path, "-n", **files)
     assert {"tables", "poster"} <= set(planned_jobs(result))
 
 
