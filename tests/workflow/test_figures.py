@@ -29,3 +29,21 @@ def test_the_tables_hold_exactly_the_runs_the_rule_declares(workdir):
         rows = pd.read_csv(workdir / "results" / "demo" / "tables" / f"{table}.csv", dtype=str)
         found = {(e, v, int(s)) for e, v, s in rows[["experiment", "variant", "seed"]].values}
         assert found == declared, table
+
+
+def test_a_failing_figure_rule_leaves_its_error_in_its_log(workdir):
+    """Snakemake's message on a failed rule points at its log: a script rule's must hold
+    the error, as a shell rule's does."""
+    preset = "presets={demo: {seeds: [1], compare: {attention: [multihead], position: [learned]}}}"
+    for experiment in ("attention/multihead", "position/learned"):
+        folder = workdir / "results" / "demo" / "runs" / experiment / "seed1"
+        folder.mkdir(parents=True)
+        (folder / "summary.json").write_text('{"test/loss": 1.0')  # cut short
+        (folder / "metrics.jsonl").write_text(json.dumps({"step": 10, "loss": 2.0}) + "\n")
+    result = snakemake(
+        workdir, "results/demo/tables/runs.csv", "--cores", "1", "--allowed-rules", "tables",
+        "--config", preset,
+    )  # fmt: skip
+    assert result.returncode != 0
+    log = (workdir / "results" / "demo" / "logs" / "figures" / "tables.log").read_text()
+    assert "Traceback" in log and "summary.json" in log, log

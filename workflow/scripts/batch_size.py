@@ -1,5 +1,5 @@
 # Throughput and peak memory against batch size, and the gradient noise scale where measured.
-from fromscratch.figures import plots
+from fromscratch.figures import logged, plots
 
-s = snakemake  # noqa: F821
+s = logged(snakemake)  # noqa: F821
 plots.batch_size(s.input.result, s.output[0], s.params.title, noise_path=s.input.noise or None)

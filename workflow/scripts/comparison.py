@@ -1,9 +1,9 @@
 # The final metric of each variant of a comparison, seeds as error bars and points.
 import pandas as pd
 
-from fromscratch.figures import plots
+from fromscratch.figures import logged, plots
 
-s = snakemake  # noqa: F821
+s = logged(snakemake)  # noqa: F821
 runs = pd.read_csv(s.input.runs, dtype={"variant": str})  # n_head 4 is the variant "4"
 plots.comparison(
     runs,

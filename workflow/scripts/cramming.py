@@ -1,8 +1,8 @@
 # The cramming study's tables (one row per run; one per recipe) and its two figures.
-from fromscratch.figures import cramming
+from fromscratch.figures import cramming, logged
 from fromscratch.figures.tables import write_csv
 
-s = snakemake  # noqa: F821
+s = logged(snakemake)  # noqa: F821
 runs = cramming.runs_table(s.input.runs, s.params.metric)
 write_csv(runs, s.output.runs)
 write_csv(cramming.ablation_table(runs, s.params.metric, s.params.budget_s), s.output.ablations)

@@ -2,9 +2,9 @@
 # the loss in the unit of the comparison's model (nats per token, or per review).
 import pandas as pd
 
-from fromscratch.figures import plots
+from fromscratch.figures import logged, plots
 
-s = snakemake  # noqa: F821
+s = logged(snakemake)  # noqa: F821
 curves = pd.read_csv(s.input.curves, dtype={"variant": str})
 plots.training_curves(
     curves,

@@ -1,8 +1,8 @@
 # The LR range test's curve with the chosen learning rate marked; the loss in the unit of
 # the model tuned (nats per token, or per review).
-from fromscratch.figures import plots
+from fromscratch.figures import logged, plots
 
-s = snakemake  # noqa: F821
+s = logged(snakemake)  # noqa: F821
 plots.lr_range(
     s.input.curve,
     s.input.choice,

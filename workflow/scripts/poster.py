@@ -1,7 +1,8 @@
 # The A0 poster: every figure with its heading and caption.
+from fromscratch.figures import logged
 from fromscratch.figures.poster import Panel, make_poster
 
-s = snakemake  # noqa: F821
+s = logged(snakemake)  # noqa: F821
 panels = [
     Panel(path, heading, caption)
     for path, heading, caption in zip(

@@ -1,9 +1,9 @@
 # Bits per token along long documents for every variant of the recurrent GPT: the table
 # (per model, seed and variant) and the figure of one corpus.
-from fromscratch.figures import recurrent_gpt2
+from fromscratch.figures import logged, recurrent_gpt2
 from fromscratch.figures.tables import write_csv
 
-s = snakemake  # noqa: F821
+s = logged(snakemake)  # noqa: F821
 positions, table, summary = recurrent_gpt2.read_results(
     s.input.summaries, s.params.models, s.params.seeds
 )

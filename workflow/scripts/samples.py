@@ -1,9 +1,9 @@
 # The first sample of each GPT, as a figure.
 from pathlib import Path
 
-from fromscratch.figures import plots
+from fromscratch.figures import logged, plots
 
-s = snakemake  # noqa: F821
+s = logged(snakemake)  # noqa: F821
 texts = {
     name: Path(path).read_text().split("\n\n---\n\n")[0]
     for name, path in zip(s.params.names, s.input.samples, strict=True)

@@ -1,8 +1,8 @@
 # The sentence-VAE study: tables of its runs, then its four figures.
+from fromscratch.figures import logged, tables
 from fromscratch.figures import sentence_vae as figures
-from fromscratch.figures import tables
 
-s = snakemake  # noqa: F821
+s = logged(snakemake)  # noqa: F821
 results = tables.runs(s.input.summaries)  # the runs declared, not all on disk
 curves = tables.curves(s.input.summaries)
 tables.write_csv(results, s.output.results)

@@ -1,7 +1,7 @@
 # Tidy tables of the runs the rule declares as inputs (not every run folder on disk): one
 # row per run, one per metric point.
-from fromscratch.figures import tables
+from fromscratch.figures import logged, tables
 
-s = snakemake  # noqa: F821
+s = logged(snakemake)  # noqa: F821
 tables.write_csv(tables.runs(s.input.runs), s.output.runs)
 tables.write_csv(tables.curves(s.input.runs), s.output.curves)
