@@ -178,3 +178,78 @@ def test_there_is_no_file_above_this_folder_or_the_root():
 
     # "." and "/" have no parents: this was a StopIteration (`train --out .`)
     assert file_above(".") is None and file_above("") is None and file_above("/") is None
+
+
+@pytest.fixture
+def disk_log(monkeypatch):
+    """The fsyncs and renames made, in order, through the real calls: ("fsync", inode) and
+    ("replace", inode); an inode names a file or folder whatever it is called at the time."""
+    log = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        log.append(("fsync", os.fstat(fd).st_ino))
+        real_fsync(fd)
+
+    def replace(src, dst):
+        log.append(("replace", os.lstat(src).st_ino))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    return log
+
+
+def inode(path):
+    return path.stat().st_ino
+
+
+def test_atomic_path_syncs_the_file_before_its_rename_and_the_folder_after(tmp_path, disk_log):
+    """A power cut must not leave the new name on a file whose bytes never reached the disk
+    (as torch.save, the block itself syncs nothing)."""
+    with atomic_path(tmp_path / "ckpt.pt") as tmp:
+        tmp.write_bytes(b"weights")
+    file, folder = inode(tmp_path / "ckpt.pt"), inode(tmp_path)
+    assert disk_log == [("fsync", file), ("replace", file), ("fsync", folder)]
+
+
+def test_atomic_dir_syncs_its_files_before_the_rename_and_the_folder_after(tmp_path, disk_log):
+    write_output(tmp_path / "out", text="old")
+    disk_log.clear()
+    with atomic_dir(tmp_path / "out", "done.txt") as tmp:
+        (tmp / "sub").mkdir()
+        (tmp / "sub" / "part.bin").write_bytes(b"data")
+        (tmp / "done.txt").write_text("new")
+        (tmp / "link").symlink_to("nowhere")  # a dangling link: skipped, not an error
+    out = tmp_path / "out"
+    inside = [out / "sub" / "part.bin", out / "sub", out / "done.txt", out]
+    # the files and folders first, then the old output moved aside and the new one in its
+    # place, then the folder that holds it
+    assert sorted(disk_log[:4]) == sorted(("fsync", inode(p)) for p in inside)
+    assert [event for event, _ in disk_log[4:]] == ["replace", "replace", "fsync"]
+    assert disk_log[5:] == [("replace", inode(out)), ("fsync", inode(tmp_path))]
+
+
+def test_a_folder_that_cannot_be_synced_is_skipped(tmp_path, monkeypatch):
+    """Windows cannot open a folder, some file systems refuse to sync one: the write still
+    succeeds; a file that cannot be synced is an error."""
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            raise OSError(22, "Invalid argument")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    write_json(tmp_path / "meta.json", {"a": 1})
+    write_output(tmp_path / "out")
+    assert (tmp_path / "out" / "done.txt").read_text() == "new"
+
+    def failing_disk(fd):
+        raise OSError(5, "I/O error")
+
+    monkeypatch.setattr(os, "fsync", failing_disk)
+    with pytest.raises(OSError, match="I/O error"):
+        write_json(tmp_path / "meta.json", {"a": 2})
+    assert (tmp_path / "meta.json").read_text() == '{\n  "a": 1\n}\n'  # the old one kept
+    assert entries(tmp_path) == ["meta.json", "out"]
