@@ -2,6 +2,8 @@
 
 import hashlib
 import io
+import multiprocessing
+import time
 import zipfile
 
 import pytest
@@ -96,7 +98,8 @@ def test_checksum_mismatch_names_file_expected_and_actual(http_server, tmp_path)
     message = str(e.value)
     assert "file.bin" in message and expected in message and actual in message
     assert "\n" not in message
-    assert list((tmp_path / "cache").iterdir()) == []  # nothing kept, not even the .part
+    # nothing kept, not even the .part: only the (empty) lock file, which always stays
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == ["file.bin.lock"]
 
 
 def test_mirror_checksum_overrides_the_original_and_falls_back_to_it(http_server, tmp_path):
@@ -202,3 +205,59 @@ def test_checksum_of_a_zip_member_is_checked_without_extracting(http_server, tmp
     bad = Source(url=good.url, checksum="md5:" + "0" * 32, checksum_of="enwik8")
     with pytest.raises(FromScratchError, match=r"enwik8\.zip:enwik8: expected md5 0{32}"):
         fetch(bad, tmp_path / "b", progress=False)
+
+
+class Trickle:
+    """A response stream that sends 64 KiB every 50 ms: a slow server (1 MiB in 0.8 s)."""
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def write(self, data):
+        for i in range(0, len(data), 64 << 10):
+            self.stream.write(data[i : i + (64 << 10)])
+            time.sleep(0.05)
+        return len(data)
+
+    def __getattr__(self, name):  # flush, close: the stream's own
+        return getattr(self.stream, name)
+
+
+def fetch_at_the_same_time(source, cache, start, results):
+    """In a process of its own: wait for the other one, then fetch."""
+    start.wait()
+    try:
+        results.put(f"fetched {fetch(source, cache, progress=False).name}")
+    except Exception as e:  # the raw FileNotFoundError of two processes on one .part
+        results.put(f"{type(e).__name__}: {e}")
+
+
+def test_two_processes_fetching_one_file_take_turns(http_server, tmp_path, capfd):
+    """Two prepare jobs of one data set (IMDb tokenised two ways, run in parallel by
+    Snakemake) fetch its archive into one cache at once: the second waits for the first,
+    then finds the verified file, rather than writing the same .part (which the first
+    renames away from under it)."""
+    (http_server.root / "file.bin").write_bytes(PAYLOAD)
+    source = Source(url=f"{http_server.url}/file.bin", checksum=sha256(PAYLOAD))
+    fast = http_server.httpd.RequestHandlerClass
+
+    class Slow(fast):
+        def setup(self):
+            super().setup()
+            self.wfile = Trickle(self.wfile)
+
+    http_server.httpd.RequestHandlerClass = Slow  # both start while the first downloads
+    context = multiprocessing.get_context("spawn")  # no fork of a process with threads
+    start, results = context.Barrier(2), context.Queue()
+    args = (source, tmp_path / "cache", start, results)
+    workers = [context.Process(target=fetch_at_the_same_time, args=args) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    outcomes = [results.get(timeout=60) for _ in workers]
+    for worker in workers:
+        worker.join(timeout=60)
+    assert outcomes == ["fetched file.bin"] * 2
+    assert http_server.requests == [("/file.bin", None)]  # downloaded once
+    assert sha256((tmp_path / "cache" / "file.bin").read_bytes()) == source.checksum
+    assert not (tmp_path / "cache" / "file.bin.part").exists()
+    assert capfd.readouterr().err.count("waiting for another process's download") == 1

@@ -9,18 +9,24 @@ for a file, the original's checksum is used.
 
 Flow: `fetch(source, cache_dir)` → already in the cache and verified? done. Otherwise stream
 into `NAME.part` (resuming a partial one with an HTTP Range request), verify the checksum,
-and only then rename `NAME.part` → `NAME`.
+and only then rename `NAME.part` → `NAME`. Two processes that fetch one file at once (two
+prepare jobs of one data set) take turns, by a lock on `NAME.lock`: the second waits, then
+finds the verified file.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import http.client
 import os
+import sys
 import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -234,19 +240,54 @@ def fetch(
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise FromScratchError(f"cache {cache}: cannot hold downloads ({error.strerror})") from None
-    # A cached copy that fails the check may have been verified against another list when
-    # it was fetched (a mirror's repack, now checked without that mirror): still good.
-    # Otherwise stale or corrupted: the download below replaces it once verified, not before.
-    if target.exists() and (
-        _verifies(target, checksum, member)
-        or fetched_for(target) == (source.checksum, file_digest(target, "sha256"))
-    ):
+    if _in_cache(source, target, checksum, member):
         return target
     if mirror and not _is_url(mirror) and not Path(mirror).is_dir():
         raise FromScratchError(
             f"mirror {mirror}: no such folder (--mirror, config's mirror or "
             "$FROMSCRATCH_MIRROR; none: the original hosts)"
         )
+    # One process at a time writes NAME.part: two would cut the file from under each other
+    # (one renames it away while the other still writes or checks it).
+    with _exclusive(target.with_name(target.name + ".lock"), source.in_mirror):
+        if not _in_cache(source, target, checksum, member):  # fetched while this one waited?
+            _download(location, target, checksum, member, source.checksum, progress)
+    return target
+
+
+def _in_cache(source: Source, target: Path, checksum: str, member: str) -> bool:
+    """Whether the cache holds a good copy of `source` at `target`."""
+    # A cached copy that fails the check may have been verified against another list when
+    # it was fetched (a mirror's repack, now checked without that mirror): still good.
+    # Otherwise stale or corrupted: the download replaces it once verified, not before.
+    return target.exists() and (
+        _verifies(target, checksum, member)
+        or fetched_for(target) == (source.checksum, file_digest(target, "sha256"))
+    )
+
+
+@contextlib.contextmanager
+def _exclusive(lock: Path, name: str) -> Iterator[None]:
+    """Hold an exclusive lock on the file `lock`, waiting for another process that holds it.
+
+    The lock file stays: were it deleted, a third process could lock a new file of that
+    name while the second still holds the old one. The system drops the lock when its
+    holder exits, even when killed, so a crashed download never blocks the next one.
+    """
+    with open(lock, "a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"{name}: waiting for another process's download of it", file=sys.stderr)
+            fcntl.flock(f, fcntl.LOCK_EX)
+        yield
+
+
+def _download(
+    location: str, target: Path, checksum: str, member: str, original: str, progress: bool
+) -> None:
+    """Download `location` to `target` through `target`.part, resuming an earlier part,
+    and verify it; `original`: the checksum of the original file, for the record."""
     part = target.with_name(target.name + ".part")
     if not _is_url(location) or location.startswith("file:"):
         part.unlink(missing_ok=True)  # a local copy is never partial: just copy it again
@@ -262,10 +303,9 @@ def fetch(
     except FromScratchError:
         part.unlink()  # corrupted bytes are not worth resuming
         raise
-    record = {"source_checksum": source.checksum, "sha256": file_digest(part, "sha256")}
+    record = {"source_checksum": original, "sha256": file_digest(part, "sha256")}
     write_json(_record_of(target), record)
     os.replace(part, target)
-    return target
 
 
 def _verifies(path: Path, checksum: str, member: str) -> bool:
