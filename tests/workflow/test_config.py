@@ -63,6 +63,16 @@ MALFORMED = [
         r"config: presets.demo.classifier.train.max_length: -1 is less than the minimum of 0",
     ),
     ("ablations={cramming: {enabled: maybe}}", r"ablations.cramming.enabled: 'maybe' is not of"),
+    # keys that the schema knows but this place would ignore
+    (
+        "presets={demo: {classifier: {sample: {tokens: 5}}}}",
+        r"presets.demo.classifier.sample: a classifier draws no samples \(only gpt has sample\)$",
+    ),
+    (
+        "ablations={distillation: {demo: {data: {dataset: imdb, tokenizer: bytes}}}}",
+        r"distillation.demo.data: teacher: pipeline distils on the course GPT's data; data is",
+    ),
+    ("ablations={distillation: {demo: {teacher: gpt2}}}", r"demo: 'data' is a required property"),
     (
         "cluster={default: {partition: x}, trian: {partition: gpu}}",
         r"cluster.trian is neither a group nor a stage of this workflow; allowed: augment",

@@ -59,7 +59,10 @@ def validate_config(config, schema_file):
 
 
 def schema_error(error, schema):
-    """What is wrong, with the keys allowed where a key is unknown."""
+    """What is wrong, with the keys allowed where a key is unknown; a value the schema
+    forbids (`not`) is explained by that schema's description."""
+    if error.validator == "not" and "description" in error.schema:
+        return error.schema["description"]
     if error.validator not in ("additionalProperties", "unevaluatedProperties"):
         return error.message
     names, patterns = [], []
