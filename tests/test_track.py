@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import wandb
 
 from fromscratch import track
 from fromscratch.track import Tracker
@@ -32,6 +33,20 @@ def test_an_online_run_that_cannot_reach_wandb_goes_on_offline(tmp_path, monkeyp
     assert len(offline) == 1 and list(offline[0].glob("*.wandb"))
 
 
+def test_an_online_run_without_an_api_key_says_how_to_give_one(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no ~/.netrc from `wandb login`
+    monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")
+    wandb.teardown()  # wandb's settings of this process keep an earlier test's key
+    tracker = Tracker(tmp_path / "run", {}, mode="online")
+    tracker.finish({}, {})
+    assert capsys.readouterr().err == (
+        "W&B: no API key here (`wandb login`, or WANDB_API_KEY where the jobs run); "
+        "logging offline: `wandb sync` later\n"
+    )
+    assert list((tmp_path / "run" / "wandb").glob("offline-run-*"))
+
+
 def children(pid: int) -> list[int]:
     """The processes `pid` started (Linux), and theirs."""
     found = []
@@ -39,6 +54,15 @@ def children(pid: int) -> list[int]:
         for child in (task / "children").read_text().split():
             found += [int(child), *children(int(child))]
     return found
+
+
+def test_a_run_is_listed_in_wandb_under_its_name_or_its_folders(tmp_path):
+    named = Tracker(tmp_path / "seed0", {}, mode="offline", name="position/learned/seed0")
+    assert named.wandb.name == "position/learned/seed0"
+    named.finish({}, {})
+    unnamed = Tracker(tmp_path / "seed1", {}, mode="offline")
+    assert unnamed.wandb.name == "seed1"
+    unnamed.finish({}, {})
 
 
 def test_a_run_goes_on_when_wandbs_service_dies(tmp_path, capsys):

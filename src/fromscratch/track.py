@@ -19,6 +19,7 @@ import contextlib
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import time
@@ -66,6 +67,16 @@ def environment() -> dict:
     }
 
 
+def offline_reason(error: Exception) -> str:
+    """Why an online run could not start, in a line that says what to do about it."""
+    import wandb
+
+    if isinstance(error, wandb.errors.UsageError) and re.search("api[ _]key", str(error), re.I):
+        # a job's node reads the key from ~/.netrc (`wandb login`) or its environment
+        return "no API key here (`wandb login`, or WANDB_API_KEY where the jobs run)"
+    return f"unreachable ({type(error).__name__})"
+
+
 class Tracker:
     def __init__(
         self,
@@ -77,12 +88,14 @@ class Tracker:
         group: str = "",
         job_type: str = "",
         tags: list[str] | tuple[str, ...] = (),
+        name: str = "",
         run_id: str | None = None,
         resume_step: int | None = None,
         resume_lines: int | None = None,
         enabled: bool = True,
     ):
         self.out = Path(out)
+        self.name = name or self.out.name  # W&B's list of runs shows it
         self.enabled = enabled  # False on every DDP rank but the first
         self.run_id = run_id or uuid.uuid4().hex[:12]
         self.started = time.time()
@@ -144,7 +157,7 @@ class Tracker:
             dir=str(self.out),
             id=self.run_id,
             resume="allow",
-            name=self.out.name,
+            name=self.name,
         )
         try:
             return wandb.init(
@@ -153,10 +166,7 @@ class Tracker:
         except Exception as e:  # no server, no API key: carry on offline
             if mode != "online":
                 raise
-            print(
-                f"W&B unreachable ({type(e).__name__}); logging offline: `wandb sync` later",
-                file=sys.stderr,
-            )
+            print(f"W&B: {offline_reason(e)}; logging offline: `wandb sync` later", file=sys.stderr)
             # the failed attempt still holds the run id in W&B's background service, which
             # would refuse the offline run under the same id (the one a resume needs)
             wandb.teardown()

@@ -121,7 +121,7 @@ def schema_defs() -> dict:
 def test_the_schema_knows_every_training_and_model_field():
     # keys outside these lists are errors before any job starts, so they must be complete
     set_by_the_rules = {"data", "model", "eval_splits", "seed", "lr_from", "batch_size_from"}
-    set_by_the_rules |= {"wandb_mode", "wandb_project", "group", "job_type", "tags"}
+    set_by_the_rules |= {"wandb_mode", "wandb_project", "group", "job_type", "tags", "run_name"}
     train_fields = {f.name for f in dataclasses.fields(TrainConfig)}
     assert set(schema_defs()["train"]["properties"]) == train_fields - set_by_the_rules
     from_the_data = {"vocab_size", "num_classes"}
@@ -291,6 +291,22 @@ def test_requeue_settings_of_a_cluster_entry_reach_the_launcher(workdir):
     assert resources.submitit_parameters("job")["slurm_signal_delay_s"] == 120
     (data,) = {json.dumps(r) for r in stage_arguments(result, "prepare", "--resources")}
     assert "max_requeues" not in data  # the train entry's alone; the launcher's default
+
+
+def test_every_run_has_a_name_of_its_own_in_wandb(workdir):
+    """W&B lists runs by name: every training job of the demo DAG gets its own, from its
+    group and tags, e.g. position/learned/seed0."""
+    result = snakemake(workdir, "-n", "-p")
+    assert result.returncode == 0, result.stderr[-2000:]
+    configs = [
+        a["config"]
+        for stage in ("train", "encoder-decoder")
+        for a in stage_arguments(result, stage)
+    ]
+    configs += [a["train"] for a in stage_arguments(result, "sentence-vae")]
+    names = [config["run_name"] for config in configs]
+    assert len(names) > 20 and len(set(names)) == len(names), sorted(names)
+    assert "position/learned/seed0" in names
 
 
 def test_the_studies_build_on_the_course_runs_of_the_presets_seeds(workdir):

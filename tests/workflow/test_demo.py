@@ -319,6 +319,10 @@ def test_a_changed_setting_reruns_the_jobs_it_reaches_and_no_others(local_demo):
     evaluated = planned("presets={demo: {gpt: {eval_splits: 'test,ood'}}}")
     assert evaluated["train"] > 0 and not {"batch_size", "lr_range", "noise_scale"} & set(evaluated)
     assert planned("wandb={mode: disabled}") == {}  # where runs are logged is no setting
+    # nor how often a run saves a checkpoint: no finished run trains again for it
+    assert (
+        planned("presets={demo: {gpt: {train: {checkpoint_every: 7, keep_checkpoints: 1}}}}") == {}
+    )
 
 
 @pytest.mark.slow

@@ -284,14 +284,17 @@ def train_spec(model, seed=0, **model_fields):
 
 def tracking(group, *tags, job_type="train"):
     """How a job's run is logged to W&B, as its config takes it: config.yaml's mode and
-    project, the W&B group `<preset>-<group>`, the job type, and the tags (the preset's
-    name, then `tags`). None of it is a setting: changing it reruns nothing."""
+    project, the W&B group `<preset>-<group>`, the job type, the tags (the preset's name,
+    then `tags`) and the run's name, `group/tag/...` (e.g. position/learned/seed0: W&B
+    lists runs by name). None of it is a setting: changing it reruns nothing."""
+    tags = [str(tag) for tag in tags]
     return {
         "wandb_mode": config["wandb"]["mode"],
         "wandb_project": config["wandb"]["project"],
         "group": f"{PRESET}-{group}",
         "job_type": job_type,
-        "tags": ",".join([PRESET, *map(str, tags)]),
+        "tags": ",".join([PRESET, *tags]),
+        "run_name": "/".join([group, *(tag for tag in tags if tag != group)]),
     }
 
 
@@ -357,23 +360,32 @@ def check_cluster_entries():
             )
 
 
-# Arguments that say where a job's results are logged or fetched from, not what they are:
-# changing them reruns nothing.
-NOT_SETTINGS = {"wandb_mode", "wandb_project", "group", "job_type", "tags", "mirror"}
+# Arguments that say where a job's results are logged or fetched from, or how often a run
+# saves a checkpoint, not what the results are: changing them reruns nothing (a finished
+# run is not trained again for a new checkpoint_every).
+NOT_SETTINGS = {
+    "wandb_mode",
+    "wandb_project",
+    "group",
+    "job_type",
+    "tags",
+    "run_name",
+    "mirror",
+    "checkpoint_every",
+    "keep_checkpoints",
+}
 
 # Settings of a training run that the batch-size search and the LR range tests are given
 # but never read: how long the run lasts and its LR schedule (a range test sets its own
-# learning rates), how often and on what it evaluates, logs and saves. Changing them
-# reruns training, not tuning. The noise scale, measured after some steps of that
-# schedule, reads all but the bookkeeping.
+# learning rates), how often and on what it evaluates and logs. Changing them reruns
+# training, not tuning. The noise scale, measured after some steps of that schedule,
+# reads all but the bookkeeping.
 RUN_BOOKKEEPING = {
     "eval_splits",
     "eval_every",
     "eval_max_tokens",
     "eval_stride",
     "log_every",
-    "checkpoint_every",
-    "keep_checkpoints",
 }
 RUN_SCHEDULE = {
     "lr",

@@ -30,13 +30,15 @@ WANDB_MODES = ("online", "offline", "disabled")
 @dataclasses.dataclass
 class TrackingConfig(Config):
     """Where a run's metrics go besides its folder: W&B mode (online | offline |
-    disabled), project, and the run's group, job type and comma-separated tags."""
+    disabled), project, and the run's group, job type, comma-separated tags and name (as
+    W&B lists it; "": the run folder's name)."""
 
     wandb_mode: str = "disabled"
     wandb_project: str = "fromscratch"
     group: str = ""
     job_type: str = "train"
     tags: str = ""
+    run_name: str = ""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -55,6 +57,7 @@ class TrackingConfig(Config):
             group=self.group,
             job_type=self.job_type,
             tags=[t for t in self.tags.split(",") if t],
+            name=self.run_name,
             run_id=saved["wandb_run_id"] if saved else None,
             resume_step=saved["step"] if saved else None,
             resume_lines=saved.get("metric_lines") if saved else None,
