@@ -224,6 +224,7 @@ class Tracker:
         return full
 
     def close(self) -> None:
-        """End the W&B run without a summary (the run was interrupted; it will resume)."""
+        """End the W&B run without a summary, as failed (exit code 1): the run was stopped
+        (it will resume) or failed."""
         self._to_wandb(lambda run: run.finish(exit_code=1))
         self.wandb = None

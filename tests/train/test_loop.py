@@ -373,7 +373,7 @@ def test_resume_goes_on_when_only_the_watching_changed(demo_chars, tmp_path, cap
     killed.save_checkpoint()
     killed.tracker.close()
     capsys.readouterr()
-    watched = spec | {"wandb_mode": "offline", "tags": "rerun", "log_every": 2}
+    watched = spec | {"wandb_mode": "offline", "tags": "rerun", "run_name": "x/y", "log_every": 2}
     watched |= {"checkpoint_every": 4, "keep_checkpoints": 3}
     resumed = train(TrainConfig.from_dict(watched), tmp_path / "run", resume=True)
     assert "resuming from step 6" in capsys.readouterr().err
@@ -382,8 +382,8 @@ def test_resume_goes_on_when_only_the_watching_changed(demo_chars, tmp_path, cap
 
 
 def test_a_run_killed_after_its_final_evaluation_logs_each_line_once(demo_chars, tmp_path):
-    # the final checkpoint is saved after the final evaluation's line: a kill before the run
-    # is marked finished resumes at that checkpoint's step, evaluates and logs again
+    # the final checkpoint is saved before the final evaluation: a kill before the run is
+    # marked finished resumes at that checkpoint's step, evaluates and logs again, once
     spec = tiny_gpt(demo_chars, max_steps=4, checkpoint_every=2, eval_every=2)
     train(TrainConfig.from_dict(spec), tmp_path)
     before = (tmp_path / "metrics.jsonl").read_text().splitlines()

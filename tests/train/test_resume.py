@@ -16,7 +16,8 @@ import pytest
 import torch
 import yaml
 
-from fromscratch.train import TrainConfig, train
+from fromscratch.data import prepare
+from fromscratch.train import TrainConfig, Trainer, train
 from fromscratch.train.loop import StopSignals
 
 from ..conftest import tiny_gpt
@@ -101,8 +102,9 @@ def test_sigkill_at_a_random_step_then_resume_is_bitwise_identical(demo_chars, t
     assert steps == list(range(1, 41))
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_sigterm_or_ctrl_c_saves_a_checkpoint_and_stops(signum, demo_chars, tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
+def test_sigterm_sighup_or_ctrl_c_saves_a_checkpoint_and_stops(signum, demo_chars, tmp_path):
+    """SIGHUP: the terminal the run was started in is closed."""
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump(tiny_gpt(demo_chars, max_steps=100000, checkpoint_every=0)))
     run = launch(config, tmp_path / "run")
@@ -114,7 +116,7 @@ def test_sigterm_or_ctrl_c_saves_a_checkpoint_and_stops(signum, demo_chars, tmp_
     assert len(saved) == 1
     step = torch.load(saved[0], weights_only=False)["step"]
     assert step >= 3
-    name = "Ctrl-C" if signum == signal.SIGINT else "SIGTERM"
+    name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
     assert error == (
         f"fromscratch: stopped by {name} at step {step}; checkpoint saved, resume with --resume"
     )
@@ -195,3 +197,39 @@ def test_a_second_ctrl_c_stops_at_once():
             os.kill(os.getpid(), signal.SIGINT)
             time.sleep(1)
     assert signal.getsignal(signal.SIGINT) is before  # the handler is given back
+
+
+def test_a_signal_after_the_last_check_still_reaches_the_handler_from_before():
+    """One that comes after the last step's check (say, in its checkpoint) is not dropped."""
+    received = []
+    before = signal.signal(signal.SIGUSR2, lambda signum, frame: received.append(signum))
+    try:
+        with StopSignals():
+            os.kill(os.getpid(), signal.SIGUSR2)
+            time.sleep(0.1)  # the handler runs between bytecodes of this thread
+            assert received == []  # only noted, while the block lasts
+        assert received == [signal.SIGUSR2]
+    finally:
+        signal.signal(signal.SIGUSR2, before)
+
+
+def test_a_run_does_not_resume_on_data_prepared_again_otherwise(tmp_path, capsys):
+    """The same folder, the same vocabulary, other texts (another seed): the run's
+    checkpoints are of other data, and it starts afresh, saying what changed."""
+    data = tmp_path / "data"
+    prepare("demo", data, tokenizer="chars", progress=False, seed=0)
+    config = TrainConfig.from_dict(tiny_gpt(data, max_steps=4, eval_splits=""))
+    stopped = Trainer(config, tmp_path / "run")
+    stopped.train_step()
+    stopped.save_checkpoint()
+    prepare("demo", data, tokenizer="chars", progress=False, seed=0)  # the same data again
+    capsys.readouterr()
+    assert Trainer(config, tmp_path / "run", resume=True).state.step == 1
+    assert "resuming from step 1 " in capsys.readouterr().err
+
+    prepare("demo", data, tokenizer="chars", progress=False, seed=1)
+    assert Trainer(config, tmp_path / "run", resume=True).state.step == 0
+    assert capsys.readouterr().err == (
+        "checkpoints of a run on other data (meta.json's config, splits changed since) "
+        f"moved to {tmp_path / 'run' / 'checkpoints.stale-1'}; starting afresh\n"
+    )

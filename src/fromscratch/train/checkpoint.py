@@ -3,7 +3,8 @@
 A checkpoint holds the model, the optimizer, the GradScaler, every RNG state (Python,
 NumPy, torch CPU and each CUDA device), the step (which is also the data sampler's
 position and, with the elapsed time, all the LR schedule needs), the tokens seen, the
-elapsed training time (a time budget survives requeues), and the W&B run id.
+elapsed training time (a time budget survives requeues), the W&B run id, and the meta.json
+of the data it trains on (see resume_from).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ WATCHING = {
     "group",
     "job_type",
     "tags",
+    "run_name",
     "log_every",
     "checkpoint_every",
     "keep_checkpoints",
@@ -133,30 +135,48 @@ def sole_run(out: str | Path, owner: bool = True) -> Iterator[None]:
         # it would race with a run opening it)
 
 
-def resume_from(folder: Path, config: dict, resume: bool, owner: bool = True) -> dict | None:
+def resume_from(
+    folder: Path, config: dict, resume: bool, owner: bool = True, data_meta: dict | None = None
+) -> dict | None:
     """The newest checkpoint in `folder` of an unfinished run of `config` (its WATCHING
-    settings aside) when `resume` is asked for, else None: the run starts afresh.
+    settings aside) on the data of `data_meta` when `resume` is asked for, else None: the
+    run starts afresh.
+
+    data_meta: the meta.json of the prepared data folder the run reads: what it was made
+    from (the sources' checksums), how (tokenizer, seed) and its sizes. The data's path in
+    `config` would not tell a folder prepared again with other settings from the one the
+    run began on. (None: not checked; nor is a checkpoint saved without one.)
 
     A run that starts afresh moves the checkpoints of another run (an earlier one, one of
-    another config, or one that finished: a rerun the pipeline forces must train again)
-    aside first: mixed with its own, they would outlive its checkpoints in the pruning and
-    be what a later resume picks.  owner: whether this process moves them (one of several
-    processes of a distributed run does).
+    another config or other data, or one that finished: a rerun the pipeline forces must
+    train again) aside first: mixed with its own, they would outlive its checkpoints in the
+    pruning and be what a later resume picks.  owner: whether this process moves them (one
+    of several processes of a distributed run does).
     """
     finished = (folder / FINISHED).exists()
     saved = load_latest(folder) if resume and not finished else None
-    if saved is not None and what_trains(saved["config"]) == what_trains(config):
+    same_config = saved is not None and what_trains(saved["config"]) == what_trains(config)
+    other_data = differences(saved.get("data_meta"), data_meta) if saved is not None else []
+    if same_config and not other_data:
         print(f"resuming from step {saved['step']} ({saved['path']})", file=sys.stderr)
         return saved
     if owner and (finished or list_checkpoints(folder)):
         stale = set_aside(folder)
         whose = (
             "a finished run" if finished
-            else "a different config" if saved is not None
-            else "an earlier run"
+            else "an earlier run" if saved is None
+            else "a different config" if not same_config
+            else f"a run on other data (meta.json's {', '.join(other_data)} changed since)"
         )  # fmt: skip
         print(f"checkpoints of {whose} moved to {stale}; starting afresh", file=sys.stderr)
     return None
+
+
+def differences(before: dict | None, now: dict | None) -> list[str]:
+    """The keys whose values differ between two dicts; none where either is missing."""
+    if before is None or now is None:
+        return []
+    return sorted(key for key in before.keys() | now.keys() if before.get(key) != now.get(key))
 
 
 def what_trains(config: dict) -> dict:

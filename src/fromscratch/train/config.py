@@ -70,8 +70,9 @@ class OptimizerConfig(TrackingConfig):
     """What every training loop shares: batch_size sequences per step, AdamW (lr, beta1,
     beta2, weight_decay on matrices only), warmup_steps then a schedule (cosine | linear |
     constant) down to min_lr_ratio of lr, grad_clip (0: no clipping; the norm is logged
-    either way), max_steps; eval_every / log_every / checkpoint_every in steps (0: never),
-    keep_checkpoints; seed; device (auto | cpu | cuda[:k] | mps)."""
+    either way), max_steps; eval_every / log_every / checkpoint_every in steps (0: never;
+    a checkpoint after the last step is saved either way), keep_checkpoints; seed; device
+    (auto | cpu | cuda[:k] | mps)."""
 
     batch_size: int = 32
     lr: float = 1e-3

@@ -6,10 +6,10 @@ One step: set the LR from the schedule → grad_accum micro-batches (autocast, b
 unscale → gradient norm (logged, before clipping) → clip → optimizer step → NaN guard
 (a non-finite step stops the run before anything more is saved).
 Around it: evaluation every `eval_every` steps, a checkpoint every `checkpoint_every`
-steps and when SIGTERM, SIGUSR2 or Ctrl-C arrives, and stops on max_steps, the time
-budget or the token budget. Everything a run needs to continue exactly is in its
-checkpoints. With a `teacher` (train/distill.py) a language model learns from its soft
-targets as well.
+steps, after the last step and when SIGTERM, SIGUSR2, SIGHUP or Ctrl-C arrives, and stops
+on max_steps, the time budget or the token budget. Everything a run needs to continue
+exactly is in its checkpoints. With a `teacher` (train/distill.py) a language model learns
+from its soft targets as well.
 """
 
 from __future__ import annotations
@@ -57,8 +57,8 @@ def stop_if_not_finite(loss: float, grad_norm: float, step: int, checkpoints: Pa
 
 
 class StopSignals:
-    """SIGTERM, SIGUSR2 and Ctrl-C during training, noted when they come and acted on
-    between steps.
+    """SIGTERM, SIGUSR2, SIGHUP (a closed terminal) and Ctrl-C during training, noted when
+    they come and acted on between steps.
 
         with StopSignals() as signals:
             while ...:
@@ -73,9 +73,10 @@ class StopSignals:
     with --resume.
     Ctrl-C stops the same way, so that minutes of training are not lost to a key press; a
     second Ctrl-C before the step ends stops at once, without the checkpoint.
+    A signal noted after the last check goes on to that handler when the block ends.
     """
 
-    SIGNALS = (signal.SIGTERM, signal.SIGUSR2, signal.SIGINT)
+    SIGNALS = (signal.SIGTERM, signal.SIGUSR2, signal.SIGHUP, signal.SIGINT)
 
     def __enter__(self) -> StopSignals:
         self.pending: int | None = None
@@ -85,10 +86,13 @@ class StopSignals:
     def __exit__(self, *exc) -> None:
         for sig, handler in self.previous.items():
             signal.signal(sig, handler)
+        if self.pending is not None and exc[0] is None:
+            signal.raise_signal(self.pending)  # one that came after the last check
 
     def _note(self, signum, frame) -> None:
         if signum == signal.SIGINT:
             if self.pending == signal.SIGINT:
+                self.pending = None  # acted on: here
                 raise KeyboardInterrupt
             print(
                 "\nCtrl-C: saving a checkpoint after this step (Ctrl-C again: stop without it)",
@@ -96,18 +100,29 @@ class StopSignals:
             )
         self.pending = signum
 
-    def checkpoint_if_asked(self, save, step: int, before_stop=lambda: None) -> None:
+    def checkpoint_if_asked(self, save, step: int) -> None:
         if self.pending is None:
             return
         save()
         signum, self.pending = self.pending, None
         previous = self.previous[signum]
         # The handlers that would only stop the process (Python's Ctrl-C handler, the
-        # `fromscratch` command's for SIGTERM) would say nothing of the checkpoint.
+        # `fromscratch` command's for SIGTERM and SIGHUP) would say nothing of the checkpoint.
         if not callable(previous) or previous in (signal.default_int_handler, exit_by_signal):
-            before_stop()
             raise Interrupted(signum, step)
         previous(signum, None)
+
+
+@contextlib.contextmanager
+def closed_if_failed(tracker):
+    """End the tracker's W&B run as failed (exit code 1) when the block raises anything (an
+    error, a NaN loss, a stop signal, submitit's requeue), then let it go on: W&B's own exit
+    hook would record such a run with exit code 0."""
+    try:
+        yield
+    except BaseException:
+        tracker.close()
+        raise
 
 
 @dataclass
@@ -116,6 +131,7 @@ class Progress:
     tokens: int = 0
     elapsed: float = 0.0  # seconds of training steps (not evaluation), across resumes
     best: dict = field(default_factory=dict)
+    train_loss: float | None = None  # the last step's: summary.json's final_train_loss
 
 
 def pick_device(name: str) -> torch.device:
@@ -211,7 +227,11 @@ class Trainer:
         self.batches = self.batch_stream(config.batch_size)
         self.state = Progress()
         saved = checkpoint.resume_from(
-            self.out / "checkpoints", self.config_dict(), resume, owner=self.dist.is_main
+            self.out / "checkpoints",
+            self.config_dict(),
+            resume,
+            owner=self.dist.is_main,
+            data_meta=self.data.meta,
         )
         if saved is not None:
             self._restore(saved)
@@ -283,6 +303,7 @@ class Trainer:
                 "step": self.state.step,
                 **self.tracker.checkpoint_state(),
                 "config": self.config_dict(),
+                "data_meta": self.data.meta,
             },
             keep=self.config.keep_checkpoints,
         )
@@ -399,6 +420,13 @@ class Trainer:
         return metrics
 
     def run(self) -> dict:
+        """Train to the end, then evaluate and write model.pt and summary.json; returns
+        the summary."""
+        with closed_if_failed(self.tracker):
+            self.train_to_the_end()
+            return self.finish()
+
+    def train_to_the_end(self) -> None:
         c, s = self.config, self.state
         bar = tqdm(
             total=c.max_steps or None,
@@ -409,12 +437,13 @@ class Trainer:
         )
         # tokens/s over the training steps since the last log line: evaluation and
         # checkpoints are not training time
-        window_elapsed, window_tokens, last = s.elapsed, s.tokens, {}
+        window_elapsed, window_tokens = s.elapsed, s.tokens
         with StopSignals() as signals, bar:
             while not self.done():
                 start = time.perf_counter()
                 metrics = self.train_step()
                 s.elapsed += time.perf_counter() - start
+                s.train_loss = metrics["loss"]
                 bar.update(1)
                 if s.step % c.log_every == 0 or self.done():
                     seconds = max(s.elapsed - window_elapsed, 1e-9)
@@ -427,20 +456,21 @@ class Trainer:
                     self.tracker.log(metrics, s.step)
                     bar.set_postfix(loss=f"{metrics['loss']:.3f}", tok_s=f"{tokens_per_s:,.0f}")
                     window_elapsed, window_tokens = s.elapsed, s.tokens
-                last = metrics
                 evaluating = c.eval_every and c.eval_split_list  # no splits: nothing to log
                 if evaluating and s.step % c.eval_every == 0 and not self.done():
                     self.tracker.log(self.evaluate(), s.step)
-                if c.checkpoint_every and s.step % c.checkpoint_every == 0:
+                # after the last step too, before the final evaluation: a run stopped from
+                # here on resumes at this step and only evaluates again, logging that once
+                if (c.checkpoint_every and s.step % c.checkpoint_every == 0) or self.done():
                     self.save_checkpoint()
-                signals.checkpoint_if_asked(
-                    self.save_checkpoint, s.step, before_stop=self.tracker.close
-                )
+                signals.checkpoint_if_asked(self.save_checkpoint, s.step)
+
+    def finish(self) -> dict:
+        """The final evaluation, model.pt, summary.json, and last the mark of a finished
+        run: a run stopped before that mark resumes from its last checkpoint instead of
+        training again."""
+        s = self.state
         final = self.evaluate()
-        if c.checkpoint_every:
-            # before the final line: a run killed before it is marked finished resumes
-            # from here and logs that line, once
-            self.save_checkpoint()
         if final:
             self.tracker.log(final, s.step)
         self.save_model()
@@ -449,15 +479,16 @@ class Trainer:
             "tokens": s.tokens,
             "train_time_s": s.elapsed,
             "tokens_per_s": s.tokens / max(s.elapsed, 1e-9),
-            "final_train_loss": last.get("loss"),
+            "final_train_loss": s.train_loss,
             "parameters": self.model.num_parameters(),
             "device": str(self.device),
             **final,
         }
         self.dist.close()
+        written = self.tracker.finish(summary, self.config_dict())
         if self.dist.is_main:
             checkpoint.mark_finished(self.out / "checkpoints")
-        return self.tracker.finish(summary, self.config_dict())
+        return written
 
     def save_model(self) -> None:
         """The final weights with their config: what `sample` and `evaluate` load."""

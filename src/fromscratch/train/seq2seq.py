@@ -18,7 +18,8 @@ The loop is the Trainer's (train/loop.py) cut down to one kind of batch: learnin
 from the schedule, forward, backward, gradient norm (logged before clipping), clipping,
 a NaN guard, the optimizer step; metrics.jsonl/summary.json/W&B through the Tracker; and
 checkpoints that resume exactly (every batch is a function of the seed and the step),
-also saved when SIGTERM or SIGUSR2 arrives (StopSignals: SLURM's requeue, as the Trainer).
+also saved after the last step and when SIGTERM, SIGUSR2 or SIGHUP arrives (StopSignals:
+SLURM's requeue, as the Trainer).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from fromscratch.models import GPT, ConfigError, EncoderDecoder, EncoderDecoderC
 from fromscratch.models.common import Model, evaluating
 from fromscratch.train import checkpoint
 from fromscratch.train.config import OptimizerConfig
-from fromscratch.train.loop import StopSignals, pick_device, stop_if_not_finite
+from fromscratch.train.loop import StopSignals, closed_if_failed, pick_device, stop_if_not_finite
 from fromscratch.train.schedule import learning_rate, step_progress
 
 ARCHITECTURES = ("encoder_decoder", "decoder_only")
@@ -237,12 +238,14 @@ def train_seq2seq(config: Seq2SeqConfig, out: str | Path, resume: bool = True) -
         c.weight_decay, c.lr, (c.beta1, c.beta2), fused=device.type in ("cpu", "cuda")
     )
     step, tokens, elapsed = 0, 0, 0.0
+    loss_value = None  # the last step's loss: summary.json's final_train_loss
     saved = checkpoint.resume_from(out / "checkpoints", c.to_dict(), resume)
     if saved is not None:
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         checkpoint.set_rng_state(saved["rng"])
         step, tokens, elapsed = saved["step"], saved["tokens"], saved["elapsed"]
+        loss_value = saved.get("train_loss")  # absent from checkpoints of older versions
     tracker = c.tracker(out, c.to_dict(), saved)
 
     def save_checkpoint() -> None:
@@ -253,59 +256,66 @@ def train_seq2seq(config: Seq2SeqConfig, out: str | Path, resume: bool = True) -
             "step": step,
             "tokens": tokens,
             "elapsed": elapsed,
+            "train_loss": loss_value,
             **tracker.checkpoint_state(),
             "config": c.to_dict(),
         }
         checkpoint.save(out / "checkpoints", state, keep=c.keep_checkpoints)
 
     model.train()
-    loss_value = math.nan
-    with StopSignals() as signals:
-        while step < c.max_steps:
-            started = time.perf_counter()
-            progress = step_progress(step, c.max_steps, c.warmup_steps)
-            lr = learning_rate(c.lr, step, progress, c.warmup_steps, c.schedule, c.min_lr_ratio)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            loss, n = seq2seq_loss(model, task.train_batch(c.seed, step, c.batch_size), device)
-            loss.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(
-                model.parameters(), c.grad_clip if c.grad_clip > 0 else math.inf
-            ).item()
-            loss_value = loss.item()
-            stop_if_not_finite(loss_value, grad_norm, step, out / "checkpoints")
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            step += 1
-            tokens += n
-            elapsed += time.perf_counter() - started
-            if step % c.log_every == 0 or step == c.max_steps:
-                metrics = {"loss": loss_value, "lr": lr, "grad_norm": grad_norm}
-                tracker.log(metrics | {"target_tokens": tokens, "elapsed_s": elapsed}, step)
-            if c.eval_every and step % c.eval_every == 0 and step < c.max_steps:
-                rows = accuracy_by_length(model, task, c.test_max_length, c.test_examples, device)
-                tracker.log(accuracy_summary(rows), step)
-            if c.checkpoint_every and step % c.checkpoint_every == 0:
-                save_checkpoint()
-            signals.checkpoint_if_asked(save_checkpoint, step, before_stop=tracker.close)
+    with closed_if_failed(tracker):  # a failed or stopped run ends so in W&B too
+        with StopSignals() as signals:
+            while step < c.max_steps:
+                started = time.perf_counter()
+                progress = step_progress(step, c.max_steps, c.warmup_steps)
+                lr = learning_rate(c.lr, step, progress, c.warmup_steps, c.schedule, c.min_lr_ratio)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                batch = task.train_batch(c.seed, step, c.batch_size)
+                loss, n = seq2seq_loss(model, batch, device)
+                loss.backward()
+                grad_norm = torch.nn.utils.clip_grad_norm_(
+                    model.parameters(), c.grad_clip if c.grad_clip > 0 else math.inf
+                ).item()
+                loss_value = loss.item()
+                stop_if_not_finite(loss_value, grad_norm, step, out / "checkpoints")
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+                step += 1
+                tokens += n
+                elapsed += time.perf_counter() - started
+                if step % c.log_every == 0 or step == c.max_steps:
+                    metrics = {"loss": loss_value, "lr": lr, "grad_norm": grad_norm}
+                    tracker.log(metrics | {"target_tokens": tokens, "elapsed_s": elapsed}, step)
+                if c.eval_every and step % c.eval_every == 0 and step < c.max_steps:
+                    rows = accuracy_by_length(
+                        model, task, c.test_max_length, c.test_examples, device
+                    )
+                    tracker.log(accuracy_summary(rows), step)
+                # after the last step too: a run stopped in the final scoring resumes here
+                if (c.checkpoint_every and step % c.checkpoint_every == 0) or step == c.max_steps:
+                    save_checkpoint()
+                signals.checkpoint_if_asked(save_checkpoint, step)
 
-    rows = accuracy_by_length(model, task, c.test_max_length, c.test_examples, device)
-    final = accuracy_summary(rows)
-    tracker.log(final, step)
-    write_rows(out / "accuracy.csv", rows)
-    with atomic_path(out / "model.pt") as tmp:
-        torch.save({"model": model.state_dict(), "config": c.to_dict()}, tmp)
-    summary = {
-        "architecture": c.architecture,
-        "task": c.task,
-        "seed": c.seed,
-        "steps": step,
-        "train_time_s": elapsed,
-        "final_train_loss": loss_value,
-        "parameters": model.num_parameters(),
-        "model_config": model.config.to_dict(),
-        "device": str(device),
-        **final,
-    }
+        rows = accuracy_by_length(model, task, c.test_max_length, c.test_examples, device)
+        final = accuracy_summary(rows)
+        tracker.log(final, step)
+        write_rows(out / "accuracy.csv", rows)
+        with atomic_path(out / "model.pt") as tmp:
+            torch.save({"model": model.state_dict(), "config": c.to_dict()}, tmp)
+        summary = {
+            "architecture": c.architecture,
+            "task": c.task,
+            "seed": c.seed,
+            "steps": step,
+            "train_time_s": elapsed,
+            "final_train_loss": loss_value,
+            "parameters": model.num_parameters(),
+            "model_config": model.config.to_dict(),
+            "device": str(device),
+            **final,
+        }
+        written = tracker.finish(summary, c.to_dict())
+    # last: a run stopped before this mark resumes from its last checkpoint, not afresh
     checkpoint.mark_finished(out / "checkpoints")
-    return tracker.finish(summary, c.to_dict())
+    return written

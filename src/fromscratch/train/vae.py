@@ -35,7 +35,7 @@ from fromscratch.models.vae import SentenceVAE, free_bits_kl, gaussian_kl
 from fromscratch.train import checkpoint
 from fromscratch.train.batches import keyed_rng
 from fromscratch.train.config import OptimizerConfig
-from fromscratch.train.loop import StopSignals, pick_device, stop_if_not_finite
+from fromscratch.train.loop import StopSignals, closed_if_failed, pick_device, stop_if_not_finite
 from fromscratch.train.schedule import learning_rate, step_progress
 
 KL_SCHEDULES = ("constant", "linear", "cyclical")
@@ -184,7 +184,8 @@ def train_vae(
 ) -> dict:
     """Train the adapters of `model`, then evaluate and probe it; writes into `out`:
     metrics.jsonl, summary.json, examples.json, latents.npz (test mu and labels),
-    adapters.pt, and checkpoints/ (every checkpoint_every steps, and on SIGTERM/SIGUSR2).
+    adapters.pt, and checkpoints/ (every checkpoint_every steps, after the last step, and on
+    SIGTERM/SIGUSR2/SIGHUP).
     tokenizer: the GPT's, to turn generated ids into text and back.  resume: continue
     from the newest checkpoint of the same run_config."""
     c, out = config, Path(out)
@@ -217,62 +218,68 @@ def train_vae(
         }
         checkpoint.save(out / "checkpoints", state, keep=c.keep_checkpoints)
 
-    with StopSignals() as signals:
-        while step < c.max_steps:
-            progress = step_progress(step, c.max_steps, c.warmup_steps)
-            lr = learning_rate(c.lr, step, progress, c.warmup_steps, c.schedule, c.min_lr_ratio)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            beta = kl_weight(step, c.max_steps, c.kl_schedule, c.cycles, c.ramp)
-            rows = keyed_rng(c.seed, step).integers(0, len(train.ids), size=c.batch_size)
-            idx, mask = (t.to(device) for t in collate([train.ids[r] for r in rows]))
-            recon, kl, _ = elbo_terms(model, idx, mask, noise)
-            recon = recon / c.batch_size  # nats per sentence
-            loss = recon + beta * free_bits_kl(kl, c.free_bits)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            clip = c.grad_clip if c.grad_clip > 0 else math.inf
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip).item()
-            stop_if_not_finite(loss.item(), grad_norm, step, out / "checkpoints")
-            optimizer.step()
-            step += 1
-            if step % c.log_every == 0 or step == c.max_steps:
-                tracker.log(
-                    {
-                        "loss": loss.item(),
-                        "recon": recon.item(),
-                        "kl": kl.sum(dim=1).mean().item(),
-                        "beta": beta,
-                        "lr": lr,
-                        "grad_norm": grad_norm,
-                    },
-                    step,
-                )
-            if c.eval_every and step % c.eval_every == 0 and step < c.max_steps:
-                tracker.log({f"test/{k}": v for k, v in evaluate_vae(model, test).items()}, step)
-            if c.checkpoint_every and step % c.checkpoint_every == 0:
-                save_checkpoint()
-            signals.checkpoint_if_asked(save_checkpoint, step, before_stop=tracker.close)
-    final = evaluate_vae(model, test)
-    tracker.log({f"test/{k}": v for k, v in final.items()}, c.max_steps)
-    probe = probe_and_examples(model, train, test, c.examples, tokenizer)
-    mu_test = encode_all(model, test)
-    with atomic_path(out / "latents.npz") as tmp, open(tmp, "wb") as f:
-        np.savez(f, mu=mu_test.cpu().numpy(), labels=test.labels)
-    with atomic_path(out / "adapters.pt") as tmp:
-        torch.save({"model": model.trainable_state(), "config": run_config}, tmp)
-    write_json(out / "examples.json", probe.pop("examples"))
-    summary = {
-        "steps": c.max_steps,
-        "train_sentences": len(train.ids),
-        "test_sentences": len(test.ids),
-        "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
-        "device": str(device),
-        **{f"test/{k}": v for k, v in final.items()},
-        **probe,
-    }
+    with closed_if_failed(tracker):  # a failed or stopped run ends so in W&B too
+        with StopSignals() as signals:
+            while step < c.max_steps:
+                progress = step_progress(step, c.max_steps, c.warmup_steps)
+                lr = learning_rate(c.lr, step, progress, c.warmup_steps, c.schedule, c.min_lr_ratio)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                beta = kl_weight(step, c.max_steps, c.kl_schedule, c.cycles, c.ramp)
+                rows = keyed_rng(c.seed, step).integers(0, len(train.ids), size=c.batch_size)
+                idx, mask = (t.to(device) for t in collate([train.ids[r] for r in rows]))
+                recon, kl, _ = elbo_terms(model, idx, mask, noise)
+                recon = recon / c.batch_size  # nats per sentence
+                loss = recon + beta * free_bits_kl(kl, c.free_bits)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                clip = c.grad_clip if c.grad_clip > 0 else math.inf
+                grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip).item()
+                stop_if_not_finite(loss.item(), grad_norm, step, out / "checkpoints")
+                optimizer.step()
+                step += 1
+                if step % c.log_every == 0 or step == c.max_steps:
+                    tracker.log(
+                        {
+                            "loss": loss.item(),
+                            "recon": recon.item(),
+                            "kl": kl.sum(dim=1).mean().item(),
+                            "beta": beta,
+                            "lr": lr,
+                            "grad_norm": grad_norm,
+                        },
+                        step,
+                    )
+                if c.eval_every and step % c.eval_every == 0 and step < c.max_steps:
+                    test_metrics = evaluate_vae(model, test)
+                    tracker.log({f"test/{k}": v for k, v in test_metrics.items()}, step)
+                # after the last step too: a run stopped in the final evaluation or the
+                # probe resumes here
+                if (c.checkpoint_every and step % c.checkpoint_every == 0) or step == c.max_steps:
+                    save_checkpoint()
+                signals.checkpoint_if_asked(save_checkpoint, step)
+        final = evaluate_vae(model, test)
+        tracker.log({f"test/{k}": v for k, v in final.items()}, c.max_steps)
+        probe = probe_and_examples(model, train, test, c.examples, tokenizer)
+        mu_test = encode_all(model, test)
+        with atomic_path(out / "latents.npz") as tmp, open(tmp, "wb") as f:
+            np.savez(f, mu=mu_test.cpu().numpy(), labels=test.labels)
+        with atomic_path(out / "adapters.pt") as tmp:
+            torch.save({"model": model.trainable_state(), "config": run_config}, tmp)
+        write_json(out / "examples.json", probe.pop("examples"))
+        summary = {
+            "steps": c.max_steps,
+            "train_sentences": len(train.ids),
+            "test_sentences": len(test.ids),
+            "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+            "device": str(device),
+            **{f"test/{k}": v for k, v in final.items()},
+            **probe,
+        }
+        written = tracker.finish(summary, run_config)
+    # last: a run stopped before this mark resumes from its last checkpoint, not afresh
     checkpoint.mark_finished(out / "checkpoints")
-    return tracker.finish(summary, run_config)
+    return written
 
 
 # --------------------------------------------------------------------------- evaluation
