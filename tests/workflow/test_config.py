@@ -459,3 +459,27 @@ def test_an_lr_and_batch_size_of_the_preset_replace_the_tuned_ones(workdir):
         args["config"] for args in stage_arguments(result, "lr-range") if "tune/gpt" in args["out"]
     ]
     assert lr_range["batch_size"] == 4 and "batch_size_from" not in lr_range
+
+
+def test_the_conda_environment_installs_this_checkout_from_where_snakemake_copies_it(tmp_path):
+    """`--sdm conda` creates the environment from a copy of envs/fromscratch.yaml under
+    .snakemake/conda/, where conda's pip runs: the checkout comes from FROMSCRATCH_ROOT,
+    which the Snakefile sets for it, not from a path relative to the file."""
+    env = yaml.safe_load((ROOT / "envs" / "fromscratch.yaml").read_text())
+    pip = next(entry["pip"] for entry in env["dependencies"] if isinstance(entry, dict))
+    copy = tmp_path / "work" / ".snakemake" / "conda"
+    copy.mkdir(parents=True)
+    project = [line for line in pip if not line.startswith("torch")]  # torch: a big download
+    (copy / "requirements.txt").write_text("\n".join(project) + "\n")
+    install = [sys.executable, "-m", "pip", "install", "--dry-run", "--no-deps", "--no-index"]
+    install += ["--no-build-isolation", "-r", "requirements.txt"]
+    result = subprocess.run(
+        install,
+        cwd=copy,
+        env={**os.environ, "FROMSCRATCH_ROOT": str(ROOT)},
+        capture_output=True,
+        text=True,
+    )
+    assert "Would install fromscratch" in result.stdout, result.stderr[-2000:]
+    common = (ROOT / "workflow" / "rules" / "common.smk").read_text()
+    assert 'os.environ["FROMSCRATCH_ROOT"] = workflow.basedir' in common
