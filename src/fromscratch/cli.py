@@ -7,6 +7,7 @@ that names what is wrong (and, where there is a choice, what is allowed).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import inspect
 import json
 import sys
@@ -294,12 +295,49 @@ def _check_stage_values(stage: str, arguments: dict) -> None:
 def _in_a_process_of_its_own(function, *args) -> None:
     """function(*args) in a fresh Python process; its error is raised here. What it
     imports stays out of this process, which with the slurm launcher only waits on its
-    job: dozens of them wait at once on a login node, and torch would add 200 MB to each."""
+    job: dozens of them wait at once on a login node, and torch would add 200 MB to each.
+    Those processes take turns (a_check_slot), so that dozens of jobs made ready at once
+    do not add up to gigabytes for a moment."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as process:
+    with (
+        a_check_slot(),
+        ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as process,
+    ):
         process.submit(function, *args).result()
+
+
+CHECK_SLOTS = 4  # checking processes at once, per user and machine
+
+
+@contextlib.contextmanager
+def a_check_slot(folder: Path | None = None):
+    """Hold one of CHECK_SLOTS lock files (in the system's temporary folder: one set per
+    user and machine), waiting for one to come free.  The system releases a lock when
+    its process ends, even killed, so a crash never keeps a slot."""
+    import fcntl
+    import os
+    import tempfile
+    import time
+
+    def taken(slot) -> bool:
+        try:
+            fcntl.flock(slot, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:  # another process holds it
+            return False
+        return True
+
+    folder = folder or Path(tempfile.gettempdir()) / f"fromscratch-checks-{os.getuid()}"
+    folder.mkdir(exist_ok=True)
+    slots = [open(folder / f"slot-{i}", "a") for i in range(CHECK_SLOTS)]  # noqa: SIM115
+    try:
+        while not any(taken(slot) for slot in slots):  # the first free one, if any
+            time.sleep(0.1)
+        yield
+    finally:
+        for slot in slots:  # closing a file releases its lock
+            slot.close()
 
 
 def _check_argument_types(stage, bound: inspect.BoundArguments, takes: str) -> None:

@@ -606,3 +606,30 @@ def test_run_for_slurm_checks_a_config_without_torch_in_its_own_process(tmp_path
     )
     assert done.stdout == "1 False\n", done.stderr
     assert "--args: TrainConfig: unknown keys lrr" in done.stderr
+
+
+def test_the_checks_before_slurm_submissions_take_turns(tmp_path):
+    """Each check imports torch in a process of its own (~200 MB): dozens of jobs made
+    ready at once run at most CHECK_SLOTS of them at a time."""
+    import fcntl
+    import threading
+
+    from fromscratch.cli import CHECK_SLOTS, a_check_slot
+
+    held = [open(tmp_path / f"slot-{i}", "a") for i in range(CHECK_SLOTS)]  # noqa: SIM115
+    for slot in held:
+        fcntl.flock(slot, fcntl.LOCK_EX)  # as other checks would
+    entered = threading.Event()
+
+    def check():
+        with a_check_slot(tmp_path):
+            entered.set()
+
+    waiting = threading.Thread(target=check)
+    waiting.start()
+    assert not entered.wait(1.0)  # every slot taken: it waits
+    held[2].close()  # one check ends
+    assert entered.wait(5.0)
+    waiting.join()
+    for slot in held:
+        slot.close()
