@@ -34,15 +34,22 @@ def exit_by_signal(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
+def not_ignored(*signals: int) -> list[int]:
+    """Those of `signals` this process does not ignore: one started to ignore a signal
+    (SIGHUP under `nohup`, to outlive its terminal) must go on ignoring it."""
+    return [sig for sig in signals if signal.getsignal(sig) is not signal.SIG_IGN]
+
+
 @contextlib.contextmanager
 def exit_on_termination() -> Iterator[None]:
     """Within the block, SIGTERM (Snakemake stopping a rule, scancel) and SIGHUP (a closed
-    terminal) go to `exit_by_signal`. Handlers can only be set in the main thread: in
-    another one the block changes nothing."""
+    terminal) go to `exit_by_signal`, unless the process was told to ignore them (`nohup`
+    ignores SIGHUP). Handlers can only be set in the main thread: in another one the block
+    changes nothing."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    stops = (signal.SIGTERM, signal.SIGHUP)
+    stops = not_ignored(signal.SIGTERM, signal.SIGHUP)
     previous = {stop: signal.signal(stop, exit_by_signal) for stop in stops}
     try:
         yield

@@ -23,7 +23,7 @@ from fromscratch.train.loop import StopSignals
 from ..conftest import tiny_gpt
 
 
-def launch(config_path, out, *extra):
+def launch(config_path, out, *extra, **popen):
     return subprocess.Popen(
         [
             sys.executable,
@@ -38,6 +38,7 @@ def launch(config_path, out, *extra):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
+        **popen,
     )
 
 
@@ -120,6 +121,20 @@ def test_sigterm_sighup_or_ctrl_c_saves_a_checkpoint_and_stops(signum, demo_char
     assert error == (
         f"fromscratch: stopped by {name} at step {step}; checkpoint saved, resume with --resume"
     )
+
+
+def test_a_run_started_under_nohup_outlives_its_terminal(demo_chars, tmp_path):
+    """nohup starts a run with SIGHUP ignored, so that closing the terminal stops nothing:
+    the run must keep it ignored, not stop at it."""
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(tiny_gpt(demo_chars, max_steps=200, eval_splits="")))
+    run = launch(
+        config, tmp_path / "run", preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    )
+    wait_until_logged(run, tmp_path / "run", 3)
+    run.send_signal(signal.SIGHUP)
+    assert run.wait(timeout=120) == 0, run.stderr.read()[-2000:]
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["steps"] == 200
 
 
 @pytest.mark.parametrize("resume", [True, False])

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from fromscratch import FromScratchError, Interrupted, exit_by_signal
+from fromscratch import FromScratchError, Interrupted, exit_by_signal, not_ignored
 from fromscratch.data import PreparedData, tokenizers
 from fromscratch.io import atomic_path
 from fromscratch.train import checkpoint
@@ -80,7 +80,7 @@ class StopSignals:
 
     def __enter__(self) -> StopSignals:
         self.pending: int | None = None
-        self.previous = {sig: signal.signal(sig, self._note) for sig in self.SIGNALS}
+        self.previous = {sig: signal.signal(sig, self._note) for sig in not_ignored(*self.SIGNALS)}
         return self
 
     def __exit__(self, *exc) -> None:
