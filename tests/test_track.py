@@ -56,9 +56,11 @@ def children(pid: int) -> list[int]:
     return found
 
 
-def test_a_run_is_listed_in_wandb_under_its_name_or_its_folders(tmp_path):
-    named = Tracker(tmp_path / "seed0", {}, mode="offline", name="position/learned/seed0")
-    assert named.wandb.name == "position/learned/seed0"
+def test_a_run_is_listed_in_wandb_under_its_name_or_its_folders_in_its_entity(tmp_path):
+    named = Tracker(
+        tmp_path / "seed0", {}, mode="offline", name="position/learned/seed0", entity="course"
+    )
+    assert (named.wandb.name, named.wandb.entity) == ("position/learned/seed0", "course")
     named.finish({}, {})
     unnamed = Tracker(tmp_path / "seed1", {}, mode="offline")
     assert unnamed.wandb.name == "seed1"

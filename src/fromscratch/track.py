@@ -85,6 +85,7 @@ class Tracker:
         *,
         mode: str = "disabled",
         project: str = "fromscratch",
+        entity: str = "",
         group: str = "",
         job_type: str = "",
         tags: list[str] | tuple[str, ...] = (),
@@ -120,7 +121,9 @@ class Tracker:
             # upload that abandoned run beside this one
             print(f"W&B files of an earlier run moved to {set_aside(wandb_dir)}", file=sys.stderr)
         if mode != "disabled":
-            self.wandb = self._start_wandb(mode, project, group, job_type, list(tags), config)
+            self.wandb = self._start_wandb(
+                mode, project, entity, group, job_type, list(tags), config
+            )
 
     def _truncate_after(self, step: int | None, lines: int | None) -> int | None:
         """Keep the metric lines written before the checkpoint resumed from (the first
@@ -144,12 +147,13 @@ class Tracker:
         self.lines = len(keep)
         return max(steps, default=None)
 
-    def _start_wandb(self, mode, project, group, job_type, tags, config):
+    def _start_wandb(self, mode, project, entity, group, job_type, tags, config):
         import wandb
 
         os.environ.setdefault("WANDB_SILENT", "true")
         kwargs = dict(
             project=project,
+            entity=entity or None,  # None: the user's default entity
             group=group or None,
             job_type=job_type or None,
             tags=tags,

@@ -121,7 +121,8 @@ def schema_defs() -> dict:
 def test_the_schema_knows_every_training_and_model_field():
     # keys outside these lists are errors before any job starts, so they must be complete
     set_by_the_rules = {"data", "model", "eval_splits", "seed", "lr_from", "batch_size_from"}
-    set_by_the_rules |= {"wandb_mode", "wandb_project", "group", "job_type", "tags", "run_name"}
+    set_by_the_rules |= {"wandb_mode", "wandb_project", "wandb_entity", "group", "job_type"}
+    set_by_the_rules |= {"tags", "run_name"}
     train_fields = {f.name for f in dataclasses.fields(TrainConfig)}
     assert set(schema_defs()["train"]["properties"]) == train_fields - set_by_the_rules
     from_the_data = {"vocab_size", "num_classes"}
@@ -295,8 +296,8 @@ def test_requeue_settings_of_a_cluster_entry_reach_the_launcher(workdir):
 
 def test_every_run_has_a_name_of_its_own_in_wandb(workdir):
     """W&B lists runs by name: every training job of the demo DAG gets its own, from its
-    group and tags, e.g. position/learned/seed0."""
-    result = snakemake(workdir, "-n", "-p")
+    group and tags, e.g. position/learned/seed0; all go to config.yaml's entity."""
+    result = snakemake(workdir, "-n", "-p", "--config", "wandb={entity: course-team}")
     assert result.returncode == 0, result.stderr[-2000:]
     configs = [
         a["config"]
@@ -307,6 +308,7 @@ def test_every_run_has_a_name_of_its_own_in_wandb(workdir):
     names = [config["run_name"] for config in configs]
     assert len(names) > 20 and len(set(names)) == len(names), sorted(names)
     assert "position/learned/seed0" in names
+    assert {config["wandb_entity"] for config in configs} == {"course-team"}
 
 
 def test_the_studies_build_on_the_course_runs_of_the_presets_seeds(workdir):

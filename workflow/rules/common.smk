@@ -293,6 +293,7 @@ def tracking(group, *tags, job_type="train"):
     return {
         "wandb_mode": config["wandb"]["mode"],
         "wandb_project": config["wandb"]["project"],
+        "wandb_entity": config["wandb"].get("entity", ""),
         "group": f"{PRESET}-{group}",
         "job_type": job_type,
         "tags": ",".join([PRESET, *tags]),
@@ -368,6 +369,7 @@ def check_cluster_entries():
 NOT_SETTINGS = {
     "wandb_mode",
     "wandb_project",
+    "wandb_entity",
     "group",
     "job_type",
     "tags",

@@ -33,6 +33,7 @@ NAME = re.compile(r"step-(\d+)\.pt$")
 WATCHING = {
     "wandb_mode",
     "wandb_project",
+    "wandb_entity",
     "group",
     "job_type",
     "tags",

@@ -30,11 +30,12 @@ WANDB_MODES = ("online", "offline", "disabled")
 @dataclasses.dataclass
 class TrackingConfig(Config):
     """Where a run's metrics go besides its folder: W&B mode (online | offline |
-    disabled), project, and the run's group, job type, comma-separated tags and name (as
-    W&B lists it; "": the run folder's name)."""
+    disabled), project, entity (a team; "": the user's default), and the run's group, job
+    type, comma-separated tags and name (as W&B lists it; "": the run folder's name)."""
 
     wandb_mode: str = "disabled"
     wandb_project: str = "fromscratch"
+    wandb_entity: str = ""
     group: str = ""
     job_type: str = "train"
     tags: str = ""
@@ -54,6 +55,7 @@ class TrackingConfig(Config):
             run_config,
             mode=self.wandb_mode,
             project=self.wandb_project,
+            entity=self.wandb_entity,
             group=self.group,
             job_type=self.job_type,
             tags=[t for t in self.tags.split(",") if t],
