@@ -484,4 +484,4 @@ def test_the_conda_environment_installs_this_checkout_from_where_snakemake_copie
     )
     assert "Would install fromscratch" in result.stdout, result.stderr[-2000:]
     common = (ROOT / "workflow" / "rules" / "common.smk").read_text()
-    assert 'os.environ["FROMSCRATCH_ROOT"] = workflow.basedir' in common
+    assert "os.environ.update(FROMSCRATCH_ROOT=workflow.basedir)" in common

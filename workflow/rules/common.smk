@@ -109,7 +109,7 @@ SOURCE = os.path.join(workflow.basedir, "src", "fromscratch")
 # The environment of every rule under --sdm conda; it installs this checkout, which it
 # finds by FROMSCRATCH_ROOT (conda and pip run with this process's environment).
 CONDA_ENV = os.path.join(workflow.basedir, "envs", "fromscratch.yaml")
-os.environ["FROMSCRATCH_ROOT"] = workflow.basedir
+os.environ.update(FROMSCRATCH_ROOT=workflow.basedir)
 MIRROR = config["mirror"] or os.environ.get("FROMSCRATCH_MIRROR", "")
 
 
