@@ -34,10 +34,10 @@ def exit_by_signal(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
-def not_ignored(*signals: int) -> list[int]:
-    """Those of `signals` this process does not ignore: one started to ignore a signal
-    (SIGHUP under `nohup`, to outlive its terminal) must go on ignoring it."""
-    return [sig for sig in signals if signal.getsignal(sig) is not signal.SIG_IGN]
+def hangup_unless_nohup() -> tuple[int, ...]:
+    """(SIGHUP,), or () where the process was started to ignore it: `nohup` does, so that
+    it outlives its terminal, and it must go on ignoring it."""
+    return () if signal.getsignal(signal.SIGHUP) is signal.SIG_IGN else (signal.SIGHUP,)
 
 
 @contextlib.contextmanager
@@ -49,7 +49,7 @@ def exit_on_termination() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    stops = not_ignored(signal.SIGTERM, signal.SIGHUP)
+    stops = (signal.SIGTERM, *hangup_unless_nohup())
     previous = {stop: signal.signal(stop, exit_by_signal) for stop in stops}
     try:
         yield

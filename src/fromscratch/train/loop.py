@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from fromscratch import FromScratchError, Interrupted, exit_by_signal, not_ignored
+from fromscratch import FromScratchError, Interrupted, exit_by_signal, hangup_unless_nohup
 from fromscratch.data import PreparedData, tokenizers
 from fromscratch.io import atomic_path
 from fromscratch.train import checkpoint
@@ -76,11 +76,12 @@ class StopSignals:
     A signal noted after the last check goes on to that handler when the block ends.
     """
 
-    SIGNALS = (signal.SIGTERM, signal.SIGUSR2, signal.SIGHUP, signal.SIGINT)
+    SIGNALS = (signal.SIGTERM, signal.SIGUSR2, signal.SIGINT)  # and SIGHUP, but under nohup
 
     def __enter__(self) -> StopSignals:
         self.pending: int | None = None
-        self.previous = {sig: signal.signal(sig, self._note) for sig in not_ignored(*self.SIGNALS)}
+        noted = (*self.SIGNALS, *hangup_unless_nohup())
+        self.previous = {sig: signal.signal(sig, self._note) for sig in noted}
         return self
 
     def __exit__(self, *exc) -> None:
