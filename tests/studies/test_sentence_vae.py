@@ -7,6 +7,7 @@ import json
 import math
 import os
 import re
+import shutil
 import signal
 
 import numpy as np
@@ -252,6 +253,38 @@ def test_a_signal_mid_run_checkpoints_and_the_resumed_run_ends_identically(
         assert torch.equal(tensor, whole[name]), name
     steps = [json.loads(line)["step"] for line in (tmp_path / "cut" / "metrics.jsonl").open()]
     assert [s for s in steps if s <= 10] == [2, 4, 6, 8, 10, 10]  # each logged once, then test/
+
+
+def test_an_interrupted_run_does_not_resume_on_a_base_gpt_trained_again(
+    gpt2_folder, demo_chars, tmp_path, monkeypatch, capsys
+):
+    base = tmp_path / "gpt2"
+    shutil.copytree(gpt2_folder, base)
+    settings = dict(
+        base={"gpt2": str(base)},
+        data=str(demo_chars),
+        out=str(tmp_path / "run"),
+        sentences={"train": 100, "test": 20, "max_tokens": 48},
+        vae={"latent": 4, "bottleneck": 8},
+        train={"max_steps": 8, "batch_size": 8, "warmup_steps": 1, "log_every": 2},
+        resume=True,
+    )
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt  # after the last step's checkpoint, before the end
+
+    monkeypatch.setattr(vae_training, "probe_and_examples", killed)
+    with pytest.raises(KeyboardInterrupt):
+        sentence_vae_stage(**settings)
+    monkeypatch.undo()
+    gpt2 = transformers.GPT2LMHeadModel.from_pretrained(base)
+    with torch.no_grad():  # the base trained again: the same folder, other weights
+        gpt2.transformer.h[0].mlp.c_fc.weight.add_(0.01)
+    gpt2.save_pretrained(base)
+    capsys.readouterr()
+    sentence_vae_stage(**settings)
+    said = capsys.readouterr().err
+    assert "resuming" not in said and "checkpoints of a different config moved" in said, said
 
 
 @pytest.mark.parametrize(

@@ -46,6 +46,7 @@ def sentence_vae_stage(
     from fromscratch.data import PreparedData
     from fromscratch.models.vae import SentenceVAE, VAEConfig
     from fromscratch.train.checkpoint import sole_run
+    from fromscratch.train.distill import fingerprint
     from fromscratch.train.models import data_for_model
     from fromscratch.train.vae import VAETrainConfig, sentences_of, train_vae
 
@@ -91,7 +92,9 @@ def sentence_vae_stage(
     torch.manual_seed(config.seed)  # the adapters' initial weights are the seed's
     model = SentenceVAE(gpt, vae_config)
     run_config = {
-        "base": base,
+        # the base by its weights too: an interrupted run must not resume on a GPT trained
+        # again since (its path or hub name stays the same)
+        "base": {**base, "weights_sha256": fingerprint(gpt)},
         "data": data,
         "sentences": {**sentences, "max_tokens": max_tokens},
         "vae": vae_config.to_dict(),
