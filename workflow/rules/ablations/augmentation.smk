@@ -208,13 +208,15 @@ if ablation_enabled("augmentation"):
             classifier=report(
                 f"{RESULTS}/figures/augmentation/classifier.png",
                 caption="../../report/augmentation.rst",
-                category="Augmentation",
+                category="Studies",
+                subcategory="Augmentation",
             ),
             classifier_pdf=f"{RESULTS}/figures/augmentation/classifier.pdf",
             lm=report(
                 f"{RESULTS}/figures/augmentation/lm.png",
                 caption="../../report/augmentation.rst",
-                category="Augmentation",
+                category="Studies",
+                subcategory="Augmentation",
             ),
             lm_pdf=f"{RESULTS}/figures/augmentation/lm.pdf",
         log:

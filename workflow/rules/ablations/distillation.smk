@@ -147,17 +147,19 @@ if ablation_enabled("distillation"):
             layers=report(
                 f"{DISTILL_FIGURES}/layers.png",
                 caption="../../report/distillation.rst",
-                category="Distillation",
+                category="Studies",
+                subcategory="Distillation",
             ),
             layers_pdf=f"{DISTILL_FIGURES}/layers.pdf",
             lengths=report(
                 f"{DISTILL_FIGURES}/lengths.png",
                 caption="../../report/distillation.rst",
-                category="Distillation",
+                category="Studies",
+                subcategory="Distillation",
             ),
             lengths_pdf=f"{DISTILL_FIGURES}/lengths.pdf",
         log:
-            f"{RESULTS}/logs/figures/distillation.log",
+            f"{RESULTS}/logs/distillation/figures.log",
         conda:
             CONDA_ENV
         params:

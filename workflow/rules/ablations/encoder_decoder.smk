@@ -67,11 +67,12 @@ if ablation_enabled("encoder_decoder"):
             figure=report(
                 f"{SEQ2SEQ_FIGURE}.png",
                 caption="../../report/encoder_decoder.rst",
-                category="Encoder/decoder",
+                category="Studies",
+                subcategory="Encoder/decoder",
             ),
             pdf=f"{SEQ2SEQ_FIGURE}.pdf",
         log:
-            f"{RESULTS}/logs/figures/encoder_decoder.log",
+            f"{RESULTS}/logs/encoder_decoder/figures.log",
         conda:
             CONDA_ENV
         params:

@@ -122,10 +122,11 @@ if ablation_enabled("perceiver"):
                 f"{RESULTS}/figures/perceiver/context.png",
                 caption="../../report/perceiver.rst",
                 category="Studies",
+                subcategory="Perceiver",
             ),
             pdf=f"{RESULTS}/figures/perceiver/context.pdf",
         log:
-            f"{RESULTS}/logs/perceiver/figure.log",
+            f"{RESULTS}/logs/perceiver/figures.log",
         conda:
             CONDA_ENV
         params:

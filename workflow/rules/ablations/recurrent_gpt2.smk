@@ -94,12 +94,13 @@ if ablation_enabled("recurrent_gpt2"):
             figure=report(
                 f"{RESULTS}/figures/recurrent_gpt2/{{corpus}}.png",
                 caption="../../report/recurrent_gpt2.rst",
-                category="Recurrent GPT",
+                category="Studies",
+                subcategory="Recurrent GPT-2",
             ),
             pdf=f"{RESULTS}/figures/recurrent_gpt2/{{corpus}}.pdf",
             table=f"{REC_DIR}/{{corpus}}.csv",
         log:
-            f"{RESULTS}/logs/recurrent_gpt2/figure-{{corpus}}.log",
+            f"{RESULTS}/logs/recurrent_gpt2/figures-{{corpus}}.log",
         wildcard_constraints:
             corpus="|".join(REC["corpora"]),
         conda:

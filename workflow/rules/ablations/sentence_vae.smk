@@ -121,7 +121,8 @@ if ablation_enabled("sentence_vae"):
             training=report(
                 f"{VAE_FIGURES}/training.png",
                 caption="../../report/sentence_vae.rst",
-                category="Sentence VAE",
+                category="Studies",
+                subcategory="Sentence VAE",
             ),
             training_pdf=f"{VAE_FIGURES}/training.pdf",
             summary=f"{VAE_FIGURES}/summary.png",
