@@ -151,3 +151,22 @@ def test_a_metric_line_cut_short_by_a_kill_is_dropped_on_resume(tmp_path, checkp
     logged = [json.loads(line) for line in (tmp_path / "metrics.jsonl").open()]
     assert [line["step"] for line in logged] == list(range(1, checkpoint_step + 2))
     assert logged[-1]["loss"] == 0.25  # this run's line, not one logged before the kill
+
+
+def test_a_new_run_keeps_an_earlier_runs_lines_and_summary_aside(tmp_path, capsys):
+    """Started afresh in a folder that holds another run, a run neither deletes its metric
+    lines nor leaves its summary beside the new lines."""
+    earlier = Tracker(tmp_path, {})
+    earlier.log({"loss": 2.0}, step=1)
+    earlier.finish({"loss": 2.0}, {})
+    Tracker(tmp_path, {}, run_id=earlier.run_id, resume_step=1)  # the same run, going on
+    assert not list(tmp_path.glob("*.stale-*"))
+    capsys.readouterr()
+    Tracker(tmp_path, {})
+    assert capsys.readouterr().err == (
+        f"metrics.jsonl of an earlier run moved to {tmp_path / 'metrics.jsonl.stale-1'}\n"
+        f"summary.json of an earlier run moved to {tmp_path / 'summary.json.stale-1'}\n"
+    )
+    assert (tmp_path / "metrics.jsonl.stale-1").read_text() == '{"step": 1, "loss": 2.0}\n'
+    assert json.loads((tmp_path / "summary.json.stale-1").read_text())["loss"] == 2.0
+    assert not (tmp_path / "metrics.jsonl").exists() and not (tmp_path / "summary.json").exists()

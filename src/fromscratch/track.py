@@ -106,6 +106,11 @@ class Tracker:
         if not enabled:
             return
         self.out.mkdir(parents=True, exist_ok=True)
+        if run_id is None:  # a new run: an earlier one's lines and summary are kept aside
+            for earlier in (self.metrics_path, self.out / "summary.json"):
+                if earlier.exists():
+                    moved = set_aside(earlier)
+                    print(f"{earlier.name} of an earlier run moved to {moved}", file=sys.stderr)
         last_logged = self._truncate_after(resume_step, resume_lines)
         resumed = resume_step is not None and last_logged is not None
         if mode != "disabled" and resumed and last_logged > resume_step:
