@@ -103,7 +103,7 @@ def test_only_the_current_runs_are_synced_by_the_readme_command(tmp_path, capsys
     afresh = Tracker(run, {}, mode="offline")
     afresh.finish({}, {})
     assert capsys.readouterr().err.endswith(
-        f"W&B files of an earlier run moved to {run / 'wandb.stale-1'}\n"
+        f"wandb of an earlier run moved to {run / 'wandb.stale-1'}\n"
     )
     assert sorted(p.name for p in (run / "wandb.stale-1").glob("offline-run-*")) == first_runs
 

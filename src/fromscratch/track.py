@@ -106,31 +106,28 @@ class Tracker:
         if not enabled:
             return
         self.out.mkdir(parents=True, exist_ok=True)
-        if run_id is None:  # a new run: an earlier one's lines and summary are kept aside
-            for earlier in (self.metrics_path, self.out / "summary.json"):
+        if resume_step is None:  # a new run: what an earlier one left here is kept aside
+            # (its W&B files too: out of the way of `wandb sync` (README), which would upload
+            # that abandoned run beside this one)
+            for earlier in (self.metrics_path, self.out / "summary.json", self.out / "wandb"):
                 if earlier.exists():
                     moved = set_aside(earlier)
                     print(f"{earlier.name} of an earlier run moved to {moved}", file=sys.stderr)
-        last_logged = self._truncate_after(resume_step, resume_lines)
-        resumed = resume_step is not None and last_logged is not None
-        if mode != "disabled" and resumed and last_logged > resume_step:
-            # W&B drops a log of a step below its run's current one: it keeps what it has
-            print(
-                f"W&B keeps any values it has of steps {resume_step + 1}..{last_logged}, "
-                f"logged before the run stopped; {self.metrics_path} has those of this run",
-                file=sys.stderr,
-            )
-        wandb_dir = self.out / "wandb"
-        if run_id is None and wandb_dir.is_dir():
-            # an earlier run's W&B files: out of the way of `wandb sync` (README), which would
-            # upload that abandoned run beside this one
-            print(f"W&B files of an earlier run moved to {set_aside(wandb_dir)}", file=sys.stderr)
+        else:
+            last_logged = self._truncate_after(resume_step, resume_lines)
+            if mode != "disabled" and last_logged is not None and last_logged > resume_step:
+                # W&B drops a log of a step below its run's current one: it keeps what it has
+                print(
+                    f"W&B keeps any values it has of steps {resume_step + 1}..{last_logged}, "
+                    f"logged before the run stopped; {self.metrics_path} has those of this run",
+                    file=sys.stderr,
+                )
         if mode != "disabled":
             self.wandb = self._start_wandb(
                 mode, project, entity, group, job_type, list(tags), config
             )
 
-    def _truncate_after(self, step: int | None, lines: int | None) -> int | None:
+    def _truncate_after(self, step: int, lines: int | None) -> int | None:
         """Keep the metric lines written before the checkpoint resumed from (the first
         `lines`, where the checkpoint counted them; else those up to its `step`), drop the
         rest: a run killed after its last checkpoint, even after its final evaluation was
@@ -144,9 +141,9 @@ class Tracker:
                 steps.append(json.loads(line).get("step", 0))
             except json.JSONDecodeError:
                 break
-        keep = [] if step is None else [
+        keep = [
             line for line, logged in zip(written[:lines], steps, strict=False) if logged <= step
-        ]  # fmt: skip
+        ]
         with atomic_path(self.metrics_path) as tmp:
             tmp.write_text("".join(keep), encoding="utf-8")
         self.lines = len(keep)
