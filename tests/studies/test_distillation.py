@@ -16,8 +16,8 @@ from fromscratch.cli import main
 from fromscratch.models import ConfigError
 from fromscratch.stages.distillation import distillation_stage
 from fromscratch.train import TrainConfig, Trainer, train
-from fromscratch.train.distill import distillation_loss, fingerprint
-from fromscratch.train.models import load_language_model, load_model
+from fromscratch.train.distill import distillation_loss
+from fromscratch.train.models import load_language_model, load_model, weights_fingerprint
 
 from ..conftest import tiny_classifier, tiny_gpt
 from .conftest import refused
@@ -100,7 +100,7 @@ def test_the_teacher_is_frozen_and_recorded(demo_chars, teacher, tmp_path):
     assert all(p.grad is None for p in trainer.model.parameters())  # zeroed after the step
     record = trainer.config_dict()["teacher_model"]
     assert record["source"] == teacher and record["model"]["family"] == "gpt"
-    assert record["weights_sha256"] == fingerprint(load_model(teacher)[0])
+    assert record["weights_sha256"] == weights_fingerprint(load_model(teacher)[0])
 
 
 def test_teacher_and_student_must_fit_together(demo_chars, demo_words, teacher, tmp_path):

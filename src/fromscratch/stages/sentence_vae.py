@@ -46,8 +46,7 @@ def sentence_vae_stage(
     from fromscratch.data import PreparedData
     from fromscratch.models.vae import SentenceVAE, VAEConfig
     from fromscratch.train.checkpoint import sole_run
-    from fromscratch.train.distill import fingerprint
-    from fromscratch.train.models import data_for_model
+    from fromscratch.train.models import data_for_model, weights_fingerprint
     from fromscratch.train.vae import VAETrainConfig, sentences_of, train_vae
 
     config = VAETrainConfig.from_dict(train or {})
@@ -94,7 +93,7 @@ def sentence_vae_stage(
     run_config = {
         # the base by its weights too: an interrupted run must not resume on a GPT trained
         # again since (its path or hub name stays the same)
-        "base": {**base, "weights_sha256": fingerprint(gpt)},
+        "base": {**base, "weights_sha256": weights_fingerprint(gpt)},
         "data": data,
         "sentences": {**sentences, "max_tokens": max_tokens},
         "vae": vae_config.to_dict(),

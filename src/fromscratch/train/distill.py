@@ -13,14 +13,12 @@ the same prepared data folder, or one prepared with its tokenizer (`--tokenizer-
 
 from __future__ import annotations
 
-import hashlib
-
 import torch
 import torch.nn.functional as F
 
 from fromscratch import FromScratchError
 from fromscratch.data import PreparedData
-from fromscratch.train.models import check_data, load_language_model
+from fromscratch.train.models import check_data, load_language_model, weights_fingerprint
 
 TEACHER_FAMILIES = ("gpt", "lstm")  # models that predict every position, as the student does
 
@@ -96,14 +94,5 @@ def load_teacher(
             f"teacher {source}: its context is {spec['context']} tokens, shorter than the "
             f"student's training length {context}"
         )
-    record = {"source": source, "model": spec, "weights_sha256": fingerprint(model)}
+    record = {"source": source, "model": spec, "weights_sha256": weights_fingerprint(model)}
     return Teacher(model, temperature, weight, record, data.meta["vocab_size"])
-
-
-def fingerprint(model: torch.nn.Module) -> str:
-    """A sha256 of the weights: a retrained teacher is a different teacher."""
-    digest = hashlib.sha256()
-    for name, tensor in model.state_dict().items():
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
-    return digest.hexdigest()

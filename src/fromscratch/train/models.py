@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
+import torch
 from torch import nn
 
 from fromscratch import FromScratchError
@@ -67,10 +69,18 @@ def build_model(config, meta: dict):
     return model_class(model)
 
 
+def weights_fingerprint(model: nn.Module) -> str:
+    """A sha256 of the weights: a model trained again is another model, under the same path
+    (a distillation's teacher, a sentence VAE's base)."""
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
+    return digest.hexdigest()
+
+
 def load_model(path: str, map_location: str = "cpu"):
     """A model saved by the training loop (model.pt or a checkpoint) and its config dict."""
-    import torch
-
     if Path(path).is_dir():
         raise FromScratchError(
             f"{path}: a folder, not a model file; did you mean {Path(path) / 'model.pt'}?"
