@@ -1,9 +1,13 @@
-"""Two CPU processes with gloo take the same steps as one process with the same global batch."""
+"""Several CPU processes (gloo) train as one: the same steps as one process with the same
+global batch, the same stop, and a resume that draws what the uninterrupted run would."""
 
+import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -13,7 +17,9 @@ from fromscratch.data import PreparedData
 from fromscratch.train import TrainConfig
 from fromscratch.train.models import build_model
 
-from ..conftest import tiny_gpt
+from ..conftest import tiny_classifier, tiny_gpt
+
+pytestmark = pytest.mark.slow
 
 
 def free_port() -> int:
@@ -22,45 +28,110 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.slow
-def test_two_process_ddp_matches_one_process(demo_chars, tmp_path):
-    config = tmp_path / "config.yaml"
-    # No dropout: each process would draw its own masks.
-    spec = tiny_gpt(demo_chars, max_steps=8, eval_splits="")
-    spec["model"]["dropout"] = 0.0
+def start(spec: dict, out, world: int, *flags: str) -> list[subprocess.Popen]:
+    """`fromscratch train` in `world` processes (one: no distributed environment)."""
+    config = out.parent / f"{out.name}.yaml"
     config.write_text(yaml.safe_dump(spec))
-    command = [sys.executable, "-m", "fromscratch.cli", "train", str(config), "--out"]
-
-    single = subprocess.run([*command, str(tmp_path / "one")], capture_output=True, text=True)
-    assert single.returncode == 0, single.stderr
-
-    port = str(free_port())
+    command = [sys.executable, "-m", "fromscratch.cli", "train", str(config), "--out", str(out)]
+    if world == 1:
+        return [subprocess.Popen([*command, *flags], stderr=subprocess.PIPE, text=True)]
     env = {
         **os.environ,
-        "WORLD_SIZE": "2",
+        "WORLD_SIZE": str(world),
         "MASTER_ADDR": "127.0.0.1",
-        "MASTER_PORT": port,
+        "MASTER_PORT": str(free_port()),
         "OMP_NUM_THREADS": "1",
     }
-    ranks = [
+    return [
         subprocess.Popen(
-            [*command, str(tmp_path / "two")],
-            env={**env, "RANK": str(r), "LOCAL_RANK": str(r)},
-            stdout=subprocess.PIPE,
+            [*command, *flags],
+            env={**env, "RANK": str(rank), "LOCAL_RANK": str(rank)},
             stderr=subprocess.PIPE,
             text=True,
         )
-        for r in range(2)
+        for rank in range(world)
     ]
-    for r in ranks:
-        _, err = r.communicate(timeout=300)
-        assert r.returncode == 0, err
 
-    one = torch.load(tmp_path / "one" / "model.pt", weights_only=False)["model"]
-    two = torch.load(tmp_path / "two" / "model.pt", weights_only=False)["model"]
-    for name in one:
-        torch.testing.assert_close(two[name], one[name], rtol=1e-4, atol=1e-5)
+
+def wait(processes: list[subprocess.Popen]) -> list[tuple[int, str]]:
+    """Each process's exit status and standard error; a process still running after two
+    minutes (one waiting forever on the others) fails the test."""
+    ended = []
+    try:
+        for process in processes:
+            _, err = process.communicate(timeout=120)
+            ended.append((process.returncode, err))
+    finally:
+        for process in processes:
+            process.kill()
+    return ended
+
+
+def train(spec: dict, out, world: int, *flags: str) -> dict:
+    for code, err in wait(start(spec, out, world, *flags)):
+        assert code == 0, err
+    return json.loads((out / "summary.json").read_text())
+
+
+def weights(out) -> dict:
+    return torch.load(out / "model.pt", weights_only=False)["model"]
+
+
+def assert_same_weights(a: dict, b: dict, **tolerance) -> None:
+    for name in a:
+        torch.testing.assert_close(b[name], a[name], **tolerance)
+
+
+def test_two_processes_take_the_steps_of_one(demo_chars, tmp_path):
+    # No dropout: one process draws one mask for the whole batch, two draw two.
+    spec = tiny_gpt(demo_chars, dropout=0.0, max_steps=8, eval_splits="")
+    one = train(spec, tmp_path / "one", world=1)
+    two = train(spec, tmp_path / "two", world=2)
+    assert two["tokens"] == one["tokens"] == 8 * 8 * 32
+    assert_same_weights(weights(tmp_path / "one"), weights(tmp_path / "two"), rtol=1e-4, atol=1e-5)
     # ...and both really trained: the weights moved away from the initial ones.
     torch.manual_seed(spec["seed"])
-    initial = build_model(TrainConfig.from_dict(spec), PreparedData(demo_chars).meta).state_dict()
-    assert any(not torch.equal(initial[name], one[name]) for name in one)
+    initial = build_model(TrainConfig.from_dict(spec), PreparedData(demo_chars).meta)
+    assert any(
+        not torch.equal(p, weights(tmp_path / "one")[n]) for n, p in initial.state_dict().items()
+    )
+
+
+def test_a_classifier_on_a_token_budget_stops_where_one_process_does(demo_words, tmp_path):
+    """Each process's rows hold their own number of tokens (the reviews' lengths differ):
+    the budget counts the whole batch's, on every process alike, or one would go on
+    stepping alone."""
+    spec = tiny_classifier(demo_words, clock="tokens", token_budget=6000, max_steps=0)
+    spec["model"]["dropout"] = 0.0
+    spec["eval_splits"] = ""
+    one = train(spec, tmp_path / "one", world=1)
+    two = train(spec, tmp_path / "two", world=2)
+    assert (two["steps"], two["tokens"]) == (one["steps"], one["tokens"])
+    assert one["tokens"] >= 6000 and one["steps"] > 1
+    assert_same_weights(weights(tmp_path / "one"), weights(tmp_path / "two"), rtol=1e-4, atol=1e-5)
+
+
+def test_a_signal_to_one_process_stops_both_and_the_resume_is_exact(demo_chars, tmp_path):
+    """SIGTERM to the second process only: both save at the same step and stop; resumed,
+    each draws its own dropout masks on from where it was, as in the run never stopped."""
+    spec = tiny_gpt(demo_chars, dropout=0.1, max_steps=400, eval_splits="")
+    train(spec, tmp_path / "whole", world=2)
+
+    out = tmp_path / "stopped"
+    ranks = start(spec, out, world=2)
+    metrics = out / "metrics.jsonl"
+    deadline = time.monotonic() + 60
+    while not (metrics.exists() and len(metrics.read_text().splitlines()) >= 20):
+        assert time.monotonic() < deadline and ranks[0].poll() is None, "no steps logged"
+        time.sleep(0.01)
+    ranks[1].send_signal(signal.SIGTERM)
+    for code, err in wait(ranks):
+        assert code != 0 and "resume with --resume" in err, err
+    saved = torch.load(next((out / "checkpoints").glob("step-*.pt")), weights_only=False)
+    assert 20 <= saved["step"] < 400
+    assert len(saved["rng"]) == 2  # each process's draws, and they differ
+    assert not torch.equal(saved["rng"][0]["torch"], saved["rng"][1]["torch"])
+
+    resumed = train(spec, out, 2, "--resume")
+    assert resumed["steps"] == 400
+    assert_same_weights(weights(tmp_path / "whole"), weights(out), rtol=0, atol=0)

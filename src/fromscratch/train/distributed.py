@@ -5,6 +5,11 @@ The environment comes from torchrun or from submitit's `TorchDistributedEnvironm
 GPUs and gloo on CPUs. Each process keeps its share of the same global batch
 (`train/batches.py`), and DDP averages the gradients, so W processes take the same steps
 as one process with the whole batch.
+
+Everything else a step decides on, the processes agree on (`agree`): how long it took,
+how many tokens it held, and whether to stop. Each draws its own dropout masks, and a
+checkpoint keeps every process's random state (`gather_objects`), so that a resumed run
+draws what the uninterrupted one would have.
 """
 
 from __future__ import annotations
@@ -60,6 +65,42 @@ class Distributed:
         if self.world == 1 or sync:
             return contextlib.nullcontext()
         return model.no_sync()
+
+    def agree(
+        self, seconds: float, tokens: int, loss: float, signum: int
+    ) -> tuple[float, int, float, int]:
+        """One training step as all processes saw it: the slowest one's seconds, the tokens
+        of the whole global batch, the mean of their losses, and a stop signal any of them
+        got (0: none).
+
+        Each process times its own step and counts its own rows' tokens (a classifier's
+        rows hold different numbers of them). Left to those, the processes would follow
+        different learning rates on a time or token clock, stop at different steps (or one
+        on a signal the others did not get), and the one still stepping would wait forever
+        for the others' gradients.
+        """
+        if self.world == 1:
+            return seconds, tokens, loss, signum
+        mine = torch.tensor(
+            [seconds, tokens, loss, signum], dtype=torch.float64, device=self.device
+        )
+        rows = [torch.empty_like(mine) for _ in range(self.world)]
+        dist.all_gather(rows, mine)
+        seen = torch.stack(rows).cpu()
+        return (
+            seen[:, 0].max().item(),
+            int(seen[:, 1].sum()),
+            seen[:, 2].mean().item(),
+            int(seen[:, 3].max()),
+        )
+
+    def gather_objects(self, mine) -> list:
+        """Every process's `mine`, in rank order (all processes must call it together)."""
+        if self.world == 1:
+            return [mine]
+        everyone = [None] * self.world
+        dist.all_gather_object(everyone, mine)
+        return everyone
 
     def close(self) -> None:
         if self.world > 1 and dist.is_initialized():

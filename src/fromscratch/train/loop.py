@@ -31,7 +31,7 @@ from fromscratch import FromScratchError, Interrupted, exit_by_signal, hangup_un
 from fromscratch.data import PreparedData, tokenizers
 from fromscratch.io import atomic_path
 from fromscratch.train import checkpoint
-from fromscratch.train.batches import ClassificationBatches, LMBatches
+from fromscratch.train.batches import ClassificationBatches, LMBatches, keyed_rng
 from fromscratch.train.config import TrainConfig
 from fromscratch.train.distill import Teacher, load_teacher
 from fromscratch.train.distributed import Distributed
@@ -101,12 +101,17 @@ class StopSignals:
             )
         self.pending = signum
 
-    def checkpoint_if_asked(self, save, step: int) -> None:
-        if self.pending is None:
+    def checkpoint_if_asked(self, save, step: int, signum: int | None = None) -> None:
+        """signum: the signal the processes of a distributed run agreed to act on now (0:
+        none); one noted here after they agreed waits for the next step, or this process
+        would save (with the others, a collective) alone.  None: the one noted here."""
+        signum = self.pending if signum is None else signum or None
+        if signum is None:
             return
         save()
-        signum, self.pending = self.pending, None
-        previous = self.previous[signum]
+        if self.pending == signum:
+            self.pending = None
+        previous = self.previous.get(signum)  # a SIGHUP only another process noted: None
         # The handlers that would only stop the process (Python's Ctrl-C handler, the
         # `fromscratch` command's for SIGTERM and SIGHUP) would say nothing of the checkpoint.
         if not callable(previous) or previous in (signal.default_int_handler, exit_by_signal):
@@ -187,6 +192,11 @@ class Trainer:
         self.data = PreparedData(config.data)
         torch.manual_seed(config.seed)
         self.model = build_model(config, self.data.meta).to(self.device)
+        if self.dist.world > 1:
+            # The same initial weights everywhere; from here on each process draws its own
+            # dropout masks: one draw copied to every process's rows would be no mask at all
+            # for the pairs of rows it repeats on.
+            torch.manual_seed(int(keyed_rng(config.seed, self.dist.rank).integers(2**62)))
         for split in (config.train_split, *config.eval_split_list):
             self.data.check_split(split)  # fails now, not after the last step
         model_context = self.model.config.context
@@ -286,10 +296,21 @@ class Trainer:
         self.scaler.load_state_dict(saved["scaler"])
         if self.ema is not None:
             self.ema.load_state_dict(saved["ema"])
-        checkpoint.set_rng_state(saved["rng"])
+        states = saved["rng"]  # one a process (a dict: one process, an older checkpoint)
+        states = [states] if isinstance(states, dict) else states
+        if len(states) == self.dist.world:
+            checkpoint.set_rng_state(states[self.dist.rank])
+        elif self.dist.is_main:
+            print(
+                f"saved by {len(states)} processes, resumed on {self.dist.world}: the "
+                "dropout masks from here on are not the uninterrupted run's",
+                file=sys.stderr,
+            )
         self.state = Progress(**saved["progress"])
 
     def save_checkpoint(self) -> Path | None:
+        """Every process calls it at the same step; the first one writes."""
+        rng = self.dist.gather_objects(checkpoint.rng_state())
         if not self.dist.is_main:
             return None
         return checkpoint.save(
@@ -299,7 +320,7 @@ class Trainer:
                 "optimizer": self.optimizer.state_dict(),
                 "scaler": self.scaler.state_dict(),
                 "ema": self.ema.state_dict() if self.ema is not None else None,
-                "rng": checkpoint.rng_state(),
+                "rng": rng,
                 "progress": vars(self.state).copy(),
                 "step": self.state.step,
                 **self.tracker.checkpoint_state(),
@@ -343,7 +364,7 @@ class Trainer:
 
     def train_step(self, lr: float | None = None) -> dict:
         """One optimizer step at the schedule's learning rate (or at `lr`, if given): its
-        loss, learning rate and gradient norm."""
+        loss, learning rate, gradient norm, and the tokens of this process's rows."""
         c, s = self.config, self.state
         if lr is None:
             lr = learning_rate(
@@ -382,8 +403,7 @@ class Trainer:
             total_loss, 0.0 if overflow else grad_norm, s.step, self.out / "checkpoints"
         )
         s.step += 1
-        s.tokens += tokens * self.dist.world
-        return {"loss": total_loss, "lr": lr, "grad_norm": grad_norm}
+        return {"loss": total_loss, "lr": lr, "grad_norm": grad_norm, "tokens": tokens}
 
     @property
     def trained_model(self) -> torch.nn.Module:
@@ -443,7 +463,14 @@ class Trainer:
             while not self.done():
                 start = time.perf_counter()
                 metrics = self.train_step()
-                s.elapsed += time.perf_counter() - start
+                seconds, tokens, metrics["loss"], signum = self.dist.agree(
+                    time.perf_counter() - start,
+                    metrics.pop("tokens"),
+                    metrics["loss"],
+                    signals.pending or 0,
+                )
+                s.elapsed += seconds
+                s.tokens += tokens
                 s.train_loss = metrics["loss"]
                 bar.update(1)
                 if s.step % c.log_every == 0 or self.done():
@@ -464,7 +491,7 @@ class Trainer:
                 # here on resumes at this step and only evaluates again, logging that once
                 if (c.checkpoint_every and s.step % c.checkpoint_every == 0) or self.done():
                     self.save_checkpoint()
-                signals.checkpoint_if_asked(self.save_checkpoint, s.step)
+                signals.checkpoint_if_asked(self.save_checkpoint, s.step, signum)
 
     def finish(self) -> dict:
         """The final evaluation, model.pt, summary.json, and last the mark of a finished
