@@ -195,6 +195,11 @@ def cmd_run(args: argparse.Namespace) -> None:
         raise FromScratchError(f"run: --threads={args.threads} must be >= 0 (0: torch's default)")
     kwargs = _json_object("--args", args.args)
     resources = Resources.from_dict(_json_object("--resources", args.resources))
+    if resources.tasks > 1 and args.stage != "train":
+        raise FromScratchError(
+            f"--resources: tasks={resources.tasks}: {args.stage} runs in one process; "
+            "only train runs on several (DistributedDataParallel)"
+        )
     stage = get_stage(args.stage)
     # The arguments are checked here, not in a job on the cluster after its wait in the
     # queue: their names and types, then what _check_stage_values can check in a moment

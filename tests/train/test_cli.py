@@ -570,6 +570,15 @@ def test_run_refuses_a_key_given_twice(capsys, tmp_path, flag, text, key):
     assert not (tmp_path / "logs").exists()
 
 
+def test_run_keeps_several_processes_for_training(capsys, tmp_path):
+    args = json.dumps({"model": "m.pt", "sets": {}})
+    command = ["run", "evaluate", "--args", args, "--log-dir", str(tmp_path / "logs")]
+    assert main([*command, "--resources", '{"tasks": 2}']) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "error: --resources: tasks=2: evaluate runs in one process; only train runs" in err
+
+
 def test_the_checks_run_makes_take_the_stages_own_arguments():
     """OPTION_CHECKS and CONFIG_CLASSES name real functions and classes, of stages that
     take what they check: a renamed argument would otherwise fail every `run` of it."""

@@ -77,6 +77,10 @@ MALFORMED = [
         "cluster={default: {partition: x}, trian: {partition: gpu}}",
         r"cluster.trian is neither a group nor a stage of this workflow; allowed: augment",
     ),
+    (
+        "cluster={evaluate: {tasks: 2}}",
+        r"cluster.evaluate.tasks=2: only training runs on several processes; set tasks in",
+    ),
     # comparisons of one's own
     (
         "presets={demo: {compare: {heads: {model: classifier, field: n_heads, variants: [1]}}}}",
@@ -292,6 +296,17 @@ def test_requeue_settings_of_a_cluster_entry_reach_the_launcher(workdir):
     assert resources.submitit_parameters("job")["slurm_signal_delay_s"] == 120
     (data,) = {json.dumps(r) for r in stage_arguments(result, "prepare", "--resources")}
     assert "max_requeues" not in data  # the train entry's alone; the launcher's default
+
+
+def test_several_processes_are_for_training_alone(workdir):
+    """cluster.train's tasks run the training jobs with DDP; the other stages of the train
+    group (the studies' evaluations, their own loops) are written for one process, and
+    would run once a task, each writing the same files."""
+    result = snakemake(workdir, "-n", "-p", "--config", "cluster={train: {tasks: 2}}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert {r["tasks"] for r in stage_arguments(result, "train", "--resources")} == {2}
+    for stage in ("evaluate", "encoder-decoder", "sentence-vae", "distillation"):
+        assert {r["tasks"] for r in stage_arguments(result, stage, "--resources")} == {1}, stage
 
 
 def test_every_run_has_a_name_of_its_own_in_wandb(workdir):

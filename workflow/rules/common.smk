@@ -333,10 +333,17 @@ STAGE_NAMES = {
 
 
 def cluster_resources(stage):
-    """The stage's SLURM resources: the defaults, then its group's, then its own."""
+    """The stage's SLURM resources: the defaults, then its group's, then its own.  Only
+    `train` runs on several processes (`tasks`, DistributedDataParallel): the other stages
+    of its group (the studies' evaluations and their own training loops) take one."""
     cluster = config["cluster"]
     group = RESOURCE_GROUPS.get(stage, "train")
-    return {**cluster["default"], **cluster.get(group, {}), **cluster.get(stage, {})}
+    resources = {
+        **cluster["default"],
+        **cluster.get(group, {}),
+        **cluster.get(stage, {}),
+    }
+    return resources if stage == "train" else {**resources, "tasks": 1}
 
 
 def check_fromscratch_on_path():
@@ -360,6 +367,12 @@ def check_cluster_entries():
             raise ValueError(
                 f"config: cluster.{name} is neither a group nor a stage of this workflow; "
                 f"allowed: {', '.join(sorted(allowed))}"
+            )
+        tasks = config["cluster"][name].get("tasks", 1)
+        if tasks > 1 and name not in ("default", "train"):
+            raise ValueError(
+                f"config: cluster.{name}.tasks={tasks}: only training runs on several "
+                "processes; set tasks in cluster.train (or cluster.default)"
             )
 
 
