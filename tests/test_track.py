@@ -155,18 +155,21 @@ def test_a_metric_line_cut_short_by_a_kill_is_dropped_on_resume(tmp_path, checkp
 
 def test_a_new_run_keeps_an_earlier_runs_lines_and_summary_aside(tmp_path, capsys):
     """Started afresh in a folder that holds another run, a run neither deletes its metric
-    lines nor leaves its summary beside the new lines."""
-    earlier = Tracker(tmp_path, {})
+    lines nor leaves its summary or its model beside the new lines."""
+    earlier = Tracker(tmp_path, {}, outputs=("model.pt",))
     earlier.log({"loss": 2.0}, step=1)
+    (tmp_path / "model.pt").write_bytes(b"the earlier run's weights")
     earlier.finish({"loss": 2.0}, {})
-    Tracker(tmp_path, {}, run_id=earlier.run_id, resume_step=1)  # the same run, going on
-    assert not list(tmp_path.glob("*.stale-*"))
+    Tracker(tmp_path, {}, run_id=earlier.run_id, resume_step=1, outputs=("model.pt",))
+    assert not list(tmp_path.glob("*.stale-*"))  # the same run, going on: nothing moved
     capsys.readouterr()
-    Tracker(tmp_path, {})
+    Tracker(tmp_path, {}, outputs=("model.pt",))
     assert capsys.readouterr().err == (
         f"metrics.jsonl of an earlier run moved to {tmp_path / 'metrics.jsonl.stale-1'}\n"
         f"summary.json of an earlier run moved to {tmp_path / 'summary.json.stale-1'}\n"
+        f"model.pt of an earlier run moved to {tmp_path / 'model.pt.stale-1'}\n"
     )
+    assert (tmp_path / "model.pt.stale-1").read_bytes() == b"the earlier run's weights"
     assert (tmp_path / "metrics.jsonl.stale-1").read_text() == '{"step": 1, "loss": 2.0}\n'
     assert json.loads((tmp_path / "summary.json.stale-1").read_text())["loss"] == 2.0
     assert not (tmp_path / "metrics.jsonl").exists() and not (tmp_path / "summary.json").exists()

@@ -94,7 +94,10 @@ class Tracker:
         resume_step: int | None = None,
         resume_lines: int | None = None,
         enabled: bool = True,
+        outputs: tuple[str, ...] = (),
     ):
+        """outputs: the files the run writes into `out` at its end (model.pt), which a new
+        run moves aside with an earlier run's metrics: left, they would pass for its own."""
         self.out = Path(out)
         self.name = name or self.out.name  # W&B's list of runs shows it
         self.enabled = enabled  # False on every DDP rank but the first
@@ -109,7 +112,8 @@ class Tracker:
         if resume_step is None:  # a new run: what an earlier one left here is kept aside
             # (its W&B files too: out of the way of `wandb sync` (README), which would upload
             # that abandoned run beside this one)
-            for earlier in (self.metrics_path, self.out / "summary.json", self.out / "wandb"):
+            earlier_files = ["metrics.jsonl", "summary.json", "wandb", *outputs]
+            for earlier in (self.out / name for name in earlier_files):
                 if earlier.exists():
                     moved = set_aside(earlier)
                     print(f"{earlier.name} of an earlier run moved to {moved}", file=sys.stderr)

@@ -451,6 +451,7 @@ def test_a_rerun_of_a_finished_run_trains_again(demo_chars, tmp_path, capsys):
     assert again["steps"] == 4 and again["final_train_loss"] == first["final_train_loss"]
     stale = sorted(p.name for p in (tmp_path / "checkpoints.stale-1").iterdir())
     assert stale == ["finished", "step-00000002.pt", "step-00000004.pt"]  # nothing lost
+    assert (tmp_path / "model.pt.stale-1").is_file() and (tmp_path / "model.pt").is_file()
 
 
 def test_bf16_autocast_trains_on_cpu(demo_chars, tmp_path):

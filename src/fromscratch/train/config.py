@@ -45,9 +45,12 @@ class TrackingConfig(Config):
         super().__post_init__()
         self._check_choice("wandb_mode", WANDB_MODES)
 
-    def tracker(self, out, run_config: dict, saved: dict | None = None, enabled=True):
+    def tracker(
+        self, out, run_config: dict, saved: dict | None, outputs: tuple[str, ...], enabled=True
+    ):
         """The run's Tracker (metrics.jsonl, summary.json, W&B); resuming from the checkpoint
-        `saved`: its W&B run and its metric lines."""
+        `saved`: its W&B run and its metric lines.  outputs: the files the run writes at its
+        end (see Tracker)."""
         from fromscratch.track import Tracker
 
         return Tracker(
@@ -64,6 +67,7 @@ class TrackingConfig(Config):
             resume_step=saved["step"] if saved else None,
             resume_lines=saved.get("metric_lines") if saved else None,
             enabled=enabled,
+            outputs=outputs,
         )
 
 

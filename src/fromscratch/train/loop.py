@@ -250,7 +250,7 @@ class Trainer:
         if config.compile:
             self.forward_model = torch.compile(self.forward_model)
         self.tracker = config.tracker(
-            self.out, self.config_dict(), saved, enabled=self.dist.is_main
+            self.out, self.config_dict(), saved, ("model.pt",), enabled=self.dist.is_main
         )
         self.show_bar = sys.stderr.isatty() if progress_bar is None else progress_bar
 

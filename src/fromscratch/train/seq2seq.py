@@ -246,7 +246,7 @@ def train_seq2seq(config: Seq2SeqConfig, out: str | Path, resume: bool = True) -
         checkpoint.set_rng_state(saved["rng"])
         step, tokens, elapsed = saved["step"], saved["tokens"], saved["elapsed"]
         loss_value = saved.get("train_loss")  # absent from checkpoints of older versions
-    tracker = c.tracker(out, c.to_dict(), saved)
+    tracker = c.tracker(out, c.to_dict(), saved, ("model.pt", "accuracy.csv"))
 
     def save_checkpoint() -> None:
         state = {

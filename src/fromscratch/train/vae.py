@@ -204,7 +204,7 @@ def train_vae(
         checkpoint.set_rng_state(saved["rng"])
         noise.set_state(saved["noise"])
         step = saved["step"]
-    tracker = c.tracker(out, run_config, saved)
+    tracker = c.tracker(out, run_config, saved, ("latents.npz", "adapters.pt", "examples.json"))
 
     def save_checkpoint() -> None:
         state = {
