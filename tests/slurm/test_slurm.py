@@ -225,6 +225,48 @@ def test_a_two_task_job_trains_ddp_like_one_process(slurm_cluster, demo_chars, t
         torch.testing.assert_close(weights_two[key], weights_one[key], rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
+def test_a_preempted_two_task_job_resumes_as_if_never_stopped(slurm_cluster, demo_chars, tmp_path):
+    """A multi-GPU job preempted: SLURM signals both tasks, they save one checkpoint at the
+    same step, the first task requeues the job, and the requeued job ends with the weights
+    of the same job never stopped, dropout masks and all (each task draws its own). (The
+    second task, left training, fails on its next step's gradients once the first has gone;
+    SLURM restarts both.)"""
+    config = tiny_gpt(demo_chars, max_steps=1000, checkpoint_every=0, eval_splits="")
+    # 30 minutes: submitit takes any SIGUSR2 in the last 10 for the time limit's
+    resources = Resources(tasks=2, cpus=1, mem_gb=2, time_min=30)
+    out, logs, name = tmp_path / "stopped", tmp_path / "logs", unique("ddp-preempt")
+    with ThreadPoolExecutor(1) as pool:
+        try:
+            future = run_in_background(
+                pool, TrainingJob(), {"config": config, "out": str(out)},
+                resources=resources, log_dir=logs, name=name,
+            )  # fmt: skip
+            wait_until(lambda: len(training_steps(out)) >= 20, 180, "20 training steps")
+            assert not future.done(), "training ended before it could be preempted"
+            subprocess.run(["scancel", "--signal=USR2", job_id_of(name)], check=True)
+            summary = future.result(timeout=300)
+        finally:
+            cancel(name)
+    assert summary["steps"] == 1000
+    assert training_steps(out) == list(range(1, 1001))  # every step, exactly once
+    log = job_logs(logs)
+    assert "this job is preempted" in log and "Requeued job" in log
+    whole = run(
+        TrainingJob(),
+        {"config": config, "out": str(tmp_path / "whole")},
+        launcher="slurm",
+        resources=resources,
+        log_dir=tmp_path / "whole-logs",
+        name=unique("ddp-whole"),
+    )
+    assert whole["steps"] == 1000
+    stopped = torch.load(out / "model.pt", weights_only=False)["model"]
+    never = torch.load(tmp_path / "whole" / "model.pt", weights_only=False)["model"]
+    for key in never:
+        torch.testing.assert_close(stopped[key], never[key], rtol=0, atol=0)
+
+
 LAUNCHER_SCRIPT = """
 import sys, time
 from fromscratch.launch import Resources, run
