@@ -1,5 +1,5 @@
 """The launcher against a real SLURM (tests/slurm/cluster.sh): plain jobs, preemption and
-time-limit requeues of a training job that lose no step, and a two-task DDP job."""
+time-limit requeues of a training job that lose no step, and two-task DDP jobs."""
 
 from __future__ import annotations
 
