@@ -467,3 +467,15 @@ def test_bf16_autocast_trains_on_cpu(demo_chars, tmp_path):
     lines = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     losses = [x["loss"] for x in lines if "loss" in x]
     assert losses[-1] < losses[0] and math.isfinite(summary["test/loss"])
+
+
+def test_steps_taken_outside_the_loop_follow_a_token_or_time_clock(demo_chars, tmp_path):
+    """The noise scale's training steps: their tokens and time count, or the schedule of a
+    token or time clock would stay at its start."""
+    spec = tiny_gpt(demo_chars, clock="tokens", token_budget=4 * 8 * 32, max_steps=0)
+    spec |= {"warmup_steps": 0, "schedule": "linear", "min_lr_ratio": 0.0, "eval_splits": ""}
+    trainer = Trainer(TrainConfig.from_dict(spec), tmp_path)
+    rates = [trainer.train_step()["lr"] for _ in range(4)]
+    assert rates == pytest.approx([3e-3, 3e-3 * 0.75, 3e-3 * 0.5, 3e-3 * 0.25])
+    assert trainer.state.tokens == 4 * 8 * 32 and trainer.done()
+    assert trainer.state.elapsed > 0

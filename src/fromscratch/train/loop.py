@@ -362,9 +362,12 @@ class Trainer:
             return batch_tensor.to(self.device)
         return batch_tensor.pin_memory().to(self.device, non_blocking=True)
 
-    def train_step(self, lr: float | None = None) -> dict:
-        """One optimizer step at the schedule's learning rate (or at `lr`, if given): its
-        loss, learning rate, gradient norm, and the tokens of this process's rows."""
+    def train_step(self, lr: float | None = None, stop_signal: int = 0) -> dict:
+        """One optimizer step at the schedule's learning rate (or at `lr`, if given), counted
+        in the run's step, tokens and training time: its loss (the mean of all processes'),
+        learning rate, gradient norm, and the stop signal that all processes act on after it
+        (`stop_signal`: one this process has noted; 0: none)."""
+        start = time.perf_counter()
         c, s = self.config, self.state
         if lr is None:
             lr = learning_rate(
@@ -402,8 +405,14 @@ class Trainer:
         stop_if_not_finite(
             total_loss, 0.0 if overflow else grad_norm, s.step, self.out / "checkpoints"
         )
+        seconds, tokens, total_loss, stop_signal = self.dist.agree(
+            time.perf_counter() - start, tokens, total_loss, stop_signal
+        )
         s.step += 1
-        return {"loss": total_loss, "lr": lr, "grad_norm": grad_norm, "tokens": tokens}
+        s.tokens += tokens
+        s.elapsed += seconds
+        s.train_loss = total_loss
+        return {"loss": total_loss, "lr": lr, "grad_norm": grad_norm, "stop_signal": stop_signal}
 
     @property
     def trained_model(self) -> torch.nn.Module:
@@ -461,17 +470,8 @@ class Trainer:
         window_elapsed, window_tokens = s.elapsed, s.tokens
         with StopSignals() as signals, bar:
             while not self.done():
-                start = time.perf_counter()
-                metrics = self.train_step()
-                seconds, tokens, metrics["loss"], signum = self.dist.agree(
-                    time.perf_counter() - start,
-                    metrics.pop("tokens"),
-                    metrics["loss"],
-                    signals.pending or 0,
-                )
-                s.elapsed += seconds
-                s.tokens += tokens
-                s.train_loss = metrics["loss"]
+                metrics = self.train_step(stop_signal=signals.pending or 0)
+                signum = metrics.pop("stop_signal")
                 bar.update(1)
                 if s.step % c.log_every == 0 or self.done():
                     seconds = max(s.elapsed - window_elapsed, 1e-9)
