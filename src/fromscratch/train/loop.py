@@ -194,8 +194,8 @@ class Trainer:
         self.model = build_model(config, self.data.meta).to(self.device)
         if self.dist.world > 1:
             # The same initial weights everywhere; from here on each process draws its own
-            # dropout masks: one draw copied to every process's rows would be no mask at all
-            # for the pairs of rows it repeats on.
+            # dropout masks (with one seed, every process would repeat the same masks on its
+            # share of the batch)
             torch.manual_seed(int(keyed_rng(config.seed, self.dist.rank).integers(2**62)))
         for split in (config.train_split, *config.eval_split_list):
             self.data.check_split(split)  # fails now, not after the last step
