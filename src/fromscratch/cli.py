@@ -101,10 +101,12 @@ def _check_out_file(out: Path | None) -> None:
 
 def cmd_train(args: argparse.Namespace) -> None:
     from fromscratch.train import train
+    from fromscratch.train.distributed import is_first_process
 
     summary = train(_config(args), args.out, resume=args.resume)
     shown = {k: v for k, v in summary.items() if "/" in k or k in ("steps", "train_time_s")}
-    print(json.dumps(shown, indent=1))
+    if is_first_process():  # under torchrun: once, not once a process
+        print(json.dumps(shown, indent=1))
 
 
 def cmd_lr_range(args: argparse.Namespace) -> None:

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from subprocess import PIPE
 
 import pytest
 import torch
@@ -34,7 +35,7 @@ def start(spec: dict, out, world: int, *flags: str) -> list[subprocess.Popen]:
     config.write_text(yaml.safe_dump(spec))
     command = [sys.executable, "-m", "fromscratch.cli", "train", str(config), "--out", str(out)]
     if world == 1:
-        return [subprocess.Popen([*command, *flags], stderr=subprocess.PIPE, text=True)]
+        return [subprocess.Popen([*command, *flags], stdout=PIPE, stderr=PIPE, text=True)]
     env = {
         **os.environ,
         "WORLD_SIZE": str(world),
@@ -46,21 +47,22 @@ def start(spec: dict, out, world: int, *flags: str) -> list[subprocess.Popen]:
         subprocess.Popen(
             [*command, *flags],
             env={**env, "RANK": str(rank), "LOCAL_RANK": str(rank)},
-            stderr=subprocess.PIPE,
+            stdout=PIPE,
+            stderr=PIPE,
             text=True,
         )
         for rank in range(world)
     ]
 
 
-def wait(processes: list[subprocess.Popen]) -> list[tuple[int, str]]:
-    """Each process's exit status and standard error; a process still running after two
-    minutes (one waiting forever on the others) fails the test."""
+def wait(processes: list[subprocess.Popen]) -> list[tuple[int, str, str]]:
+    """Each process's exit status, standard output and standard error; a process still
+    running after two minutes (one waiting forever on the others) fails the test."""
     ended = []
     try:
         for process in processes:
-            _, err = process.communicate(timeout=120)
-            ended.append((process.returncode, err))
+            out, err = process.communicate(timeout=120)
+            ended.append((process.returncode, out, err))
     finally:
         for process in processes:
             process.kill()
@@ -68,7 +70,7 @@ def wait(processes: list[subprocess.Popen]) -> list[tuple[int, str]]:
 
 
 def train(spec: dict, out, world: int, *flags: str) -> dict:
-    for code, err in wait(start(spec, out, world, *flags)):
+    for code, _, err in wait(start(spec, out, world, *flags)):
         assert code == 0, err
     return json.loads((out / "summary.json").read_text())
 
@@ -125,13 +127,16 @@ def test_a_signal_to_one_process_stops_both_and_the_resume_is_exact(demo_chars, 
         assert time.monotonic() < deadline and ranks[0].poll() is None, "no steps logged"
         time.sleep(0.01)
     ranks[1].send_signal(signal.SIGTERM)
-    for code, err in wait(ranks):
+    for code, _, err in wait(ranks):
         assert code != 0 and "resume with --resume" in err, err
     saved = torch.load(next((out / "checkpoints").glob("step-*.pt")), weights_only=False)
     assert 20 <= saved["step"] < 400
     assert len(saved["rng"]) == 2  # each process's draws, and they differ
     assert not torch.equal(saved["rng"][0]["torch"], saved["rng"][1]["torch"])
 
-    resumed = train(spec, out, 2, "--resume")
-    assert resumed["steps"] == 400
+    (code, said, err), (code_1, said_1, err_1) = wait(start(spec, out, 2, "--resume"))
+    assert code == code_1 == 0, err + err_1
+    # the first process speaks for both
+    assert f"resuming from step {saved['step']}" in err and "resuming" not in err_1
+    assert json.loads(said)["steps"] == 400 and said_1 == ""
     assert_same_weights(weights(tmp_path / "whole"), weights(out), rtol=0, atol=0)

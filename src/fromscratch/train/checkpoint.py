@@ -151,15 +151,16 @@ def resume_from(
     A run that starts afresh moves the checkpoints of another run (an earlier one, one of
     another config or other data, or one that finished: a rerun the pipeline forces must
     train again) aside first: mixed with its own, they would outlive its checkpoints in the
-    pruning and be what a later resume picks.  owner: whether this process moves them (one
-    of several processes of a distributed run does).
+    pruning and be what a later resume picks.  owner: whether this process moves them and
+    says so (one of several processes of a distributed run does).
     """
     finished = (folder / FINISHED).exists()
     saved = load_latest(folder) if resume and not finished else None
     same_config = saved is not None and what_trains(saved["config"]) == what_trains(config)
     other_data = differences(saved.get("data_meta"), data_meta) if saved is not None else []
     if same_config and not other_data:
-        print(f"resuming from step {saved['step']} ({saved['path']})", file=sys.stderr)
+        if owner:
+            print(f"resuming from step {saved['step']} ({saved['path']})", file=sys.stderr)
         return saved
     if owner and (finished or list_checkpoints(folder)):
         stale = set_aside(folder)

@@ -23,6 +23,12 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 
+def is_first_process() -> bool:
+    """Whether this process is the first of its run (or its only one), by its environment:
+    the one that writes, logs and speaks for all."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 @dataclass
 class Distributed:
     rank: int = 0

@@ -252,7 +252,9 @@ class Trainer:
         self.tracker = config.tracker(
             self.out, self.config_dict(), saved, ("model.pt",), enabled=self.dist.is_main
         )
-        self.show_bar = sys.stderr.isatty() if progress_bar is None else progress_bar
+        if progress_bar is None:
+            progress_bar = sys.stderr.isatty() and self.dist.is_main  # one bar, not one each
+        self.show_bar = progress_bar
 
     @classmethod
     def scratch(cls, config: TrainConfig, **changes) -> Trainer:
