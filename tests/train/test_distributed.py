@@ -140,3 +140,58 @@ def test_a_signal_to_one_process_stops_both_and_the_resume_is_exact(demo_chars, 
     assert f"resuming from step {saved['step']}" in err and "resuming" not in err_1
     assert json.loads(said)["steps"] == 400 and said_1 == ""
     assert_same_weights(weights(tmp_path / "whole"), weights(out), rtol=0, atol=0)
+
+
+def score_a_share(rank: int, port: int, specs: dict, out) -> None:
+    """In each of two processes: score the test split of a GPT and of a classifier together,
+    counting the batches this process ran."""
+    from fromscratch.train.distributed import Distributed
+    from fromscratch.train.evaluate import evaluate_classifier, evaluate_lm
+
+    os.environ |= {"RANK": str(rank), "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1"}
+    os.environ |= {"MASTER_PORT": str(port), "LOCAL_RANK": str(rank)}
+    share = Distributed.from_environment()
+    results = {}
+    for family, spec in specs.items():
+        model, data = tiny_model(spec)
+        batches = []
+        model.register_forward_hook(lambda *_, ran=batches: ran.append(1))
+        if family == "gpt":
+            result = evaluate_lm(model, data, "test", context=32, batch_size=8, share=share)
+        else:
+            result = evaluate_classifier(model, data, "test", 96, batch_size=16, share=share)
+        results[family] = {"result": result, "batches": len(batches)}
+    (out / f"rank{rank}.json").write_text(json.dumps(results))
+    share.close()
+
+
+def tiny_model(spec: dict):
+    config = TrainConfig.from_dict(spec)
+    data = PreparedData(config.data)
+    torch.manual_seed(0)
+    return build_model(config, data.meta), data
+
+
+def test_two_processes_evaluate_half_each_to_the_same_numbers(demo_chars, demo_words, tmp_path):
+    specs = {"gpt": tiny_gpt(demo_chars), "classifier": tiny_classifier(demo_words)}
+    torch.multiprocessing.spawn(score_a_share, (free_port(), specs, tmp_path), nprocs=2)
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+
+    from fromscratch.train.evaluate import evaluate_classifier, evaluate_lm
+
+    gpt, chars = tiny_model(specs["gpt"])
+    classifier, words = tiny_model(specs["classifier"])
+    batches = {"gpt": [], "classifier": []}
+    gpt.register_forward_hook(lambda *_: batches["gpt"].append(1))
+    classifier.register_forward_hook(lambda *_: batches["classifier"].append(1))
+    alone = {
+        "gpt": evaluate_lm(gpt, chars, "test", context=32, batch_size=8),
+        "classifier": evaluate_classifier(classifier, words, "test", 96, batch_size=16),
+    }
+    for family, whole in alone.items():
+        for rank in ranks:
+            assert rank[family]["result"] == pytest.approx(whole, rel=1e-9), family
+        # each ran half of the batches (a GPT also one probe: how many positions it predicts)
+        probe = family == "gpt"
+        ran = [rank[family]["batches"] - probe for rank in ranks]
+        assert sum(ran) == len(batches[family]) - probe and abs(ran[0] - ran[1]) <= 1, ran

@@ -9,7 +9,8 @@ as one process with the whole batch.
 Everything else a step decides on, the processes agree on (`agree`): how long it took,
 how many tokens it held, and whether to stop. Each draws its own dropout masks, and a
 checkpoint keeps every process's random state (`gather_objects`), so that a resumed run
-draws what the uninterrupted one would have.
+draws what the uninterrupted one would have. Evaluation they share, each scoring its part
+of the batches (`summed`).
 """
 
 from __future__ import annotations
@@ -99,6 +100,14 @@ class Distributed:
             seen[:, 2].mean().item(),
             int(seen[:, 3].max()),
         )
+
+    def summed(self, *numbers: float) -> list[float]:
+        """Each of `numbers` added up over all processes (all of them call this)."""
+        if self.world == 1:
+            return list(numbers)
+        totals = torch.tensor(numbers, dtype=torch.float64, device=self.device)
+        dist.all_reduce(totals)
+        return totals.tolist()
 
     def gather_objects(self, mine) -> list:
         """Every process's `mine`, in rank order (all processes must call it together)."""

@@ -12,6 +12,9 @@ a window on average; windows every `stride` tokens, scoring their last `stride`
 predictions, give every token at least context - stride tokens before it. Two models
 compared on long contexts (a GPT and a Perceiver AR, which predicts only its L latents)
 are scored with the same stride.
+
+The processes of a distributed run share the work (`share`): each scores every W-th batch,
+and the sums are added up, so that W GPUs evaluate W times as fast, to the same numbers.
 """
 
 from __future__ import annotations
@@ -26,6 +29,9 @@ from fromscratch import FromScratchError
 from fromscratch.data import PreparedData
 from fromscratch.models import nll_bits
 from fromscratch.models.common import evaluating
+from fromscratch.train.distributed import Distributed
+
+ALONE = Distributed()  # one process, scoring every batch
 
 
 def lm_targets_for(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -58,9 +64,11 @@ def evaluate_lm(
     device: str | torch.device = "cpu",
     max_tokens: int = 0,
     stride: int = 0,
+    share: Distributed = ALONE,
 ) -> dict:
     """Bits per token / byte / character of `split` (the first `max_tokens` if > 0), in
-    windows every `stride` tokens (0: as many as the model predicts from a window)."""
+    windows every `stride` tokens (0: as many as the model predicts from a window).
+    share: the processes that score the split together (all of them call this)."""
     tokens = data.tokens(split)
     n = len(tokens) if not max_tokens else min(len(tokens), max_tokens)
     if n < 2:
@@ -82,19 +90,24 @@ def evaluate_lm(
         # windows of the same length go through the model together (only the first few,
         # shorter than context, differ)
         windows = lm_windows(n, context, stride)
-        for _, same_length in itertools.groupby(windows, lambda w: w[1] - w[0]):
-            same_length = list(same_length)
-            for i in range(0, len(same_length), batch_size):
-                chunk = same_length[i : i + batch_size]
-                rows = [np.asarray(tokens[s : e + 1], dtype=np.int64) for s, e, _ in chunk]
-                window = torch.from_numpy(np.stack(rows)).to(device)
-                x, y = window[:, :-1], window[:, 1:]
-                logits = model(x)
-                y = y[:, -logits.size(1) :].clone()
-                for row, (_, _, scored) in enumerate(chunk):  # already predicted: not counted
-                    y[row, : y.size(1) - scored] = -1
-                total_bits += nll_bits(logits, y, ignore_index=-1).item()
-                predicted += sum(scored for _, _, scored in chunk)
+        chunks = []
+        for _, group in itertools.groupby(windows, lambda w: w[1] - w[0]):
+            same_length = list(group)
+            chunks += [
+                same_length[i : i + batch_size] for i in range(0, len(same_length), batch_size)
+            ]
+        for chunk in chunks[share.rank :: share.world]:
+            rows = [np.asarray(tokens[s : e + 1], dtype=np.int64) for s, e, _ in chunk]
+            window = torch.from_numpy(np.stack(rows)).to(device)
+            x, y = window[:, :-1], window[:, 1:]
+            logits = model(x)
+            y = y[:, -logits.size(1) :].clone()
+            for row, (_, _, scored) in enumerate(chunk):  # already predicted: not counted
+                y[row, : y.size(1) - scored] = -1
+            total_bits += nll_bits(logits, y, ignore_index=-1).item()
+            predicted += sum(scored for _, _, scored in chunk)
+    total_bits, predicted = share.summed(total_bits, predicted)
+    predicted = int(predicted)
     fraction = predicted / max(info["tokens"] - 1, 1)
     return {
         "bits": total_bits,
@@ -115,8 +128,10 @@ def evaluate_classifier(
     batch_size: int = 64,
     device: str | torch.device = "cpu",
     head_tokens: int = 0,
+    share: Distributed = ALONE,
 ) -> dict:
-    """Accuracy and mean cross-entropy over every example of `split` (cut like training)."""
+    """Accuracy and mean cross-entropy over every example of `split` (cut like training).
+    share: the processes that score the split together (all of them call this)."""
     from fromscratch.train.batches import ClassificationBatches
 
     batches = ClassificationBatches(
@@ -130,10 +145,13 @@ def evaluate_classifier(
     )
     order = np.argsort(batches.lengths, kind="stable")  # similar lengths together: less padding
     correct, loss = 0, 0.0
+    starts = range(0, len(order), batch_size)
     with evaluating(model):
-        for i in range(0, len(order), batch_size):
+        for i in starts[share.rank :: share.world]:
             x, mask, y = (t.to(device) for t in batches.collate(order[i : i + batch_size]))
             logits = model(x, mask)
             loss += torch.nn.functional.cross_entropy(logits.float(), y, reduction="sum").item()
             correct += int((logits.argmax(-1) == y).sum())
+    correct, loss = share.summed(correct, loss)
+    correct = int(correct)
     return {"accuracy": correct / len(order), "loss": loss / len(order), "examples": len(order)}

@@ -433,6 +433,7 @@ class Trainer:
                     self.max_length,
                     device=self.device,
                     head_tokens=c.head_tokens,
+                    share=self.dist,
                 )
                 metrics |= {f"{split}/accuracy": r["accuracy"], f"{split}/loss": r["loss"]}
             else:
@@ -444,6 +445,7 @@ class Trainer:
                     device=self.device,
                     max_tokens=c.eval_max_tokens,
                     stride=c.eval_stride,
+                    share=self.dist,
                 )
                 metrics |= {
                     f"{split}/{k}": r[k]
