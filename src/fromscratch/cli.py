@@ -79,14 +79,14 @@ def _check_folder(path: Path, label: str) -> None:
 def _check_out_folder(out: Path, label: str = "") -> None:
     """The output folder of a training command, as _check_folder; and no prepared data
     folder, which `data prepare` replaces whole (run and all) on its next call."""
-    from fromscratch.data.prepare import MARKER
+    from fromscratch.data import tokenizers
 
     label = label or f"--out {out}"
     _check_folder(out, label)
-    if (out / MARKER).exists():
+    if tokenizers.is_saved_in(out):
         raise FromScratchError(
-            f"{label}: a prepared data folder (it holds {MARKER}), which `data prepare` "
-            "replaces whole; give a new path, an empty folder or an earlier run's folder"
+            f"{label}: a prepared data folder (it holds {tokenizers.FILE}), which `data "
+            "prepare` replaces whole; give a new path, an empty folder or an earlier run's folder"
         )
 
 
@@ -278,6 +278,7 @@ OPTION_CHECKS = {
     "lr-range": "fromscratch.train.lr_range:check_options",
     "batch-size": "fromscratch.train.batch_size:check_options",
     "noise-scale": "fromscratch.train.noise_scale:check_options",
+    "augment": "fromscratch.data.augment:check_settings",
 }
 
 

@@ -183,9 +183,15 @@ def read_json(path: str | os.PathLike) -> Any:
         return json.load(f)
 
 
-def check_replaceable(path: str | os.PathLike, marker: str | None = None) -> None:
-    """Fail in one line unless `atomic_dir(path, marker)` may write `path`: a new path, an
-    empty folder, or an earlier output of the same kind, a folder holding the file `marker`.
+def check_replaceable(
+    path: str | os.PathLike,
+    marker: str | None = None,
+    vouch: Callable[[Path], bool] | None = None,
+) -> None:
+    """Fail in one line unless `atomic_dir(path, marker, vouch)` may write `path`: a new
+    path, an empty folder, or an earlier output of the same kind, a folder holding the file
+    `marker` (and, where a name as common as tokenizer.json is not enough, one that
+    `vouch(folder)` says is this kind's).
 
     Anything else at `path` is someone else's and is never replaced. Callers run this before
     hours of work too, so that a wrong path fails at once.
@@ -196,9 +202,14 @@ def check_replaceable(path: str | os.PathLike, marker: str | None = None) -> Non
             f"{path}: names no new folder (this folder, one above it or /); give a new path"
         )
     if path.is_dir():
-        if (marker and (path / marker).exists()) or not any(path.iterdir()):
+        marked = marker is not None and (path / marker).exists()
+        if (marked and (vouch is None or vouch(path))) or not any(path.iterdir()):
             return
-        holds = f"no {marker}" if marker else "not empty"
+        holds = (
+            f"its {marker} is another program's" if marked
+            else f"no {marker}" if marker
+            else "not empty"
+        )  # fmt: skip
         raise FromScratchError(
             f"{path}: exists and is not an earlier output ({holds}); give a new path or remove it"
         )
@@ -208,10 +219,14 @@ def check_replaceable(path: str | os.PathLike, marker: str | None = None) -> Non
 
 
 @contextlib.contextmanager
-def atomic_dir(path: str | os.PathLike, marker: str | None = None) -> Iterator[Path]:
+def atomic_dir(
+    path: str | os.PathLike,
+    marker: str | None = None,
+    vouch: Callable[[Path], bool] | None = None,
+) -> Iterator[Path]:
     """Yield an empty temporary folder beside `path`; it replaces `path` if the block succeeds.
 
-    What is already at `path` must pass `check_replaceable(path, marker)`. On any error the
+    What is already at `path` must pass `check_replaceable(path, marker, vouch)`. On any error the
     temporary folder is removed, so a failed run leaves no output behind (and an older
     complete output, if there was one, untouched).
 
@@ -222,7 +237,7 @@ def atomic_dir(path: str | os.PathLike, marker: str | None = None) -> Iterator[P
     folders in one step).
     """
     path = Path(path)
-    check_replaceable(path, marker)
+    check_replaceable(path, marker, vouch)
     tmp = _create_beside(path, os.mkdir)
     try:
         yield tmp

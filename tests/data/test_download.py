@@ -116,6 +116,27 @@ def test_mirror_checksum_overrides_the_original_and_falls_back_to_it(http_server
         fetch(source, tmp_path / "b", mirror=http_server.url, progress=False)
 
 
+@pytest.mark.parametrize("listed", ["*file.bin", "./file.bin"])  # sha256sum -b, find | ...
+def test_sha256sums_lines_in_the_forms_sha256sum_writes_are_read(http_server, tmp_path, listed):
+    repack = b"a repack with other bytes"
+    source = serve(http_server, data=repack)
+    source = Source(url=source.url, checksum=sha256(b"the original bytes"))
+    digest = hashlib.sha256(repack).hexdigest()
+    (http_server.root / "SHA256SUMS").write_text(f"{digest} {listed}\n")
+    assert fetch(source, tmp_path, mirror=http_server.url, progress=False).read_bytes() == repack
+
+
+def test_a_sha256sums_that_is_not_utf8_is_named(http_server, tmp_path):
+    source = serve(http_server)
+    (http_server.root / "SHA256SUMS").write_bytes("abc  file.bin\n".encode("utf-16"))
+    with pytest.raises(FromScratchError) as e:
+        fetch(source, tmp_path, mirror=http_server.url, progress=False)
+    assert str(e.value) == (
+        f"{http_server.url}/SHA256SUMS: not UTF-8 text (lines of `HEX  PATH`, as sha256sum "
+        "writes them)"
+    )
+
+
 def test_a_verified_repack_in_the_cache_serves_without_its_mirror(http_server, tmp_path):
     import socket
 

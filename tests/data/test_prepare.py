@@ -1,9 +1,11 @@
 """`fromscratch data prepare` on every data set, through the command users run."""
 
+import gzip
 import json
 import os
 import stat
 import sys
+import tarfile
 
 import numpy as np
 import pytest
@@ -232,8 +234,58 @@ def test_truncated_archive_is_reported_and_leaves_nothing(tmp_path, capsys):
     code, _, err = prepare(
         capsys, "imdb", out, "--mirror", str(broken), "--cache", str(tmp_path / "c")
     )
-    assert code == 1 and "corrupt or truncated archive" in err and "aclImdb_v1.tar.gz" in err
+    assert code == 1 and "corrupt or truncated download" in err and "aclImdb_v1.tar.gz" in err
     assert not out.exists()
+
+
+def test_an_archive_that_ends_early_without_an_error_is_refused(tmp_path, capsys):
+    """A damaged gzip stream can end tarfile's walk through the archive quietly: half the
+    reviews (here none of the training ones) would be prepared as if that were all."""
+    broken = make_mirror(tmp_path / "broken")
+    archive = broken / "aclImdb_v1.tar.gz"
+    tar = bytearray(gzip.decompress(archive.read_bytes()))
+    tar[1024 + 148] ^= 0x55  # the second member's header checksum: the first is the README
+    archive.write_bytes(gzip.compress(bytes(tar)))
+    with tarfile.open(archive) as damaged:  # how tarfile reads it: one member, no error
+        assert len(damaged.getnames()) == 1
+    write_sums(broken)  # the mirror vouches for it: the archive itself is bad
+    code, _, err = prepare(
+        capsys, "imdb", tmp_path / "out", "--mirror", str(broken), "--cache", str(tmp_path / "c")
+    )
+    assert code == 1 and err.count("\n") == 1
+    assert "corrupt or truncated download" in err and "a damaged header ends its list" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_text_file_that_is_no_utf8_is_named(tmp_path, capsys):
+    broken = make_mirror(tmp_path / "broken")
+    (broken / "tinyshakespeare.txt").write_bytes(b"First Citizen:\n\xff\xfe speak.\n" * 50)
+    write_sums(broken)
+    code, _, err = prepare(
+        capsys,
+        "shakespeare",
+        tmp_path / "o",
+        "--mirror",
+        str(broken),
+        "--cache",
+        str(tmp_path / "c"),
+    )
+    assert code == 1 and err.count("\n") == 1 and "corrupt or truncated download" in err
+    assert "tinyshakespeare.txt" in err and "can't decode byte 0xff" in err
+
+
+def test_a_folder_with_someone_elses_tokenizer_json_is_not_replaced(tmp_path, capsys):
+    """A Hugging Face model's folder holds a tokenizer.json too: not an earlier output."""
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "tokenizer.json").write_text('{"version": "1.0", "model": {"type": "BPE"}}')
+    (model / "model.safetensors").write_bytes(b"weights")
+    code, _, err = prepare(capsys, "demo", model)
+    assert code == 1 and err.count("\n") == 1
+    assert (
+        "model: exists and is not an earlier output (its tokenizer.json is another program" in err
+    )
+    assert sorted(p.name for p in model.iterdir()) == ["model.safetensors", "tokenizer.json"]
 
 
 def test_bad_names_fail_with_the_allowed_values(tmp_path, capsys):

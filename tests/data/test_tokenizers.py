@@ -99,3 +99,30 @@ def test_bytes_take_raw_bytes_too():
 def test_unknown_kind_names_the_allowed():
     with pytest.raises(FromScratchError, match="allowed: bytes, chars, words, bpe, gpt2"):
         tokenizers.fit("wordpiece", [])
+
+
+@pytest.mark.parametrize(
+    ("written", "named"),
+    [
+        ({"tokenizer.json": '{"version": "1.0"}'}, "not a tokenizer `fromscratch data prepare`"),
+        ({"tokenizer.json": "not json"}, "tokenizer.json: not a readable JSON file"),
+        ({"tokenizer.json": '{"kind": "words"}'}, "its words tokenizer cannot be read ('words')"),
+        (
+            {"tokenizer.json": '{"kind": "gpt2", "folder": "gpt2-bpe"}'},
+            "its gpt2 tokenizer cannot be read (",
+        ),
+        (
+            {"tokenizer.json": '{"kind": "bpe", "file": "tokenizer.bpe.json"}'},
+            "its bpe tokenizer cannot be read (",
+        ),
+    ],
+)
+def test_a_tokenizer_that_cannot_be_read_is_one_line(tmp_path, written, named):
+    """--tokenizer-from may name any folder: a Hugging Face tokenizer's, a copy missing a
+    file."""
+    for name, text in written.items():
+        (tmp_path / name).write_text(text)
+    with pytest.raises(FromScratchError) as e:
+        tokenizers.load(tmp_path)
+    assert named in str(e.value) and "\n" not in str(e.value)
+    assert not tokenizers.is_saved_in(tmp_path) or "cannot be read" in named

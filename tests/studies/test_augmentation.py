@@ -72,6 +72,21 @@ def test_word_edits_use_only_the_reviews_own_words(reviews):
         assert all(abs(len(m) - len(w)) <= 1 for m, w in zip(misspelt, words, strict=True))
 
 
+def test_typos_stay_within_the_texts_alphabet(demo_chars, tmp_path):
+    """A character tokenizer knows only the letters of its data: a typo brings in none."""
+    augment_stage(str(demo_chars), str(tmp_path / "typos"), "typos", rate=0.5, seed=0)
+    base, augmented = PreparedData(demo_chars), PreparedData(tmp_path / "typos")
+    originals = len(base.tokens("train"))
+    assert len(augmented.tokens("train")) > originals  # the copies follow the originals
+    misspelt = base.tokenizer.decode(augmented.tokens("train")[originals:][:2000])
+    assert misspelt not in base.tokenizer.decode(base.tokens("train"))  # typos were made
+
+
+def test_augmenting_a_folder_into_itself_is_refused(demo_words):
+    with pytest.raises(FromScratchError, match="the base folder itself"):
+        augment_stage(str(demo_words), str(demo_words) + "/.", "typos", rate=0.1)
+
+
 def test_mixing_borrows_sentences_of_the_same_label_only():
     texts = [f"good film {i}. good plot {i}." for i in range(20)]
     texts += [f"bad film {i}. bad plot {i}." for i in range(20)]

@@ -502,6 +502,12 @@ def test_train_does_not_write_into_a_prepared_data_folder(demo_chars, tmp_path, 
         ("evaluate", {"model": "m.pt", "sets": {"t": {"split": 1}}}, "split=1 is not of type str"),
         ("sample", {"model": "m.pt", "out": "s.txt", "prompt": "a\udcff"}, "not UTF-8 text"),
         ("sample", {"model": "m.pt", "out": "s.txt", "num_samples": 0}, "num_samples=0"),
+        (
+            "augment",
+            {"base": "b", "out": "o", "strategy": "typo", "rate": 0.1},
+            "unknown augmentation 'typo'; allowed: none",
+        ),
+        ("augment", {"base": "b", "out": "o", "strategy": "unk", "rate": 7.0}, "rate 7.0 must"),
     ],
 )
 def test_run_checks_the_values_of_a_stages_arguments_before_launching(

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import random
 import re
-import string
 from collections.abc import Sequence
 
 import numpy as np
@@ -81,7 +80,9 @@ def mix_sentences(
 
 
 def typo(word: str, rng: random.Random) -> str:
-    """One keyboard slip in `word`: a letter dropped, doubled, replaced, or two swapped."""
+    """One keyboard slip in `word`: a letter dropped, doubled, replaced, or two swapped.
+    A replacement is another of the word's own letters: one from outside the text's
+    alphabet would be unknown to a character tokenizer made from it."""
     if len(word) < 2:
         return word
     i = rng.randrange(len(word) - 1)
@@ -91,7 +92,7 @@ def typo(word: str, rng: random.Random) -> str:
     if kind == 1:
         return word[: i + 1] + word[i:]
     if kind == 2:
-        return word[:i] + rng.choice(string.ascii_lowercase) + word[i + 1 :]
+        return word[:i] + rng.choice(word) + word[i + 1 :]
     return word[:i] + word[i + 1] + word[i] + word[i + 2 :]
 
 

@@ -21,6 +21,7 @@ import fcntl
 import hashlib
 import http.client
 import os
+import posixpath
 import sys
 import urllib.error
 import urllib.parse
@@ -165,12 +166,19 @@ def mirror_checksums(mirror: str) -> dict[str, str]:
     except FromScratchError:
         return {}
     with stream:
-        text = stream.read().decode("utf-8")
+        raw = stream.read()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:  # e.g. UTF-16, as some shells write redirected output
+        raise FromScratchError(
+            f"{_join(mirror, 'SHA256SUMS')}: not UTF-8 text (lines of `HEX  PATH`, as "
+            "sha256sum writes them)"
+        ) from None
     sums = {}
     for line in text.splitlines():
         parts = line.split()
-        if len(parts) == 2:
-            sums[parts[1].lstrip("*")] = f"sha256:{parts[0]}"
+        if len(parts) == 2:  # "HEX  PATH", "HEX *PATH" (binary mode), "HEX  ./PATH" (find)
+            sums[posixpath.normpath(parts[1].lstrip("*"))] = f"sha256:{parts[0]}"
     return sums
 
 

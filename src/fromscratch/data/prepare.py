@@ -35,9 +35,10 @@ from fromscratch.io import atomic_dir, check_replaceable, read_json, write_json
 ENCODE_CHUNK = (
     2_000  # documents per batch call: big enough for Rust threads, small for a progress bar
 )
-# What marks a folder as an earlier prepared folder, which a new one may replace. Not
+# What marks a folder as an earlier prepared folder, which a new one may replace: a
+# tokenizer.json that this project wrote (a Hugging Face model's folder has one too). Not
 # meta.json: Snakemake deletes a rule's declared output (meta.json) before it reruns it.
-MARKER = tokenizers.FILE
+MARKER = (tokenizers.FILE, tokenizers.is_saved_in)
 
 
 def get_dataset(name: str) -> DataSet:
@@ -87,7 +88,7 @@ def prepare(
             )
     else:
         tokenizers.check_vocab_size(kind, vocab_size)
-    check_replaceable(out, MARKER)
+    check_replaceable(out, *MARKER)
 
     splits = read_texts(name, mirror, cache_dir, seed, progress)
 
@@ -125,7 +126,7 @@ def prepare(
         },
         "fromscratch_version": fromscratch.__version__,
     }
-    with atomic_dir(out, MARKER) as folder:
+    with atomic_dir(out, *MARKER) as folder:
         tok.save(folder)
         for split_name, split in splits.items():
             meta["splits"][split_name] = write_split(
@@ -150,11 +151,17 @@ def read_texts(
 
 
 def _read(dataset: DataSet, files: dict[str, Path], seed: int) -> dict[str, Split]:
+    where = ", ".join(str(p) for p in files.values())
     try:
-        return dataset.read(files, seed)
-    except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, KeyError) as e:
-        where = ", ".join(str(p) for p in files.values())
-        raise FromScratchError(f"corrupt or truncated archive {where}: {e}") from e
+        splits = dataset.read(files, seed)
+    except (
+        tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, KeyError,
+        UnicodeDecodeError, OSError,  # text that is no UTF-8, a gzip stream that is no gzip
+    ) as e:  # fmt: skip
+        raise FromScratchError(f"corrupt or truncated download {where}: {e}") from e
+    if empty := [name for name, split in splits.items() if not split.texts]:
+        raise FromScratchError(f"no texts in split(s) {', '.join(empty)} of {where}")
+    return splits
 
 
 def write_split(folder: Path, name: str, split: Split, tok, dtype, progress: bool = False) -> dict:

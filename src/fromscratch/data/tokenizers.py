@@ -346,12 +346,47 @@ def fingerprint(tokenizer: Tokenizer) -> str:
     return digest.hexdigest()[:16]
 
 
+def read_spec(folder: str | Path) -> dict:
+    """The tokenizer.json of a prepared data folder; a file of that name written by anything
+    else (a Hugging Face tokenizer's) fails in one line."""
+    path = Path(folder) / FILE
+    if not path.is_file():
+        raise FromScratchError(f"{folder}: no {FILE} (not made by `fromscratch data prepare`)")
+    try:
+        spec = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, OSError) as error:  # not JSON, not UTF-8, unreadable
+        raise FromScratchError(f"{path}: not a readable JSON file ({error})") from None
+    if not isinstance(spec, dict) or spec.get("kind") not in KINDS:
+        raise FromScratchError(
+            f"{path}: not a tokenizer `fromscratch data prepare` wrote (no 'kind' of "
+            f"{', '.join(KINDS)})"
+        )
+    return spec
+
+
+def is_saved_in(folder: Path) -> bool:
+    """Whether `folder` holds a tokenizer this project saved (a prepared data folder)."""
+    try:
+        read_spec(folder)
+    except FromScratchError:
+        return False
+    return True
+
+
 def load(folder: str | Path) -> Tokenizer:
     """The tokeniser saved in a prepared data folder."""
     folder = Path(folder)
-    if not (folder / FILE).is_file():
-        raise FromScratchError(f"{folder}: no {FILE} (not made by `fromscratch data prepare`)")
-    spec = json.loads((folder / FILE).read_text(encoding="utf-8"))
+    spec = read_spec(folder)
+    try:
+        return _from_spec(folder, spec)
+    except (KeyError, OSError, ValueError) as error:  # a file of it gone, a field missing
+        what = error.filename if isinstance(error, OSError) else error
+        raise FromScratchError(
+            f"{folder / FILE}: its {spec['kind']} tokenizer cannot be read ({what})"
+        ) from None
+
+
+def _from_spec(folder: Path, spec: dict) -> Tokenizer:
     kind = spec["kind"]
     if kind == "bytes":
         return ByteTokenizer()
@@ -362,7 +397,8 @@ def load(folder: str | Path) -> Tokenizer:
     if kind == "bpe":
         from tokenizers import Tokenizer as HFTokenizer
 
-        return BPETokenizer(HFTokenizer.from_file(str(folder / spec["file"])))
+        # read here, so that a missing file is an OSError, not the library's bare Exception
+        return BPETokenizer(HFTokenizer.from_str((folder / spec["file"]).read_text("utf-8")))
     if kind == "gpt2":
         return GPT2Tokenizer(folder / spec["folder"])
     raise FromScratchError(f"{folder / FILE}: unknown tokenizer {kind!r}")

@@ -13,6 +13,8 @@ import os
 import shutil
 from pathlib import Path
 
+from fromscratch import FromScratchError
+
 
 def augment_stage(
     base: str,
@@ -31,6 +33,10 @@ def augment_stage(
     from fromscratch.io import atomic_dir, write_json
 
     check_settings(strategy, rate, copies)  # before the raw texts are read
+    if Path(out).resolve() == Path(base).resolve():
+        raise FromScratchError(
+            f"out={out}: the base folder itself; give the copy a path of its own"
+        )
     data = PreparedData(base)
     meta = data.meta
     # The prepared folder holds token ids only (lower-cased, <unk>s): augment the raw texts.
@@ -40,7 +46,7 @@ def augment_stage(
     labels = train.labels if train.labels is not None else [0] * len(train.texts)
     augmented, augmented_labels = augment_split(train.texts, labels, strategy, rate, copies, seed)
     tokenizer = MarkedUnknowns(data.tokenizer) if strategy == "unk" else data.tokenizer
-    with atomic_dir(out, MARKER) as folder:
+    with atomic_dir(out, *MARKER) as folder:
         for path in Path(base).iterdir():
             if path.name == "meta.json" or path.name.startswith(f"{train_split}."):
                 continue

@@ -20,6 +20,14 @@ def clean(text: str) -> str:
     return text.replace("<br />", "\n")
 
 
+def check_read_to_the_end(archive: tarfile.TarFile) -> None:
+    """tarfile takes a damaged member header for the archive's end, and stops without a word:
+    all that may follow is the end's zero padding.  (Reading on also checks gzip's CRC.)"""
+    while block := archive.fileobj.read(1 << 20):
+        if block.strip(b"\0"):
+            raise tarfile.ReadError("a damaged header ends its list of files before their end")
+
+
 def read(files, seed):
     found: dict[str, list[tuple[int, int, str]]] = {"train": [], "test": []}
     with tarfile.open(files["archive"], "r:gz") as archive:
@@ -33,6 +41,7 @@ def read(files, seed):
             with archive.extractfile(member) as review:
                 text = review.read().decode("utf-8")
             found[split].append((label, review_id, clean(text)))
+        check_read_to_the_end(archive)
     splits = {}
     for name, reviews in found.items():
         reviews.sort()  # deterministic order, whatever the archive's
