@@ -98,10 +98,18 @@ def test_one_class_is_a_config_error():
         tiny(num_classes=1)
 
 
-def test_a_mask_of_another_shape_is_named():
+@pytest.mark.parametrize(
+    ("mask", "local_kernel"),
+    [
+        (torch.ones(2, 7, dtype=torch.bool), 0),
+        (torch.ones(1, 8, dtype=torch.bool), 0),  # would broadcast over the batch
+        (torch.ones(2, 8, dtype=torch.long), 3),  # 1 = real, but not bool
+    ],
+)
+def test_a_mask_of_another_shape_or_type_is_named(mask, local_kernel):
     idx = torch.randint(1, 20, (2, 8))
-    with pytest.raises(ValueError, match=r"mask \(2, 7\) must match idx \(2, 8\)"):
-        Classifier(tiny())(idx, torch.ones(2, 7, dtype=torch.bool))
+    with pytest.raises(ValueError, match=r"Classifier: a mask of torch\.\w+ \(\d, \d\); it must"):
+        Classifier(tiny(local_kernel=local_kernel))(idx, mask)
 
 
 @pytest.mark.parametrize("pooling,local_kernel", [("mean", 0), ("max", 0), ("cls", 0), ("mean", 3)])

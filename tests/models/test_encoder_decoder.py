@@ -87,8 +87,19 @@ def test_too_long_input_names_the_context():
 
 
 @pytest.mark.parametrize("fast", [False, True])
-def test_a_float_source_mask_is_an_error(fast):
+@pytest.mark.parametrize(
+    "mask",
+    [
+        torch.ones(2, 8),  # 1.0 = real, but not bool
+        torch.ones(2, 7, dtype=torch.bool),
+        torch.ones(1, 8, dtype=torch.bool),  # would broadcast over the batch
+    ],
+    ids=["float", "shorter", "one-row"],
+)
+def test_a_source_mask_of_another_type_or_shape_is_named(fast, mask):
     model = EncoderDecoder(tiny(fast=fast)).eval()
     src, tgt = torch.randint(1, 16, (2, 8)), torch.randint(1, 16, (2, 6))
-    with pytest.raises(ValueError, match="key_mask must be bool"):
-        model(src, tgt, torch.ones(2, 8))
+    with pytest.raises(
+        ValueError, match=r"EncoderDecoder: a mask of torch\.\w+ \(\d, \d\); it must"
+    ):
+        model(src, tgt, mask)

@@ -198,6 +198,15 @@ def test_top_p_of_one_keeps_every_token(drawn_from):
     assert torch.equal(drawn_from(logits, top_p=1.0), F.softmax(logits, dim=-1))
 
 
+def test_a_tiny_temperature_samples_the_likeliest_token():
+    """Near zero, sampling becomes greedy; the logits over the temperature must not
+    overflow on the way (inf, then NaN weights that multinomial refuses)."""
+    logits = 50 * torch.randn(4, 30)
+    for temperature in (1e-3, 1e-40):
+        drawn = sample_next_token(logits, temperature=temperature, top_p=0.9)
+        assert torch.equal(drawn, logits.argmax(dim=-1, keepdim=True)), temperature
+
+
 def filtered_softmax(logits, temperature=1.0, top_k=None, top_p=None) -> torch.Tensor:
     """The definitions: softmax(logits / temperature), then only the top_k likeliest tokens,
     then only the smallest set of the likeliest whose mass reaches top_p; renormalised."""

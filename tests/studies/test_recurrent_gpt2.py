@@ -109,6 +109,9 @@ def test_sliding_window_sees_the_full_context_for_every_token():
             torch.testing.assert_close(bits[:, t - 1 : t], token_bits(logits, docs[:, t : t + 1]))
     coarse = document_bits(model, docs, "sliding", stride=5)
     torch.testing.assert_close(coarse[:, :CONTEXT], bits[:, :CONTEXT])  # the first window
+    assert document_bits(model, docs, "sliding", stride=CONTEXT).shape == bits.shape
+    with pytest.raises(FromScratchError, match=f"stride={CONTEXT + 1} must be between 1 and"):
+        document_bits(model, docs, "sliding", stride=CONTEXT + 1)  # would skip tokens
 
 
 def test_hugging_face_gpt2_and_the_project_gpt_give_the_same_bits(tmp_path):
@@ -172,6 +175,20 @@ def test_stage_writes_positions_and_summary_from_a_prepared_split(tmp_path, demo
     for variant in ("truncated", "input", "layers"):
         got = summary["variants"][variant]["bits_per_token"]
         assert got == pytest.approx(reference["bits_per_token"], rel=1e-5)
+
+
+def test_stage_refuses_a_stride_longer_than_the_context_before_it_runs(tmp_path, demo_chars):
+    from fromscratch.data import PreparedData
+    from fromscratch.stages.recurrent_gpt2 import recurrent_gpt2_stage
+
+    vocab_size = PreparedData(demo_chars).meta["vocab_size"]
+    model = GPT(GPTConfig(vocab_size=vocab_size, context=CONTEXT, n_layer=1, n_head=2, n_embd=16))
+    path = save_model(model, demo_chars, tmp_path / "model.pt")
+    with pytest.raises(FromScratchError, match=f"stride={CONTEXT + 1}: more than the model's"):
+        recurrent_gpt2_stage(
+            path, str(demo_chars), "test", str(tmp_path / "out"), stride=CONTEXT + 1
+        )
+    assert not (tmp_path / "out").exists()
 
 
 def test_stage_refuses_data_of_another_vocabulary(tmp_path, demo_chars):

@@ -16,7 +16,7 @@ from torch import nn
 
 from fromscratch.models.attention import Attention
 from fromscratch.models.blocks import Block, LayerNorm, init_gpt2
-from fromscratch.models.common import Model, TransformerConfig
+from fromscratch.models.common import Model, TransformerConfig, check_padding_mask
 from fromscratch.models.positions import absolute_position
 
 POOLINGS = ("mean", "max", "cls")
@@ -86,10 +86,9 @@ class Classifier(Model):
         B, T = idx.shape
         if idx.size(1) > self.config.context:
             raise ValueError(f"Classifier: {T} tokens exceed context={self.config.context}")
+        check_padding_mask(mask, idx, "Classifier")
         if mask is None:
             mask = torch.ones(B, T, dtype=torch.bool, device=idx.device)
-        elif mask.shape != idx.shape:
-            raise ValueError(f"Classifier: mask {tuple(mask.shape)} must match idx {(B, T)}")
         x = self.wte(idx)
         if self.training and self.config.token_dropout > 0:  # whole words, not channels
             x = x * F.dropout(x.new_ones(B, T, 1), self.config.token_dropout)

@@ -164,6 +164,16 @@ class LanguageModel(Model):
         return idx
 
 
+def check_padding_mask(mask: torch.Tensor | None, tokens: torch.Tensor, who: str) -> None:
+    """A padding mask is bool (True = real token) and shaped as its tokens (B, T): checked
+    here, where attention would fail deep inside, or broadcast a (1, T) one silently."""
+    if mask is not None and (mask.dtype != torch.bool or mask.shape != tokens.shape):
+        raise ValueError(
+            f"{who}: a mask of {mask.dtype} {tuple(mask.shape)}; it must be bool (True = real "
+            f"token) and shaped as the tokens {tuple(tokens.shape)}"
+        )
+
+
 class SamplingError(FromScratchError, ValueError):
     """Bad arguments to generate: a one-line message naming the argument and what is allowed."""
 
@@ -217,7 +227,10 @@ def sample_next_token(
     """Sample one token id per row from logits (B, V); returns (B, 1)."""
     if temperature == 0:
         return logits.argmax(dim=-1, keepdim=True)
-    logits = logits.float() / temperature
+    logits = logits.float()
+    # the largest logit 0 first: divided by a tiny temperature, it would overflow to inf
+    # (and the softmax give NaN), where the rest only fall to -inf
+    logits = (logits - logits.amax(dim=-1, keepdim=True)) / temperature
     if top_k is not None:
         kth = torch.topk(logits, min(top_k, logits.size(-1))).values[:, -1:]
         logits = logits.masked_fill(logits < kth, float("-inf"))

@@ -18,6 +18,7 @@ from fromscratch.models.blocks import Block, LayerNorm, init_gpt2
 from fromscratch.models.common import (
     Model,
     TransformerConfig,
+    check_padding_mask,
     check_sampling,
     check_token_ids,
     sample_next_token,
@@ -70,6 +71,7 @@ class EncoderDecoder(Model):
 
     def encode(self, src: torch.Tensor, src_mask: torch.Tensor | None = None) -> torch.Tensor:
         """src (B, S) -> memory (B, S, C).  src_mask (B, S) bool: True = real token."""
+        check_padding_mask(src_mask, src, "EncoderDecoder")
         x = self.embed(src)
         for block in self.encoder:
             x = block(x, mask=src_mask)

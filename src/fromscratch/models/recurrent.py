@@ -210,9 +210,9 @@ def _sliding_bits(net, docs: torch.Tensor, stride: int, batch_size: int) -> torc
     """Windows of c tokens ending every `stride` tokens; each scores only its new targets,
     so every token after the first window is predicted with c - stride + 1 to c tokens of
     context (stride 1: exactly c)."""
-    if stride < 1:
-        raise FromScratchError(f"recurrent: stride={stride} must be at least 1")
     c, (B, N) = net.context, docs.shape
+    if not 1 <= stride <= c:  # a longer stride would leave tokens between windows unscored
+        raise FromScratchError(f"recurrent: stride={stride} must be between 1 and the context {c}")
     ends = [*range(c, N - 1, stride), N - 1]  # a window predicts the tokens up to `end`
     windows = torch.stack([docs[:, e - c : e + 1] for e in ends], dim=1).flatten(0, 1)
     bits = torch.cat(

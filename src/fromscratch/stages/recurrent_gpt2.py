@@ -76,6 +76,11 @@ def recurrent_gpt2_stage(
     target = pick_device(device)
     net.to(target).eval()
     context = backbone(net).context
+    if stride > context:  # before the other variants run, not after them
+        raise FromScratchError(
+            f"recurrent_gpt2: stride={stride}: more than the model's context {context} (the "
+            "sliding windows would skip tokens)"
+        )
     length = document_length(context, chunks, memory_tokens)
     tokens = prepared.tokens(split)
     fit = (len(tokens) - 1) // (length - 1)
