@@ -82,6 +82,14 @@ def test_typos_stay_within_the_texts_alphabet(demo_chars, tmp_path):
     assert misspelt not in base.tokenizer.decode(base.tokens("train"))  # typos were made
 
 
+def test_typos_in_texts_of_every_letter_draw_from_all_26():
+    """IMDb's reviews hold every letter: their typos are those of the full alphabet."""
+    texts = ["the quick brown fox jumps over the lazy dog"] * 20
+    out, _ = augment_split(texts, [0] * 20, "typos", 0.5, seed=1)
+    rng = random.Random(1)
+    assert out[20:] == [AUGMENTATIONS["typos"](text, 0, rng, 0.5) for text in texts]
+
+
 def test_augmenting_a_folder_into_itself_is_refused(demo_words):
     with pytest.raises(FromScratchError, match="the base folder itself"):
         augment_stage(str(demo_words), str(demo_words) + "/.", "typos", rate=0.1)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import random
 import re
+import string
 from collections.abc import Sequence
 
 import numpy as np
@@ -79,10 +80,9 @@ def mix_sentences(
     return " ".join(rng.choice(borrowed) if rng.random() < rate else s for s in sentences)
 
 
-def typo(word: str, rng: random.Random) -> str:
-    """One keyboard slip in `word`: a letter dropped, doubled, replaced, or two swapped.
-    A replacement is another of the word's own letters: one from outside the text's
-    alphabet would be unknown to a character tokenizer made from it."""
+def typo(word: str, rng: random.Random, letters: str) -> str:
+    """One keyboard slip in `word`: a letter dropped, doubled, replaced by one of `letters`
+    (or of the word's own, where that is empty), or two swapped."""
     if len(word) < 2:
         return word
     i = rng.randrange(len(word) - 1)
@@ -92,13 +92,15 @@ def typo(word: str, rng: random.Random) -> str:
     if kind == 1:
         return word[: i + 1] + word[i:]
     if kind == 2:
-        return word[:i] + rng.choice(word) + word[i + 1 :]
+        return word[:i] + rng.choice(letters or word) + word[i + 1 :]
     return word[:i] + word[i + 1] + word[i] + word[i + 2 :]
 
 
-def typos(text: str, label: int, rng: random.Random, rate: float) -> str:
+def typos(
+    text: str, label: int, rng: random.Random, rate: float, letters: str = string.ascii_lowercase
+) -> str:
     """Character-level noise: each word gets one typo with probability `rate`."""
-    return " ".join(typo(w, rng) if rng.random() < rate else w for w in text.split())
+    return " ".join(typo(w, rng, letters) if rng.random() < rate else w for w in text.split())
 
 
 AUGMENTATIONS = {
@@ -142,6 +144,9 @@ def augment_split(
         for text, label in zip(texts, labels, strict=True):
             pool.setdefault(label, []).extend(split_sentences(text))
         extra["pool"] = pool
+    if strategy == "typos":  # only letters the texts have: a character tokenizer made from
+        # them knows no other
+        extra["letters"] = "".join(c for c in string.ascii_lowercase if any(c in t for t in texts))
     rng = random.Random(seed)
     out_texts, out_labels = list(texts), list(labels)
     for _ in range(copies):
