@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from matplotlib.patches import Rectangle
 
+from fromscratch import FromScratchError
 from fromscratch.figures import cramming, plots, sentence_vae, tables
 from fromscratch.figures.plots import label
 
@@ -143,6 +144,42 @@ def test_one_seed_has_no_spread(tmp_path, drawn):
         text = _titles(fig)
         assert "1 seed" in text and "seeds" not in text
         assert "nan" not in text and "±" not in text, text
+
+
+def test_a_seed_without_its_number_stops_the_figure_naming_it(tmp_path, drawn):
+    """A NaN in a summary (a broken run): seaborn would drop that seed without a word, under
+    a title that counts it; a NaN baseline would drop the seed from every ablation."""
+    runs = _runs([0, 1, 2], "test/bits_per_char", {"a": 1.5, "b": 1.4})
+    runs.loc[(runs["variant"] == "b") & (runs["seed"] == 2), "test/bits_per_char"] = np.nan
+    with pytest.raises(FromScratchError, match=r"test/bits_per_char is NaN for b seed 2; a fig"):
+        plots.comparison(runs, "e", "test/bits_per_char", tmp_path / "a", "t")
+    crammed = pd.DataFrame(
+        [
+            {"recipe": r, "seed": s, "budget_s": 6.0, "steps": 100, "m": 2.0}
+            for r in ("baseline", "dropout")
+            for s in (0, 1)
+        ]
+    )
+    crammed.loc[(crammed["recipe"] == "baseline") & (crammed["seed"] == 1), "m"] = np.nan
+    with pytest.raises(FromScratchError, match=r"m is NaN for baseline seed 1"):
+        cramming.ablation_table(crammed, "m", 6.0)
+    assert not drawn
+
+
+def test_the_latent_figure_keeps_its_legend_off_the_points(tmp_path, drawn):
+    rng = np.random.default_rng(0)
+    latents = {}
+    for variant in ("constant", "cyclical"):
+        latents[variant] = tmp_path / f"{variant}.npz"
+        np.savez(latents[variant], mu=rng.normal(size=(80, 8)), labels=rng.integers(0, 2, 80))
+    results = pd.DataFrame(
+        [{"variant": v, "seed": 0, "probe_accuracy": 0.6, "test/active_units": 4} for v in latents]
+    )
+    sentence_vae.latent(latents, results, 0, tmp_path / "latent", "t")
+    left, right = drawn[-1].axes
+    assert left.get_legend() is None  # one legend for both panels...
+    legend = right.get_legend().get_window_extent()
+    assert legend.x0 >= right.get_window_extent().x1 - 1  # ...beside them, over no point
 
 
 def test_the_kl_weight_is_drawn_from_its_schedule(tmp_path, drawn):

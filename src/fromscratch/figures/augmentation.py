@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 import seaborn as sns
 
@@ -67,6 +68,9 @@ def classifier_figure(results: pd.DataFrame, order: list[str], out: str | Path, 
     accuracy, one point per (strategy, out-of-domain set), error bars in both directions."""
     data = results[(results["model"] == "classifier") & (results["metric"] == "accuracy")]
     sets = list(dict.fromkeys(data["set"]))  # in-domain first, as evaluated
+    # a set is a marker in both panels (in-domain: a diamond); colour is a strategy's, on
+    # the right alone (the left's x axis names them), so the sets are grey
+    markers = ["o", "s", "^", "v", "P"]
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
     sns.pointplot(
         data,
@@ -79,7 +83,8 @@ def classifier_figure(results: pd.DataFrame, order: list[str], out: str | Path, 
         dodge=0.8 * (len(sets) - 1) / len(sets),  # where stripplot's dodge puts the seeds
         linestyle="none",
         capsize=0.1,
-        marker="D",
+        markers=["D", *markers][: len(sets)],
+        palette=[str(shade) for shade in np.linspace(0.3, 0.7, len(sets))],
         ax=left,
     )
     sns.stripplot(
@@ -104,7 +109,6 @@ def classifier_figure(results: pd.DataFrame, order: list[str], out: str | Path, 
 
     by_seed = data.pivot_table(index=["strategy", "seed"], columns="set", values="value")
     stats = by_seed.groupby("strategy").agg(["mean", "std"])
-    markers = ["o", "s", "^", "v", "P"]
     for i, strategy in enumerate(order):
         for j, name in enumerate(s for s in sets if s != IN_DOMAIN):
             x, y = stats.loc[strategy, IN_DOMAIN], stats.loc[strategy, name]

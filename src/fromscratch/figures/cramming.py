@@ -16,7 +16,15 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from fromscratch.figures.plots import label, log2_ticks, mean_sd_text, save, seed_chart, seeds_note
+from fromscratch.figures.plots import (
+    label,
+    log2_ticks,
+    mean_sd_text,
+    require_values,
+    save,
+    seed_chart,
+    seeds_note,
+)
 
 
 def _summary_row(path: Path, metric: str) -> dict:
@@ -49,6 +57,7 @@ def whole_budget(runs: pd.DataFrame, metric: str, budget_s: float) -> pd.DataFra
     """The runs at the whole budget, with `change`: the metric minus the baseline's metric
     of the same seed."""
     whole = runs[np.isclose(runs["budget_s"], budget_s)]
+    require_values(whole, metric, "recipe")  # a NaN baseline would void a seed everywhere
     baseline = whole[whole["recipe"] == "baseline"].set_index("seed")[metric]
     return whole.assign(change=whole[metric] - whole["seed"].map(baseline))
 

@@ -20,6 +20,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
+from fromscratch import FromScratchError
 from fromscratch.io import atomic_path
 
 sns.set_theme(style="whitegrid", context="notebook")
@@ -108,6 +109,15 @@ def mean_sd(
     return stats
 
 
+def require_values(data: pd.DataFrame, column: str, category: str) -> None:
+    """Stop, naming the runs, where `column` is NaN (a summary without the number): a chart
+    would leave those seeds out without a word, under a title that counts them."""
+    missing = data[data[column].isna()]
+    if len(missing):
+        runs = ", ".join(f"{row[category]} seed {row['seed']}" for _, row in missing.iterrows())
+        raise FromScratchError(f"{column} is NaN for {runs}; a figure would leave it out")
+
+
 def seed_chart(
     ax: plt.Axes,
     data: pd.DataFrame,
@@ -121,6 +131,8 @@ def seed_chart(
     error bars) and a black dot per seed; the mean as a bar from 0 (bars=True), or as a
     point where the axis is zoomed in to the differences (a bar must start at 0).  The
     categories go along whichever of x and y is not numeric."""
+    value, category = (y, x) if pd.api.types.is_numeric_dtype(data[y]) else (x, y)
+    require_values(data, value, category)
     if bars:
         sns.barplot(data, x=x, y=y, order=order, errorbar="sd", color="C0", alpha=0.6,
                     capsize=0.2, ax=ax)  # fmt: skip

@@ -146,6 +146,9 @@ def latent(
             fontsize=10,
         )
         ax.set(xlabel="principal component 1 of μ", ylabel="principal component 2 of μ")
+    for ax in axes[0][:-1]:  # one legend, beside the panels: inside one it hid points
+        ax.get_legend().remove()
+    sns.move_legend(axes[0][-1], "upper left", bbox_to_anchor=(1.0, 1.0), title="review")
     fig.suptitle(f"{title} (seed {seed})")
     return save(fig, out)
 
