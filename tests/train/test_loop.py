@@ -8,6 +8,7 @@ import torch
 import yaml
 
 from fromscratch import FromScratchError
+from fromscratch.config import ConfigError
 from fromscratch.data import PreparedData
 from fromscratch.train import NonFiniteLoss, TrainConfig, Trainer, load_config, train
 from fromscratch.train.schedule import learning_rate
@@ -375,6 +376,9 @@ def test_resume_goes_on_when_only_the_watching_changed(demo_chars, tmp_path, cap
     capsys.readouterr()
     watched = spec | {"wandb_mode": "offline", "tags": "rerun", "run_name": "x/y", "log_every": 2}
     watched |= {"checkpoint_every": 4, "keep_checkpoints": 3}
+    # and what is evaluated, and how (a wrong eval_stride would have failed the final
+    # evaluation, after every step)
+    watched |= {"eval_splits": "test", "eval_every": 4, "eval_max_tokens": 500, "eval_stride": 8}
     resumed = train(TrainConfig.from_dict(watched), tmp_path / "run", resume=True)
     assert "resuming from step 6" in capsys.readouterr().err
     assert resumed["final_train_loss"] == uninterrupted["final_train_loss"]
@@ -479,3 +483,24 @@ def test_steps_taken_outside_the_loop_follow_a_token_or_time_clock(demo_chars, t
     assert rates == pytest.approx([3e-3, 3e-3 * 0.75, 3e-3 * 0.5, 3e-3 * 0.25])
     assert trainer.state.tokens == 4 * 8 * 32 and trainer.done()
     assert trainer.state.elapsed > 0
+
+
+def test_an_evaluation_that_cannot_run_fails_before_training(demo_chars, tmp_path):
+    """eval_stride past the positions a model predicts, or one token to score, would fail
+    only at the final evaluation, after every step."""
+    spec = tiny_gpt(demo_chars, max_steps=400, eval_stride=33)  # context 32
+    with pytest.raises(FromScratchError, match="eval_stride=33: more than the 32 positions"):
+        Trainer(TrainConfig.from_dict(spec), tmp_path)
+    with pytest.raises(ConfigError, match=r"eval_max_tokens: 1 must be 0 \(all\) or at least 2"):
+        TrainConfig.from_dict(tiny_gpt(demo_chars, eval_max_tokens=1))
+
+
+def test_max_steps_left_out_cuts_no_token_or_time_budget(demo_chars, tmp_path):
+    """Left out, max_steps is 1,000 on the steps clock; on a token clock it stopped a run
+    at step 1,000 with the budget half spent and the rate half decayed."""
+    spec = tiny_gpt(demo_chars, eval_splits="", batch_size=1)
+    del spec["max_steps"]
+    assert TrainConfig.from_dict(spec).max_steps == 1000
+    tokens = spec | {"clock": "tokens", "token_budget": 1001 * 32, "log_every": 1000}
+    summary = train(TrainConfig.from_dict(tokens), tmp_path)
+    assert summary["steps"] == 1001 and summary["tokens"] == 1001 * 32

@@ -41,6 +41,12 @@ WATCHING = {
     "log_every",
     "checkpoint_every",
     "keep_checkpoints",
+    # what is evaluated, and how: a rerun that fixes an evaluation setting (which can fail
+    # only at the final evaluation, after every step) must not train again
+    "eval_every",
+    "eval_splits",
+    "eval_max_tokens",
+    "eval_stride",
 }
 
 

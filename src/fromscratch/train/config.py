@@ -126,7 +126,8 @@ class TrainConfig(OptimizerConfig):
     The optimizer and schedule as in OptimizerConfig; lr_from / batch_size_from: JSON
     files of the tuning stages to read lr / batch_size from; clock (steps | time | tokens):
     what the schedule follows.  Budgets: max_steps, time_budget_s, token_budget (0: none;
-    the clock's own must be set, the others stop the run early).
+    the clock's own must be set, the others stop the run early; max_steps left out: 1,000
+    on the steps clock, none on the others, whose runs it would cut short).
     eval_max_tokens: score only the first tokens of each split (0: all); eval_stride: score
     language models in windows every eval_stride tokens, so that each token sees at least
     context - eval_stride before it (0: the model's own, see train/evaluate.py).  precision:
@@ -161,8 +162,11 @@ class TrainConfig(OptimizerConfig):
     teacher: str = ""
     distill_temperature: float = 2.0
     distill_weight: float = 0.5
+    max_steps: int | None = None
 
     def __post_init__(self) -> None:
+        if self.max_steps is None:
+            self.max_steps = 1000 if self.clock == "steps" else 0
         super().__post_init__()
         if not self.data:
             self._fail("data", "is required: the folder made by `fromscratch data prepare`")
@@ -173,6 +177,8 @@ class TrainConfig(OptimizerConfig):
         self._check_not_negative(
             "time_budget_s", "token_budget", "eval_max_tokens", "eval_stride", "head_tokens"
         )
+        if self.eval_max_tokens == 1:  # scoring predicts the second token from the first
+            self._fail("eval_max_tokens", "1 must be 0 (all) or at least 2")
         for key in ("context", "max_length"):
             if getattr(self, key) < 0:
                 self._fail(

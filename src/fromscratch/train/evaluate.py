@@ -55,6 +55,21 @@ def lm_windows(n: int, context: int, stride: int) -> list[tuple[int, int, int]]:
 
 
 @torch.no_grad()
+def check_stride(model, window: int, stride: int, device: str | torch.device) -> int:
+    """How many positions `model` predicts from a window of `window` tokens (all, or a
+    Perceiver AR's latents), which windows every `stride` tokens must not exceed: they
+    would leave tokens between them unscored."""
+    probe = torch.zeros((1, window), dtype=torch.long, device=device)
+    predicts = model(probe).size(1)
+    if stride > predicts:
+        raise FromScratchError(
+            f"eval_stride={stride}: more than the {predicts} positions the model predicts "
+            "from a window"
+        )
+    return predicts
+
+
+@torch.no_grad()
 def evaluate_lm(
     model,
     data: PreparedData,
@@ -78,14 +93,7 @@ def evaluate_lm(
     info = data.meta["splits"][split]
     total_bits, predicted = 0.0, 0
     with evaluating(model):
-        # how many positions the model predicts from a full window: all, or its latents
-        probe = torch.zeros((1, min(context, n - 1)), dtype=torch.long, device=device)
-        predicts = model(probe).size(1)
-        if stride > predicts:
-            raise FromScratchError(
-                f"eval_stride={stride}: more than the {predicts} positions the model "
-                "predicts from a window"
-            )
+        predicts = check_stride(model, min(context, n - 1), stride, device)
         stride = stride or predicts
         # windows of the same length go through the model together (only the first few,
         # shorter than context, differ)

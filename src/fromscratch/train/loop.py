@@ -36,7 +36,12 @@ from fromscratch.train.config import TrainConfig
 from fromscratch.train.distill import Teacher, load_teacher
 from fromscratch.train.distributed import Distributed
 from fromscratch.train.ema import EMA
-from fromscratch.train.evaluate import evaluate_classifier, evaluate_lm, lm_targets_for
+from fromscratch.train.evaluate import (
+    check_stride,
+    evaluate_classifier,
+    evaluate_lm,
+    lm_targets_for,
+)
 from fromscratch.train.models import build_model, model_config
 from fromscratch.train.schedule import learning_rate, step_progress
 
@@ -212,6 +217,8 @@ class Trainer:
             raise FromScratchError(
                 f"{key}={longest}: longer than the model's context={model_context}"
             )
+        if config.eval_stride and config.family != "classifier":  # now, not after training
+            check_stride(self.model, self.context, config.eval_stride, self.device)
         if config.family == "classifier" and config.head_tokens > self.max_length:
             raise FromScratchError(
                 f"head_tokens={config.head_tokens}: more than the max_length={self.max_length} "
