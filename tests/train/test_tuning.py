@@ -54,6 +54,14 @@ def test_lr_range_test_smooths_its_sweep_and_its_choice_feeds_training(demo_word
     assert tuned.resolved().lr == result["lr"]
 
 
+def test_an_lr_sweep_still_falling_at_max_lr_says_so(demo_chars, tmp_path, capsys):
+    config = TrainConfig.from_dict(tiny_gpt(demo_chars))
+    result = lr_range_test(config, tmp_path, steps=30, min_lr=1e-5, max_lr=1e-3)
+    assert not result["diverged"]
+    assert result["lr_at_min_loss"] == pytest.approx(1e-3)
+    assert "the loss was still falling at max_lr=0.001" in capsys.readouterr().err
+
+
 def test_batch_size_search_on_cpu(demo_chars, tmp_path, capsys):
     config = TrainConfig.from_dict(tiny_gpt(demo_chars))
     result = search(config, tmp_path, max_batch_size=4, memory_cap_mb=16_384)
@@ -211,3 +219,12 @@ def test_sweeps_that_cannot_answer_fail_in_one_line(demo_chars, tmp_path, capsys
         err = capsys.readouterr().err  # one line: no probe's progress line before it
         assert err.count("\n") == 1 and named in err, options
     assert not (tmp_path / "o" / "noise_scale.json").exists()
+
+
+def test_a_gpu_named_by_its_index_is_searched_as_a_gpu(demo_chars, monkeypatch):
+    """cuda:0 took the CPU's path: a child process's resident memory against the CPU cap."""
+    from fromscratch.train.batch_size import on_a_gpu
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # as on a GPU node
+    for device, gpu in (("auto", True), ("cuda", True), ("cuda:1", True), ("cpu", False)):
+        assert on_a_gpu(TrainConfig.from_dict(tiny_gpt(demo_chars, device=device))) == gpu

@@ -83,6 +83,12 @@ def full_length(trainer):
     )
 
 
+def on_a_gpu(config: TrainConfig) -> bool:
+    """Whether the config's device is a CUDA GPU here (auto, cuda, cuda:1, ...)."""
+    wants = "cuda" if config.device == "auto" else torch.device(config.device).type
+    return wants == "cuda" and torch.cuda.is_available()
+
+
 def measure(
     config: TrainConfig, batch_size: int, steps: int = PROBE_STEPS
 ) -> tuple[dict | None, float]:
@@ -91,7 +97,7 @@ def measure(
     On a GPU the probe runs here and the peak is what PyTorch allocated; on a CPU it runs
     in a fresh process, whose peak resident memory is the whole cost of training.
     """
-    if torch.cuda.is_available() and config.device in ("auto", "cuda"):
+    if on_a_gpu(config):
         torch.cuda.reset_peak_memory_stats()
         try:
             result = probe(config, batch_size, steps)
@@ -193,12 +199,13 @@ def search(
     model_config(config.model)
     PreparedData(config.data).check_split(config.train_split)
     out = Path(out)
-    cuda = torch.cuda.is_available() and config.device in ("auto", "cuda")
+    cuda = on_a_gpu(config)
     tried = []
     batch_size = 1
     while batch_size <= max_batch_size:
         result, peak_mb = measure(config, batch_size)
-        fits = result is not None and peak_mb <= memory_cap_mb
+        # the cap is a CPU's (its RAM, shared); a GPU's limit is its own memory
+        fits = result is not None and (cuda or peak_mb <= memory_cap_mb)
         tried.append(
             {
                 "batch_size": batch_size,
@@ -218,7 +225,8 @@ def search(
         batch_size *= 2
     fitting = [t for t in tried if t["fits"]]
     if not fitting:
-        raise FromScratchError(f"not even a batch of 1 fits in {memory_cap_mb:,.0f} MB")
+        limit = "this GPU's memory" if cuda else f"{memory_cap_mb:,.0f} MB"
+        raise FromScratchError(f"not even a batch of 1 fits in {limit}")
     fastest = max(fitting, key=lambda t: t["tokens_per_s"])
     result = {
         "batch_size": fitting[-1]["batch_size"],

@@ -21,6 +21,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -101,6 +102,12 @@ def lr_range_test(
         "diverged": len(lrs) < steps,
         "batch_size": trainer.config.batch_size,
     }
+    if not result["diverged"] and result["lr_at_min_loss"] == lrs[-1]:
+        print(
+            f"lr range test: the loss was still falling at max_lr={max_lr:g}: the lr chosen, "
+            "a tenth of it, may be far too low; raise max_lr",
+            file=sys.stderr,
+        )
     table = io.StringIO()
     writer = csv.writer(table)
     writer.writerow(["step", "lr", "loss", "smoothed"])
