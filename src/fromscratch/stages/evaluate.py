@@ -53,7 +53,8 @@ def check_sample_options(out: str, prompt: str = "", num_samples: int = 1) -> No
 
 def evaluate_stage(model: str, sets: dict[str, dict], out: str = "", max_tokens: int = 0) -> dict:
     """Score a trained model on whole splits: accuracy for a classifier, bits for an LM
-    (over the first `max_tokens` tokens of each split, if > 0).
+    (over the first `max_tokens` tokens of each split, if > 0), as its training scored them
+    (its context, and its eval_stride).
 
     `sets` maps a name to {"split": …, "data": a prepared folder (default: the model's
     training data)}; an out-of-domain folder must use the training data's tokenizer.
@@ -84,7 +85,13 @@ def evaluate_stage(model: str, sets: dict[str, dict], out: str = "", max_tokens:
         else:
             context = config["context"] or config["model"]["context"]
             results[name] = evaluate_lm(
-                net, data, where["split"], context, device=device, max_tokens=max_tokens
+                net,
+                data,
+                where["split"],
+                context,
+                device=device,
+                max_tokens=max_tokens,
+                stride=config.get("eval_stride", 0),  # absent from a non-training model's
             )
     if out:
         write_json(out, results)
