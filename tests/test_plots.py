@@ -262,3 +262,17 @@ def test_tables_and_figures_are_written_atomically(tmp_path, monkeypatch):
     assert [p.name for p in written] == ["figure.png", "figure.pdf"]
     assert written[0].read_bytes().startswith(b"\x89PNG") and written[1].read_bytes()[:4] == b"%PDF"
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_a_noise_scale_not_measured_is_left_off_the_batch_size_figure(tmp_path, drawn):
+    search = {"device": "cpu", "memory_cap_mb": 100.0, "batch_size": 4, "tried": [
+        {"batch_size": b, "fits": True, "peak_memory_mb": 10.0 * b, "tokens_per_s": 100.0 * b}
+        for b in (1, 2, 4)
+    ]}  # fmt: skip
+    (tmp_path / "search.json").write_text(json.dumps(search))
+    for value, lines in ((None, 0), (3.0, 1)):
+        noise = {"noise_scale": value, "after_steps": 0}
+        (tmp_path / "noise.json").write_text(json.dumps(noise))
+        plots.batch_size(tmp_path / "search.json", tmp_path / "b", "t", tmp_path / "noise.json")
+        marked = [line for line in drawn[-1].axes[0].get_lines() if line.get_linestyle() == "--"]
+        assert len(marked) == lines

@@ -136,7 +136,9 @@ def cmd_noise_scale(args: argparse.Namespace) -> None:
         draws=args.draws,
         after_steps=args.after_steps,
     )
-    print(f"gradient noise scale {result['noise_scale']:,.1f} → {args.out}/noise_scale.json")
+    measured = result["noise_scale"]
+    said = "not measured" if measured is None else f"{measured:,.1f}"
+    print(f"gradient noise scale {said} → {args.out}/noise_scale.json")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:

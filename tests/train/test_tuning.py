@@ -127,6 +127,11 @@ def test_noise_scale_recovers_a_known_gradient_noise():
     assert result["noise_scale"] == pytest.approx(d * sigma**2 / mu.square().sum().item(), rel=0.1)
     with pytest.raises(ValueError, match="0 < small < big"):
         noise_scale_from(1.0, 0.5, 8, 8)
+    # few draws of a noisy gradient: |G|² estimated below 0 gives no noise scale (it was
+    # infinity, written "Infinity", which JSON readers do not take)
+    unmeasured = noise_scale_from(1.0, 0.1, 1, 8)  # |G|² = (8 * 0.1 - 1.0) / 7 < 0
+    assert unmeasured["grad_norm_sq"] < 0 and unmeasured["noise_scale"] is None
+    assert json.loads(json.dumps(unmeasured, allow_nan=False))["noise_scale"] is None
 
 
 def test_cli_measures_the_gradient_noise_scale_after_training(demo_chars, tmp_path, capsys):

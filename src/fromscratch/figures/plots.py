@@ -187,8 +187,8 @@ def batch_size(
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.8))
     left.plot(fits["batch_size"], fits["tokens_per_s"], marker="o")
     left.set(xlabel="batch size (sequences)", ylabel="throughput (tokens/s)")
-    if noise_path is not None:
-        noise = json.loads(Path(noise_path).read_text())
+    noise = json.loads(Path(noise_path).read_text()) if noise_path is not None else {}
+    if noise.get("noise_scale") is not None:  # None: not measured (noise_scale.py)
         where = f"after {noise['after_steps']} steps" if noise["after_steps"] else "at init"
         label = f"gradient noise scale:\n{noise['noise_scale']:.3g} sequences, {where}"
         left.axvline(noise["noise_scale"], color="C2", ls="--", label=label)

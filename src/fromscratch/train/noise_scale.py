@@ -29,6 +29,7 @@ models, and both terms), which the batch-size figure marks on its throughput cur
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -45,10 +46,13 @@ def noise_scale_from(small_sq: float, big_sq: float, small: int, big: int) -> di
         raise ValueError(f"batch sizes must satisfy 0 < small < big, got {small} and {big}")
     grad_sq = (big * big_sq - small * small_sq) / (big - small)
     trace = (small_sq - big_sq) / (1 / small - 1 / big)
+    # each an unbiased estimate from few draws: either can come out at or below 0, and
+    # then there is no noise scale to report (null, not an infinity JSON cannot hold)
+    measured = grad_sq > 0 and trace > 0
     return {
         "grad_norm_sq": grad_sq,
         "trace_covariance": trace,
-        "noise_scale": trace / grad_sq if grad_sq > 0 else float("inf"),
+        "noise_scale": trace / grad_sq if measured else None,
     }
 
 
@@ -124,7 +128,17 @@ def measure_noise_scale(
         micro_batch,
     )
     model.zero_grad(set_to_none=True)
-    tokens = None if config.family == "classifier" else result["noise_scale"] * trainer.context
+    if result["noise_scale"] is None:
+        print(
+            f"gradient noise scale: not measured, |G|² estimated at {result['grad_norm_sq']:.3g}"
+            f" and tr(Σ) at {result['trace_covariance']:.3g} (both must be positive); raise "
+            "draws or accumulate",
+            file=sys.stderr,
+        )
+    sequences = result["noise_scale"]
+    tokens = (
+        None if config.family == "classifier" or sequences is None else sequences * trainer.context
+    )
     return {
         **result,
         "noise_scale_tokens": tokens,
