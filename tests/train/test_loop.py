@@ -504,3 +504,15 @@ def test_max_steps_left_out_cuts_no_token_or_time_budget(demo_chars, tmp_path):
     tokens = spec | {"clock": "tokens", "token_budget": 1001 * 32, "log_every": 1000}
     summary = train(TrainConfig.from_dict(tokens), tmp_path)
     assert summary["steps"] == 1001 and summary["tokens"] == 1001 * 32
+
+
+def test_a_token_clock_decays_from_the_end_of_warm_up(demo_chars, tmp_path):
+    """As the steps clock does: counted from 0, the decay stood a third of the way down
+    (here) in the first step after warm-up."""
+    tokens = 8 * 32  # a step's
+    spec = tiny_gpt(demo_chars, clock="tokens", token_budget=6 * tokens, max_steps=0)
+    spec |= {"warmup_steps": 2, "schedule": "linear", "min_lr_ratio": 0.0, "eval_splits": ""}
+    trainer = Trainer(TrainConfig.from_dict(spec), tmp_path)
+    rates = [trainer.train_step()["lr"] for _ in range(6)]
+    assert rates == pytest.approx([3e-3 * r for r in (0.5, 1.0, 1.0, 0.75, 0.5, 0.25)])
+    assert trainer.state.warmup_tokens == 2 * tokens

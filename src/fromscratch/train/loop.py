@@ -43,7 +43,7 @@ from fromscratch.train.evaluate import (
     lm_targets_for,
 )
 from fromscratch.train.models import build_model, model_config
-from fromscratch.train.schedule import learning_rate, step_progress
+from fromscratch.train.schedule import decay_progress, learning_rate, step_progress
 
 
 class NonFiniteLoss(FromScratchError):
@@ -143,6 +143,10 @@ class Progress:
     elapsed: float = 0.0  # seconds of training steps (not evaluation), across resumes
     best: dict = field(default_factory=dict)
     train_loss: float | None = None  # the last step's: summary.json's final_train_loss
+    # where warm-up ended on a time or token clock: the decay starts there, as it starts at
+    # warmup_steps on the steps clock (counted from 0, it would drop at warm-up's end)
+    warmup_elapsed: float = 0.0
+    warmup_tokens: int = 0
 
 
 def pick_device(name: str) -> torch.device:
@@ -344,9 +348,9 @@ class Trainer:
     def budget_progress(self) -> float:
         c, s = self.config, self.state
         if c.clock == "time":
-            return s.elapsed / c.time_budget_s
+            return decay_progress(s.elapsed, s.warmup_elapsed, c.time_budget_s)
         if c.clock == "tokens":
-            return s.tokens / c.token_budget
+            return decay_progress(s.tokens, s.warmup_tokens, c.token_budget)
         return step_progress(s.step, c.max_steps, c.warmup_steps)
 
     def done(self) -> bool:
@@ -421,6 +425,8 @@ class Trainer:
         s.tokens += tokens
         s.elapsed += seconds
         s.train_loss = total_loss
+        if s.step == c.warmup_steps:
+            s.warmup_elapsed, s.warmup_tokens = s.elapsed, s.tokens
         return {"loss": total_loss, "lr": lr, "grad_norm": grad_norm, "stop_signal": stop_signal}
 
     @property

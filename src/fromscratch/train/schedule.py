@@ -2,8 +2,9 @@
 
 The schedule is a pure function of where training is — the step, the elapsed wall-clock
 time over a time budget (cramming: the budget is hours, not steps), or the tokens seen
-over a token budget — so a resumed run needs nothing but the step, the elapsed time and
-the tokens from its checkpoint.
+over a token budget, each counted from the end of warm-up — so a resumed run needs nothing
+but the step, the elapsed time and the tokens (and where warm-up ended) from its
+checkpoint.
 """
 
 from __future__ import annotations
@@ -18,6 +19,12 @@ def step_progress(step: int, max_steps: int, warmup_steps: int) -> float:
     """How far the decay has got after warm-up, on a clock of steps: 0 at the end of warm-up,
     1 at max_steps."""
     return (step - warmup_steps) / max(max_steps - warmup_steps, 1)
+
+
+def decay_progress(used: float, warmed_up: float, budget: float) -> float:
+    """How far the decay has got after warm-up, on a clock of time or tokens: 0 where
+    warm-up ended (at `warmed_up` of the clock), 1 at the budget."""
+    return (used - warmed_up) / max(budget - warmed_up, 1e-9)
 
 
 def learning_rate(
