@@ -161,6 +161,19 @@ def test_pang_lee_sets_with_the_imdb_vocabulary(mirror, tmp_path, capsys):
     )  # latin-1 decoded: "é" is one character
 
 
+def test_a_borrowed_tokenizer_missing_a_character_names_the_data_and_its_folder(
+    mirror, tmp_path, capsys
+):
+    common = ["--mirror", str(mirror), "--cache", str(tmp_path / "c")]
+    shakespeare = tmp_path / "shakespeare"
+    assert prepare(capsys, "shakespeare", shakespeare, *common, "--tokenizer", "chars")[0] == 0
+    code, _, err = prepare(
+        capsys, "pang-lee-sentences", tmp_path / "pl", *common, "--tokenizer-from", str(shakespeare)
+    )
+    assert code == 1 and err.count("\n") == 1, err
+    assert f"pang-lee-sentences test with the tokenizer of {shakespeare}: not in the voc" in err
+
+
 @pytest.mark.parametrize("kind", ["words", "chars"])
 def test_a_borrowed_tokenizer_must_suit_the_data_set(mirror, tmp_path, capsys, kind):
     """enwik8 is bytes only: a words or chars tokenizer from another folder is refused by

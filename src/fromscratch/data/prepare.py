@@ -129,9 +129,13 @@ def prepare(
     with atomic_dir(out, *MARKER) as folder:
         tok.save(folder)
         for split_name, split in splits.items():
-            meta["splits"][split_name] = write_split(
-                folder, split_name, split, tok, dtype, progress
-            )
+            try:
+                meta["splits"][split_name] = write_split(
+                    folder, split_name, split, tok, dtype, progress
+                )
+            except FromScratchError as error:  # a text the tokenizer cannot encode: whose
+                whose = f"the tokenizer of {tokenizer_from}" if tokenizer_from else tok.kind
+                raise FromScratchError(f"{name} {split_name} with {whose}: {error}") from None
         write_json(folder / "meta.json", meta)
     return meta
 
