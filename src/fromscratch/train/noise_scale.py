@@ -24,7 +24,8 @@ Here the big batch is `accumulate` small ones: each draw takes that many micro-b
 ratio is taken, as the paper recommends: each one alone is noisy and can be negative.
 
 Writes `noise_scale.json` (`noise_scale` in sequences, `noise_scale_tokens` for language
-models, and both terms), which the batch-size figure marks on its throughput curve.
+models, and both terms; null where an averaged term still came out at or below 0: more
+draws needed), which the batch-size figure marks on its throughput curve.
 """
 
 from __future__ import annotations
