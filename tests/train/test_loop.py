@@ -95,12 +95,12 @@ def test_token_and_time_budgets_stop_the_run(demo_chars, tmp_path):
         tmp_path / "t",
     )
     assert by_tokens["steps"] == 7
-    # clock: tokens: after warm-up the LR decays over the tokens seen, to its floor at the
-    # budget (not stuck at the floor, as a steps clock with no max_steps would be)
+    # clock: tokens: after warm-up the LR decays over the tokens seen since, to its floor
+    # at the budget (not stuck at the floor, as a steps clock with no max_steps would be)
     lines = [json.loads(x) for x in (tmp_path / "t" / "metrics.jsonl").read_text().splitlines()]
     lrs = [x["lr"] for x in lines if "lr" in x]
     tokens_per_step = 8 * 32
-    expected = [learning_rate(3e-3, step, step / 7, warmup_steps=5) for step in range(7)]
+    expected = [learning_rate(3e-3, step, (step - 5) / 2, warmup_steps=5) for step in range(7)]
     assert lrs == pytest.approx(expected)
     assert lrs[5] > lrs[6] > 3e-4
     assert tokens_per_step * 7 == by_tokens["tokens"]
