@@ -13,7 +13,16 @@ import pytest
 from fromscratch.cli import main
 from fromscratch.data import DATASETS, PreparedData
 
-from .fixtures import ENWIK8, IMDB, REVIEWS, SENTENCES, SHAKESPEARE, make_mirror, write_sums
+from .fixtures import (
+    ENWIK8,
+    IMDB,
+    REVIEWS,
+    SENTENCES,
+    SHAKESPEARE,
+    _zip,
+    make_mirror,
+    write_sums,
+)
 
 
 @pytest.fixture(scope="module")
@@ -268,6 +277,24 @@ def test_an_archive_that_ends_early_without_an_error_is_refused(tmp_path, capsys
     assert code == 1 and err.count("\n") == 1
     assert "corrupt or truncated download" in err and "a damaged header ends its list" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_split_without_texts_is_refused(tmp_path, capsys):
+    """Files that read without an error but hold nothing (emptied snippet lists) would make
+    a prepared folder with an empty split."""
+    broken = make_mirror(tmp_path / "broken")
+    _zip(
+        broken / "sentence_polarity.zip",
+        {f"sentence_polarity/rt-polarity.{label}": b"\n" for label in ("neg", "pos")},
+    )
+    write_sums(broken)
+    code, _, err = prepare(
+        capsys, "pang-lee-sentences", tmp_path / "o", "--mirror", str(broken),
+        "--cache", str(tmp_path / "c"),
+    )  # fmt: skip
+    assert code == 1 and err.count("\n") == 1
+    assert "no texts in split(s) test of " in err and "sentence_polarity.zip" in err
+    assert not (tmp_path / "o").exists()
 
 
 def test_a_text_file_that_is_no_utf8_is_named(tmp_path, capsys):

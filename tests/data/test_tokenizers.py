@@ -125,4 +125,5 @@ def test_a_tokenizer_that_cannot_be_read_is_one_line(tmp_path, written, named):
     with pytest.raises(FromScratchError) as e:
         tokenizers.load(tmp_path)
     assert named in str(e.value) and "\n" not in str(e.value)
-    assert not tokenizers.is_saved_in(tmp_path) or "cannot be read" in named
+    # a tokenizer.json of a kind of ours marks a prepared folder, even with a file missing
+    assert tokenizers.is_saved_in(tmp_path) == ("cannot be read" in named)

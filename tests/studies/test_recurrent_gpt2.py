@@ -184,7 +184,7 @@ def test_stage_refuses_a_stride_longer_than_the_context_before_it_runs(tmp_path,
     vocab_size = PreparedData(demo_chars).meta["vocab_size"]
     model = GPT(GPTConfig(vocab_size=vocab_size, context=CONTEXT, n_layer=1, n_head=2, n_embd=16))
     path = save_model(model, demo_chars, tmp_path / "model.pt")
-    with pytest.raises(FromScratchError, match=f"stride={CONTEXT + 1}: more than the model's"):
+    with pytest.raises(FromScratchError, match=f"recurrent_gpt2: stride={CONTEXT + 1} must be"):
         recurrent_gpt2_stage(
             path, str(demo_chars), "test", str(tmp_path / "out"), stride=CONTEXT + 1
         )

@@ -399,6 +399,4 @@ def _from_spec(folder: Path, spec: dict) -> Tokenizer:
 
         # read here, so that a missing file is an OSError, not the library's bare Exception
         return BPETokenizer(HFTokenizer.from_str((folder / spec["file"]).read_text("utf-8")))
-    if kind == "gpt2":
-        return GPT2Tokenizer(folder / spec["folder"])
-    raise FromScratchError(f"{folder / FILE}: unknown tokenizer {kind!r}")
+    return GPT2Tokenizer(folder / spec["folder"])  # gpt2: read_spec lets no other kind by

@@ -206,13 +206,21 @@ def _chunked_bits(net, docs: torch.Tensor, variant: str, m: int) -> torch.Tensor
     return torch.cat(bits, dim=1)
 
 
+def check_stride(stride: int, context: int, who: str = "recurrent") -> None:
+    """The sliding windows' stride: 1 to the context (a longer one would leave the tokens
+    between two windows unscored)."""
+    if not 1 <= stride <= context:
+        raise FromScratchError(
+            f"{who}: stride={stride} must be between 1 and the model's context {context}"
+        )
+
+
 def _sliding_bits(net, docs: torch.Tensor, stride: int, batch_size: int) -> torch.Tensor:
     """Windows of c tokens ending every `stride` tokens; each scores only its new targets,
     so every token after the first window is predicted with c - stride + 1 to c tokens of
     context (stride 1: exactly c)."""
     c, (B, N) = net.context, docs.shape
-    if not 1 <= stride <= c:  # a longer stride would leave tokens between windows unscored
-        raise FromScratchError(f"recurrent: stride={stride} must be between 1 and the context {c}")
+    check_stride(stride, c)
     ends = [*range(c, N - 1, stride), N - 1]  # a window predicts the tokens up to `end`
     windows = torch.stack([docs[:, e - c : e + 1] for e in ends], dim=1).flatten(0, 1)
     bits = torch.cat(

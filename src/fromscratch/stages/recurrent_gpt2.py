@@ -38,6 +38,7 @@ def recurrent_gpt2_stage(
     from fromscratch.models.recurrent import (
         VARIANTS,
         backbone,
+        check_stride,
         chunk_positions,
         document_bits,
         document_length,
@@ -76,11 +77,7 @@ def recurrent_gpt2_stage(
     target = pick_device(device)
     net.to(target).eval()
     context = backbone(net).context
-    if stride > context:  # before the other variants run, not after them
-        raise FromScratchError(
-            f"recurrent_gpt2: stride={stride}: more than the model's context {context} (the "
-            "sliding windows would skip tokens)"
-        )
+    check_stride(stride, context, "recurrent_gpt2")  # before any variant runs, not after
     length = document_length(context, chunks, memory_tokens)
     tokens = prepared.tokens(split)
     fit = (len(tokens) - 1) // (length - 1)

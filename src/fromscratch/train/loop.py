@@ -34,7 +34,7 @@ from fromscratch.train import checkpoint
 from fromscratch.train.batches import ClassificationBatches, LMBatches, keyed_rng
 from fromscratch.train.config import TrainConfig
 from fromscratch.train.distill import Teacher, load_teacher
-from fromscratch.train.distributed import Distributed
+from fromscratch.train.distributed import Distributed, is_first_process
 from fromscratch.train.ema import EMA
 from fromscratch.train.evaluate import (
     check_stride,
@@ -263,9 +263,10 @@ class Trainer:
         self.tracker = config.tracker(
             self.out, self.config_dict(), saved, ("model.pt",), enabled=self.dist.is_main
         )
-        if progress_bar is None:
-            progress_bar = sys.stderr.isatty() and self.dist.is_main  # one bar, not one each
-        self.show_bar = progress_bar
+        # one bar, the first process's, not one a process
+        self.show_bar = (
+            self.dist.is_main and sys.stderr.isatty() if progress_bar is None else progress_bar
+        )
 
     @classmethod
     def scratch(cls, config: TrainConfig, **changes) -> Trainer:
@@ -553,5 +554,5 @@ class Trainer:
 
 
 def train(config: TrainConfig, out: str | Path, resume: bool = False, **kwargs) -> dict:
-    with checkpoint.sole_run(out, owner=Distributed.from_environment().is_main):
+    with checkpoint.sole_run(out, owner=is_first_process()):
         return Trainer(config, out, resume=resume, **kwargs).run()
