@@ -320,6 +320,18 @@ def test_schedule_shapes():
     assert learning_rate(1.0, 50, 0.7, shape="constant") == 1.0
 
 
+def test_a_run_that_ends_inside_its_warm_up_says_so(demo_chars, tmp_path, capsys):
+    spec = tiny_gpt(demo_chars, max_steps=4, warmup_steps=5, lr=3e-3, eval_splits="")
+    assert train(TrainConfig.from_dict(spec), tmp_path / "short")["steps"] == 4
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == [
+        "warning: warmup_steps=5 >= max_steps=4: the run ends inside its warm-up, "
+        "its lr at most 0.0024 of lr=0.003"
+    ]
+    train(TrainConfig.from_dict({**spec, "max_steps": 6}), tmp_path / "long")
+    assert "warmup_steps" not in capsys.readouterr().err
+
+
 def test_wandb_offline_run_is_continued_on_resume(demo_chars, tmp_path):
     spec = tiny_gpt(
         demo_chars,

@@ -14,6 +14,7 @@ Tuned values flow in as files: `lr_from` names the JSON of an LR range test and
 from __future__ import annotations
 
 import dataclasses
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +108,17 @@ class OptimizerConfig(TrackingConfig):
         self._check_not_negative("eval_every", "checkpoint_every", "seed")
         self._check_in("[0, 1]", "min_lr_ratio")
         self._check_in("[0, 1)", "beta1", "beta2")  # AdamW's moment decays
+
+    def warn_if_warm_up_outlasts_the_run(self) -> None:
+        """A run that ends inside its warm-up never trains at the lr it was given.  A
+        warning, not an error: a few steps of a full config are a fair smoke test."""
+        if self.max_steps and self.warmup_steps >= self.max_steps:
+            print(
+                f"warning: warmup_steps={self.warmup_steps} >= max_steps={self.max_steps}: the "
+                f"run ends inside its warm-up, its lr at most "
+                f"{self.lr * self.max_steps / self.warmup_steps:g} of lr={self.lr:g}",
+                file=sys.stderr,
+            )
 
 
 DEFAULT_MODEL = {"family": "gpt"}  # a config without `model:` trains this GPT

@@ -470,6 +470,8 @@ class Trainer:
     def run(self) -> dict:
         """Train to the end, then evaluate and write model.pt and summary.json; returns
         the summary."""
+        if self.dist.is_main:
+            self.config.warn_if_warm_up_outlasts_the_run()
         with closed_if_failed(self.tracker):
             self.train_to_the_end()
             return self.finish()

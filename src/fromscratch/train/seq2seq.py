@@ -247,6 +247,7 @@ def train_seq2seq(config: Seq2SeqConfig, out: str | Path, resume: bool = True) -
         step, tokens, elapsed = saved["step"], saved["tokens"], saved["elapsed"]
         loss_value = saved.get("train_loss")  # absent from checkpoints of older versions
     tracker = c.tracker(out, c.to_dict(), saved, ("model.pt", "accuracy.csv"))
+    c.warn_if_warm_up_outlasts_the_run()
 
     def save_checkpoint() -> None:
         state = {

@@ -205,6 +205,7 @@ def train_vae(
         noise.set_state(saved["noise"])
         step = saved["step"]
     tracker = c.tracker(out, run_config, saved, ("latents.npz", "adapters.pt", "examples.json"))
+    c.warn_if_warm_up_outlasts_the_run()
 
     def save_checkpoint() -> None:
         state = {
