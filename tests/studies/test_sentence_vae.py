@@ -13,6 +13,7 @@ import signal
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from fromscratch import FromScratchError
 from fromscratch.data import PreparedData
@@ -27,6 +28,7 @@ from fromscratch.train.vae import (
     kl_weight,
     linear_probe,
     probe_accuracy,
+    probe_and_examples,
     sentences_of,
     split_sentences,
 )
@@ -168,6 +170,20 @@ def test_linear_probe_reads_a_separable_label_and_not_noise():
     noise = np.random.default_rng(0).integers(0, 2, 400)
     w, b = linear_probe(x[:300], noise[:300])
     assert probe_accuracy(w, b, x[300:], noise[300:]) < 0.7
+
+
+def test_swaps_of_a_collapsed_posterior_flip_nothing(vae, demo_chars):
+    # every sentence gets the same mu: the label direction is zero, every swap decodes to
+    # the reconstruction, and the probe's misreadings are no flips
+    nn.init.zeros_(vae.to_posterior.weight)
+    nn.init.zeros_(vae.to_posterior.bias)
+    data = PreparedData(demo_chars)
+    train, test = (sentences_of(data, split, 60, max_tokens=24) for split in ("train", "test"))
+    result = probe_and_examples(vae, train, test, 20, data.tokenizer)
+    assert result["direction_norm"] == 0
+    assert all(x["swapped"] == x["reconstruction"] for x in result["examples"]["reconstructions"])
+    assert 0 < result["probe_accuracy"] < 1  # one reading for every sentence: some wrong
+    assert result["swap_flip_rate"] == 0
 
 
 def test_a_bad_setting_fails_with_the_allowed_values():

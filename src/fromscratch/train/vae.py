@@ -367,9 +367,12 @@ def probe_and_examples(
     probe_accuracy: logistic regression trained on train mu, tested on test mu.
     The label direction d = mean mu of positive - mean mu of negative train sentences.
     For `count` test sentences: greedy reconstruction from mu, and a swap, decoded from
-    mu - d (positive) or mu + d (negative).  swap_flip_rate: the share of swaps whose own
-    mu the probe gives the other label; *_similarity: difflib's ratio of characters with
-    the original sentence (1 = the same text), how much content is kept.
+    mu - d (positive) or mu + d (negative).  swap_flip_rate: the share of sentences whose
+    reconstruction the probe reads (from its own mu) as the sentence's label and whose swap
+    as the other one: what the swap changed, not what the probe gets wrong anyway (a
+    collapsed posterior, every swap its reconstruction, flips nothing); *_similarity:
+    difflib's ratio of characters with the original sentence (1 = the same text), how much
+    content is kept.
     """
     mu_train, mu_test = encode_all(model, train), encode_all(model, test)
     w, b = linear_probe(mu_train, train.labels)
@@ -396,7 +399,7 @@ def probe_and_examples(
     reconstructions = decode(mu)
     swaps = decode(mu + sign[:, None] * direction)
     originals = test.texts[:count]
-    flipped = relabel(swaps) != labels
+    flipped = (relabel(reconstructions) == labels) & (relabel(swaps) != labels)
     pairs = _interpolation_pairs(test.labels, 4)
     steps = torch.linspace(0, 1, 5, device=mu_test.device)
     interpolations = [
