@@ -11,7 +11,7 @@ import pytest
 from matplotlib.patches import Rectangle
 
 from fromscratch import FromScratchError
-from fromscratch.figures import cramming, plots, sentence_vae, tables
+from fromscratch.figures import cramming, distillation, perceiver, plots, sentence_vae, tables
 from fromscratch.figures.plots import label
 
 
@@ -47,7 +47,7 @@ def drawn(monkeypatch):
         figures.append(fig)
         return []
 
-    for module in (plots, sentence_vae, cramming):
+    for module in (plots, sentence_vae, cramming, distillation):
         monkeypatch.setattr(module, "save", keep)
     yield figures
     plt.close("all")
@@ -180,6 +180,56 @@ def test_the_latent_figure_keeps_its_legend_off_the_points(tmp_path, drawn):
     assert left.get_legend() is None  # one legend for both panels...
     legend = right.get_legend().get_window_extent()
     assert legend.x0 >= right.get_window_extent().x1 - 1  # ...beside them, over no point
+
+
+@pytest.mark.parametrize("sentences, dimensions", [(80, 1), (1, 8)])
+def test_the_latent_figure_draws_a_latent_with_one_component(
+    tmp_path, drawn, sentences, dimensions
+):
+    path = tmp_path / "one.npz"
+    rng = np.random.default_rng(0)
+    np.savez(path, mu=rng.normal(size=(sentences, dimensions)), labels=np.arange(sentences) % 2)
+    results = pd.DataFrame([{"variant": "one", "seed": 0, "probe_accuracy": 0.5,
+                             "test/active_units": 1}])  # fmt: skip
+    sentence_vae.latent({"one": path}, results, 0, tmp_path / "latent", "t")
+    points = drawn[-1].axes[0].collections[0].get_offsets()
+    assert len(points) == sentences and (points[:, 1] == 0).all()  # no second component
+
+
+def test_the_perceiver_legend_sits_beside_the_panels(drawn):
+    rows = [
+        {"data": "shakespeare-chars", "model": model, "context": context, "seed": seed,
+         "parameters": 800_000, "split": "val", "unit": "bits_per_char", "bits": bits + context,
+         "tokens_per_s": 5000.0, "peak_memory_mb": 100.0 + context, "memory_device": "cpu"}
+        for model, bits in (("GPT", 3.2), ("Perceiver AR", 3.1))
+        for context in (64, 256, 1024)
+        for seed in (0, 1)
+    ]  # fmt: skip
+    perceiver.context_figure(pd.DataFrame(rows), "unused", "t")
+    bits, speed, memory = drawn[-1].axes
+    assert bits.get_legend() is None and speed.get_legend() is None
+    legend = memory.get_legend()
+    assert legend.get_texts()[0].get_text().startswith("GPT (800k")
+    assert legend.get_window_extent().x0 >= memory.get_window_extent().x1 - 1
+
+    rows[-3]["bits"] = float("nan")  # a summary without the number: no point left out
+    named = "bits is NaN for shakespeare-chars Perceiver AR 256 seed 1"
+    with pytest.raises(FromScratchError, match=named):
+        perceiver.context_figure(pd.DataFrame(rows), "unused", "t")
+
+
+def test_a_distillation_figure_stops_at_a_nan_student(drawn):
+    rows = [
+        {"mode": mode, "layers": layers, "seed": seed, "length": 64, "multiple": 1.0,
+         "bits_per_token": 2.5, "parameters": 1000 * layers, "split": "val"}
+        for mode in ("distilled", "control") for layers in (1, 2) for seed in (0, 1)
+    ] + [{"mode": "teacher", "layers": 4, "seed": None, "length": 64, "multiple": 1.0,
+          "bits_per_token": 2.9, "parameters": 8000, "split": "val"}]  # fmt: skip
+    distillation.by_layers(pd.DataFrame(rows), "unused", "GPT")
+    rows[5]["bits_per_token"] = float("nan")
+    for figure in (distillation.by_layers, distillation.by_length):
+        with pytest.raises(FromScratchError, match="bits_per_token is NaN for control 1 64 seed 1"):
+            figure(pd.DataFrame(rows), "unused", "GPT")
 
 
 def test_the_kl_weight_is_drawn_from_its_schedule(tmp_path, drawn):

@@ -9,7 +9,14 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
-from fromscratch.figures.plots import label, log2_ticks, mean_sd, save, seeds_note
+from fromscratch.figures.plots import (
+    label,
+    log2_ticks,
+    mean_sd,
+    require_values,
+    save,
+    seeds_note,
+)
 from fromscratch.io import read_json
 
 MODES = ("distilled", "control")
@@ -54,7 +61,9 @@ def _teacher(table: pd.DataFrame) -> pd.Series:
 
 
 def _students(table: pd.DataFrame) -> pd.DataFrame:
-    return table[table["mode"] != "teacher"]
+    students = table[table["mode"] != "teacher"]
+    require_values(students, METRIC, "mode", "layers", "length")
+    return students
 
 
 def by_layers(table: pd.DataFrame, out: str | Path, teacher_name: str) -> list:

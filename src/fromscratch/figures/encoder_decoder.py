@@ -13,6 +13,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
+from matplotlib.ticker import MaxNLocator
 
 from fromscratch.figures import plots
 
@@ -104,6 +105,7 @@ def accuracy_by_length(table: pd.DataFrame, out: str | Path, title: str) -> list
             ylim=(-0.03, 1.05),
             xlim=(0.5, data["length"].max() + 0.5),
         )
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # lengths are whole tokens
     axes[0].get_legend().remove()  # one legend, in the corner the curves leave empty
     axes[1].legend(fontsize=8, loc="lower left")
     task = data["task"].iloc[0]

@@ -70,6 +70,8 @@ def table(plans: list, costs: list, summaries: list, splits: dict[str, str]) -> 
 
 def context_figure(results: pd.DataFrame, out: str | Path, title: str) -> list:
     """A row per data set: bits, training throughput and peak memory against context."""
+    for column in ("bits", "tokens_per_s"):
+        plots.require_values(results, column, "data", "model", "context")
     datasets = sorted(results["data"].unique())
     panels = [
         ("bits", None),
@@ -77,7 +79,7 @@ def context_figure(results: pd.DataFrame, out: str | Path, title: str) -> list:
         ("peak_memory_mb", None),
     ]
     fig, axes = plt.subplots(
-        len(datasets), len(panels), figsize=(13, 3.9 * len(datasets)), squeeze=False
+        len(datasets), len(panels), figsize=(16, 3.9 * len(datasets)), squeeze=False
     )
     for row, data in zip(axes, datasets, strict=True):
         rows = results[results["data"] == data]
@@ -107,7 +109,7 @@ def context_figure(results: pd.DataFrame, out: str | Path, title: str) -> list:
         row[0].set_title(f"{data}: quality (lower is better)", loc="left", fontsize=10)
         row[1].set_title("cost: speed", loc="left", fontsize=10)
         row[2].set_title("cost: memory", loc="left", fontsize=10)
-        row[0].legend(fontsize=8)
+        plots.legend_beside(row[-1], *row[0].get_legend_handles_labels())
     seeds = results["seed"].nunique()
     note = plots.seeds_note(seeds, "lines: mean ± sd") + "; points: seeds" * (seeds > 1)
     fig.suptitle(f"{title}\n({note})")

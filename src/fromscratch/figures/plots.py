@@ -109,12 +109,16 @@ def mean_sd(
     return stats
 
 
-def require_values(data: pd.DataFrame, column: str, category: str) -> None:
-    """Stop, naming the runs, where `column` is NaN (a summary without the number): a chart
-    would leave those seeds out without a word, under a title that counts them."""
+def require_values(data: pd.DataFrame, column: str, *categories: str) -> None:
+    """Stop, naming the runs (by their `categories` and seed), where `column` is NaN (a
+    summary without the number): a chart would leave those seeds out without a word, under
+    a title that counts them."""
     missing = data[data[column].isna()]
     if len(missing):
-        runs = ", ".join(f"{row[category]} seed {row['seed']}" for _, row in missing.iterrows())
+        runs = ", ".join(
+            " ".join(str(row[c]) for c in categories) + f" seed {row['seed']:g}"
+            for _, row in missing.iterrows()
+        )
         raise FromScratchError(f"{column} is NaN for {runs}; a figure would leave it out")
 
 
@@ -140,6 +144,17 @@ def seed_chart(
         sns.pointplot(data, x=x, y=y, order=order, errorbar="sd", capsize=0.2,
                       linestyle="none", marker="D", color="C0", ax=ax)  # fmt: skip
     sns.stripplot(data, x=x, y=y, order=order, color="k", size=dot_size, ax=ax)
+
+
+def legend_beside(ax: plt.Axes, handles=None, labels=None, **kwargs) -> None:
+    """The legend to the right of `ax`, outside it: where the lines fill a panel's width,
+    "best" inside it still covers some of them.  handles, labels: another panel's."""
+    if handles is None:
+        handles, labels = ax.get_legend_handles_labels()
+    ax.legend(
+        handles, labels, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0,
+        fontsize=8, **kwargs,
+    )  # fmt: skip
 
 
 def log2_ticks(ax: plt.Axes, ticks) -> None:

@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
-from fromscratch.figures.plots import save, seeds_note
+from fromscratch.figures.plots import legend_beside, save, seeds_note
 from fromscratch.io import read_json
 
 VARIANT_NAMES = {
@@ -77,9 +77,8 @@ def along_document(
             xscale="log",
         )
         for ax in (top, bottom):
-            if ax is not axes[0, 0]:
-                ax.get_legend().remove()
-    axes[0, 0].legend(fontsize=8, title=None)
+            ax.get_legend().remove()
+    legend_beside(axes[0, -1], *axes[0, 0].get_legend_handles_labels())
     details = (
         f"context {c}, memory of {m} position{'s' * (m != 1)}, {summary['documents']} "
         f"documents of {summary['document_tokens']} {unit}s; "

@@ -116,10 +116,12 @@ def summary(results: pd.DataFrame, variants: list[str], out: str | Path, title: 
 
 
 def principal_components(x: np.ndarray, k: int = 2) -> np.ndarray:
-    """x (N, D) projected on its first k principal components (N, k)."""
+    """x (N, D) projected on its first k principal components (N, k); zeros for the
+    components it does not have (a latent of one dimension, a single sentence)."""
     centred = x - x.mean(axis=0)
     _, _, vt = np.linalg.svd(centred, full_matrices=False)
-    return centred @ vt[:k].T
+    points = centred @ vt[:k].T
+    return np.pad(points, ((0, 0), (0, k - points.shape[1])))
 
 
 def latent(
