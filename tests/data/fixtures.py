@@ -23,7 +23,8 @@ SHAKESPEARE = (
     "First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n" * 20
 )
 REVIEWS = {"pos": ["a fine film .\n", "moving and funny .\n"], "neg": ["plot holes everywhere .\n"]}
-SENTENCES = {"pos": ["simply the best \xe9lan of the year . ", "warm ."], "neg": ["a mess ."]}
+# as NLTK packs them: UTF-8, the original's cp1252 dashes as C1 characters ("\x96": "–")
+SENTENCES = {"pos": ["simply the best \xe9lan of the year . ", "warm ."], "neg": ["a mess \x96 ."]}
 ENWIK8 = b"<mediawiki>\n" + "Zürich – ∑ bytes\n".encode() * 500
 
 
@@ -72,7 +73,7 @@ def make_mirror(mirror: Path, gpt2_from: Path | None = None) -> Path:
     _zip(
         mirror / "sentence_polarity.zip",
         {
-            f"sentence_polarity/rt-polarity.{label}": "\n".join(texts).encode("latin-1") + b"\n"
+            f"sentence_polarity/rt-polarity.{label}": "\n".join(texts).encode() + b"\n"
             for label, texts in SENTENCES.items()
         }
         | {"sentence_polarity/README": b"fixture"},

@@ -12,6 +12,7 @@ import pytest
 
 from fromscratch.cli import main
 from fromscratch.data import DATASETS, PreparedData
+from fromscratch.data.sets import pang_lee_sentences
 
 from .fixtures import (
     ENWIK8,
@@ -167,7 +168,9 @@ def test_pang_lee_sets_with_the_imdb_vocabulary(mirror, tmp_path, capsys):
     sentences = PreparedData(tmp_path / "pang-lee-sentences")
     assert sentences.meta["splits"]["test"]["characters"] == sum(
         len(s.strip()) for v in SENTENCES.values() for s in v
-    )  # latin-1 decoded: "é" is one character
+    )  # UTF-8 decoded: "é" is one character
+    texts = pang_lee_sentences.read({"archive": mirror / "sentence_polarity.zip"}, 0)["test"]
+    assert texts.texts == ["a mess – .", "simply the best élan of the year .", "warm ."]
 
 
 def test_a_borrowed_tokenizer_missing_a_character_names_the_data_and_its_folder(

@@ -11,6 +11,7 @@ import pytest
 
 from fromscratch.cli import main
 from fromscratch.data import PreparedData
+from fromscratch.data.sets import pang_lee_sentences
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +53,10 @@ def test_pang_lee(shared_mirror, cache, tmp_path):
     sentences = run("pang-lee-sentences", tmp_path / "s", shared_mirror, cache)
     assert reviews.meta["splits"]["test"]["label_counts"] == [1000, 1000]
     assert sentences.meta["splits"]["test"]["label_counts"] == [5331, 5331]
+    snippets = pang_lee_sentences.read({"archive": shared_mirror / "sentence_polarity.zip"}, 0)
+    text = "\n".join(snippets["test"].texts)
+    assert "the action clichés just pile up" in text and "Ã" not in text
+    assert not any("\x80" <= c <= "\x9f" for c in text)  # cp1252's dashes, quotes mapped
 
 
 @pytest.mark.slow

@@ -7,13 +7,23 @@ from fromscratch.data.base import SENTIMENT_LABELS as LABELS
 from fromscratch.data.base import DataSet, Split
 from fromscratch.data.download import Source
 
+# The original files are Windows-1252; NLTK re-encoded them to UTF-8 as if they were
+# latin-1, so their dashes and curly quotes (cp1252's bytes 0x80-0x9F) became the C1
+# control characters of the same numbers: map those back.
+WINDOWS_PUNCTUATION = {
+    code: bytes([code]).decode("cp1252")
+    for code in range(0x80, 0xA0)
+    if code not in (0x81, 0x8D, 0x8F, 0x90, 0x9D)  # no character in cp1252
+}
+
 
 def read(files, seed):
-    """One snippet per line in rt-polarity.{neg,pos}, latin-1 encoded."""
+    """One snippet per line in rt-polarity.{neg,pos}, UTF-8 encoded."""
     texts, labels = [], []
     with zipfile.ZipFile(files["archive"]) as archive:
         for label, name in enumerate(LABELS):
-            raw = archive.read(f"sentence_polarity/rt-polarity.{name}").decode("latin-1")
+            raw = archive.read(f"sentence_polarity/rt-polarity.{name}").decode("utf-8")
+            raw = raw.translate(WINDOWS_PUNCTUATION)
             lines = [line.strip() for line in raw.splitlines() if line.strip()]
             texts += lines
             labels += [label] * len(lines)
