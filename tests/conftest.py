@@ -34,7 +34,9 @@ class FileServer:
 
     `requests` records (path, Range header) of each request. Fault modes:
     `truncate_after` closes each response after that many body bytes (while announcing the
-    full length); `ignore_range` answers Range requests with the whole file (200).
+    full length); `ignore_range` answers Range requests with the whole file (200);
+    `chunked` sends the body in HTTP/1.1 chunks, with no length announced; `statuses`
+    answers the paths it names with that HTTP status instead.
     """
 
     def __init__(self, root: Path):
@@ -42,9 +44,13 @@ class FileServer:
         self.requests: list[tuple[str, str | None]] = []
         self.truncate_after: int | None = None
         self.ignore_range = False
+        self.chunked = False
+        self.statuses: dict[str, int] = {}
         server = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # chunks need it; each response closes anyway
+
             def log_message(self, *args):
                 pass
 
@@ -52,8 +58,8 @@ class FileServer:
                 range_header = self.headers.get("Range")
                 server.requests.append((self.path, range_header))
                 path = server.root / self.path.lstrip("/")
-                if not path.is_file():
-                    self.send_error(404)
+                if not path.is_file() or self.path in server.statuses:
+                    self.send_error(server.statuses.get(self.path, 404))
                     return
                 data = path.read_bytes()
                 start = 0
@@ -67,6 +73,20 @@ class FileServer:
                 else:
                     self.send_response(200)
                 body = data[start:]
+                if server.chunked:
+                    self.send_header("Transfer-Encoding", "chunked")
+                    self.end_headers()
+                    size = 64 * 1024  # each chunk announces its size, then sends it
+                    cut = server.truncate_after if server.truncate_after is not None else len(body)
+                    for i in range(0, min(len(body), cut), size):
+                        end = min(i + size, len(body))
+                        self.wfile.write(f"{end - i:x}\r\n".encode() + body[i : min(end, cut)])
+                        self.wfile.write(b"\r\n" if end <= cut else b"")
+                    if cut >= len(body):
+                        self.wfile.write(b"0\r\n\r\n")
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 if server.truncate_after is not None:

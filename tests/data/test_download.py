@@ -86,6 +86,47 @@ def test_truncated_transfer_fails_then_resumes(http_server, tmp_path):
     assert ("/file.bin", "bytes=400000-") in http_server.requests
 
 
+@pytest.mark.parametrize("cut", [None, 300_000], ids=["whole", "dropped"])
+def test_a_chunked_transfer_that_drops_is_kept_to_resume(http_server, tmp_path, cut):
+    """Chunks announce no total: a dropped connection must not pass for the end."""
+    source = serve(http_server)
+    cache = tmp_path / "cache"
+    http_server.chunked, http_server.truncate_after = True, cut
+    if cut is None:
+        assert fetch(source, cache, mirror=http_server.url, progress=False).read_bytes() == PAYLOAD
+        return
+    with pytest.raises(FromScratchError, match=r"file\.bin: the connection dropped after \d+ "):
+        fetch(source, cache, mirror=http_server.url, progress=False)
+    kept = (cache / "file.bin.part").read_bytes()  # the whole chunks that came
+    assert len(kept) > 0 and PAYLOAD.startswith(kept)
+    http_server.chunked, http_server.truncate_after = False, None
+    assert fetch(source, cache, mirror=http_server.url, progress=False).read_bytes() == PAYLOAD
+    assert http_server.requests[-1][1] == f"bytes={len(kept)}-"  # resumed, not from 0
+
+
+def test_a_mirror_that_fails_to_send_its_checksums_is_an_error(http_server, tmp_path):
+    """A 503 for SHA256SUMS is no sign the mirror has none: checking its repack against
+    the original's checksum would throw a good download away."""
+    repack = b"a repack with other bytes"
+    source = Source(url=serve(http_server, data=repack).url, checksum=sha256(b"the original"))
+    http_server.statuses["/SHA256SUMS"] = 503
+    with pytest.raises(FromScratchError, match=r"SHA256SUMS: HTTP 503"):
+        fetch(source, tmp_path / "cache", mirror=http_server.url, progress=False)
+    assert ("/file.bin", None) not in http_server.requests
+    http_server.statuses["/SHA256SUMS"] = 404  # none at all: the original's checksum holds
+    with pytest.raises(FromScratchError, match="checksum mismatch"):
+        fetch(source, tmp_path / "cache", mirror=http_server.url, progress=False)
+
+
+def test_a_cache_that_cannot_be_written_is_one_line(http_server, tmp_path):
+    source = serve(http_server)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "file.bin.lock").mkdir()  # where the lock file goes: not a file to open
+    with pytest.raises(FromScratchError, match=rf"^cache {cache}: cannot hold downloads \("):
+        fetch(source, cache, mirror=http_server.url, progress=False)
+
+
 def test_checksum_mismatch_names_file_expected_and_actual(http_server, tmp_path):
     source = serve(http_server)
     corrupted = bytearray(PAYLOAD)

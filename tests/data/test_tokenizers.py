@@ -115,6 +115,17 @@ def test_unknown_kind_names_the_allowed():
             {"tokenizer.json": '{"kind": "bpe", "file": "tokenizer.bpe.json"}'},
             "its bpe tokenizer cannot be read (",
         ),
+        (  # a copy cut short
+            {
+                "tokenizer.json": '{"kind": "bpe", "file": "tokenizer.bpe.json"}',
+                "tokenizer.bpe.json": '{"version": "1.0", "model": {"type": "BPE", "vocab": {',
+            },
+            "its bpe tokenizer cannot be read (EOF while parsing",
+        ),
+        (
+            {"tokenizer.json": '{"kind": "chars", "chars": 5, "unk": null}'},
+            "its chars tokenizer cannot be read (",
+        ),
     ],
 )
 def test_a_tokenizer_that_cannot_be_read_is_one_line(tmp_path, written, named):

@@ -111,6 +111,8 @@ def test_mixing_borrows_sentences_of_the_same_label_only():
     [
         ("synonyms", 0.1, 1, "allowed: none, delete_swap"),
         ("unk", 1.5, 1, "between 0 and 1"),
+        # every word deleted, every review kept whole: no augmentation at all
+        ("delete_swap", 1.0, 1, r"rate 1 would delete every word .*allowed: 0 <= rate < 1"),
         # no copies would be the original split again, however it was to be augmented
         ("unk", 0.1, 0, "copies=0 must be an integer >= 1"),
         ("unk", 0.1, -1, "copies=-1 must be an integer >= 1"),

@@ -121,6 +121,11 @@ def check_settings(strategy: str, rate: float, copies: int) -> None:
         )
     if not 0 <= rate <= 1:
         raise FromScratchError(f"augmentation rate {rate!r} must be between 0 and 1")
+    if strategy == "delete_swap" and rate == 1:  # every word deleted: the review kept whole
+        raise FromScratchError(
+            "augmentation delete_swap: rate 1 would delete every word (an emptied review is "
+            "kept unchanged); allowed: 0 <= rate < 1"
+        )
     # 0 would write the original split unchanged, whatever the strategy
     check_integer("augmentation", "copies", copies, 1)
 

@@ -160,11 +160,16 @@ def _open(location: str, start: int = 0):
 
 
 def mirror_checksums(mirror: str) -> dict[str, str]:
-    """The mirror's SHA256SUMS as {relative path: "sha256:HEX"}; empty if it has none."""
+    """The mirror's SHA256SUMS as {relative path: "sha256:HEX"}; empty if it has none.
+
+    Only a list that is not there means none: a server that fails to send it (a 503, a
+    timeout) is an error, not a reason to check a repacked file against the original's."""
     try:
         stream, _, _ = _open(_join(mirror, "SHA256SUMS"))
-    except FromScratchError:
-        return {}
+    except FromScratchError as error:
+        if error.__cause__ is None or getattr(error.__cause__, "code", None) in NOT_THERE:
+            return {}
+        raise
     with stream:
         raw = stream.read()
     try:
@@ -197,6 +202,11 @@ def resolve(source: Source, mirror: str | None) -> tuple[str, str, str]:
 # ---------------------------------------------------------------------------- fetching
 
 
+# HTTP statuses of a file that is not on the server (403: what S3 and others answer
+# for a missing file where listing is not allowed)
+NOT_THERE = (403, 404, 410)
+
+
 def _stream_into(location: str, part: Path, progress: bool) -> None:
     start = part.stat().st_size if part.exists() else 0
     stream, total, resumed = _open(location, start)
@@ -218,16 +228,24 @@ def _stream_into(location: str, part: Path, progress: bool) -> None:
             leave=False,
         ) as bar,
     ):
+        dropped = None
         while True:
             try:
                 chunk = stream.read(CHUNK)
-            except (http.client.HTTPException, OSError):
-                break  # a dropped connection: what arrived is kept for the next resume
+            except (http.client.HTTPException, OSError) as error:
+                dropped = error  # what arrived is kept for the next resume
+                out.write(getattr(error, "partial", b""))  # IncompleteRead's: this read's
+                break
             if not chunk:
                 break
             out.write(chunk)
             bar.update(len(chunk))
     size = part.stat().st_size
+    if dropped is not None:
+        raise FromScratchError(
+            f"truncated download of {location}: the connection dropped after {size} bytes "
+            f"({type(dropped).__name__}; run again to resume)"
+        )
     if total is not None and size < total:
         raise FromScratchError(
             f"truncated download of {location}: got {size} of {total} bytes (run again to resume)"
@@ -242,8 +260,13 @@ def fetch(
 ) -> Path:
     """Return the path of `source` in the cache, downloading and verifying it if needed."""
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
-    location, checksum, member = resolve(source, mirror)
     target = cache / source.in_mirror
+    try:
+        location, checksum, member = resolve(source, mirror)
+    except FromScratchError:  # the mirror's list unreadable: a copy verified before serves
+        if _in_cache(source, target, source.checksum, source.checksum_of):
+            return target
+        raise
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -282,7 +305,13 @@ def _exclusive(lock: Path, name: str) -> Iterator[None]:
     name while the second still holds the old one. The system drops the lock when its
     holder exits, even when killed, so a crashed download never blocks the next one.
     """
-    with open(lock, "a") as f:
+    try:
+        f = open(lock, "a")  # noqa: SIM115 - closed below
+    except OSError as error:
+        raise FromScratchError(
+            f"cache {lock.parent}: cannot hold downloads ({error.strerror})"
+        ) from None
+    with f:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

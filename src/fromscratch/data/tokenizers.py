@@ -379,7 +379,7 @@ def load(folder: str | Path) -> Tokenizer:
     spec = read_spec(folder)
     try:
         return _from_spec(folder, spec)
-    except (KeyError, OSError, ValueError) as error:  # a file of it gone, a field missing
+    except (KeyError, OSError, ValueError, TypeError) as error:  # a file gone, a field wrong
         what = error.filename if isinstance(error, OSError) else error
         raise FromScratchError(
             f"{folder / FILE}: its {spec['kind']} tokenizer cannot be read ({what})"
@@ -397,6 +397,9 @@ def _from_spec(folder: Path, spec: dict) -> Tokenizer:
     if kind == "bpe":
         from tokenizers import Tokenizer as HFTokenizer
 
-        # read here, so that a missing file is an OSError, not the library's bare Exception
-        return BPETokenizer(HFTokenizer.from_str((folder / spec["file"]).read_text("utf-8")))
+        text = (folder / spec["file"]).read_text("utf-8")  # missing: an OSError
+        try:
+            return BPETokenizer(HFTokenizer.from_str(text))
+        except Exception as error:  # the library's bare Exception: a damaged file
+            raise ValueError(str(error)) from None
     return GPT2Tokenizer(folder / spec["folder"])  # gpt2: read_spec lets no other kind by
