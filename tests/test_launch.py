@@ -12,7 +12,6 @@ from submitit.helpers import DelayedSubmission
 
 from fromscratch import FromScratchError, Interrupted
 from fromscratch.cli import main
-from fromscratch.data.sets import DATASETS
 from fromscratch.launch import LAUNCHERS, Resources, TrainingJob, run
 
 from .conftest import tiny_gpt as base_tiny_gpt
@@ -80,18 +79,19 @@ def test_an_exception_becomes_a_fromscratch_error_naming_the_log(launcher, tmp_p
     assert "the data is gone" in caught.value.details.splitlines()[-1]
 
 
-def test_a_stage_error_of_ours_is_its_one_line(tmp_path, capsys):
+def test_a_stage_error_of_ours_is_its_one_line(tmp_path, capsys, monkeypatch):
     """A FromScratchError in a stage (a user's mistake) is named as it is, without the
     traceback around it; the log keeps that."""
+    monkeypatch.setenv("FROMSCRATCH_CACHE", str(tmp_path / "cache"))  # nothing there yet
     logs = tmp_path / "logs"
-    args = ["run", "prepare", "--args", json.dumps({"dataset": "nope", "out": str(tmp_path)})]
+    missing = tmp_path / "no-mirror"
+    spec = {"dataset": "shakespeare", "out": str(tmp_path / "s"), "mirror": str(missing)}
+    args = ["run", "prepare", "--args", json.dumps(spec)]
     assert main([*args, "--log-dir", str(logs), "--name", "prep"]) == 1
     err = capsys.readouterr().err
     log = logs / "prep_local_log.err"
-    assert err == (
-        "fromscratch: error: prep: local run failed: unknown data set 'nope'; allowed: "
-        f"{', '.join(DATASETS)} (log: {log})\n"
-    )
+    assert err.startswith(f"fromscratch: error: prep: local run failed: mirror {missing}: no such")
+    assert err.endswith(f" (log: {log})\n") and err.count("\n") == 1
     assert "Traceback" in log.read_text()
 
 

@@ -275,6 +275,7 @@ TRAINING_CONFIG = "fromscratch.train.config:TrainConfig"
 # The stages' own checks of their options, each taking some of the stage's arguments by
 # name: what the stage checks before any work, needing neither data nor a model.
 OPTION_CHECKS = {
+    "prepare": "fromscratch.data.prepare:check_prepare_options",
     "evaluate": "fromscratch.stages.evaluate:check_evaluate_options",
     "sample": "fromscratch.stages.evaluate:check_sample_options",
     "lr-range": "fromscratch.train.lr_range:check_options",
@@ -293,7 +294,10 @@ def _check_stage_values(stage: str, arguments: dict) -> None:
 
     out = arguments.get("out")
     if "config" in arguments:
-        resolve_name(CONFIG_CLASSES.get(stage, TRAINING_CONFIG)).from_dict(arguments["config"])
+        config = resolve_name(CONFIG_CLASSES.get(stage, TRAINING_CONFIG)).from_dict(
+            arguments["config"]
+        )
+        config.check_model()
         _check_out_folder(Path(out), f"out={out}")
     elif out:  # a file or a folder, whichever the stage writes: not below a file
         _check_folder(Path(out).parent, f"out={out}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+import re
 import types
 import typing
 from typing import Any, Self
@@ -18,6 +19,9 @@ from fromscratch import FromScratchError
 
 class ConfigError(FromScratchError, ValueError):
     """A bad config: a one-line message naming the field and what is allowed."""
+
+
+EXPONENT_FORM = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
 def is_of_type(value: Any, hint: Any) -> bool:
@@ -72,12 +76,16 @@ class Config:
     def _checked(self, name: str, value: Any, hint: Any) -> Any:
         """`value` if it is of type `hint` (a number written as text read as the number)."""
         allowed = typing.get_args(hint) or (hint,)  # `int | None` -> (int, NoneType)
-        if float in allowed and str not in allowed and isinstance(value, str):
-            # PyYAML reads YAML 1.1, where a number without a dot (1e-3) is a string
+        # PyYAML reads YAML 1.1, where a number without a dot (1e-3, 1e6) is a string
+        number = float in allowed or (int in allowed and EXPONENT_FORM.fullmatch(str(value)))
+        if number and str not in allowed and isinstance(value, str):
             with contextlib.suppress(ValueError):
                 value = float(value)
         if isinstance(value, float) and not math.isfinite(value):
             self._fail(name, f"{value!r} must be a finite number")
+        if int in allowed and float not in allowed and isinstance(value, float):
+            # a whole number in exponent form (2.0e+6 tokens) is the integer it names
+            value = int(value) if value.is_integer() else value
         if is_of_type(value, hint):
             return value
         names = " or ".join("null" if t is type(None) else t.__name__ for t in allowed)

@@ -83,7 +83,17 @@ def test_a_number_written_as_text_is_a_fine_float():
     with pytest.raises(ConfigError, match=r"GPTConfig.dropout: 'none' is not of type float"):
         GPTConfig(dropout="none")
     with pytest.raises(ConfigError, match=r"GPTConfig.n_head: '4' is not of type int"):
-        GPTConfig(n_head="4")  # text is forgiven for floats only
+        GPTConfig(n_head="4")  # text is forgiven for floats, and exponents
+
+
+def test_a_whole_number_in_exponent_form_is_a_fine_integer():
+    # 2.0e+6 is a float to YAML, 1e3 a string: either names an integer
+    assert yaml.safe_load("a: 2.0e+6\nb: 1e3") == {"a": 2000000.0, "b": "1e3"}
+    config = GPTConfig(context=2.0e3, n_embd="1.28e2")
+    assert (config.context, config.n_embd) == (2000, 128)
+    assert type(config.context) is int and type(config.n_embd) is int
+    with pytest.raises(ConfigError, match=r"GPTConfig.context: 2500.5 is not of type int"):
+        GPTConfig(context=2.5005e3)
 
 
 @pytest.mark.parametrize("cls", [*ALL, LSTMConfig])

@@ -85,6 +85,8 @@ def test_bad_task_names_what_is_allowed():
         Seq2SeqConfig.from_dict(config(architecture="encoder_only"))
     with pytest.raises(ConfigError, match="follow from the task"):
         Seq2SeqConfig.from_dict(config(model={**TINY, "context": 8}))
+    with pytest.raises(ConfigError, match="gpt_layers: -2 must be 0 or more"):
+        Seq2SeqConfig.from_dict(config(gpt_layers=-2))
 
 
 def test_both_layouts_score_the_same_target_tokens():

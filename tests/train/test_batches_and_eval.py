@@ -111,6 +111,8 @@ def test_lm_evaluation_is_an_exact_sum(demo_chars):
     assert result["tokens"] == info["tokens"] - 1  # every token but the first, once
     assert result["bits_per_token"] == pytest.approx(math.log2(vocab), rel=1e-6)
     assert result["bits"] == pytest.approx(math.log2(vocab) * (info["tokens"] - 1), rel=1e-6)
+    assert info["characters"] == info["tokens"]  # one token a character: the same number
+    assert result["bits_per_char"] == pytest.approx(result["bits_per_token"], rel=1e-12)
 
 
 class Windows(Uniform):

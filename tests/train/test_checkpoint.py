@@ -6,7 +6,7 @@ import copy
 import pytest
 import torch
 
-from fromscratch.train import TrainConfig, Trainer, train
+from fromscratch.train import TrainConfig, Trainer, checkpoint, train
 from fromscratch.train.loop import loss_fn
 
 from ..conftest import tiny_gpt
@@ -51,6 +51,18 @@ def test_resume_skips_a_damaged_newest_checkpoint(demo_chars, tmp_path, capsys):
     saved = torch.load(folder / "step-00000002.pt", weights_only=False)["model"]
     for name, p in trainer.model.state_dict().items():
         assert torch.equal(p, saved[name]), name
+
+
+def test_a_damaged_checkpoint_the_resume_skipped_does_not_crowd_out_the_next(tmp_path):
+    """Resumed at step 5 past a damaged step 8: the step-6 checkpoint is the newest, and
+    with keep=1 the only one, not step 8's broken file."""
+    folder = tmp_path / "checkpoints"
+    checkpoint.save(folder, {"step": 5}, keep=1)
+    (folder / "step-00000008.pt").write_bytes(b"cut short")
+    assert checkpoint.load_latest(folder)["step"] == 5
+    checkpoint.save(folder, {"step": 6}, keep=1)
+    assert [p.name for p in checkpoint.list_checkpoints(folder)] == ["step-00000006.pt"]
+    assert checkpoint.load_latest(folder)["step"] == 6
 
 
 def test_only_the_newest_keep_checkpoints_stay(demo_chars, tmp_path):

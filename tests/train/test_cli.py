@@ -198,6 +198,7 @@ def test_set_changes_one_field_of_the_model(demo_chars, tmp_path, capsys):
     assert main(["train", str(config), "--out", str(out), "--set", "model.n_head=4"]) == 0
     model = torch.load(out / "model.pt", weights_only=False)["config"]["model"]
     assert model["n_head"] == 4 and model["n_embd"] == 32 and model["family"] == "gpt"
+    capsys.readouterr()  # the run's own lines (a warm-up longer than its 2 steps)
 
     for bad, named in (
         ("lr.x=1", "lr is not a mapping"),
@@ -226,7 +227,8 @@ def test_a_device_that_is_not_here_is_a_one_line_error(demo_chars, tmp_path, cap
     config = tmp_path / "gpt.yaml"
     config.write_text(yaml.safe_dump(tiny_gpt(demo_chars, max_steps=1)))
     absent = ["mps"] if torch.cuda.is_available() else ["cuda", "cuda:1"]
-    cases = [("gpu", "allowed: auto, cpu"), *((d, "there is none here") for d in absent)]
+    cases = [(d, "allowed: auto, cpu") for d in ("gpu", "xpu", "meta")]
+    cases += [(d, "there is none here") for d in absent]
     for device, named in cases:
         out = tmp_path / device
         assert main(["train", str(config), "--out", str(out), "--set", f"device={device}"]) == 1
@@ -489,6 +491,37 @@ def test_train_does_not_write_into_a_prepared_data_folder(demo_chars, tmp_path, 
         ("train", {"config": {"data": "d", "lrr": 1}, "out": "o"}, "TrainConfig: unknown keys lrr"),
         ("lr-range", {"config": {"data": "d", "schedule": "wavy"}, "out": "o"}, "'wavy' is not"),
         ("encoder-decoder", {"config": {"nope": 1}, "out": "o"}, "Seq2SeqConfig: unknown keys"),
+        # ...and its model, as far as it can be without the data: its fields, its lengths
+        (
+            "train",
+            {"config": {"data": "d", "model": {"family": "gpt", "n_hed": 2}}, "out": "o"},
+            "GPTConfig: unknown keys n_hed",
+        ),
+        (
+            "train",
+            {"config": {"data": "d", "model": {"family": "gpt", "n_head": 3}}, "out": "o"},
+            "is not divisible by n_head=3",
+        ),
+        (
+            "train",
+            {
+                "config": {
+                    "data": "d",
+                    "model": {"family": "classifier", "context": 64},
+                    "max_length": 128,
+                },
+                "out": "o",
+            },
+            "max_length=128: longer than the model's context=64",
+        ),
+        (
+            "encoder-decoder",
+            {"config": {"model": {"n_head": 3}}, "out": "o"},
+            "EncoderDecoderConfig.n_embd",
+        ),
+        # a data set with a tokenizer that does not fit it
+        ("prepare", {"dataset": "enwik8", "out": "o", "tokenizer": "chars"}, "allowed: bytes"),
+        ("prepare", {"dataset": "imdb", "out": "o", "vocab_size": 0}, "vocab_size"),
         # the stages' own checks of their options
         ("noise-scale", {"config": {"data": "d"}, "out": "o", "draws": 0}, "draws=0"),
         ("lr-range", {"config": {"data": "d"}, "out": "o", "steps": 2}, "steps=2"),

@@ -172,6 +172,7 @@ def test_a_classifier_counts_its_tokens_without_the_padding(demo_words, tmp_path
         ),
         ({"batchsize": 3}, "unknown keys batchsize"),
         ({"model": {"family": "rnn"}}, "family 'rnn' is not one of gpt, classifier"),
+        ({"model": {"family": ["gpt"]}}, r"family \['gpt'\] is not one of gpt, classifier"),
         ({"precision": "fp8"}, "not one of fp32, bf16, fp16"),
         ({"clock": "time"}, "'time' needs time_budget_s > 0"),
         (

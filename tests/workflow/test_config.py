@@ -81,6 +81,18 @@ MALFORMED = [
         "cluster={evaluate: {tasks: 2}}",
         r"cluster.evaluate.tasks=2: only training runs on several processes; set tasks in",
     ),
+    (
+        "ablations={cramming: {demo: {train: {lr: 1.0}}}}",
+        r"cramming.demo.train.lr: set by the study: the LR of the recipe's own LR range test",
+    ),
+    (
+        "ablations={cramming: {demo: {ablations: {baseline: {model: {bias: true}}}}}}",
+        r"ablations: 'baseline' names the recipe itself; call the ablation something else",
+    ),
+    (
+        "presets={demo: {gpt: {model: {n_head: 3}}}}",
+        r"config: presets.demo.gpt.model: n_embd=64 is not divisible by n_head=3",
+    ),
     # comparisons of one's own
     (
         "presets={demo: {compare: {heads: {model: classifier, field: n_heads, variants: [1]}}}}",
@@ -393,12 +405,15 @@ def test_samples_are_drawn_at_the_temperature_the_figure_states(workdir):
 def test_numbers_in_exponent_form_are_numbers(workdir):
     # YAML 1.1 (PyYAML, Snakemake) reads 1e-3, without a dot, as text
     result = snakemake(
-        workdir, "-n", "-p", "--config", "presets={demo: {gpt: {train: {lr: 1e-3}}, "
-        "compare: {wd: {model: gpt, field: train.weight_decay, variants: [1e-2, 1E-1]}}}}",
+        workdir, "-n", "-p", "--config", "presets={demo: {gpt: {train: {lr: 1e-3, "
+        "max_steps: 3e2}}, compare: {wd: {model: gpt, field: train.weight_decay, "
+        "variants: [1e-2, 1E-1]}}}}",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     runs = {args["out"]: args["config"] for args in stage_arguments(result, "train")}
     assert runs["results/demo/runs/position/learned/seed0"]["lr"] == 1e-3
+    steps = runs["results/demo/runs/position/learned/seed0"]["max_steps"]
+    assert steps == 300 and type(steps) is int  # a whole number: an integer, as training takes
     assert runs["results/demo/runs/wd/0.1/seed1"]["weight_decay"] == 0.1
 
 

@@ -28,8 +28,8 @@ def yaml_scalars(value):
 
 def exponent_numbers(value):
     """`value` with every text that is a number in exponent form without a dot (1e-3) read
-    as the number: YAML 1.1, which config.yaml is read as, wants 1.0e-3, and a training
-    config takes either."""
+    as the number (a whole one, 1e3, as the integer): YAML 1.1, which config.yaml is read
+    as, wants 1.0e-3, and a training config takes either."""
     if isinstance(value, dict):
         return {key: exponent_numbers(item) for key, item in value.items()}
     if isinstance(value, list):
@@ -37,7 +37,8 @@ def exponent_numbers(value):
     if isinstance(value, str) and re.fullmatch(
         r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+", value
     ):
-        return float(value)
+        number = float(value)
+        return int(number) if number.is_integer() else number
     return value
 
 
@@ -125,9 +126,10 @@ COMPARISONS = {name: comparison(name, spec) for name, spec in P["compare"].items
 
 
 def check_comparisons():
-    """Fail before any job starts if a comparison of the user's own names a field that is
-    neither a field of its model nor train.<a training field>, or a variant that is no
-    value of that field (the schema's model and train sections)."""
+    """Fail before any job starts if a preset's model splits its width unevenly among its
+    heads, or a comparison of the user's own names a field that is neither a field of its
+    model nor train.<a training field>, or a variant that is no value of that field (the
+    schema's model and train sections)."""
     import jsonschema
 
     with open(
@@ -137,6 +139,13 @@ def check_comparisons():
     training = {
         f"train.{name}": schema for name, schema in defs["train"]["properties"].items()
     }
+    for model in ("gpt", "classifier"):  # the one constraint between two model fields
+        width = P[model]["model"]
+        if width["n_embd"] % width["n_head"]:
+            raise ValueError(
+                f"config: presets.{PRESET}.{model}.model: n_embd={width['n_embd']} is not "
+                f"divisible by n_head={width['n_head']}"
+            )
     for name, (model, field, variants) in COMPARISONS.items():
         own = defs[f"{model}_model"]["properties"]
         fields = defs["transformer"]["properties"] | own | training

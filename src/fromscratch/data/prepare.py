@@ -47,6 +47,25 @@ def get_dataset(name: str) -> DataSet:
     return DATASETS[name]
 
 
+def check_prepare_options(
+    dataset: str, tokenizer: str | None, tokenizer_from: str | Path | None, vocab_size: int | None
+) -> None:
+    """What `prepare` checks of its options before it reads anything: the data set, the
+    tokenizer that fits it, a vocabulary size only for a tokenizer fitted here."""
+    known = get_dataset(dataset)
+    kind = tokenizer or known.default_tokenizer
+    if tokenizer_from is not None:
+        if vocab_size is not None:
+            raise FromScratchError(f"vocab_size: the vocabulary comes from {tokenizer_from}")
+        return  # the tokenizer is that folder's, checked once it is there
+    if kind not in known.tokenizers:
+        raise FromScratchError(
+            f"tokenizer {kind!r} does not fit data set {dataset!r}; allowed: "
+            f"{', '.join(known.tokenizers)}"
+        )
+    tokenizers.check_vocab_size(kind, vocab_size)
+
+
 def prepare(
     name: str,
     out: str | Path,
@@ -63,16 +82,10 @@ def prepare(
     `tokenizer_from` reuses the tokenizer of another prepared folder: an out-of-domain test
     set must be encoded with the vocabulary of the model's training data.
     """
+    check_prepare_options(name, tokenizer, tokenizer_from, vocab_size)
     dataset = get_dataset(name)
     mirror = mirror or default_mirror()
     kind = tokenizer or dataset.default_tokenizer
-    if tokenizer_from is None and kind not in dataset.tokenizers:
-        raise FromScratchError(
-            f"tokenizer {kind!r} does not fit data set {name!r}; allowed: "
-            f"{', '.join(dataset.tokenizers)}"
-        )
-    if tokenizer_from is not None and vocab_size is not None:
-        raise FromScratchError(f"vocab_size: the vocabulary comes from {tokenizer_from}")
     # bad settings and a bad output path fail before any download
     if tokenizer_from is not None:
         tok = tokenizers.load(tokenizer_from)
@@ -86,8 +99,6 @@ def prepare(
                 f"tokenizer_from {tokenizer_from}: its tokenizer {tok.kind!r} does not fit "
                 f"data set {name!r}; allowed: {', '.join(dataset.tokenizers)}"
             )
-    else:
-        tokenizers.check_vocab_size(kind, vocab_size)
     check_replaceable(out, *MARKER)
 
     splits = read_texts(name, mirror, cache_dir, seed, progress)

@@ -68,21 +68,31 @@ def set_rng_state(state: dict) -> None:
 
 
 def save(folder: Path, state: dict, keep: int = 2) -> Path:
-    """Write `state` as folder/step-NNNNNNNN.pt atomically; keep the newest `keep`."""
+    """Write `state` as folder/step-NNNNNNNN.pt atomically; keep the newest `keep`.
+
+    Checkpoints of later steps are damaged ones the resume skipped (load_latest), whose
+    steps this run has taken again: counted as the newest, they would crowd out the one
+    just written."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"step-{state['step']:08d}.pt"
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
-    for old in list_checkpoints(folder)[:-keep]:
+    found = list_checkpoints(folder)
+    kept = [p for p in found if step_of(p) <= state["step"]][-keep:]
+    for old in set(found) - set(kept):
         old.unlink(missing_ok=True)
     return path
+
+
+def step_of(path: Path) -> int:
+    return int(NAME.match(path.name)[1])
 
 
 def list_checkpoints(folder: Path) -> list[Path]:
     if not folder.is_dir():
         return []
     found = [p for p in folder.iterdir() if NAME.match(p.name)]
-    return sorted(found, key=lambda p: int(NAME.match(p.name)[1]))
+    return sorted(found, key=step_of)
 
 
 def load_latest(folder: Path) -> dict | None:

@@ -21,7 +21,7 @@ from typing import Any
 from fromscratch import FromScratchError
 from fromscratch.config import Config, ConfigError
 from fromscratch.io import parse_yaml, read_json
-from fromscratch.train.models import FAMILIES, LANGUAGE_MODELS
+from fromscratch.train.models import FAMILIES, LANGUAGE_MODELS, model_config
 from fromscratch.train.schedule import CLOCKS, SHAPES
 
 PRECISIONS = ("fp32", "bf16", "fp16")
@@ -183,7 +183,7 @@ class TrainConfig(OptimizerConfig):
         if not self.data:
             self._fail("data", "is required: the folder made by `fromscratch data prepare`")
         family = self.model.get("family")
-        if family not in FAMILIES:
+        if not isinstance(family, str) or family not in FAMILIES:
             self._fail("model", f"family {family!r} is not one of {', '.join(FAMILIES)}")
         self._check_positive("grad_accum")
         self._check_not_negative(
@@ -219,6 +219,31 @@ class TrainConfig(OptimizerConfig):
     @property
     def eval_split_list(self) -> list[str]:
         return [s.strip() for s in self.eval_splits.split(",") if s.strip()]
+
+    def lengths(self, model_context: int) -> tuple[int, int]:
+        """(context, max_length): a language model's training window and the tokens a
+        classifier's review is cut to, each the model's context unless set; neither longer
+        than the model reads (an LSTM's context is only a default training length)."""
+        context = self.context or model_context
+        max_length = self.max_length or model_context
+        key, longest = (
+            ("max_length", max_length) if self.family == "classifier" else ("context", context)
+        )
+        if self.family != "lstm" and longest > model_context:
+            raise FromScratchError(
+                f"{key}={longest}: longer than the model's context={model_context}"
+            )
+        if self.family == "classifier" and self.head_tokens > max_length:
+            raise FromScratchError(
+                f"head_tokens={self.head_tokens}: more than the max_length={max_length} "
+                "tokens a review is cut to"
+            )
+        return context, max_length
+
+    def check_model(self) -> None:
+        """What can be checked of the model before its data is read: every field of it (the
+        vocabulary left at its default) and the lengths of the batches it is given."""
+        self.lengths(model_config(self.model).context)
 
     def resolved(self) -> TrainConfig:
         """The config with the tuned values of `lr_from` / `batch_size_from` read in."""

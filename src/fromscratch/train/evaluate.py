@@ -116,7 +116,10 @@ def evaluate_lm(
             predicted += sum(scored for _, _, scored in chunk)
     total_bits, predicted = share.summed(total_bits, predicted)
     predicted = int(predicted)
-    fraction = predicted / max(info["tokens"] - 1, 1)
+    # per byte and character through the split's own ratio of them to its tokens: exact for
+    # characters and bytes as tokens (bits per char = bits per token), and the scored part
+    # of the split counted like the whole
+    fraction = predicted / info["tokens"]
     return {
         "bits": total_bits,
         "tokens": predicted,

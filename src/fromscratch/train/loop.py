@@ -42,7 +42,7 @@ from fromscratch.train.evaluate import (
     evaluate_lm,
     lm_targets_for,
 )
-from fromscratch.train.models import build_model, model_config
+from fromscratch.train.models import build_model
 from fromscratch.train.schedule import decay_progress, learning_rate, step_progress
 
 
@@ -153,16 +153,19 @@ def pick_device(name: str) -> torch.device:
     """`auto`: a CUDA GPU where there is one, else the CPU; or the device named, if it is here."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    allowed = f"device {name!r}: allowed: auto, cpu, cuda, cuda:N, mps"
     try:
         device = torch.device(name)
     except RuntimeError as error:
-        raise FromScratchError(f"device {name!r}: allowed: auto, cpu, cuda, cuda:N, mps") from error
+        raise FromScratchError(allowed) from error
     here = {
         "cpu": True,
         "cuda": torch.cuda.is_available() and (device.index or 0) < torch.cuda.device_count(),
         "mps": torch.backends.mps.is_available(),
     }
-    if not here.get(device.type, True):
+    if device.type not in here:  # xpu, meta, ...: PyTorch's, not ones training runs on here
+        raise FromScratchError(allowed)
+    if not here[device.type]:
         raise FromScratchError(f"device {name!r}: there is none here; use device: auto or cpu")
     return device
 
@@ -197,7 +200,7 @@ class Trainer:
         self.out = Path(out)
         self.dist = Distributed.from_environment()
         self.device = pick_device(config.device) if self.dist.world == 1 else self.dist.device
-        model_config(config.model)  # a wrong model field fails here, before the data is read
+        config.check_model()  # a wrong model field fails here, before the data is read
         self.data = PreparedData(config.data)
         torch.manual_seed(config.seed)
         self.model = build_model(config, self.data.meta).to(self.device)
@@ -208,26 +211,9 @@ class Trainer:
             torch.manual_seed(int(keyed_rng(config.seed, self.dist.rank).integers(2**62)))
         for split in (config.train_split, *config.eval_split_list):
             self.data.check_split(split)  # fails now, not after the last step
-        model_context = self.model.config.context
-        self.context = config.context or model_context
-        self.max_length = config.max_length or model_context  # a classifier's longest review
-        # the longest input a batch will hold: a language model's window, a classifier's review
-        if config.family == "classifier":
-            key, longest = "max_length", self.max_length
-        else:
-            key, longest = "context", self.context
-        # an LSTM has no limit: its config's context is only a default training length
-        if config.family != "lstm" and longest > model_context:
-            raise FromScratchError(
-                f"{key}={longest}: longer than the model's context={model_context}"
-            )
+        self.context, self.max_length = config.lengths(self.model.config.context)
         if config.eval_stride and config.family != "classifier":  # now, not after training
             check_stride(self.model, self.context, config.eval_stride, self.device)
-        if config.family == "classifier" and config.head_tokens > self.max_length:
-            raise FromScratchError(
-                f"head_tokens={config.head_tokens}: more than the max_length={self.max_length} "
-                "tokens a review is cut to"
-            )
         self.teacher = None
         if config.teacher:
             self.teacher = load_teacher(

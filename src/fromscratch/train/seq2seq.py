@@ -76,6 +76,7 @@ class Seq2SeqConfig(OptimizerConfig):
         self._check_choice("task", TASKS)
         self._check_positive("symbols", "min_length", "max_length", "test_max_length")
         self._check_positive("test_examples", "max_steps")
+        self._check_not_negative("gpt_layers")
         if self.max_length < self.min_length:
             self._fail("max_length", f"{self.max_length} is below min_length={self.min_length}")
         if self.test_max_length < self.max_length:
@@ -83,6 +84,10 @@ class Seq2SeqConfig(OptimizerConfig):
         fixed = {"vocab_size", "context"} & set(self.model)
         if fixed:
             self._fail("model", f"{', '.join(sorted(fixed))} follow from the task; leave out")
+
+    def check_model(self) -> None:
+        """Every field of the model, before any work (the GPT's follow from them)."""
+        encoder_decoder_config(self)
 
     def task_spec(self) -> Seq2SeqTask:
         return Seq2SeqTask(self.task, self.symbols, self.min_length, self.max_length)
