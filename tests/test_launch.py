@@ -132,6 +132,22 @@ def test_resources_from_dict_rejects_wrong_types(key, value):
         Resources.from_dict({key: value})
 
 
+@pytest.mark.parametrize(
+    ("key", "value", "named"),
+    [
+        ("time_min", -5, "-5 must be at least 1"),
+        ("tasks", 0, "0 must be at least 1"),
+        ("cpus", 0, "0 must be at least 1"),
+        ("gpus", -1, "-1 must be 0 or more"),
+        ("mem_gb", 0, "0 must be more than 0"),
+    ],
+)
+def test_resources_out_of_range_fail_before_any_job(key, value, named):
+    """sbatch would refuse some only after the wait for the check, and run others."""
+    with pytest.raises(FromScratchError, match=f"Resources.{key}: {named}"):
+        Resources.from_dict({key: value})
+
+
 def test_resources_pass_through_to_submitit_unchanged():
     resources = Resources.from_dict(
         {

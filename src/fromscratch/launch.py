@@ -71,6 +71,13 @@ class Resources(Config):
     max_requeues: int = 3
     extra: dict = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        super().__post_init__()  # the ranges of the workflow's schema, for `run` too
+        self._check_not_negative("gpus", "signal_delay_s", "max_requeues")
+        self._check_positive("cpus", "time_min", "tasks")
+        if self.mem_gb <= 0:
+            self._fail("mem_gb", f"{self.mem_gb!r} must be more than 0")
+
     @classmethod
     def from_dict(cls, d: dict | None) -> Resources:
         """Build from a config mapping; a wrong key or type fails here, before any job starts."""

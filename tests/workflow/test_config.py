@@ -82,6 +82,10 @@ MALFORMED = [
         r"cluster.evaluate.tasks=2: only training runs on several processes; set tasks in",
     ),
     (
+        "ablations={cramming: {demo: {budget_fractions: [0.5, 0.50000001]}}}",
+        r"budget_fractions: two budgets within a millisecond \(3, 3, 6 s\); leave one out",
+    ),
+    (
         "ablations={cramming: {demo: {train: {lr: 1.0}}}}",
         r"cramming.demo.train.lr: set by the study: the LR of the recipe's own LR range test",
     ),
@@ -515,3 +519,22 @@ def test_the_conda_environment_installs_this_checkout_from_where_snakemake_copie
     assert "Would install fromscratch" in result.stdout, result.stderr[-2000:]
     common = (ROOT / "workflow" / "rules" / "common.smk").read_text()
     assert "os.environ.update(FROMSCRATCH_ROOT=workflow.basedir)" in common
+
+
+def test_a_study_without_seeds_of_its_own_takes_the_presets(workdir):
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    config["presets"]["demo"]["seeds"] = [0, 1, 2]
+    for name in ("augmentation", "distillation", "sentence_vae", "encoder_decoder"):
+        del config["ablations"][name]["demo"]["seeds"]
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+    result = snakemake(workdir, "-n", "-p", config=workdir / "config.yaml")
+    assert result.returncode == 0, result.stderr[-2000:]
+    for stage, study in (
+        ("train", "augmentation"),
+        ("train", "distillation"),
+        ("sentence-vae", "sentence_vae"),
+        ("encoder-decoder", "encoder_decoder"),
+    ):
+        outs = [args["out"] for args in stage_arguments(result, stage) if "out" in args]
+        seeds = {re.search(r"seed(\d+)", out)[1] for out in outs if f"/{study}/" in out}
+        assert seeds == {"0", "1", "2"}, study

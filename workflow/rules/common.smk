@@ -542,7 +542,8 @@ def study(name):
     settings = config["ablations"][name]
     if PRESET not in settings:
         raise ValueError(
-            f"config: ablations.{name} has no settings for preset {PRESET!r}"
+            f"config: ablations.{name} has no settings for preset {PRESET!r}; give it "
+            f"some, or set ablations.{name}.enabled: false"
         )
     return settings[PRESET]
 

@@ -14,7 +14,7 @@
 if ablation_enabled("augmentation"):
     AUG = study("augmentation")
     AUG_DIR = study_dir("augmentation")
-    AUG_SEEDS = AUG["seeds"]
+    AUG_SEEDS = study_seeds("augmentation")
     # What each study model is in the course pipeline: its model, and the variant it uses.
     AUG_COURSE_MODEL = {"classifier": "classifier", "lm": "gpt"}
     AUG_VARIANT = {

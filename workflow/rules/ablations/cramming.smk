@@ -11,11 +11,17 @@ if ablation_enabled("cramming"):
     CRAMMING_RECIPES = {"baseline": {}, **CRAMMING["ablations"]}
     CRAMMING_BUDGET = CRAMMING["budget_s"]
     CRAMMING_SEEDS = study_seeds("cramming")
-    # Budgets as they appear in run folder names: seconds, without a trailing ".0".
+    # Budgets as they appear in run folder names: seconds, to the millisecond, without
+    # trailing zeros (not :g, whose 1e+06 no folder pattern reads)
     CRAMMING_BUDGETS = [
-        f"{CRAMMING_BUDGET * fraction:g}"
+        f"{CRAMMING_BUDGET * fraction:.3f}".rstrip("0").rstrip(".")
         for fraction in sorted(CRAMMING["budget_fractions"]) + [1]
     ]
+    if len(set(CRAMMING_BUDGETS)) < len(CRAMMING_BUDGETS):
+        raise ValueError(
+            f"config: ablations.cramming.{PRESET}.budget_fractions: two budgets within a "
+            f"millisecond ({', '.join(CRAMMING_BUDGETS)} s); leave one out"
+        )
     CRAMMING_UNIT = lm_metric().split("/")[1]  # bits_per_char, bits_per_byte, ...
     CRAMMING_METRIC = f"{CRAMMING['split']}/{CRAMMING_UNIT}"
     if CRAMMING["split"] not in eval_splits("gpt"):

@@ -20,7 +20,7 @@ if ablation_enabled("distillation"):
         {"mode": mode, "layers": layers, "seed": seed}
         for mode in DISTILL_MODES
         for layers in DISTILL["layers"]
-        for seed in DISTILL["seeds"]
+        for seed in study_seeds("distillation")
     ]
     DISTILL_FIGURES = f"{RESULTS}/figures/distillation"
 

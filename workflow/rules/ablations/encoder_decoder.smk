@@ -58,7 +58,7 @@ if ablation_enabled("encoder_decoder"):
             runs=expand(
                 f"{SEQ2SEQ_RUN}/summary.json",
                 architecture=SEQ2SEQ_ARCHITECTURES,
-                seed=SEQ2SEQ["seeds"],
+                seed=study_seeds("encoder_decoder"),
             ),
             code=figure_code("encoder_decoder"),
         output:

@@ -106,13 +106,13 @@ if ablation_enabled("sentence_vae"):
             summaries=expand(
                 f"{VAE_DIR}/runs/vae/{{variant}}/seed{{seed}}/summary.json",
                 variant=VAE_VARIANTS,
-                seed=VAE["seeds"],
+                seed=study_seeds("sentence_vae"),
             ),
             latents=expand(
-                f"{VAE_DIR}/runs/vae/{{variant}}/seed{VAE['seeds'][0]}/latents.npz",
+                f"{VAE_DIR}/runs/vae/{{variant}}/seed{study_seeds('sentence_vae')[0]}/latents.npz",
                 variant=VAE_VARIANTS,
             ),
-            examples=f"{VAE_DIR}/runs/vae/{VAE_VARIANTS[-1]}/seed{VAE['seeds'][0]}/examples.json",
+            examples=f"{VAE_DIR}/runs/vae/{VAE_VARIANTS[-1]}/seed{study_seeds('sentence_vae')[0]}/examples.json",
             # the β panel draws the KL schedule itself (train/vae.py)
             code=figure_code("sentence_vae") + [f"{SOURCE}/train/vae.py"],
         output:
@@ -137,7 +137,7 @@ if ablation_enabled("sentence_vae"):
             CONDA_ENV
         params:
             variants=VAE_VARIANTS,
-            seeds=VAE["seeds"],
+            seeds=study_seeds("sentence_vae"),
             example_variant=VAE_VARIANTS[-1],
         script:
             "../../scripts/sentence_vae.py"
