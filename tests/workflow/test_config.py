@@ -538,3 +538,17 @@ def test_a_study_without_seeds_of_its_own_takes_the_presets(workdir):
         outs = [args["out"] for args in stage_arguments(result, stage) if "out" in args]
         seeds = {re.search(r"seed(\d+)", out)[1] for out in outs if f"/{study}/" in out}
         assert seeds == {"0", "1", "2"}, study
+
+
+def test_quoted_text_in_a_nested_config_value_stays_text(workdir):
+    # Snakemake reads nested values as text without their quotes; "1984" is a prompt here
+    result = snakemake(
+        workdir, "-n", "-p", "--config",
+        'presets={demo: {gpt: {sample: {prompt: "1984"}}, seeds: [0]}}', 'wandb={project: "2024"}',
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert {args["prompt"] for args in stage_arguments(result, "sample")} == {"1984"}
+    projects = {args["config"]["wandb_project"] for args in stage_arguments(result, "train")}
+    assert projects == {"2024"}
+    course = [a["out"] for a in stage_arguments(result, "train") if "/studies/" not in a["out"]]
+    assert course and all(out.endswith("seed0") for out in course)  # a list is still a list

@@ -4,6 +4,7 @@ import os
 import re
 import shlex
 import shutil
+import sys
 
 import jsonschema
 import yaml
@@ -24,6 +25,19 @@ def yaml_scalars(value):
         if parsed is None or isinstance(parsed, bool | int | float):
             return parsed
     return value
+
+
+def command_line_config(settings):
+    """The `--config key=value` settings as YAML reads them.  Snakemake reads a nested
+    value with YAML's base loader, every scalar as text and its quotes gone; its text is
+    still on the command line, read here again, quotes respected ("1984" stays text).  A
+    value from elsewhere (a profile) has its scalars read as YAML's (yaml_scalars)."""
+    given = {}
+    for arg in sys.argv:
+        key, sep, text = arg.partition("=")
+        if sep and isinstance(settings.get(key), dict | list):
+            given[key] = yaml.safe_load(text)
+    return {key: given.get(key, yaml_scalars(value)) for key, value in settings.items()}
 
 
 def exponent_numbers(value):
@@ -85,7 +99,7 @@ def schema_error(error, schema):
     return f"unknown key {', '.join(unknown)}; allowed: {', '.join(names)}"
 
 
-update_config(config, yaml_scalars(workflow.config_settings.overwrite_config))
+update_config(config, command_line_config(workflow.config_settings.overwrite_config))
 config.update(exponent_numbers(config))
 validate_config(
     config, os.path.join(workflow.basedir, "workflow/schemas/config.schema.yaml")
