@@ -159,6 +159,11 @@ def _open(location: str, start: int = 0):
     return response, total, resumed
 
 
+# HTTP statuses of a file that is not on the server (403: what S3 and others answer
+# for a missing file where listing is not allowed)
+NOT_THERE = (403, 404, 410)
+
+
 def mirror_checksums(mirror: str) -> dict[str, str]:
     """The mirror's SHA256SUMS as {relative path: "sha256:HEX"}; empty if it has none.
 
@@ -200,11 +205,6 @@ def resolve(source: Source, mirror: str | None) -> tuple[str, str, str]:
 
 
 # ---------------------------------------------------------------------------- fetching
-
-
-# HTTP statuses of a file that is not on the server (403: what S3 and others answer
-# for a missing file where listing is not allowed)
-NOT_THERE = (403, 404, 410)
 
 
 def _stream_into(location: str, part: Path, progress: bool) -> None:
