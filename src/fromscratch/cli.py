@@ -282,6 +282,7 @@ OPTION_CHECKS = {
     "batch-size": "fromscratch.train.batch_size:check_options",
     "noise-scale": "fromscratch.train.noise_scale:check_options",
     "augment": "fromscratch.data.augment:check_settings",
+    "perceiver-plan": "fromscratch.stages.perceiver:check_plan_options",
 }
 
 

@@ -202,6 +202,11 @@ PLAN = {
         ({**PLAN, "contexts": ["64"]}, 'contexts=["64"] is not of type list[int]'),
         ({**PLAN, "batch_tokens": "1024"}, 'batch_tokens="1024" is not of type int'),
         ({**PLAN, "gpt": 2}, "gpt=2 is not of type dict"),
+        # the models' own fields, at every context: not only in the plan's job
+        ({**PLAN, "contexts": [4, 64]}, "PerceiverConfig.latents: 8 is more than context=4"),
+        ({**PLAN, "gpt": {"n_layer": 2, "n_embd": 33}}, "is not divisible by n_head=2"),
+        ({**PLAN, "perceiver": {"n_layers": 1}}, "PerceiverConfig: unknown keys n_layers"),
+        ({**PLAN, "budget_flops": -1.0}, "budget_flops=-1 must be a number > 0"),
     ],
 )
 def test_the_plan_stage_checks_its_settings_before_a_job_starts(tmp_path, capsys, args, named):

@@ -74,6 +74,35 @@ def matched_perceiver(gpt: dict, perceiver: dict, tolerance: float) -> dict:
     return {**perceiver, "n_embd": best * step}
 
 
+def check_plan_options(
+    contexts: list[int],
+    model: dict,
+    gpt: dict,
+    perceiver: dict,
+    budget_flops: float,
+    batch_tokens: int,
+) -> None:
+    """What `plan` checks before it reads the data: the contexts, the budget, the batch, and
+    both models' fields at every context (the Perceiver's at a width its heads divide; the
+    one matched to the GPT is found with the data's vocabulary)."""
+    from fromscratch.models import GPTConfig, PerceiverConfig
+
+    if not contexts or min(contexts) < 1:
+        raise FromScratchError(f"perceiver: contexts={contexts}; give one or more, each >= 1")
+    if not (math.isfinite(budget_flops) and budget_flops > 0):
+        # a negative one would still buy each run its one step: a plan of nothing
+        raise FromScratchError(f"perceiver: budget_flops={budget_flops:g} must be a number > 0")
+    if batch_tokens < max(contexts):
+        raise FromScratchError(
+            f"perceiver: batch_tokens={batch_tokens} is less than one window of the longest "
+            f"context ({max(contexts)})"
+        )
+    heads = perceiver.get("n_head", model.get("n_head", PerceiverConfig.n_head))
+    for context in contexts:
+        GPTConfig.from_dict({**model, **gpt, "context": context})
+        PerceiverConfig.from_dict({**model, **perceiver, "context": context, "n_embd": 2 * heads})
+
+
 def plan(
     data: str,
     vocab_size: int,
@@ -98,16 +127,7 @@ def plan(
     """
     from fromscratch.train.config import TrainConfig
 
-    if not contexts or min(contexts) < 1:
-        raise FromScratchError(f"perceiver: contexts={contexts}; give one or more, each >= 1")
-    if not (math.isfinite(budget_flops) and budget_flops > 0):
-        # a negative one would still buy each run its one step: a plan of nothing
-        raise FromScratchError(f"perceiver: budget_flops={budget_flops:g} must be a number > 0")
-    if batch_tokens < max(contexts):
-        raise FromScratchError(
-            f"perceiver: batch_tokens={batch_tokens} is less than one window of the longest "
-            f"context ({max(contexts)})"
-        )
+    check_plan_options(contexts, model, gpt, perceiver, budget_flops, batch_tokens)
     variants = {}
     for context in sorted(contexts):
         shared = {**model, "vocab_size": vocab_size, "context": context}
