@@ -202,7 +202,7 @@ def test_a_tiny_temperature_samples_the_likeliest_token():
     """Near zero, sampling becomes greedy; the logits over the temperature must not
     overflow on the way (inf, then NaN weights that multinomial refuses)."""
     logits = 50 * torch.randn(4, 30)
-    for temperature in (1e-3, 1e-40):
+    for temperature in (1e-3, 1e-40, 1e-46, 1e-300):  # the last two: 0 in float32
         drawn = sample_next_token(logits, temperature=temperature, top_p=0.9)
         assert torch.equal(drawn, logits.argmax(dim=-1, keepdim=True)), temperature
 
@@ -248,7 +248,8 @@ def test_sampling_draws_from_the_filtered_renormalised_softmax(filters, drawn_fr
     [
         (dict(temperature=-0.5), "temperature=-0.5 must be >= 0"),
         (dict(temperature=float("nan")), "temperature=nan"),
-        (dict(top_k=0), "top_k=0 must be at least 1"),
+        (dict(top_k=0), "top_k=0 must be an integer >= 1"),
+        (dict(top_k=2.0), "top_k=2.0 must be an integer >= 1"),
         (dict(top_p=0.0), "top_p=0.0 must be in (0, 1]"),
         (dict(top_p=1.5), "top_p=1.5 must be in (0, 1]"),
         (dict(max_new_tokens=-1), "max_new_tokens=-1"),

@@ -70,8 +70,8 @@ def test_train_then_evaluate_then_sample(demo_chars, tmp_path, capsys):
     for bad, named in (
         ("--top-p=1.5", "sample: --top-p=1.5 must be in (0, 1]"),
         ("--top-p=0", "sample: --top-p=0.0 must be in (0, 1]"),
-        ("--top-k=0", "sample: --top-k=0 must be at least 1"),
-        ("--tokens=-3", "sample: --tokens=-3 must be at least 0"),
+        ("--top-k=0", "sample: --top-k=0 must be an integer >= 1"),
+        ("--tokens=-3", "sample: --tokens=-3 must be an integer >= 0"),
         ("--temperature=-1", "sample: --temperature=-1.0 must be >= 0 (0: greedy)"),
         ("--num-samples=0", "sample: --num-samples=0 must be at least 1"),
         ("--prompt=Zebra", "the prompt 'Zebra': not in the vocabulary: 'Z'; it has"),

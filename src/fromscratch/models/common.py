@@ -189,16 +189,25 @@ def check_sampling(
     """A one-line SamplingError for the first argument out of range.  where, names: what the
     message calls the caller and each argument (`fromscratch sample` and its flags)."""
     limits = (
-        ("max_new_tokens", max_new_tokens, max_new_tokens >= 0, "at least 0"),
+        (
+            "max_new_tokens",
+            max_new_tokens,
+            is_count(max_new_tokens) and max_new_tokens >= 0,
+            "an integer >= 0",
+        ),
         # a negative temperature would make the unlikeliest tokens likeliest
         ("temperature", temperature, temperature >= 0, ">= 0 (0: greedy)"),
-        ("top_k", top_k, top_k is None or top_k >= 1, "at least 1"),
+        ("top_k", top_k, top_k is None or (is_count(top_k) and top_k >= 1), "an integer >= 1"),
         ("top_p", top_p, top_p is None or 0 < top_p <= 1, "in (0, 1]"),
     )
     for argument, value, ok, allowed in limits:
         if not ok:
             name = (names or {}).get(argument, argument)
             raise SamplingError(f"{where}: {name}={value} must be {allowed}")
+
+
+def is_count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def check_token_ids(idx: torch.Tensor, vocab_size: int, name: str = "idx") -> None:
@@ -225,7 +234,7 @@ def sample_next_token(
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """Sample one token id per row from logits (B, V); returns (B, 1)."""
-    if temperature == 0:
+    if temperature < torch.finfo(torch.float32).tiny:  # 0, or too small for the division
         return logits.argmax(dim=-1, keepdim=True)
     logits = logits.float()
     # the largest logit 0 first: divided by a tiny temperature, it would overflow to inf
