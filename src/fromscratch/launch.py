@@ -171,6 +171,8 @@ def _outcome(job: submitit.Job, launcher: str, name: str) -> Any:
     else:  # UncompletedJobError: killed, cancelled, out of requeues, out of memory...
         state = job.get_info().get("State") or job.state
         headline = f"it ended without a result (SLURM state {state})"
+        if not log.exists():  # cancelled while it waited in the queue
+            headline = f"it never started, and wrote no log (SLURM state {state})"
     raise _failure(name, f"{launcher} job {job.job_id}", headline, log)
 
 

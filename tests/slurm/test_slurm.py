@@ -134,6 +134,25 @@ def test_a_job_sbatch_refuses_is_a_one_line_error(slurm_cluster, tmp_path):
     )
 
 
+def test_a_job_cancelled_in_the_queue_says_it_never_started(slurm_cluster, tmp_path):
+    name = f"queued-{os.getpid()}"
+    later = Resources(mem_gb=1, time_min=5, extra={"begin": "now+600"})  # pending till then
+    with ThreadPoolExecutor(1) as pool:
+        waiting = run_in_background(
+            pool, where_am_i, {"x": 1}, resources=later, log_dir=tmp_path, name=name
+        )
+        try:
+            job = wait_until(lambda: job_id_of(name), 60, "the job in the queue")
+            subprocess.run(["scancel", job], check=True)
+            with pytest.raises(FromScratchError) as caught:
+                waiting.result(timeout=240)
+        finally:
+            cancel(name)
+    message = str(caught.value)
+    assert f"{name}: slurm job " in message and "it never started, and wrote no log" in message
+    assert "CANCELLED" in message
+
+
 @pytest.mark.slow
 def test_a_preempted_training_job_requeues_and_resumes_losing_no_step(
     slurm_cluster, demo_chars, tmp_path

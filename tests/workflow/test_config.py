@@ -552,3 +552,28 @@ def test_quoted_text_in_a_nested_config_value_stays_text(workdir):
     assert projects == {"2024"}
     course = [a["out"] for a in stage_arguments(result, "train") if "/studies/" not in a["out"]]
     assert course and all(out.endswith("seed0") for out in course)  # a list is still a list
+
+
+def test_default_resources_of_ones_own_keep_the_slurm_profiles_launcher(workdir):
+    """They replace the profile's as a whole: without launcher='slurm' every job would run
+    on the login node, without a word."""
+    slurm = ["-n", "-p", "--profile", str(ROOT / "profiles" / "slurm"), "--default-resources"]
+    result = snakemake(workdir, *slurm, "mem_mb=2000")
+    assert result.returncode != 0
+    said = result.stdout + result.stderr
+    assert "config: --default-resources replaces the slurm profile's launcher='slurm'" in said
+    result = snakemake(workdir, *slurm, "mem_mb=2000", "launcher='slurm'")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "--launcher slurm" in result.stdout and "--launcher local" not in result.stdout
+
+
+def test_a_failed_jobs_error_is_on_the_console(workdir, monkeypatch):
+    monkeypatch.setenv("FROMSCRATCH_CACHE", str(workdir / "cache"))  # nothing downloaded
+    missing = workdir / "no-mirror"
+    result = snakemake(
+        workdir, "--cores", "1", "--config", "preset=small", f"mirror={missing}",
+        "--", "results/small/data/shakespeare-chars/meta.json",
+    )  # fmt: skip
+    assert result.returncode != 0
+    said = result.stdout + result.stderr
+    assert f"local run failed: mirror {missing}: no such folder" in said

@@ -105,6 +105,39 @@ validate_config(
     config, os.path.join(workflow.basedir, "workflow/schemas/config.schema.yaml")
 )
 
+
+def profile_names():
+    """The names of the profiles this run was started with (--profile, --workflow-profile,
+    $SNAKEMAKE_PROFILE)."""
+    names = [os.environ.get("SNAKEMAKE_PROFILE", "")]
+    for flag, value in zip(sys.argv, sys.argv[1:]):
+        if flag in ("--profile", "--workflow-profile"):
+            names.append(value)
+    names += [
+        a.split("=", 1)[1]
+        for a in sys.argv
+        if a.startswith(("--profile=", "--workflow-profile="))
+    ]
+    return [os.path.basename(os.path.normpath(name)) for name in names if name]
+
+
+def check_launcher():
+    """profiles/slurm names its launcher as a default resource (see its config.yaml), which
+    `--default-resources` on the command line replaces as a whole: every job would then run
+    here, on the login node, without a word."""
+    given = workflow.resource_settings.default_resources
+    if (
+        not config["launcher"]
+        and "slurm" in profile_names()
+        and "launcher" not in (given.keys() if given is not None else ())
+    ):
+        raise ValueError(
+            "config: --default-resources replaces the slurm profile's launcher='slurm', and "
+            "every job would run here; add launcher='slurm' to them, or --config launcher=slurm"
+        )
+
+
+check_launcher()
 PRESET = config["preset"]
 if PRESET not in config["presets"]:
     raise ValueError(
