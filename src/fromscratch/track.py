@@ -228,6 +228,9 @@ class Tracker:
         }
         write_json(self.out / "summary.json", full)
         scalars = {k: v for k, v in summary.items() if isinstance(v, int | float | str)}
+        # the last step's row first: written out at finish, after the summary, its values
+        # (the last window's tokens_per_s) would replace the whole run's
+        self._to_wandb(lambda run: run.log({}, commit=True))
         self._to_wandb(lambda run: run.summary.update(scalars))
         self._to_wandb(lambda run: run.finish())
         self.wandb = None

@@ -10,6 +10,7 @@ import yaml
 from fromscratch import FromScratchError
 from fromscratch.config import ConfigError
 from fromscratch.data import PreparedData
+from fromscratch.figures import tables
 from fromscratch.train import NonFiniteLoss, TrainConfig, Trainer, load_config, train
 from fromscratch.train.schedule import learning_rate
 
@@ -529,3 +530,15 @@ def test_a_token_clock_decays_from_the_end_of_warm_up(demo_chars, tmp_path):
     rates = [trainer.train_step()["lr"] for _ in range(6)]
     assert rates == pytest.approx([3e-3 * r for r in (0.5, 1.0, 1.0, 0.75, 0.5, 0.25)])
     assert trainer.state.warmup_tokens == 2 * tokens
+
+
+def test_an_evaluation_sits_at_the_tokens_of_its_own_step(demo_chars, tmp_path):
+    # eval_every not a multiple of log_every: the last training line is of another step
+    spec = tiny_gpt(demo_chars, max_steps=30, log_every=10, eval_every=15, eval_max_tokens=500)
+    run = tmp_path / "runs" / "eval" / "odd" / "seed0"
+    train(TrainConfig.from_dict(spec), run)
+    per_step = spec["batch_size"] * spec["model"]["context"]
+    curves = tables.curves([run / "summary.json"])
+    evaluations = curves[curves["metric"] == "test/loss"]
+    assert list(evaluations["step"]) == [15, 30]  # at step 15, and the final one
+    assert list(evaluations["tokens"]) == [15 * per_step, 30 * per_step]

@@ -57,7 +57,9 @@ def curves(summaries: Iterable[str | Path]) -> pd.DataFrame:
         if not records:
             continue
         wide = pd.DataFrame(records)
-        # Evaluation lines carry no token count: they belong to the step they follow.
+        # Evaluation lines of runs from before they carried their token count: the count of
+        # the training line before them (that of their own step where log_every divides
+        # eval_every).
         if "tokens" in wide:
             wide["tokens"] = wide["tokens"].ffill()
         long = wide.melt(

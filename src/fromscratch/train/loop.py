@@ -492,7 +492,7 @@ class Trainer:
                     window_elapsed, window_tokens = s.elapsed, s.tokens
                 evaluating = c.eval_every and c.eval_split_list  # no splits: nothing to log
                 if evaluating and s.step % c.eval_every == 0 and not self.done():
-                    self.tracker.log(self.evaluate(), s.step)
+                    self.tracker.log({**self.evaluate(), "tokens": s.tokens}, s.step)
                 # after the last step too, before the final evaluation: a run stopped from
                 # here on resumes at this step and only evaluates again, logging that once
                 if (c.checkpoint_every and s.step % c.checkpoint_every == 0) or self.done():
@@ -505,8 +505,8 @@ class Trainer:
         training again."""
         s = self.state
         final = self.evaluate()
-        if final:
-            self.tracker.log(final, s.step)
+        if final:  # with the tokens seen: a curve against tokens places it there
+            self.tracker.log({**final, "tokens": s.tokens}, s.step)
         self.save_model()
         summary = {
             "steps": s.step,
