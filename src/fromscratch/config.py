@@ -77,8 +77,11 @@ class Config:
         """`value` if it is of type `hint` (a number written as text read as the number)."""
         allowed = typing.get_args(hint) or (hint,)  # `int | None` -> (int, NoneType)
         # PyYAML reads YAML 1.1, where a number without a dot (1e-3, 1e6) is a string
-        number = float in allowed or (int in allowed and EXPONENT_FORM.fullmatch(str(value)))
-        if number and str not in allowed and isinstance(value, str):
+        if (
+            isinstance(value, str)
+            and str not in allowed
+            and (float in allowed or (int in allowed and EXPONENT_FORM.fullmatch(value)))
+        ):
             with contextlib.suppress(ValueError):
                 value = float(value)
         if isinstance(value, float) and not math.isfinite(value):

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from fromscratch.figures.plots import mean_sd, save, seed_chart, seeds_note
+from fromscratch.figures.plots import legend_beside, mean_sd, save, seed_chart, seeds_note
 from fromscratch.io import read_json
 from fromscratch.train.vae import VAETrainConfig, kl_weight
 
@@ -148,9 +148,9 @@ def latent(
             fontsize=10,
         )
         ax.set(xlabel="principal component 1 of μ", ylabel="principal component 2 of μ")
-    for ax in axes[0][:-1]:  # one legend, beside the panels: inside one it hid points
+    for ax in axes[0]:  # one legend, beside the panels: inside one it hid points
         ax.get_legend().remove()
-    sns.move_legend(axes[0][-1], "upper left", bbox_to_anchor=(1.0, 1.0), title="review")
+    legend_beside(axes[0][-1], title="review", title_fontsize=8)
     fig.suptitle(f"{title} (seed {seed})")
     return save(fig, out)
 
