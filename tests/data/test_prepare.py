@@ -12,6 +12,7 @@ import pytest
 
 from fromscratch.cli import main
 from fromscratch.data import DATASETS, PreparedData
+from fromscratch.data.prepare import read_texts
 from fromscratch.data.sets import pang_lee_sentences
 
 from .fixtures import (
@@ -55,6 +56,13 @@ def test_registry_has_every_data_set():
         "pang-lee-sentences",
         "demo",
     }
+
+
+@pytest.mark.parametrize("name", sorted(DATASETS))
+def test_each_data_set_reads_the_splits_it_declares(mirror, tmp_path, name):
+    # the workflow checks a config's split names against the declared ones
+    splits = read_texts(name, mirror=str(mirror), cache_dir=tmp_path)
+    assert tuple(splits) == DATASETS[name].splits
 
 
 @pytest.mark.parametrize("tokenizer", ["bytes", "chars", "bpe", "gpt2"])

@@ -130,6 +130,36 @@ MALFORMED = [
         "presets={demo: {compare: {'norm-2': {model: gpt, field: norm, variants: [post]}}}}",
         r"'norm-2' does not match",
     ),
+    # a split the data set does not have: an error here, not after the training it scores
+    (
+        "presets={demo: {classifier: {eval_splits: val}}}",
+        r"presets.demo.classifier.eval_splits: demo has no split 'val'; it has: train, test, ood$",
+    ),
+    (
+        "presets={demo: {gpt: {train: {train_split: val}}}}",
+        r"presets.demo.gpt.train.train_split: demo has no split 'val'; it has: train, test, ood$",
+    ),
+    (
+        "ablations={augmentation: {demo: {classifier: {ood: {demo: tset}}}}}",
+        r"augmentation.demo.classifier.ood.demo: 'tset' is not one of \['train', 'test', 'ood'\]",
+    ),
+    (
+        "ablations={augmentation: {demo: {lm: {dataset: pang-lee-reviews}}}}",
+        r"augmentation.demo.lm.dataset: 'pang-lee-reviews' is not one of \['imdb', 'demo'\]",
+    ),
+    (
+        "ablations={recurrent_gpt2: {demo: {corpora: {demo: val}}}}",
+        r"recurrent_gpt2.demo.corpora.demo: 'val' is not one of \['train', 'test', 'ood'\]",
+    ),
+    (
+        "ablations={perceiver: {demo: {data: [{dataset: demo, tokenizer: chars, "
+        "eval_split: val}]}}}",
+        r"ablations.perceiver.demo.data: demo has no split 'val'; it has: train, test, ood$",
+    ),
+    (
+        "ablations={distillation: {demo: {eval_split: val}}}",
+        r"ablations.distillation.demo.eval_split: demo has no split 'val'; it has: train, test",
+    ),
 ]
 
 
@@ -150,6 +180,15 @@ def test_the_schema_knows_every_training_and_model_field():
     for family, config in (("gpt", GPTConfig), ("classifier", ClassifierConfig)):
         fields = {f.name for f in dataclasses.fields(config)} - from_the_data
         assert shared | set(schema_defs()[f"{family}_model"]["properties"]) == fields
+
+
+def test_the_schema_knows_the_splits_of_every_data_set():
+    from fromscratch.data import DATASETS
+
+    splits = schema_defs()["dataset_splits"]["properties"]
+    assert {name: tuple(s["enum"]) for name, s in splits.items()} == {
+        name: dataset.splits for name, dataset in DATASETS.items()
+    }
 
 
 def test_cluster_entries_may_name_every_stage_the_cli_runs(workdir):

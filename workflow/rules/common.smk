@@ -101,9 +101,20 @@ def schema_error(error, schema):
 
 update_config(config, command_line_config(workflow.config_settings.overwrite_config))
 config.update(exponent_numbers(config))
-validate_config(
-    config, os.path.join(workflow.basedir, "workflow/schemas/config.schema.yaml")
-)
+SCHEMA_FILE = os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml")
+validate_config(config, SCHEMA_FILE)
+with open(SCHEMA_FILE, encoding="utf-8") as f:
+    SCHEMA_DEFS = yaml.safe_load(f)["$defs"]
+
+
+def check_split(where, dataset, split):
+    """Fail before any job starts if data set `dataset` has no split `split`, rather than
+    when a job that needs it runs, perhaps after hours of training."""
+    splits = SCHEMA_DEFS["dataset_splits"]["properties"][dataset]["enum"]
+    if split not in splits:
+        raise ValueError(
+            f"config: {where}: {dataset} has no split {split!r}; it has: {', '.join(splits)}"
+        )
 
 
 def profile_names():
@@ -177,12 +188,7 @@ def check_comparisons():
     heads, or a comparison of the user's own names a field that is neither a field of its
     model nor train.<a training field>, or a variant that is no value of that field (the
     schema's model and train sections)."""
-    import jsonschema
-
-    with open(
-        os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml")
-    ) as f:
-        defs = yaml.safe_load(f)["$defs"]
+    defs = SCHEMA_DEFS
     training = {
         f"train.{name}": schema for name, schema in defs["train"]["properties"].items()
     }
@@ -263,6 +269,11 @@ def eval_splits(model):
             f"config: presets.{PRESET}.{model}.eval_splits is empty; "
             "name the splits the comparisons score, e.g. test"
         )
+    dataset = P[model]["data"]["dataset"]
+    for split in splits:
+        check_split(f"presets.{PRESET}.{model}.eval_splits", dataset, split)
+    train_split = P[model]["train"].get("train_split", "train")
+    check_split(f"presets.{PRESET}.{model}.train.train_split", dataset, train_split)
     return splits
 
 

@@ -27,6 +27,9 @@ class DataSet:
     # read(files, seed) -> {split name: Split}; `files` maps each source's key to its
     # verified local copy. The first split is the training split.
     read: Callable[[dict[str, Path], int], dict[str, Split]]
+    # the names of the splits `read` returns, so a workflow can check a config's split
+    # names before anything is downloaded (workflow/rules/common.smk keeps a copy)
+    splits: tuple[str, ...]
     sources: dict[str, Source] = field(default_factory=dict)
     tokenizers: tuple[str, ...] = ("bytes", "chars", "words", "bpe", "gpt2")
     default_tokenizer: str = "bytes"

@@ -16,6 +16,11 @@ if ablation_enabled("distillation"):
         DISTILL_TEACHER = DISTILL["teacher"]
         DISTILL_TEACHER_FILES = []
         DISTILL_DATA = f"{RESULTS}/data/{DISTILL['data']['dataset']}-{DISTILL['data']['tokenizer']}"
+    check_split(
+        f"ablations.distillation.{PRESET}.eval_split",
+        (P["gpt"] if DISTILL["teacher"] == "pipeline" else DISTILL)["data"]["dataset"],
+        DISTILL["eval_split"],
+    )
     DISTILL_STUDENTS = [
         {"mode": mode, "layers": layers, "seed": seed}
         for mode in DISTILL_MODES

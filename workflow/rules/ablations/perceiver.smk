@@ -8,6 +8,8 @@ import pathlib
 if ablation_enabled("perceiver"):
     PERCEIVER = study("perceiver")
     PERCEIVER_DIR = study_dir("perceiver")
+    for d in PERCEIVER["data"]:
+        check_split(f"ablations.perceiver.{PRESET}.data", d["dataset"], d["eval_split"])
     # each data set's folder name under data/ and the split its runs are evaluated on
     PERCEIVER_DATA = {
         f"{d['dataset']}-{d['tokenizer']}": d["eval_split"] for d in PERCEIVER["data"]

@@ -127,6 +127,7 @@ DATASET = DataSet(
     task="classification",
     description="generated review-like corpus (offline demo and tests), 4,000/1,000 + 1,000 OOD",
     read=read,
+    splits=("train", "test", "ood"),
     default_tokenizer="words",
     labels=LABELS,
 )

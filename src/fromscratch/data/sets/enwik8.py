@@ -27,6 +27,7 @@ DATASET = DataSet(
     task="lm",
     description="enwik8, bytes, 90M/5M/5M split",
     read=read,
+    splits=("train", "val", "test"),
     sources={"archive": SOURCE},
     tokenizers=("bytes",),
     default_tokenizer="bytes",

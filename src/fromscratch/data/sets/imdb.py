@@ -54,6 +54,7 @@ DATASET = DataSet(
     task="classification",
     description="IMDb movie reviews, sentiment (neg/pos), 25,000/25,000",
     read=read,
+    splits=("train", "test"),
     sources={"archive": SOURCE},
     default_tokenizer="words",
     labels=LABELS,

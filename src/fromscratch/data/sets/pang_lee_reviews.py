@@ -25,6 +25,7 @@ DATASET = DataSet(
     task="classification",
     description="Pang & Lee polarity v2.0: 2,000 movie reviews (out-of-domain test set)",
     read=read,
+    splits=("test",),
     sources={
         "archive": Source(
             url="https://raw.githubusercontent.com/nltk/nltk_data/gh-pages/packages/corpora/movie_reviews.zip",

@@ -35,6 +35,7 @@ DATASET = DataSet(
     task="classification",
     description="Pang & Lee sentence polarity v1.0: 10,662 snippets (out-of-domain test set)",
     read=read,
+    splits=("test",),
     sources={
         "archive": Source(
             url="https://raw.githubusercontent.com/nltk/nltk_data/gh-pages/packages/corpora/sentence_polarity.zip",

@@ -22,6 +22,7 @@ DATASET = DataSet(
     task="lm",
     description="Tiny Shakespeare, characters, 90/10 split",
     read=read,
+    splits=("train", "val"),
     sources={"text": SOURCE},
     default_tokenizer="chars",
 )
