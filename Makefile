@@ -15,8 +15,10 @@ $(BIN)/python:
 	$(PIP) install --quiet --upgrade pip
 
 # The TORCH the environment was made with: another one (`make test TORCH=...`) reinstalls.
+# The old build goes first: pip takes an installed 2.13.0+cpu for torch==2.13.0 from any
+# index, so a CUDA build of the same version would never replace it.
 $(VENV)/.torch: FORCE | $(BIN)/python
-	@echo '$(TORCH)' | cmp -s - $@ || echo '$(TORCH)' > $@
+	@echo '$(TORCH)' | cmp -s - $@ || { [ ! -f $@ ] || $(PIP) uninstall --quiet --yes torch; echo '$(TORCH)' > $@; }
 
 # torch goes in first: a bare torch requirement with no torch installed pulls a CUDA build.
 $(VENV)/.installed: pyproject.toml $(VENV)/.torch | $(BIN)/python

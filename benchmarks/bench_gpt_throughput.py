@@ -244,6 +244,12 @@ def bench_config(name: str, args, matmul_rate, memory_rate, nanogpt=None) -> dic
     variants = {}  # name -> step function
     ours = build_ours(c, args).to(args.device).train()
     hf = build_hf(c, hf_attention).to(args.device).train()
+    # each model's training FLOPs per token, from its own parameters: HF keeps GPT-2's
+    # biases where ours may not (--no-bias), and ours with them counts what HF's does
+    flops_per_token = {
+        "ours": ours.estimate_flops_per_token(),
+        "hf": build_ours(c, args, bias=True).estimate_flops_per_token(),
+    }
     variants["ours"] = make_step(
         ours, ours_forward, adamw(ours, fused), x, y, c["vocab_size"], bf16
     )
@@ -253,10 +259,12 @@ def bench_config(name: str, args, matmul_rate, memory_rate, nanogpt=None) -> dic
         variants["nanogpt"] = make_step(
             model, nanogpt_forward, adamw(model, fused), x, y, c["vocab_size"], bf16
         )
+        flops_per_token["nanogpt"] = flops_per_token["ours"]  # the same model, op for op
     for label, overrides in LEVERS.items() if args.levers else ():
         overrides = dict(overrides)
         lever_fused = overrides.pop("fused", fused)
         model = build_ours(c, args, **overrides).to(args.device).train()
+        flops_per_token[label] = model.estimate_flops_per_token()
         variants[label] = make_step(
             model, ours_forward, adamw(model, lever_fused), x, y, c["vocab_size"], bf16
         )
@@ -278,6 +286,7 @@ def bench_config(name: str, args, matmul_rate, memory_rate, nanogpt=None) -> dic
                 continue
             compile_seconds[label] = time.perf_counter() - start
             variants[label] = step
+            flops_per_token[label] = flops_per_token[label.removesuffix("+compile")]
         if "hf+compile" not in variants:  # nothing to pair ours+compile with
             variants.pop("ours+compile", None)
 
@@ -308,12 +317,13 @@ def bench_config(name: str, args, matmul_rate, memory_rate, nanogpt=None) -> dic
             sum(hf.values()) / (ours["matmul"] + ours["attention kernel"])
             for ours, hf in zip(profiled["ours"], profiled["hf"], strict=True)
         )
-    flops_per_token = ours.estimate_flops_per_token()
     median = {label: statistics.median(r) for label, r in rates.items()}
 
     ratio_vs_peer = {label: paired_ratio(rates[label], rates[peer_of(label)]) for label in rates}
     mfu = {
-        label: statistics.median(flops_per_token * r / p for r, p in zip(rs, peak, strict=True))
+        label: statistics.median(
+            flops_per_token[label] * r / p for r, p in zip(rs, peak, strict=True)
+        )
         for label, rs in rates.items()
     }
     achieved = {"ratio_vs_hf": ratio_vs_peer["ours"], "mfu": mfu["ours"]}

@@ -37,12 +37,14 @@ def main() -> None:
             f"lr {lr:9.2e}{' (range test)' if lr == chosen else '':14s} "
             f"val loss {run['val/loss']:.4f} after {run['steps']} steps"
         )
-    best = min(results.values(), key=lambda r: r["val_loss"])
+    grid = [results[f"{lr:.3g}"] for lr in args.grid]  # the peer: the grid alone
+    best = min(grid, key=lambda r: r["val_loss"])
     path = write_result(
         "lr-grid",
         {
             "budget_s": args.budget,
             "range_test_lr": chosen,
+            "grid": args.grid,
             "best_grid_lr": best["lr"],
             "best_val_loss": best["val_loss"],
             "range_test_val_loss": results[f"{chosen:.3g}"]["val_loss"],

@@ -37,6 +37,10 @@ def rows_throughput(r: dict) -> list[tuple]:
     precision = r["settings"]["dtype"]
     if not r["settings"].get("bias", True):
         precision += ", no biases (nanoGPT's default; HF keeps GPT-2's)"
+    if "fast=False" in r["settings"]["ours"]:
+        precision += ", ours without the fused attention kernel (fast=False)"
+    if "fused=False" in r["settings"]["optimizer"]:
+        precision += ", AdamW's for-each kernels (not fused)"
     for name, c in r["results"].items():
         size = c["config"]
         shape = (
@@ -101,6 +105,7 @@ def rows_train_loop(r: dict) -> list[tuple]:
             f"training loop (Trainer.train_step) vs the bare step, {name} ({c['n_layer']} "
             f"layers, {c['n_embd']} wide, context {c['context']}, batch {c['batch']}), "
             f"{r['settings']['precision']}"
+            + (", torch.compile" if r["settings"]["compile"] else "")
         )
         rows.append((what, f"{tps['loop']:,.0f} tok/s", "forward, backward, clip, AdamW alone",
                      f"{tps['bare step']:,.0f} tok/s", x["ratio_loop_vs_bare"]))  # fmt: skip
@@ -158,12 +163,17 @@ def rows_quality(r: dict) -> list[tuple]:
     ]
 
 
+def grid_lrs(r: dict) -> list[float]:
+    """The grid's LRs (results before `grid` was kept: every run but the range test's)."""
+    return r.get("grid") or [x["lr"] for x in r["runs"].values() if not x["chosen_by_range_test"]]
+
+
 def rows_lr_grid(r: dict) -> list[tuple]:
     return [
         (
             f"LR range test vs grid, Tiny Shakespeare, {r['budget_s']:.0f} s per run",
             f"lr {r['range_test_lr']:.2g}: val loss {r['range_test_val_loss']:.3f}",
-            "best of the grid " + ", ".join(f"{x['lr']:.0e}" for x in r["runs"].values()),
+            "best of the grid " + ", ".join(f"{lr:.0e}" for lr in grid_lrs(r)),
             f"lr {r['best_grid_lr']:.2g}: val loss {r['best_val_loss']:.3f}",
             None,
         )
@@ -223,9 +233,8 @@ def render(results: dict[str, dict]) -> str:
         "| benchmark | ours | peer | peer's | ratio | run |",
         "|---|---|---|---|---|---|",
     ]
-    for name, make_rows in ROWS.items():
-        if name not in results:
-            continue
+    for name in sorted(results, key=table_order):
+        make_rows = rows_of(name)
         when = results[name]["machine"]["date"]
         if len(machines) > 1:
             when = f"{cpu_text(results[name]['machine'])}, {when}"
@@ -240,15 +249,33 @@ def render(results: dict[str, dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def rows_of(name: str):
+    """The rows function of result `name`: its own, or its benchmark's for a variant run
+    (gpt_throughput-plain, train_loop-cuda-compile: the name's first part); None if neither."""
+    return ROWS.get(name) or ROWS.get(name.split("-")[0])
+
+
+def table_order(name: str) -> tuple[int, str]:
+    """ROWS' order; a variant run after the results of its benchmark that ROWS names."""
+    names = list(ROWS)
+    if name in ROWS:
+        return names.index(name), ""
+    family = name.split("-")[0]
+    return max(i for i, known in enumerate(names) if known.split("-")[0] == family), name
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
     args = parser.parse_args()
-    results = {
-        path.stem: json.loads(path.read_text())
-        for path in sorted(RESULTS.glob("*.json"))
-        if path.stem in ROWS
-    }
+    results, unknown = {}, []
+    for path in sorted(RESULTS.glob("*.json")):
+        if rows_of(path.stem) is None:
+            unknown.append(path.name)
+        else:
+            results[path.stem] = json.loads(path.read_text())
+    if unknown:
+        print(f"not in the table (no benchmark of that name): {', '.join(unknown)}")
     write_text(args.out, render(results))
     print(f"{len(results)} benchmarks → {args.out}")
 

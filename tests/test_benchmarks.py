@@ -133,6 +133,13 @@ def test_throughput_benchmark_times_a_nanogpt_clone_and_reports_the_goal(tmp_pat
     # HF's biases: per layer qkv 3C + proj C + fc 4C + proj C + 2 LayerNorms 2C; + ln_f C
     C, layers = small["config"]["n_embd"], small["config"]["n_layer"]
     assert small["parameters"]["hf"] - small["parameters"]["ours"] == layers * 11 * C + C
+    # each model's MFU counts its own FLOPs: 6 a token for each of HF's biases too
+    flops = small["flops_per_token"]
+    assert flops["hf"] - flops["ours"] == 6 * (layers * 11 * C + C)
+    assert flops["nanogpt"] == flops["ours"]
+    for label in ("ours", "hf"):
+        rate, peak = small["tokens_per_s_rounds"][label][0], small["matmul_gflops_rounds"][0]
+        assert small["mfu"][label] == pytest.approx(flops[label] * rate / (peak * 1e9))
     assert set(small["tokens_per_s"]) == {"ours", "hf", "nanogpt"}
     assert all(rate > 0 for rate in small["tokens_per_s"].values())
     ours, nanogpt = (small["tokens_per_s_rounds"][label][0] for label in ("ours", "nanogpt"))
@@ -181,6 +188,28 @@ def test_each_variant_of_ours_is_its_own_throughput_result():
     assert name(device="cuda", precision="bf16") == "gpt_throughput-cuda"
     assert name(plain=True, no_fused=True) == "gpt_throughput-plain-foreach"
     assert set(import_benchmark("run").BENCHMARKS) <= set(import_benchmark("report").ROWS)
+
+
+def test_a_variant_run_has_its_rows_in_the_table_and_says_what_it_changed():
+    result = json.loads((BENCHMARKS / "results" / "gpt_throughput.json").read_text())
+    result["settings"]["ours"] = result["settings"]["ours"].replace("fast=True", "fast=False")
+    result["settings"]["optimizer"] = result["settings"]["optimizer"].replace(
+        "fused=True", "fused=False"
+    )
+    report = import_benchmark("report")
+    table = report.render({"gpt_throughput-plain-foreach": result}).splitlines()
+    rows = [line for line in table if line.startswith("| GPT training tokens/s")]
+    assert len(rows) == 2  # small and mid
+    assert all("(fast=False)" in row and "for-each kernels" in row for row in rows)
+    assert report.rows_of("no_such_benchmark") is None
+
+
+def test_the_lr_grid_row_names_the_grid_alone():
+    """The range test's own LR is the row's subject, not one of the grid it is set against."""
+    result = json.loads((BENCHMARKS / "results" / "lr-grid.json").read_text())
+    (row,) = import_benchmark("report").rows_lr_grid(result)
+    assert row[2] == "best of the grid 3e-04, 1e-03, 3e-03, 1e-02"
+    assert row[1].startswith(f"lr {result['range_test_lr']:.2g}:")
 
 
 def test_throughput_benchmark_names_the_missing_nanogpt_model_file(tmp_path):
