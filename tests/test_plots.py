@@ -326,3 +326,15 @@ def test_a_noise_scale_not_measured_is_left_off_the_batch_size_figure(tmp_path, 
         plots.batch_size(tmp_path / "search.json", tmp_path / "b", "t", tmp_path / "noise.json")
         marked = [line for line in drawn[-1].axes[0].get_lines() if line.get_linestyle() == "--"]
         assert len(marked) == lines
+    # measured after training steps: the label says at which LR and batch size
+    noise = {
+        "noise_scale": 35.0,
+        "after_steps": 200,
+        "trained_at": {"lr": 8.3e-4, "batch_size": 32},
+    }
+    (tmp_path / "noise.json").write_text(json.dumps(noise))
+    plots.batch_size(tmp_path / "search.json", tmp_path / "b", "t", tmp_path / "noise.json")
+    (label,) = [
+        t.get_text() for t in drawn[-1].axes[0].get_legend().get_texts() if "noise" in t.get_text()
+    ]
+    assert label == "gradient noise scale:\n35 sequences, after 200 steps\n(LR 0.00083, batch 32)"

@@ -154,6 +154,19 @@ def test_cli_measures_the_gradient_noise_scale_after_training(demo_chars, tmp_pa
     assert untrained["grad_norm_sq"] != pytest.approx(noise["grad_norm_sq"], rel=1e-3)
 
 
+def test_noise_scale_trains_at_the_tuned_lr_and_batch_size(demo_chars, tmp_path):
+    """The course run's first steps, as its tuned values make them, and the JSON says so."""
+    (tmp_path / "lr_range.json").write_text(json.dumps({"lr": 0.01}))
+    (tmp_path / "batch_size.json").write_text(json.dumps({"batch_size": 4}))
+    tuned = tiny_gpt(demo_chars, dropout=0.0, lr_from=str(tmp_path / "lr_range.json"))
+    tuned["batch_size_from"] = str(tmp_path / "batch_size.json")
+    noise = measure_noise_scale(TrainConfig.from_dict(tuned), 2, 4, 3, after_steps=5)
+    assert noise["trained_at"] == {"lr": 0.01, "batch_size": 4}
+    direct = tiny_gpt(demo_chars, dropout=0.0, lr=0.01, batch_size=4)
+    same = measure_noise_scale(TrainConfig.from_dict(direct), 2, 4, 3, after_steps=5)
+    assert same["grad_norm_sq"] == pytest.approx(noise["grad_norm_sq"], rel=1e-6)
+
+
 def test_noise_scale_of_a_classifier_counts_reviews(demo_words):
     noise = measure_noise_scale(TrainConfig.from_dict(tiny_classifier(demo_words)), 2, 4, 2)
     assert noise["trace_covariance"] > 0 and noise["noise_scale_tokens"] is None

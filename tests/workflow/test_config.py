@@ -534,6 +534,12 @@ def test_an_lr_and_batch_size_of_the_preset_replace_the_tuned_ones(workdir):
         args["config"] for args in stage_arguments(result, "lr-range") if "tune/gpt" in args["out"]
     ]
     assert lr_range["batch_size"] == 4 and "batch_size_from" not in lr_range
+    # the noise scale is measured on the course run's first steps: at its LR and batch size
+    noise = {args["out"]: args["config"] for args in stage_arguments(result, "noise-scale")}
+    gpt, classifier = noise["results/demo/tune/gpt"], noise["results/demo/tune/classifier"]
+    assert (gpt["lr"], gpt["batch_size"]) == (3.0e-3, 4) and "lr_from" not in gpt
+    assert classifier["lr_from"] == "results/demo/tune/classifier/lr_range.json"
+    assert classifier["batch_size_from"] == "results/demo/tune/classifier/batch_size.json"
 
 
 def test_the_conda_environment_installs_this_checkout_from_where_snakemake_copies_it(tmp_path):

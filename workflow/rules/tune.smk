@@ -1,7 +1,8 @@
 # Stage 2: the tuned values that training takes as inputs. The batch-size search picks the
 # largest batch that fits; the LR range test runs at that batch size and picks the LR.
 # Beside them, where the preset asks for it, the gradient noise scale: the batch size past
-# which bigger batches stop saving steps, drawn on the batch-size figure.
+# which bigger batches stop saving steps, drawn on the batch-size figure, measured after
+# the course run's first steps (at its tuned LR and batch size).
 
 
 rule batch_size:
@@ -59,7 +60,9 @@ rule lr_range:
 
 rule noise_scale:
     input:
-        lambda wc: f"{data_dir(wc.model)}/meta.json",
+        data=lambda wc: f"{data_dir(wc.model)}/meta.json",
+        lr=f"{RESULTS}/tune/{{model}}/lr_range.json",
+        batch_size=f"{RESULTS}/tune/{{model}}/batch_size.json",
     output:
         f"{RESULTS}/tune/{{model}}/noise_scale.json",
     log:
@@ -71,7 +74,12 @@ rule noise_scale:
         **run(
             "noise-scale",
             lambda wc, input, output: {
-                "config": train_spec(wc.model) | {"wandb_mode": "disabled"},
+                # the course run's first steps: its tuned LR and batch size
+                "config": with_tuned(
+                    train_spec(wc.model) | {"wandb_mode": "disabled"},
+                    lr=input.lr,
+                    batch_size=input.batch_size,
+                ),
                 "out": os.path.dirname(output[0]),
                 **P["tune"]["noise_scale"],
             },

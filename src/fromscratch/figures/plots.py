@@ -205,6 +205,9 @@ def batch_size(
     noise = json.loads(Path(noise_path).read_text()) if noise_path is not None else {}
     if noise.get("noise_scale") is not None:  # None: not measured (noise_scale.py)
         where = f"after {noise['after_steps']} steps" if noise["after_steps"] else "at init"
+        if noise["after_steps"] and "trained_at" in noise:  # results before it lack it
+            lr, batch = noise["trained_at"]["lr"], noise["trained_at"]["batch_size"]
+            where += f"\n(LR {lr:.2g}, batch {batch})"
         label = f"gradient noise scale:\n{noise['noise_scale']:.3g} sequences, {where}"
         left.axvline(noise["noise_scale"], color="C2", ls="--", label=label)
         left.legend(fontsize=8)

@@ -99,11 +99,14 @@ def measure_noise_scale(
     """B_noise of `config`'s model on its training data, in sequences (and tokens, for
     language models), from `draws` draws of `accumulate` micro-batches of `micro_batch`
     sequences each; measured at the initial weights, or after training `after_steps`
-    steps as `config` says (the noise scale grows as the loss falls)."""
+    steps as `config` says, at its LR and batch size (`lr_from`, `batch_size_from`: the
+    course run's tuned ones; the noise scale grows as the loss falls, and how fast depends
+    on both)."""
     from fromscratch.train.loop import Trainer, loss_fn
 
     check_options(micro_batch, accumulate, draws, after_steps)
-    trainer = Trainer.scratch(config, batch_size_from="")
+    trainer = Trainer.scratch(config)
+    config = trainer.config  # with the tuned values read in
     batches = trainer.batch_stream(micro_batch, name="micro_batch")
     if config.family == "classifier":
         batches.check_fits()  # before the training steps, not after them
@@ -147,6 +150,7 @@ def measure_noise_scale(
         "accumulate": accumulate,
         "draws": draws,
         "after_steps": after_steps,
+        "trained_at": {"lr": config.lr, "batch_size": config.batch_size},
     }
 
 
