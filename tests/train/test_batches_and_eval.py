@@ -1,6 +1,7 @@
 """Batches are a function of their index; evaluation sums exactly."""
 
 import math
+import shutil
 
 import numpy as np
 import pytest
@@ -113,6 +114,21 @@ def test_lm_evaluation_is_an_exact_sum(demo_chars):
     assert result["bits"] == pytest.approx(math.log2(vocab) * (info["tokens"] - 1), rel=1e-6)
     assert info["characters"] == info["tokens"]  # one token a character: the same number
     assert result["bits_per_char"] == pytest.approx(result["bits_per_token"], rel=1e-12)
+
+
+def test_bits_per_character_only_where_the_tokens_give_the_text_back(demo_words, tmp_path, capsys):
+    """Words: every unknown word one `<unk>`, lower-cased; bits per character of that
+    would charge the model for less than the text."""
+    data = PreparedData(shutil.copytree(demo_words, tmp_path / "words"))  # not named before
+    assert data.meta["lossless"] is False
+    for _ in range(2):
+        result = evaluate_lm(Uniform(data.meta["vocab_size"]), data, "test", context=64)
+        assert result["bits_per_char"] is None and result["bits_per_byte"] is None
+        assert result["bits_per_token"] == pytest.approx(math.log2(data.meta["vocab_size"]))
+    assert capsys.readouterr().err == (  # named once, not at every evaluation
+        f"{data.folder}: its words tokenizer is not lossless (<unk>); bits per byte and per "
+        "character are left out, bits per token stand\n"
+    )
 
 
 class Windows(Uniform):

@@ -4,7 +4,10 @@ Language models: the split is cut into windows of `context` tokens; every token 
 the first is predicted exactly once (a Perceiver AR, which predicts only its latent
 positions, by windows that overlap), and the summed negative log-likelihood
 (in bits) is divided by what was predicted — tokens, and the split's UTF-8 bytes and
-characters. No windows are sampled: the number is the same every time.
+characters. No windows are sampled: the number is the same every time. Per byte and per
+character only where the tokens give the text back (a lossless tokenizer): a `<unk>`
+stands for text nobody was charged for, so a words vocabulary's bits per character would
+flatter the model; there they are None, and bits per token stand.
 
 How much a token sees before it depends on the windows' stride: back to back (a GPT's
 default), the first token of a window sees nothing and the last context - 1 tokens, half
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import sys
 
 import numpy as np
 import torch
@@ -67,6 +71,9 @@ def check_stride(model, window: int, stride: int, device: str | torch.device) ->
             "from a window"
         )
     return predicts
+
+
+_LOSSY_NAMED: set = set()  # the folders whose lossy tokenizer was named (once a process)
 
 
 @torch.no_grad()
@@ -120,12 +127,20 @@ def evaluate_lm(
     # characters and bytes as tokens (bits per char = bits per token), and the scored part
     # of the split counted like the whole
     fraction = predicted / info["tokens"]
+    lossless = data.meta.get("lossless", True)
+    if not lossless and data.folder not in _LOSSY_NAMED and share.rank == 0:
+        _LOSSY_NAMED.add(data.folder)
+        print(
+            f"{data.folder}: its {data.meta['tokenizer']} tokenizer is not lossless (<unk>); "
+            "bits per byte and per character are left out, bits per token stand",
+            file=sys.stderr,
+        )
     return {
         "bits": total_bits,
         "tokens": predicted,
         "bits_per_token": total_bits / predicted,
-        "bits_per_byte": total_bits / (info["bytes"] * fraction),
-        "bits_per_char": total_bits / (info["characters"] * fraction),
+        "bits_per_byte": total_bits / (info["bytes"] * fraction) if lossless else None,
+        "bits_per_char": total_bits / (info["characters"] * fraction) if lossless else None,
         "loss": total_bits / predicted * math.log(2),  # nats per token, like the training loss
     }
 
