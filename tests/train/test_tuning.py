@@ -68,6 +68,14 @@ def test_batch_size_search_on_cpu(demo_chars, tmp_path, capsys):
     assert [t["batch_size"] for t in result["tried"]] == [1, 2, 4]
     assert result["batch_size"] == 4 and result["device"] == "cpu"
     assert all(t["peak_memory_mb"] > 50 and t["tokens_per_s"] > 0 for t in result["tried"])
+    # each probe's child runs on the job's threads, as its training would
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        (one,) = search(config, tmp_path / "one", max_batch_size=1, memory_cap_mb=16_384)["tried"]
+    finally:
+        torch.set_num_threads(threads)
+    assert one["threads"] == 1 and all(t["threads"] == threads for t in result["tried"])
     assert json.loads((tmp_path / "batch_size.json").read_text())["batch_size"] == 4
 
 

@@ -14,7 +14,9 @@ rule batch_size:
         f"{RESULTS}/logs/batch_size/{{model}}.log",
     conda:
         CONDA_ENV
-    threads: 2
+    # on a CPU, tokens/s on the thread a training job has (each probe runs in a child
+    # process on its parent's threads)
+    threads: 1
     params:
         **run(
             "batch-size",

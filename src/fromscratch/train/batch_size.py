@@ -61,7 +61,12 @@ def probe(config: TrainConfig, batch_size: int, steps: int = PROBE_STEPS) -> dic
         if config.family != "classifier"
         else (batch_size * trainer.max_length)
     )
-    return {"batch_size": batch_size, "step_s": seconds, "tokens_per_s": tokens / seconds}
+    return {
+        "batch_size": batch_size,
+        "step_s": seconds,
+        "tokens_per_s": tokens / seconds,
+        "threads": torch.get_num_threads(),  # a CPU's tokens/s depend on them
+    }
 
 
 def full_length(trainer):
@@ -116,15 +121,18 @@ def probe_in_child(
     process.  Any other failure of the child is an error that names the child's.
 
     The child reports its own high-water mark (Linux's VmHWM counts from its exec): the
-    rusage of a child (ru_maxrss) would also hold the parent's size at the fork.
+    rusage of a child (ru_maxrss) would also hold the parent's size at the fork.  It runs
+    on this process's threads (the job's --threads, or SLURM's CPUs), as training would,
+    not on torch's default of every core.
     """
     code = (
         "import sys; from fromscratch.train.batch_size import probe_and_report; "
         "probe_and_report(*sys.argv[1:])"
     )
+    arguments = [json.dumps(config_dict), str(batch_size), str(steps), str(torch.get_num_threads())]
     with tempfile.TemporaryFile("w+") as errors:
         child = subprocess.Popen(
-            [sys.executable, "-c", code, json.dumps(config_dict), str(batch_size), str(steps)],
+            [sys.executable, "-c", code, *arguments],
             stdout=subprocess.PIPE,
             stderr=errors,
             text=True,
@@ -143,12 +151,13 @@ def probe_in_child(
     return report["result"], report["peak_mb"] or usage.ru_maxrss / 1024
 
 
-def probe_and_report(config_json: str, batch_size: str, steps: str) -> None:
+def probe_and_report(config_json: str, batch_size: str, steps: str, threads: str) -> None:
     """The child process of probe_in_child: its report as one line of JSON on stdout.
 
     Running out of memory is a result (None); any other error ends the child with its
     traceback on stderr.
     """
+    torch.set_num_threads(int(threads))
     config = TrainConfig.from_dict(json.loads(config_json))
     try:
         result = probe(config, int(batch_size), int(steps))
@@ -211,7 +220,7 @@ def search(
                 "batch_size": batch_size,
                 "fits": fits,
                 "peak_memory_mb": peak_mb,
-                **({k: result[k] for k in ("step_s", "tokens_per_s")} if result else {}),
+                **({k: result[k] for k in ("step_s", "tokens_per_s", "threads")} if result else {}),
             }
         )
         print(
