@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
 import shutil
 from collections.abc import Callable, Iterator
@@ -36,6 +37,22 @@ def _create_beside(path: Path, create: Callable[[Path], Any]) -> Path:
     except OSError as error:
         raise FromScratchError(f"{path}: cannot be written: {_why(path, error)}") from None
     return tmp
+
+
+INTERRUPTED_WRITE = re.compile(r"\..+\.[0-9a-f]{16}\.tmp")  # what _create_beside names
+
+
+def remove_interrupted_writes(folder: str | os.PathLike) -> None:
+    """Delete the temporary files and folders that writes into `folder` left when their
+    process was killed (SIGKILL skips their clean-up): a checkpoint's can be gigabytes.
+    Only for a folder no other process writes into meanwhile (one that sole_run holds)."""
+    folder = Path(folder)
+    for entry in folder.iterdir() if folder.is_dir() else ():
+        if INTERRUPTED_WRITE.fullmatch(entry.name):
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
 
 
 def _why(path: Path, error: OSError) -> str:

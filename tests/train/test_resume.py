@@ -186,6 +186,28 @@ def test_a_second_run_in_a_folder_in_use_fails_at_once(demo_chars, tmp_path):
     assert train(tiny, tmp_path / "run")["steps"] == 3  # no stale lock after SIGKILL
 
 
+def test_a_run_removes_what_a_killed_runs_writes_left(demo_chars, tmp_path):
+    """SIGKILL skips an atomic write's clean-up: its temporary file (a whole checkpoint)
+    would stay beside the outputs for ever.  The next run in the folder removes such files,
+    and nothing else."""
+    run = tmp_path / "run"
+    leftovers = [
+        run / ".model.pt.0123456789abcdef.tmp",
+        run / ".summary.json.fedcba9876543210.tmp",
+        run / "checkpoints" / ".step-00000002.pt.00112233aabbccdd.tmp",
+    ]
+    kept = [run / "notes.tmp", run / ".model.pt.tmp", run / "checkpoints" / ".keep"]
+    for path in leftovers + kept:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"half a file")
+    (run / ".data.0123456789abcdef.tmp").mkdir()  # a folder's, as atomic_dir leaves
+    tiny = TrainConfig.from_dict(tiny_gpt(demo_chars, max_steps=2, eval_splits=""))
+    assert train(tiny, run)["steps"] == 2
+    assert not any(path.exists() for path in leftovers)
+    assert not (run / ".data.0123456789abcdef.tmp").exists()
+    assert all(path.read_bytes() == b"half a file" for path in kept)
+
+
 def test_a_file_system_without_locks_does_not_stop_a_run(demo_chars, tmp_path, monkeypatch, capsys):
     """Some cluster file systems refuse flock (Lustre mounted without -o flock answers
     ENOSYS): the run goes on unguarded and says so.  (No such file system here: flock is

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from fromscratch import FromScratchError
-from fromscratch.io import atomic_path, make_folder, set_aside
+from fromscratch.io import atomic_path, make_folder, remove_interrupted_writes, set_aside
 
 NAME = re.compile(r"step-(\d+)\.pt$")
 
@@ -142,6 +142,8 @@ def sole_run(out: str | Path, owner: bool = True) -> Iterator[None]:
             os.ftruncate(fd, 0)
             when = time.strftime("%Y-%m-%d %H:%M:%S")
             os.write(fd, f"pid {os.getpid()} on {platform.node()} since {when}\n".encode())
+            for folder in (out, out / "checkpoints"):  # a killed run's half-written files
+                remove_interrupted_writes(folder)
         yield
     finally:
         if created and [p.name for p in out.iterdir()] == [lock.name]:
