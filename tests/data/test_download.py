@@ -215,6 +215,30 @@ def test_unreachable_url_is_named(tmp_path):
         fetch(source, tmp_path, progress=False)
 
 
+def test_a_damaged_cached_copy_is_named_when_no_fresh_one_comes(http_server, tmp_path):
+    """Otherwise the one line names only a host that cannot be reached, and a user who has
+    the file in the cache cannot tell why the command went online."""
+    source = serve(http_server)
+    cache = tmp_path / "cache"
+    fetch(source, cache, mirror=http_server.url, progress=False)
+    damaged = bytearray(PAYLOAD)
+    damaged[1000] ^= 0xFF
+    (cache / "file.bin").write_bytes(bytes(damaged))
+    with pytest.raises(FromScratchError) as unreachable:  # the original host, offline
+        fetch(source, cache, progress=False)
+    said = str(unreachable.value)  # offline here: cannot reach (a 404 where online)
+    assert said.startswith(
+        f"cached {cache / 'file.bin'} fails its checksum (kept until a good copy replaces it); "
+    )
+    assert "https://example.org/data/file.bin" in said
+    http_server.statuses["/SHA256SUMS"] = 503  # a mirror whose list does not come
+    with pytest.raises(
+        FromScratchError, match=r"^cached .*file\.bin fails its .*SHA256SUMS: HTTP 503"
+    ):
+        fetch(source, cache, mirror=http_server.url, progress=False)
+    assert (cache / "file.bin").read_bytes() == bytes(damaged)  # nothing better came
+
+
 def test_a_mirror_url_of_another_scheme_is_named(tmp_path):
     source = Source(url="https://example.org/x.bin", checksum=sha256(b""))
     with pytest.raises(FromScratchError) as caught:

@@ -263,10 +263,10 @@ def fetch(
     target = cache / source.in_mirror
     try:
         location, checksum, member = resolve(source, mirror)
-    except FromScratchError:  # the mirror's list unreadable: a copy verified before serves
+    except FromScratchError as error:  # the mirror's list unreadable: a copy verified before serves
         if _in_cache(source, target, source.checksum, source.checksum_of):
             return target
-        raise
+        raise _naming_a_bad_copy(target, error) from None
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -282,8 +282,21 @@ def fetch(
     # (one renames it away while the other still writes or checks it).
     with _exclusive(target.with_name(target.name + ".lock"), source.in_mirror):
         if not _in_cache(source, target, checksum, member):  # fetched while this one waited?
-            _download(location, target, checksum, member, source.checksum, progress)
+            try:
+                _download(location, target, checksum, member, source.checksum, progress)
+            except FromScratchError as error:
+                raise _naming_a_bad_copy(target, error) from None
     return target
+
+
+def _naming_a_bad_copy(target: Path, error: FromScratchError) -> FromScratchError:
+    """`error`, saying first why there was a download at all where the cache holds a copy:
+    that copy failed its check (damaged, cut short, or of another version)."""
+    if not target.exists():
+        return error
+    return FromScratchError(
+        f"cached {target} fails its checksum (kept until a good copy replaces it); {error}"
+    )
 
 
 def _in_cache(source: Source, target: Path, checksum: str, member: str) -> bool:
