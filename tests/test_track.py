@@ -175,27 +175,6 @@ def test_a_new_run_keeps_an_earlier_runs_lines_and_summary_aside(tmp_path, capsy
     assert not (tmp_path / "metrics.jsonl").exists() and not (tmp_path / "summary.json").exists()
 
 
-def wandb_records(run_file: Path):
-    """The records of an offline run's .wandb file: LevelDB's log format (32 KiB blocks of
-    chunks, each with a 7-byte header: checksum, length, FULL/FIRST/MIDDLE/LAST) after a
-    7-byte file header, each record one protocol buffer of W&B's."""
-    from wandb.proto import wandb_internal_pb2
-
-    data, block, pos, pieces = run_file.read_bytes(), 32768, 7, b""
-    while pos + 7 <= len(data):
-        if block - pos % block < 7:  # a block's tail too short for a header is padding
-            pos += block - pos % block
-            continue
-        length, kind = int.from_bytes(data[pos + 4 : pos + 6], "little"), data[pos + 6]
-        pieces += data[pos + 7 : pos + 7 + length]
-        pos += 7 + length
-        if kind in (1, 4):  # FULL or LAST: a record is complete
-            record = wandb_internal_pb2.Record()
-            record.ParseFromString(pieces)
-            yield record
-            pieces = b""
-
-
 def test_wandb_keeps_every_step_and_the_whole_runs_summary(tmp_path):
     """The last step's row reaches W&B's history, and the summary keeps the run's own
     values (its tokens/s over the whole run), not that row's (its last window's)."""
@@ -209,7 +188,7 @@ def test_wandb_keeps_every_step_and_the_whole_runs_summary(tmp_path):
     def key(item):  # a name with "/" is sent as its parts
         return item.key or "/".join(item.nested_key)
 
-    for record in wandb_records(run_file):
+    for record in track.offline_records(run_file):
         kind = record.WhichOneof("record_type")
         if kind == "history":
             row = {key(item): json.loads(item.value_json) for item in record.history.item}

@@ -7,7 +7,10 @@ Every run writes, in its output folder:
 The figures read only these files. The same metrics go to W&B (mode online, offline or
 disabled), with the run's group, job type, tags and full config. On resume the same W&B
 run continues (its id is kept in the checkpoint, `resume="allow"`), and the local metric
-lines written after the checkpoint are dropped so that no line appears twice. When W&B
+lines written after the checkpoint are dropped so that no line appears twice. A run killed
+outright (SIGKILL) also loses what W&B's service had not yet written to its offline file
+(it writes every few seconds): a resumed offline run sends W&B the kept lines past the last
+step its earlier files hold. When W&B
 cannot reach its server at the start, the run goes on offline after waiting for it at most
 INIT_TIMEOUT_S seconds (online mode only; W&B's own finish may still wait to upload what
 it has not sent).
@@ -24,6 +27,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +35,37 @@ import fromscratch
 from fromscratch.io import atomic_path, set_aside, write_json
 
 INIT_TIMEOUT_S = 30
+
+
+def offline_records(run_file: Path) -> Iterator[Any]:
+    """The records of an offline W&B run's .wandb file, which its service writes in
+    LevelDB's log format: 32 KiB blocks of chunks after a 7-byte file header, each chunk
+    with a 7-byte header (checksum, length, FULL/FIRST/MIDDLE/LAST), each record one of
+    W&B's protocol buffers.  A record cut short by a kill ends the reading."""
+    from wandb.proto import wandb_internal_pb2
+
+    data, block, pos, pieces = run_file.read_bytes(), 32768, 7, b""
+    while pos + 7 <= len(data):
+        if block - pos % block < 7:  # a block's tail too short for a header is padding
+            pos += block - pos % block
+            continue
+        length, kind = int.from_bytes(data[pos + 4 : pos + 6], "little"), data[pos + 6]
+        if kind == 0 or pos + 7 + length > len(data):  # zeros, or the end of what was written
+            return
+        pieces += data[pos + 7 : pos + 7 + length]
+        pos += 7 + length
+        if kind in (1, 4):  # FULL or LAST: a record is complete
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(pieces)
+            pieces = b""
+            yield record
+
+
+def offline_history_steps(run_file: Path) -> Iterator[int]:
+    """The steps of the history rows in an offline W&B run's .wandb file."""
+    for record in offline_records(run_file):
+        if record.WhichOneof("record_type") == "history":
+            yield record.history.step.num
 
 
 def git_commit() -> str | None:
@@ -93,6 +128,7 @@ class Tracker:
         run_id: str | None = None,
         resume_step: int | None = None,
         resume_lines: int | None = None,
+        resume_wall_s: float = 0.0,
         enabled: bool = True,
         outputs: tuple[str, ...] = (),
     ):
@@ -102,7 +138,8 @@ class Tracker:
         self.name = name or self.out.name  # W&B's list of runs shows it
         self.enabled = enabled  # False on every DDP rank but the first
         self.run_id = run_id or uuid.uuid4().hex[:12]
-        self.started = time.time()
+        # the wall time of the starts before this one, up to their last checkpoint
+        self.started = time.time() - resume_wall_s
         self.metrics_path = self.out / "metrics.jsonl"
         self.lines = 0  # in metrics.jsonl: a checkpoint records it (see _truncate_after)
         self.wandb = None
@@ -130,6 +167,27 @@ class Tracker:
             self.wandb = self._start_wandb(
                 mode, project, entity, group, job_type, list(tags), config
             )
+            if resume_step is not None and self.wandb is not None and self.wandb.offline:
+                self._send_what_wandb_lacks()
+
+    def _send_what_wandb_lacks(self) -> None:
+        """Log to W&B the kept metric lines past the last step that this run's earlier
+        offline files hold (all of them, where W&B was off before): the same history, once,
+        whichever way the earlier starts ended."""
+        held = max(
+            (
+                step
+                for run_file in (self.out / "wandb").glob(f"offline-run-*-{self.run_id}/*.wandb")
+                for step in offline_history_steps(run_file)
+            ),
+            default=-1,
+        )
+        with open(self.metrics_path, encoding="utf-8") as f:
+            for line in f:
+                record = json.loads(line)
+                step = record.pop("step")
+                if step > held:
+                    self._to_wandb(lambda run, record=record, step=step: run.log(record, step=step))
 
     def _truncate_after(self, step: int, lines: int | None) -> int | None:
         """Keep the metric lines written before the checkpoint resumed from (the first
@@ -184,7 +242,11 @@ class Tracker:
 
     def checkpoint_state(self) -> dict:
         """What a checkpoint keeps of the tracking, for Tracker(resume_*) to go on from."""
-        return {"wandb_run_id": self.run_id, "metric_lines": self.lines}
+        return {
+            "wandb_run_id": self.run_id,
+            "metric_lines": self.lines,
+            "wall_time_s": time.time() - self.started,
+        }
 
     def log(self, metrics: dict[str, Any], step: int) -> None:
         if not self.enabled:

@@ -24,6 +24,9 @@ from ..conftest import tiny_gpt
 
 
 def launch(config_path, out, *extra, **popen):
+    # a run of its own W&B service, as a job has: not the one a test in this process may
+    # have started (it outlives a killed run, and holds its run id)
+    popen.setdefault("env", {k: v for k, v in os.environ.items() if k != "WANDB_SERVICE"})
     return subprocess.Popen(
         [
             sys.executable,
@@ -206,6 +209,30 @@ def test_a_run_removes_what_a_killed_runs_writes_left(demo_chars, tmp_path):
     assert not any(path.exists() for path in leftovers)
     assert not (run / ".data.0123456789abcdef.tmp").exists()
     assert all(path.read_bytes() == b"half a file" for path in kept)
+
+
+def test_wandb_gets_every_step_of_a_run_killed_outright(demo_chars, tmp_path):
+    """W&B's service writes its offline file every few seconds: SIGKILL loses what came
+    since, and the resumed run logs only what follows its checkpoint.  It sends W&B the
+    kept lines that the earlier files lack, so the history holds every step once."""
+    from fromscratch.track import offline_history_steps
+
+    run, config = tmp_path / "run", tmp_path / "config.yaml"
+    settings = dict(max_steps=60, log_every=5, eval_every=20, checkpoint_every=10)
+    config.write_text(yaml.safe_dump(tiny_gpt(demo_chars, wandb_mode="offline", **settings)))
+    first = launch(config, run)
+    wait_until_logged(first, run, 35)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    resumed = launch(config, run, "--resume")
+    assert resumed.wait(timeout=300) == 0, resumed.stderr.read()
+    logged = {json.loads(line)["step"] for line in (run / "metrics.jsonl").open()}
+    files = sorted(run.glob("wandb/offline-run-*/*.wandb"))
+    assert len(files) == 2  # the killed start's and the resumed one's
+    held = [step for path in files for step in offline_history_steps(path)]
+    assert sorted(held) == sorted(logged)  # each step once: merged lines of a step are a row
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["wall_time_s"] > summary["train_time_s"]  # both starts' wall time
 
 
 def test_a_file_system_without_locks_does_not_stop_a_run(demo_chars, tmp_path, monkeypatch, capsys):

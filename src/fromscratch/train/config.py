@@ -67,6 +67,7 @@ class TrackingConfig(Config):
             run_id=saved["wandb_run_id"] if saved else None,
             resume_step=saved["step"] if saved else None,
             resume_lines=saved.get("metric_lines") if saved else None,
+            resume_wall_s=saved.get("wall_time_s", 0.0) if saved else 0.0,
             enabled=enabled,
             outputs=outputs,
         )
