@@ -130,6 +130,15 @@ MALFORMED = [
         "presets={demo: {compare: {'norm-2': {model: gpt, field: norm, variants: [post]}}}}",
         r"'norm-2' does not match",
     ),
+    # a list that lacks what the course needs says what it must hold
+    (
+        "presets={demo: {compare: {position: [none, rope]}}}",
+        r"^config: presets.demo.compare.position: must include learned, the course's GPT",
+    ),
+    (
+        "presets={demo: {compare: {attention: [simple, scaled]}}}",
+        r"^config: presets.demo.compare.attention: must include multihead",
+    ),
     # a split the data set does not have: an error here, not after the training it scores
     (
         "presets={demo: {classifier: {eval_splits: val}}}",
@@ -211,7 +220,9 @@ def test_malformed_config_fails_before_any_job(workdir, override, message):
     assert result.returncode != 0
     said = result.stdout + result.stderr
     assert re.search(message, said, re.MULTILINE), result.stderr[-2000:]
-    assert len(said.splitlines()) < 12, said[-2000:]  # the message, not the whole schema
+    # the message in one line: not the whole schema, and no traceback frames around it
+    lines = [line for line in said.splitlines() if not line.startswith("Using workflow")]
+    assert len(lines) == 1 and lines[0].startswith(("config: ", "`fromscratch`")), said[-2000:]
     assert not (workdir / "results").exists()
 
 
@@ -622,3 +633,16 @@ def test_a_failed_jobs_error_is_on_the_console(workdir, monkeypatch):
     assert result.returncode != 0
     said = result.stdout + result.stderr
     assert f"local run failed: mirror {missing}: no such folder" in said
+
+
+def test_a_perceiver_plan_made_before_contexts_changed_is_made_again(workdir):
+    """Its runs' configs come from the plan on disk: one that lacks a new context's
+    variants must not stop the DAG from being built, but rerun first."""
+    plan = "results/demo/studies/perceiver/demo-chars/plan.json"
+    made = snakemake(workdir, "--cores", "2", plan)
+    assert made.returncode == 0, made.stderr[-2000:]
+    longer = "ablations={perceiver: {demo: {contexts: [64, 128, 512]}}}"
+    result = snakemake(workdir, "-n", "--config", longer)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert planned_jobs(result)["perceiver_plan"] == 1
+    assert "perceiver_train" in planned_jobs(result)

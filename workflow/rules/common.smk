@@ -56,6 +56,12 @@ def exponent_numbers(value):
     return value
 
 
+def stop(message):
+    """End the run before any job starts, with `message` as its one line (an exception
+    would come with Snakemake's traceback frames around it)."""
+    raise SystemExit(message)
+
+
 def validate_config(config, schema_file):
     """Snakemake's validate, with its error in one line: where in the config, what is wrong
     and what is allowed (Snakemake's own message goes on to print the whole schema)."""
@@ -70,13 +76,14 @@ def validate_config(config, schema_file):
             raise
         where = ".".join(str(key) for key in error.absolute_path)
         place = f"{where}: " if where else ""
-        raise ValueError(f"config: {place}{schema_error(error, schema)}") from None
+        stop(f"config: {place}{schema_error(error, schema)}")
 
 
 def schema_error(error, schema):
     """What is wrong, with the keys allowed where a key is unknown; a value the schema
-    forbids (`not`) is explained by that schema's description."""
-    if error.validator == "not" and "description" in error.schema:
+    forbids (`not`) or a list that lacks what it must hold (`contains`) is explained by
+    that schema's description."""
+    if error.validator in ("not", "contains") and "description" in error.schema:
         return error.schema["description"]
     if error.validator not in ("additionalProperties", "unevaluatedProperties"):
         return error.message
@@ -101,7 +108,9 @@ def schema_error(error, schema):
 
 update_config(config, command_line_config(workflow.config_settings.overwrite_config))
 config.update(exponent_numbers(config))
-SCHEMA_FILE = os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml")
+SCHEMA_FILE = os.path.join(
+    workflow.basedir, "workflow", "schemas", "config.schema.yaml"
+)
 validate_config(config, SCHEMA_FILE)
 with open(SCHEMA_FILE, encoding="utf-8") as f:
     SCHEMA_DEFS = yaml.safe_load(f)["$defs"]
@@ -112,7 +121,7 @@ def check_split(where, dataset, split):
     when a job that needs it runs, perhaps after hours of training."""
     splits = SCHEMA_DEFS["dataset_splits"]["properties"][dataset]["enum"]
     if split not in splits:
-        raise ValueError(
+        stop(
             f"config: {where}: {dataset} has no split {split!r}; it has: {', '.join(splits)}"
         )
 
@@ -142,7 +151,7 @@ def check_launcher():
         and "slurm" in profile_names()
         and "launcher" not in (given.keys() if given is not None else ())
     ):
-        raise ValueError(
+        stop(
             "config: --default-resources replaces the slurm profile's launcher='slurm', and "
             "every job would run here; add launcher='slurm' to them, or --config launcher=slurm"
         )
@@ -151,7 +160,7 @@ def check_launcher():
 check_launcher()
 PRESET = config["preset"]
 if PRESET not in config["presets"]:
-    raise ValueError(
+    stop(
         f"config: preset {PRESET!r} is not defined; defined: {', '.join(config['presets'])}"
     )
 P = config["presets"][PRESET]
@@ -195,7 +204,7 @@ def check_comparisons():
     for model in ("gpt", "classifier"):  # the one constraint between two model fields
         width = P[model]["model"]
         if width["n_embd"] % width["n_head"]:
-            raise ValueError(
+            stop(
                 f"config: presets.{PRESET}.{model}.model: n_embd={width['n_embd']} is not "
                 f"divisible by n_head={width['n_head']}"
             )
@@ -203,21 +212,21 @@ def check_comparisons():
         own = defs[f"{model}_model"]["properties"]
         fields = defs["transformer"]["properties"] | own | training
         if field not in fields:
-            raise ValueError(
+            stop(
                 f"config: compare.{name}: {field!r} is neither a field of the {model} "
                 f"nor a training one; allowed: {', '.join(fields)}"
             )
         validator = jsonschema.Draft202012Validator({"$defs": defs, **fields[field]})
         for variant in variants:
             for error in validator.iter_errors(variant):
-                raise ValueError(
+                stop(
                     f"config: compare.{name}: variant {variant!r} of {model}.{field}: "
                     f"{error.message}"
                 )
             # heads split the width evenly, the one constraint between two model fields
             width = {**P[model]["model"], field: variant}
             if field in ("n_head", "n_embd") and width["n_embd"] % width["n_head"]:
-                raise ValueError(
+                stop(
                     f"config: compare.{name}: variant {variant!r} of {model}.{field}: "
                     f"n_embd={width['n_embd']} is not divisible by n_head={width['n_head']}"
                 )
@@ -265,7 +274,7 @@ def eval_splits(model):
     """The splits a course model is evaluated on, as training reads `eval_splits`."""
     splits = [s.strip() for s in P[model]["eval_splits"].split(",") if s.strip()]
     if not splits:  # the comparisons plot the first split's metric
-        raise ValueError(
+        stop(
             f"config: presets.{PRESET}.{model}.eval_splits is empty; "
             "name the splits the comparisons score, e.g. test"
         )
@@ -420,7 +429,7 @@ def check_fromscratch_on_path():
     if deployment is not None and deployment.deployment_method:
         return
     if shutil.which("fromscratch") is None:
-        raise ValueError(
+        stop(
             "`fromscratch` is not on PATH, and the rules call it; "
             "`source .venv/bin/activate` first (`make install` makes .venv)"
         )
@@ -431,13 +440,13 @@ def check_cluster_entries():
     allowed = {"default", "data", "tune", "train", "sample", *STAGE_NAMES}
     for name in config["cluster"]:
         if name not in allowed:
-            raise ValueError(
+            stop(
                 f"config: cluster.{name} is neither a group nor a stage of this workflow; "
                 f"allowed: {', '.join(sorted(allowed))}"
             )
         tasks = config["cluster"][name].get("tasks", 1)
         if tasks > 1 and name not in ("default", "train"):
-            raise ValueError(
+            stop(
                 f"config: cluster.{name}.tasks={tasks}: only training runs on several "
                 "processes; set tasks in cluster.train (or cluster.default)"
             )
@@ -599,7 +608,7 @@ def study(name):
     """The settings of research study `name` at this preset (its `demo`/`small`/`full` block)."""
     settings = config["ablations"][name]
     if PRESET not in settings:
-        raise ValueError(
+        stop(
             f"config: ablations.{name} has no settings for preset {PRESET!r}; give it "
             f"some, or set ablations.{name}.enabled: false"
         )
@@ -609,6 +618,15 @@ def study(name):
 def study_seeds(name):
     """The seeds study `name` runs over: its own `seeds`, or else the preset's."""
     return study(name).get("seeds", SEEDS)
+
+
+def planned_config(plan, variant):
+    """The training config of `variant` in a study's plan.json (the Perceiver study's);
+    none where the plan on disk predates the variant (its `contexts` changed since): the
+    plan reruns first, and its runs' configs are read again once it has."""
+    with open(plan, encoding="utf-8") as f:
+        variants = json.load(f)["variants"]
+    return variants[variant]["config"] if variant in variants else {}
 
 
 def study_dir(name):

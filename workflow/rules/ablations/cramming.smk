@@ -18,14 +18,14 @@ if ablation_enabled("cramming"):
         for fraction in sorted(CRAMMING["budget_fractions"]) + [1]
     ]
     if len(set(CRAMMING_BUDGETS)) < len(CRAMMING_BUDGETS):
-        raise ValueError(
+        stop(
             f"config: ablations.cramming.{PRESET}.budget_fractions: two budgets within a "
             f"millisecond ({', '.join(CRAMMING_BUDGETS)} s); leave one out"
         )
     CRAMMING_UNIT = lm_metric().split("/")[1]  # bits_per_char, bits_per_byte, ...
     CRAMMING_METRIC = f"{CRAMMING['split']}/{CRAMMING_UNIT}"
     if CRAMMING["split"] not in eval_splits("gpt"):
-        raise ValueError(
+        stop(
             f"config: ablations.cramming.{PRESET}.split {CRAMMING['split']!r} must be one "
             f"of presets.{PRESET}.gpt.eval_splits ({', '.join(eval_splits('gpt'))}): the "
             "course GPT it is compared with is scored there; change either"

@@ -3,8 +3,6 @@
 # a plan (matched widths, step counts) -> runs of both models at every context and seed
 # (the `train` stage) and the measured cost of each model -> one table, one figure.
 
-import pathlib
-
 if ablation_enabled("perceiver"):
     PERCEIVER = study("perceiver")
     PERCEIVER_DIR = study_dir("perceiver")
@@ -69,9 +67,7 @@ if ablation_enabled("perceiver"):
                 "train",
                 lambda wc, input, output: {
                     # the planned config (read when the job starts), seed and tracking
-                    "config": json.loads(pathlib.Path(input.plan).read_text())[
-                        "variants"
-                    ][wc.variant]["config"]
+                    "config": planned_config(input.plan, wc.variant)
                     | {"seed": int(wc.seed)}
                     | tracking(
                         "perceiver", "perceiver", wc.data, wc.variant, f"seed{wc.seed}"

@@ -30,7 +30,7 @@ if ablation_enabled("recurrent_gpt2"):
         }
         for corpus in REC["corpora"]:
             if corpus != P["gpt"]["data"]["dataset"]:
-                raise ValueError(
+                stop(
                     f"config: ablations.recurrent_gpt2.{PRESET}.corpora: {corpus!r} is not "
                     f"the data set of the pipeline's GPT ({P['gpt']['data']['dataset']}); "
                     "a pipeline GPT reads only its own vocabulary"

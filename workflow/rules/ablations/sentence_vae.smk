@@ -15,7 +15,7 @@ if ablation_enabled("sentence_vae"):
     VAE_BASE = VAE["base"]
     if VAE_BASE["source"] == "pipeline":
         if VAE["data"] != P["gpt"]["data"]:
-            raise ValueError(
+            stop(
                 "config: ablations.sentence_vae.data must equal the pipeline GPT's data "
                 f"({P['gpt']['data']}) with base.source: pipeline"
             )
