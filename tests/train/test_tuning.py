@@ -12,7 +12,7 @@ from fromscratch import FromScratchError
 from fromscratch.cli import main
 from fromscratch.train import TrainConfig
 from fromscratch.train.batch_size import out_of_memory, search
-from fromscratch.train.lr_range import choose, lr_range_test
+from fromscratch.train.lr_range import choose, lr_range_test, why_no_lr_helped
 from fromscratch.train.noise_scale import measure_noise_scale, noise_scale_from, noise_scale_of
 
 from ..conftest import tiny_classifier, tiny_gpt
@@ -52,6 +52,24 @@ def test_lr_range_test_smooths_its_sweep_and_its_choice_feeds_training(demo_word
         tiny_classifier(demo_words, lr_from=str(tmp_path / "lr_range.json"))
     )
     assert tuned.resolved().lr == result["lr"]
+
+
+def test_a_sweep_whose_first_loss_is_its_lowest_says_why():
+    """A loss flat within its noise until the LR grows large (a sweep too short for the
+    model to learn in) is not a min_lr too large: lowering it would change nothing."""
+    lrs = np.geomspace(1e-6, 1.0, 40).tolist()
+    noise = np.random.default_rng(0).normal(0, 0.005, 40)
+    flat = 0.693 + noise + np.where(np.arange(40) > 30, (np.arange(40) - 30) * 0.1, 0.0)
+    rising = 0.693 + noise + np.arange(40) * 0.05
+    for losses, said in (
+        (flat, "the loss stayed flat (within its noise) from min_lr=1e-06 up to lr 0.041 "),
+        (rising, "the loss rose from the first step on; min_lr=1e-06 is already too large"),
+    ):
+        beta, average, smoothed = 0.5, 0.0, []
+        for i, loss in enumerate(losses):
+            average = beta * average + (1 - beta) * loss
+            smoothed.append(average / (1 - beta ** (i + 1)))
+        assert why_no_lr_helped(lrs, list(losses), smoothed, 1e-6).startswith(said)
 
 
 def test_an_lr_sweep_still_falling_at_max_lr_says_so(demo_chars, tmp_path, capsys):

@@ -59,6 +59,25 @@ def check_options(steps: int, min_lr: float, max_lr: float) -> None:
         )
 
 
+def why_no_lr_helped(lrs: list, losses: list, smoothed: list, min_lr: float) -> str:
+    """Why the sweep's first loss is its lowest: a loss that rose at once (min_lr is too
+    large already), or one flat within its noise until the LR grew large (the model did
+    not learn in so few steps at any LR; lowering min_lr would change nothing)."""
+    noise = float(np.std(losses[: max(3, len(losses) // 5)]))
+    rose_at = next((i for i, s in enumerate(smoothed) if s > smoothed[0] + 2 * noise), None)
+    if len(lrs) >= 2 and (rose_at is None or rose_at >= len(smoothed) // 4):
+        until = lrs[rose_at - 1] if rose_at else lrs[-1]
+        return (
+            f"the loss stayed flat (within its noise) from min_lr={min_lr:g} up to lr "
+            f"{until:.2g} and never fell below its first value: {len(lrs)} steps are too few "
+            "for this model to learn in; give more steps"
+        )
+    return (
+        f"the loss rose from the first step on; min_lr={min_lr:g} is already too large, "
+        "start the sweep lower"
+    )
+
+
 def lr_range_test(
     config: TrainConfig,
     out: str | Path,
@@ -90,10 +109,7 @@ def lr_range_test(
     if len(lrs) < 2 or np.argmin(smoothed) == 0:
         # no learning rate in the sweep lowered the loss: the choice would be min_lr / 10,
         # which says nothing about this model
-        raise FromScratchError(
-            f"lr range test: the loss rose from the first step on; min_lr={min_lr:g} is "
-            "already too large, start the sweep lower"
-        )
+        raise FromScratchError(f"lr range test: {why_no_lr_helped(lrs, losses, smoothed, min_lr)}")
     result = choose(np.array(lrs), np.array(smoothed)) | {
         "steps": len(lrs),
         "smoothing_beta": beta,
