@@ -507,6 +507,9 @@ def test_an_evaluation_that_cannot_run_fails_before_training(demo_chars, tmp_pat
         Trainer(TrainConfig.from_dict(spec), tmp_path)
     with pytest.raises(ConfigError, match=r"eval_max_tokens: 1 must be 0 \(all\) or at least 2"):
         TrainConfig.from_dict(tiny_gpt(demo_chars, eval_max_tokens=1))
+    for key in ("eval_max_tokens", "eval_stride"):  # a classifier would ignore them
+        with pytest.raises(ConfigError, match=rf"{key}: is a language model's; a classifier "):
+            TrainConfig.from_dict(tiny_classifier(demo_chars, **{key: 5000}))
 
 
 def test_max_steps_left_out_cuts_no_token_or_time_budget(demo_chars, tmp_path):

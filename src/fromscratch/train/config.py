@@ -192,6 +192,9 @@ class TrainConfig(OptimizerConfig):
         )
         if self.eval_max_tokens == 1:  # scoring predicts the second token from the first
             self._fail("eval_max_tokens", "1 must be 0 (all) or at least 2")
+        for key in ("eval_max_tokens", "eval_stride"):  # would be ignored without a word
+            if family == "classifier" and getattr(self, key):
+                self._fail(key, "is a language model's; a classifier scores whole splits")
         for key in ("context", "max_length"):
             if getattr(self, key) < 0:
                 self._fail(
