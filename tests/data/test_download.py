@@ -260,6 +260,10 @@ def test_a_mirror_folder_that_is_not_there_is_named(tmp_path):
     with pytest.raises(FromScratchError) as caught:
         fetch(source, tmp_path / "cache", mirror=str(tmp_path / "nowhere"), progress=False)
     assert str(caught.value).startswith(f"mirror {tmp_path / 'nowhere'}: no such folder")
+    (tmp_path / "a-file").write_text("not a mirror")
+    with pytest.raises(FromScratchError) as caught:
+        fetch(source, tmp_path / "cache", mirror=str(tmp_path / "a-file"), progress=False)
+    assert str(caught.value).startswith(f"mirror {tmp_path / 'a-file'}: a file, not a folder")
 
 
 @pytest.mark.parametrize("style", ["folder", "file-url"])

@@ -234,6 +234,11 @@ def test_a_config_that_is_not_utf8_text_is_named(tmp_path):
     path.write_bytes(b"lr: 1\n\xff\xfe")
     with pytest.raises(FromScratchError, match=r"gpt.yaml: not UTF-8 text \(byte 6\)"):
         load_config(path)
+    # a path that is there but no file: said, not "no such file"
+    with pytest.raises(FromScratchError, match=r"^\S+: a folder, not a config file \(a YAML"):
+        load_config(tmp_path)
+    with pytest.raises(FromScratchError, match=r"nowhere.yaml: no such config file$"):
+        load_config(tmp_path / "nowhere.yaml")
 
 
 def test_a_wrong_model_field_fails_before_the_data_is_read(tmp_path):

@@ -274,8 +274,9 @@ def fetch(
     if _in_cache(source, target, checksum, member):
         return target
     if mirror and not _is_url(mirror) and not Path(mirror).is_dir():
+        what = "a file, not a folder" if Path(mirror).exists() else "no such folder"
         raise FromScratchError(
-            f"mirror {mirror}: no such folder (--mirror, config's mirror or "
+            f"mirror {mirror}: {what} (--mirror, config's mirror or "
             "$FROMSCRATCH_MIRROR; none: the original hosts)"
         )
     # One process at a time writes NAME.part: two would cut the file from under each other

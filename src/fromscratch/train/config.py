@@ -288,6 +288,8 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Tr
     empty `--set eval_splits=`) gives the field its default.
     """
     path = Path(path)
+    if path.is_dir():
+        raise FromScratchError(f"{path}: a folder, not a config file (a YAML file)")
     if not path.is_file():
         raise FromScratchError(f"{path}: no such config file")
     try:
