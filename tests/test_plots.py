@@ -338,3 +338,19 @@ def test_a_noise_scale_not_measured_is_left_off_the_batch_size_figure(tmp_path, 
         t.get_text() for t in drawn[-1].axes[0].get_legend().get_texts() if "noise" in t.get_text()
     ]
     assert label == "gradient noise scale:\n35 sequences, after 200 steps\n(LR 0.00083, batch 32)"
+
+
+def test_the_spread_drawn_and_written_is_the_seeds_sample_sd():
+    """ "mean ± sd over 3 seeds": the sample standard deviation (n - 1), not the standard
+    error or the population's."""
+    import matplotlib.pyplot as plt
+
+    values = pd.Series([1.0, 2.0, 3.0])
+    assert plots.mean_sd_text(values) == "2.000 ± 1.000"
+    rows = pd.DataFrame({"step": [10, 10, 10, 20, 20, 20], "loss": [1.0, 2.0, 3.0, 2.0, 2.0, 5.0]})
+    fig, ax = plt.subplots()
+    stats = plots.mean_sd(ax, rows, "step", "loss", "C0")
+    band = ax.collections[0].get_paths()[0].vertices[:, 1]
+    assert stats["sd"].tolist() == pytest.approx([1.0, 3**0.5])
+    assert band.min() == pytest.approx(2.0 - 1.0) and band.max() == pytest.approx(3.0 + 3**0.5)
+    plt.close(fig)

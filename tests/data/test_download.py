@@ -54,6 +54,10 @@ def test_server_that_ignores_range_restarts_cleanly(http_server, tmp_path):
     cache.mkdir()
     (cache / "file.bin.part").write_bytes(b"garbage" * 1000)
     assert fetch(source, cache, mirror=http_server.url, progress=False).read_bytes() == PAYLOAD
+    # the whole file came at the first request: taken from byte 0, not fetched twice
+    assert [r for r in http_server.requests if r[0] == "/file.bin"] == [
+        ("/file.bin", "bytes=7000-")
+    ]
 
 
 @pytest.mark.parametrize(

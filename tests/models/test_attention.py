@@ -303,3 +303,19 @@ def test_relative_bias_is_the_clipped_key_term():
 
 def test_every_position_kind_is_known():
     assert set(POSITIONS) == {"none", "learned", "sinusoidal", "relative", "rope", "alibi"}
+
+
+@pytest.mark.parametrize("position", ["relative", "rope", "alibi"])
+@pytest.mark.parametrize("fast", [False, True])
+def test_causal_cross_attention_places_its_queries_at_the_end(position, fast):
+    """Perceiver AR's queries are the last T of the S positions: attending from x[-T:]
+    over all of x is then the last T rows of causal self-attention over x, distances and
+    all (with parameter-free attention, so the two need no shared weights but the
+    relative table's)."""
+    settings = config(attention="scaled", n_head=2, position=position, fast=fast)
+    self_attention = Attention(settings, causal=True)
+    cross = Attention(settings, causal=True, cross=True)
+    cross.load_state_dict(self_attention.state_dict())
+    x = torch.randn(2, 7, 8)
+    whole = self_attention(x)
+    torch.testing.assert_close(cross(x[:, -3:], context=x), whole[:, -3:])

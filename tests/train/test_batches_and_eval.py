@@ -114,6 +114,11 @@ def test_lm_evaluation_is_an_exact_sum(demo_chars):
     assert result["bits"] == pytest.approx(math.log2(vocab) * (info["tokens"] - 1), rel=1e-6)
     assert info["characters"] == info["tokens"]  # one token a character: the same number
     assert result["bits_per_char"] == pytest.approx(result["bits_per_token"], rel=1e-12)
+    # the first 1,000 tokens alone: per byte and character of the part scored, too
+    part = evaluate_lm(Uniform(vocab), data, "test", context=100, max_tokens=1000)
+    assert part["tokens"] == 999
+    for unit in ("bits_per_byte", "bits_per_char"):  # ASCII: a byte a character a token
+        assert part[unit] == pytest.approx(math.log2(vocab), rel=1e-6), unit
 
 
 def test_bits_per_character_only_where_the_tokens_give_the_text_back(demo_words, tmp_path, capsys):

@@ -135,8 +135,8 @@ def test_gradient_accumulation_matches_one_big_batch(demo_chars, tmp_path):
         spec["model"]["dropout"] = 0.0
         trainer = Trainer(TrainConfig.from_dict(spec), tmp_path / str(overrides))
         trainer.batches = accumulate_as(trainer, overrides.get("grad_accum", 1))
-        norms = [trainer.train_step()["grad_norm"] for _ in range(3)]
-        return trainer.model.state_dict(), norms
+        steps = [trainer.train_step() for _ in range(3)]
+        return trainer.model.state_dict(), steps
 
     def accumulate_as(trainer, accum):
         # The same 8 windows per step, served whole or in `accum` micro-batches.
@@ -145,13 +145,17 @@ def test_gradient_accumulation_matches_one_big_batch(demo_chars, tmp_path):
             t[(index % accum) * 8 // accum :][: 8 // accum] for t in whole(index // accum)
         )
 
-    one, one_norms = train_steps(batch_size=8)
-    four, four_norms = train_steps(batch_size=8, grad_accum=4)
+    one, one_steps = train_steps(batch_size=8)
+    four, four_steps = train_steps(batch_size=8, grad_accum=4)
     # AdamW's update hardly depends on the gradient's scale, and clipping caps it: the
     # weights would agree even if the micro-batches' gradients were summed, not averaged
-    assert four_norms == pytest.approx(one_norms, rel=1e-4)
+    norms = [[step["grad_norm"] for step in steps] for steps in (one_steps, four_steps)]
+    assert norms[1] == pytest.approx(norms[0], rel=1e-4)
     for name in one:
         torch.testing.assert_close(four[name], one[name], rtol=1e-4, atol=1e-6)
+    # the loss logged is the micro-batches' mean, the big batch's: the same weights at the
+    # first step, so the same number up to the order of the sums
+    assert four_steps[0]["loss"] == pytest.approx(one_steps[0]["loss"], rel=1e-6)
 
 
 def test_a_classifier_counts_its_tokens_without_the_padding(demo_words, tmp_path):
@@ -369,6 +373,8 @@ def test_resume_with_another_config_starts_afresh(demo_chars, tmp_path):
         ),
         tmp_path,
     )
+    # as a run stopped at its last checkpoint: a finished one starts afresh in any case
+    (tmp_path / "checkpoints" / "finished").unlink()
     again = train(
         TrainConfig.from_dict(
             tiny_gpt(demo_chars, max_steps=4, checkpoint_every=2, eval_splits="", lr=1e-3)
@@ -528,16 +534,21 @@ def test_max_steps_left_out_cuts_no_token_or_time_budget(demo_chars, tmp_path):
     assert summary["steps"] == 1001 and summary["tokens"] == 1001 * 32
 
 
-def test_a_token_clock_decays_from_the_end_of_warm_up(demo_chars, tmp_path):
-    """As the steps clock does: counted from 0, the decay stood a third of the way down
-    (here) in the first step after warm-up."""
+@pytest.mark.parametrize("clock", ["steps", "tokens"])
+def test_the_decay_starts_at_the_end_of_warm_up(demo_chars, tmp_path, clock):
+    """Counted from 0, the decay stood a third of the way down (here) in the first step
+    after warm-up."""
     tokens = 8 * 32  # a step's
-    spec = tiny_gpt(demo_chars, clock="tokens", token_budget=6 * tokens, max_steps=0)
+    if clock == "tokens":
+        spec = tiny_gpt(demo_chars, clock="tokens", token_budget=6 * tokens, max_steps=0)
+    else:
+        spec = tiny_gpt(demo_chars, max_steps=6)
     spec |= {"warmup_steps": 2, "schedule": "linear", "min_lr_ratio": 0.0, "eval_splits": ""}
     trainer = Trainer(TrainConfig.from_dict(spec), tmp_path)
     rates = [trainer.train_step()["lr"] for _ in range(6)]
     assert rates == pytest.approx([3e-3 * r for r in (0.5, 1.0, 1.0, 0.75, 0.5, 0.25)])
-    assert trainer.state.warmup_tokens == 2 * tokens
+    if clock == "tokens":
+        assert trainer.state.warmup_tokens == 2 * tokens
 
 
 def test_an_evaluation_sits_at_the_tokens_of_its_own_step(demo_chars, tmp_path):

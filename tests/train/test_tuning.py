@@ -37,6 +37,10 @@ def test_lr_range_test_smooths_its_sweep_and_its_choice_feeds_training(demo_word
         np.array([float(r[k]) for r in rows]) for k in ("lr", "loss", "smoothed")
     )
     assert lrs == pytest.approx(np.geomspace(1e-5, 10.0, 80)[: len(rows)])
+    # a sweep to lr 10 blows up, and stops there: no row past 4x the smoothed minimum
+    assert result["diverged"] and len(rows) < 80
+    lowest = np.minimum.accumulate(smoothed)
+    assert (smoothed[:-1] <= 4 * lowest[:-1]).all()
     # the documented smoothing, redone from the raw losses: a bias-corrected moving average
     # with beta = 1 - 20 / steps
     beta, average = 1 - 20 / 80, 0.0
@@ -86,6 +90,10 @@ def test_batch_size_search_on_cpu(demo_chars, tmp_path, capsys):
     assert [t["batch_size"] for t in result["tried"]] == [1, 2, 4]
     assert result["batch_size"] == 4 and result["device"] == "cpu"
     assert all(t["peak_memory_mb"] > 50 and t["tokens_per_s"] > 0 for t in result["tried"])
+    for tried in result["tried"]:  # a step's tokens (batch x context 32) over its time
+        assert tried["tokens_per_s"] == pytest.approx(tried["batch_size"] * 32 / tried["step_s"])
+    fastest = max(result["tried"], key=lambda t: t["tokens_per_s"])
+    assert result["fastest_batch_size"] == fastest["batch_size"]
     # each probe's child runs on the job's threads, as its training would
     threads = torch.get_num_threads()
     try:
