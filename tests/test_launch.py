@@ -153,6 +153,8 @@ def test_resources_pass_through_to_submitit_unchanged():
         {
             "partition": "gpu",
             "account": "course",
+            "qos": "short",
+            "constraint": "a100",
             "gpus": 2,
             "cpus": 8,
             "mem_gb": 32,
@@ -172,6 +174,8 @@ def test_resources_pass_through_to_submitit_unchanged():
         "slurm_signal_delay_s": 120,
         "slurm_partition": "gpu",
         "slurm_account": "course",
+        "slurm_qos": "short",
+        "slurm_constraint": "a100",
         "slurm_additional_parameters": {"mail_type": "END"},
     }
     assert Resources.from_dict(None) == Resources()

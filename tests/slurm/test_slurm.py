@@ -15,6 +15,7 @@ from pathlib import Path
 import cloudpickle
 import pytest
 import torch
+from submitit.core.utils import DelayedSubmission
 
 from fromscratch import FromScratchError
 from fromscratch.launch import Resources, TrainingJob, run
@@ -89,7 +90,9 @@ def run_in_background(pool: ThreadPoolExecutor, function, kwargs, **options):
 
 def test_a_function_runs_as_a_slurm_job_with_its_log_under_log_dir(slurm_cluster, tmp_path):
     logs = tmp_path / "logs" / "stage"
-    resources = Resources(gpus=1, mem_gb=1, time_min=5, extra={"comment": "fromscratch-test"})
+    resources = Resources(
+        gpus=1, mem_gb=1, time_min=5, max_requeues=5, extra={"comment": "fromscratch-test"}
+    )
     result = run(
         where_am_i, {"x": 21}, launcher="slurm", resources=resources, log_dir=logs, name="where"
     )
@@ -102,6 +105,10 @@ def test_a_function_runs_as_a_slurm_job_with_its_log_under_log_dir(slurm_cluster
     script = (logs / f"{job}_submission.sh").read_text()
     assert "#SBATCH --comment=fromscratch-test" in script  # `extra` goes to sbatch unchanged
     assert "#SBATCH --gpus-per-node=1" in script
+    # the requeues a time limit may cost it, as the job will count them (submitit's own
+    # default is 3)
+    submitted = DelayedSubmission.load(logs / f"{job}_submitted.pkl")
+    assert submitted._timeout_countdown == 5
 
 
 def test_a_failing_slurm_job_raises_naming_its_error_and_log(slurm_cluster, tmp_path):
