@@ -12,7 +12,7 @@ import pytest
 
 from fromscratch.cli import main
 from fromscratch.data import DATASETS, PreparedData
-from fromscratch.data.prepare import read_texts
+from fromscratch.data.prepare import read_texts, token_dtype
 from fromscratch.data.sets import pang_lee_sentences
 
 from .fixtures import (
@@ -56,6 +56,14 @@ def test_registry_has_every_data_set():
         "pang-lee-sentences",
         "demo",
     }
+
+
+def test_token_ids_are_stored_in_a_type_that_holds_the_largest():
+    for vocab_size in (256, 1 << 16, (1 << 16) + 1, 100_000):
+        dtype = token_dtype(vocab_size)
+        largest = np.array([vocab_size - 1]).astype(dtype)  # wraps if the type is too small
+        assert int(largest[0]) == vocab_size - 1, vocab_size
+    assert token_dtype(1 << 16) == np.uint16  # the narrow one where it holds them
 
 
 @pytest.mark.parametrize("name", sorted(DATASETS))

@@ -182,3 +182,30 @@ def test_tables_and_figures(tmp_path):
     figures.classifier_figure(results, ["none", "typos"], tmp_path / "classifier", "test")
     figures.lm_figure(results, ["none", "typos"], tmp_path / "lm", "test")
     assert (tmp_path / "classifier.png").is_file() and (tmp_path / "lm.pdf").is_file()
+
+
+def test_each_strategy_changes_the_share_of_words_its_rate_says():
+    """delete_swap deletes each word with probability p and swaps p·n pairs; typos
+    misspells each word with probability p (the module's table)."""
+    rng = random.Random(0)
+    texts = [" ".join("".join(rng.choices("abcdefgh", k=6)) for _ in range(50)) for _ in range(200)]
+    words = sum(len(t.split()) for t in texts)
+    rate = 0.2
+    deleted = [
+        AUGMENTATIONS["delete_swap"](t, 0, random.Random(i), rate) for i, t in enumerate(texts)
+    ]
+    kept = sum(len(t.split()) for t in deleted)
+    assert 1 - kept / words == pytest.approx(rate, abs=0.02)
+
+    def in_order(short, long):  # short's words a subsequence of long's, in their order
+        rest = iter(long.split())
+        return all(word in rest for word in short.split())
+
+    assert sum(in_order(d, t) for d, t in zip(deleted, texts, strict=True)) < len(texts) / 10
+    misspelt = [AUGMENTATIONS["typos"](t, 0, random.Random(i), rate) for i, t in enumerate(texts)]
+    changed = sum(
+        a != b
+        for m, t in zip(misspelt, texts, strict=True)
+        for a, b in zip(m.split(), t.split(), strict=True)
+    )
+    assert changed / words == pytest.approx(rate, abs=0.02)

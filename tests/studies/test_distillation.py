@@ -255,3 +255,20 @@ def test_bad_lengths_and_tokens_are_refused_before_the_model_loads(
             "out": str(tmp_path / "d.json"), **settings}  # fmt: skip
     assert named in refused(capsys, "distillation", args, tmp_path / "logs")
     assert not (tmp_path / "d.json").exists()
+
+
+def test_a_perceiver_student_learns_from_the_teachers_predictions_at_its_latents(
+    demo_chars, teacher, tmp_path
+):
+    """A Perceiver AR predicts only its last `latents` positions: the teacher's logits are
+    cut to those, position for position."""
+    spec = tiny_gpt(demo_chars, max_steps=3, eval_splits="", teacher=teacher, distill_weight=1.0)
+    spec["model"] = {"family": "perceiver", "n_layer": 1, "n_head": 2, "n_embd": 32,
+                     "context": 32, "latents": 8}  # fmt: skip
+    trainer = Trainer(TrainConfig.from_dict(spec), tmp_path)
+    x, y = trainer.batches(0)
+    with torch.no_grad():
+        student, taught = trainer.model(x), trainer.teacher.model(x)
+    assert student.shape[1] == 8
+    expected = distillation_loss(student, taught[:, -8:], y[:, -8:], 2.0, 1.0)
+    assert trainer.train_step()["loss"] == pytest.approx(expected.item(), rel=1e-5)
