@@ -198,3 +198,10 @@ def test_wandb_keeps_every_step_and_the_whole_runs_summary(tmp_path):
                 summary[key(item)] = json.loads(item.value_json)
     assert rows == [(10, 900.0), (20, 1100.0), (30, 500.0)]
     assert summary["tokens_per_s"] == 1000.0 and summary["train/loss"] == 2.7
+    # a file cut short by a kill, or damaged, reads as far as it is whole
+    assert list(track.offline_history_steps(run_file)) == [10, 20, 30]
+    data = run_file.read_bytes()
+    for damaged in (data[: len(data) // 2], data[:7] + b"\xff" * 64):
+        (tmp_path / "damaged.wandb").write_bytes(damaged)
+        steps = list(track.offline_history_steps(tmp_path / "damaged.wandb"))
+        assert steps == [10, 20, 30][: len(steps)]

@@ -41,7 +41,9 @@ def offline_records(run_file: Path) -> Iterator[Any]:
     """The records of an offline W&B run's .wandb file, which its service writes in
     LevelDB's log format: 32 KiB blocks of chunks after a 7-byte file header, each chunk
     with a 7-byte header (checksum, length, FULL/FIRST/MIDDLE/LAST), each record one of
-    W&B's protocol buffers.  A record cut short by a kill ends the reading."""
+    W&B's protocol buffers.  A record cut short by a kill, or one that does not parse,
+    ends the reading."""
+    from google.protobuf.message import DecodeError
     from wandb.proto import wandb_internal_pb2
 
     data, block, pos, pieces = run_file.read_bytes(), 32768, 7, b""
@@ -56,7 +58,10 @@ def offline_records(run_file: Path) -> Iterator[Any]:
         pos += 7 + length
         if kind in (1, 4):  # FULL or LAST: a record is complete
             record = wandb_internal_pb2.Record()
-            record.ParseFromString(pieces)
+            try:
+                record.ParseFromString(pieces)
+            except DecodeError:
+                return
             pieces = b""
             yield record
 
@@ -182,6 +187,8 @@ class Tracker:
             ),
             default=-1,
         )
+        if not self.metrics_path.exists():  # no line kept (none logged before the checkpoint)
+            return
         with open(self.metrics_path, encoding="utf-8") as f:
             for line in f:
                 record = json.loads(line)
