@@ -63,18 +63,21 @@ def why_no_lr_helped(lrs: list, losses: list, smoothed: list, min_lr: float) -> 
     """Why the sweep's first loss is its lowest: a loss that rose at once (min_lr is too
     large already), or one flat within its noise until the LR grew large (the model did
     not learn in so few steps at any LR; lowering min_lr would change nothing)."""
-    noise = float(np.std(losses[: max(3, len(losses) // 5)]))
-    rose_at = next((i for i, s in enumerate(smoothed) if s > smoothed[0] + 2 * noise), None)
-    if len(lrs) >= 2 and (rose_at is None or rose_at >= len(smoothed) // 4):
-        until = lrs[rose_at - 1] if rose_at else lrs[-1]
-        return (
-            f"the loss stayed flat (within its noise) from min_lr={min_lr:g} up to lr "
-            f"{until:.2g} and never fell below its first value: {len(lrs)} steps are too few "
-            "for this model to learn in; give more steps"
-        )
-    return (
+    rose = (
         f"the loss rose from the first step on; min_lr={min_lr:g} is already too large, "
         "start the sweep lower"
+    )
+    if len(lrs) < 2:  # not finite from the first step, or past 4x its minimum at once
+        return rose
+    noise = float(np.std(losses[: max(3, len(losses) // 5)]))
+    rose_at = next((i for i, s in enumerate(smoothed) if s > smoothed[0] + 2 * noise), None)
+    if rose_at is not None and rose_at < len(smoothed) // 4:
+        return rose
+    until = lrs[rose_at - 1] if rose_at else lrs[-1]
+    return (
+        f"the loss stayed flat (within its noise) from min_lr={min_lr:g} up to lr "
+        f"{until:.2g} and never fell below its first value: {len(lrs)} steps are too few "
+        "for this model to learn in; give more steps"
     )
 
 
