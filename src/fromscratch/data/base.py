@@ -28,7 +28,7 @@ class DataSet:
     # verified local copy. The first split is the training split.
     read: Callable[[dict[str, Path], int], dict[str, Split]]
     # the names of the splits `read` returns, so a workflow can check a config's split
-    # names before anything is downloaded (workflow/rules/common.smk keeps a copy)
+    # names before anything is downloaded (workflow/schemas/config.schema.yaml keeps a copy)
     splits: tuple[str, ...]
     sources: dict[str, Source] = field(default_factory=dict)
     tokenizers: tuple[str, ...] = ("bytes", "chars", "words", "bpe", "gpt2")
