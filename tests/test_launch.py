@@ -254,3 +254,19 @@ def test_a_training_job_whose_out_is_a_file_is_a_one_line_error(demo_chars, tmp_
     message = f"{out / 'below'}: cannot be made a folder: {out} is a file, not a folder"
     assert str(caught.value) == message
     assert out.read_text() == "mine"
+
+
+def test_a_job_trains_on_the_cpus_slurm_gave_it(monkeypatch):
+    """Not on every core of the node: SLURM_CPUS_PER_TASK sets torch's threads."""
+    import torch
+
+    from fromscratch.launch import _use_allocated_cpus
+
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        monkeypatch.setenv("SLURM_CPUS_PER_TASK", "1")
+        _use_allocated_cpus()
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(threads)

@@ -15,7 +15,7 @@ from pathlib import Path
 import cloudpickle
 import pytest
 import torch
-from submitit.core.utils import DelayedSubmission
+from submitit.helpers import DelayedSubmission
 
 from fromscratch import FromScratchError
 from fromscratch.launch import Resources, TrainingJob, run
