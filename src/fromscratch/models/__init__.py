@@ -1,7 +1,8 @@
 """The models of the course, built from scratch (read attention.py first).
 
-Every language model: forward(idx (B, T)) -> logits (B, T, V) (Perceiver AR: the last
-`latents` positions only), generate(...), and nll_bits(logits, targets) for exact bits.
+Every language model: forward(idx (B, T)) -> logits (B, T, V) (Perceiver AR: its last
+min(latents, T) positions only) and generate(...); nll_bits(logits, targets), a function
+of this package, gives exact bits from any of them.
 Every config: a plain dataclass with from_dict/to_dict that rejects bad values at once.
 """
 

@@ -39,22 +39,6 @@ from torch import nn
 
 from fromscratch.models.positions import ALiBi, RelativePosition, Rotary
 
-# PyTorch's fused CPU kernel runs bfloat16 on AMX tiles (Intel's matrix units) where there
-# are any; without them it converts every block and is slower than the plain code.  Even
-# with AMX it pays off only for long sequences.  Forward and backward, fused over plain:
-#   AVX-512 AMD EPYC, no AMX:   3x slower at context 64, 1.5x slower at 256;
-#   Intel Xeon with AMX:        3.8x slower at 64, 1.1x slower at 256, level at 512,
-#                               2x faster at 1024, 3.5-5x faster at 2048.
-FUSED_CPU_BF16 = getattr(torch.cpu, "_is_amx_tile_supported", lambda: True)()
-FUSED_CPU_BF16_MIN_QUERIES = 512
-
-
-def fused_is_faster(q: torch.Tensor) -> bool:
-    """Whether PyTorch's fused kernel beats the plain code for these queries (B, H, T, D)."""
-    if q.device.type != "cpu" or q.dtype != torch.bfloat16:
-        return True
-    return FUSED_CPU_BF16 and q.size(-2) >= FUSED_CPU_BF16_MIN_QUERIES
-
 
 def visible(
     T: int, S: int, causal: bool, key_mask: torch.Tensor | None, device: torch.device
@@ -208,7 +192,7 @@ class Attention(nn.Module):
         B, T, C = x.shape
         source = x if context is None else context
 
-        # 1. queries, keys and values
+        # (a) queries, keys and values
         if self.kind in ("simple", "scaled"):
             q, k, v = x, source, source  # the input itself, in all three roles
         elif self.cross:
@@ -217,12 +201,12 @@ class Attention(nn.Module):
         else:
             q, k, v = self.c_attn(x).split(C, dim=2)
 
-        # 2. heads: (B, T, C) -> (B, H, T, D), every head a slice of D = C / H channels
+        # (b) heads: (B, T, C) -> (B, H, T, D), every head a slice of D = C / H channels
         q, k, v = (
             t.view(B, t.size(1), self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v)
         )
 
-        # 3. positions inside attention, then the cache
+        # (c) positions inside attention, then the cache
         past = cache.length if cache is not None else 0
         if self.rotary is not None:
             k = self.rotary(k, start=past)  # new keys sit after the cached ones
@@ -236,7 +220,7 @@ class Attention(nn.Module):
         elif self.alibi is not None:
             bias = self.alibi(T, S).to(q.dtype)
 
-        # 4. attention, heads side by side again, and the output projection
+        # (d) attention, heads side by side again, and the output projection
         y = attend(
             q,
             k,
@@ -252,3 +236,22 @@ class Attention(nn.Module):
         if self.c_proj is not None:
             y = self.c_proj(y)
         return self.resid_dropout(y)
+
+
+# ----------------------------------------------------------------------- the fast path
+
+# PyTorch's fused CPU kernel runs bfloat16 on AMX tiles (Intel's matrix units) where there
+# are any; without them it converts every block and is slower than the plain code.  Even
+# with AMX it pays off only for long sequences.  Forward and backward, fused over plain:
+#   AVX-512 AMD EPYC, no AMX:   3x slower at context 64, 1.5x slower at 256;
+#   Intel Xeon with AMX:        3.8x slower at 64, 1.1x slower at 256, level at 512,
+#                               2x faster at 1024, 3.5-5x faster at 2048.
+FUSED_CPU_BF16 = getattr(torch.cpu, "_is_amx_tile_supported", lambda: True)()
+FUSED_CPU_BF16_MIN_QUERIES = 512
+
+
+def fused_is_faster(q: torch.Tensor) -> bool:
+    """Whether PyTorch's fused kernel beats the plain code for these queries (B, H, T, D)."""
+    if q.device.type != "cpu" or q.dtype != torch.bfloat16:
+        return True
+    return FUSED_CPU_BF16 and q.size(-2) >= FUSED_CPU_BF16_MIN_QUERIES

@@ -17,7 +17,8 @@ from fromscratch.models.attention import Attention, KVCache
 
 
 class LayerNorm(nn.Module):
-    """LayerNorm with an optional bias (PyTorch's own has no bias=False before 2.1)."""
+    """(x - mean) / sqrt(var + 1e-5) over the channels, times a gain, plus an optional bias
+    (nanoGPT's default has none); eps 1e-5 as GPT-2's, so its weights load exactly."""
 
     def __init__(self, n_embd: int, bias: bool):
         super().__init__()
@@ -92,7 +93,11 @@ def init_gpt2(model: nn.Module, n_residual: int) -> None:
     """GPT-2's initialisation: N(0, 0.02) weights, zero biases, and the residual
     projections (`c_proj`) scaled by 1/sqrt(n_residual), n_residual = the number of
     residual branches that write to the stream (2 per layer), so that the stream's variance
-    does not grow with depth."""
+    does not grow with depth.  That holds with `multihead` attention, whose branch ends in
+    a c_proj; `simple` and `scaled` add averages of the stream itself to it, and `qkv`
+    its values unprojected, so there the stream grows layer by layer (in a 12-layer GPT,
+    at init: variance 144, 130, 0.5 and 0.002 for the four): an ablation of `attention`
+    compares the mechanisms as the lecture defines them, not at equal scale."""
     for module in model.modules():
         if isinstance(module, nn.Linear):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)

@@ -62,7 +62,8 @@ class Classifier(Model):
         k = config.local_kernel
         # PyTorch's own init (uniform, +-1/sqrt(k)), not init_gpt2's: these few weights must
         # mix neighbours strongly from the start.  Started at zero, they grew to ~0.05 in a
-        # whole IMDb run, which then scored no better than without them.
+        # whole IMDb run, which then scored no better than without them.  Its bias too (the
+        # same range): an offset per channel, the same for every word.
         self.local = nn.Conv1d(C, C, k, padding=k // 2, groups=C) if k else None
         self.cls_token = nn.Parameter(torch.zeros(1, 1, C)) if config.pooling == "cls" else None
         n_positions = config.context + (config.pooling == "cls")  # the class token's place

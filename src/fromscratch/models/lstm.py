@@ -20,8 +20,9 @@ State = tuple[torch.Tensor, torch.Tensor]
 @dataclasses.dataclass
 class LSTMConfig(Config):
     """vocab_size; context: the training sequence length (the LSTM has no limit itself);
-    n_layer stacked LSTMs of n_embd units (also the embedding size); dropout between
-    layers and before the head; bias in the LSTM gates; tie_weights: head = embedding."""
+    n_layer stacked LSTMs of n_embd units (also the embedding size); dropout on the
+    embeddings, between layers and before the head; bias in the LSTM gates; tie_weights:
+    head = embedding."""
 
     vocab_size: int = 256
     context: int = 256
@@ -56,9 +57,9 @@ class LSTMLanguageModel(LanguageModel):
         if config.tie_weights:
             self.lm_head.weight = self.wte.weight
 
-    def forward(self, idx: torch.Tensor, state: State | None = None) -> torch.Tensor:
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
         """idx (B, T) -> logits (B, T, vocab_size); logits[:, t] predict idx[:, t+1]."""
-        return self.forward_with_state(idx, state)[0]
+        return self.forward_with_state(idx)[0]
 
     def forward_with_state(
         self, idx: torch.Tensor, state: State | None = None
