@@ -95,8 +95,8 @@ def init_gpt2(model: nn.Module, n_residual: int) -> None:
     residual branches that write to the stream (2 per layer), so that the stream's variance
     does not grow with depth.  That holds with `multihead` attention, whose branch ends in
     a c_proj; `simple` and `scaled` add averages of the stream itself to it, and `qkv`
-    its values unprojected, so there the stream grows layer by layer (in a 12-layer GPT,
-    at init: variance 144, 130, 0.5 and 0.002 for the four): an ablation of `attention`
+    its values unprojected, so there the stream grows layer by layer (a 12-layer GPT 128
+    wide, at init: variance 145, 131, 0.5 and 0.002 for the four): an ablation of `attention`
     compares the mechanisms as the lecture defines them, not at equal scale."""
     for module in model.modules():
         if isinstance(module, nn.Linear):
