@@ -18,6 +18,7 @@ from fromscratch.figures.plots import label, save, seed_chart, seeds_note
 
 IN_DOMAIN = "in-domain"
 # The metric each study model is judged by (higher accuracy, lower bits per byte is better).
+AUGMENTATION_AXIS = "augmentation of the training reviews"
 HEADLINE = {"classifier": "accuracy", "lm": "bits_per_byte"}
 METRICS = ("accuracy", "loss", "bits_per_byte", "bits_per_char", "bits_per_token")
 
@@ -101,7 +102,7 @@ def classifier_figure(results: pd.DataFrame, order: list[str], out: str | Path, 
         ax=left,
         palette="dark:k",
     )
-    left.set(xlabel="augmentation of the training reviews", ylabel="accuracy", title="per set")
+    left.set(xlabel=AUGMENTATION_AXIS, ylabel="accuracy", title="per set")
     left.tick_params(axis="x", rotation=20)
     sns.move_legend(
         left, "upper center", bbox_to_anchor=(0.5, -0.36), ncols=len(sets), title=None, fontsize=8
@@ -148,7 +149,7 @@ def lm_figure(results: pd.DataFrame, order: list[str], out: str | Path, title: s
         low, high = rows["value"].min(), rows["value"].max()
         margin = 0.5 * (high - low) + 0.01
         ax.set_ylim(low - margin, high + margin)
-        ax.set(xlabel=None, ylabel=label("bits_per_byte"), title=name)
+        ax.set(xlabel=AUGMENTATION_AXIS, ylabel=label("bits_per_byte"), title=name)
         ax.tick_params(axis="x", rotation=30)
     fig.suptitle(
         f"Byte-level GPT: augmentation vs out-of-domain text\n({title}; {seeds_note(data)})"

@@ -89,6 +89,12 @@ def _time_unit(seconds: float) -> tuple[float, str]:
     return 1.0, "s"
 
 
+def step_count(mean: float) -> str:
+    """A mean over seeds of steps, as ablations.csv has it: 696.5, not 696 (.0f rounds
+    half to even, so 696.5 and 697.5 would print 696 and 698)."""
+    return f"{mean:,.1f}".removesuffix(".0")
+
+
 def budget_figure(
     runs: pd.DataFrame,
     reference: pd.DataFrame,
@@ -115,7 +121,7 @@ def budget_figure(
         marker="*",
         s=90,
         color="C3",
-        label=f"{reference_label}, its training time",
+        label=f"{reference_label}, its training time ({len(reference)} runs)",
         zorder=3,
     )
     if published:
@@ -134,9 +140,9 @@ def budget_figure(
     log2_ticks(ax, ticks)
     seeds = baseline["seed"].nunique()
     ax.set(
-        xlabel=f"training-time budget ({unit})",
+        xlabel=f"training-time budget ({unit}, log scale)",
         ylabel=label(metric),
-        title=f"{title}\nquality vs budget ({seeds} seed{'s' * (seeds != 1)})",
+        title=f"{title}\nquality vs budget (the recipe: {seeds} seed{'s' * (seeds != 1)})",
     )
     ax.legend(fontsize=8)
     return save(fig, out)
@@ -153,7 +159,7 @@ def ablation_figure(
     order = list(dict.fromkeys(ablations["recipe"]))
     # A time budget buys a recipe as many steps as its speed allows: say how many.
     steps = ablations.groupby("recipe")["steps"].mean()
-    names = [f"{recipe}\n({steps[recipe]:.0f} steps)" for recipe in order]
+    names = [f"{recipe}\n({step_count(steps[recipe])} steps)" for recipe in order]
     fig, ax = plt.subplots(figsize=(7.2, 0.55 * len(order) + 2.0))
     seed_chart(ax, ablations, "change", "recipe", order=order)  # bars from no change
     ax.set_yticks(range(len(order)), names)
@@ -165,6 +171,6 @@ def ablation_figure(
         ylabel=None,
         title=f"{title}\none change at a time, {budget_s / per:g} {unit} each; "
         f"{seeds_note(ablations)}\n"
-        f"baseline: {mean_sd_text(baseline)} ({base_steps:.0f} steps)",
+        f"baseline: {mean_sd_text(baseline)} ({step_count(base_steps)} steps)",
     )
     return save(fig, out)

@@ -260,7 +260,8 @@ def training_curves(
             )  # fmt: skip
         ax.set(xlabel="training tokens", ylabel=ylabel)
         ax.set_title(panel_title, fontsize=11 if kind == "training" else None)
-        ax.legend(fontsize=8, title=variable, title_fontsize=8)
+    # one legend, beside the last panel: inside, six variants' entries covered their curves
+    legend_beside(axes[0][-1], title=variable, title_fontsize=8)
     fig.suptitle(title)
     return save(fig, out)
 
