@@ -166,12 +166,10 @@ if PRESET not in config["presets"]:
 P = config["presets"][PRESET]
 RESULTS = f"results/{PRESET}"
 SEEDS = P["seeds"]
-MODELS = ("classifier", "gpt")
 # The course's comparisons: which model each trains; the model field it varies is its name.
 COURSE_COMPARISONS = {"attention": "classifier", "position": "gpt"}
 # The variant of each comparison that is also "the" model of the course (samples, curves).
 MAIN_VARIANT = {"attention": "multihead", "position": "learned"}
-FAMILY = {"classifier": "classifier", "gpt": "gpt"}
 # The package source, found from the Snakefile (runs may use another --directory).
 SOURCE = os.path.join(workflow.basedir, "src", "fromscratch")
 # The environment of every rule under --sdm conda; it installs this checkout, which it
@@ -353,7 +351,7 @@ def train_spec(model, seed=0, **model_fields):
     spec = P[model]
     return {
         "data": data_dir(model),
-        "model": {"family": FAMILY[model], **spec["model"], **model_fields},
+        "model": {"family": model, **spec["model"], **model_fields},  # its model family
         "eval_splits": spec.get("eval_splits", ""),
         "seed": seed,
         **spec.get("train", {}),

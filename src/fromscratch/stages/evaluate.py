@@ -43,12 +43,24 @@ def check_prompt(prompt: str, name: str = "prompt") -> None:
         ) from None
 
 
-def check_sample_options(out: str, prompt: str = "", num_samples: int = 1) -> None:
-    """`out` a file that can be written, the prompt UTF-8 text, at least one sample."""
+def check_sample_options(
+    out: str,
+    prompt: str = "",
+    num_samples: int = 1,
+    tokens: int = 200,
+    temperature: float = 0.8,
+    top_k: int | None = None,
+    top_p: float | None = None,
+) -> None:
+    """`out` a file that can be written, the prompt UTF-8 text, at least one sample, and
+    the sampling settings in range (before a job waits in a queue to find them wrong)."""
+    from fromscratch.models.common import check_sampling
+
     check_file_target(out, f"out={out}")
     check_prompt(prompt)
     if num_samples < 1:
         raise FromScratchError(f"sample: num_samples={num_samples} must be at least 1")
+    check_sampling(tokens, temperature, top_k, top_p, "sample", {"max_new_tokens": "tokens"})
 
 
 def evaluate_stage(model: str, sets: dict[str, dict], out: str = "", max_tokens: int = 0) -> dict:
@@ -128,7 +140,7 @@ def sample_stage(
     from fromscratch.train.config import LANGUAGE_MODELS
     from fromscratch.train.models import data_for_model, load_model
 
-    check_sample_options(out, prompt, num_samples)
+    check_sample_options(out, prompt, num_samples, tokens, temperature, top_k, top_p)
     net, config = load_model(model)
     family = config["model"]["family"]
     if family not in LANGUAGE_MODELS:

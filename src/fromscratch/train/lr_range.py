@@ -87,11 +87,11 @@ def lr_range_test(
     steps: int = 200,
     min_lr: float = 1e-6,
     max_lr: float = 1.0,
-    beta: float | None = None,
 ) -> dict:
     check_options(steps, min_lr, max_lr)
     out = Path(out)
-    beta = beta if beta is not None else max(0.5, 1 - 20 / steps)
+    # the smoothing's memory, about steps / 20 steps long; at least a half for short sweeps
+    beta = max(0.5, 1 - 20 / steps)
     trainer = Trainer.scratch(config)
     lrs, losses, smoothed = [], [], []
     average, best = 0.0, math.inf
