@@ -351,10 +351,15 @@ def test_run_takes_numbers_where_a_float_is_asked_and_null_where_none_is_allowed
 
 
 def test_the_tuning_stages_keep_the_defaults_of_what_they_run():
+    """The pipeline's stages and the commands run the same function: left out, a setting
+    is the same whichever way it is run."""
     import inspect
 
-    from fromscratch.stages.tune import batch_size_stage, noise_scale_stage
+    from fromscratch.cli import build_parser
+    from fromscratch.stages.evaluate import sample_stage
+    from fromscratch.stages.tune import batch_size_stage, lr_range_stage, noise_scale_stage
     from fromscratch.train.batch_size import search
+    from fromscratch.train.lr_range import lr_range_test
     from fromscratch.train.noise_scale import measure_noise_scale
 
     def defaults(function) -> dict:
@@ -366,6 +371,21 @@ def test_the_tuning_stages_keep_the_defaults_of_what_they_run():
 
     assert defaults(batch_size_stage) == defaults(search)
     assert defaults(noise_scale_stage) == defaults(measure_noise_scale)
+    assert defaults(lr_range_stage) == defaults(lr_range_test)
+    parser = build_parser()
+    for command, function in (
+        ("lr-range", lr_range_test),
+        ("batch-size", search),
+        ("noise-scale", measure_noise_scale),
+        ("sample", sample_stage),
+    ):
+        flags = vars(
+            parser.parse_args(
+                [command, "some-file", *(["--out", "o"] if command != "sample" else [])]
+            )
+        )
+        own = {name: value for name, value in defaults(function).items() if name in flags}
+        assert own and own == {name: flags[name] for name in own}, command
 
 
 @pytest.mark.parametrize("threads", ["-3", "-1"])
