@@ -60,7 +60,8 @@ def save(fig: plt.Figure, path: str | Path) -> list[Path]:
     written = []
     for suffix in (".png", ".pdf"):
         with atomic_path(path.with_suffix(suffix)) as tmp:  # no half-drawn figure
-            fig.savefig(tmp, dpi=150, format=suffix.removeprefix("."))
+            # tight: cropped to what is drawn, legends beside or below a panel included
+            fig.savefig(tmp, dpi=150, format=suffix.removeprefix("."), bbox_inches="tight")
         written.append(path.with_suffix(suffix))
     plt.close(fig)
     return written
