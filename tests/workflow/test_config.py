@@ -460,8 +460,8 @@ def test_numbers_in_exponent_form_are_numbers(workdir):
     # YAML 1.1 (PyYAML, Snakemake) reads 1e-3, without a dot, as text
     result = snakemake(
         workdir, "-n", "-p", "--config", "presets={demo: {gpt: {train: {lr: 1e-3, "
-        "max_steps: 3e2}}, compare: {wd: {model: gpt, field: train.weight_decay, "
-        "variants: [1e-2, 1E-1]}}}}",
+        "max_steps: 3e2}, sample: {prompt: '2e3'}}, compare: {wd: {model: gpt, "
+        "field: train.weight_decay, variants: [1e-2, 1E-1]}}}}",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     runs = {args["out"]: args["config"] for args in stage_arguments(result, "train")}
@@ -469,6 +469,8 @@ def test_numbers_in_exponent_form_are_numbers(workdir):
     steps = runs["results/demo/runs/position/learned/seed0"]["max_steps"]
     assert steps == 300 and type(steps) is int  # a whole number: an integer, as training takes
     assert runs["results/demo/runs/wd/0.1/seed1"]["weight_decay"] == 0.1
+    # where the schema wants text, text that looks like a number stays text
+    assert {args["prompt"] for args in stage_arguments(result, "sample")} == {"2e3"}
 
 
 def test_a_comparison_of_ones_own_trains_each_value_and_joins_the_poster(workdir):

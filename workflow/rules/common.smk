@@ -40,20 +40,49 @@ def command_line_config(settings):
     return {key: given.get(key, yaml_scalars(value)) for key, value in settings.items()}
 
 
-def exponent_numbers(value):
-    """`value` with every text that is a number in exponent form without a dot (1e-3) read
-    as the number (a whole one, 1e3, as the integer): YAML 1.1, which config.yaml is read
-    as, wants 1.0e-3, and a training config takes either."""
-    if isinstance(value, dict):
-        return {key: exponent_numbers(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [exponent_numbers(item) for item in value]
-    if isinstance(value, str) and re.fullmatch(
-        r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+", value
-    ):
-        number = float(value)
-        return int(number) if number.is_integer() else number
-    return value
+EXPONENT_FORM = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
+def numbers_where_wanted(value, schema):
+    """`value` with each text that is a number in exponent form without a dot (1e-3) read
+    as the number (a whole one, 1e3, as the integer) where `schema` asks for a number
+    there: YAML 1.1, which config.yaml is read as, wants 1.0e-3, and a training config
+    takes either.  Text elsewhere stays text (a sample's prompt "2e3")."""
+    validator = jsonschema.validators.validator_for(schema)(schema)
+
+    def errors(found):  # with those inside anyOf and oneOf
+        for error in found:
+            yield error
+            yield from errors(error.context)
+
+    def a_number_as_text(error):
+        types = error.validator_value if error.validator == "type" else ()
+        return (
+            bool(
+                {"number", "integer"}
+                & set([types] if isinstance(types, str) else types)
+            )
+            and isinstance(error.instance, str)
+            and EXPONENT_FORM.fullmatch(error.instance) is not None
+        )
+
+    while True:
+        wanted = [
+            e for e in errors(validator.iter_errors(value)) if a_number_as_text(e)
+        ]
+        if not wanted:
+            return value
+        for error in wanted:
+            number = float(error.instance)
+            number = int(number) if number.is_integer() else number
+            *path, last = error.absolute_path or [None]
+            if last is None:  # the value itself
+                value = number
+                continue
+            place = value
+            for key in path:
+                place = place[key]
+            place[last] = number
 
 
 def stop(message):
@@ -107,13 +136,14 @@ def schema_error(error, schema):
 
 
 update_config(config, command_line_config(workflow.config_settings.overwrite_config))
-config.update(exponent_numbers(config))
 SCHEMA_FILE = os.path.join(
     workflow.basedir, "workflow", "schemas", "config.schema.yaml"
 )
-validate_config(config, SCHEMA_FILE)
 with open(SCHEMA_FILE, encoding="utf-8") as f:
-    SCHEMA_DEFS = yaml.safe_load(f)["$defs"]
+    SCHEMA = yaml.safe_load(f)
+SCHEMA_DEFS = SCHEMA["$defs"]
+numbers_where_wanted(config, SCHEMA)
+validate_config(config, SCHEMA_FILE)
 
 
 def check_split(where, dataset, split):
@@ -184,7 +214,25 @@ def comparison(name, spec):
     or a comparison of the user's own, {model, field (default: its name), variants}."""
     if name in COURSE_COMPARISONS:
         return COURSE_COMPARISONS[name], name, spec
-    return spec["model"], spec.get("field", name), spec["variants"]
+    model, field = spec["model"], spec.get("field", name)
+    if field in compared_fields(model):  # numbers as that field wants them (1e-3)
+        schema = {"$defs": SCHEMA_DEFS, **compared_fields(model)[field]}
+        spec["variants"] = [numbers_where_wanted(v, schema) for v in spec["variants"]]
+    return model, field, spec["variants"]
+
+
+def compared_fields(model):
+    """What a comparison of `model` may vary, each with its schema: a field of the model,
+    or train.<a training field>."""
+    defs = SCHEMA_DEFS
+    training = {
+        f"train.{name}": schema for name, schema in defs["train"]["properties"].items()
+    }
+    return (
+        defs["transformer"]["properties"]
+        | defs[f"{model}_model"]["properties"]
+        | training
+    )
 
 
 COMPARISONS = {name: comparison(name, spec) for name, spec in P["compare"].items()}
@@ -195,10 +243,6 @@ def check_comparisons():
     heads, or a comparison of the user's own names a field that is neither a field of its
     model nor train.<a training field>, or a variant that is no value of that field (the
     schema's model and train sections)."""
-    defs = SCHEMA_DEFS
-    training = {
-        f"train.{name}": schema for name, schema in defs["train"]["properties"].items()
-    }
     for model in ("gpt", "classifier"):  # the one constraint between two model fields
         width = P[model]["model"]
         if width["n_embd"] % width["n_head"]:
@@ -207,14 +251,15 @@ def check_comparisons():
                 f"divisible by n_head={width['n_head']}"
             )
     for name, (model, field, variants) in COMPARISONS.items():
-        own = defs[f"{model}_model"]["properties"]
-        fields = defs["transformer"]["properties"] | own | training
+        fields = compared_fields(model)
         if field not in fields:
             stop(
                 f"config: compare.{name}: {field!r} is neither a field of the {model} "
                 f"nor a training one; allowed: {', '.join(fields)}"
             )
-        validator = jsonschema.Draft202012Validator({"$defs": defs, **fields[field]})
+        validator = jsonschema.Draft202012Validator(
+            {"$defs": SCHEMA_DEFS, **fields[field]}
+        )
         for variant in variants:
             for error in validator.iter_errors(variant):
                 stop(
