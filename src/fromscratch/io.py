@@ -20,6 +20,8 @@ from typing import Any
 
 from fromscratch import FromScratchError
 
+TMP_TOKEN_BYTES = 8  # 64 random bits in a temporary name
+
 
 def _create_beside(path: Path, create: Callable[[Path], Any]) -> Path:
     """A new entry `.NAME.RANDOM.tmp` beside `path`, made by `create` (and `path`'s missing
@@ -30,7 +32,7 @@ def _create_beside(path: Path, create: Callable[[Path], Any]) -> Path:
     default ACL) as a plain `open()` does. With 64 random bits a clash is practically
     impossible, and the exclusive create makes one an error rather than a shared file.
     """
-    tmp = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(TMP_TOKEN_BYTES)}.tmp"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         create(tmp)
@@ -39,7 +41,8 @@ def _create_beside(path: Path, create: Callable[[Path], Any]) -> Path:
     return tmp
 
 
-INTERRUPTED_WRITE = re.compile(r"\..+\.[0-9a-f]{16}\.tmp")  # what _create_beside names
+# what _create_beside names: .NAME.<TMP_TOKEN_BYTES random bytes in hex>.tmp
+INTERRUPTED_WRITE = re.compile(rf"\..+\.[0-9a-f]{{{2 * TMP_TOKEN_BYTES}}}\.tmp")
 
 
 def remove_interrupted_writes(folder: str | os.PathLike) -> None:

@@ -215,8 +215,9 @@ def comparison(name, spec):
     if name in COURSE_COMPARISONS:
         return COURSE_COMPARISONS[name], name, spec
     model, field = spec["model"], spec.get("field", name)
-    if field in compared_fields(model):  # numbers as that field wants them (1e-3)
-        schema = {"$defs": SCHEMA_DEFS, **compared_fields(model)[field]}
+    fields = compared_fields(model)
+    if field in fields:  # numbers as that field wants them (1e-3)
+        schema = {"$defs": SCHEMA_DEFS, **fields[field]}
         spec["variants"] = [numbers_where_wanted(v, schema) for v in spec["variants"]]
     return model, field, spec["variants"]
 
@@ -321,12 +322,20 @@ def eval_splits(model):
             f"config: presets.{PRESET}.{model}.eval_splits is empty; "
             "name the splits the comparisons score, e.g. test"
         )
-    dataset = P[model]["data"]["dataset"]
-    for split in splits:
-        check_split(f"presets.{PRESET}.{model}.eval_splits", dataset, split)
-    train_split = P[model]["train"].get("train_split", "train")
-    check_split(f"presets.{PRESET}.{model}.train.train_split", dataset, train_split)
     return splits
+
+
+def check_course_splits():
+    """The splits the course models train and are scored on, each one of its data set's."""
+    for model in ("classifier", "gpt"):
+        dataset = P[model]["data"]["dataset"]
+        for split in eval_splits(model):
+            check_split(f"presets.{PRESET}.{model}.eval_splits", dataset, split)
+        train_split = P[model]["train"].get("train_split", "train")
+        check_split(f"presets.{PRESET}.{model}.train.train_split", dataset, train_split)
+
+
+check_course_splits()
 
 
 def lm_metric():
