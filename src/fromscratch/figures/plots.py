@@ -24,6 +24,7 @@ from fromscratch import FromScratchError
 from fromscratch.io import atomic_path
 
 sns.set_theme(style="whitegrid", context="notebook")
+DPI = 150  # of the PNGs, which the poster lays out at their size: pixels / DPI inches
 
 METRIC_LABELS = {
     "accuracy": "accuracy",
@@ -61,7 +62,7 @@ def save(fig: plt.Figure, path: str | Path) -> list[Path]:
     for suffix in (".png", ".pdf"):
         with atomic_path(path.with_suffix(suffix)) as tmp:  # no half-drawn figure
             # tight: cropped to what is drawn, legends beside or below a panel included
-            fig.savefig(tmp, dpi=150, format=suffix.removeprefix("."), bbox_inches="tight")
+            fig.savefig(tmp, dpi=DPI, format=suffix.removeprefix("."), bbox_inches="tight")
         written.append(path.with_suffix(suffix))
     plt.close(fig)
     return written

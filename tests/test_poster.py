@@ -1,0 +1,128 @@
+"""The poster draws its figures at the largest scale at which all fit A0 (a row with room to
+spare grows to fill it), so that a wide figure's text prints as large as a narrow one's;
+nothing overlaps or leaves the page, and captions wrap within their figure's width,
+however many figures there are."""
+
+import itertools
+
+import matplotlib.pyplot as plt
+import pytest
+
+from fromscratch.figures import plots, poster
+from fromscratch.figures.poster import Panel
+
+# The saved sizes (inches, as plots.save crops them) of the demo's 23 poster figures:
+# single plots, two- and three-panel rows, a four-panel Perceiver row, text panels.
+DEMO_SIZES = [
+    (6.6, 4.4), (9.4, 4.0), (6.6, 4.4), (12.9, 4.4), (6.6, 4.4), (12.9, 4.4), (6.6, 4.4),
+    (9.4, 4.0), (8.2, 3.6), (6.6, 4.4), (12.9, 4.4), (13.3, 5.3), (8.4, 4.4), (8.0, 7.4),
+    (6.7, 4.6), (10.4, 4.6), (16.3, 4.1), (6.7, 4.6), (7.4, 3.1), (15.3, 4.4), (15.3, 4.4),
+    (9.2, 4.0), (11.3, 4.4),
+]  # fmt: skip
+CAPTION = (  # of the demo's captions, one of the longer ones
+    "Training loss (nats per review, smoothed) and test accuracy against training tokens; "
+    "bands: one standard deviation over seeds."
+)
+
+
+def saved_figure(folder, index, size):
+    fig, ax = plt.subplots(figsize=size)
+    ax.plot([0, 1], [0, 1])
+    ax.set(xlabel="training tokens", ylabel="validation loss (nats/token)", title=f"fig {index}")
+    return plots.save(fig, folder / f"fig{index}")[0]
+
+
+@pytest.fixture(scope="module")
+def demo_panels(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("figures")
+    return [
+        Panel(saved_figure(folder, i, size), f"Panel {i}: what it shows", CAPTION)
+        for i, size in enumerate(DEMO_SIZES)
+    ]
+
+
+def drawn_boxes(fig):
+    """Every text's and image's box on the page, in inches: (x0, y0, x1, y1)."""
+    renderer = fig.canvas.get_renderer()
+    boxes = [t.get_window_extent(renderer).extents / fig.dpi for t in fig.texts]
+    width, height = fig.get_size_inches()
+    for ax in fig.axes:
+        (x0, y0), (x1, y1) = ax.get_position().get_points()
+        boxes.append((x0 * width, y0 * height, x1 * width, y1 * height))
+    return boxes
+
+
+def assert_laid_out_cleanly(fig, layout):
+    width, height = poster.A0_INCHES
+    boxes = drawn_boxes(fig)
+    for x0, y0, x1, y1 in boxes:
+        assert 0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height
+    for a, b in itertools.combinations(boxes, 2):
+        apart = a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1]
+        assert apart, f"{a} overlaps {b}"
+    # a caption stays within its figure's width
+    renderer = fig.canvas.get_renderer()
+    captions = [t for t in fig.texts if t.get_fontsize() == layout.placed[0].caption_pt]
+    assert len(captions) == len(layout.placed)
+    for text, placed in zip(captions, layout.placed, strict=True):
+        assert text.get_window_extent(renderer).width / fig.dpi <= placed.width + 1e-6
+
+
+def test_the_course_and_a_study_print_near_their_own_size(demo_panels):
+    """The course's figures and a study's (15) each print at 85% of its saved size or more
+    (in three fixed columns, a wide one printed at 58%); a row with room to spare across
+    grows to fill it, all its figures alike."""
+    fig, layout = poster.draw_poster(demo_panels[:15], "Transformers from scratch", "demo")
+    assert layout.scale >= 0.85 and layout.text_scale == 1
+    rows = itertools.groupby(layout.placed, key=lambda placed: placed.top)
+    for _, row in rows:
+        row = list(row)
+        for placed in row:
+            saved_width, _ = poster.saved_size(placed.panel.image)
+            assert placed.width == pytest.approx(saved_width * placed.scale, rel=1e-3)
+            assert placed.scale == row[0].scale
+        assert layout.scale <= row[0].scale <= layout.scale * poster.GROW + 1e-9
+        if row[0].scale < layout.scale * poster.GROW:  # grown to the page's width
+            width = sum(placed.width for placed in row) + poster.GUTTER * (len(row) - 1)
+            assert width == pytest.approx(poster.A0_INCHES[0] - 2 * poster.MARGIN)
+    assert_laid_out_cleanly(fig, layout)
+    plt.close(fig)
+
+
+def test_the_scale_is_the_largest_that_fits(demo_panels):
+    sizes = [poster.saved_size(p.image) for p in demo_panels]
+    width, height = 30.0, 40.0
+    layout = poster.fit(demo_panels, sizes, width, height)
+
+    def rows_height(scale):
+        rows = poster.pack(demo_panels, sizes, scale, poster.text_scale_at(scale), width)
+        return poster.rows_height(rows)
+
+    assert rows_height(layout.scale) <= height < rows_height(layout.scale + poster.SCALE_STEP)
+
+
+def test_a_few_figures_are_not_blown_up(demo_panels):
+    fig, layout = poster.draw_poster(demo_panels[:3], "A title", "a subtitle")
+    assert {placed.scale for placed in layout.placed} == {poster.MAX_SCALE}
+    assert_laid_out_cleanly(fig, layout)
+    plt.close(fig)
+
+
+def test_any_number_of_figures_fits_the_page(demo_panels):
+    """Eighty figures (a study with many comparisons of one's own): figures and text
+    shrink together, and still nothing overlaps or leaves the page."""
+    fig, layout = poster.draw_poster(demo_panels * 4, "A title", "a subtitle")
+    assert layout.scale < poster.TEXT_FOLLOWS and layout.text_scale < 1
+    assert_laid_out_cleanly(fig, layout)
+    plt.close(fig)
+
+
+def test_a_long_word_gets_its_own_line():
+    lines = poster.wrap("see results/demo/studies/cramming/tables/budget.csv now", 2.0, 22)
+    assert lines == ["see", "results/demo/studies/cramming/tables/budget.csv", "now"]
+
+
+def test_the_poster_is_a_pdf(demo_panels, tmp_path):
+    out = tmp_path / "poster.pdf"
+    poster.make_poster(demo_panels[:4], out, "A title", "a subtitle")
+    assert out.read_bytes().startswith(b"%PDF") and not list(tmp_path.glob("*.tmp"))
