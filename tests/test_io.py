@@ -1,7 +1,9 @@
 """Atomic writes: what they may replace, what they refuse, and the permissions they give."""
 
 import os
+import re
 import stat
+import subprocess
 import sys
 
 import pytest
@@ -70,6 +72,69 @@ def test_a_failed_write_leaves_the_earlier_output_as_it_was(tmp_path, atomic, pu
         put(tmp, "half")
         raise RuntimeError("killed halfway")
     assert tree(tmp_path) == before  # the old output whole, and no temporary entry beside it
+
+
+WRITE_AND_WAIT = """
+import sys, time
+from fromscratch.io import atomic_dir
+with atomic_dir(sys.argv[1], "done.txt") as tmp:
+    (tmp / "half.bin").write_bytes(bytes(1000))
+    print("writing", flush=True)
+    time.sleep(60)
+"""
+
+
+def test_a_writer_killed_outright_leaves_nothing_after_the_next_write(tmp_path):
+    """SIGKILL skips every clean-up: the killed writer's temporary folder stays until the
+    next writer of the same output takes it over; another output's is left alone."""
+    out = tmp_path / "out"
+    write_output(out, text="old")
+    others = [tmp_path / ".other.0123456789abcdef.tmp", tmp_path / ".out.tmp"]
+    for other in others:
+        other.mkdir()
+    writer = subprocess.Popen([sys.executable, "-c", WRITE_AND_WAIT, str(out)],
+                              stdout=subprocess.PIPE, text=True)  # fmt: skip
+    assert writer.stdout.readline() == "writing\n"
+    writer.kill()
+    writer.wait()
+    left = [p.name for p in tmp_path.glob(".out.*")]
+    assert len(left) == 3 and ".out.lock" in left  # its half-written folder and its lock
+    write_output(out)
+    assert entries(tmp_path) == sorted(["out", *(other.name for other in others)])
+    assert (out / "done.txt").read_text() == "new"
+
+
+def test_an_older_output_set_aside_by_a_killed_writer_goes_back(tmp_path):
+    """Killed between its two renames, a writer left the older output inside one temporary
+    folder and its new one, complete, in another: the next writer puts the older one back,
+    so that it is there still if that writer fails too."""
+    out = tmp_path / "out"
+    write_output(out, text="old")
+    aside = tmp_path / ".out.0123456789abcdef.tmp"
+    aside.mkdir()
+    os.replace(out, aside / "out")
+    write_output(tmp_path / ".out.fedcba9876543210.tmp", text="newer")  # as it left it
+    with pytest.raises(RuntimeError, match="failed"), atomic_dir(out, "done.txt"):
+        raise RuntimeError("failed")
+    assert entries(tmp_path) == ["out"] and (out / "done.txt").read_text() == "old"
+
+
+def test_one_writer_of_an_output_at_a_time(tmp_path):
+    """A second writer of the same output fails at once in one line naming the first; the
+    first's write goes on, and an output beside it can be written meanwhile."""
+    out = tmp_path / "out"
+    with atomic_dir(out, "done.txt") as tmp:
+        (tmp / "done.txt").write_text("first")
+        with pytest.raises(FromScratchError) as error:
+            write_output(out, text="second")
+        assert re.fullmatch(
+            rf"{out}: another process is writing it \(pid {os.getpid()} on .+ since .+\); "
+            "wait for it to end",
+            str(error.value),
+        )
+        write_output(tmp_path / "beside")
+    assert (out / "done.txt").read_text() == "first"
+    assert entries(tmp_path) == ["beside", "out"]  # the lock file goes with the write
 
 
 def test_atomic_dir_keeps_a_folder_that_is_no_earlier_output(tmp_path):

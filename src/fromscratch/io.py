@@ -9,11 +9,15 @@ at bytes that never reached the disk.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
+import platform
 import re
 import secrets
 import shutil
+import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -41,8 +45,19 @@ def _create_beside(path: Path, create: Callable[[Path], Any]) -> Path:
     return tmp
 
 
-# what _create_beside names: .NAME.<TMP_TOKEN_BYTES random bytes in hex>.tmp
-INTERRUPTED_WRITE = re.compile(rf"\..+\.[0-9a-f]{{{2 * TMP_TOKEN_BYTES}}}\.tmp")
+def _temporaries(name: str) -> re.Pattern:
+    """What _create_beside names for a `name` (a regular expression): .NAME.<hex>.tmp."""
+    return re.compile(rf"\.{name}\.[0-9a-f]{{{2 * TMP_TOKEN_BYTES}}}\.tmp")
+
+
+INTERRUPTED_WRITE = _temporaries(".+")
+
+
+def _remove(entry: Path) -> None:
+    if entry.is_dir() and not entry.is_symlink():
+        shutil.rmtree(entry)
+    else:
+        entry.unlink()
 
 
 def remove_interrupted_writes(folder: str | os.PathLike) -> None:
@@ -52,10 +67,51 @@ def remove_interrupted_writes(folder: str | os.PathLike) -> None:
     folder = Path(folder)
     for entry in folder.iterdir() if folder.is_dir() else ():
         if INTERRUPTED_WRITE.fullmatch(entry.name):
-            if entry.is_dir() and not entry.is_symlink():
-                shutil.rmtree(entry)
-            else:
-                entry.unlink()
+            _remove(entry)
+
+
+@contextlib.contextmanager
+def exclusive(guarded: Path, lock: Path, busy: str, remove: bool = False) -> Iterator[bool]:
+    """Hold an advisory lock on the file `lock` (made if missing) for the block, for the
+    path `guarded` that messages name; a second process that asks for it meanwhile fails
+    at once with the message `busy`, its "{holder}" filled with the holder's pid, host and
+    start.
+
+    The kernel drops the lock when the process ends, however it ends (SIGKILL, a requeue),
+    so no stale lock outlives it. Yields whether it holds the lock: not on a file system
+    without locks (Lustre mounted without -o flock), where a line on stderr says so and the
+    block runs all the same. remove: delete the file afterwards (a process that opened it
+    just before finds, once it holds the lock, that it locked a deleted file, and opens it
+    again).
+    """
+    while True:
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as error:
+            raise FromScratchError(f"{guarded}: cannot be written: {_why(lock, error)}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            holder = lock.read_text(errors="replace").strip() or "holder unknown"
+            raise FromScratchError(busy.replace("{holder}", holder)) from None
+        except OSError as error:
+            print(f"{guarded}: not locked ({error.strerror}); going on", file=sys.stderr)
+            held = False
+            break
+        if os.path.exists(lock) and os.stat(lock).st_ino == os.fstat(fd).st_ino:
+            held = True
+            os.ftruncate(fd, 0)
+            when = time.strftime("%Y-%m-%d %H:%M:%S")
+            os.write(fd, f"pid {os.getpid()} on {platform.node()} since {when}\n".encode())
+            break
+        os.close(fd)  # its holder deleted it meanwhile
+    try:
+        yield held
+    finally:
+        if remove and held:
+            lock.unlink()  # before the lock goes, so nobody locks the file being deleted
+        os.close(fd)
 
 
 def _why(path: Path, error: OSError) -> str:
@@ -255,9 +311,40 @@ def atomic_dir(
     loses nothing either: the older output is then at `.NAME.RANDOM.tmp/NAME` beside `path`
     and the new one, complete, at another `.NAME.RANDOM.tmp` (no portable rename swaps two
     folders in one step).
+
+    One process at a time writes `path` (a lock on `.NAME.lock` beside it, deleted after);
+    a second fails at once, in one line. The writer that takes the lock first deletes what
+    killed writers of `path` left (SIGKILL skips the clean-up: a half-tokenised data set
+    stayed for ever), putting an older output left aside back in its place.
     """
     path = Path(path)
     check_replaceable(path, marker, vouch)
+    lock = make_folder(path.parent) / f".{path.name}.lock"
+    busy = f"{path}: another process is writing it ({{holder}}); wait for it to end"
+    with exclusive(path, lock, busy, remove=True) as held:
+        if held:  # no other writer of `path` is running: what it left is a killed one's
+            _recover(path)
+        with _replace_with_new(path) as tmp:
+            yield tmp
+
+
+def _recover(path: Path) -> None:
+    """Delete what writers of `path` killed outright (SIGKILL skips their clean-up) left
+    beside it; one killed between moving the older output aside and renaming the new one in
+    left the older one inside its temporary folder, which goes back to `path` first."""
+    temporary = _temporaries(re.escape(path.name))
+    for entry in path.parent.iterdir():
+        if temporary.fullmatch(entry.name):
+            older = entry / path.name
+            if not path.exists() and older.is_dir() and not older.is_symlink():
+                os.replace(older, path)
+                _sync(path.parent)
+            _remove(entry)
+
+
+@contextlib.contextmanager
+def _replace_with_new(path: Path) -> Iterator[Path]:
+    """atomic_dir's writing, once it holds `path`."""
     tmp = _create_beside(path, os.mkdir)
     try:
         yield tmp

@@ -67,6 +67,26 @@ def test_imdb(shared_mirror, cache, tmp_path):
     assert data.meta["sources"]["archive"]["location"].endswith("aclImdb_v1.tar.gz")
 
 
+def start_prepare(shared_mirror, cache, tmp_path):
+    """`fromscratch run prepare` of IMDb into tmp_path/imdb, once it is tokenising."""
+    args = {"dataset": "imdb", "out": str(tmp_path / "imdb"), "tokenizer": "gpt2",
+            "mirror": str(shared_mirror)}  # fmt: skip
+    command = [sys.executable, "-m", "fromscratch.cli", "run", "prepare",
+               "--log-dir", str(tmp_path / "logs"), "--args", json.dumps(args)]  # fmt: skip
+    environment = {**os.environ, "FROMSCRATCH_CACHE": str(cache)}
+    before = set(tmp_path.glob(".imdb.*.tmp"))
+    stage = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=environment
+    )
+    deadline = time.time() + 120
+    # tokenising the first split, in a temporary folder of its own
+    while not [p for p in tmp_path.glob(".imdb.*.tmp") if p not in before and any(p.glob("*.bin"))]:
+        assert stage.poll() is None, stage.stderr.read()
+        assert time.time() < deadline, "no temporary output in 120 s"
+        time.sleep(0.01)
+    return stage
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
 def test_a_stage_stopped_while_writing_leaves_no_temporary_folder(
     shared_mirror, cache, tmp_path, signum
@@ -74,19 +94,21 @@ def test_a_stage_stopped_while_writing_leaves_no_temporary_folder(
     """Snakemake stops a rule's process with SIGTERM, a closed terminal sends SIGHUP: the
     stage exits as a stopped process does (128 + the signal), with its half-written output
     removed, not left beside the output for ever."""
-    args = {"dataset": "imdb", "out": str(tmp_path / "imdb"), "tokenizer": "gpt2",
-            "mirror": str(shared_mirror)}  # fmt: skip
-    command = [sys.executable, "-m", "fromscratch.cli", "run", "prepare",
-               "--log-dir", str(tmp_path / "logs"), "--args", json.dumps(args)]  # fmt: skip
-    environment = {**os.environ, "FROMSCRATCH_CACHE": str(cache)}
-    stage = subprocess.Popen(
-        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=environment
-    )
-    deadline = time.time() + 120
-    while not list(tmp_path.glob(".imdb.*.tmp/*.bin")):  # tokenising the first split
-        assert stage.poll() is None, stage.stderr.read()
-        assert time.time() < deadline, "no temporary output in 120 s"
-        time.sleep(0.01)
+    stage = start_prepare(shared_mirror, cache, tmp_path)
     stage.send_signal(signum)
     assert stage.wait(timeout=60) == 128 + signum
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["logs"]
+
+
+def test_a_stage_killed_outright_leaves_nothing_once_run_again(shared_mirror, cache, tmp_path):
+    """SIGKILL (the kernel out of memory, `scancel --signal=KILL`) skips the clean-up: the
+    half-written folder stays until the stage runs again, which deletes it as it starts."""
+    stage = start_prepare(shared_mirror, cache, tmp_path)
+    stage.kill()
+    stage.wait(timeout=60)
+    [left] = tmp_path.glob(".imdb.*.tmp")
+    stage = start_prepare(shared_mirror, cache, tmp_path)
+    assert not left.exists()
+    stage.send_signal(signal.SIGTERM)
+    assert stage.wait(timeout=60) == 128 + signal.SIGTERM
     assert sorted(p.name for p in tmp_path.iterdir()) == ["logs"]

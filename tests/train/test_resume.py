@@ -246,7 +246,7 @@ def test_a_file_system_without_locks_does_not_stop_a_run(demo_chars, tmp_path, m
     monkeypatch.setattr(fcntl, "flock", no_locks)
     tiny = TrainConfig.from_dict(tiny_gpt(demo_chars, max_steps=2, eval_splits=""))
     assert train(tiny, tmp_path / "run")["steps"] == 2
-    note = f"{tmp_path / 'run'}: not locked (Function not implemented); the run goes on\n"
+    note = f"{tmp_path / 'run'}: not locked (Function not implemented); going on\n"
     assert note in capsys.readouterr().err
 
 

@@ -10,21 +10,22 @@ of the data it trains on (see resume_from).
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import os
-import platform
 import random
 import re
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from fromscratch import FromScratchError
-from fromscratch.io import atomic_path, make_folder, remove_interrupted_writes, set_aside
+from fromscratch.io import (
+    atomic_path,
+    exclusive,
+    make_folder,
+    remove_interrupted_writes,
+    set_aside,
+)
 
 NAME = re.compile(r"step-(\d+)\.pt$")
 
@@ -115,9 +116,8 @@ def sole_run(out: str | Path, owner: bool = True) -> Iterator[None]:
     """Hold the run folder `out` for this run: a second run started in it meanwhile fails
     at once, instead of mixing its checkpoints and metrics with this one's.
 
-    An advisory lock on out/.lock that the kernel drops when the process ends, however it
-    ends (SIGKILL, a requeue), so that no stale lock outlives a run.  owner: whether this
-    process holds it (one of several processes of a distributed run does).
+    A lock on out/.lock (io.exclusive), which no killed run leaves behind. owner: whether
+    this process holds it (one of several processes of a distributed run does).
     """
     if not owner:
         yield
@@ -126,32 +126,21 @@ def sole_run(out: str | Path, owner: bool = True) -> Iterator[None]:
     created = not out.exists()
     make_folder(out)  # a file at `out` is one line, not a FileExistsError
     lock = out / ".lock"
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
+    busy = (
+        f"{out}: another run is training in this folder ({{holder}}); "
+        "wait for it to end, or give this one another output folder"
+    )
+    with exclusive(out, lock, busy) as held:  # a lock file in a used folder stays there
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = lock.read_text(errors="replace").strip() or "holder unknown"
-            raise FromScratchError(
-                f"{out}: another run is training in this folder ({holder}); "
-                "wait for it to end, or give this one another output folder"
-            ) from None
-        except OSError as error:  # a file system without locks (Lustre without -o flock)
-            print(f"{out}: not locked ({error.strerror}); the run goes on", file=sys.stderr)
-        else:
-            os.ftruncate(fd, 0)
-            when = time.strftime("%Y-%m-%d %H:%M:%S")
-            os.write(fd, f"pid {os.getpid()} on {platform.node()} since {when}\n".encode())
-            for folder in (out, out / "checkpoints"):  # a killed run's half-written files
-                remove_interrupted_writes(folder)
-        yield
-    finally:
-        if created and [p.name for p in out.iterdir()] == [lock.name]:
-            # a run that failed before it wrote anything (a config error) leaves no folder
-            lock.unlink()
-            out.rmdir()
-        os.close(fd)  # the lock goes with it; a lock file in a used folder stays (removing
-        # it would race with a run opening it)
+            if held:
+                for folder in (out, out / "checkpoints"):  # a killed run's half-written files
+                    remove_interrupted_writes(folder)
+            yield
+        finally:
+            if created and [p.name for p in out.iterdir()] == [lock.name]:
+                # a run that failed before it wrote anything (a config error) leaves no folder
+                lock.unlink()
+                out.rmdir()
 
 
 def resume_from(
