@@ -93,7 +93,10 @@ def exclusive(guarded: Path, lock: Path, busy: str, remove: bool = False) -> Ite
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            holder = lock.read_text(errors="replace").strip() or "holder unknown"
+            try:
+                holder = lock.read_text(errors="replace").strip() or "holder unknown"
+            except OSError:  # its holder deleted it meanwhile
+                holder = "holder unknown"
             raise FromScratchError(busy.replace("{holder}", holder)) from None
         except OSError as error:
             print(f"{guarded}: not locked ({error.strerror}); going on", file=sys.stderr)
