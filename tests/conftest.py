@@ -195,3 +195,12 @@ def slurm_cluster() -> None:
     if os.environ.get("CI"):
         pytest.fail(f"no SLURM cluster (sinfo or sacct fails): CI must run `{START_SLURM}`")
     pytest.skip(f"no SLURM cluster (sinfo or sacct fails); start one with `{START_SLURM}`")
+
+
+def children(pid: int) -> list[int]:
+    """The processes `pid` started (Linux), and theirs."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            found += [int(child), *children(int(child))]
+    return found

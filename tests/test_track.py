@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,8 @@ import wandb
 
 from fromscratch import track
 from fromscratch.track import Tracker
+
+from .conftest import children
 
 
 def test_an_online_run_that_cannot_reach_wandb_goes_on_offline(tmp_path, monkeypatch):
@@ -45,15 +48,6 @@ def test_an_online_run_without_an_api_key_says_how_to_give_one(tmp_path, monkeyp
         "logging offline: `wandb sync` later\n"
     )
     assert list((tmp_path / "run" / "wandb").glob("offline-run-*"))
-
-
-def children(pid: int) -> list[int]:
-    """The processes `pid` started (Linux), and theirs."""
-    found = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        for child in (task / "children").read_text().split():
-            found += [int(child), *children(int(child))]
-    return found
 
 
 def test_a_run_is_listed_in_wandb_under_its_name_or_its_folders_in_its_entity(tmp_path):
@@ -116,26 +110,95 @@ def test_only_the_current_runs_are_synced_by_the_readme_command(tmp_path, capsys
     assert [Path(p).name.rsplit("-", 1)[-1] for p in found] == [afresh.run_id]
 
 
-def test_a_resume_from_an_earlier_step_says_what_wandb_keeps(tmp_path, capsys):
+def key(item) -> str:
+    """A W&B record item's metric name: one with "/" is sent as its parts."""
+    return item.key or "/".join(item.nested_key)
+
+
+def history(run_folder: Path, run_id: str) -> list[tuple[int, float]]:
+    """The (step, loss) rows that `wandb sync` of the run's offline folders would upload, in
+    its order: folder by folder, oldest first; each file must hold a record, and none cut
+    short (`wandb sync` stops there)."""
+    wandb.teardown()  # W&B's service may still be writing a finished run's file: it ends first
+    rows = []
+    for run_file in sorted(run_folder.glob(f"wandb/offline-run-*-{run_id}/*.wandb")):
+        data = run_file.read_bytes()
+        assert track.cut_offline_file(run_file, step=10**9) > 0, f"{run_file}: no record"
+        assert run_file.read_bytes() == data, f"{run_file} ends inside a record"
+        for record in track.offline_records(run_file):
+            if record.WhichOneof("record_type") == "history":
+                row = {key(item): json.loads(item.value_json) for item in record.history.item}
+                rows.append((record.history.step.num, row["loss"]))
+    return rows
+
+
+def next_second():
+    """W&B names a start's folder by the second it began: two starts, two folders."""
+    time.sleep(1 - time.time() % 1)
+
+
+def test_a_resume_from_an_earlier_step_sends_each_step_to_wandb_once(tmp_path):
     """Steps logged after the checkpoint are logged again: metrics.jsonl drops its old
-    lines, W&B (which ignores a step below its current one) keeps its first values."""
+    lines, and the earlier offline file ends at the checkpoint, so that `wandb sync`
+    uploads each step once, in order, with this start's values."""
     first = Tracker(tmp_path, {}, mode="offline")
     for step in range(1, 7):
-        first.log({"loss": 1.0 / step}, step)
+        first.log({"loss": 1.0}, step)
     first.finish({}, {})
-    capsys.readouterr()
+    wandb.teardown()  # its service done writing its file
+    next_second()
     resumed = Tracker(tmp_path, {}, mode="offline", run_id=first.run_id, resume_step=3)
+    for step in range(4, 9):
+        resumed.log({"loss": 0.5}, step)
     resumed.finish({}, {})
-    assert capsys.readouterr().err == (
+    assert history(tmp_path, first.run_id) == [(1, 1.0), (2, 1.0), (3, 1.0)] + [
+        (step, 0.5) for step in range(4, 9)
+    ]
+    steps = [json.loads(line)["step"] for line in (tmp_path / "metrics.jsonl").open()]
+    assert steps == list(range(1, 9))
+
+
+def test_an_online_resume_from_an_earlier_step_says_what_wandb_keeps(tmp_path, monkeypatch, capsys):
+    """W&B's server drops a log of a step below its run's current one: it keeps its first
+    values of the steps logged after the checkpoint, metrics.jsonl this start's."""
+    first = Tracker(tmp_path, {}, mode="disabled")
+    for step in range(1, 7):
+        first.log({"loss": 1.0}, step)
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # no server: it goes offline
+    monkeypatch.setattr(track, "INIT_TIMEOUT_S", 5)
+    Tracker(tmp_path, {}, mode="online", run_id=first.run_id, resume_step=3).finish({}, {})
+    assert capsys.readouterr().err.startswith(
         "W&B keeps any values it has of steps 4..6, logged before the run stopped; "
         f"{tmp_path / 'metrics.jsonl'} has those of this run\n"
     )
-    steps = [json.loads(line)["step"] for line in (tmp_path / "metrics.jsonl").open()]
-    assert steps == [1, 2, 3]
-    # without W&B, or resumed from the last step logged, there is nothing to say
-    Tracker(tmp_path, {}, mode="disabled", run_id=first.run_id, resume_step=1)
-    Tracker(tmp_path, {}, mode="offline", run_id=first.run_id, resume_step=1).finish({}, {})
-    assert "W&B keeps" not in capsys.readouterr().err
+
+
+def test_a_start_killed_before_wandb_wrote_a_record_leaves_nothing_to_stop_wandb_sync(
+    tmp_path, capsys
+):
+    """W&B's service writes nothing for the first seconds: a start killed then leaves a file
+    of its 7-byte header alone, on which `wandb sync` gives up, and uploads no run of the
+    call. That folder goes aside, and the resumed start sends W&B every kept line."""
+    first = Tracker(tmp_path, {}, mode="offline")
+    for step in (1, 2, 3):
+        first.log({"loss": 1.0}, step)
+    first.finish({}, {})
+    wandb.teardown()  # its service done writing its file
+    (killed,) = (tmp_path / "wandb").glob(f"offline-run-*-{first.run_id}")
+    for run_file in killed.glob("*.wandb"):
+        run_file.write_bytes(run_file.read_bytes()[:7])  # as a kill at its start leaves it
+    capsys.readouterr()
+    next_second()
+    resumed = Tracker(tmp_path, {}, mode="offline", run_id=first.run_id, resume_step=2)
+    resumed.log({"loss": 0.5}, 3)
+    resumed.finish({}, {})
+    aside = tmp_path / "wandb.unreadable" / killed.name
+    assert capsys.readouterr().err == (
+        f"{killed}: no whole W&B record (a start killed early); moved to {aside}\n"
+    )
+    assert aside.is_dir() and not killed.exists()
+    assert history(tmp_path, first.run_id) == [(1, 1.0), (2, 1.0), (3, 0.5)]
 
 
 @pytest.mark.parametrize("checkpoint_step", [4, 5], ids=["before-the-last-line", "at-it"])
@@ -182,11 +245,9 @@ def test_wandb_keeps_every_step_and_the_whole_runs_summary(tmp_path):
     for step, tokens_per_s in ((10, 900.0), (20, 1100.0), (30, 500.0)):
         tracker.log({"train/loss": 3.0 - step / 100, "tokens_per_s": tokens_per_s}, step=step)
     tracker.finish({"tokens_per_s": 1000.0, "train/loss": 2.7}, {})
+    wandb.teardown()  # its service done writing the file
     (run_file,) = (tmp_path / "wandb").glob("offline-run-*/run-*.wandb")
     rows, summary = [], {}
-
-    def key(item):  # a name with "/" is sent as its parts
-        return item.key or "/".join(item.nested_key)
 
     for record in track.offline_records(run_file):
         kind = record.WhichOneof("record_type")

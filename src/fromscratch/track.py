@@ -9,8 +9,9 @@ disabled), with the run's group, job type, tags and full config. On resume the s
 run continues (its id is kept in the checkpoint, `resume="allow"`), and the local metric
 lines written after the checkpoint are dropped so that no line appears twice. A run killed
 outright (SIGKILL) also loses what W&B's service had not yet written to its offline file
-(it writes every few seconds): a resumed offline run sends W&B the kept lines past the last
-step its earlier files hold. When W&B
+(it writes in blocks, seconds apart), and leaves that file cut inside a record: a resumed
+run ends its earlier offline files at the checkpoint, on a whole record, and sends W&B the
+kept lines past the last step they hold. When W&B
 cannot reach its server at the start, the run goes on offline after waiting for it at most
 INIT_TIMEOUT_S seconds (online mode only; W&B's own finish may still wait to upload what
 it has not sent).
@@ -32,21 +33,27 @@ from pathlib import Path
 from typing import Any
 
 import fromscratch
-from fromscratch.io import atomic_path, set_aside, write_json
+from fromscratch.io import atomic_path, set_aside, write_bytes, write_json
 
 INIT_TIMEOUT_S = 30
 
 
 def offline_records(run_file: Path) -> Iterator[Any]:
-    """The records of an offline W&B run's .wandb file, which its service writes in
-    LevelDB's log format: 32 KiB blocks of chunks after a 7-byte file header, each chunk
-    with a 7-byte header (checksum, length, FULL/FIRST/MIDDLE/LAST), each record one of
-    W&B's protocol buffers.  A record cut short by a kill, or one that does not parse,
-    ends the reading."""
+    """The records of an offline W&B run's .wandb file, up to the first one cut short by a
+    kill or that does not parse."""
+    for record, _ in _whole_records(run_file.read_bytes()):
+        yield record
+
+
+def _whole_records(data: bytes) -> Iterator[tuple[Any, int]]:
+    """Each whole record of a .wandb file's bytes, with the offset where it ends. W&B's
+    service writes it in LevelDB's log format: 32 KiB blocks of chunks after a 7-byte file
+    header, each chunk with a 7-byte header (checksum, length, FULL/FIRST/MIDDLE/LAST),
+    each record one of W&B's protocol buffers."""
     from google.protobuf.message import DecodeError
     from wandb.proto import wandb_internal_pb2
 
-    data, block, pos, pieces = run_file.read_bytes(), 32768, 7, b""
+    block, pos, pieces = 32768, 7, b""
     while pos + 7 <= len(data):
         if block - pos % block < 7:  # a block's tail too short for a header is padding
             pos += block - pos % block
@@ -63,7 +70,24 @@ def offline_records(run_file: Path) -> Iterator[Any]:
             except DecodeError:
                 return
             pieces = b""
-            yield record
+            yield record, pos
+
+
+def cut_offline_file(run_file: Path, step: int) -> int:
+    """Cut an offline .wandb file after its last whole record before the first history row
+    past `step`; returns how many records it keeps. `wandb sync` stops at a record cut
+    short by a kill (and uploads nothing at all, of any run in the same call, from a file
+    without one whole record), and it uploads every row of a run's files, in the files'
+    order: rows past the checkpoint that a resumed start logs again would come twice."""
+    data = run_file.read_bytes()
+    end, kept = 7, 0
+    for record, record_end in _whole_records(data):
+        if record.WhichOneof("record_type") == "history" and record.history.step.num > step:
+            break
+        end, kept = record_end, kept + 1
+    if end < len(data):
+        write_bytes(run_file, data[:end])
+    return kept
 
 
 def offline_history_steps(run_file: Path) -> Iterator[int]:
@@ -161,8 +185,10 @@ class Tracker:
                     print(f"{earlier.name} of an earlier run moved to {moved}", file=sys.stderr)
         else:
             last_logged = self._truncate_after(resume_step, resume_lines)
-            if mode != "disabled" and last_logged is not None and last_logged > resume_step:
-                # W&B drops a log of a step below its run's current one: it keeps what it has
+            if mode != "disabled":
+                self._cut_offline_files(resume_step)
+            if mode == "online" and last_logged is not None and last_logged > resume_step:
+                # W&B's server drops a log of a step below its run's current one
                 print(
                     f"W&B keeps any values it has of steps {resume_step + 1}..{last_logged}, "
                     f"logged before the run stopped; {self.metrics_path} has those of this run",
@@ -174,6 +200,20 @@ class Tracker:
             )
             if resume_step is not None and self.wandb is not None and self.wandb.offline:
                 self._send_what_wandb_lacks()
+
+    def _cut_offline_files(self, step: int) -> None:
+        """End the earlier starts' offline files at the checkpoint resumed from (and
+        before a record a kill cut short), so that one `wandb sync` of the run's folders
+        uploads each step once (this start logs the rest again). A folder left with no
+        whole record, of a start killed before W&B wrote any, goes aside where the
+        README's `find` does not look: this start sends its steps (_send_what_wandb_lacks)."""
+        for folder in sorted((self.out / "wandb").glob(f"offline-run-*-{self.run_id}")):
+            if not all(cut_offline_file(run_file, step) for run_file in folder.glob("*.wandb")):
+                aside = self.out / "wandb.unreadable" / folder.name
+                aside.parent.mkdir(exist_ok=True)
+                os.replace(folder, aside)
+                print(f"{folder}: no whole W&B record (a start killed early); moved to {aside}",
+                      file=sys.stderr)  # fmt: skip
 
     def _send_what_wandb_lacks(self) -> None:
         """Log to W&B the kept metric lines past the last step that this run's earlier

@@ -20,7 +20,7 @@ from fromscratch.data import prepare
 from fromscratch.train import TrainConfig, Trainer, train
 from fromscratch.train.loop import StopSignals
 
-from ..conftest import tiny_gpt
+from ..conftest import children, tiny_gpt
 
 
 def launch(config_path, out, *extra, **popen):
@@ -212,25 +212,33 @@ def test_a_run_removes_what_a_killed_runs_writes_left(demo_chars, tmp_path):
 
 
 def test_wandb_gets_every_step_of_a_run_killed_outright(demo_chars, tmp_path):
-    """W&B's service writes its offline file every few seconds: SIGKILL loses what came
-    since, and the resumed run logs only what follows its checkpoint.  It sends W&B the
-    kept lines that the earlier files lack, so the history holds every step once."""
-    from fromscratch.track import offline_history_steps
+    """W&B's service writes its offline file in blocks: SIGKILL loses what came since, and
+    the resumed run logs only what follows its checkpoint.  It sends W&B the kept lines
+    that the earlier files lack, so the history holds every step once, in order, in files
+    that `wandb sync` reads to their end (one cut inside a record stops it)."""
+    from fromscratch.track import cut_offline_file, offline_history_steps
 
     run, config = tmp_path / "run", tmp_path / "config.yaml"
     settings = dict(max_steps=60, log_every=5, eval_every=20, checkpoint_every=10)
     config.write_text(yaml.safe_dump(tiny_gpt(demo_chars, wandb_mode="offline", **settings)))
     first = launch(config, run)
     wait_until_logged(first, run, 35)
-    first.send_signal(signal.SIGKILL)
+    for pid in [first.pid, *children(first.pid)]:  # W&B's service too, as a job's end kills it
+        os.kill(pid, signal.SIGKILL)
     first.wait()
     resumed = launch(config, run, "--resume")
     assert resumed.wait(timeout=300) == 0, resumed.stderr.read()
     logged = {json.loads(line)["step"] for line in (run / "metrics.jsonl").open()}
     files = sorted(run.glob("wandb/offline-run-*/*.wandb"))
+    files += sorted(run.glob("wandb.unreadable/offline-run-*/*.wandb"))  # killed too early
     assert len(files) == 2  # the killed start's and the resumed one's
-    held = [step for path in files for step in offline_history_steps(path)]
-    assert sorted(held) == sorted(logged)  # each step once: merged lines of a step are a row
+    synced = [path for path in files if "unreadable" not in str(path)]
+    held = [step for path in synced for step in offline_history_steps(path)]
+    assert held == sorted(logged)  # each step once, in order: merged lines of a step are a row
+    for path in synced:
+        whole = path.read_bytes()
+        assert cut_offline_file(path, step=10**9) > 0  # at least one record, none cut short
+        assert path.read_bytes() == whole
     summary = json.loads((run / "summary.json").read_text())
     assert summary["wall_time_s"] > summary["train_time_s"]  # both starts' wall time
 
