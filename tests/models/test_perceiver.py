@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -104,3 +106,38 @@ def test_perceiver_layer_latents_are_learned():
     assert layer.latents.shape == (3, 16)
     layer(torch.randn(2, 7, 16)).square().sum().backward()
     assert layer.latents.grad is not None and (layer.latents.grad != 0).all()
+
+
+def test_a_window_shorter_than_the_context_is_read_as_trained(train_steps):
+    """Training sees full windows only, so its latents only ever sit at the context's last
+    positions; a shorter window (the start of a text, a short prompt) sits there too. From
+    position 0 instead, its latents take positions never trained as queries, and on a text
+    where each token follows from the two before, predict far worse."""
+    torch.manual_seed(0)
+
+    def text(length):  # each token the sum of the two before (mod 16), one in ten at random
+        tokens = [0, 1]
+        for _ in range(length):
+            follows = torch.rand(()) < 0.9
+            tokens.append((tokens[-1] + tokens[-2]) % 16 if follows else int(torch.randint(16, ())))
+        return torch.tensor(tokens)
+
+    config = tiny(vocab_size=16, context=24, latents=4, n_layer=1, n_embd=32, position="learned")
+    model = Perceiver(config)
+
+    def bits(tokens, length, starts):
+        windows = torch.stack([tokens[s : s + length + 1] for s in starts])
+        logits = model(windows[:, :-1])
+        targets = windows[:, 1:][:, -logits.size(1) :]
+        return F.cross_entropy(logits.reshape(-1, 16), targets.reshape(-1)) / math.log(2)
+
+    training, held_out = text(3000), text(3000)
+    train_steps(model, lambda: bits(training, 24, torch.randint(0, 2970, (32,))), steps=400)
+    model.eval()
+    starts = range(0, 2970, 7)
+    with torch.no_grad():
+        short = bits(held_out, 6, starts)
+        positions = model.wpe.forward
+        model.wpe.forward = lambda length, offset=0: positions(length)  # from position 0
+        from_the_start = bits(held_out, 6, starts)
+    assert short < from_the_start - 0.5, (short, from_the_start)

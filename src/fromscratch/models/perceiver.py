@@ -100,7 +100,10 @@ class Perceiver(LanguageModel):
             raise ValueError(f"Perceiver: {T} tokens exceed context={self.config.context}")
         x = self.wte(idx)
         if self.wpe is not None:
-            x = x + self.wpe(T)
+            # A window shorter than the context (the start of a text, a short prompt) sits at
+            # the context's end, as the latents always do in training: from the start, its
+            # latents would take positions they never held (positions 0.. as queries).
+            x = x + self.wpe(T, offset=self.config.context - T)
         x = self.drop(x)
         L = min(self.config.latents, T)
         latents = self.cross(x[:, -L:], context=self.ln_context(x))  # each reads its prefix
