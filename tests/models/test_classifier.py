@@ -50,6 +50,9 @@ def test_local_kernel_keeps_padding_harmless(pooling, fast):
         ("none", 3, True),  # ...unless neighbours are mixed in
         ("learned", 0, True),  # ...or each word carries its position
         ("sinusoidal", 0, True),
+        ("relative", 0, True),  # ...or its attention knows left from right
+        ("rope", 0, True),
+        ("alibi", 0, False),  # symmetric: near from far only, and a text reversed reads alike
     ],
 )
 def test_word_order_matters_through_positions_or_the_local_kernel(

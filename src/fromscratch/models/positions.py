@@ -140,7 +140,12 @@ class ALiBi(nn.Module):
     """Attention with linear biases: head h adds -slope_h * |i - j| to its scores.
 
     Nothing is learned; nearer tokens simply count more, at a different rate per head.  In
-    causal models only j <= i is ever seen; bidirectional ones use the symmetric distance.
+    causal models only j <= i is ever seen; bidirectional ones use the symmetric distance
+    (as MosaicBERT does). Symmetric, it tells near from far but not left from right: a
+    bidirectional model with nothing else to go by (an encoder, a classifier pooling by
+    mean or max) gives a text and its reverse the same output, so the encoder/decoder's
+    `reverse` task is beyond it; the causal mask, or a class token at the start, breaks the
+    symmetry.
     """
 
     def __init__(self, n_head: int):
