@@ -10,7 +10,12 @@ import torch
 from fromscratch import FromScratchError
 from fromscratch.data import PreparedData
 from fromscratch.train.batches import ClassificationBatches, LMBatches
-from fromscratch.train.evaluate import evaluate_classifier, evaluate_lm
+from fromscratch.train.evaluate import (
+    evaluate_classifier,
+    evaluate_lm,
+    sample_examples,
+    scored_tokens,
+)
 
 
 def test_lm_batches_are_reproducible_and_shard_the_global_batch():
@@ -114,11 +119,38 @@ def test_lm_evaluation_is_an_exact_sum(demo_chars):
     assert result["bits"] == pytest.approx(math.log2(vocab) * (info["tokens"] - 1), rel=1e-6)
     assert info["characters"] == info["tokens"]  # one token a character: the same number
     assert result["bits_per_char"] == pytest.approx(result["bits_per_token"], rel=1e-12)
-    # the first 1,000 tokens alone: per byte and character of the part scored, too
+    # about 1,000 tokens alone: per byte and character of the part scored, too
     part = evaluate_lm(Uniform(vocab), data, "test", context=100, max_tokens=1000)
-    assert part["tokens"] == 999
+    assert part["tokens"] == len(scored_tokens(data, "test", 1000)) - 1
     for unit in ("bits_per_byte", "bits_per_char"):  # ASCII: a byte a character a token
         assert part[unit] == pytest.approx(math.log2(vocab), rel=1e-6), unit
+
+
+def test_a_partial_evaluation_scores_examples_from_the_whole_split(demo_chars, tmp_path):
+    """IMDb stores a split by label, its negative reviews first: the first 20,000 tokens
+    of one would score one class, a hundred reviews. A partial evaluation scores whole
+    examples spread over the split instead, both classes as often as the split has them."""
+    data = PreparedData(shutil.copytree(demo_chars, tmp_path / "by-label"))
+    offsets, labels = data.offsets("test"), data.labels("test")
+    order = np.argsort(labels, kind="stable")  # as IMDb stores its splits
+    examples = [np.array(data.tokens("test")[offsets[i] : offsets[i + 1]]) for i in order]
+    np.concatenate(examples).tofile(data.folder / "test.bin")
+    np.save(data.folder / "test.offsets.npy", np.cumsum([0] + [len(e) for e in examples]))
+    np.save(data.folder / "test.labels.npy", labels[order])
+    data = PreparedData(data.folder)
+
+    chosen = sample_examples(data, "test", 20_000)
+    share = data.labels("test")[chosen].mean()
+    assert abs(share - labels.mean()) < 0.05 and chosen[0] == 0 and chosen[-1] == len(order) - 1
+    tokens = scored_tokens(data, "test", 20_000)
+    assert 18_000 <= len(tokens) <= 20_000
+    offsets = data.offsets("test")
+    whole = np.concatenate([data.tokens("test")[offsets[i] : offsets[i + 1]] for i in chosen])
+    np.testing.assert_array_equal(tokens, whole[: len(tokens)])
+    part = evaluate_lm(
+        Uniform(data.meta["vocab_size"]), data, "test", context=64, max_tokens=20_000
+    )
+    assert part["tokens"] == len(tokens) - 1
 
 
 def test_bits_per_character_only_where_the_tokens_give_the_text_back(demo_words, tmp_path, capsys):
@@ -154,7 +186,7 @@ def test_a_stride_scores_each_token_once_with_the_context_before_it(demo_chars):
     back_to_back, sliding = Windows(vocab), Windows(vocab)
     whole = evaluate_lm(back_to_back, data, "test", context=64, max_tokens=1000)
     strided = evaluate_lm(sliding, data, "test", context=64, max_tokens=1000, stride=8)
-    assert strided["tokens"] == whole["tokens"] == 999
+    assert strided["tokens"] == whole["tokens"] == len(scored_tokens(data, "test", 1000)) - 1
     assert strided["bits"] == pytest.approx(whole["bits"], rel=1e-6)  # float32 sums
     # windows every 8 tokens: all but the first few hold the whole context (the first call
     # is the probe of how many positions the model predicts)

@@ -18,7 +18,7 @@ def distillation_stage(
 ) -> dict:
     """Evaluate `model` (a model.pt, or a GPT-2 folder or cached name) on `split` of `data`
     in consecutive windows of each of `lengths` tokens (default: the model's context);
-    the first `max_tokens` tokens (0: all), so every length scores the same tokens."""
+    at most `max_tokens` tokens (0: all; evaluate.scored_tokens), the same at every length."""
     from fromscratch import FromScratchError
     from fromscratch.config import check_integer
     from fromscratch.data import PreparedData

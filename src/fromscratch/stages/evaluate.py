@@ -65,7 +65,7 @@ def check_sample_options(
 
 def evaluate_stage(model: str, sets: dict[str, dict], out: str = "", max_tokens: int = 0) -> dict:
     """Score a trained model on whole splits: accuracy for a classifier, bits for an LM
-    (over the first `max_tokens` tokens of each split, if > 0), as its training scored them
+    (over at most `max_tokens` tokens of each split, if > 0), as its training scored them
     (its context, and its eval_stride).
 
     `sets` maps a name to {"split": …, "data": a prepared folder (default: the model's

@@ -1,8 +1,9 @@
 """Stage: bits per token along long documents for the four variants of a "recurrent" GPT.
 
-The documents are consecutive slices of a prepared split's token stream (its examples back
-to back, as the models were trained), each overlapping the next by one token so that every
-token of the stream after the first is predicted exactly once, as in `evaluate_lm`.
+The documents are slices of a prepared split's token stream (its examples back to back, as
+the models were trained), each overlapping the next by one token so that every token of
+the stream after the first is predicted exactly once, as in `evaluate_lm`; `documents` of
+them, fewer than fit, are taken evenly across the split.
 """
 
 from __future__ import annotations
@@ -87,7 +88,9 @@ def recurrent_gpt2_stage(
             f"document of {length}; lower chunks"
         )
     count = min(documents, fit) if documents else fit
-    starts = np.arange(count) * (length - 1)
+    # spread over the split, not its first documents (IMDb stores its negative reviews first)
+    slots = np.unique(np.round(np.linspace(0, fit - 1, count)).astype(np.int64))
+    starts = slots * (length - 1)
     docs = torch.from_numpy(tokens[starts[:, None] + np.arange(length)].astype(np.int64))
 
     position = np.arange(1, length)  # the index of the predicted token in its document

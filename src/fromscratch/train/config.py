@@ -141,7 +141,8 @@ class TrainConfig(OptimizerConfig):
     what the schedule follows.  Budgets: max_steps, time_budget_s, token_budget (0: none;
     the clock's own must be set, the others stop the run early; max_steps left out: 1,000
     on the steps clock, none on the others, whose runs it would cut short).
-    eval_max_tokens: score only the first tokens of each split (0: all); eval_stride: score
+    eval_max_tokens: score at most this many tokens of each split, whole examples spread
+    over it (0: all; evaluate.scored_tokens); eval_stride: score
     language models in windows every eval_stride tokens, so that each token sees at least
     context - eval_stride before it (0: the model's own, see train/evaluate.py).  precision:
     fp32 | bf16 | fp16 (autocast; fp16 adds a GradScaler).  compile: torch.compile it.

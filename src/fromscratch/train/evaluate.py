@@ -38,6 +38,29 @@ from fromscratch.train.distributed import Distributed
 ALONE = Distributed()  # one process, scoring every batch
 
 
+def sample_examples(data: PreparedData, split: str, max_tokens: int) -> np.ndarray:
+    """The examples of `split` that a partial evaluation of about `max_tokens` tokens
+    scores: spread evenly over the split, its first and last among them. A split stores its
+    examples in an order (IMDb's by label, its negative reviews first), so its first tokens
+    alone would stand for one class, a few dozen reviews."""
+    offsets = data.offsets(split)
+    examples = len(offsets) - 1
+    count = min(examples, max(1, round(max_tokens * examples / max(1, int(offsets[-1])))))
+    return np.unique(np.round(np.linspace(0, examples - 1, count)).astype(np.int64))
+
+
+def scored_tokens(data: PreparedData, split: str, max_tokens: int = 0) -> np.ndarray:
+    """The token stream an evaluation scores: all of `split` (max_tokens 0), or at most
+    `max_tokens` of it: the sampled examples back to back, as the split stores its own (a
+    split of one example, a book, its first max_tokens)."""
+    tokens = data.tokens(split)
+    if not max_tokens or max_tokens >= len(tokens):
+        return tokens
+    offsets = data.offsets(split)
+    pieces = [tokens[offsets[i] : offsets[i + 1]] for i in sample_examples(data, split, max_tokens)]
+    return np.concatenate(pieces)[:max_tokens]
+
+
 def lm_targets_for(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Targets aligned with logits: a Perceiver AR predicts only its last positions."""
     return targets[:, -logits.size(1) :]
@@ -88,11 +111,11 @@ def evaluate_lm(
     stride: int = 0,
     share: Distributed = ALONE,
 ) -> dict:
-    """Bits per token / byte / character of `split` (the first `max_tokens` if > 0), in
-    windows every `stride` tokens (0: as many as the model predicts from a window).
-    share: the processes that score the split together (all of them call this)."""
-    tokens = data.tokens(split)
-    n = len(tokens) if not max_tokens else min(len(tokens), max_tokens)
+    """Bits per token / byte / character of `split` (at most `max_tokens` of it, if > 0:
+    scored_tokens), in windows every `stride` tokens (0: as many as the model predicts from
+    a window). share: the processes that score the split together (all of them call this)."""
+    tokens = scored_tokens(data, split, max_tokens)
+    n = len(tokens)
     if n < 2:
         raise FromScratchError(
             f"split {split!r}: {n} token(s) to score, at least 2 needed (one read, one predicted)"
@@ -124,8 +147,9 @@ def evaluate_lm(
     total_bits, predicted = share.summed(total_bits, predicted)
     predicted = int(predicted)
     # per byte and character through the split's own ratio of them to its tokens: exact for
-    # characters and bytes as tokens (bits per char = bits per token), and the scored part
-    # of the split counted like the whole
+    # characters and bytes as tokens (bits per char = bits per token) and for the whole
+    # split; for a part of it with subword tokens, the part counted like the whole (an
+    # estimate, within a few per cent for a sample of ten thousand tokens or more)
     fraction = predicted / info["tokens"]
     lossless = data.meta.get("lossless", True)
     if not lossless and data.folder not in _LOSSY_NAMED and share.rank == 0:
