@@ -217,6 +217,22 @@ def test_a_borrowed_tokenizer_must_suit_the_data_set(mirror, tmp_path, capsys, k
     assert not out.exists() and not (tmp_path / "c").exists()
 
 
+def test_data_written_over_the_folder_its_tokenizer_comes_from_is_refused(tmp_path, capsys):
+    """The out-of-domain set would replace the training data it borrows the tokenizer of."""
+    assert prepare(capsys, "demo", tmp_path / "demo", "--tokenizer", "chars")[0] == 0
+    before = (tmp_path / "demo" / "meta.json").read_bytes()
+    code, _, err = prepare(
+        capsys,
+        "demo",
+        tmp_path / "demo" / ".." / "demo",
+        "--tokenizer-from",
+        str(tmp_path / "demo"),
+    )
+    assert code == 1 and err.count("\n") == 1
+    assert "the folder the tokenizer comes from (tokenizer_from)" in err
+    assert (tmp_path / "demo" / "meta.json").read_bytes() == before
+
+
 def test_demo_is_deterministic_under_its_seed(tmp_path, capsys):
     for name, seed in (("a", "0"), ("b", "0"), ("c", "1")):
         assert prepare(capsys, "demo", tmp_path / name, "--seed", seed)[0] == 0

@@ -79,6 +79,9 @@ def test_chars_add_unk_only_when_other_splits_need_it():
     assert str(error.value) == (
         "not in the vocabulary: 'z', 'e', 'r', ' ', 'ü'; it has 3 characters: 'abc'"
     )
+    with pytest.raises(FromScratchError) as error:  # every text's, not the first one's alone
+        strict.encode_batch(["abz", "cab", "éa–"])
+    assert str(error.value).startswith("not in the vocabulary: 'z', 'é', '–'; ")
 
 
 def test_chars_are_lossless_only_without_unk(tmp_path):

@@ -88,6 +88,11 @@ def prepare(
     kind = tokenizer or dataset.default_tokenizer
     # bad settings and a bad output path fail before any download
     if tokenizer_from is not None:
+        if Path(tokenizer_from).resolve() == Path(out).resolve():  # it would be replaced
+            raise FromScratchError(
+                f"out={out}: the folder the tokenizer comes from (tokenizer_from); give the "
+                "new data a path of its own"
+            )
         tok = tokenizers.load(tokenizer_from)
         if tokenizer not in (None, tok.kind):
             raise FromScratchError(

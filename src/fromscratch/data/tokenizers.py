@@ -102,20 +102,21 @@ class CharTokenizer(Tokenizer):
         return not self.unk
 
     def encode_batch(self, texts):
-        out = []
+        out, unknown = [], {}
         for text in texts:
             codes = np.frombuffer(text.encode("utf-32-le"), dtype="<u4")
             ids = np.searchsorted(self._codes, codes).clip(0, max(len(self.chars) - 1, 0))
             missing = self._codes[ids] != codes if len(self.chars) else np.ones_like(codes, bool)
             if missing.any():
-                if not self.unk:
-                    bad = ", ".join(repr(chr(c)) for c in dict.fromkeys(codes[missing].tolist()))
-                    raise FromScratchError(
-                        f"not in the vocabulary: {bad}; it has {len(self.chars)} characters: "
-                        f"{self.chars!r}"
-                    )
+                unknown.update(dict.fromkeys(codes[missing].tolist()))
                 ids[missing] = len(self.chars)
             out.append(ids)
+        if unknown and not self.unk:  # every text's, not the first one's alone
+            bad = ", ".join(repr(chr(c)) for c in unknown)
+            raise FromScratchError(
+                f"not in the vocabulary: {bad}; it has {len(self.chars)} characters: "
+                f"{self.chars!r}"
+            )
         return out
 
     def decode(self, ids):
