@@ -1,6 +1,7 @@
 """`fromscratch data prepare` on every data set, through the command users run."""
 
 import gzip
+import hashlib
 import json
 import os
 import stat
@@ -15,6 +16,7 @@ from fromscratch.data import DATASETS, PreparedData
 from fromscratch.data.prepare import read_texts, token_dtype
 from fromscratch.data.sets import pang_lee_sentences
 
+from ..conftest import FileServer
 from .fixtures import (
     ENWIK8,
     IMDB,
@@ -231,6 +233,29 @@ def test_data_written_over_the_folder_its_tokenizer_comes_from_is_refused(tmp_pa
     assert code == 1 and err.count("\n") == 1
     assert "the folder the tokenizer comes from (tokenizer_from)" in err
     assert (tmp_path / "demo" / "meta.json").read_bytes() == before
+
+
+def test_prepare_records_what_it_read_and_needs_no_mirror_it_does_not_use(mirror, tmp_path, capsys):
+    """A second folder of data whose files the cache holds, verified: no request to the
+    mirror (down now, or listing another version since), and meta.json names the file that
+    was read, where it came from and its checksum."""
+    import socket
+
+    cache = tmp_path / "cache"
+    with FileServer(mirror) as server:
+        args = ["--mirror", server.url, "--cache", str(cache)]
+        assert prepare(capsys, "shakespeare", tmp_path / "a", *args)[0] == 0
+    with socket.socket() as s:  # a port that nothing listens on
+        s.bind(("127.0.0.1", 0))
+        down = f"http://127.0.0.1:{s.getsockname()[1]}"
+    code, _, err = prepare(capsys, "shakespeare", tmp_path / "b", "--mirror", down,
+                           "--cache", str(cache))  # fmt: skip
+    assert code == 0, err
+    digest = hashlib.sha256((cache / "tinyshakespeare.txt").read_bytes()).hexdigest()
+    for folder in ("a", "b"):
+        (source,) = PreparedData(tmp_path / folder).meta["sources"].values()
+        assert source["location"] == f"{server.url}/tinyshakespeare.txt"
+        assert source["checksum"] == f"sha256:{digest}"
 
 
 def test_demo_is_deterministic_under_its_seed(tmp_path, capsys):

@@ -354,7 +354,11 @@ def _download(
     except FromScratchError:
         part.unlink()  # corrupted bytes are not worth resuming
         raise
-    record = {"source_checksum": original, "sha256": file_digest(part, "sha256")}
+    record = {
+        "source_checksum": original,
+        "sha256": file_digest(part, "sha256"),
+        "location": location,
+    }
     write_json(_record_of(target), record)
     os.replace(part, target)
 
@@ -369,6 +373,18 @@ def _verifies(path: Path, checksum: str, member: str) -> bool:
 
 def _record_of(target: Path) -> Path:
     return target.with_name(target.name + ".verified.json")
+
+
+def provenance(source: Source, cache_dir: str | os.PathLike | None = None) -> dict:
+    """What a prepared folder was made of: where the cached copy of `source` was fetched
+    from (None where no download recorded it) and its checksum, read from the cache (the
+    mirror, down now or listing another version since, is not asked again)."""
+    target = (Path(cache_dir) if cache_dir else default_cache_dir()) / source.in_mirror
+    try:
+        location = read_json(_record_of(target)).get("location")
+    except (OSError, ValueError, AttributeError):
+        location = None
+    return {"location": location, "checksum": f"sha256:{file_digest(target, 'sha256')}"}
 
 
 def fetched_for(target: Path) -> tuple[str, str] | None:

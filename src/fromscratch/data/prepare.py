@@ -28,7 +28,7 @@ import fromscratch
 from fromscratch import FromScratchError
 from fromscratch.data import tokenizers
 from fromscratch.data.base import DataSet, Split
-from fromscratch.data.download import default_mirror, fetch, resolve
+from fromscratch.data.download import default_mirror, fetch, provenance
 from fromscratch.data.sets import DATASETS
 from fromscratch.io import atomic_dir, check_replaceable, read_json, write_json
 
@@ -118,6 +118,9 @@ def prepare(
             kind, train.texts, [t for s in others for t in s.texts], vocab_size, gpt2_folder
         )
     dtype = token_dtype(tok.vocab_size)
+    sources = dict(dataset.sources)
+    if kind == "gpt2" and tokenizer_from is None:  # its vocabulary is data too
+        sources |= {f"gpt2 {key}": source for key, source in tokenizers.GPT2_SOURCES.items()}
 
     meta = {
         "dataset": dataset.name,
@@ -130,9 +133,8 @@ def prepare(
         "dtype": np.dtype(dtype).name,
         "splits": {},
         "sources": {
-            key: dict(zip(("location", "checksum"), resolve(s, mirror)[:2], strict=True))
-            | {"url": s.url}
-            for key, s in dataset.sources.items()
+            key: provenance(source, cache_dir) | {"url": source.url}
+            for key, source in sources.items()
         },
         "config": {
             "tokenizer": kind if tokenizer_from is None else tok.kind,
