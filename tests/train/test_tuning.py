@@ -3,6 +3,7 @@ training config reads back."""
 
 import csv
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -103,6 +104,37 @@ def test_batch_size_search_on_cpu(demo_chars, tmp_path, capsys):
         torch.set_num_threads(threads)
     assert one["threads"] == 1 and all(t["threads"] == threads for t in result["tried"])
     assert json.loads((tmp_path / "batch_size.json").read_text())["batch_size"] == 4
+
+
+def test_the_tuning_curves_are_wandb_runs_of_their_own(demo_chars, tmp_path):
+    """The loss against the LR and the throughput against the batch size reach W&B (here
+    offline) under the tuning stage's name and job type, a row a step, the choice in
+    the summary; without W&B, nothing but the stage's own files."""
+    import wandb
+
+    from fromscratch import track
+
+    tracking = {"wandb_mode": "offline", "group": "demo-tune", "run_name": "tune/gpt/lr-range",
+                "job_type": "lr-range"}  # fmt: skip
+    config = TrainConfig.from_dict(tiny_gpt(demo_chars) | tracking)
+    chosen = lr_range_test(config, tmp_path, steps=30, min_lr=1e-4, max_lr=1.0)
+    sizes = search(replace(config, job_type="batch-size"), tmp_path, max_batch_size=2)
+    wandb.teardown()  # W&B's service done writing the files
+    for stage, rows in (("lr-range", chosen["steps"]), ("batch-size", len(sizes["tried"]))):
+        (run_file,) = (tmp_path / stage / "wandb").glob("offline-run-*/*.wandb")
+        records = list(track.offline_records(run_file))
+        (run,) = [r.run for r in records if r.WhichOneof("record_type") == "run"]
+        assert (run.job_type, run.run_group) == (stage, "demo-tune")
+        history = [r for r in records if r.WhichOneof("record_type") == "history"]
+        assert len(history) == rows
+    summary = json.loads((tmp_path / "lr-range" / "summary.json").read_text())
+    assert summary["lr"] == chosen["lr"]
+    assert json.loads((tmp_path / "batch-size" / "summary.json").read_text())["batch_size"] == 2
+    lines = [json.loads(line) for line in (tmp_path / "lr-range" / "metrics.jsonl").open()]
+    assert {"lr", "loss", "smoothed_loss"} <= set(lines[0]) and len(lines) == chosen["steps"]
+    quiet = TrainConfig.from_dict(tiny_gpt(demo_chars))  # W&B off: no run folder
+    lr_range_test(quiet, tmp_path / "off", steps=30, min_lr=1e-4, max_lr=1.0)
+    assert sorted(p.name for p in (tmp_path / "off").iterdir()) == ["lr_range.csv", "lr_range.json"]
 
 
 def test_batch_size_search_respects_the_memory_cap(demo_chars, tmp_path):

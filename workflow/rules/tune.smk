@@ -21,7 +21,9 @@ rule batch_size:
         **run(
             "batch-size",
             lambda wc, input, output: {
-                "config": train_spec(wc.model) | {"wandb_mode": "disabled"},
+                # the throughput against the batch size, a W&B run of its own
+                "config": train_spec(wc.model)
+                | tracking("tune", wc.model, "batch-size", job_type="batch-size"),
                 "out": os.path.dirname(output[0]),
                 **P["tune"]["batch_size"],
             },
@@ -47,8 +49,10 @@ rule lr_range:
         **run(
             "lr-range",
             lambda wc, input, output: {
+                # the loss against the LR, a W&B run of its own
                 "config": with_tuned(
-                    train_spec(wc.model) | {"wandb_mode": "disabled"},
+                    train_spec(wc.model)
+                    | tracking("tune", wc.model, "lr-range", job_type="lr-range"),
                     batch_size=input.batch_size,
                 ),
                 "out": os.path.dirname(output.choice),

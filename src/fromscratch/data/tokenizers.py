@@ -114,8 +114,7 @@ class CharTokenizer(Tokenizer):
         if unknown and not self.unk:  # every text's, not the first one's alone
             bad = ", ".join(repr(chr(c)) for c in unknown)
             raise FromScratchError(
-                f"not in the vocabulary: {bad}; it has {len(self.chars)} characters: "
-                f"{self.chars!r}"
+                f"not in the vocabulary: {bad}; it has {len(self.chars)} characters: {self.chars!r}"
             )
         return out
 

@@ -246,4 +246,6 @@ def search(
         "tried": tried,
     }
     write_json(out / "batch_size.json", result)
+    summary = {k: v for k, v in result.items() if k != "tried"}
+    config.log_results(out / "batch-size", config.to_dict(), tried, summary)
     return result

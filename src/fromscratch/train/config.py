@@ -72,6 +72,18 @@ class TrackingConfig(Config):
             outputs=outputs,
         )
 
+    def log_results(self, out, run_config: dict, rows: list[dict], summary: dict) -> None:
+        """A stage's results that no training run holds (the LR range test's loss against
+        the LR, the batch-size search's throughput against the batch size) as a W&B run of
+        their own, `rows` its history (a step each) and `summary` its summary, with its
+        metrics.jsonl, summary.json and W&B files in `out`; nothing where W&B is off."""
+        if self.wandb_mode == "disabled":
+            return
+        tracker = self.tracker(out, run_config, None, ())
+        for step, row in enumerate(rows):
+            tracker.log(row, step)
+        tracker.finish(summary, run_config)
+
 
 @dataclasses.dataclass
 class OptimizerConfig(TrackingConfig):

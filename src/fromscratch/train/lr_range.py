@@ -133,4 +133,7 @@ def lr_range_test(
     writer.writerows(zip(range(len(lrs)), lrs, losses, smoothed, strict=True))
     write_text(out / "lr_range.csv", table.getvalue())
     write_json(out / "lr_range.json", result)
+    rows = [{"lr": lr, "loss": loss, "smoothed_loss": smooth}
+            for lr, loss, smooth in zip(lrs, losses, smoothed, strict=True)]  # fmt: skip
+    config.log_results(out / "lr-range", trainer.config_dict(), rows, result)
     return result
