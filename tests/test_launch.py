@@ -109,6 +109,13 @@ def test_an_interrupted_run_is_no_failure_here(tmp_path):
     assert (again.signum, again.step, str(again)) == (signal.SIGINT, 7, str(caught.value))
 
 
+def test_slurm_where_there_is_no_slurm_is_a_one_line_error(tmp_path, monkeypatch):
+    """A laptop, or a login node before `module load slurm`: not submitit's traceback."""
+    monkeypatch.setenv("PATH", str(tmp_path))  # no sbatch, no srun
+    with pytest.raises(FromScratchError, match=r"^mul: launcher slurm, but no sbatch here "):
+        run(multiply, {"x": 1, "y": 2}, launcher="slurm", log_dir=tmp_path / "logs", name="mul")
+
+
 def test_an_unknown_launcher_is_rejected(tmp_path):
     with pytest.raises(FromScratchError, match=r"unknown launcher 'cloud'; allowed: local, debug"):
         run(multiply, {"x": 1, "y": 2}, launcher="cloud", log_dir=tmp_path, name="mul")

@@ -82,6 +82,10 @@ def _check_out_folder(out: Path, label: str = "") -> None:
     from fromscratch.data import tokenizers
 
     label = label or f"--out {out}"
+    if str(out) in ("", "."):  # an unset $RUN_DIR: the run's files all over this folder
+        raise FromScratchError(
+            f"{label or '--out'}: names this folder; give the run a folder of its own"
+        )
     _check_folder(out, label)
     if tokenizers.is_saved_in(out):
         raise FromScratchError(

@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+import shutil
 import sys
 import traceback
 from collections.abc import Callable, Iterator
@@ -123,6 +124,11 @@ def run(
     log_dir = make_folder(Path(log_dir).absolute())  # a file there: one line, not an OSError
     if launcher == "local":
         return _run_local(function, kwargs, log_dir, name)
+    if launcher == "slurm" and not shutil.which("sbatch"):
+        raise FromScratchError(
+            f"{name}: launcher slurm, but no sbatch here (not a SLURM machine, or its module "
+            "not loaded); allowed here: launcher local"
+        )
     executor = submitit.AutoExecutor(
         folder=log_dir, cluster=launcher, slurm_max_num_timeout=resources.max_requeues
     )

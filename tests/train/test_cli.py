@@ -120,6 +120,11 @@ def test_bad_config_fails_before_training(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "schedule: 'wavy' is not one of" in err
     assert not (tmp_path / "o").exists()
+    config.write_text("data: x\nmodel: {family: gpt}\nwandb_mode: off\n")  # YAML: False
+    assert main(["train", str(config), "--out", str(tmp_path / "o")]) == 1
+    assert capsys.readouterr().err.endswith(
+        "wandb_mode: False is not of type str (YAML reads on/off/yes/no as true/false: quote it)\n"
+    )
 
 
 def test_a_missing_or_foreign_model_file_is_a_one_line_error(tmp_path, capsys):
@@ -227,13 +232,28 @@ def test_a_device_that_is_not_here_is_a_one_line_error(demo_chars, tmp_path, cap
     config = tmp_path / "gpt.yaml"
     config.write_text(yaml.safe_dump(tiny_gpt(demo_chars, max_steps=1)))
     absent = ["mps"] if torch.cuda.is_available() else ["cuda", "cuda:1"]
-    cases = [(d, "allowed: auto, cpu") for d in ("gpu", "xpu", "meta")]
-    cases += [(d, "there is none here") for d in absent]
+    cases = [(d, "device: {!r}: allowed: auto, cpu") for d in ("gpu", "xpu", "meta", "cuda:x")]
+    cases += [(d, "device {!r}: there is none here") for d in absent]
     for device, named in cases:
         out = tmp_path / device
-        assert main(["train", str(config), "--out", str(out), "--set", f"device={device}"]) == 1
-        err = capsys.readouterr().err
-        assert err.count("\n") == 1 and f"device {device!r}: {named}" in err
+        for command in ("train", "batch-size"):  # the search read the name with torch's words
+            args = [command, str(config), "--out", str(out), "--set", f"device={device}"]
+            assert main(args) == 1
+            err = capsys.readouterr().err
+            assert err.count("\n") == 1 and named.format(device) in err, err
+
+
+def test_out_naming_this_folder_is_a_one_line_error(tmp_path, capsys, monkeypatch):
+    """An unset variable (--out "$RUN_DIR"): the run's files would land all over this one."""
+    config = tmp_path / "gpt.yaml"
+    config.write_text("data: x\nmodel: {family: gpt}\n")
+    monkeypatch.chdir(tmp_path)
+    for out in ("", "."):
+        for command in ("train", "lr-range", "batch-size"):
+            assert main([command, str(config), "--out", out]) == 1
+            err = capsys.readouterr().err
+            assert err.count("\n") == 1 and "names this folder; give the run a folder" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gpt.yaml"]
 
 
 def test_a_model_on_the_wrong_kind_of_data_is_a_one_line_error(

@@ -523,6 +523,16 @@ def test_an_evaluation_that_cannot_run_fails_before_training(demo_chars, tmp_pat
             TrainConfig.from_dict(tiny_classifier(demo_chars, **{key: 5000}))
 
 
+def test_a_setting_of_the_other_kind_of_model_is_refused(demo_chars):
+    """Each would be ignored without a word: a GPT trains at its context whatever max_length
+    says, a classifier reads max_length tokens of a review whatever context says."""
+    for key in ("max_length", "head_tokens"):
+        with pytest.raises(ConfigError, match=rf"{key}: is a classifier's; a language model's "):
+            TrainConfig.from_dict(tiny_gpt(demo_chars, **{key: 16}))
+    with pytest.raises(ConfigError, match=r"context: is a language model's; a classifier's "):
+        TrainConfig.from_dict(tiny_classifier(demo_chars, context=16))
+
+
 def test_max_steps_left_out_cuts_no_token_or_time_budget(demo_chars, tmp_path):
     """Left out, max_steps is 1,000 on the steps clock; on a token clock it stopped a run
     at step 1,000 with the budget half spent and the rate half decayed."""

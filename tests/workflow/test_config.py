@@ -94,6 +94,18 @@ MALFORMED = [
         r"ablations: 'baseline' names the recipe itself; call the ablation something else",
     ),
     (
+        "ablations={cramming: {demo: {ablations: {Bigger: {model: {n_layer: 3}}}}}}",
+        r"ablations: a name of lower-case letters, digits and _, a letter first",
+    ),
+    (
+        "presets={demo: {gpt: {train: {device: gpu}}}}",
+        r"config: presets.demo.gpt.train.device: must be auto, cpu, cuda, cuda:N or mps",
+    ),
+    (
+        "ablations={distillation: {demo: {lengths: [2, 4]}}}",
+        r"distillation.demo.lengths: must include 1, the training length itself",
+    ),
+    (
         "presets={demo: {gpt: {model: {n_head: 3}}}}",
         r"config: presets.demo.gpt.model: n_embd=64 is not divisible by n_head=3",
     ),

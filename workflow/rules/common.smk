@@ -110,9 +110,9 @@ def validate_config(config, schema_file):
 
 def schema_error(error, schema):
     """What is wrong, with the keys allowed where a key is unknown; a value the schema
-    forbids (`not`) or a list that lacks what it must hold (`contains`) is explained by
-    that schema's description."""
-    if error.validator in ("not", "contains") and "description" in error.schema:
+    forbids (`not`), a list that lacks what it must hold (`contains`) or text of another
+    form (`pattern`) is explained by that schema's description."""
+    if error.validator in ("not", "contains", "pattern") and "description" in error.schema:
         return error.schema["description"]
     if error.validator not in ("additionalProperties", "unevaluatedProperties"):
         return error.message

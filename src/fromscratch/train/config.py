@@ -14,6 +14,7 @@ Tuned values flow in as files: `lr_from` names the JSON of an LR range test and
 from __future__ import annotations
 
 import dataclasses
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from fromscratch.train.schedule import CLOCKS, SHAPES
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 WANDB_MODES = ("online", "offline", "disabled")
+DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")  # the names training runs on
 
 
 @dataclasses.dataclass
@@ -121,6 +123,8 @@ class OptimizerConfig(TrackingConfig):
         self._check_not_negative("eval_every", "checkpoint_every", "seed")
         self._check_in("[0, 1]", "min_lr_ratio")
         self._check_in("[0, 1)", "beta1", "beta2")  # AdamW's moment decays
+        if not DEVICE.fullmatch(self.device):  # whether it is here: pick_device, where it runs
+            self._fail("device", f"{self.device!r}: allowed: auto, cpu, cuda, cuda:N, mps")
 
     def warn_if_warm_up_outlasts_the_run(self) -> None:
         """A run that ends inside its warm-up never trains at the lr it was given.  A
@@ -208,6 +212,11 @@ class TrainConfig(OptimizerConfig):
         for key in ("eval_max_tokens", "eval_stride"):  # would be ignored without a word
             if family == "classifier" and getattr(self, key):
                 self._fail(key, "is a language model's; a classifier scores whole splits")
+        for key in ("max_length", "head_tokens"):
+            if family != "classifier" and getattr(self, key):
+                self._fail(key, "is a classifier's; a language model's window is context")
+        if family == "classifier" and self.context:
+            self._fail("context", "is a language model's; a classifier's reviews are max_length")
         for key in ("context", "max_length"):
             if getattr(self, key) < 0:
                 self._fail(
