@@ -4,6 +4,26 @@
 #   snakemake --config preset=small
 
 
+# config.yaml (and a --configfile) read first by the project's own YAML reader, where it is
+# installed: Snakemake's keeps the second of a key written twice without a word (a preset's
+# first `train:` block gone), and names neither file nor line of a syntax error.
+try:
+    from fromscratch import FromScratchError
+    from fromscratch.io import parse_yaml
+except ImportError:  # Snakemake without the package (--sdm conda): its reading alone
+    parse_yaml = None
+for config_file in (
+    ["config.yaml", *workflow.overwrite_configfiles] if parse_yaml else []
+):
+    try:
+        with open(config_file, encoding="utf-8") as f:
+            parse_yaml(f.read(), str(config_file))
+    except FileNotFoundError:  # config.yaml where --configfile replaces it
+        pass
+    except FromScratchError as error:
+        raise SystemExit(f"config: {error}")
+
+
 configfile: "config.yaml"
 
 

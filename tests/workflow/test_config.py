@@ -238,6 +238,21 @@ def test_malformed_config_fails_before_any_job(workdir, override, message):
     assert not (workdir / "results").exists()
 
 
+def test_a_key_written_twice_in_the_config_file_is_a_one_line_error(workdir):
+    """YAML's reader (Snakemake's) keeps the second without a word: every GPT job would
+    lose the first `train:` block's warm-up, evaluation and logging."""
+    text = (ROOT / "config.yaml").read_text()
+    line = next(line for line in text.splitlines(keepends=True) if "sample: {prompt:" in line)
+    twice = workdir / "twice.yaml"
+    twice.write_text(text.replace(line, line + "      train: {max_steps: 5}\n", 1))
+    result = snakemake(workdir, "-n", config=twice)
+    lines = [line for line in result.stderr.splitlines() if not line.startswith("Using workflow")]
+    number = text[: text.index(line)].count("\n") + 2
+    assert result.returncode != 0 and lines == [
+        f"config: {twice}: not valid YAML at line {number}, column 7: the key 'train' appears twice"
+    ], result.stderr[-2000:]
+
+
 def test_full_preset_dry_run_lists_every_job(workdir):
     result = snakemake(workdir, "-n", "--config", "preset=full")
     assert result.returncode == 0, result.stderr[-3000:]

@@ -112,7 +112,10 @@ def schema_error(error, schema):
     """What is wrong, with the keys allowed where a key is unknown; a value the schema
     forbids (`not`), a list that lacks what it must hold (`contains`) or text of another
     form (`pattern`) is explained by that schema's description."""
-    if error.validator in ("not", "contains", "pattern") and "description" in error.schema:
+    if (
+        error.validator in ("not", "contains", "pattern")
+        and "description" in error.schema
+    ):
         return error.schema["description"]
     if error.validator not in ("additionalProperties", "unevaluatedProperties"):
         return error.message
