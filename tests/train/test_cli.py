@@ -127,6 +127,29 @@ def test_bad_config_fails_before_training(tmp_path, capsys):
     )
 
 
+def test_a_model_used_away_from_its_training_data_says_where_that_was(
+    demo_chars, tmp_path, capsys, monkeypatch
+):
+    """model.pt names its training data as training was given it, relative to where it ran:
+    sampled from elsewhere (a copy of runs/ on a laptop), it says so and what to give."""
+    shutil.copytree(demo_chars, tmp_path / "there" / "data")
+    monkeypatch.chdir(tmp_path / "there")
+    config = tmp_path / "gpt.yaml"
+    config.write_text(yaml.safe_dump(tiny_gpt("data", max_steps=1, eval_splits="")))
+    assert main(["train", str(config), "--out", "run"]) == 0
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    model = str(tmp_path / "there" / "run" / "model.pt")
+    for command in (["sample", model, "--tokens", "3"], ["evaluate", model, "--split", "test"]):
+        assert main(command) == 1
+        assert capsys.readouterr().err == (
+            "fromscratch: error: the model's training data data (relative to where it trained) "
+            "is not here: run from there, or give --data DIR (a folder prepared with its "
+            "tokenizer)\n"
+        )
+    assert main(["sample", model, "--tokens", "3", "--data", "there/data"]) == 0
+
+
 def test_a_missing_or_foreign_model_file_is_a_one_line_error(tmp_path, capsys):
     foreign = tmp_path / "model.pt"
     foreign.write_text("{}")  # not a torch file

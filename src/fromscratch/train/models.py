@@ -113,6 +113,11 @@ def data_for_model(config: dict, folder: str | None = None):
     from fromscratch.data import PreparedData
 
     trained_on = config["data"]
+    if not folder and not (Path(trained_on) / "meta.json").is_file():  # run elsewhere
+        raise FromScratchError(
+            f"the model's training data {trained_on} (relative to where it trained) is not "
+            "here: run from there, or give --data DIR (a folder prepared with its tokenizer)"
+        )
     data = PreparedData(folder or trained_on)
     vocab_size = config["model"]["vocab_size"]  # may be padded beyond the data's
     if data.meta["vocab_size"] > vocab_size:
