@@ -212,16 +212,16 @@ class TrainConfig(OptimizerConfig):
         for key in ("eval_max_tokens", "eval_stride"):  # would be ignored without a word
             if family == "classifier" and getattr(self, key):
                 self._fail(key, "is a language model's; a classifier scores whole splits")
-        for key in ("max_length", "head_tokens"):
-            if family != "classifier" and getattr(self, key):
-                self._fail(key, "is a classifier's; a language model's window is context")
-        if family == "classifier" and self.context:
-            self._fail("context", "is a language model's; a classifier's reviews are max_length")
         for key in ("context", "max_length"):
             if getattr(self, key) < 0:
                 self._fail(
                     key, f"{getattr(self, key)!r} must be 0 or more (0: the model's context)"
                 )
+        for key in ("max_length", "head_tokens"):
+            if family != "classifier" and getattr(self, key):
+                self._fail(key, "is a classifier's; a language model's window is context")
+        if family == "classifier" and self.context:
+            self._fail("context", "is a language model's; a classifier's reviews are max_length")
         self._check_choice("clock", CLOCKS)
         self._check_choice("precision", PRECISIONS)
         # the schedule decays over the clock's budget, so that budget must be set (the
