@@ -15,7 +15,7 @@ import wandb
 from fromscratch import track
 from fromscratch.track import Tracker
 
-from .conftest import children
+from .conftest import children, tiny_gpt
 
 
 def test_an_online_run_that_cannot_reach_wandb_goes_on_offline(tmp_path, monkeypatch):
@@ -266,3 +266,30 @@ def test_wandb_keeps_every_step_and_the_whole_runs_summary(tmp_path):
         (tmp_path / "damaged.wandb").write_bytes(damaged)
         steps = list(track.offline_history_steps(tmp_path / "damaged.wandb"))
         assert steps == [10, 20, 30][: len(steps)]
+
+
+def test_evaluations_and_samples_join_the_training_runs_in_wandb(demo_chars, tmp_path):
+    """Scores on other sets and generated text, made after a run ends, are W&B runs of their
+    own in the run's group (job types evaluate and sample), named after it."""
+    from fromscratch.stages.evaluate import evaluate_stage, sample_stage
+    from fromscratch.train import TrainConfig, train
+
+    tracking = {"wandb_mode": "offline", "group": "demo-position", "run_name": "position/x/seed0"}
+    spec = tiny_gpt(demo_chars, max_steps=2, eval_splits="") | tracking
+    train(TrainConfig.from_dict(spec), tmp_path / "run")
+    model = str(tmp_path / "run" / "model.pt")
+    scores = evaluate_stage(model, {"ood": {"split": "ood"}}, str(tmp_path / "eval.json"), 500)
+    sample_stage(model, str(tmp_path / "samples.txt"), prompt="the", tokens=5, num_samples=2)
+    wandb.teardown()  # W&B's service done writing the files
+    for stage, keys in (("eval", {"ood/bits_per_token"}), ("samples", {"sample 0", "sample 1"})):
+        (run_file,) = (tmp_path / stage / "wandb").glob("offline-run-*/*.wandb")
+        records = list(track.offline_records(run_file))
+        (run,) = [r.run for r in records if r.WhichOneof("record_type") == "run"]
+        job_type = {"eval": "evaluate", "samples": "sample"}[stage]
+        assert (run.run_group, run.job_type) == ("demo-position", job_type)
+        assert run.display_name == f"position/x/seed0/{job_type}"
+        summary = {key(item) for r in records if r.WhichOneof("record_type") == "summary"
+                   for item in r.summary.update}  # fmt: skip
+        assert keys <= summary
+    written = json.loads((tmp_path / "eval" / "summary.json").read_text())
+    assert written["ood/bits_per_token"] == scores["ood"]["bits_per_token"]

@@ -336,7 +336,9 @@ class Tracker:
             **environment(),
         }
         write_json(self.out / "summary.json", full)
+        # with the wall time of every start: W&B's own runtime counts the last start alone
         scalars = {k: v for k, v in summary.items() if isinstance(v, int | float | str)}
+        scalars["wall_time_s"] = full["wall_time_s"]
         # the last step's row first: written out at finish, after the summary, its values
         # (the last window's tokens_per_s) would replace the whole run's
         self._to_wandb(lambda run: run.log({}, commit=True))

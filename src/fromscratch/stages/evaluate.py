@@ -6,6 +6,8 @@ run` calls it too, before a job starts (they need no torch and no data).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from fromscratch import FromScratchError
 from fromscratch.config import is_of_type
 from fromscratch.io import check_file_target, write_json, write_text
@@ -72,6 +74,7 @@ def evaluate_stage(model: str, sets: dict[str, dict], out: str = "", max_tokens:
     training data)}; an out-of-domain folder must use the training data's tokenizer.
     Returns (and writes to `out` as JSON, if given) the results by name.
     """
+    from fromscratch.train.config import TrackingConfig
     from fromscratch.train.evaluate import evaluate_classifier, evaluate_lm
     from fromscratch.train.loop import pick_device
     from fromscratch.train.models import load_model
@@ -107,6 +110,17 @@ def evaluate_stage(model: str, sets: dict[str, dict], out: str = "", max_tokens:
             )
     if out:
         write_json(out, results)
+        # beside the training runs in W&B, under their group: the scores on every set
+        scores = {
+            f"{name}/{metric}": value
+            for name, result in results.items()
+            for metric, value in result.items()
+            if isinstance(value, int | float)
+        }
+        run_config = {"model": model, "sets": sets, "max_tokens": max_tokens}
+        TrackingConfig.after(config, "evaluate").log_results(
+            Path(out).with_suffix(""), run_config, [], scores
+        )
     return results
 
 
@@ -137,7 +151,7 @@ def sample_stage(
     decoded with the tokenizer of `data` (default: the model's training data)."""
     import torch
 
-    from fromscratch.train.config import LANGUAGE_MODELS
+    from fromscratch.train.config import LANGUAGE_MODELS, TrackingConfig
     from fromscratch.train.models import data_for_model, load_model
 
     check_sample_options(out, prompt, num_samples, tokens, temperature, top_k, top_p)
@@ -174,4 +188,11 @@ def sample_stage(
         samples.append(tokenizer.decode(ids[0, shown_from:].tolist()))
     text = "\n\n---\n\n".join(samples) + "\n"
     write_text(out, text)
+    # beside the training runs in W&B, under their group: the texts themselves
+    settings = {"prompt": prompt, "tokens": tokens, "temperature": temperature, "top_k": top_k,
+                "top_p": top_p, "seed": seed}  # fmt: skip
+    texts = {f"sample {i}": sample for i, sample in enumerate(samples)}
+    TrackingConfig.after(config, "sample").log_results(
+        Path(out).with_suffix(""), {"model": model, **settings}, [], texts
+    )
     return {"samples": num_samples, "characters": len(text)}

@@ -74,6 +74,15 @@ class TrackingConfig(Config):
             outputs=outputs,
         )
 
+    @classmethod
+    def after(cls, trained: dict, stage: str) -> TrackingConfig:
+        """The tracking of `stage` (evaluate, sample) of a trained model, whose saved
+        training config is `trained`: its W&B project and group, job type `stage`, and
+        the run's name with /stage after it."""
+        fields = {f.name: trained[f.name] for f in dataclasses.fields(cls) if f.name in trained}
+        name = fields.get("run_name") or "run"
+        return cls(**fields | {"job_type": stage, "run_name": f"{name}/{stage}"})
+
     def log_results(self, out, run_config: dict, rows: list[dict], summary: dict) -> None:
         """A stage's results that no training run holds (the LR range test's loss against
         the LR, the batch-size search's throughput against the batch size) as a W&B run of
