@@ -36,6 +36,18 @@ def test_lossless_round_trip_and_save_load(kind, tmp_path):
     )
 
 
+@pytest.mark.parametrize("kind", ["bytes", "chars", "bpe", "gpt2"])
+def test_the_bytes_and_characters_of_tokens_add_up_to_the_texts(kind, request):
+    """What bits per byte and per character of a part of a split divide by."""
+    folder = request.getfixturevalue("gpt2_folder") if kind == "gpt2" else None
+    tok = tokenizers.fit(kind, CORPUS, vocab_size=400, gpt2_folder=folder)
+    lengths, starts = tok.byte_counts
+    assert len(lengths) == len(starts) == tok.vocab_size
+    for text in TRICKY:
+        ids = tok.encode(text)
+        assert (lengths[ids].sum(), starts[ids].sum()) == (len(text.encode()), len(text))
+
+
 def test_gpt2_matches_known_ids_and_huggingface(gpt2_folder, tmp_path):
     from transformers import GPT2TokenizerFast
 

@@ -153,6 +153,20 @@ def test_a_partial_evaluation_scores_examples_from_the_whole_split(demo_chars, t
     assert part["tokens"] == len(tokens) - 1
 
 
+def test_bits_per_byte_of_a_part_count_the_bytes_of_its_own_tokens(tmp_path):
+    """Subword tokens differ in length: a part of a split is divided by the bytes and
+    characters of the tokens it predicted, not by the whole split's share of them."""
+    from fromscratch.data import prepare
+
+    prepare("demo", tmp_path / "bpe", tokenizer="bpe", vocab_size=400, progress=False)
+    data = PreparedData(tmp_path / "bpe")
+    part = evaluate_lm(Uniform(data.meta["vocab_size"]), data, "test", context=64, max_tokens=500)
+    text = data.tokenizer.decode(scored_tokens(data, "test", 500)[1:])  # ASCII, one byte each
+    assert part["bits_per_byte"] == pytest.approx(part["bits"] / len(text.encode()), rel=1e-9)
+    assert part["bits_per_char"] == pytest.approx(part["bits"] / len(text), rel=1e-9)
+    assert data.tokenizer.byte_counts[0].max() > 1  # tokens of several bytes
+
+
 def test_bits_per_character_only_where_the_tokens_give_the_text_back(demo_words, tmp_path, capsys):
     """Words: every unknown word one `<unk>`, lower-cased; bits per character of that
     would charge the model for less than the text."""

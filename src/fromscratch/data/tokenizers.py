@@ -24,6 +24,7 @@ import re
 import shutil
 from collections import Counter
 from collections.abc import Sequence
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +55,20 @@ class Tokenizer:
     def save(self, folder: Path) -> None:
         raise NotImplementedError
 
+    def token_bytes(self) -> list[bytes]:
+        """The UTF-8 bytes each token id stands for (a lossless tokenizer's)."""
+        raise NotImplementedError
+
+    @cached_property
+    def byte_counts(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per token id, the bytes it stands for and the characters that start in them
+        (its bytes that are no UTF-8 continuation byte): summed over a run of tokens, that
+        run's bytes and characters, exactly."""
+        pieces = self.token_bytes()
+        lengths = np.array([len(p) for p in pieces], dtype=np.int64)
+        starts = np.array([sum(b & 0xC0 != 0x80 for b in p) for p in pieces], dtype=np.int64)
+        return lengths, starts
+
 
 # ------------------------------------------------------------------------------- bytes
 
@@ -67,6 +82,9 @@ class ByteTokenizer(Tokenizer):
 
     def decode(self, ids):
         return bytes(np.asarray(ids, dtype=np.uint8)).decode("utf-8", errors="replace")
+
+    def token_bytes(self):
+        return [bytes([b]) for b in range(256)]
 
     def save(self, folder):
         _write_spec(folder, {"kind": self.kind})
@@ -120,6 +138,9 @@ class CharTokenizer(Tokenizer):
 
     def decode(self, ids):
         return "".join(self._table[i] for i in np.asarray(ids).tolist())
+
+    def token_bytes(self):
+        return [c.encode("utf-8") for c in self._table]
 
     def save(self, folder):
         _write_spec(folder, {"kind": self.kind, "chars": self.chars, "unk": self.unk})
@@ -197,6 +218,11 @@ class BPETokenizer(Tokenizer):
     def decode(self, ids):
         return self.tokenizer.decode(np.asarray(ids).tolist(), skip_special_tokens=False)
 
+    def token_bytes(self):
+        alphabet = _gpt2_byte_alphabet()  # the same byte-level alphabet as GPT-2's
+        tokens = [self.tokenizer.id_to_token(i) for i in range(self.vocab_size)]
+        return [t.encode("utf-8") if t == EOT else bytes(alphabet[c] for c in t) for t in tokens]
+
     def save(self, folder):
         self.tokenizer.save(str(folder / "tokenizer.bpe.json"))
         _write_spec(folder, {"kind": self.kind, "file": "tokenizer.bpe.json"})
@@ -269,6 +295,9 @@ class GPT2Tokenizer(Tokenizer):
 
     def decode(self, ids):
         return self.encoding.decode(np.asarray(ids).tolist())
+
+    def token_bytes(self):
+        return [self.encoding.decode_single_token_bytes(i) for i in range(self.vocab_size)]
 
     def save(self, folder):
         target = folder / "gpt2-bpe"

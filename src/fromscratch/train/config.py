@@ -86,8 +86,9 @@ class TrackingConfig(Config):
     def log_results(self, out, run_config: dict, rows: list[dict], summary: dict) -> None:
         """A stage's results that no training run holds (the LR range test's loss against
         the LR, the batch-size search's throughput against the batch size, a trained
-        model's scores on other sets, its samples) as a W&B run of their own, `rows` its history (a step each) and `summary` its summary, with its
-        metrics.jsonl, summary.json and W&B files in `out`; nothing where W&B is off."""
+        model's scores on other sets, its samples) as a W&B run of their own: `rows` its
+        history (a step each), `summary` its summary, its metrics.jsonl, summary.json and
+        W&B files in `out`; nothing where W&B is off."""
         if self.wandb_mode == "disabled":
             return
         tracker = self.tracker(out, run_config, None, ())

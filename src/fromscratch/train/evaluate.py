@@ -3,8 +3,8 @@
 Language models: the split is cut into windows of `context` tokens; every token after
 the first is predicted exactly once (a Perceiver AR, which predicts only its latent
 positions, by windows that overlap), and the summed negative log-likelihood
-(in bits) is divided by what was predicted — tokens, and the split's UTF-8 bytes and
-characters. No windows are sampled: the number is the same every time. Per byte and per
+(in bits) is divided by what was predicted — tokens, and their UTF-8 bytes and characters,
+counted token by token. No windows are sampled: the number is the same every time. Per byte and per
 character only where the tokens give the text back (a lossless tokenizer): a `<unk>`
 stands for text nobody was charged for, so a words vocabulary's bits per character would
 flatter the model; there they are None, and bits per token stand.
@@ -120,7 +120,6 @@ def evaluate_lm(
         raise FromScratchError(
             f"split {split!r}: {n} token(s) to score, at least 2 needed (one read, one predicted)"
         )
-    info = data.meta["splits"][split]
     total_bits, predicted = 0.0, 0
     with evaluating(model):
         predicts = check_stride(model, min(context, n - 1), stride, device)
@@ -146,12 +145,11 @@ def evaluate_lm(
             predicted += sum(scored for _, _, scored in chunk)
     total_bits, predicted = share.summed(total_bits, predicted)
     predicted = int(predicted)
-    # per byte and character through the split's own ratio of them to its tokens: exact for
-    # characters and bytes as tokens (bits per char = bits per token) and for the whole
-    # split; for a part of it with subword tokens, the part counted like the whole (an
-    # estimate, within a few per cent for a sample of ten thousand tokens or more)
-    fraction = predicted / info["tokens"]
     lossless = data.meta.get("lossless", True)
+    if lossless:  # the bytes and characters of the tokens predicted, counted exactly
+        lengths, starts = data.tokenizer.byte_counts
+        ids = np.asarray(tokens[1:], dtype=np.int64)
+        scored_bytes, scored_chars = int(lengths[ids].sum()), int(starts[ids].sum())
     if not lossless and data.folder not in _LOSSY_NAMED and share.rank == 0:
         _LOSSY_NAMED.add(data.folder)
         print(
@@ -163,8 +161,8 @@ def evaluate_lm(
         "bits": total_bits,
         "tokens": predicted,
         "bits_per_token": total_bits / predicted,
-        "bits_per_byte": total_bits / (info["bytes"] * fraction) if lossless else None,
-        "bits_per_char": total_bits / (info["characters"] * fraction) if lossless else None,
+        "bits_per_byte": total_bits / scored_bytes if lossless else None,
+        "bits_per_char": total_bits / scored_chars if lossless else None,
         "loss": total_bits / predicted * math.log(2),  # nats per token, like the training loss
     }
 
