@@ -11,14 +11,17 @@ import pytest
 from fromscratch.figures import plots, poster
 from fromscratch.figures.poster import Panel
 
-# The saved sizes (inches, as plots.save crops them) of the demo's 23 poster figures:
-# single plots, two- and three-panel rows, a four-panel Perceiver row, text panels.
+# The sizes (inches) at which the demo saved its 21 poster figures (2026-12-05), in the
+# poster's order: the course's 9 (single plots, two-panel rows, the samples' text), then the
+# studies' 12 (up to the Perceiver's four panels in a row); a test figure drawn at that
+# size is saved about as large.
 DEMO_SIZES = [
-    (6.6, 4.4), (9.4, 4.0), (6.6, 4.4), (12.9, 4.4), (6.6, 4.4), (12.9, 4.4), (6.6, 4.4),
-    (9.4, 4.0), (8.2, 3.6), (6.6, 4.4), (12.9, 4.4), (13.3, 5.3), (8.4, 4.4), (8.0, 7.4),
-    (6.7, 4.6), (10.4, 4.6), (16.3, 4.1), (6.7, 4.6), (7.4, 3.1), (15.3, 4.4), (15.3, 4.4),
-    (9.2, 4.0), (11.3, 4.4),
+    (6.2, 4.0), (8.8, 3.7), (6.2, 4.0), (12.3, 4.1), (6.2, 4.0), (12.3, 4.1), (6.2, 4.0),
+    (8.8, 3.7), (7.7, 6.7),
+    (12.8, 4.3), (7.9, 4.1), (10.3, 7.1), (6.2, 4.2), (9.8, 4.3), (15.8, 3.8), (6.2, 4.2),
+    (7.0, 5.1), (14.8, 4.1), (14.8, 4.3), (8.8, 8.1), (10.8, 4.1),
 ]  # fmt: skip
+COURSE_AND_A_STUDY = 11  # the course's figures and the augmentation study's two
 CAPTION = (  # of the demo's captions, one of the longer ones
     "Training loss (nats per review, smoothed) and test accuracy against training tokens; "
     "bands: one standard deviation over seeds."
@@ -54,6 +57,9 @@ def drawn_boxes(fig):
 
 def assert_laid_out_cleanly(fig, layout):
     width, height = poster.A0_INCHES
+    # measured at a print's resolution: at the screen's 100 dpi, the raster's hinting and
+    # whole pixels widen 9 pt text by 2% (the poster is a PDF, its text the font's widths)
+    fig.set_dpi(300)
     boxes = drawn_boxes(fig)
     for x0, y0, x1, y1 in boxes:
         assert 0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height
@@ -69,10 +75,12 @@ def assert_laid_out_cleanly(fig, layout):
 
 
 def test_the_course_and_a_study_print_near_their_own_size(demo_panels):
-    """The course's figures and a study's (15) each print at 85% of its saved size or more
+    """The course's figures and a study's each print at 85% of its saved size or more
     (in three fixed columns, a wide one printed at 58%); a row with room to spare across
     grows to fill it, all its figures alike."""
-    fig, layout = poster.draw_poster(demo_panels[:15], "Transformers from scratch", "demo")
+    fig, layout = poster.draw_poster(
+        demo_panels[:COURSE_AND_A_STUDY], "Transformers from scratch", "demo"
+    )
     assert layout.scale >= 0.85 and layout.text_scale == 1
     rows = itertools.groupby(layout.placed, key=lambda placed: placed.top)
     for _, row in rows:
@@ -109,7 +117,7 @@ def test_a_few_figures_are_not_blown_up(demo_panels):
 
 
 def test_any_number_of_figures_fits_the_page(demo_panels):
-    """Eighty figures (a study with many comparisons of one's own): figures and text
+    """Eighty-four figures (a study with many comparisons of one's own): figures and text
     shrink together, and still nothing overlaps or leaves the page."""
     fig, layout = poster.draw_poster(demo_panels * 4, "A title", "a subtitle")
     assert layout.scale < poster.TEXT_FOLLOWS and layout.text_scale < 1
