@@ -3,11 +3,11 @@
 Language models: the split is cut into windows of `context` tokens; every token after
 the first is predicted exactly once (a Perceiver AR, which predicts only its latent
 positions, by windows that overlap), and the summed negative log-likelihood
-(in bits) is divided by what was predicted — tokens, and their UTF-8 bytes and characters,
-counted token by token. No windows are sampled: the number is the same every time. Per byte and per
-character only where the tokens give the text back (a lossless tokenizer): a `<unk>`
-stands for text nobody was charged for, so a words vocabulary's bits per character would
-flatter the model; there they are None, and bits per token stand.
+(in bits) is divided by what was predicted — tokens, and their UTF-8 bytes and
+characters, counted token by token. No windows are sampled: the number is the same every
+time. Per byte and per character only where the tokens give the text back (a lossless
+tokenizer): a `<unk>` stands for text nobody was charged for, so a words vocabulary's bits
+per character would flatter the model; there they are None, and bits per token stand.
 
 How much a token sees before it depends on the windows' stride: back to back (a GPT's
 default), the first token of a window sees nothing and the last context - 1 tokens, half
@@ -148,8 +148,8 @@ def evaluate_lm(
     lossless = data.meta.get("lossless", True)
     if lossless:  # the bytes and characters of the tokens predicted, counted exactly
         lengths, starts = data.tokenizer.byte_counts
-        ids = np.asarray(tokens[1:], dtype=np.int64)
-        scored_bytes, scored_chars = int(lengths[ids].sum()), int(starts[ids].sum())
+        counts = np.bincount(tokens[1:], minlength=len(lengths))  # one pass, no copy
+        scored_bytes, scored_chars = int(counts @ lengths), int(counts @ starts)
     if not lossless and data.folder not in _LOSSY_NAMED and share.rank == 0:
         _LOSSY_NAMED.add(data.folder)
         print(
