@@ -44,6 +44,7 @@ def recurrent_gpt2_stage(
         document_bits,
         document_length,
     )
+    from fromscratch.train.evaluate import spread
     from fromscratch.train.loop import pick_device
     from fromscratch.train.models import check_data, load_language_model
 
@@ -89,8 +90,7 @@ def recurrent_gpt2_stage(
         )
     count = min(documents, fit) if documents else fit
     # spread over the split, not its first documents (IMDb stores its negative reviews first)
-    slots = np.unique(np.round(np.linspace(0, fit - 1, count)).astype(np.int64))
-    starts = slots * (length - 1)
+    starts = spread(fit, count) * (length - 1)
     docs = torch.from_numpy(tokens[starts[:, None] + np.arange(length)].astype(np.int64))
 
     position = np.arange(1, length)  # the index of the predicted token in its document

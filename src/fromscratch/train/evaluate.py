@@ -45,8 +45,14 @@ def sample_examples(data: PreparedData, split: str, max_tokens: int) -> np.ndarr
     alone would stand for one class, a few dozen reviews."""
     offsets = data.offsets(split)
     examples = len(offsets) - 1
-    count = min(examples, max(1, round(max_tokens * examples / max(1, int(offsets[-1])))))
-    return np.unique(np.round(np.linspace(0, examples - 1, count)).astype(np.int64))
+    return spread(examples, round(max_tokens * examples / max(1, int(offsets[-1]))))
+
+
+def spread(available: int, count: int) -> np.ndarray:
+    """`count` of the indices 0 .. available - 1 (at least one, at most all), evenly spaced,
+    the first and the last among them."""
+    count = min(available, max(1, count))
+    return np.round(np.linspace(0, available - 1, count)).astype(np.int64)
 
 
 def scored_tokens(data: PreparedData, split: str, max_tokens: int = 0) -> np.ndarray:
