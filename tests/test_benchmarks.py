@@ -54,7 +54,7 @@ def test_training_loop_benchmark_fills_its_row_of_the_results_table(tmp_path):
     small = result["results"]["small"]
     assert set(small["tokens_per_s"]) == {"loop", "bare step"}
     assert all(rate > 0 for rate in small["tokens_per_s"].values())
-    assert small["config"]["vocab_size"] == 37  # the demo corpus's characters, as trained
+    assert small["config"]["vocab_size"] == 38  # the demo corpus's 37 characters + separator
     table = import_benchmark("report").render({"train_loop": result}).splitlines()
     row = next(line for line in table if line.startswith("| training loop"))
     assert f"×{small['ratio_loop_vs_bare']:.2f}" in row and "NVIDIA" not in row

@@ -143,6 +143,24 @@ def test_shakespeare_is_split_90_10_in_characters(mirror, tmp_path, capsys):
     assert data.meta["vocab_size"] == len(set(SHAKESPEARE[:cut]))
     assert data.tokenizer.decode(data.tokens("train")) == SHAKESPEARE[:cut]
     assert data.tokenizer.decode(data.tokens("val")) == SHAKESPEARE[cut:]
+    # one document, a book: no separator in its vocabulary, and its stream is its file
+    assert data.tokenizer.eot is None and isinstance(data.stream("val"), np.memmap)
+
+
+def test_a_language_model_reads_a_separator_between_two_documents(tmp_path, capsys):
+    """Two reviews back to back would read as one text that changes its mind halfway."""
+    code, _, err = prepare(capsys, "demo", tmp_path / "demo", "--tokenizer", "chars")
+    assert code == 0, err
+    data = PreparedData(tmp_path / "demo")
+    tokens, offsets, eot = data.tokens("test"), data.offsets("test"), data.tokenizer.eot
+    stream = data.stream("test")
+    separators = offsets[1:-1] + np.arange(len(offsets) - 2)  # each after its document
+    assert np.flatnonzero(stream == eot).tolist() == separators.tolist()
+    np.testing.assert_array_equal(np.delete(stream, separators), tokens)
+    assert stream.dtype == tokens.dtype and not stream.flags.writeable
+    assert data.stream("test") is stream  # made once
+    picked = data.stream("test", np.array([3, 1]))
+    assert picked.tolist() == [*data.example("test", 3), eot, *data.example("test", 1)]
 
 
 def test_enwik8_is_bytes_split_90_5_5(mirror, tmp_path, capsys):

@@ -48,6 +48,42 @@ def test_the_bytes_and_characters_of_tokens_add_up_to_the_texts(kind, request):
         assert (lengths[ids].sum(), starts[ids].sum()) == (len(text.encode()), len(text))
 
 
+@pytest.mark.parametrize("kind", tokenizers.KINDS)
+def test_a_vocabulary_of_several_documents_has_a_separator_no_text_gives(kind, request, tmp_path):
+    """The separator ends a document in a language model's stream (PreparedData.stream)."""
+    folder = request.getfixturevalue("gpt2_folder") if kind == "gpt2" else None
+    documents = [*CORPUS, f"a review that quotes {tokenizers.EOT}"]
+    several = tokenizers.fit(kind, documents, vocab_size=400, gpt2_folder=folder)
+    book = tokenizers.fit(kind, [" ".join(documents)], vocab_size=400, gpt2_folder=folder)
+    if kind in ("bpe", "gpt2"):  # always there: the vocabulary was made with it
+        assert book.eot is not None
+    else:  # one document needs none: Tiny Shakespeare keeps its 65 characters
+        assert book.eot is None and several.vocab_size == book.vocab_size + 1
+    eot = several.eot
+    assert several.decode([eot]) == tokenizers.EOT
+    for text in [*TRICKY, tokenizers.EOT, f"a{tokenizers.EOT}b"]:  # that text is text
+        assert eot not in several.encode(text).tolist()
+    if kind != "words":  # lossless: its tokens count the bytes they stand for, the separator none
+        assert several.byte_counts[0][eot] == several.byte_counts[1][eot] == 0
+    several.save(tmp_path)
+    loaded = tokenizers.load(tmp_path)
+    assert (loaded.eot, loaded.vocab_size) == (eot, several.vocab_size)
+    quoted = f"a{tokenizers.EOT}"
+    assert loaded.encode(quoted).tolist() == several.encode(quoted).tolist()
+
+
+@pytest.mark.parametrize("kind", ["bytes", "chars"])
+def test_a_tokenizer_saved_before_separators_loads_without_one(kind, tmp_path):
+    saved = tokenizers.fit(kind, CORPUS)
+    saved.save(tmp_path)
+    spec = json.loads((tmp_path / tokenizers.FILE).read_text())
+    del spec["eot"]
+    (tmp_path / tokenizers.FILE).write_text(json.dumps(spec))
+    loaded = tokenizers.load(tmp_path)
+    assert loaded.eot is None and loaded.vocab_size == saved.vocab_size - 1
+    assert loaded.decode(loaded.encode(TRICKY[0])) == TRICKY[0]
+
+
 def test_gpt2_matches_known_ids_and_huggingface(gpt2_folder, tmp_path):
     from transformers import GPT2TokenizerFast
 

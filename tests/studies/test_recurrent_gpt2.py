@@ -171,8 +171,9 @@ def test_stage_writes_positions_and_summary_from_a_prepared_split(tmp_path, demo
     assert len(positions) == len(VARIANTS) * 3 * CONTEXT
     assert positions.groupby("variant")["chunk"].max().eq(2).all()
     # No memory: every chunked variant scores each document in back-to-back windows; the 5
-    # documents spread over the split (its first and last slots among them), not its start
-    tokens, length = data.tokens("test"), 3 * CONTEXT + 1
+    # documents spread over the split's stream (its first and last slots among them), not
+    # its start; the stream has the separator between two examples
+    tokens, length = data.stream("test"), 3 * CONTEXT + 1
     slots = (len(tokens) - 1) // (length - 1)
     bits = 0.0
     for slot in np.round(np.linspace(0, slots - 1, 5)).astype(int):

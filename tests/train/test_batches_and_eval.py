@@ -9,6 +9,7 @@ import torch
 
 from fromscratch import FromScratchError
 from fromscratch.data import PreparedData
+from fromscratch.data.tokenizers import EOT
 from fromscratch.train.batches import ClassificationBatches, LMBatches
 from fromscratch.train.evaluate import (
     evaluate_classifier,
@@ -114,16 +115,22 @@ def test_lm_evaluation_is_an_exact_sum(demo_chars):
     data = PreparedData(demo_chars)
     vocab, info = data.meta["vocab_size"], data.meta["splits"]["test"]
     result = evaluate_lm(Uniform(vocab), data, "test", context=100, batch_size=7)
-    assert result["tokens"] == info["tokens"] - 1  # every token but the first, once
+    # every token but the first, once, and the separators between the examples
+    predicted = info["tokens"] - 1 + info["examples"] - 1
+    assert result["tokens"] == predicted
     assert result["bits_per_token"] == pytest.approx(math.log2(vocab), rel=1e-6)
-    assert result["bits"] == pytest.approx(math.log2(vocab) * (info["tokens"] - 1), rel=1e-6)
+    assert result["bits"] == pytest.approx(math.log2(vocab) * predicted, rel=1e-6)
     assert info["characters"] == info["tokens"]  # one token a character: the same number
-    assert result["bits_per_char"] == pytest.approx(result["bits_per_token"], rel=1e-12)
+    # the separators cost bits and stand for no text: charged to the characters there are
+    characters = info["tokens"] - 1
+    assert result["bits_per_char"] == pytest.approx(result["bits"] / characters, rel=1e-12)
     # about 1,000 tokens alone: per byte and character of the part scored, too
     part = evaluate_lm(Uniform(vocab), data, "test", context=100, max_tokens=1000)
-    assert part["tokens"] == len(scored_tokens(data, "test", 1000)) - 1
-    for unit in ("bits_per_byte", "bits_per_char"):  # ASCII: a byte a character a token
-        assert part[unit] == pytest.approx(math.log2(vocab), rel=1e-6), unit
+    scored = scored_tokens(data, "test", 1000)[1:]
+    assert part["tokens"] == len(scored)
+    characters = np.count_nonzero(scored != data.tokenizer.eot)  # ASCII: a byte each
+    for unit in ("bits_per_byte", "bits_per_char"):
+        assert part[unit] == pytest.approx(math.log2(vocab) * len(scored) / characters), unit
 
 
 def test_a_partial_evaluation_scores_examples_from_the_whole_split(demo_chars, tmp_path):
@@ -144,9 +151,10 @@ def test_a_partial_evaluation_scores_examples_from_the_whole_split(demo_chars, t
     assert abs(share - labels.mean()) < 0.05 and chosen[0] == 0 and chosen[-1] == len(order) - 1
     tokens = scored_tokens(data, "test", 20_000)
     assert 18_000 <= len(tokens) <= 20_000
-    offsets = data.offsets("test")
-    whole = np.concatenate([data.tokens("test")[offsets[i] : offsets[i + 1]] for i in chosen])
-    np.testing.assert_array_equal(tokens, whole[: len(tokens)])
+    offsets, eot = data.offsets("test"), data.tokenizer.eot
+    # the chosen examples back to back, the separator between them
+    whole = [[*data.tokens("test")[offsets[i] : offsets[i + 1]], eot] for i in chosen]
+    np.testing.assert_array_equal(tokens, np.concatenate(whole)[: len(tokens)])
     part = evaluate_lm(
         Uniform(data.meta["vocab_size"]), data, "test", context=64, max_tokens=20_000
     )
@@ -162,6 +170,8 @@ def test_bits_per_byte_of_a_part_count_the_bytes_of_its_own_tokens(tmp_path):
     data = PreparedData(tmp_path / "bpe")
     part = evaluate_lm(Uniform(data.meta["vocab_size"]), data, "test", context=64, max_tokens=500)
     text = data.tokenizer.decode(scored_tokens(data, "test", 500)[1:])  # ASCII, one byte each
+    assert EOT in text  # the separators, which stand for no text
+    text = text.replace(EOT, "")
     assert part["bits_per_byte"] == pytest.approx(part["bits"] / len(text.encode()), rel=1e-9)
     assert part["bits_per_char"] == pytest.approx(part["bits"] / len(text), rel=1e-9)
     assert data.tokenizer.byte_counts[0].max() > 1  # tokens of several bytes

@@ -469,9 +469,12 @@ def test_evaluating_a_classifier_on_data_without_labels_is_a_one_line_error(
     shared_mirror, tmp_path, capsys
 ):
     """As `train` says it: not a FileNotFoundError for SPLIT.labels.npy."""
-    for name in ("demo", "shakespeare"):  # bytes: one tokenizer for both, so only labels differ
-        prepare = ["data", "prepare", name, "--out", str(tmp_path / name), "--quiet"]
-        assert main([*prepare, "--tokenizer", "bytes", "--mirror", str(shared_mirror)]) == 0
+    prepare = ["data", "prepare", "--quiet", "--mirror", str(shared_mirror)]
+    demo, shakespeare = tmp_path / "demo", tmp_path / "shakespeare"
+    assert main([*prepare, "demo", "--out", str(demo), "--tokenizer", "bytes"]) == 0
+    # one tokenizer for both, so that only the labels differ
+    tokenizer = ["--tokenizer-from", str(demo)]
+    assert main([*prepare, "shakespeare", "--out", str(shakespeare), *tokenizer]) == 0
     config = tmp_path / "classifier.yaml"
     config.write_text(yaml.safe_dump(tiny_classifier(tmp_path / "demo", max_steps=2)))
     assert main(["train", str(config), "--out", str(tmp_path / "c")]) == 0
@@ -501,9 +504,10 @@ def test_a_prompt_that_is_not_utf8_is_a_one_line_error(tmp_path, capsys):
 def test_a_sample_without_a_prompt_is_only_the_generated_text(
     demo_words, demo_chars, tmp_path, capsys
 ):
-    """Generation starts from token 0 when there is no prompt (<pad> in a words
-    vocabulary, some character in a chars one); it is no part of the text shown."""
+    """Generation starts from the document separator when there is no prompt, as a
+    document starts; it is no part of the text shown."""
     from fromscratch.data import PreparedData
+    from fromscratch.data.tokenizers import EOT
 
     for name, data in (("words", demo_words), ("chars", demo_chars)):
         config = tmp_path / f"{name}.yaml"
@@ -516,13 +520,12 @@ def test_a_sample_without_a_prompt_is_only_the_generated_text(
             main(["sample", model, "--tokens", "7", "--num-samples", "2", "--out", str(out)]) == 0
         )
         assert capsys.readouterr().out == out.read_text()
-        seed = PreparedData(data).tokenizer.decode([0])
+        assert PreparedData(data).tokenizer.eot is not None
         for text in out.read_text().removesuffix("\n").split("\n\n---\n\n"):
-            # seven tokens: seven words, seven characters
-            shown = text.split(" ") if name == "words" else list(text)
-            assert len(shown) == 7, (name, text)
-            if name == "words":
-                assert seed == "<pad>" and not text.startswith(seed)
+            # seven tokens: seven words, seven characters (or separators the model wrote)
+            shown = text.split(" ") if name == "words" else text.split(EOT)
+            count = len(shown) if name == "words" else len("".join(shown)) + len(shown) - 1
+            assert count == 7, (name, text)
 
 
 def test_train_does_not_write_into_a_prepared_data_folder(demo_chars, tmp_path, capsys):

@@ -151,8 +151,10 @@ def test_gradient_accumulation_matches_one_big_batch(demo_chars, tmp_path):
     # weights would agree even if the micro-batches' gradients were summed, not averaged
     norms = [[step["grad_norm"] for step in steps] for steps in (one_steps, four_steps)]
     assert norms[1] == pytest.approx(norms[0], rel=1e-4)
+    # AdamW divides by the root of the squared gradients' average: where a gradient is
+    # near zero (a rare token's embedding), the order of the sums moves the update by 1e-6
     for name in one:
-        torch.testing.assert_close(four[name], one[name], rtol=1e-4, atol=1e-6)
+        torch.testing.assert_close(four[name], one[name], rtol=1e-4, atol=1e-5)
     # the loss logged is the micro-batches' mean, the big batch's: the same weights at the
     # first step, so the same number up to the order of the sums
     assert four_steps[0]["loss"] == pytest.approx(one_steps[0]["loss"], rel=1e-6)

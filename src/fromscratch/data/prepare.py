@@ -8,8 +8,9 @@ The folder (written atomically: it appears complete or not at all):
     SPLIT.offsets.npy      int64, examples + 1 entries: example i is tokens[offsets[i]:offsets[i+1]]
     SPLIT.labels.npy       int64 labels (classification data sets only)
 
-A language model reads `SPLIT.bin` as one stream; a classifier reads examples through the
-offsets. No Python lists of lists exist at training time.
+A language model reads a split as one stream, its documents back to back with the
+tokenizer's separator between them (`PreparedData.stream`); a classifier reads examples
+through the offsets. No Python lists of lists exist at training time.
 """
 
 from __future__ import annotations
@@ -238,6 +239,7 @@ class PreparedData:
         if not (self.folder / "meta.json").is_file():
             raise FromScratchError(f"{self.folder} is not a prepared data folder (no meta.json)")
         self.meta = read_json(self.folder / "meta.json")
+        self._streams: dict[str, np.ndarray] = {}
 
     @property
     def splits(self) -> list[str]:
@@ -257,6 +259,25 @@ class PreparedData:
         if self.meta["splits"][split]["tokens"] == 0:
             return np.zeros(0, dtype=self.meta["dtype"])
         return np.memmap(path, dtype=self.meta["dtype"], mode="r")
+
+    def stream(self, split: str, examples: np.ndarray | None = None) -> np.ndarray:
+        """What a language model reads of `split`: its documents (all, or those numbered in
+        `examples`) back to back, the tokenizer's separator between two of them where it
+        has one (see tokenizers). One document, a book, is the memmap of `tokens`."""
+        tokens, offsets = self.tokens(split), self.offsets(split)
+        eot = self.tokenizer.eot
+        if examples is None:
+            if eot is None or len(offsets) <= 2:
+                return tokens
+            if split not in self._streams:  # a copy, made once: evaluations come back to it
+                self._streams[split] = np.insert(tokens, offsets[1:-1], eot)
+                self._streams[split].flags.writeable = False  # read-only, as the memmap
+            return self._streams[split]
+        pieces = [tokens[offsets[i] : offsets[i + 1]] for i in examples]
+        if eot is not None:
+            separator = np.array([eot], dtype=tokens.dtype)
+            pieces[1:] = [p for piece in pieces[1:] for p in (separator, piece)]
+        return np.concatenate(pieces)
 
     def offsets(self, split: str) -> np.ndarray:
         self.check_split(split)

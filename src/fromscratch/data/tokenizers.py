@@ -11,6 +11,13 @@
 (*) a character never seen in training maps to `<unk>`, which is added only when needed:
 a chars tokenizer with `<unk>` is not lossless.
 
+A document separator, `<|endoftext|>`, ends every document but the last in what a
+language model reads of a split (`PreparedData.stream`): without it, the model would read
+the end of one review and the start of the next as one text. GPT-2's and the trained BPE
+have it; `bytes`, `chars` and `words` add it to their vocabulary when the training split has
+more than one document (a book alone, Tiny Shakespeare's 65 characters, needs none). The
+separator stands for no text: it counts no bytes and no characters in bits per byte.
+
 Every tokeniser encodes whole batches at once (`encode_batch`) and saves itself into a
 prepared data folder (`save`/`load`), so the folder alone is enough to decode a model's
 samples.
@@ -42,6 +49,7 @@ class Tokenizer:
     kind: str
     lossless: bool = True
     vocab_size: int
+    eot: int | None = None  # the document separator's id; None: this tokenizer has none
 
     def encode_batch(self, texts: Sequence[Text]) -> list[np.ndarray]:
         raise NotImplementedError
@@ -65,9 +73,17 @@ class Tokenizer:
         (its bytes that are no UTF-8 continuation byte): summed over a run of tokens, that
         run's bytes and characters, exactly."""
         pieces = self.token_bytes()
+        if self.eot is not None:
+            pieces[self.eot] = b""  # the separator stands for no text
         lengths = np.array([len(p) for p in pieces], dtype=np.int64)
         starts = np.array([sum(b & 0xC0 != 0x80 for b in p) for p in pieces], dtype=np.int64)
         return lengths, starts
+
+
+def separates(train: Sequence[Text]) -> bool:
+    """Whether a vocabulary fitted on `train` needs a document separator: more than one
+    document to tell apart."""
+    return len(train) > 1
 
 
 # ------------------------------------------------------------------------------- bytes
@@ -75,23 +91,34 @@ class Tokenizer:
 
 class ByteTokenizer(Tokenizer):
     kind = "bytes"
-    vocab_size = 256
+
+    def __init__(self, separator: bool = False):
+        self.vocab_size = 256 + separator
+        self.eot = 256 if separator else None
 
     def encode_batch(self, texts):
         return [np.frombuffer(_as_bytes(t), dtype=np.uint8) for t in texts]
 
     def decode(self, ids):
-        return bytes(np.asarray(ids, dtype=np.uint8)).decode("utf-8", errors="replace")
+        ids = np.asarray(ids)
+        if self.eot is None:
+            return _utf8(ids)
+        first, *others = np.split(ids, np.flatnonzero(ids == self.eot))
+        return EOT.join([_utf8(first)] + [_utf8(d[1:]) for d in others])  # d[0]: a separator
 
     def token_bytes(self):
-        return [bytes([b]) for b in range(256)]
+        return [bytes([b]) for b in range(256)] + [EOT.encode()] * (self.eot is not None)
 
     def save(self, folder):
-        _write_spec(folder, {"kind": self.kind})
+        _write_spec(folder, {"kind": self.kind, "eot": self.eot is not None})
 
 
 def _as_bytes(text: Text) -> bytes:
     return text if isinstance(text, bytes) else text.encode("utf-8")
+
+
+def _utf8(ids: np.ndarray) -> str:
+    return bytes(ids.astype(np.uint8)).decode("utf-8", errors="replace")
 
 
 # ------------------------------------------------------------------------------- chars
@@ -100,18 +127,19 @@ def _as_bytes(text: Text) -> bytes:
 class CharTokenizer(Tokenizer):
     kind = "chars"
 
-    def __init__(self, chars: str, unk: bool = False):
+    def __init__(self, chars: str, unk: bool = False, separator: bool = False):
         self.chars = chars
         self.unk = unk
-        self.vocab_size = len(chars) + unk
+        self._table = list(chars) + [UNK] * unk + [EOT] * separator
+        self.vocab_size = len(self._table)
+        self.eot = len(chars) + unk if separator else None
         self._codes = np.array([ord(c) for c in chars], dtype=np.uint32)  # sorted
-        self._table = list(chars) + ([UNK] if unk else [])
 
     @classmethod
     def fit(cls, train: Sequence[str], others: Sequence[str] = ()) -> CharTokenizer:
         seen = set().union(*map(set, train))
         unseen = any(set(t) - seen for t in others)
-        return cls("".join(sorted(seen)), unk=unseen)
+        return cls("".join(sorted(seen)), unk=unseen, separator=separates(train))
 
     @property
     def lossless(self) -> bool:
@@ -143,7 +171,8 @@ class CharTokenizer(Tokenizer):
         return [c.encode("utf-8") for c in self._table]
 
     def save(self, folder):
-        _write_spec(folder, {"kind": self.kind, "chars": self.chars, "unk": self.unk})
+        spec = {"kind": self.kind, "chars": self.chars, "unk": self.unk}
+        _write_spec(folder, spec | {"eot": self.eot is not None})
 
 
 # ------------------------------------------------------------------------------- words
@@ -151,7 +180,8 @@ class CharTokenizer(Tokenizer):
 
 class WordTokenizer(Tokenizer):
     """Lower-cased words and punctuation runs; the k most frequent in training are kept
-    (ids 0 and 1 are `<pad>` and `<unk>`), every other word is `<unk>`.
+    (ids 0 and 1 are `<pad>` and `<unk>`, 2 the separator where there is one), every other
+    word is `<unk>`. No text gives the separator: its `<|` and `|>` are words of their own.
 
     Plain Python on purpose: the regex runs in C and the lookup is one dict access per
     word, which measured 2-3x faster than `tokenizers`' WordLevel model here.
@@ -165,11 +195,13 @@ class WordTokenizer(Tokenizer):
         self.words = list(words)
         self.ids = {w: i for i, w in enumerate(self.words)}
         self.vocab_size = len(self.words)
+        self.eot = self.ids.get(EOT)
 
     @classmethod
     def fit(cls, train: Sequence[str], vocab_size: int) -> WordTokenizer:
         counts = Counter(w for text in train for w in cls.PATTERN.findall(text.lower()))
-        return cls([PAD, UNK] + [w for w, _ in counts.most_common(vocab_size - 2)])
+        special = [PAD, UNK] + [EOT] * separates(train)
+        return cls(special + [w for w, _ in counts.most_common(vocab_size - len(special))])
 
     def encode_batch(self, texts):
         get, unk, split = self.ids.get, self.ids[UNK], self.PATTERN.findall
@@ -192,7 +224,11 @@ class BPETokenizer(Tokenizer):
 
     def __init__(self, tokenizer):
         self.tokenizer = tokenizer
+        # a text's own "<|endoftext|>" is text, as GPT-2's encoder reads it: only the
+        # stream puts the separator in
+        self.tokenizer.encode_special_tokens = True
         self.vocab_size = tokenizer.get_vocab_size()
+        self.eot = tokenizer.token_to_id(EOT)
 
     @classmethod
     def fit(cls, train: Sequence[str], vocab_size: int) -> BPETokenizer:
@@ -342,7 +378,7 @@ def fit(
     """Build a tokeniser of `kind` from the training texts (the others only decide `<unk>`);
     vocab_size: for words and bpe (see check_vocab_size), None for their default."""
     if kind == "bytes":
-        return ByteTokenizer()
+        return ByteTokenizer(separator=separates(train))
     if kind == "chars":
         return CharTokenizer.fit(train, others)
     if kind == "words":
@@ -357,8 +393,9 @@ def fit(
 
 
 DEFAULT_VOCAB = {"words": 20_000, "bpe": 8_192}
-# words: <pad>, <unk> and one word; bpe: the 256 bytes it starts from and <|endoftext|>
-MIN_VOCAB = {"words": 3, "bpe": 257}
+# words: <pad>, <unk>, the separator and one word; bpe: the 256 bytes it starts from and
+# <|endoftext|>
+MIN_VOCAB = {"words": 4, "bpe": 257}
 
 
 def _write_spec(folder: Path, spec: dict) -> None:
@@ -417,10 +454,11 @@ def load(folder: str | Path) -> Tokenizer:
 
 def _from_spec(folder: Path, spec: dict) -> Tokenizer:
     kind = spec["kind"]
+    # "eot" is missing from the folders prepared before there was a separator: they have none
     if kind == "bytes":
-        return ByteTokenizer()
+        return ByteTokenizer(separator=spec.get("eot", False))
     if kind == "chars":
-        return CharTokenizer(spec["chars"], unk=spec["unk"])
+        return CharTokenizer(spec["chars"], unk=spec["unk"], separator=spec.get("eot", False))
     if kind == "words":
         return WordTokenizer(spec["words"])
     if kind == "bpe":

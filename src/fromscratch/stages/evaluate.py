@@ -168,9 +168,10 @@ def sample_stage(
         prompt_ids = tokenizer.encode(prompt).tolist()
     except FromScratchError as error:
         raise FromScratchError(f"sample: the prompt {prompt!r}: {error}") from error
-    # Generation conditions on at least one token: without a prompt, token 0 (<pad> of a
-    # words vocabulary), which is no part of the text shown.
-    start = prompt_ids or [0]
+    # Generation conditions on at least one token: without a prompt, the document separator,
+    # so that the sample starts as a document does (or token 0 where there is none: <pad> of
+    # a words vocabulary); neither is part of the text shown.
+    start = prompt_ids or [0 if tokenizer.eot is None else tokenizer.eot]
     shown_from = len(start) - len(prompt_ids)
     generator = torch.Generator().manual_seed(seed)
     samples = []

@@ -81,7 +81,7 @@ def recurrent_gpt2_stage(
     context = backbone(net).context
     check_stride(stride, context, "recurrent_gpt2")  # before any variant runs, not after
     length = document_length(context, chunks, memory_tokens)
-    tokens = prepared.tokens(split)
+    tokens = prepared.stream(split)  # reviews apart, as GPT-2 read its documents
     fit = (len(tokens) - 1) // (length - 1)
     if fit < 1:
         raise FromScratchError(

@@ -57,14 +57,12 @@ def spread(available: int, count: int) -> np.ndarray:
 
 def scored_tokens(data: PreparedData, split: str, max_tokens: int = 0) -> np.ndarray:
     """The token stream an evaluation scores: all of `split` (max_tokens 0), or at most
-    `max_tokens` of it: the sampled examples back to back, as the split stores its own (a
-    split of one example, a book, its first max_tokens)."""
-    tokens = data.tokens(split)
+    `max_tokens` of it: the sampled examples' stream (a split of one example, a book, its
+    first max_tokens)."""
+    tokens = data.stream(split)
     if not max_tokens or max_tokens >= len(tokens):
         return tokens
-    offsets = data.offsets(split)
-    pieces = [tokens[offsets[i] : offsets[i + 1]] for i in sample_examples(data, split, max_tokens)]
-    return np.concatenate(pieces)[:max_tokens]
+    return data.stream(split, sample_examples(data, split, max_tokens))[:max_tokens]
 
 
 def lm_targets_for(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

@@ -286,7 +286,7 @@ class Trainer:
                 name=name,
                 **kwargs,
             )
-        return LMBatches(d.tokens(c.train_split), self.context, batch_size, **kwargs)
+        return LMBatches(d.stream(c.train_split), self.context, batch_size, **kwargs)
 
     # ------------------------------------------------------------------ checkpoints
 
