@@ -19,7 +19,14 @@ def hf_model():
         vocab_size=100, n_positions=32, n_embd=64, n_layer=2, n_head=2,
         resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
     )  # fmt: skip
-    return transformers.GPT2LMHeadModel(config).eval()
+    model = transformers.GPT2LMHeadModel(config).eval()
+    # A new GPT-2 has every bias 0 and every LayerNorm the identity, which a mapping that
+    # dropped the biases or swapped ln_1 and ln_2 would reproduce: draw them at random
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if parameter.dim() == 1:  # biases, and LayerNorms' gains (their "weight")
+                parameter.normal_(1.0 if name.endswith("weight") else 0.0, 0.3)
+    return model
 
 
 @pytest.mark.parametrize("source", ["instance", "folder"])

@@ -121,33 +121,49 @@ def test_optimizer_decays_matrices_only():
     assert model.configure_optimizer(0.1, 1e-3, fused=False).defaults["fused"] is False
 
 
+@torch.no_grad()
+def sample_without_cache(model, idx, max_new_tokens, seed, **settings):
+    """The reference for sampling with a KV cache: every step the whole model on the last
+    `context` tokens, nothing kept between steps (generate(use_cache=False) shares the
+    cache's code, which a bug there would pass)."""
+    generator = torch.Generator().manual_seed(seed)
+    for _ in range(max_new_tokens):
+        logits = model(idx[:, -model.config.context :])[:, -1]
+        idx = torch.cat((idx, sample_next_token(logits, generator=generator, **settings)), 1)
+    return idx
+
+
+def sample_with_cache(model, idx, max_new_tokens, seed, **settings):
+    runs = [
+        model.generate(
+            idx, max_new_tokens, use_cache=c, generator=torch.Generator().manual_seed(seed),
+            **settings,
+        )
+        for c in (True, False)
+    ]  # fmt: skip
+    assert torch.equal(runs[0], runs[1])  # and without it, as generate does that
+    return runs[0]
+
+
 @pytest.mark.parametrize("fast", [False, True])
 @pytest.mark.parametrize("position", POSITIONS)
 def test_kv_cache_sampling_gives_the_same_tokens(position, fast):
     """Same seed, same tokens, also past the context window (16 < 5 + 20)."""
     model = GPT(tiny(position=position, fast=fast)).eval()
     prompt = torch.randint(0, 32, (3, 5))
-    runs = [
-        model.generate(
-            prompt, 20, use_cache=use_cache, top_k=20, generator=torch.Generator().manual_seed(7)
-        )
-        for use_cache in (True, False)
-    ]
-    assert runs[0].shape == (3, 25)
-    assert torch.equal(runs[0], runs[1])
+    settings = dict(temperature=1.0, top_k=20, top_p=None)
+    cached = sample_with_cache(model, prompt, 20, 7, **settings)
+    assert cached.shape == (3, 25)
+    assert torch.equal(cached, sample_without_cache(model, prompt, 20, 7, **settings))
 
 
 @pytest.mark.parametrize("attention", ["simple", "qkv"])
 def test_kv_cache_sampling_other_attentions(attention):
     model = GPT(tiny(attention=attention, position="rope")).eval()
     prompt = torch.randint(0, 32, (2, 3))
-    runs = [
-        model.generate(
-            prompt, 18, use_cache=c, top_p=0.9, generator=torch.Generator().manual_seed(3)
-        )
-        for c in (True, False)
-    ]
-    assert torch.equal(runs[0], runs[1])
+    settings = dict(temperature=1.0, top_k=None, top_p=0.9)
+    cached = sample_with_cache(model, prompt, 18, 3, **settings)
+    assert torch.equal(cached, sample_without_cache(model, prompt, 18, 3, **settings))
 
 
 def test_greedy_sampling_is_the_argmax():
