@@ -186,6 +186,22 @@ def test_swaps_of_a_collapsed_posterior_flip_nothing(vae, demo_chars):
     assert result["swap_flip_rate"] == 0
 
 
+def test_a_decoder_that_writes_the_document_separator_ends_its_sentence_there(vae, demo_chars):
+    """The GPT read documents with the separator between them, so it may write one; as text
+    it is no sentence's, and the demo's characters could not read it back."""
+    data = PreparedData(demo_chars)
+    eot = data.tokenizer.eot
+    with torch.no_grad():  # a GPT that writes the separator first, whatever it reads
+        vae.gpt.ln_f.weight.zero_()
+        vae.gpt.ln_f.bias.fill_(1.0)
+        vae.gpt.lm_head.weight.zero_()  # tied: the embeddings too, all but the separator's
+        vae.gpt.lm_head.weight[eot] = 1.0
+    train, test = (sentences_of(data, split, 60, max_tokens=24) for split in ("train", "test"))
+    result = probe_and_examples(vae, train, test, 5, data.tokenizer)
+    examples = result["examples"]["reconstructions"]
+    assert [x["reconstruction"] for x in examples] == [""] * 5
+
+
 def test_a_bad_setting_fails_with_the_allowed_values():
     with pytest.raises(ConfigError, match=r"kl_schedule.*constant, linear, cyclical"):
         VAETrainConfig(kl_schedule="sigmoid")

@@ -161,6 +161,16 @@ def test_a_partial_evaluation_scores_examples_from_the_whole_split(demo_chars, t
     assert part["tokens"] == len(tokens) - 1
 
 
+def test_a_partial_evaluation_picks_as_many_examples_as_fit_with_their_separators(demo_words):
+    """Short examples (the demo's 40 words, a snippet): the separators between them are
+    one token in 40, and left out of the count they would push the spread's last examples,
+    the split's end (IMDb's positive reviews), out of the tokens scored."""
+    data = PreparedData(demo_words)
+    chosen = sample_examples(data, "test", 20_000)
+    average = data.meta["splits"]["test"]["tokens"] / data.meta["splits"]["test"]["examples"]
+    assert abs(len(data.stream("test", chosen)) - 20_000) < average
+
+
 def test_bits_per_byte_of_a_part_count_the_bytes_of_its_own_tokens(tmp_path):
     """Subword tokens differ in length: a part of a split is divided by the bytes and
     characters of the tokens it predicted, not by the whole split's share of them."""

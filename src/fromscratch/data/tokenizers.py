@@ -4,7 +4,7 @@
 | ------- | -------------------------------------------- | -------- | -------------------- |
 | `bytes` | the 256 byte values of UTF-8                 | yes      | numpy                |
 | `chars` | the characters of the training split         | yes*     | numpy lookup         |
-| `words` | `<pad>`, `<unk>` + top k-2 lower-cased words | no       | C regex + dict       |
+| `words` | `<pad>`, `<unk>` + top lower-cased words     | no       | C regex + dict       |
 | `bpe`   | byte-level BPE trained on the training split | yes      | Rust (`tokenizers`)  |
 | `gpt2`  | GPT-2's byte-level BPE (50,257 tokens)       | yes      | Rust (`tiktoken`)    |
 
@@ -14,9 +14,10 @@ a chars tokenizer with `<unk>` is not lossless.
 A document separator, `<|endoftext|>`, ends every document but the last in what a
 language model reads of a split (`PreparedData.stream`): without it, the model would read
 the end of one review and the start of the next as one text. GPT-2's and the trained BPE
-have it; `bytes`, `chars` and `words` add it to their vocabulary when the training split has
-more than one document (a book alone, Tiny Shakespeare's 65 characters, needs none). The
-separator stands for no text: it counts no bytes and no characters in bits per byte.
+have it; `bytes`, `chars` and `words` add it to their vocabulary (257 bytes; `<pad>`,
+`<unk>`, the separator and k-3 words) when the training split has more than one document
+(a book alone, Tiny Shakespeare's 65 characters, needs none). The separator stands for no
+text: it counts no bytes and no characters in bits per byte.
 
 Every tokeniser encodes whole batches at once (`encode_batch`) and saves itself into a
 prepared data folder (`save`/`load`), so the folder alone is enough to decode a model's
@@ -222,13 +223,13 @@ class BPETokenizer(Tokenizer):
 
     kind = "bpe"
 
-    def __init__(self, tokenizer):
+    def __init__(self, tokenizer, separator: bool = True):
         self.tokenizer = tokenizer
         # a text's own "<|endoftext|>" is text, as GPT-2's encoder reads it: only the
         # stream puts the separator in
         self.tokenizer.encode_special_tokens = True
         self.vocab_size = tokenizer.get_vocab_size()
-        self.eot = tokenizer.token_to_id(EOT)
+        self.eot = tokenizer.token_to_id(EOT) if separator else None
 
     @classmethod
     def fit(cls, train: Sequence[str], vocab_size: int) -> BPETokenizer:
@@ -261,7 +262,8 @@ class BPETokenizer(Tokenizer):
 
     def save(self, folder):
         self.tokenizer.save(str(folder / "tokenizer.bpe.json"))
-        _write_spec(folder, {"kind": self.kind, "file": "tokenizer.bpe.json"})
+        spec = {"kind": self.kind, "file": "tokenizer.bpe.json"}
+        _write_spec(folder, spec | {"eot": self.eot is not None})
 
 
 # -------------------------------------------------------------------------------- gpt2
@@ -300,7 +302,7 @@ class GPT2Tokenizer(Tokenizer):
 
     kind = "gpt2"
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, separator: bool = True):
         import tiktoken
 
         self.folder = Path(folder)
@@ -322,7 +324,7 @@ class GPT2Tokenizer(Tokenizer):
             special_tokens={EOT: encoder[EOT]},
         )
         self.vocab_size = self.encoding.n_vocab
-        self.eot = encoder[EOT]
+        self.eot = encoder[EOT] if separator else None
 
     def encode_batch(self, texts):
         texts = [t.decode("utf-8") if isinstance(t, bytes) else t for t in texts]
@@ -341,7 +343,7 @@ class GPT2Tokenizer(Tokenizer):
             target.mkdir(exist_ok=True)
             for name in GPT2_FILES:
                 shutil.copyfile(self.folder / name, target / name)
-        _write_spec(folder, {"kind": self.kind, "folder": "gpt2-bpe"})
+        _write_spec(folder, {"kind": self.kind, "folder": "gpt2-bpe", "eot": self.eot is not None})
 
 
 def _threads() -> int:
@@ -403,10 +405,13 @@ def _write_spec(folder: Path, spec: dict) -> None:
 
 
 def fingerprint(tokenizer: Tokenizer) -> str:
-    """What every token id means, as a short hash: its kind, vocabulary size and the text of
-    each id. Two tokenizers with the same fingerprint read and write the same ids; a model
-    keeps its training data's, to check the data it is later given."""
+    """What every token id means, as a short hash: its kind, vocabulary size, the text of
+    each id and which one separates documents. Two tokenizers with the same fingerprint
+    read and write the same ids; a model keeps its training data's, to check the data it
+    is later given."""
     digest = hashlib.sha256(f"{tokenizer.kind}\0{tokenizer.vocab_size}".encode())
+    if tokenizer.eot is not None:  # (none: the fingerprint of the folders made before it)
+        digest.update(f"\0separator {tokenizer.eot}".encode())
     for i in range(tokenizer.vocab_size):
         digest.update(b"\0" + tokenizer.decode([i]).encode("utf-8", "surrogatepass"))
     return digest.hexdigest()[:16]
@@ -454,11 +459,13 @@ def load(folder: str | Path) -> Tokenizer:
 
 def _from_spec(folder: Path, spec: dict) -> Tokenizer:
     kind = spec["kind"]
-    # "eot" is missing from the folders prepared before there was a separator: they have none
+    # "eot" is missing from the folders prepared before there was a separator: their
+    # models never read one (GPT-2's and BPE's vocabularies have the token all the same)
+    separator = spec.get("eot", False)
     if kind == "bytes":
-        return ByteTokenizer(separator=spec.get("eot", False))
+        return ByteTokenizer(separator)
     if kind == "chars":
-        return CharTokenizer(spec["chars"], unk=spec["unk"], separator=spec.get("eot", False))
+        return CharTokenizer(spec["chars"], unk=spec["unk"], separator=separator)
     if kind == "words":
         return WordTokenizer(spec["words"])
     if kind == "bpe":
@@ -466,7 +473,7 @@ def _from_spec(folder: Path, spec: dict) -> Tokenizer:
 
         text = (folder / spec["file"]).read_text("utf-8")  # missing: an OSError
         try:
-            return BPETokenizer(HFTokenizer.from_str(text))
+            return BPETokenizer(HFTokenizer.from_str(text), separator)
         except Exception as error:  # the library's bare Exception: a damaged file
             raise ValueError(str(error)) from None
-    return GPT2Tokenizer(folder / spec["folder"])  # gpt2: read_spec lets no other kind by
+    return GPT2Tokenizer(folder / spec["folder"], separator)  # gpt2: no other kind is left

@@ -45,7 +45,9 @@ def sample_examples(data: PreparedData, split: str, max_tokens: int) -> np.ndarr
     alone would stand for one class, a few dozen reviews."""
     offsets = data.offsets(split)
     examples = len(offsets) - 1
-    return spread(examples, round(max_tokens * examples / max(1, int(offsets[-1]))))
+    separators = 0 if data.tokenizer.eot is None else max(0, examples - 1)
+    stream = int(offsets[-1]) + separators  # the length of the split's stream
+    return spread(examples, round(max_tokens * examples / max(1, stream)))
 
 
 def spread(available: int, count: int) -> np.ndarray:

@@ -384,6 +384,9 @@ def probe_and_examples(
     def decode(z: torch.Tensor) -> list[str]:
         with evaluating(model):
             ids = model.generate(z, max_tokens).tolist()
+        # the document separator ends a sentence too; as text ("<|endoftext|>") it would be
+        # none of the sentence's, nor characters a chars vocabulary reads back
+        ids = [x[: x.index(tokenizer.eot)] if tokenizer.eot in x else x for x in ids]
         return [cut_sentence(tokenizer.decode(x)) for x in ids]
 
     def relabel(texts: list[str]) -> np.ndarray:
