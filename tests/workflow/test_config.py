@@ -102,6 +102,11 @@ MALFORMED = [
         r"config: presets.demo.gpt.train.device: must be auto, cpu, cuda, cuda:N or mps",
     ),
     (
+        "ablations={perceiver: {demo: {data: [{dataset: demo, tokenizer: chars, eval_split: "
+        "test}, {dataset: demo, tokenizer: chars, eval_split: ood}]}}}",
+        r"ablations.perceiver.demo.data: a data set with one tokenizer comes once",
+    ),
+    (
         "ablations={distillation: {demo: {lengths: [2, 4]}}}",
         r"distillation.demo.lengths: must include 1, the training length itself",
     ),
@@ -362,6 +367,46 @@ def test_nested_config_values_keep_their_yaml_types(workdir):
     no_cramming = snakemake(workdir, "-n", "--config", "ablations={cramming: {enabled: false}}")
     assert no_cramming.returncode == 0, no_cramming.stderr[-2000:]
     assert "cramming_train" in default and "cramming_train" not in planned_jobs(no_cramming)
+    # two entries of one key merge, as Snakemake merges them, their values still YAML's
+    neither = snakemake(workdir, "-n", "--config", "ablations={cramming: {enabled: false}}",
+                        "ablations={augmentation: {enabled: false}}")  # fmt: skip
+    assert neither.returncode == 0, neither.stderr[-2000:]
+    assert not {"cramming_train", "augmentation_train"} & set(planned_jobs(neither))
+
+
+def test_a_preset_of_your_own_runs_the_studies_you_give_it_settings_for(workdir):
+    """A preset named in presets may have each study's settings under its name (here the
+    demo's, so the same DAG under results/mini)."""
+    config = yaml.safe_load((ROOT / "config.yaml").read_text(encoding="utf-8"))
+    config["presets"]["mini"] = config["presets"]["demo"]
+    for settings in config["ablations"].values():
+        settings["mini"] = settings["demo"]
+    own = workdir / "own.yaml"
+    own.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    demo = snakemake(workdir, "-n", config=own)
+    mini = snakemake(workdir, "-n", "--config", "preset=mini", config=own)
+    assert mini.returncode == 0, mini.stderr[-2000:]
+    assert planned_jobs(mini) == planned_jobs(demo) and "results/mini/studies/" in mini.stdout
+    # a name that is no preset is a typo
+    config["ablations"]["cramming"]["mnii"] = config["ablations"]["cramming"].pop("mini")
+    own.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    typo = snakemake(workdir, "-n", "--config", "preset=mini", config=own)
+    assert typo.returncode != 0
+    assert (
+        "config: ablations.cramming: unknown key 'mnii'; allowed: enabled, demo, small, "
+        "full, mini" in typo.stderr
+    )
+
+
+def test_a_null_in_an_override_removes_the_entry(workdir):
+    """Mappings merge into config.yaml's, so an override alone could only add to them."""
+    default = planned_jobs(snakemake(workdir, "-n", "augmentation"))
+    # two of the demo classifier's six strategies, each trained over two seeds
+    strategies = "{strategies: {mix: null, typos: null}}"
+    override = "ablations={augmentation: {demo: {classifier: " + strategies + "}}}"
+    fewer = snakemake(workdir, "-n", "--config", override, "--", "augmentation")
+    assert fewer.returncode == 0, fewer.stderr[-2000:]
+    assert planned_jobs(fewer)["augmentation_train"] == default["augmentation_train"] - 2 * 2
 
 
 def stage_arguments(result, stage, option="--args") -> list[dict]:
@@ -389,6 +434,18 @@ def test_requeue_settings_of_a_cluster_entry_reach_the_launcher(workdir):
     assert resources.submitit_parameters("job")["slurm_signal_delay_s"] == 120
     (data,) = {json.dumps(r) for r in stage_arguments(result, "prepare", "--resources")}
     assert "max_requeues" not in data  # the train entry's alone; the launcher's default
+
+
+def test_extra_sbatch_flags_of_a_group_add_to_the_defaults(workdir):
+    """A mail address for every job in `default`, an exclusive node for training."""
+    mail = "{mail-type: FAIL, mail-user: me@uni.edu}"
+    override = f"cluster={{default: {{extra: {mail}}}, train: {{extra: {{exclusive: true}}}}}}"
+    result = snakemake(workdir, "-n", "-p", "--config", override)
+    assert result.returncode == 0, result.stderr[-2000:]
+    mailed = {"mail-type": "FAIL", "mail-user": "me@uni.edu"}
+    trains = stage_arguments(result, "train", "--resources")
+    assert trains and all(r["extra"] == mailed | {"exclusive": True} for r in trains)
+    assert all(r["extra"] == mailed for r in stage_arguments(result, "prepare", "--resources"))
 
 
 def test_several_processes_are_for_training_alone(workdir):

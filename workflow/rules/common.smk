@@ -30,14 +30,28 @@ def yaml_scalars(value):
 def command_line_config(settings):
     """The `--config key=value` settings as YAML reads them.  Snakemake reads a nested
     value with YAML's base loader, every scalar as text and its quotes gone; its text is
-    still on the command line, read here again, quotes respected ("1984" stays text).  A
-    value from elsewhere (a profile) has its scalars read as YAML's (yaml_scalars)."""
+    still on the command line, read here again, quotes respected ("1984" stays text), and
+    two mappings of one key merged, as Snakemake merges them.  A value from elsewhere (a
+    profile) has its scalars read as YAML's (yaml_scalars)."""
     given = {}
     for arg in sys.argv:
         key, sep, text = arg.partition("=")
         if sep and isinstance(settings.get(key), dict | list):
-            given[key] = yaml.safe_load(text)
+            value = yaml.safe_load(text)
+            if isinstance(value, dict) and isinstance(given.get(key), dict):
+                update_config(given[key], value)
+            else:
+                given[key] = value
     return {key: given.get(key, yaml_scalars(value)) for key, value in settings.items()}
+
+
+def without_nulls(value):
+    """`value` without the entries set to null: an override merges into config.yaml's
+    mappings, and null is how it removes an entry (a strategy, a corpus, a comparison).
+    """
+    if isinstance(value, dict):
+        return {k: without_nulls(v) for k, v in value.items() if v is not None}
+    return value
 
 
 EXPONENT_FORM = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
@@ -139,12 +153,35 @@ def schema_error(error, schema):
 
 
 update_config(config, command_line_config(workflow.config_settings.overwrite_config))
+settings_given = without_nulls(config)
+config.clear()  # Snakemake's own dict, changed in place
+config.update(settings_given)
 SCHEMA_FILE = os.path.join(
     workflow.basedir, "workflow", "schemas", "config.schema.yaml"
 )
 with open(SCHEMA_FILE, encoding="utf-8") as f:
     SCHEMA = yaml.safe_load(f)
 SCHEMA_DEFS = SCHEMA["$defs"]
+
+
+def check_study_presets():
+    """A study's settings come per preset, under the names config.presets defines (your
+    own too): another name is a typo the schema cannot see."""
+    presets, studies = config.get("presets"), config.get("ablations")
+    if not (isinstance(presets, dict) and isinstance(studies, dict)):
+        return  # the schema says what is wrong
+    for name, settings in studies.items():
+        if not isinstance(settings, dict):
+            continue
+        unknown = [repr(k) for k in settings if k != "enabled" and k not in presets]
+        if unknown:
+            stop(
+                f"config: ablations.{name}: unknown key {', '.join(unknown)}; allowed: "
+                f"enabled, {', '.join(presets)}"
+            )
+
+
+check_study_presets()
 numbers_where_wanted(config, SCHEMA)
 validate_config(config, SCHEMA_FILE)
 
@@ -464,15 +501,19 @@ STAGE_NAMES = {
 
 
 def cluster_resources(stage):
-    """The stage's SLURM resources: the defaults, then its group's, then its own.  Only
-    `train` runs on several processes (`tasks`, DistributedDataParallel): the other stages
-    of its group (the studies' evaluations and their own training loops) take one."""
+    """The stage's SLURM resources: the defaults, then its group's, then its own (the
+    extra sbatch flags of each added to the ones before, a mail address in the defaults
+    kept).  Only `train` runs on several processes (`tasks`, DistributedDataParallel): the
+    other stages of its group (the studies' evaluations and their own training loops) take
+    one."""
     cluster = config["cluster"]
     group = RESOURCE_GROUPS.get(stage, "train")
-    resources = {
-        **cluster["default"],
-        **cluster.get(group, {}),
-        **cluster.get(stage, {}),
+    levels = [cluster["default"], cluster.get(group, {}), cluster.get(stage, {})]
+    resources = {key: value for level in levels for key, value in level.items()}
+    resources["extra"] = {
+        flag: value
+        for level in levels
+        for flag, value in level.get("extra", {}).items()
     }
     return resources if stage == "train" else {**resources, "tasks": 1}
 

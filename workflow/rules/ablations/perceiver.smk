@@ -12,6 +12,11 @@ if ablation_enabled("perceiver"):
     PERCEIVER_DATA = {
         f"{d['dataset']}-{d['tokenizer']}": d["eval_split"] for d in PERCEIVER["data"]
     }
+    if len(PERCEIVER_DATA) < len(PERCEIVER["data"]):  # one folder of runs each
+        stop(
+            f"config: ablations.perceiver.{PRESET}.data: a data set with one tokenizer "
+            "comes once (its runs are scored on one eval_split)"
+        )
     PERCEIVER_VARIANTS = [
         f"{family}-{context}"
         for context in PERCEIVER["contexts"]
