@@ -208,13 +208,14 @@ def test_the_schema_knows_every_training_and_model_field():
         assert shared | set(schema_defs()[f"{family}_model"]["properties"]) == fields
 
 
-def test_the_schema_knows_the_splits_of_every_data_set():
+def test_the_schema_knows_the_splits_and_tokenizers_of_every_data_set():
     from fromscratch.data import DATASETS
 
-    splits = schema_defs()["dataset_splits"]["properties"]
-    assert {name: tuple(s["enum"]) for name, s in splits.items()} == {
-        name: dataset.splits for name, dataset in DATASETS.items()
-    }
+    for key, field in (("dataset_splits", "splits"), ("dataset_tokenizers", "tokenizers")):
+        known = schema_defs()[key]["properties"]
+        assert {name: tuple(s["enum"]) for name, s in known.items()} == {
+            name: getattr(dataset, field) for name, dataset in DATASETS.items()
+        }
 
 
 def test_cluster_entries_may_name_every_stage_the_cli_runs(workdir):
@@ -372,6 +373,27 @@ def test_nested_config_values_keep_their_yaml_types(workdir):
                         "ablations={augmentation: {enabled: false}}")  # fmt: skip
     assert neither.returncode == 0, neither.stderr[-2000:]
     assert not {"cramming_train", "augmentation_train"} & set(planned_jobs(neither))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            ["preset=full", "presets={full: {gpt: {data: {tokenizer: chars}}}}"],
+            "config: presets.full.gpt.data: tokenizer 'chars' does not fit data set 'enwik8'; "
+            "allowed: bytes\n",
+        ),
+        (
+            ["preset=small", "ablations={sentence_vae: {small: {data: {dataset: shakespeare, "
+             "tokenizer: chars}, base: {source: train}}}}"],
+            "config: ablations.sentence_vae.small.data: shakespeare has no split 'test'; ",
+        ),
+    ],
+)  # fmt: skip
+def test_data_a_study_cannot_use_fails_before_any_job(workdir, overrides, message):
+    """Not in a prepare job after the other downloads, or a study's job after hours."""
+    result = snakemake(workdir, "-n", "--config", *overrides)
+    assert result.returncode != 0 and message in result.stderr, result.stderr[-2000:]
 
 
 def test_a_preset_of_your_own_runs_the_studies_you_give_it_settings_for(workdir):

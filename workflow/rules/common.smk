@@ -434,9 +434,24 @@ def own_comparison_panels():
     return panels
 
 
+def data_folder(where, dataset, tokenizer):
+    """Where `dataset` tokenised with `tokenizer` is prepared. A tokenizer the data set
+    does not take stops the run here (`where`: the setting that asks for it), not in its
+    prepare job after the others' downloads."""
+    allowed = SCHEMA_DEFS["dataset_tokenizers"]["properties"][dataset]["enum"]
+    if tokenizer not in allowed:
+        stop(
+            f"config: {where}: tokenizer {tokenizer!r} does not fit data set {dataset!r}; "
+            f"allowed: {', '.join(allowed)}"
+        )
+    return f"{RESULTS}/data/{dataset}-{tokenizer}"
+
+
 def data_dir(model):
     data = P[model]["data"]
-    return f"{RESULTS}/data/{data['dataset']}-{data['tokenizer']}"
+    return data_folder(
+        f"presets.{PRESET}.{model}.data", data["dataset"], data["tokenizer"]
+    )
 
 
 def train_spec(model, seed=0, **model_fields):

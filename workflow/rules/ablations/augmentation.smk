@@ -25,7 +25,9 @@ if ablation_enabled("augmentation"):
     # The folder each model trains on without augmentation.
     AUG_BASE_DATA = {
         "classifier": data_dir("classifier"),
-        "lm": f"{RESULTS}/data/{AUG['lm']['dataset']}-bytes",
+        "lm": data_folder(
+            f"ablations.augmentation.{PRESET}.lm", AUG["lm"]["dataset"], "bytes"
+        ),
     }
     # The folder of each (model, strategy): `none` is the base folder itself.
     AUG_TRAIN_DATA = {

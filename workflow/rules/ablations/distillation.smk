@@ -15,7 +15,11 @@ if ablation_enabled("distillation"):
     else:  # a Hugging Face GPT-2 folder or cached name, on data tokenised for it
         DISTILL_TEACHER = DISTILL["teacher"]
         DISTILL_TEACHER_FILES = []
-        DISTILL_DATA = f"{RESULTS}/data/{DISTILL['data']['dataset']}-{DISTILL['data']['tokenizer']}"
+        DISTILL_DATA = data_folder(
+            f"ablations.distillation.{PRESET}.data",
+            DISTILL["data"]["dataset"],
+            DISTILL["data"]["tokenizer"],
+        )
     check_split(
         f"ablations.distillation.{PRESET}.eval_split",
         (P["gpt"] if DISTILL["teacher"] == "pipeline" else DISTILL)["data"]["dataset"],

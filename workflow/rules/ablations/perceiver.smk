@@ -10,7 +10,12 @@ if ablation_enabled("perceiver"):
         check_split(f"ablations.perceiver.{PRESET}.data", d["dataset"], d["eval_split"])
     # each data set's folder name under data/ and the split its runs are evaluated on
     PERCEIVER_DATA = {
-        f"{d['dataset']}-{d['tokenizer']}": d["eval_split"] for d in PERCEIVER["data"]
+        os.path.basename(
+            data_folder(
+                f"ablations.perceiver.{PRESET}.data", d["dataset"], d["tokenizer"]
+            )
+        ): d["eval_split"]
+        for d in PERCEIVER["data"]
     }
     if len(PERCEIVER_DATA) < len(PERCEIVER["data"]):  # one folder of runs each
         stop(

@@ -41,7 +41,10 @@ if ablation_enabled("recurrent_gpt2"):
 
     # The prepared corpora, tokenised as the models read them.
     REC_DATA = {
-        corpus: f"{RESULTS}/data/{corpus}-{REC_TOKENIZER}" for corpus in REC["corpora"]
+        corpus: data_folder(
+            f"ablations.recurrent_gpt2.{PRESET}.corpora", corpus, REC_TOKENIZER
+        )
+        for corpus in REC["corpora"]
     }
 
     rule recurrent_gpt2_evaluate:

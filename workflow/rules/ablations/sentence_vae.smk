@@ -22,8 +22,16 @@ if ablation_enabled("sentence_vae"):
         VAE_DATA = data_dir("gpt")
         VAE_BASE_MODEL = f"{course_gpt()}/model.pt"
     else:
-        VAE_DATA = f"{RESULTS}/data/{VAE['data']['dataset']}-{VAE['data']['tokenizer']}"
+        VAE_DATA = data_folder(
+            f"ablations.sentence_vae.{PRESET}.data",
+            VAE["data"]["dataset"],
+            VAE["data"]["tokenizer"],
+        )
         VAE_BASE_MODEL = f"{VAE_DIR}/base/model.pt"
+    for split in ("train", "test"):  # the sentences it learns from and is scored on
+        check_split(
+            f"ablations.sentence_vae.{PRESET}.data", VAE["data"]["dataset"], split
+        )
 
     rule sentence_vae_base:
         input:
