@@ -340,8 +340,10 @@ class Tracker:
         scalars = {k: v for k, v in summary.items() if isinstance(v, int | float | str)}
         scalars["wall_time_s"] = full["wall_time_s"]
         # the last step's row first: written out at finish, after the summary, its values
-        # (the last window's tokens_per_s) would replace the whole run's
-        self._to_wandb(lambda run: run.log({}, commit=True))
+        # (the last window's tokens_per_s) would replace the whole run's (a run that
+        # logged no row, a measurement's summary alone, gets no empty one)
+        if self.lines:
+            self._to_wandb(lambda run: run.log({}, commit=True))
         self._to_wandb(lambda run: run.summary.update(scalars))
         self._to_wandb(lambda run: run.finish())
         self.wandb = None

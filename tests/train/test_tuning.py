@@ -14,7 +14,12 @@ from fromscratch.cli import main
 from fromscratch.train import TrainConfig
 from fromscratch.train.batch_size import out_of_memory, search
 from fromscratch.train.lr_range import choose, lr_range_test, why_no_lr_helped
-from fromscratch.train.noise_scale import measure_noise_scale, noise_scale_from, noise_scale_of
+from fromscratch.train.noise_scale import (
+    measure_noise_scale,
+    noise_scale_from,
+    noise_scale_of,
+    write_noise_scale,
+)
 
 from ..conftest import tiny_classifier, tiny_gpt
 
@@ -109,7 +114,8 @@ def test_batch_size_search_on_cpu(demo_chars, tmp_path, capsys):
 def test_the_tuning_curves_are_wandb_runs_of_their_own(demo_chars, tmp_path):
     """The loss against the LR and the throughput against the batch size reach W&B (here
     offline) under the tuning stage's name and job type, a row a step, the choice in
-    the summary; without W&B, nothing but the stage's own files."""
+    the summary (the gradient noise scale: its summary alone); without W&B, nothing but
+    the stage's own files."""
     import wandb
 
     from fromscratch import track
@@ -119,8 +125,10 @@ def test_the_tuning_curves_are_wandb_runs_of_their_own(demo_chars, tmp_path):
     config = TrainConfig.from_dict(tiny_gpt(demo_chars) | tracking)
     chosen = lr_range_test(config, tmp_path, steps=30, min_lr=1e-4, max_lr=1.0)
     sizes = search(replace(config, job_type="batch-size"), tmp_path, max_batch_size=2)
+    noise = write_noise_scale(replace(config, job_type="noise-scale"), tmp_path, draws=2)
     wandb.teardown()  # W&B's service done writing the files
-    for stage, rows in (("lr-range", chosen["steps"]), ("batch-size", len(sizes["tried"]))):
+    steps = (("lr-range", chosen["steps"]), ("batch-size", len(sizes["tried"])), ("noise-scale", 0))
+    for stage, rows in steps:
         (run_file,) = (tmp_path / stage / "wandb").glob("offline-run-*/*.wandb")
         records = list(track.offline_records(run_file))
         (run,) = [r.run for r in records if r.WhichOneof("record_type") == "run"]
@@ -130,6 +138,8 @@ def test_the_tuning_curves_are_wandb_runs_of_their_own(demo_chars, tmp_path):
     summary = json.loads((tmp_path / "lr-range" / "summary.json").read_text())
     assert summary["lr"] == chosen["lr"]
     assert json.loads((tmp_path / "batch-size" / "summary.json").read_text())["batch_size"] == 2
+    measured = json.loads((tmp_path / "noise-scale" / "summary.json").read_text())
+    assert measured["noise_scale"] == noise["noise_scale"] and measured["config"]["draws"] == 2
     lines = [json.loads(line) for line in (tmp_path / "lr-range" / "metrics.jsonl").open()]
     assert {"lr", "loss", "smoothed_loss"} <= set(lines[0]) and len(lines) == chosen["steps"]
     quiet = TrainConfig.from_dict(tiny_gpt(demo_chars))  # W&B off: no run folder

@@ -659,6 +659,8 @@ def test_an_lr_and_batch_size_of_the_preset_replace_the_tuned_ones(workdir):
     assert (gpt["lr"], gpt["batch_size"]) == (3.0e-3, 4) and "lr_from" not in gpt
     assert classifier["lr_from"] == "results/demo/tune/classifier/lr_range.json"
     assert classifier["batch_size_from"] == "results/demo/tune/classifier/batch_size.json"
+    # a W&B run of its own beside the other tuning runs
+    assert {(c["group"], c["job_type"]) for c in noise.values()} == {("demo-tune", "noise-scale")}
 
 
 def test_the_conda_environment_installs_this_checkout_from_where_snakemake_copies_it(tmp_path):

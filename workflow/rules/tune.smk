@@ -80,9 +80,13 @@ rule noise_scale:
         **run(
             "noise-scale",
             lambda wc, input, output: {
-                # the course run's first steps: its tuned LR and batch size
+                # the course run's first steps: its tuned LR and batch size; the
+                # measurement a W&B run of its own
                 "config": with_tuned(
-                    train_spec(wc.model) | {"wandb_mode": "disabled"},
+                    train_spec(wc.model)
+                    | tracking(
+                        "tune", wc.model, "noise-scale", job_type="noise-scale"
+                    ),
                     lr=input.lr,
                     batch_size=input.batch_size,
                 ),

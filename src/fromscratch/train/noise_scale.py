@@ -155,7 +155,9 @@ def measure_noise_scale(
 
 
 def write_noise_scale(config: TrainConfig, out: str | Path, **options) -> dict:
-    """measure_noise_scale(config, **options), written to out/noise_scale.json."""
+    """measure_noise_scale(config, **options), written to out/noise_scale.json, and a W&B
+    run of its own (out/noise-scale) where W&B is on, the measurement its summary."""
     result = measure_noise_scale(config, **options)
     write_json(Path(out) / "noise_scale.json", result)
+    config.log_results(Path(out) / "noise-scale", config.to_dict() | options, [], result)
     return result
