@@ -304,6 +304,18 @@ class Tracker:
         self.lines += 1
         self._to_wandb(lambda run: run.log(metrics, step=step))
 
+    def log_files(self, images: list[Path], tables: list[Path]) -> None:
+        """Figures (PNG) and tables (CSV) into W&B, each under its file's name: a figure
+        job's output, to look at beside the runs it was made from."""
+        if self.wandb is None:
+            return
+        import pandas as pd
+        import wandb
+
+        media = {path.stem: wandb.Image(str(path)) for path in images}
+        media |= {f"{path.stem} table": wandb.Table(dataframe=pd.read_csv(path)) for path in tables}
+        self._to_wandb(lambda run: run.log(media, step=0))
+
     def _to_wandb(self, send) -> None:
         """send(run) if W&B is on. Should W&B's service be gone (a job's scancel signals it
         too), stop sending and carry on: metrics.jsonl holds everything, and a crash here

@@ -4,6 +4,8 @@ import json
 
 import pandas as pd
 
+from fromscratch import track
+
 from .conftest import snakemake
 
 
@@ -29,6 +31,20 @@ def test_the_tables_hold_exactly_the_runs_the_rule_declares(workdir):
         rows = pd.read_csv(workdir / "results" / "demo" / "tables" / f"{table}.csv", dtype=str)
         found = {(e, v, int(s)) for e, v, s in rows[["experiment", "variant", "seed"]].values}
         assert found == declared, table
+    # and to W&B (config.yaml's: offline), a run of the figure job's own beside the runs
+    run_folder = workdir / "results" / "demo" / "wandb-figures" / "tables"
+    (run_file,) = run_folder.glob("wandb/offline-run-*/*.wandb")
+    records = list(track.offline_records(run_file))
+    (run,) = [r.run for r in records if r.WhichOneof("record_type") == "run"]
+    assert (run.run_group, run.job_type, run.display_name) == (
+        "demo-figures",
+        "figures",
+        "figures/tables",
+    )
+    logged = {item.nested_key[0] if item.nested_key else item.key
+              for r in records if r.WhichOneof("record_type") == "history"
+              for item in r.history.item}  # fmt: skip
+    assert {"runs table", "curves table"} <= logged
 
 
 def test_a_failing_figure_rule_leaves_its_error_in_its_log(workdir):

@@ -1,5 +1,5 @@
 # The cramming study's tables (one row per run; one per recipe) and its two figures.
-from fromscratch.figures import cramming, logged
+from fromscratch.figures import cramming, logged, published
 from fromscratch.figures.tables import write_csv
 
 s = logged(snakemake)  # noqa: F821
@@ -18,3 +18,4 @@ cramming.budget_figure(
 cramming.ablation_figure(
     runs, s.params.metric, s.params.budget_s, s.output.ablations_figure, s.params.title
 )
+published(s)

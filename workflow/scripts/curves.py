@@ -2,7 +2,7 @@
 # the loss in the unit of the comparison's model (nats per token, or per review).
 import pandas as pd
 
-from fromscratch.figures import logged, plots
+from fromscratch.figures import logged, plots, published
 
 s = logged(snakemake)  # noqa: F821
 curves = pd.read_csv(s.input.curves, dtype={"variant": str})
@@ -16,3 +16,4 @@ plots.training_curves(
     variable=s.params.variable,
     loss_unit=plots.LOSS_UNITS[s.params.model],
 )
+published(s)

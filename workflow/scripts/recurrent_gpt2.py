@@ -1,6 +1,6 @@
 # Bits per token along long documents for every variant of the recurrent GPT: the table
 # (per model, seed and variant) and the figure of one corpus.
-from fromscratch.figures import logged, recurrent_gpt2
+from fromscratch.figures import logged, published, recurrent_gpt2
 from fromscratch.figures.tables import write_csv
 
 s = logged(snakemake)  # noqa: F821
@@ -9,3 +9,4 @@ positions, table, summary = recurrent_gpt2.read_results(
 )
 write_csv(table, s.output.table)
 recurrent_gpt2.along_document(positions, summary, s.output.figure, s.params.title, s.params.bin)
+published(s)

@@ -1,7 +1,7 @@
 # The first sample of each GPT, as a figure.
 from pathlib import Path
 
-from fromscratch.figures import logged, plots
+from fromscratch.figures import logged, plots, published
 
 s = logged(snakemake)  # noqa: F821
 texts = {
@@ -9,3 +9,4 @@ texts = {
     for name, path in zip(s.params.names, s.input.samples, strict=True)
 }
 plots.samples(texts, s.output[0], s.params.title)
+published(s)

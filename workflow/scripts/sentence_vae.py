@@ -1,5 +1,5 @@
 # The sentence-VAE study: tables of its runs, then its four figures.
-from fromscratch.figures import logged, tables
+from fromscratch.figures import logged, published, tables
 from fromscratch.figures import sentence_vae as figures
 
 s = logged(snakemake)  # noqa: F821
@@ -29,3 +29,4 @@ figures.interpolations(
     s.output.interpolations,
     f"Sentence VAE ({s.params.example_variant}, seed {s.params.seeds[0]}): decoded from z",
 )
+published(s)
