@@ -10,7 +10,7 @@ import signal
 import pytest
 from submitit.helpers import DelayedSubmission
 
-from fromscratch import FromScratchError, Interrupted
+from fromscratch import FromScratchError, Interrupted, exit_on_termination
 from fromscratch.cli import main
 from fromscratch.launch import LAUNCHERS, Resources, TrainingJob, run
 
@@ -93,6 +93,26 @@ def test_a_stage_error_of_ours_is_its_one_line(tmp_path, capsys, monkeypatch):
     assert err.startswith(f"fromscratch: error: prep: local run failed: mirror {missing}: no such")
     assert err.endswith(f" (log: {log})\n") and err.count("\n") == 1
     assert "Traceback" in log.read_text()
+
+
+def stopped_inside_a_library():
+    """SIGTERM while a library's C code runs, which turns the handler's SystemExit into an
+    error of its own (numpy's array.tofile, into a TypeError)."""
+    try:
+        os.kill(os.getpid(), signal.SIGTERM)
+    except SystemExit:
+        raise TypeError("expected str, bytes or os.PathLike object, not BufferedWriter") from None
+
+
+def test_a_stop_that_a_library_turned_into_its_own_error_is_still_the_stop(tmp_path):
+    """The stage exits as a stopped process does (128 + the signal), not as a failure."""
+    with pytest.raises(SystemExit) as stop, exit_on_termination():  # as `fromscratch` runs
+        run(stopped_inside_a_library, {}, launcher="local", log_dir=tmp_path, name="prepare")
+    assert stop.value.code == 128 + signal.SIGTERM
+    assert not list(tmp_path.iterdir())  # no failure's log
+    # the next block starts afresh: an error there is a failure again
+    with pytest.raises(FromScratchError), exit_on_termination():
+        run(fail, {"message": "the data is gone"}, launcher="local", log_dir=tmp_path, name="x")
 
 
 def test_an_interrupted_run_is_no_failure_here(tmp_path):

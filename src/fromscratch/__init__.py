@@ -26,12 +26,23 @@ class Interrupted(FromScratchError):
         return f"stopped by {name} at step {self.step}; checkpoint saved, {self.how_to_resume}"
 
 
+_stopped_by: list[int] = []  # the signals exit_by_signal received, inside exit_on_termination
+
+
 def exit_by_signal(signum: int, frame: object) -> None:
     """Exit with the status a shell gives a process that `signum` stopped (128 + its
     number), by raising SystemExit, so that `finally` blocks run first and remove the
     temporary outputs a stage was writing (Python's default for SIGTERM and SIGHUP ends the
-    process on the spot)."""
+    process on the spot). Raised inside a library's C code, the SystemExit may come out as
+    an error of the library's own (numpy's file writes turn it into a TypeError):
+    `stop_signal` still tells the stop."""
+    _stopped_by.append(signum)
     raise SystemExit(128 + signum)
+
+
+def stop_signal() -> int | None:
+    """The signal that exit_by_signal received in this exit_on_termination block, if any."""
+    return _stopped_by[0] if _stopped_by else None
 
 
 def hangup_unless_nohup() -> tuple[int, ...]:
@@ -51,8 +62,10 @@ def exit_on_termination() -> Iterator[None]:
         return
     stops = (signal.SIGTERM, *hangup_unless_nohup())
     previous = {stop: signal.signal(stop, exit_by_signal) for stop in stops}
+    _stopped_by.clear()
     try:
         yield
     finally:
         for stop, handler in previous.items():
             signal.signal(stop, handler)
+        _stopped_by.clear()

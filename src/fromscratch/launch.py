@@ -36,7 +36,7 @@ import submitit
 from submitit.core.utils import FailedJobError
 from submitit.helpers import Checkpointable, DelayedSubmission, TorchDistributedEnvironment
 
-from fromscratch import FromScratchError, Interrupted, exit_on_termination
+from fromscratch import FromScratchError, Interrupted, exit_on_termination, stop_signal
 from fromscratch.config import Config
 from fromscratch.io import make_folder
 
@@ -152,6 +152,8 @@ def _run_local(function: Callable[..., Any], kwargs: dict[str, Any], log_dir: Pa
     except Interrupted:  # not a failure: the run's checkpoint is there to resume from
         raise
     except Exception as error:
+        if stop_signal() is not None:  # the stop itself, come out as a library's error
+            raise SystemExit(128 + stop_signal()) from error
         log = log_dir / f"{name}_local_log.err"
         log.write_text("".join(traceback.format_exception(error)), encoding="utf-8")
         raise _failure(name, "local run", _headline(error), log) from error
