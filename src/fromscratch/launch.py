@@ -152,8 +152,9 @@ def _run_local(function: Callable[..., Any], kwargs: dict[str, Any], log_dir: Pa
     except Interrupted:  # not a failure: the run's checkpoint is there to resume from
         raise
     except Exception as error:
-        if stop_signal() is not None:  # the stop itself, come out as a library's error
-            raise SystemExit(128 + stop_signal()) from error
+        stopped = stop_signal()
+        if stopped is not None:  # the stop itself, come out as a library's error
+            raise SystemExit(128 + stopped) from error
         log = log_dir / f"{name}_local_log.err"
         log.write_text("".join(traceback.format_exception(error)), encoding="utf-8")
         raise _failure(name, "local run", _headline(error), log) from error

@@ -145,6 +145,7 @@ def test_shakespeare_is_split_90_10_in_characters(mirror, tmp_path, capsys):
     assert data.tokenizer.decode(data.tokens("val")) == SHAKESPEARE[cut:]
     # one document, a book: no separator in its vocabulary, and its stream is its file
     assert data.tokenizer.eot is None and isinstance(data.stream("val"), np.memmap)
+    assert data.stream_length("val") == len(data.stream("val"))
 
 
 def test_a_language_model_reads_a_separator_between_two_documents(tmp_path, capsys):
@@ -159,6 +160,7 @@ def test_a_language_model_reads_a_separator_between_two_documents(tmp_path, caps
     np.testing.assert_array_equal(np.delete(stream, separators), tokens)
     assert stream.dtype == tokens.dtype and not stream.flags.writeable
     assert data.stream("test") is stream  # made once
+    assert data.stream_length("test") == len(stream)  # known without it
     picked = data.stream("test", np.array([3, 1]))
     assert picked.tolist() == [*data.example("test", 3), eot, *data.example("test", 1)]
 

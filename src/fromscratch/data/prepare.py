@@ -279,6 +279,13 @@ class PreparedData:
             pieces[1:] = [p for piece in pieces[1:] for p in (separator, piece)]
         return np.concatenate(pieces)
 
+    def stream_length(self, split: str) -> int:
+        """len(stream(split)), from meta.json, without making the stream."""
+        self.check_split(split)
+        examples = self.meta["splits"][split]["examples"]
+        separators = 0 if self.tokenizer.eot is None else max(0, examples - 1)
+        return self.meta["splits"][split]["tokens"] + separators
+
     def offsets(self, split: str) -> np.ndarray:
         self.check_split(split)
         return np.load(self.folder / f"{split}.offsets.npy", mmap_mode="r")

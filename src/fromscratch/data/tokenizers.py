@@ -64,6 +64,13 @@ class Tokenizer:
     def save(self, folder: Path) -> None:
         raise NotImplementedError
 
+    def _write_spec(self, into: Path, **fields) -> None:
+        """into/tokenizer.json: the kind, what load() needs to build it again (`fields`),
+        and whether it separates documents."""
+        spec = {"kind": self.kind, **fields, "eot": self.eot is not None}
+        path = Path(into) / FILE
+        path.write_text(json.dumps(spec, ensure_ascii=False) + "\n", encoding="utf-8")
+
     def token_bytes(self) -> list[bytes]:
         """The UTF-8 bytes each token id stands for (a lossless tokenizer's)."""
         raise NotImplementedError
@@ -111,7 +118,7 @@ class ByteTokenizer(Tokenizer):
         return [bytes([b]) for b in range(256)] + [EOT.encode()] * (self.eot is not None)
 
     def save(self, folder):
-        _write_spec(folder, {"kind": self.kind, "eot": self.eot is not None})
+        self._write_spec(folder)
 
 
 def _as_bytes(text: Text) -> bytes:
@@ -172,8 +179,7 @@ class CharTokenizer(Tokenizer):
         return [c.encode("utf-8") for c in self._table]
 
     def save(self, folder):
-        spec = {"kind": self.kind, "chars": self.chars, "unk": self.unk}
-        _write_spec(folder, spec | {"eot": self.eot is not None})
+        self._write_spec(folder, chars=self.chars, unk=self.unk)
 
 
 # ------------------------------------------------------------------------------- words
@@ -212,7 +218,7 @@ class WordTokenizer(Tokenizer):
         return " ".join(self.words[i] for i in np.asarray(ids).tolist())
 
     def save(self, folder):
-        _write_spec(folder, {"kind": self.kind, "words": self.words})
+        self._write_spec(folder, words=self.words)  # its separator is one of its words
 
 
 # --------------------------------------------------------------- trained BPE (tokenizers)
@@ -262,8 +268,7 @@ class BPETokenizer(Tokenizer):
 
     def save(self, folder):
         self.tokenizer.save(str(folder / "tokenizer.bpe.json"))
-        spec = {"kind": self.kind, "file": "tokenizer.bpe.json"}
-        _write_spec(folder, spec | {"eot": self.eot is not None})
+        self._write_spec(folder, file="tokenizer.bpe.json")
 
 
 # -------------------------------------------------------------------------------- gpt2
@@ -343,7 +348,7 @@ class GPT2Tokenizer(Tokenizer):
             target.mkdir(exist_ok=True)
             for name in GPT2_FILES:
                 shutil.copyfile(self.folder / name, target / name)
-        _write_spec(folder, {"kind": self.kind, "folder": "gpt2-bpe", "eot": self.eot is not None})
+        self._write_spec(folder, folder="gpt2-bpe")
 
 
 def _threads() -> int:
@@ -398,10 +403,6 @@ DEFAULT_VOCAB = {"words": 20_000, "bpe": 8_192}
 # words: <pad>, <unk>, the separator and one word; bpe: the 256 bytes it starts from and
 # <|endoftext|>
 MIN_VOCAB = {"words": 4, "bpe": 257}
-
-
-def _write_spec(folder: Path, spec: dict) -> None:
-    (Path(folder) / FILE).write_text(json.dumps(spec, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def fingerprint(tokenizer: Tokenizer) -> str:

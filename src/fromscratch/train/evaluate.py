@@ -43,11 +43,8 @@ def sample_examples(data: PreparedData, split: str, max_tokens: int) -> np.ndarr
     scores: spread evenly over the split, its first and last among them. A split stores its
     examples in an order (IMDb's by label, its negative reviews first), so its first tokens
     alone would stand for one class, a few dozen reviews."""
-    offsets = data.offsets(split)
-    examples = len(offsets) - 1
-    separators = 0 if data.tokenizer.eot is None else max(0, examples - 1)
-    stream = int(offsets[-1]) + separators  # the length of the split's stream
-    return spread(examples, round(max_tokens * examples / max(1, stream)))
+    examples = data.meta["splits"][split]["examples"]
+    return spread(examples, round(max_tokens * examples / max(1, data.stream_length(split))))
 
 
 def spread(available: int, count: int) -> np.ndarray:
@@ -61,9 +58,8 @@ def scored_tokens(data: PreparedData, split: str, max_tokens: int = 0) -> np.nda
     """The token stream an evaluation scores: all of `split` (max_tokens 0), or at most
     `max_tokens` of it: the sampled examples' stream (a split of one example, a book, its
     first max_tokens)."""
-    tokens = data.stream(split)
-    if not max_tokens or max_tokens >= len(tokens):
-        return tokens
+    if not max_tokens or max_tokens >= data.stream_length(split):
+        return data.stream(split)
     return data.stream(split, sample_examples(data, split, max_tokens))[:max_tokens]
 
 
