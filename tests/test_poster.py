@@ -7,6 +7,7 @@ import itertools
 
 import matplotlib.pyplot as plt
 import pytest
+from PIL import Image
 
 from fromscratch.figures import plots, poster
 from fromscratch.figures.poster import Panel
@@ -130,7 +131,26 @@ def test_a_long_word_gets_its_own_line():
     assert lines == ["see", "results/demo/studies/cramming/tables/budget.csv", "now"]
 
 
-def test_the_poster_is_a_pdf(demo_panels, tmp_path):
-    out = tmp_path / "poster.pdf"
-    poster.make_poster(demo_panels[:4], out, "A title", "a subtitle")
-    assert out.read_bytes().startswith(b"%PDF") and not list(tmp_path.glob("*.tmp"))
+def test_the_poster_is_a_pdf_with_a_png_preview(demo_panels, tmp_path):
+    out, preview = tmp_path / "poster.pdf", tmp_path / "preview" / "poster.png"
+    poster.make_poster(demo_panels[:4], out, "A title", "a subtitle", preview=preview)
+    assert out.read_bytes().startswith(b"%PDF") and not list(tmp_path.glob("**/*.tmp"))
+    with Image.open(preview) as png:  # A0 at the preview's resolution
+        assert png.size == tuple(round(side * poster.PREVIEW_DPI) for side in poster.A0_INCHES)
+
+
+def test_a_studys_question_as_the_subtitle_wraps_within_the_page(demo_panels):
+    """A study's poster: the course's figures and the study's, its question below the
+    title; two questions' worth of text take two lines."""
+    question = (
+        "Does a seq2seq task need an encoder/decoder, or does a GPT reading the source as a "
+        "prefix do as well? (preset small)"
+    )
+    fig, layout = poster.draw_poster(
+        demo_panels[:COURSE_AND_A_STUDY], "A title", f"{question} {question}"
+    )
+    subtitle = next(t for t in fig.texts if t.get_fontsize() == poster.SUBTITLE_PT)
+    assert subtitle.get_text().count("\n") == 1
+    assert layout.scale >= 0.85
+    assert_laid_out_cleanly(fig, layout)
+    plt.close(fig)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import wandb
+from PIL import Image
 
 from fromscratch import track
 from fromscratch.track import Tracker
@@ -266,6 +267,32 @@ def test_wandb_keeps_every_step_and_the_whole_runs_summary(tmp_path):
         (tmp_path / "damaged.wandb").write_bytes(damaged)
         steps = list(track.offline_history_steps(tmp_path / "damaged.wandb"))
         assert steps == [10, 20, 30][: len(steps)]
+
+
+def test_a_figure_jobs_png_csv_and_pdf_reach_wandb(tmp_path):
+    """Figures as images, tables as tables, and a poster's PDF among the run's files (in an
+    offline run, copied to its files folder and recorded to be uploaded by `wandb sync`)."""
+    out = tmp_path / "figures"
+    out.mkdir()
+    Image.new("RGB", (4, 3), "white").save(out / "poster.png")
+    (out / "runs.csv").write_text("variant,accuracy\nmultihead,0.8\n")
+    (out / "poster.pdf").write_bytes(b"%PDF-1.4 a poster")
+    tracker = Tracker(tmp_path / "run", {}, mode="offline")
+    tracker.log_files(
+        images=[out / "poster.png"], tables=[out / "runs.csv"], files=[out / "poster.pdf"]
+    )
+    tracker.finish({}, {})
+    wandb.teardown()
+    (run_folder,) = (tmp_path / "run" / "wandb").glob("offline-run-*")
+    assert (run_folder / "files" / "poster.pdf").read_bytes() == b"%PDF-1.4 a poster"
+    (run_file,) = run_folder.glob("run-*.wandb")
+    records = list(track.offline_records(run_file))
+    saved = [f.path for r in records if r.WhichOneof("record_type") == "files"
+             for f in r.files.files]  # fmt: skip
+    assert "poster.pdf" in saved
+    logged = {key(item).split("/")[0] for r in records
+              if r.WhichOneof("record_type") == "history" for item in r.history.item}  # fmt: skip
+    assert {"poster", "runs table"} <= logged
 
 
 def test_evaluations_and_samples_join_the_training_runs_in_wandb(demo_chars, tmp_path):

@@ -304,9 +304,10 @@ class Tracker:
         self.lines += 1
         self._to_wandb(lambda run: run.log(metrics, step=step))
 
-    def log_files(self, images: list[Path], tables: list[Path]) -> None:
-        """Figures (PNG) and tables (CSV) into W&B, each under its file's name: a figure
-        job's output, to look at beside the runs it was made from."""
+    def log_files(self, images: list[Path], tables: list[Path], files: list[Path] = ()) -> None:
+        """Figures (PNG) and tables (CSV) into W&B, each under its file's name, and `files`
+        as the run's files (a PDF, which W&B shows no preview of): a figure job's output,
+        to look at beside the runs it was made from."""
         if self.wandb is None:
             return
         import pandas as pd
@@ -315,6 +316,13 @@ class Tracker:
         media = {path.stem: wandb.Image(str(path)) for path in images}
         media |= {f"{path.stem} table": wandb.Table(dataframe=pd.read_csv(path)) for path in tables}
         self._to_wandb(lambda run: run.log(media, step=0))
+        for path in files:  # "now": the run ends with the job
+            path = Path(path).absolute()
+            self._to_wandb(
+                lambda run, path=path: run.save(
+                    str(path), base_path=str(path.parent), policy="now", glob=False
+                )
+            )
 
     def _to_wandb(self, send) -> None:
         """send(run) if W&B is on. Should W&B's service be gone (a job's scancel signals it

@@ -296,6 +296,10 @@ def test_full_preset_dry_run_lists_every_job(workdir):
     }
     assert {k: counts[k] for k in course} == course
     assert {k: counts[k] for k in studies} == studies
+    assert {k: n for k, n in counts.items() if k.startswith("poster_")} == {  # one each
+        f"poster_{study}": 1
+        for study in yaml.safe_load((ROOT / "config.yaml").read_text())["ablations"]
+    }
     # enwik8, IMDb words (course); IMDb and Shakespeare in GPT-2 tokens; IMDb bytes
     assert counts["prepare_data"] == 5
     assert "results/full/data/enwik8-bytes/meta.json" in result.stdout

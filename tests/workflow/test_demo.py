@@ -220,8 +220,11 @@ def test_demo_dag_makes_every_figure_and_the_poster(local_demo):
     ):
         for suffix in (".png", ".pdf"):
             assert (figures / f"{name}{suffix}").stat().st_size > 10_000, name
-    poster = (local_demo / "poster.pdf").read_bytes()
-    assert poster.startswith(b"%PDF") and len(poster) > 100_000
+    # the poster of everything, and each study's own (the course's figures and the study's)
+    for poster in [local_demo / "poster", *(local_demo / "posters" / study for study in STUDIES)]:
+        pdf = poster.with_suffix(".pdf").read_bytes()
+        assert pdf.startswith(b"%PDF") and len(pdf) > 100_000, poster
+        assert poster.with_suffix(".png").stat().st_size > 100_000, poster
     lr = json.loads((local_demo / "tune" / "classifier" / "lr_range.json").read_text())
     batch = json.loads((local_demo / "tune" / "classifier" / "batch_size.json").read_text())
     config = summaries(local_demo)["attention/multihead"]["config"]
@@ -335,7 +338,7 @@ def test_results_copied_with_their_file_times_need_no_training(local_demo, tmp_p
     files = dict(config=workdir / "small-demo.yaml", snakefile=workdir / "Snakefile")
     result = snakemake(tmp_path, "-n", **files)
     assert result.returncode == 0, result.stderr[-2000:]
-    drawing = {"all", "tables", "poster"}
+    drawing = {"all", "tables", "poster", *(f"poster_{study}" for study in STUDIES)}
     planned = {rule for rule in planned_jobs(result) if rule not in drawing}
     assert all("figure" in rule for rule in planned), result.stdout[-3000:]
     os.utime(workdir / "src" / "fromscratch" / "figures" / "plots.py")  # a fresh checkout

@@ -748,8 +748,10 @@ def study_dir(name):
 # Each enabled study's final outputs, by its name, set by the study's own file. The
 # default target asks for all of them; the Snakefile names a target after each study.
 STUDY_TARGETS = {}
-# Each enabled study appends its poster panels: (figure name under figures/, heading, caption).
+# Each enabled study appends its poster panels: (figure name under figures/<study>/,
+# heading, caption), and gives its question, the subtitle of its own poster.
 STUDY_PANELS = []
+STUDY_QUESTIONS = {}
 
 
 def all_targets():
@@ -757,7 +759,38 @@ def all_targets():
         f"{RESULTS}/poster.pdf",
         f"{RESULTS}/tables/runs.csv",
         *(target for targets in STUDY_TARGETS.values() for target in targets),
+        *(f"{RESULTS}/posters/{study}.pdf" for study in STUDY_TARGETS),
     ]
+
+
+def poster_panels(study=None):
+    """The poster's panels, (figure name, heading, caption): the course's (POSTER_PANELS,
+    figures.smk), then every study's, or only `study`'s."""
+    return POSTER_PANELS + [
+        panel for panel in STUDY_PANELS if study in (None, panel[0].split("/")[0])
+    ]
+
+
+def poster_inputs(study=None):
+    return {
+        "panels": [f"{FIGURES}/{name}.png" for name, _, _ in poster_panels(study)],
+        "code": f"{SOURCE}/figures/poster.py",
+    }
+
+
+def poster_params(study=None):
+    panels = poster_panels(study)
+    return {
+        "headings": [heading for _, heading, _ in panels],
+        "captions": [caption for _, _, caption in panels],
+        "title": "Transformers from scratch",
+        "subtitle": (
+            f"{STUDY_QUESTIONS[study]} (preset {PRESET})"
+            if study
+            else f"preset {PRESET}: {P['classifier']['data']['dataset']} classifier, "
+            f"{P['gpt']['data']['dataset']} GPT, seeds {', '.join(map(str, SEEDS))}"
+        ),
+    }
 
 
 def figure_code(*modules):

@@ -191,23 +191,46 @@ POSTER_PANELS = [
 POSTER_PANELS += own_comparison_panels()
 
 
+# Every figure on one A0 page, and a poster of each study's own: the course's figures and
+# the study's, printed larger than on the poster of everything (its text, with all seven
+# studies, at 6-7 pt).
 rule poster:
     input:
-        panels=[f"{FIGURES}/{name}.png" for name, _, _ in POSTER_PANELS + STUDY_PANELS],
-        code=f"{SOURCE}/figures/poster.py",
+        **poster_inputs(),
     output:
         report(
             f"{RESULTS}/poster.pdf", caption="../report/poster.rst", category="Poster"
         ),
+        f"{RESULTS}/poster.png",
     log:
         f"{RESULTS}/logs/figures/poster.log",
     conda:
         CONDA_ENV
     params:
-        headings=[heading for _, heading, _ in POSTER_PANELS + STUDY_PANELS],
-        captions=[caption for _, _, caption in POSTER_PANELS + STUDY_PANELS],
-        title="Transformers from scratch",
-        subtitle=f"preset {PRESET}: {P['classifier']['data']['dataset']} classifier, "
-        f"{P['gpt']['data']['dataset']} GPT, seeds {', '.join(map(str, SEEDS))}",
+        **poster_params(),
     script:
         "../scripts/poster.py"
+
+
+for study_name in STUDY_TARGETS:
+
+    rule:
+        name:
+            f"poster_{study_name}"
+        input:
+            **poster_inputs(study_name),
+        output:
+            report(
+                f"{RESULTS}/posters/{study_name}.pdf",
+                caption="../report/poster.rst",
+                category="Poster",
+            ),
+            f"{RESULTS}/posters/{study_name}.png",
+        log:
+            f"{RESULTS}/logs/figures/poster-{study_name}.log",
+        conda:
+            CONDA_ENV
+        params:
+            **poster_params(study_name),
+        script:
+            "../scripts/poster.py"

@@ -22,7 +22,8 @@ def logged(snakemake):
 
 
 def published(snakemake) -> None:
-    """Send a figure job's figures (PNG) and tables (CSV) to W&B as a run of their own,
+    """Send a figure job's figures (PNG) and tables (CSV) to W&B as a run of their own
+    (any other file it wrote, a poster's PDF, as a file of that run),
     where config.yaml's wandb is on: group `<preset>-figures`, job type `figures`, named
     after the rule and its wildcards; its files in results/<preset>/wandb-figures/ (not
     under figures/: W&B keeps copies of the PNGs)."""
@@ -49,5 +50,6 @@ def published(snakemake) -> None:
     tracker.log_files(
         images=[path for path in written if path.suffix == ".png"],
         tables=[path for path in written if path.suffix == ".csv"],
+        files=[path for path in written if path.suffix not in (".png", ".csv")],
     )
     tracker.finish({}, run_config)

@@ -38,6 +38,7 @@ LINE_SPACING = 1.25  # of the font size, between a text's lines
 # the figures, so that any number of them fits.
 MAX_SCALE, TEXT_FOLLOWS, SCALE_STEP = 1.6, 0.6, 0.01
 GROW = 1.3  # a row with room to spare across grows to fill it, by up to this much
+PREVIEW_DPI = 40  # the PNG preview: 1,324 × 1,872 pixels
 
 
 @dataclass
@@ -70,12 +71,17 @@ class Layout:
     placed: list[Placed]
 
 
-def make_poster(panels: list[Panel], out: str | Path, title: str, subtitle: str) -> Layout:
+def make_poster(
+    panels: list[Panel], out: str | Path, title: str, subtitle: str, preview: str | Path = ""
+) -> Layout:
+    """The poster as a PDF at `out`, and as a PNG at `preview` if given: small enough to
+    open on a screen or in W&B (PREVIEW_DPI), large enough to judge the layout."""
     fig, layout = draw_poster(panels, title, subtitle)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, format="pdf")
+    for path, kind, dpi in ((out, "pdf", None), (preview, "png", PREVIEW_DPI)):
+        if path:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(Path(path)) as tmp:
+                fig.savefig(tmp, format=kind, dpi=dpi)
     plt.close(fig)
     scales = [p.scale for p in layout.placed]
     print(
@@ -95,8 +101,10 @@ def draw_poster(panels: list[Panel], title: str, subtitle: str) -> tuple[plt.Fig
     top = height - MARGIN
     write(width / 2, top, title, ha="center", fontsize=TITLE_PT, fontweight="bold")
     top -= 1.5 * TITLE_PT / 72
-    write(width / 2, top, subtitle, ha="center", fontsize=SUBTITLE_PT, color="0.3")
-    top -= 1.5 * SUBTITLE_PT / 72 + GUTTER
+    subtitle_lines = wrap(subtitle, width - 2 * MARGIN, SUBTITLE_PT)  # a study's question
+    write(width / 2, top, "\n".join(subtitle_lines), ha="center", multialignment="center",
+          fontsize=SUBTITLE_PT, color="0.3")  # fmt: skip
+    top -= text_height(len(subtitle_lines), SUBTITLE_PT) + 0.25 * SUBTITLE_PT / 72 + GUTTER
     sizes = [saved_size(panel.image) for panel in panels]
     layout = fit(panels, sizes, width - 2 * MARGIN, top - MARGIN, left=MARGIN, top=top)
     for p in layout.placed:

@@ -232,6 +232,9 @@ if ablation_enabled("augmentation"):
         script:
             "../../scripts/augmentation.py"
 
+    STUDY_QUESTIONS["augmentation"] = (
+        "Does augmenting the training data make a model more robust out of domain?"
+    )
     STUDY_TARGETS["augmentation"] = [
         f"{AUG_DIR}/summary.csv",
         f"{RESULTS}/figures/augmentation/classifier.png",

@@ -164,6 +164,7 @@ if ablation_enabled("cramming"):
         script:
             "../../scripts/cramming.py"
 
+    STUDY_QUESTIONS["cramming"] = "How good a GPT fits in a fixed time budget?"
     STUDY_TARGETS["cramming"] = [
         rules.cramming_figures.output.runs,
         rules.cramming_figures.output.ablations,

@@ -181,6 +181,9 @@ if ablation_enabled("distillation"):
         script:
             "../../scripts/distillation.py"
 
+    STUDY_QUESTIONS["distillation"] = (
+        "How many LSTM layers keep a transformer's quality, and do LSTMs generalise to longer contexts?"
+    )
     STUDY_TARGETS["distillation"] = [
         f"{DISTILL_DIR}/results.csv",
         f"{DISTILL_FIGURES}/layers.png",

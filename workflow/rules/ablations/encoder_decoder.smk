@@ -80,6 +80,9 @@ if ablation_enabled("encoder_decoder"):
         script:
             "../../scripts/encoder_decoder.py"
 
+    STUDY_QUESTIONS["encoder_decoder"] = (
+        "Does a seq2seq task need an encoder/decoder, or does a GPT reading the source as a prefix do as well?"
+    )
     STUDY_TARGETS["encoder_decoder"] = [
         f"{SEQ2SEQ_FIGURE}.png",
         f"{SEQ2SEQ_DIR}/accuracy_by_length.csv",

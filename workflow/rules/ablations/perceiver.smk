@@ -143,6 +143,7 @@ if ablation_enabled("perceiver"):
         script:
             "../../scripts/perceiver.py"
 
+    STUDY_QUESTIONS["perceiver"] = "Perceiver AR or GPT for long contexts?"
     STUDY_TARGETS["perceiver"] = [
         f"{PERCEIVER_DIR}/results.csv",
         f"{RESULTS}/figures/perceiver/context.png",

@@ -116,6 +116,9 @@ if ablation_enabled("recurrent_gpt2"):
         script:
             "../../scripts/recurrent_gpt2.py"
 
+    STUDY_QUESTIONS["recurrent_gpt2"] = (
+        "Can a GPT read past its context, untrained, if each chunk gets the last hidden state of the previous one?"
+    )
     STUDY_TARGETS["recurrent_gpt2"] = [
         target
         for corpus in REC["corpora"]

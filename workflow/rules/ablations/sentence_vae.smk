@@ -150,6 +150,9 @@ if ablation_enabled("sentence_vae"):
         script:
             "../../scripts/sentence_vae.py"
 
+    STUDY_QUESTIONS["sentence_vae"] = (
+        "Can a frozen GPT become a sentence VAE through adapters, and is sentiment linear in z?"
+    )
     STUDY_TARGETS["sentence_vae"] = [
         f"{VAE_DIR}/results.csv",
         f"{VAE_FIGURES}/training.png",
