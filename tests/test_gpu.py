@@ -130,3 +130,15 @@ def test_resuming_on_the_gpu_continues_the_run(demo_chars, tmp_path, precision):
 
 def _metrics(out) -> list[dict]:
     return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_the_batch_size_search_measures_the_gpu_it_trains_on(demo_chars):
+    """Peak memory read from the config's GPU (the last one here: cuda:1 where there are
+    two), not the current one, and larger for a larger batch."""
+    from fromscratch.train.batch_size import measure
+
+    gpu = f"cuda:{torch.cuda.device_count() - 1}"
+    config = TrainConfig.from_dict(tiny_gpt(demo_chars, device=gpu, eval_splits=""))
+    (small, small_mb), (large, large_mb) = (measure(config, size) for size in (2, 64))
+    assert small is not None and large is not None
+    assert 0 < small_mb < large_mb

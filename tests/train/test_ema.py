@@ -8,9 +8,10 @@ import torch
 from torch import nn
 
 from fromscratch import FromScratchError
-from fromscratch.train import TrainConfig, Trainer, train
+from fromscratch.train import TrainConfig, Trainer, checkpoint, train
 from fromscratch.train.ema import EMA
 from fromscratch.train.evaluate import evaluate_lm
+from fromscratch.train.models import load_model
 
 from ..conftest import tiny_gpt
 
@@ -54,6 +55,12 @@ def test_a_run_with_ema_evaluates_and_saves_the_average(demo_chars, tmp_path):
 
     assert summary["test/loss"] == pytest.approx(test_loss(trainer.ema.model))
     assert summary["test/loss"] != pytest.approx(test_loss(trainer.model))
+    # a checkpoint, evaluated or sampled as a model, is the average too, as model.pt is
+    trainer.save_checkpoint()
+    (last,) = checkpoint.list_checkpoints(tmp_path / "checkpoints")[-1:]
+    from_checkpoint, _ = load_model(str(last))
+    for name, p in from_checkpoint.state_dict().items():
+        assert torch.equal(saved[name], p), name
 
 
 def test_resume_continues_the_average_exactly(demo_chars, tmp_path, capsys):

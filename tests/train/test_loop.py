@@ -54,6 +54,7 @@ def an_infinite_gradient(trainer):
 def test_a_non_finite_step_stops_with_the_step_and_keeps_the_last_checkpoint(
     demo_chars, tmp_path, spoil, what
 ):
+    """The step named as metrics.jsonl and the checkpoints count: the sixth."""
     trainer = Trainer(TrainConfig.from_dict(tiny_gpt(demo_chars, checkpoint_every=5)), tmp_path)
     for _ in range(5):
         trainer.train_step()
@@ -61,7 +62,7 @@ def test_a_non_finite_step_stops_with_the_step_and_keeps_the_last_checkpoint(
     spoil(trainer)
     with pytest.raises(
         NonFiniteLoss,
-        match=rf"^non-finite {what} at step 5; last good checkpoint: \S*step-00000005\.pt$",
+        match=rf"^non-finite {what} at step 6; last good checkpoint: \S*step-00000005\.pt$",
     ):
         trainer.train_step()
     assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == ["step-00000005.pt"]
@@ -523,6 +524,21 @@ def test_an_evaluation_that_cannot_run_fails_before_training(demo_chars, tmp_pat
     for key in ("eval_max_tokens", "eval_stride"):  # a classifier would ignore them
         with pytest.raises(ConfigError, match=rf"{key}: is a language model's; a classifier "):
             TrainConfig.from_dict(tiny_classifier(demo_chars, **{key: 5000}))
+
+
+def test_an_evaluation_setting_leaves_the_training_as_it_is(demo_chars, tmp_path):
+    """eval_stride is checked on the model before the first step, in eval mode: with
+    dropout on, a check in training mode would draw masks and shift every mask after it
+    (the batch-size search and the LR range test take it for no training setting)."""
+
+    def weights(**evaluation):
+        spec = tiny_gpt(demo_chars, eval_splits="", **evaluation)
+        trainer = Trainer(TrainConfig.from_dict(spec), tmp_path / str(evaluation))
+        for _ in range(3):
+            trainer.train_step()
+        return torch.cat([p.detach().flatten() for p in trainer.model.parameters()])
+
+    assert torch.equal(weights(), weights(eval_stride=16))
 
 
 def test_a_setting_of_the_other_kind_of_model_is_refused(demo_chars):

@@ -103,13 +103,15 @@ def measure(
     in a fresh process, whose peak resident memory is the whole cost of training.
     """
     if on_a_gpu(config):
-        torch.cuda.reset_peak_memory_stats()
-        try:
-            result = probe(config, batch_size, steps)
-            peak_mb = torch.cuda.max_memory_allocated() / 2**20
-        except torch.cuda.OutOfMemoryError:
-            result, peak_mb = None, float("nan")
-        torch.cuda.empty_cache()
+        gpu = torch.device("cuda" if config.device == "auto" else config.device)
+        with torch.cuda.device(gpu):  # its memory, not the current GPU's (cuda:1, ...)
+            torch.cuda.reset_peak_memory_stats()
+            try:
+                result = probe(config, batch_size, steps)
+                peak_mb = torch.cuda.max_memory_allocated() / 2**20
+            except torch.cuda.OutOfMemoryError:
+                result, peak_mb = None, float("nan")
+            torch.cuda.empty_cache()
         return result, peak_mb
     return probe_in_child(config.to_dict(), batch_size, steps)
 

@@ -89,7 +89,8 @@ def check_stride(model, window: int, stride: int, device: str | torch.device) ->
     Perceiver AR's latents), which windows every `stride` tokens must not exceed: they
     would leave tokens between them unscored."""
     probe = torch.zeros((1, window), dtype=torch.long, device=device)
-    predicts = model(probe).size(1)
+    with evaluating(model):  # no dropout: the run's random numbers stay its training's
+        predicts = model(probe).size(1)
     if stride > predicts:
         raise FromScratchError(
             f"eval_stride={stride}: more than the {predicts} positions the model predicts "

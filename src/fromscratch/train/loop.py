@@ -50,15 +50,16 @@ class NonFiniteLoss(FromScratchError):
     """A NaN or infinite loss or gradient: the run stops, its last good checkpoint stays."""
 
 
-def stop_if_not_finite(loss: float, grad_norm: float, step: int, checkpoints: Path) -> None:
-    """Stop the run at a step whose loss or gradient norm is NaN or infinite, naming the
+def stop_if_not_finite(loss: float, grad_norm: float, done: int, checkpoints: Path) -> None:
+    """Stop the run at a step whose loss or gradient norm is NaN or infinite, naming it as
+    metrics.jsonl and the checkpoints count (`done` steps before it: step done + 1) and the
     last checkpoint: the run goes back to it, not on from the weights in memory."""
     if math.isfinite(loss) and math.isfinite(grad_norm):
         return
     saved = checkpoint.list_checkpoints(checkpoints)
     last = saved[-1] if saved else "none yet"
     what = "loss" if not math.isfinite(loss) else "gradient norm"
-    raise NonFiniteLoss(f"non-finite {what} at step {step}; last good checkpoint: {last}")
+    raise NonFiniteLoss(f"non-finite {what} at step {done + 1}; last good checkpoint: {last}")
 
 
 class StopSignals:

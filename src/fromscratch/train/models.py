@@ -80,7 +80,9 @@ def weights_fingerprint(model: nn.Module) -> str:
 
 
 def load_model(path: str, map_location: str = "cpu"):
-    """A model saved by the training loop (model.pt or a checkpoint) and its config dict."""
+    """A model saved by the training loop (model.pt or a checkpoint) and its config dict.
+    A checkpoint of a run with ema_decay gives the moving average, as model.pt does: the
+    weights the run evaluates and saves."""
     if Path(path).is_dir():
         raise FromScratchError(
             f"{path}: a folder, not a model file; did you mean {Path(path) / 'model.pt'}?"
@@ -96,7 +98,7 @@ def load_model(path: str, map_location: str = "cpu"):
             f"{path}: not a model saved by `fromscratch train` ({type(error).__name__})"
         ) from error
     model = model_class(config_class.from_dict({k: v for k, v in spec.items() if k != "family"}))
-    model.load_state_dict(saved["model"])
+    model.load_state_dict(saved["ema"]["model"] if saved.get("ema") else saved["model"])
     if "data_tokenizer" in saved:  # model.pt, not a checkpoint
         return model, {**saved["config"], "data_tokenizer": saved["data_tokenizer"]}
     return model, saved["config"]
