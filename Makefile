@@ -76,5 +76,7 @@ cluster-profile:
 	@ln -sfn "$(CURDIR)/profiles/slurm" "$(PROFILES)/slurm"
 	@echo "snakemake --profile slurm: $(PROFILES)/slurm -> $(CURDIR)/profiles/slurm"
 
+# The environment, the caches and the demo's results; other presets' results (a cluster
+# run copied back, hours of GPUs) stay: remove those by hand.
 clean:
-	rm -rf $(VENV) results .pytest_cache .ruff_cache
+	rm -rf $(VENV) results/demo .pytest_cache .ruff_cache

@@ -219,3 +219,13 @@ def test_throughput_benchmark_names_the_missing_nanogpt_model_file(tmp_path):
     )  # fmt: skip
     assert run.returncode != 0
     assert f"no {tmp_path / 'model.py'}" in run.stderr and "karpathy/nanoGPT" in run.stderr
+
+
+def test_a_mirror_named_relative_to_the_project_reaches_the_benchmarks(monkeypatch):
+    """`FROMSCRATCH_MIRROR=../shared/data make bench`: the benchmarks run in benchmarks/."""
+    run = import_benchmark("run")
+    monkeypatch.chdir(ROOT)
+    env = run.children_environment({"FROMSCRATCH_MIRROR": "../shared/data", "HOME": "/h"})
+    assert env == {"FROMSCRATCH_MIRROR": str(ROOT.parent / "shared" / "data"), "HOME": "/h"}
+    url = {"FROMSCRATCH_MIRROR": "https://example.org/mirror"}
+    assert run.children_environment(url) == url

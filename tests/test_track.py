@@ -308,15 +308,27 @@ def test_evaluations_and_samples_join_the_training_runs_in_wandb(demo_chars, tmp
     scores = evaluate_stage(model, {"ood": {"split": "ood"}}, str(tmp_path / "eval.json"), 500)
     sample_stage(model, str(tmp_path / "samples.txt"), prompt="the", tokens=5, num_samples=2)
     wandb.teardown()  # W&B's service done writing the files
-    for stage, keys in (("eval", {"ood/bits_per_token"}), ("samples", {"sample 0", "sample 1"})):
-        (run_file,) = (tmp_path / stage / "wandb").glob("offline-run-*/*.wandb")
+    for stage, keys in (
+        ("eval.json", {"ood/bits_per_token"}),
+        ("samples.txt", {"sample 0", "sample 1"}),
+    ):
+        (run_file,) = (tmp_path / f"{stage}.wandb" / "wandb").glob("offline-run-*/*.wandb")
         records = list(track.offline_records(run_file))
         (run,) = [r.run for r in records if r.WhichOneof("record_type") == "run"]
-        job_type = {"eval": "evaluate", "samples": "sample"}[stage]
+        job_type = {"eval.json": "evaluate", "samples.txt": "sample"}[stage]
         assert (run.run_group, run.job_type) == ("demo-position", job_type)
         assert run.display_name == f"position/x/seed0/{job_type}"
         summary = {key(item) for r in records if r.WhichOneof("record_type") == "summary"
                    for item in r.summary.update}  # fmt: skip
         assert keys <= summary
-    written = json.loads((tmp_path / "eval" / "summary.json").read_text())
+    written = json.loads((tmp_path / "eval.json.wandb" / "summary.json").read_text())
     assert written["ood/bits_per_token"] == scores["ood"]["bits_per_token"]
+    # an output named after the run's folder leaves the run's own files where they are
+    trained = json.loads((tmp_path / "run" / "summary.json").read_text())
+    evaluate_stage(model, {"ood": {"split": "ood"}}, str(tmp_path / "run.json"), 500)
+    sample_stage(model, str(tmp_path / "run.txt"), prompt="the", tokens=5)
+    assert json.loads((tmp_path / "run" / "summary.json").read_text()) == trained
+    assert not list((tmp_path / "run").glob("*.stale-*"))
+    sample_stage(model, str(tmp_path / "notes"), prompt="the", tokens=5)  # no suffix
+    assert (tmp_path / "notes").read_text().startswith("the")
+    assert (tmp_path / "notes.wandb" / "summary.json").is_file()

@@ -189,6 +189,7 @@ def cmd_sample(args: argparse.Namespace) -> None:
             num_samples=args.num_samples,
             seed=args.seed,
             data=args.data,
+            log_to_wandb=args.out is not None,  # a W&B run beside a file kept, not a scratch one
         )
         print(Path(out).read_text(encoding="utf-8"), end="")
 
@@ -462,7 +463,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", type=Path, help="model.pt written by `fromscratch train`")
     p.add_argument("--split", action="append", required=True, help="split name (repeatable)")
     p.add_argument("--data", type=Path, help="prepared data folder (default: the training data)")
-    p.add_argument("--out", type=Path, help="write the results as JSON")
+    p.add_argument(
+        "--out",
+        type=Path,
+        help="write the results as JSON (and, for a model trained with W&B on, their W&B "
+        "run's files to OUT.wandb/)",
+    )
     p.set_defaults(func=cmd_evaluate)
 
     p = commands.add_parser("sample", help="generate text from a trained language model")
@@ -487,7 +493,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=int, default=0, help="the same seed draws the same samples")
     p.add_argument("--data", type=Path, help="prepared data folder (default: the training data)")
-    p.add_argument("--out", type=Path, help="also write the samples to this file")
+    p.add_argument(
+        "--out",
+        type=Path,
+        help="also write the samples to this file (and, for a model trained with W&B on, "
+        "their W&B run's files to OUT.wandb/)",
+    )
     p.set_defaults(func=cmd_sample)
 
     from fromscratch.stages import STAGES

@@ -119,7 +119,7 @@ def evaluate_stage(model: str, sets: dict[str, dict], out: str = "", max_tokens:
         }
         run_config = {"model": model, "sets": sets, "max_tokens": max_tokens}
         TrackingConfig.after(config, "evaluate").log_results(
-            Path(out).with_suffix(""), run_config, [], scores
+            wandb_folder(out), run_config, [], scores
         )
     return results
 
@@ -146,9 +146,11 @@ def sample_stage(
     num_samples: int = 1,
     seed: int = 0,
     data: str | None = None,
+    log_to_wandb: bool = True,
 ) -> dict:
     """`num_samples` continuations of `prompt`, separated by lines of ---, into `out`;
-    decoded with the tokenizer of `data` (default: the model's training data)."""
+    decoded with the tokenizer of `data` (default: the model's training data); a W&B run
+    of their own beside the training run's (where it had W&B on, and log_to_wandb)."""
     import torch
 
     from fromscratch.train.config import LANGUAGE_MODELS, TrackingConfig
@@ -193,7 +195,15 @@ def sample_stage(
     settings = {"prompt": prompt, "tokens": tokens, "temperature": temperature, "top_k": top_k,
                 "top_p": top_p, "seed": seed}  # fmt: skip
     texts = {f"sample {i}": sample for i, sample in enumerate(samples)}
-    TrackingConfig.after(config, "sample").log_results(
-        Path(out).with_suffix(""), {"model": model, **settings}, [], texts
-    )
+    if log_to_wandb:
+        TrackingConfig.after(config, "sample").log_results(
+            wandb_folder(out), {"model": model, **settings}, [], texts
+        )
     return {"samples": num_samples, "characters": len(text)}
+
+
+def wandb_folder(out: str | Path) -> Path:
+    """Where the W&B run of an evaluation's or samples' file `out` keeps its files (its
+    metrics.jsonl, summary.json and wandb/): `out`.wandb/, beside it. Never the file itself
+    nor a run folder (RUN/ for --out RUN.json), whose own files it would move aside."""
+    return Path(f"{out}.wandb")
