@@ -15,6 +15,13 @@ Every training batch is a pure function of (seed, step), so two models trained w
 same seed see exactly the same examples, and a resumed run sees what it would have seen.
 The test examples depend on the length only: every run is scored on the same ones.
 
+The test strings are never trained on, at any length: one string in HOLD_OUT, chosen by a
+checksum of its symbols (`held_out`), is kept for testing, and training draws from the
+others. At the short lengths training sees every string it may (20 symbols make 400
+strings of length 2), so without this a score there would measure memory, not the rule.
+A length's test strings are distinct: all of its held-out strings where there are no more
+than asked for.
+
 One batch feeds both architectures (see `Seq2SeqBatch`): an encoder/decoder reads the
 source with its encoder and writes the target with its decoder; a decoder-only GPT reads
 `source START target` as one sequence and is scored on the target only.
@@ -35,6 +42,7 @@ FIRST_SYMBOL = 2  # symbols are the tokens 2, 3, ..., 2 + symbols - 1
 IGNORE = -1  # the label of every position that is not scored (nll_bits' ignore_index)
 TASKS = ("copy", "reverse", "sort")
 TEST_STREAM = 7919  # the test examples' own random stream, apart from every training seed
+HOLD_OUT = 5  # one string in this many is a test string (a prime: see held_out)
 
 
 @dataclass(frozen=True)
@@ -73,25 +81,62 @@ class Seq2SeqTask:
             target = np.sort(np.where(real, source, self.vocab_size), axis=1)
         return np.where(real, target, PAD)
 
-    def examples(self, rng: np.random.Generator, lengths: np.ndarray) -> Seq2SeqBatch:
-        """One example of each length in `lengths`: random symbols, then the answer."""
-        source = rng.integers(FIRST_SYMBOL, self.vocab_size, size=(len(lengths), lengths.max()))
+    def held_out(self, source: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """Whether each row of source (N, L), lengths[i] tokens long, is a test string: the
+        checksum sum_j w_j * symbol_j is 0 mod HOLD_OUT, with weights 1, 2, .., HOLD_OUT - 1
+        over the positions in turn. No weight is 0 mod the prime HOLD_OUT, so every symbol
+        counts and about one string in HOLD_OUT of each length is held out; the all-first-
+        symbol string always is, so no length is without test strings."""
+        position = np.arange(source.shape[1])
+        symbols = np.where(position < lengths[:, None], source - FIRST_SYMBOL, 0)
+        weights = 1 + position % (HOLD_OUT - 1)
+        return (symbols * weights).sum(axis=1) % HOLD_OUT == 0
+
+    def sources(self, rng: np.random.Generator, lengths: np.ndarray, test: bool) -> np.ndarray:
+        """A random string of each length in `lengths`, padded: test strings or training
+        ones (held_out), each row drawn again until it is of the kind asked for."""
+        source = np.zeros((len(lengths), lengths.max()), dtype=np.int64)
+        redraw = np.ones(len(lengths), dtype=bool)
+        while redraw.any():
+            drawn = rng.integers(
+                FIRST_SYMBOL, self.vocab_size, size=(redraw.sum(), source.shape[1])
+            )
+            source[redraw] = drawn
+            source[np.arange(source.shape[1]) >= lengths[:, None]] = PAD
+            redraw &= self.held_out(source, lengths) != test
+        return source
+
+    def examples(self, source: np.ndarray, lengths: np.ndarray) -> Seq2SeqBatch:
+        """The batch of these strings (their lengths, the rest PAD) and their answers."""
         real = np.arange(source.shape[1]) < lengths[:, None]
-        source = np.where(real, source, PAD)
         target = self.answer(source, lengths)
         as_tensor = torch.from_numpy
         mask = as_tensor(real)
         return Seq2SeqBatch(as_tensor(source), mask, as_tensor(target), mask.clone())
 
     def train_batch(self, seed: int, step: int, batch_size: int) -> Seq2SeqBatch:
-        """The training batch of `step`: lengths drawn uniformly from min..max_length."""
+        """The training batch of `step`: lengths drawn uniformly from min..max_length, no
+        test string among them."""
         rng = np.random.default_rng([seed, step])
-        return self.examples(rng, rng.integers(self.min_length, self.max_length + 1, batch_size))
+        lengths = rng.integers(self.min_length, self.max_length + 1, batch_size)
+        return self.examples(self.sources(rng, lengths, test=False), lengths)
 
     def test_batch(self, length: int, count: int) -> Seq2SeqBatch:
-        """`count` test examples of one length (no padding), the same for every run."""
+        """`count` distinct test strings of one length (no padding), or every one there is
+        if fewer; the same for every run."""
         rng = np.random.default_rng([TEST_STREAM, length])
-        return self.examples(rng, np.full(count, length))
+        lengths = np.full(count, length)
+        if self.symbols**length <= 4 * HOLD_OUT * count:  # few enough to list them all
+            every = np.indices((self.symbols,) * length).reshape(length, -1).T + FIRST_SYMBOL
+            chosen = every[self.held_out(every, np.full(len(every), length))]
+            chosen = chosen[np.sort(rng.permutation(len(chosen))[:count])]
+        else:  # test strings are one in HOLD_OUT of more than 4 * count: a few draws more
+            chosen = np.unique(self.sources(rng, lengths, test=True), axis=0)
+            while len(chosen) < count:
+                more = self.sources(rng, lengths[: count - len(chosen)], test=True)
+                chosen = np.unique(np.concatenate((chosen, more)), axis=0)
+            chosen = chosen[rng.permutation(len(chosen))[:count]]
+        return self.examples(chosen, np.full(len(chosen), length))
 
 
 @dataclass

@@ -188,7 +188,8 @@ def greedy_answers(model: Model, source: torch.Tensor, length: int) -> torch.Ten
 def accuracy_by_length(
     model: Model, task: Seq2SeqTask, test_max_length: int, count: int, device: torch.device
 ) -> list[dict]:
-    """Exact match and token accuracy of greedy answers at each length 1..test_max_length."""
+    """Exact match and token accuracy of greedy answers at each length 1..test_max_length,
+    on `count` test strings of each (none of them trained on; fewer where there are)."""
     rows = []
     for length in range(1, test_max_length + 1):
         batch = task.test_batch(length, count).to(device)
@@ -200,7 +201,7 @@ def accuracy_by_length(
                 "trained": task.min_length <= length <= task.max_length,
                 "exact_match": correct.all(dim=1).float().mean().item(),
                 "token_accuracy": correct.float().mean().item(),
-                "examples": count,
+                "examples": len(batch.source),  # distinct strings: fewer where there are
             }
         )
     return rows

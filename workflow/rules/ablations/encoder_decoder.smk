@@ -93,6 +93,7 @@ if ablation_enabled("encoder_decoder"):
             "Encoder/decoder vs decoder-only",
             f"Greedy answers to the {SEQ2SEQ_TASK} task at each length: an "
             "encoder/decoder against a GPT that reads the source as a prefix, with nearly "
-            "the same parameters, examples and steps. Shaded: longer than in training.",
+            "the same parameters, examples and steps; scored on strings never trained on. "
+            "Shaded: longer than in training.",
         )
     )
