@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from fromscratch import FromScratchError
-from fromscratch.models import GPT, GPTConfig, KVCache, nll_bits
+from fromscratch.models import GPT, GPTConfig, KVCache
 from fromscratch.models.recurrent import VARIANTS, document_bits, document_length, token_bits
 
 from .conftest import refused
@@ -162,28 +162,32 @@ def test_stage_writes_positions_and_summary_from_a_prepared_split(tmp_path, demo
     path = save_model(model, demo_chars, tmp_path / "model.pt")
     out = tmp_path / "study"
     result = recurrent_gpt2_stage(
-        path, str(demo_chars), "test", str(out), chunks=3, documents=5, memory_tokens=0
+        path, str(demo_chars), "test", str(out), chunks=3, documents=20, memory_tokens=0
     )
     assert set(result) == set(VARIANTS)
     summary = json.loads((out / "summary.json").read_text())
     positions = pd.read_csv(out / "positions.csv")
-    assert summary["documents"] == 5 and summary["document_tokens"] == 3 * CONTEXT + 1
+    assert summary["documents"] == 20 and summary["document_tokens"] == 3 * CONTEXT + 1
     assert len(positions) == len(VARIANTS) * 3 * CONTEXT
     assert positions.groupby("variant")["chunk"].max().eq(2).all()
-    # No memory: every chunked variant scores each document in back-to-back windows; the 5
+    # No memory: every chunked variant scores each document in back-to-back windows; the 20
     # documents spread over the split's stream (its first and last slots among them), not
-    # its start; the stream has the separator between two examples
+    # its start; the stream has the separator between two examples, whose bits are no
+    # character's and stay out of the means
     tokens, length = data.stream("test"), 3 * CONTEXT + 1
     slots = (len(tokens) - 1) // (length - 1)
-    bits = 0.0
-    for slot in np.round(np.linspace(0, slots - 1, 5)).astype(int):
+    bits, scored, separators = 0.0, 0, 0
+    for slot in np.round(np.linspace(0, slots - 1, 20)).astype(int):
         document = torch.from_numpy(tokens[slot * (length - 1) :][:length].astype(np.int64))
         for run in range(3):
             window = document[run * CONTEXT : (run + 1) * CONTEXT + 1][None]
-            bits += nll_bits(model(window[:, :-1]), window[:, 1:]).item()
+            text = window[:, 1:] != data.tokenizer.eot
+            bits += token_bits(model(window[:, :-1]), window[:, 1:])[text].sum().item()
+            scored, separators = scored + int(text.sum()), separators + int((~text).sum())
+    assert separators and scored + separators == 20 * 3 * CONTEXT
     for variant in ("truncated", "input", "layers"):
         got = summary["variants"][variant]["bits_per_token"]
-        assert got == pytest.approx(bits / (5 * 3 * CONTEXT), rel=1e-5)
+        assert got == pytest.approx(bits / scored, rel=1e-5)
 
 
 def test_stage_refuses_a_stride_longer_than_the_context_before_it_runs(tmp_path, demo_chars):

@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import signal
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -151,8 +152,10 @@ def test_padding_does_not_change_a_sentences_posterior(vae):
 def test_sentences_are_cut_from_reviews_with_their_label(demo_chars):
     assert split_sentences("Good. Bad!<br /><br />Why? end") == ["Good.", "Bad!", "Why?", "end"]
     data = PreparedData(demo_chars)
-    picked = sentences_of(data, "test", 300, max_tokens=40)
-    assert len(picked.ids) == 300 and set(picked.labels.tolist()) == {0, 1}
+    picked = sentences_of(data, "test", 301, max_tokens=40)
+    # as many of each label (one more where the count is odd), from many reviews
+    assert len(picked.ids) == 301 and np.bincount(picked.labels).tolist() == [151, 150]
+    assert max(Counter(picked.reviews).values()) == 2 and len(set(picked.reviews)) >= 151
     assert all(2 <= len(x) <= 40 for x in picked.ids)
     assert [data.tokenizer.decode(x) for x in picked.ids] == picked.texts
     # every sentence occurs in a review of its label

@@ -3,7 +3,10 @@
 The documents are slices of a prepared split's token stream (its examples back to back, as
 the models were trained), each overlapping the next by one token so that every token of
 the stream after the first is predicted exactly once, as in `evaluate_lm`; `documents` of
-them, fewer than fit, are taken evenly across the split.
+them, fewer than fit, are taken evenly across the split. In a split of many examples
+(reviews) a document runs across several, the separator between them (GPT-2's reviews
+of 1,024 tokens and more are too few to fill documents of several contexts); the bits of
+predicting a separator are left out of every mean, as they are no character's or byte's.
 """
 
 from __future__ import annotations
@@ -93,6 +96,10 @@ def recurrent_gpt2_stage(
     starts = spread(fit, count) * (length - 1)
     docs = torch.from_numpy(tokens[starts[:, None] + np.arange(length)].astype(np.int64))
 
+    eot = prepared.tokenizer.eot
+    separators = (
+        (docs[:, 1:] == eot).numpy() if eot is not None else np.zeros((count, length - 1), bool)
+    )
     position = np.arange(1, length)  # the index of the predicted token in its document
     chunk, offset = chunk_positions(position, context, memory_tokens)
     rows, summary = [], {}
@@ -105,6 +112,7 @@ def recurrent_gpt2_stage(
                 for group in docs.split(batch_size)
             ]
         ).numpy()
+        bits[separators] = np.nan
         rows.append(
             pd.DataFrame(
                 {
@@ -112,15 +120,15 @@ def recurrent_gpt2_stage(
                     "position": position,
                     "chunk": chunk,
                     "offset": offset,
-                    "bits": bits.mean(axis=0),
-                    "bits_sd": bits.std(axis=0),
+                    "bits": np.nanmean(bits, axis=0),
+                    "bits_sd": np.nanstd(bits, axis=0),
                 }
             )
         )
         summary[variant] = {
-            "bits_per_token": float(bits.mean()),
-            "first_chunk": float(bits[:, chunk == 0].mean()),
-            "later_chunks": float(bits[:, chunk > 0].mean()),
+            "bits_per_token": float(np.nanmean(bits)),
+            "first_chunk": float(np.nanmean(bits[:, chunk == 0])),
+            "later_chunks": float(np.nanmean(bits[:, chunk > 0])),
         }
     with atomic_dir(out, "summary.json") as tmp:
         pd.concat(rows).to_csv(tmp / "positions.csv", index=False)

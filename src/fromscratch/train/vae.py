@@ -51,6 +51,10 @@ class Sentences:
     ids: list[np.ndarray]  # token ids of each sentence
     labels: np.ndarray  # the label of the review each sentence comes from
     texts: list[str]
+    reviews: list[int] = dataclasses.field(default_factory=list)  # which review each is of
+
+
+PER_REVIEW = 2  # sentences of one review at most
 
 
 def split_sentences(text: str) -> list[str]:
@@ -63,7 +67,10 @@ def sentences_of(
     data: PreparedData, split: str, count: int, max_tokens: int, seed: int = 0
 ) -> Sentences:
     """Up to `count` sentences of 2 to max_tokens tokens from the reviews of `split`, taken
-    review by review in a random order (fixed by `seed`), each with its review's label.
+    review by review in a random order (fixed by `seed`), each with its review's label: as
+    many of each label (so that a probe's chance rate is one over the labels, not whatever
+    the first reviews drawn happen to hold) and at most PER_REVIEW of one review (so that
+    they come from many reviews).
 
     Longer sentences are left out rather than cut: a cut sentence would teach the decoder
     endings that are not there.
@@ -71,15 +78,26 @@ def sentences_of(
     if data.meta["task"] != "classification":
         raise FromScratchError(f"{data.folder}: sentences need a labelled (classification) set")
     tokenizer, labels = data.tokenizer, data.labels(split)
+    classes = np.unique(labels)
+    quota = {
+        int(c): count // len(classes) + (i < count % len(classes)) for i, c in enumerate(classes)
+    }
     picked = Sentences([], [], [])
     for review in np.random.default_rng(seed).permutation(len(labels)):
+        label = int(labels[review])
+        if not quota[label]:
+            continue
         texts = split_sentences(tokenizer.decode(data.example(split, review)))
+        taken = 0
         for text, ids in zip(texts, tokenizer.encode_batch(texts), strict=True):
-            if 2 <= len(ids) <= max_tokens and len(picked.ids) < count:
+            if 2 <= len(ids) <= max_tokens and quota[label] and taken < PER_REVIEW:
                 picked.ids.append(np.asarray(ids, dtype=np.int64))
-                picked.labels.append(int(labels[review]))
+                picked.labels.append(label)
                 picked.texts.append(text)
-        if len(picked.ids) >= count:
+                picked.reviews.append(int(review))
+                quota[label] -= 1
+                taken += 1
+        if not any(quota.values()):
             break
     picked.labels = np.asarray(picked.labels, dtype=np.int64)
     return picked

@@ -5,9 +5,11 @@ Each review is a few sentences about a film, most of them agreeing with the revi
 label. Sentences carry sentiment through an adjective; some negate it ("was not dull"),
 some contrast two ("could have been dull, but it was clever") — so a bag of words gets far
 but not all the way, and a model that relates tokens to each other (attention) does
-better (a bag of words reaches about 77% test accuracy). The summed sentence polarities
-always have the label's sign. Everything is drawn from `random.Random(seed)`: the same
-seed, the same corpus.
+better (a bag of words reaches about 77% test accuracy). Where the sentences' polarities
+do not sum to the label's side, a verdict ("overall, clever.") is added; it settles a tie,
+so in 8-9% of the training and test reviews and 16% of the out-of-domain ones the
+sentences still lean the other way: some reviews stay hard. Everything is drawn from
+`random.Random(seed)`: the same seed, the same corpus.
 
 Splits: `train` (4,000 reviews), `test` (1,000), and `ood` (1,000 one-line snippets about
 other subjects in another style: an out-of-domain test set, like Pang & Lee's sentences
