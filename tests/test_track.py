@@ -269,6 +269,14 @@ def test_wandb_keeps_every_step_and_the_whole_runs_summary(tmp_path):
         assert steps == [10, 20, 30][: len(steps)]
 
 
+def test_a_resumed_runs_wall_time_counts_every_start(tmp_path):
+    """The starts before this one (their wall time up to the checkpoint resumed from) add
+    to this one's, in the summary and in the next checkpoint."""
+    tracker = Tracker(tmp_path, {}, resume_step=0, resume_lines=0, resume_wall_s=1000.0)
+    assert 1000 <= tracker.checkpoint_state()["wall_time_s"] < 1010
+    assert 1000 <= tracker.finish({}, {})["wall_time_s"] < 1010
+
+
 def test_a_figure_jobs_png_csv_and_pdf_reach_wandb(tmp_path):
     """Figures as images, tables as tables, and a poster's PDF among the run's files (in an
     offline run, copied to its files folder and recorded to be uploaded by `wandb sync`)."""

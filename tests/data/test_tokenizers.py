@@ -36,6 +36,21 @@ def test_lossless_round_trip_and_save_load(kind, tmp_path):
     )
 
 
+def test_a_full_vocabulary_keeps_its_size_and_every_special_token():
+    """words: vocab_size counts <pad>, <unk> and the separator, and the most frequent
+    words fill the rest; chars: <unk> (for another split's unseen characters) and the
+    separator each an id of their own."""
+    documents = ["the film was great and long", "the plot was dull", "a film"]
+    words = tokenizers.fit("words", documents, vocab_size=6)
+    assert words.vocab_size == 6 and len(set(words.words)) == 6
+    assert words.words[:3] == [tokenizers.PAD, tokenizers.UNK, tokenizers.EOT]
+    assert words.words[3:] == ["the", "film", "was"]  # twice each, then the rest once
+    chars = tokenizers.CharTokenizer.fit(documents, others=["dull!"])
+    unknown, eot = chars.encode("!").tolist()[0], chars.eot
+    assert len({unknown, eot}) == 2 and chars.vocab_size == len(set(" ".join(documents))) + 2
+    assert chars.decode([unknown, eot]) == tokenizers.UNK + tokenizers.EOT
+
+
 @pytest.mark.parametrize("kind", ["bytes", "chars", "bpe", "gpt2"])
 def test_the_bytes_and_characters_of_tokens_add_up_to_the_texts(kind, request):
     """What bits per byte and per character of a part of a split divide by."""

@@ -274,10 +274,14 @@ def test_dropout_is_off_in_eval():
 
 
 @pytest.mark.parametrize("attn_dropout, weights_dropped", [(None, True), (0.0, False)])
-def test_attn_dropout_drops_attention_weights_only(attn_dropout, weights_dropped):
+@pytest.mark.parametrize(
+    "fast, position", [(False, "learned"), (True, "learned"), (True, "alibi")]
+)  # the fused kernel's two calls: the causal mask its own, or a float mask given
+def test_attn_dropout_drops_attention_weights_only(attn_dropout, weights_dropped, fast, position):
     # dropout=0.5 on the output either way: where both runs kept an output entry, the
     # entries agree exactly unless the attention weights underneath were dropped too
-    attn = Attention(config(n_head=2, dropout=0.5, attn_dropout=attn_dropout), causal=True)
+    settings = dict(dropout=0.5, attn_dropout=attn_dropout, fast=fast, position=position)
+    attn = Attention(config(n_head=2, **settings), causal=True)
     x = torch.randn(2, 16, 8)
     torch.manual_seed(1)
     first = attn(x)

@@ -4,6 +4,7 @@ gives the same tokens, the parameter count is what the architecture says, it lea
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
@@ -212,6 +213,15 @@ def test_top_p_of_one_keeps_every_token(drawn_from):
     # thousands of tokens before the last, which top_p=1 must not drop
     logits = 3 * torch.randn(4, 50257)
     assert torch.equal(drawn_from(logits, top_p=1.0), F.softmax(logits, dim=-1))
+
+
+def test_top_p_keeps_the_smallest_set_that_reaches_it(drawn_from):
+    """Probabilities 1/2, 1/4, 1/4 (exact in float32): the first token alone reaches
+    top_p=0.5, so the second goes; top_p just above it keeps the second, not the third."""
+    logits = torch.tensor([[math.log(2.0), 0.0, 0.0]])
+    assert (drawn_from(logits, top_p=0.5) > 0).tolist() == [[True, False, False]]
+    kept = drawn_from(logits, top_p=0.5001)
+    assert (kept > 0).tolist() == [[True, True, False]]
 
 
 def test_a_tiny_temperature_samples_the_likeliest_token():

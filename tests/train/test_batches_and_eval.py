@@ -254,6 +254,11 @@ def test_classifier_accuracy_counts_every_example(demo_words):
     labels = data.labels("test")
     assert result["examples"] == len(labels)
     assert result["accuracy"] == (labels == 1).mean()  # always predicts class 1
+    # logits (0, 1): a nat cost of log(1 + e^-1) where it is right, log(1 + e) where wrong,
+    # averaged over the examples (not over the batches they were scored in)
+    right, wrong = math.log1p(math.exp(-1)), math.log1p(math.e)
+    expected = (labels == 1).mean() * right + (labels == 0).mean() * wrong
+    assert result["loss"] == pytest.approx(expected, rel=1e-6)
 
 
 def test_long_examples_keep_their_head_and_tail():

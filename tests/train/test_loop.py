@@ -323,6 +323,16 @@ def test_head_tokens_beyond_max_length_fail_before_training(demo_words, tmp_path
     Trainer(TrainConfig.from_dict(tiny_classifier(demo_words, head_tokens=96)), tmp_path)
 
 
+def test_the_optimizer_takes_the_configs_settings(demo_chars, tmp_path):
+    """AdamW's betas and weight decay are the config's (beta2 0.99 is the course GPT's
+    setting for small batches)."""
+    spec = tiny_gpt(demo_chars, beta1=0.8, beta2=0.97, weight_decay=0.05, eval_splits="")
+    trainer = Trainer(TrainConfig.from_dict(spec), tmp_path)
+    decay, no_decay = trainer.optimizer.param_groups
+    assert decay["betas"] == no_decay["betas"] == (0.8, 0.97)
+    assert (decay["weight_decay"], no_decay["weight_decay"]) == (0.05, 0.0)
+
+
 def test_schedule_shapes():
     assert learning_rate(1.0, 0, 0.0, warmup_steps=10) == pytest.approx(0.1)
     assert learning_rate(1.0, 9, 0.0, warmup_steps=10) == pytest.approx(1.0)
@@ -331,6 +341,8 @@ def test_schedule_shapes():
     assert learning_rate(1.0, 50, 1.0, shape="cosine", min_lr_ratio=0.1) == pytest.approx(0.1)
     assert learning_rate(1.0, 50, 0.5, shape="linear", min_lr_ratio=0.0) == pytest.approx(0.5)
     assert learning_rate(1.0, 50, 2.0, shape="linear", min_lr_ratio=0.0) == pytest.approx(0.0)
+    assert learning_rate(1.0, 50, 0.5, shape="linear", min_lr_ratio=0.2) == pytest.approx(0.6)
+    assert learning_rate(1.0, 50, 1.0, shape="linear", min_lr_ratio=0.2) == pytest.approx(0.2)
     assert learning_rate(1.0, 50, 0.7, shape="constant") == 1.0
 
 
