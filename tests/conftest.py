@@ -4,6 +4,7 @@ prepared once, tiny training configs, and the local SLURM cluster."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -195,6 +196,13 @@ def slurm_cluster() -> None:
     if os.environ.get("CI"):
         pytest.fail(f"no SLURM cluster (sinfo or sacct fails): CI must run `{START_SLURM}`")
     pytest.skip(f"no SLURM cluster (sinfo or sacct fails); start one with `{START_SLURM}`")
+
+
+def hangup_as_from_a_terminal() -> None:
+    """preexec_fn of a process that a test stops with SIGHUP: SIGHUP at its default, as in
+    a process started from a terminal, whatever this test run inherited (started under
+    nohup, it ignores SIGHUP, and so would every process it starts)."""
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
 
 def children(pid: int) -> list[int]:

@@ -13,6 +13,8 @@ from fromscratch.cli import main
 from fromscratch.data import PreparedData
 from fromscratch.data.sets import pang_lee_sentences
 
+from ..conftest import hangup_as_from_a_terminal
+
 
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory):
@@ -76,8 +78,9 @@ def start_prepare(shared_mirror, cache, tmp_path):
     environment = {**os.environ, "FROMSCRATCH_CACHE": str(cache)}
     before = set(tmp_path.glob(".imdb.*.tmp"))
     stage = subprocess.Popen(
-        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=environment
-    )
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=environment,
+        preexec_fn=hangup_as_from_a_terminal,
+    )  # fmt: skip
     deadline = time.time() + 120
     # tokenising the first split, in a temporary folder of its own
     while not [p for p in tmp_path.glob(".imdb.*.tmp") if p not in before and any(p.glob("*.bin"))]:
