@@ -240,8 +240,6 @@ def test_wandb_gets_every_step_of_a_run_killed_outright(demo_chars, tmp_path):
         whole = path.read_bytes()
         assert cut_offline_file(path, step=10**9) > 0  # at least one record, none cut short
         assert path.read_bytes() == whole
-    summary = json.loads((run / "summary.json").read_text())
-    assert summary["wall_time_s"] > summary["train_time_s"]  # both starts' wall time
 
 
 def test_a_file_system_without_locks_does_not_stop_a_run(demo_chars, tmp_path, monkeypatch, capsys):

@@ -4,8 +4,8 @@ The documents are slices of a prepared split's token stream (its examples back t
 the models were trained), each overlapping the next by one token so that every token of
 the stream after the first is predicted exactly once, as in `evaluate_lm`; `documents` of
 them, fewer than fit, are taken evenly across the split. In a split of many examples
-(reviews) a document runs across several, the separator between them (GPT-2's reviews
-of 1,024 tokens and more are too few to fill documents of several contexts); the bits of
+(reviews) a document runs across several, the separator between them, as GPT-2 read its
+training text (few reviews would fill a document of several contexts alone); the bits of
 predicting a separator are left out of every mean, as they are no character's or byte's.
 """
 
