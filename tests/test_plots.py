@@ -3,12 +3,14 @@ they are given; tables and figures are written atomically; bars start at 0; a si
 shows no spread; the KL weight is drawn from its schedule."""
 
 import json
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
 from matplotlib.patches import Rectangle
+from matplotlib.text import Text
 
 from fromscratch import FromScratchError
 from fromscratch.figures import cramming, distillation, perceiver, plots, sentence_vae, tables
@@ -56,6 +58,7 @@ def drawn(monkeypatch):
 def _titles(fig) -> str:
     texts = [fig._suptitle.get_text()] if fig._suptitle else []
     texts += [ax.get_title() for ax in fig.axes] + [ax.get_xlabel() for ax in fig.axes]
+    texts += [t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().texts]
     return "\n".join(texts + [ax.get_ylabel() for ax in fig.axes])
 
 
@@ -127,6 +130,9 @@ def test_bars_start_at_zero(tmp_path, drawn, seeds):
     assert len(drawn) == 4
     for fig in drawn:
         _assert_bars_start_at_zero(fig)
+    for fig in drawn[1:]:  # a bar for each variant (a, b) or change (cosine, dropout)
+        for ax in fig.axes:
+            assert len([p for p in ax.patches if isinstance(p, Rectangle)]) == 2
 
 
 def test_one_seed_has_no_spread(tmp_path, drawn):
@@ -140,10 +146,27 @@ def test_one_seed_has_no_spread(tmp_path, drawn):
     one = {"seed": 0, "budget_s": 6.0, "steps": 100, "m": 2.0}
     crammed = pd.DataFrame([{"recipe": r, **one} for r in ("baseline", "x")])
     cramming.ablation_figure(crammed, "m", 6.0, tmp_path / "c", "t")
+    course = pd.DataFrame([{"train_time_s": 5.0, "m": 2.1}])
+    cramming.budget_figure(crammed, course, "m", tmp_path / "b", "t")
     for fig in drawn:
         text = _titles(fig)
         assert "1 seed" in text and "seeds" not in text
         assert "nan" not in text and "±" not in text, text
+
+
+def test_a_metric_no_run_has_is_said_so(tmp_path, drawn):
+    """Bits per character are null where a tokenizer maps characters to <unk>: the
+    comparison stops saying so, and the curves say it where the panel would be empty."""
+    runs = _runs([0, 1], "test/bits_per_token", {"a": 2.0, "b": 1.9})
+    with pytest.raises(FromScratchError, match=r"no run has test/bits_per_char .*lossless"):
+        plots.comparison(runs, "e", "test/bits_per_char", tmp_path / "a", "t")
+    curves = pd.DataFrame(
+        {"experiment": "e", "variant": "a", "seed": 0, "step": [1, 2], "tokens": [10, 20],
+         "metric": "loss", "value": [2.0, 1.5]}
+    )  # fmt: skip
+    plots.training_curves(curves, "e", tmp_path / "c", "t", eval_metric="test/bits_per_char")
+    (said,) = drawn[-1].axes[1].texts
+    assert said.get_text().startswith("no run has test/bits_per_char")
 
 
 def test_a_seed_without_its_number_stops_the_figure_naming_it(tmp_path, drawn):
@@ -293,6 +316,24 @@ def test_tables_read_only_the_runs_they_are_given(tmp_path):
     assert 9.0 not in set(curves["value"])
 
 
+MONEY = "the film made $2{ million and the sequel $3 million"  # as mathtext: no TeX
+
+
+def test_generated_text_is_drawn_as_written(tmp_path, drawn):
+    """A model's text with two dollar signs is text, not mathematics: drawn as written,
+    not in italics without its spaces, nor a stop of the figure at the brace."""
+    plots.samples({"model": MONEY}, tmp_path / "s", f'samples of "{MONEY}"')
+    examples = {
+        "interpolations": [{"from": MONEY, "to": "fine", "steps": [MONEY, "fine"]}],
+        "reconstructions": [{"label": 0, "text": MONEY, "swapped": MONEY}],
+    }
+    (tmp_path / "examples.json").write_text(json.dumps(examples))
+    sentence_vae.interpolations(tmp_path / "examples.json", tmp_path / "i", MONEY)
+    for fig in drawn:  # the text drawn and the title that quotes it
+        texts = [t for t in fig.findobj(Text) if "$" in t.get_text()]
+        assert len(texts) >= 2 and not any(t.get_parse_math() for t in texts)
+
+
 def test_tables_and_figures_are_written_atomically(tmp_path, monkeypatch):
     """A failed write leaves no half-written target behind, nor an older one replaced."""
     out = tmp_path / "table.csv"
@@ -306,6 +347,19 @@ def test_tables_and_figures_are_written_atomically(tmp_path, monkeypatch):
     tables.write_csv(table, out)
     assert out.read_text() == "a\n1\n2\n"
 
+    def half_drawn(fig, target, **kwargs):
+        Path(target).write_bytes(b"half")
+        raise ZeroDivisionError
+
+    (tmp_path / "figure.png").write_bytes(b"old")
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [0, 1])
+    monkeypatch.setattr(plt.Figure, "savefig", half_drawn)
+    with pytest.raises(ZeroDivisionError):
+        plots.save(fig, tmp_path / "figure")
+    monkeypatch.undo()
+    assert (tmp_path / "figure.png").read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["figure.png", "table.csv"]
     fig, ax = plt.subplots()
     ax.plot([0, 1], [0, 1])
     written = plots.save(fig, tmp_path / "figure")
@@ -314,7 +368,7 @@ def test_tables_and_figures_are_written_atomically(tmp_path, monkeypatch):
     assert not list(tmp_path.glob(".*.tmp"))
 
 
-def test_a_noise_scale_not_measured_is_left_off_the_batch_size_figure(tmp_path, drawn):
+def test_a_noise_scale_not_measured_is_said_so_on_the_batch_size_figure(tmp_path, drawn):
     search = {"device": "cpu", "memory_cap_mb": 100.0, "batch_size": 4, "tried": [
         {"batch_size": b, "fits": True, "peak_memory_mb": 10.0 * b, "tokens_per_s": 100.0 * b}
         for b in (1, 2, 4)
@@ -324,8 +378,11 @@ def test_a_noise_scale_not_measured_is_left_off_the_batch_size_figure(tmp_path, 
         noise = {"noise_scale": value, "after_steps": 0}
         (tmp_path / "noise.json").write_text(json.dumps(noise))
         plots.batch_size(tmp_path / "search.json", tmp_path / "b", "t", tmp_path / "noise.json")
-        marked = [line for line in drawn[-1].axes[0].get_lines() if line.get_linestyle() == "--"]
+        ax = drawn[-1].axes[0]
+        marked = [line for line in ax.get_lines() if line.get_linestyle() == "--"]
         assert len(marked) == lines
+        said = [t.get_text() for t in ax.get_legend().get_texts()]
+        assert any("not measured" in text for text in said) == (value is None)
     # measured after training steps: the label says at which LR and batch size
     noise = {
         "noise_scale": 35.0,

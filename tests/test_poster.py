@@ -4,6 +4,8 @@ nothing overlaps or leaves the page, and captions wrap within their figure's wid
 however many figures there are."""
 
 import itertools
+import re
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pytest
@@ -131,12 +133,37 @@ def test_a_long_word_gets_its_own_line():
     assert lines == ["see", "results/demo/studies/cramming/tables/budget.csv", "now"]
 
 
-def test_the_poster_is_a_pdf_with_a_png_preview(demo_panels, tmp_path):
+def test_the_poster_is_a_pdf_with_a_png_preview(demo_panels, tmp_path, monkeypatch):
+    """... written atomically: a failed write leaves the poster before it in place."""
     out, preview = tmp_path / "poster.pdf", tmp_path / "preview" / "poster.png"
+
+    def half_drawn(fig, target, **kwargs):
+        Path(target).write_bytes(b"half")
+        raise ZeroDivisionError
+
+    out.write_bytes(b"old")
+    monkeypatch.setattr(plt.Figure, "savefig", half_drawn)
+    with pytest.raises(ZeroDivisionError):
+        poster.make_poster(demo_panels[:4], out, "A title", "a subtitle", preview=preview)
+    monkeypatch.undo()
+    assert out.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["poster.pdf"]
     poster.make_poster(demo_panels[:4], out, "A title", "a subtitle", preview=preview)
     assert out.read_bytes().startswith(b"%PDF") and not list(tmp_path.glob("**/*.tmp"))
     with Image.open(preview) as png:  # A0 at the preview's resolution
         assert png.size == tuple(round(side * poster.PREVIEW_DPI) for side in poster.A0_INCHES)
+
+
+def test_the_pdf_keeps_every_figures_pixels(demo_panels, tmp_path):
+    """Each figure is embedded at its PNG's own size, not resampled to the page's dpi:
+    placed below its saved size, that would print its text at a fraction of its pixels."""
+    panels = demo_panels[:3]
+    poster.make_poster(panels, tmp_path / "poster.pdf", "A title", "a subtitle")
+    embedded = re.findall(rb"/Width (\d+) /Height (\d+)", (tmp_path / "poster.pdf").read_bytes())
+    sizes = []
+    for panel in panels:
+        with Image.open(panel.image) as png:
+            sizes.append(png.size)
+    assert sorted((int(w), int(h)) for w, h in embedded) == sorted(sizes)
 
 
 def test_a_studys_question_as_the_subtitle_wraps_within_the_page(demo_panels):

@@ -10,7 +10,9 @@ import json
 import os
 import signal
 
+import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from submitit.helpers import Checkpointable
@@ -229,6 +231,24 @@ def test_stage_writes_the_run_and_resumes_exactly(tmp_path, capsys):
     assert len(figures.run_table(table)) == 2
     written = figures.accuracy_by_length(table, tmp_path / "figure.png", "test")
     assert all(path.stat().st_size > 0 for path in written)
+
+
+def test_the_figure_marks_longer_lengths_only_where_there_are_some(monkeypatch):
+    kept = []
+    monkeypatch.setattr(figures.plots, "save", lambda fig, out: kept.append(fig))
+    for test_max_length in (4, 6):  # training lengths 1..4
+        table = pd.DataFrame(
+            [
+                {"task": "reverse", "architecture": a, "seed": 0, "parameters": 1000, "length": n,
+                 "trained": n <= 4, "exact_match": 0.5, "token_accuracy": 0.6}
+                for a in ("encoder_decoder", "decoder_only")
+                for n in range(1, test_max_length + 1)
+            ]
+        )  # fmt: skip
+        figures.accuracy_by_length(table, "unused", "t")
+        said = [t.get_text() for ax in kept[-1].axes for t in ax.texts]
+        assert said == ["longer than\nin training"] * 2 * (test_max_length > 4)
+    plt.close("all")
 
 
 def test_at_its_time_limit_the_stage_job_requeues_itself_resuming(tmp_path, capsys):

@@ -152,7 +152,8 @@ POSTER_PANELS = [
         "Throughput and peak memory per batch size; the largest batch that fits is the "
         "one training uses."
         + (
-            " Green: the gradient noise scale, past which bigger batches stop saving steps."
+            " Green, where measured: the gradient noise scale, past which bigger batches "
+            "stop saving steps."
             if noise_scale_file("classifier")
             else ""
         ),

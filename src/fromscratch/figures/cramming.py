@@ -109,10 +109,11 @@ def budget_figure(
     baseline = runs[runs["recipe"] == "baseline"]
     per, unit = _time_unit(max(baseline["budget_s"].max(), reference["train_time_s"].max()))
     baseline = baseline.assign(budget=baseline["budget_s"] / per)
+    seeds = baseline["seed"].nunique()
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     sns.lineplot(
         baseline, x="budget", y=metric, errorbar="sd", err_style="bars", marker="o",
-        color="C0", label="baseline recipe (mean ± sd)", ax=ax,
+        color="C0", label="baseline recipe" + (" (mean ± sd)" if seeds > 1 else ""), ax=ax,
     )  # fmt: skip
     sns.scatterplot(baseline, x="budget", y=metric, color="k", s=14, label="one seed", ax=ax)
     ax.scatter(
@@ -121,7 +122,8 @@ def budget_figure(
         marker="*",
         s=90,
         color="C3",
-        label=f"{reference_label}, its training time ({len(reference)} runs)",
+        label=f"{reference_label}, its training time "
+        f"({len(reference)} run{'s' * (len(reference) != 1)})",
         zorder=3,
     )
     if published:
@@ -138,7 +140,6 @@ def budget_figure(
     # Ticks at the budgets, and at the reference's mean training time (rounded).
     ticks = sorted({*baseline["budget"], float(f"{reference['train_time_s'].mean() / per:.2g}")})
     log2_ticks(ax, ticks)
-    seeds = baseline["seed"].nunique()
     ax.set(
         xlabel=f"training-time budget ({unit}, log scale)",
         ylabel=label(metric),

@@ -11,6 +11,7 @@ import seaborn as sns
 
 from fromscratch.figures.plots import (
     label,
+    legend_beside,
     log2_ticks,
     mean_sd,
     require_values,
@@ -94,7 +95,7 @@ def by_layers(table: pd.DataFrame, out: str | Path, teacher_name: str) -> list:
         title=f"LSTM students at their training length ({int(students['length'].iloc[0])} "
         f"tokens)\n{seeds} seed{'s' * (seeds != 1)} each; lower is better",
     )
-    ax.legend(fontsize=8)
+    legend_beside(ax)  # inside, it covered the teacher's line
     return save(fig, out)
 
 

@@ -96,9 +96,10 @@ def accuracy_by_length(table: pd.DataFrame, out: str | Path, title: str) -> list
             palette="dark",
             ax=ax,
         )
-        ax.axvline(longest + 0.5, color="0.4", ls="--", lw=1)
-        ax.axvspan(longest + 0.5, data["length"].max() + 0.5, color="0.9", zorder=0)
-        ax.text(longest + 0.7, 1.0, "longer than\nin training", fontsize=8, va="top")
+        if data["length"].max() > longest:  # tested past the training lengths
+            ax.axvline(longest + 0.5, color="0.4", ls="--", lw=1)
+            ax.axvspan(longest + 0.5, data["length"].max() + 0.5, color="0.9", zorder=0)
+            ax.text(longest + 0.7, 1.0, "longer than\nin training", fontsize=8, va="top")
         ax.set(
             xlabel="sequence length (tokens)",
             ylabel=name,

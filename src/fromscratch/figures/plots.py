@@ -111,10 +111,23 @@ def mean_sd(
     return stats
 
 
+def not_logged(metric: str) -> str:
+    """Why no run has `metric`, where a reason is known."""
+    why = ""
+    if metric.endswith(("bits_per_byte", "bits_per_char")):
+        why = (
+            " (a tokenizer that is not lossless, with <unk>, leaves out bits per byte and "
+            "per character: compare bits_per_token)"
+        )
+    return f"no run has {metric}{why}"
+
+
 def require_values(data: pd.DataFrame, column: str, *categories: str) -> None:
     """Stop, naming the runs (by their `categories` and seed), where `column` is NaN (a
     summary without the number): a chart would leave those seeds out without a word, under
     a title that counts them."""
+    if column not in data:  # in no summary: tables.runs leaves out what is null
+        raise FromScratchError(not_logged(column))
     missing = data[data[column].isna()]
     if len(missing):
         runs = ", ".join(
@@ -137,6 +150,8 @@ def seed_chart(
     error bars) and a black dot per seed; the mean as a bar from 0 (bars=True), or as a
     point where the axis is zoomed in to the differences (a bar must start at 0).  The
     categories go along whichever of x and y is not numeric."""
+    if y not in data:
+        require_values(data, y, x)
     value, category = (y, x) if pd.api.types.is_numeric_dtype(data[y]) else (x, y)
     require_values(data, value, category)
     if bars:
@@ -213,6 +228,10 @@ def batch_size(
         label = f"gradient noise scale:\n{noise['noise_scale']:.3g} sequences, {where}"
         left.axvline(noise["noise_scale"], color="C2", ls="--", label=label)
         left.legend(fontsize=8)
+    elif noise:  # the caption speaks of it: say why it is not there
+        reason = "gradient noise scale: not measured\n(an estimate of |G|² or tr(Σ) ≤ 0)"
+        left.plot([], [], " ", label=reason)
+        left.legend(fontsize=8, handlelength=0)
     right.plot(tried["batch_size"], tried["peak_memory_mb"], marker="o", color="C1")
     if result["device"] == "cpu":
         right.axhline(result["memory_cap_mb"], color="C3", ls="--", label="memory cap")
@@ -255,6 +274,9 @@ def training_curves(
             )
             ylabel = f"smoothed {ylabel}"
             panel_title = f"training (smoothed: centred mean of {smooth} logged steps)"
+        if rows.empty:  # an empty panel under a legend would pass for a plot
+            ax.text(0.5, 0.5, textwrap.fill(not_logged(metric), 40), ha="center",
+                    va="center", transform=ax.transAxes, fontsize=9)  # fmt: skip
         for i, variant in enumerate(order):  # the same colour for a variant in every panel
             mean_sd(
                 ax, rows[rows["variant"] == variant], "step", "value", f"C{i}", variant,
@@ -303,10 +325,11 @@ def samples(texts: dict[str, str], out: str | Path, title: str, width: int = 90)
     fig, ax = plt.subplots(figsize=(8, 0.17 * lines + 0.8))
     ax.axis("off")
     y = 0.97
+    as_written = dict(va="top", transform=ax.transAxes, parse_math=False)  # "$5 ... $6" too
     for name, body in blocks:
-        ax.text(0, y, name, fontweight="bold", va="top", fontsize=10, transform=ax.transAxes)
+        ax.text(0, y, name, fontweight="bold", fontsize=10, **as_written)
         y -= 1.5 / lines
-        ax.text(0, y, body, family="monospace", va="top", fontsize=8, transform=ax.transAxes)
+        ax.text(0, y, body, family="monospace", fontsize=8, **as_written)
         y -= (body.count("\n") + 1.5) / lines
-    ax.set_title(title, loc="left")
+    ax.set_title(title, loc="left", parse_math=False)
     return save(fig, out)

@@ -77,8 +77,17 @@ def make_poster(
     """The poster as a PDF at `out`, and as a PNG at `preview` if given: small enough to
     open on a screen or in W&B (PREVIEW_DPI), large enough to judge the layout."""
     fig, layout = draw_poster(panels, title, subtitle)
-    for path, kind, dpi in ((out, "pdf", None), (preview, "png", PREVIEW_DPI)):
+    images = [image for ax in fig.axes for image in ax.images]
+    # The PDF embeds each figure's pixels as they are, to print at the figure's own
+    # resolution (resampled to the page's 100 dpi, a figure drawn at 0.6 of its size would
+    # lose half of them); the small preview smooths them instead, so its text stays legible.
+    for path, kind, dpi, interpolation in (
+        (out, "pdf", None, "none"),
+        (preview, "png", PREVIEW_DPI, "antialiased"),
+    ):
         if path:
+            for image in images:
+                image.set_interpolation(interpolation)
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             with atomic_path(Path(path)) as tmp:
                 fig.savefig(tmp, format=kind, dpi=dpi)

@@ -179,6 +179,7 @@ def interpolations(
     for i, (kind, text) in enumerate(lines):
         ax.text(0, 1 - i / len(lines), text, va="top", transform=ax.transAxes,
                 family="monospace" if kind == "body" else None,
-                fontweight="bold" if kind == "head" else None, fontsize=8.5)  # fmt: skip
-    ax.set_title(title, loc="left")
+                fontweight="bold" if kind == "head" else None, fontsize=8.5,
+                parse_math=False)  # fmt: skip  # decoded text as written, "$5 ... $6" too
+    ax.set_title(title, loc="left", parse_math=False)
     return save(fig, out)

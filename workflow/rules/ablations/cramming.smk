@@ -177,7 +177,9 @@ if ablation_enabled("cramming"):
             "Cramming: quality vs time budget",
             f"{CRAMMING_UNIT.replace('_', ' ').capitalize()} of the baseline recipe "
             "trained for each budget of training time (its LR schedule on the clock), "
-            "with the course GPT and a published result for reference.",
+            "with the course GPT"
+            + (" and a published result" if CRAMMING.get("published") else "")
+            + " for reference.",
         ),
         (
             "cramming/ablations",
