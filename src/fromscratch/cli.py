@@ -286,7 +286,7 @@ OPTION_CHECKS = {
     "lr-range": "fromscratch.train.lr_range:check_options",
     "batch-size": "fromscratch.train.batch_size:check_options",
     "noise-scale": "fromscratch.train.noise_scale:check_options",
-    "augment": "fromscratch.data.augment:check_settings",
+    "augment": "fromscratch.stages.augmentation:check_augment_options",
     "perceiver-plan": "fromscratch.stages.perceiver:check_plan_options",
 }
 

@@ -122,6 +122,18 @@ def test_a_mirror_that_fails_to_send_its_checksums_is_an_error(http_server, tmp_
         fetch(source, tmp_path / "cache", mirror=http_server.url, progress=False)
 
 
+def test_a_checksum_list_cut_short_is_one_line_and_a_verified_copy_serves(http_server, tmp_path):
+    source = serve(http_server)
+    cache = tmp_path / "cache"
+    http_server.truncate_after = 10  # the list's body cut off after its first bytes
+    with pytest.raises(FromScratchError, match=r"SHA256SUMS: cannot read it \(IncompleteRead"):
+        fetch(source, cache, mirror=http_server.url, progress=False)
+    http_server.truncate_after = None
+    fetch(source, cache, mirror=http_server.url, progress=False)
+    http_server.truncate_after = 10
+    assert fetch(source, cache, mirror=http_server.url, progress=False).read_bytes() == PAYLOAD
+
+
 def test_a_cache_that_cannot_be_written_is_one_line(http_server, tmp_path):
     source = serve(http_server)
     cache = tmp_path / "cache"
@@ -285,7 +297,7 @@ def test_local_mirrors(tmp_path, style):
 
 
 def test_checksum_of_a_zip_member_is_checked_without_extracting(http_server, tmp_path):
-    content = b"<mediawiki>" + bytes(range(256)) * 100
+    content = b"<mediawiki>" + b" ".join(str(i * i).encode() for i in range(20000))
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
         z.writestr("enwik8", content)
@@ -299,6 +311,17 @@ def test_checksum_of_a_zip_member_is_checked_without_extracting(http_server, tmp
     bad = Source(url=good.url, checksum="md5:" + "0" * 32, checksum_of="enwik8")
     with pytest.raises(FromScratchError, match=r"enwik8\.zip:enwik8: expected md5 0{32}"):
         fetch(bad, tmp_path / "b", progress=False)
+
+    # compressed data that does not inflate: an error in one line, and no damaged part
+    # kept for the next run to resume after
+    damaged = bytearray(buffer.getvalue())
+    damaged[500] ^= 0xFF
+    (http_server.root / "enwik8.zip").write_bytes(bytes(damaged))
+    with pytest.raises(FromScratchError, match=r"^corrupt or truncated archive .*enwik8\.zip"):
+        fetch(good, tmp_path / "c", progress=False)
+    assert [p.name for p in (tmp_path / "c").iterdir()] == ["enwik8.zip.lock"]
+    (http_server.root / "enwik8.zip").write_bytes(buffer.getvalue())  # the host fixed
+    assert fetch(good, tmp_path / "c", progress=False).name == "enwik8.zip"
 
 
 class Trickle:

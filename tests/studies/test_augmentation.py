@@ -3,6 +3,7 @@ of the seed; the augmented folder trains and evaluates like any prepared folder.
 
 import json
 import random
+import re
 from collections import Counter
 
 import numpy as np
@@ -10,8 +11,8 @@ import pytest
 
 from fromscratch import FromScratchError
 from fromscratch.data import PreparedData
-from fromscratch.data.augment import AUGMENTATIONS, MarkedUnknowns, augment_split
-from fromscratch.data.prepare import read_texts
+from fromscratch.data.augment import AUGMENTATIONS, MarkedUnknowns, augment_split, typo
+from fromscratch.data.prepare import prepare, read_texts
 from fromscratch.data.tokenizers import UNK, ByteTokenizer, WordTokenizer
 from fromscratch.figures import augmentation as figures
 from fromscratch.stages.augmentation import augment_stage
@@ -46,11 +47,44 @@ def test_labels_kept_and_deterministic_under_the_seed(reviews, strategy):
         assert other[0][200:] != out_texts[200:]  # another seed, other copies
 
 
+def laid_out(texts):
+    """The texts with line breaks and runs of spaces, as IMDb's reviews have them."""
+    return ["  " + text.replace(". ", ".\n\n", 1).replace(" ", "  ", 2) + "\n" for text in texts]
+
+
 @pytest.mark.parametrize("strategy", list(AUGMENTATIONS))
 def test_rate_zero_changes_nothing(reviews, strategy):
     texts, labels = reviews
+    texts = laid_out(texts)
     out, _ = augment_split(texts, labels, strategy, 0.0, copies=1, seed=0)
-    assert out[200:] == list(texts)
+    assert out[200:] == texts
+
+
+@pytest.mark.parametrize("strategy", list(AUGMENTATIONS))
+def test_the_whitespace_between_words_stays(reviews, strategy):
+    """A byte or character model reads line breaks: an augmented copy keeps them where
+    its words stay (word for word: unk, typos; a span: crop), and makes no new kind."""
+    texts, labels = reviews
+    texts = laid_out(texts)
+    out, _ = augment_split(texts, labels, strategy, RATES[strategy], copies=1, seed=0)
+    for text, copy in zip(texts, out[200:], strict=True):
+        gaps, copied = re.findall(r"\s+", text), re.findall(r"\s+", copy)
+        if strategy in ("none", "unk", "typos"):
+            assert copied == gaps
+        elif strategy == "crop":
+            assert copy in text
+        else:
+            assert set(copied) <= set(gaps) | {"\n\n"}  # mix: a borrowed sentence's break
+    if strategy == "delete_swap":  # a text's end stays as it was
+        assert all(copy.endswith("\n") for copy in out[200:])
+
+
+def test_every_typo_changes_its_word_at_any_letter():
+    rng = random.Random(0)
+    seen = {typo("ab", rng, "abc") for _ in range(2000)}
+    dropped, doubled, replaced = {"b", "a"}, {"aab", "abb"}, {"bb", "cb", "aa", "ac"}
+    assert seen == dropped | doubled | replaced | {"ba"}  # the last letter too
+    assert all(typo("book", rng, "o") != "book" for _ in range(200))  # no other letter
 
 
 def test_word_edits_use_only_the_reviews_own_words(reviews):
@@ -93,6 +127,18 @@ def test_typos_in_texts_of_every_letter_draw_from_all_26():
 def test_augmenting_a_folder_into_itself_is_refused(demo_words):
     with pytest.raises(FromScratchError, match="the base folder itself"):
         augment_stage(str(demo_words), str(demo_words) + "/.", "typos", rate=0.1)
+
+
+def test_only_a_set_of_reviews_is_augmented(shared_mirror, tmp_path):
+    """A book is one text, and enwik8's are bytes: neither has reviews to vary."""
+    prepare("shakespeare", tmp_path / "book", str(shared_mirror), "chars", progress=False)
+    with pytest.raises(FromScratchError) as refused:
+        augment_stage(str(tmp_path / "book"), str(tmp_path / "copy"), "typos", rate=0.1)
+    assert str(refused.value) == (
+        f"base {tmp_path / 'book'}: data set 'shakespeare' is no set of reviews to augment; "
+        "allowed: imdb, pang-lee-reviews, pang-lee-sentences, demo"
+    )
+    assert not (tmp_path / "copy").exists()
 
 
 def test_mixing_borrows_sentences_of_the_same_label_only():
@@ -208,4 +254,4 @@ def test_each_strategy_changes_the_share_of_words_its_rate_says():
         for m, t in zip(misspelt, texts, strict=True)
         for a, b in zip(m.split(), t.split(), strict=True)
     )
-    assert changed / words == pytest.approx(rate, abs=0.02)
+    assert changed / words == pytest.approx(rate, abs=0.01)  # every typo changes its word

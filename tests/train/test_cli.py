@@ -643,6 +643,22 @@ def test_run_checks_where_a_stage_writes_before_launching(demo_chars, capsys, tm
     assert not any((tmp_path / "a-folder").iterdir())
 
 
+def test_run_checks_that_a_data_folder_it_replaces_is_its_own_before_launching(
+    demo_chars, capsys, tmp_path
+):
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "notes.txt").write_text("mine")
+    for stage, args in (
+        ("prepare", {"dataset": "demo", "out": str(theirs)}),
+        ("augment", {"base": str(demo_chars), "out": str(theirs), "strategy": "unk", "rate": 0.1}),
+    ):
+        code, err = run_stage(capsys, tmp_path, stage, args)
+        assert code == 1 and err.count("\n") == 1, err
+        assert f"error: --args: {theirs}: exists and is not an earlier output" in err, err
+    assert [p.name for p in theirs.iterdir()] == ["notes.txt"]
+
+
 def test_run_checks_values_here_with_the_local_launcher_too(tmp_path, capsys):
     """The stage runs in this process: its arguments are checked here, before it starts,
     not reported as a failed run with a log."""

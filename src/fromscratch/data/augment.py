@@ -3,7 +3,9 @@
     texts, labels = augment_split(train.texts, train.labels, "typos", rate=0.1, copies=1, seed=0)
 
 Every augmentation is a pure function of (text, label, rng) → text, with one `rate`: how
-much of the text it changes. Words are the whitespace-separated pieces of the text.
+much of the text it changes. Words are the whitespace-separated pieces of the text; the
+whitespace between them stays as it was (a review's line breaks, for a model that reads
+them), whatever the words around it become.
 
 | strategy      | what it does (rate = p)                                                  |
 | ------------- | ------------------------------------------------------------------------ |
@@ -34,7 +36,26 @@ from fromscratch import FromScratchError
 from fromscratch.config import check_integer
 from fromscratch.data.tokenizers import UNK, Tokenizer
 
-SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+SENTENCE_END = re.compile(r"(?<=[.!?])(\s+)")  # the whitespace after a sentence's end
+WORD = re.compile(r"\S+")
+
+
+def words_and_gaps(text: str) -> tuple[str, list[str], list[str]]:
+    """(the whitespace before the first word, the words, the whitespace after each)."""
+    pieces = re.split(r"(\s+)", text)  # word, gap, word, gap, ...: "" where none
+    if pieces[0] == "":  # text starting with whitespace, or empty
+        lead, pieces = "".join(pieces[:2]), pieces[2:]
+    else:
+        lead = ""
+    words, gaps = pieces[0::2], pieces[1::2]
+    if words and words[-1] == "":  # text ending with whitespace: that gap is the last's
+        words.pop()
+    return lead, words, gaps + [""] * (len(words) - len(gaps))
+
+
+def each_word(text: str, change) -> str:
+    """text with each word replaced by change(word), in order; the whitespace kept."""
+    return WORD.sub(lambda match: change(match[0]), text)
 
 
 def no_augmentation(text: str, label: int, rng: random.Random, rate: float) -> str:
@@ -42,31 +63,41 @@ def no_augmentation(text: str, label: int, rng: random.Random, rate: float) -> s
 
 
 def delete_and_swap(text: str, label: int, rng: random.Random, rate: float) -> str:
-    """Random deletion, then random swaps (two of the four operations of Wei & Zou's EDA)."""
-    words = [w for w in text.split() if rng.random() >= rate]
-    if not words:  # never delete a whole review
+    """Random deletion, then random swaps (two of the four operations of Wei & Zou's EDA).
+    A word goes with the whitespace after it (the text's end stays as it was); a swap moves
+    the words, not the line breaks."""
+    lead, words, gaps = words_and_gaps(text)
+    kept = [i for i in range(len(words)) if rng.random() >= rate]
+    if not kept:  # never delete a whole review
         return text
+    words, gaps = [words[i] for i in kept], [gaps[i] for i in kept[:-1]] + gaps[-1:]
     for _ in range(round(rate * len(words))):
         i, j = rng.randrange(len(words)), rng.randrange(len(words))
         words[i], words[j] = words[j], words[i]
-    return " ".join(words)
+    return lead + "".join(word + gap for word, gap in zip(words, gaps, strict=True))
 
 
 def unk_dropout(text: str, label: int, rng: random.Random, rate: float) -> str:
     """Word dropout without synonyms: a dropped word becomes the unknown word `<unk>`."""
-    return " ".join(UNK if rng.random() < rate else w for w in text.split())
+    return each_word(text, lambda word: UNK if rng.random() < rate else word)
 
 
 def crop(text: str, label: int, rng: random.Random, rate: float) -> str:
     """A random contiguous span of the review, at least (1 - rate) of its words long."""
-    words = text.split()
+    words = list(WORD.finditer(text))
     keep = max(1, round(len(words) * (1 - rng.uniform(0, rate))))
-    start = rng.randrange(len(words) - keep + 1) if words else 0
-    return " ".join(words[start : start + keep])
+    if not words:
+        return text
+    start = rng.randrange(len(words) - keep + 1)
+    end = start + keep
+    # from the text's own beginning, or to its end, where the span reaches them
+    first = words[start].start() if start > 0 else 0
+    last = words[end - 1].end() if end < len(words) else len(text)
+    return text[first:last]
 
 
 def split_sentences(text: str) -> list[str]:
-    return [s for s in SENTENCE_END.split(text.strip()) if s]
+    return [s for s in SENTENCE_END.split(text.strip())[0::2] if s]
 
 
 def mix_sentences(
@@ -76,31 +107,42 @@ def mix_sentences(
     the sentences of every training review, by label, so a review borrows only from
     reviews of its own label."""
     borrowed = pool[label]
-    sentences = split_sentences(text)
-    return " ".join(rng.choice(borrowed) if rng.random() < rate else s for s in sentences)
+    pieces = SENTENCE_END.split(text)  # sentence, gap, sentence, ...
+    for i in range(0, len(pieces), 2):
+        if pieces[i].strip() and rng.random() < rate:
+            lead = pieces[i][: len(pieces[i]) - len(pieces[i].lstrip())]
+            pieces[i] = lead + rng.choice(borrowed)
+    return "".join(pieces)
 
 
 def typo(word: str, rng: random.Random, letters: str) -> str:
-    """One keyboard slip in `word`: a letter dropped, doubled, replaced by one of `letters`
-    (or of the word's own, where that is empty), or two swapped."""
+    """One keyboard slip in `word`: a letter dropped, doubled, replaced by another of
+    `letters` (or of the word's own letters, where that is empty), or two different
+    neighbours swapped; where a replacement or a swap finds no other letter, the letter is
+    doubled. A word of one letter stays as it is."""
     if len(word) < 2:
         return word
-    i = rng.randrange(len(word) - 1)
     kind = rng.randrange(4)
+    if kind == 3:
+        swappable = [i for i in range(len(word) - 1) if word[i] != word[i + 1]]
+        if swappable:
+            i = rng.choice(swappable)
+            return word[:i] + word[i + 1] + word[i] + word[i + 2 :]
+        kind = 1
+    i = rng.randrange(len(word))
+    others = [c for c in letters or word if c != word[i]]
     if kind == 0:
         return word[:i] + word[i + 1 :]
-    if kind == 1:
+    if kind == 1 or not others:
         return word[: i + 1] + word[i:]
-    if kind == 2:
-        return word[:i] + rng.choice(letters or word) + word[i + 1 :]
-    return word[:i] + word[i + 1] + word[i] + word[i + 2 :]
+    return word[:i] + rng.choice(others) + word[i + 1 :]
 
 
 def typos(
     text: str, label: int, rng: random.Random, rate: float, letters: str = string.ascii_lowercase
 ) -> str:
     """Character-level noise: each word gets one typo with probability `rate`."""
-    return " ".join(typo(w, rng, letters) if rng.random() < rate else w for w in text.split())
+    return each_word(text, lambda word: typo(word, rng, letters) if rng.random() < rate else word)
 
 
 AUGMENTATIONS = {

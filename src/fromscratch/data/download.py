@@ -27,6 +27,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,7 +94,7 @@ def verify(path: Path, checksum: str, label: str | None = None, member: str = ""
         try:
             with zipfile.ZipFile(path) as archive, archive.open(member) as f:
                 actual = hashlib.file_digest(f, algorithm).hexdigest()
-        except (zipfile.BadZipFile, KeyError, EOFError) as e:
+        except (zipfile.BadZipFile, KeyError, EOFError, zlib.error) as e:  # zlib: damaged data
             raise FromScratchError(f"corrupt or truncated archive {label}: {e}") from e
         label = f"{label}:{member}"
     else:
@@ -175,8 +176,13 @@ def mirror_checksums(mirror: str) -> dict[str, str]:
         if error.__cause__ is None or getattr(error.__cause__, "code", None) in NOT_THERE:
             return {}
         raise
-    with stream:
-        raw = stream.read()
+    try:
+        with stream:
+            raw = stream.read()
+    except (http.client.HTTPException, OSError) as error:  # cut off, timed out
+        raise FromScratchError(
+            f"{_join(mirror, 'SHA256SUMS')}: cannot read it ({error})"
+        ) from error
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:  # e.g. UTF-16, as some shells write redirected output

@@ -49,22 +49,33 @@ def get_dataset(name: str) -> DataSet:
 
 
 def check_prepare_options(
-    dataset: str, tokenizer: str | None, tokenizer_from: str | Path | None, vocab_size: int | None
+    dataset: str,
+    out: str | Path,
+    tokenizer: str | None,
+    tokenizer_from: str | Path | None,
+    vocab_size: int | None,
 ) -> None:
     """What `prepare` checks of its options before it reads anything: the data set, the
-    tokenizer that fits it, a vocabulary size only for a tokenizer fitted here."""
+    tokenizer that fits it, a vocabulary size only for a tokenizer fitted here, and `out`:
+    a new folder or an earlier output, never the folder the tokenizer comes from."""
     known = get_dataset(dataset)
     kind = tokenizer or known.default_tokenizer
-    if tokenizer_from is not None:
+    if tokenizer_from is not None:  # the tokenizer is that folder's, checked once it is there
         if vocab_size is not None:
             raise FromScratchError(f"vocab_size: the vocabulary comes from {tokenizer_from}")
-        return  # the tokenizer is that folder's, checked once it is there
-    if kind not in known.tokenizers:
+        if Path(tokenizer_from).resolve() == Path(out).resolve():  # it would be replaced
+            raise FromScratchError(
+                f"out={out}: the folder the tokenizer comes from (tokenizer_from); give the "
+                "new data a path of its own"
+            )
+    elif kind not in known.tokenizers:
         raise FromScratchError(
             f"tokenizer {kind!r} does not fit data set {dataset!r}; allowed: "
             f"{', '.join(known.tokenizers)}"
         )
-    tokenizers.check_vocab_size(kind, vocab_size)
+    else:
+        tokenizers.check_vocab_size(kind, vocab_size)
+    check_replaceable(out, *MARKER)
 
 
 def prepare(
@@ -83,17 +94,12 @@ def prepare(
     `tokenizer_from` reuses the tokenizer of another prepared folder: an out-of-domain test
     set must be encoded with the vocabulary of the model's training data.
     """
-    check_prepare_options(name, tokenizer, tokenizer_from, vocab_size)
+    # bad settings and a bad output path fail before any download
+    check_prepare_options(name, out, tokenizer, tokenizer_from, vocab_size)
     dataset = get_dataset(name)
     mirror = mirror or default_mirror()
     kind = tokenizer or dataset.default_tokenizer
-    # bad settings and a bad output path fail before any download
     if tokenizer_from is not None:
-        if Path(tokenizer_from).resolve() == Path(out).resolve():  # it would be replaced
-            raise FromScratchError(
-                f"out={out}: the folder the tokenizer comes from (tokenizer_from); give the "
-                "new data a path of its own"
-            )
         tok = tokenizers.load(tokenizer_from)
         if tokenizer not in (None, tok.kind):
             raise FromScratchError(
@@ -105,7 +111,6 @@ def prepare(
                 f"tokenizer_from {tokenizer_from}: its tokenizer {tok.kind!r} does not fit "
                 f"data set {name!r}; allowed: {', '.join(dataset.tokenizers)}"
             )
-    check_replaceable(out, *MARKER)
 
     splits = read_texts(name, mirror, cache_dir, seed, progress)
 

@@ -16,6 +16,30 @@ from pathlib import Path
 from fromscratch import FromScratchError
 
 
+def check_augment_options(base: str, out: str, strategy: str, rate: float, copies: int) -> None:
+    """What `augment` checks before it reads a text: its settings, a base folder of labelled
+    reviews, and `out`: a new folder or an earlier output, never the base itself."""
+    from fromscratch.data import PreparedData
+    from fromscratch.data.augment import check_settings
+    from fromscratch.data.prepare import MARKER
+    from fromscratch.data.sets import DATASETS
+    from fromscratch.io import check_replaceable
+
+    check_settings(strategy, rate, copies)
+    dataset = PreparedData(base).meta["dataset"]
+    if DATASETS[dataset].task != "classification":  # a book, or bytes: no reviews to vary
+        reviews = [name for name, known in DATASETS.items() if known.task == "classification"]
+        raise FromScratchError(
+            f"base {base}: data set {dataset!r} is no set of reviews to augment; "
+            f"allowed: {', '.join(reviews)}"
+        )
+    if Path(out).resolve() == Path(base).resolve():
+        raise FromScratchError(
+            f"out={out}: the base folder itself; give the copy a path of its own"
+        )
+    check_replaceable(out, *MARKER)
+
+
 def augment_stage(
     base: str,
     out: str,
@@ -28,15 +52,11 @@ def augment_stage(
     import numpy as np
 
     from fromscratch.data import PreparedData, Split
-    from fromscratch.data.augment import MarkedUnknowns, augment_split, check_settings
+    from fromscratch.data.augment import MarkedUnknowns, augment_split
     from fromscratch.data.prepare import MARKER, read_texts, write_split
     from fromscratch.io import atomic_dir, write_json
 
-    check_settings(strategy, rate, copies)  # before the raw texts are read
-    if Path(out).resolve() == Path(base).resolve():
-        raise FromScratchError(
-            f"out={out}: the base folder itself; give the copy a path of its own"
-        )
+    check_augment_options(base, out, strategy, rate, copies)  # before the texts are read
     data = PreparedData(base)
     meta = data.meta
     # The prepared folder holds token ids only (lower-cased, <unk>s): augment the raw texts.
