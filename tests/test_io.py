@@ -1,5 +1,6 @@
 """Atomic writes: what they may replace, what they refuse, and the permissions they give."""
 
+import errno
 import os
 import re
 import stat
@@ -9,7 +10,7 @@ import sys
 import pytest
 
 from fromscratch import FromScratchError
-from fromscratch.io import atomic_dir, atomic_path, check_replaceable, write_json
+from fromscratch.io import atomic_dir, atomic_path, check_replaceable, parse_yaml, write_json
 
 
 def entries(folder):
@@ -314,7 +315,35 @@ def test_a_folder_that_cannot_be_synced_is_skipped(tmp_path, monkeypatch):
         raise OSError(5, "I/O error")
 
     monkeypatch.setattr(os, "fsync", failing_disk)
-    with pytest.raises(OSError, match="I/O error"):
+    with pytest.raises(FromScratchError, match=r"meta\.json: cannot be written: I/O error"):
         write_json(tmp_path / "meta.json", {"a": 2})
     assert (tmp_path / "meta.json").read_text() == '{\n  "a": 1\n}\n'  # the old one kept
     assert entries(tmp_path) == ["meta.json", "out"]
+
+
+def test_a_config_reads_as_snakemake_reads_it():
+    """YAML's merge keys and JSON (indented with tabs, which YAML forbids) read as they do
+    in Snakemake; a key written twice is refused in either."""
+    merged = "small: &small {seeds: [0, 1], steps: 5}\nfull: {<<: *small, steps: 9}\n"
+    assert parse_yaml(merged, "c.yaml")["full"] == {"seeds": [0, 1], "steps": 9}
+    assert parse_yaml('{\n\t"preset": "demo",\n\t"cores": 2\n}\n', "c.json") == {
+        "preset": "demo",
+        "cores": 2,
+    }
+    for twice in ("a: 1\na: 2\n", '{"a": 1, "a": 2}'):
+        with pytest.raises(FromScratchError, match=r"c\.yaml: .*the key 'a' appears twice"):
+            parse_yaml(twice, "c.yaml")
+
+
+def test_a_full_disk_is_one_line_and_keeps_the_earlier_file(tmp_path, monkeypatch):
+    out = tmp_path / "summary.json"
+    out.write_text("earlier")
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(FromScratchError) as refused:
+        write_json(out, {"loss": 1.0})
+    assert str(refused.value) == f"{out}: cannot be written: No space left on device"
+    assert out.read_text() == "earlier" and [p.name for p in tmp_path.iterdir()] == [out.name]

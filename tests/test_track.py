@@ -116,8 +116,8 @@ def key(item) -> str:
     return item.key or "/".join(item.nested_key)
 
 
-def history(run_folder: Path, run_id: str) -> list[tuple[int, float]]:
-    """The (step, loss) rows that `wandb sync` of the run's offline folders would upload, in
+def history_rows(run_folder: Path, run_id: str) -> list[tuple[int, dict]]:
+    """The (step, row) pairs that `wandb sync` of the run's offline folders would upload, in
     its order: folder by folder, oldest first; each file must hold a record, and none cut
     short (`wandb sync` stops there)."""
     wandb.teardown()  # W&B's service may still be writing a finished run's file: it ends first
@@ -129,8 +129,13 @@ def history(run_folder: Path, run_id: str) -> list[tuple[int, float]]:
         for record in track.offline_records(run_file):
             if record.WhichOneof("record_type") == "history":
                 row = {key(item): json.loads(item.value_json) for item in record.history.item}
-                rows.append((record.history.step.num, row["loss"]))
+                rows.append((record.history.step.num, row))
     return rows
+
+
+def history(run_folder: Path, run_id: str) -> list[tuple[int, float]]:
+    """The (step, loss) rows of history_rows."""
+    return [(step, row["loss"]) for step, row in history_rows(run_folder, run_id)]
 
 
 def next_second():
@@ -157,6 +162,31 @@ def test_a_resume_from_an_earlier_step_sends_each_step_to_wandb_once(tmp_path):
     ]
     steps = [json.loads(line)["step"] for line in (tmp_path / "metrics.jsonl").open()]
     assert steps == list(range(1, 9))
+
+
+def test_a_run_stopped_in_its_final_evaluation_sends_its_last_step_once(tmp_path):
+    """Stopped after the checkpoint of its last step (in the final evaluation, or after it),
+    a run resumes at that step and logs the evaluation again: the earlier file gives up
+    its last row, which the resumed start writes whole, the training values included. A
+    resumed start with nothing to log writes no row at all."""
+    first = Tracker(tmp_path, {}, mode="offline")
+    for step in range(1, 7):
+        first.log({"loss": 1.0}, step)
+    first.close()  # a stop signal in the final evaluation
+    wandb.teardown()
+    next_second()
+    resumed = Tracker(tmp_path, {}, mode="offline", run_id=first.run_id, resume_step=6,
+                      resume_lines=6)  # fmt: skip
+    resumed.log({"test/loss": 0.5}, 6)  # the final evaluation, at the last step
+    resumed.finish({}, {})
+    rows = history_rows(tmp_path, first.run_id)
+    assert [step for step, _ in rows] == list(range(1, 7))
+    assert rows[-1][1]["loss"] == 1.0 and rows[-1][1]["test/loss"] == 0.5
+    next_second()  # a checkpoint after a step that logged nothing, and a stop after it
+    again = Tracker(tmp_path, {}, mode="offline", run_id=first.run_id, resume_step=7,
+                    resume_lines=7)  # fmt: skip
+    again.finish({}, {})
+    assert [step for step, _ in history_rows(tmp_path, first.run_id)] == list(range(1, 7))
 
 
 def test_an_online_resume_from_an_earlier_step_says_what_wandb_keeps(tmp_path, monkeypatch, capsys):
@@ -263,10 +293,17 @@ def test_wandb_keeps_every_step_and_the_whole_runs_summary(tmp_path):
     # a file cut short by a kill, or damaged, reads as far as it is whole
     assert list(track.offline_history_steps(run_file)) == [10, 20, 30]
     data = run_file.read_bytes()
-    for damaged in (data[: len(data) // 2], data[:7] + b"\xff" * 64):
+    second_row_end = [
+        end
+        for record, end in track._whole_records(data)
+        if record.WhichOneof("record_type") == "history"
+    ][1]
+    for damaged, whole in (
+        (data[: second_row_end + 20], [10, 20]),  # cut inside the record after the 2nd row
+        (data[:7] + b"\xff" * 64, []),
+    ):
         (tmp_path / "damaged.wandb").write_bytes(damaged)
-        steps = list(track.offline_history_steps(tmp_path / "damaged.wandb"))
-        assert steps == [10, 20, 30][: len(steps)]
+        assert list(track.offline_history_steps(tmp_path / "damaged.wandb")) == whole
 
 
 def test_a_resumed_runs_wall_time_counts_every_start(tmp_path):
@@ -284,23 +321,29 @@ def test_a_figure_jobs_png_csv_and_pdf_reach_wandb(tmp_path):
     out.mkdir()
     Image.new("RGB", (4, 3), "white").save(out / "poster.png")
     (out / "runs.csv").write_text("variant,accuracy\nmultihead,0.8\n")
+    # longer than a W&B table shows: the whole file among the run's files instead
+    rows = wandb.Table.MAX_ROWS + 1
+    (out / "curves.csv").write_text("step\n" + "".join(f"{i}\n" for i in range(rows)))
     (out / "poster.pdf").write_bytes(b"%PDF-1.4 a poster")
     tracker = Tracker(tmp_path / "run", {}, mode="offline")
     tracker.log_files(
-        images=[out / "poster.png"], tables=[out / "runs.csv"], files=[out / "poster.pdf"]
+        images=[out / "poster.png"],
+        tables=[out / "runs.csv", out / "curves.csv"],
+        files=[out / "poster.pdf"],
     )
     tracker.finish({}, {})
     wandb.teardown()
     (run_folder,) = (tmp_path / "run" / "wandb").glob("offline-run-*")
     assert (run_folder / "files" / "poster.pdf").read_bytes() == b"%PDF-1.4 a poster"
+    assert (run_folder / "files" / "curves.csv").read_text().count("\n") == rows + 1
     (run_file,) = run_folder.glob("run-*.wandb")
     records = list(track.offline_records(run_file))
     saved = [f.path for r in records if r.WhichOneof("record_type") == "files"
              for f in r.files.files]  # fmt: skip
-    assert "poster.pdf" in saved
+    assert {"poster.pdf", "curves.csv"} <= set(saved)
     logged = {key(item).split("/")[0] for r in records
               if r.WhichOneof("record_type") == "history" for item in r.history.item}  # fmt: skip
-    assert {"poster", "runs table"} <= logged
+    assert {"poster", "runs table"} <= logged and "curves table" not in logged
 
 
 def test_evaluations_and_samples_join_the_training_runs_in_wandb(demo_chars, tmp_path):

@@ -56,6 +56,10 @@ def parse_overrides(pairs: list[str]) -> dict:
         key, sep, value = pair.partition("=")
         if not sep:
             raise FromScratchError(f"--set {pair!r}: expected KEY=VALUE")
+        if "" in key.split("."):
+            raise FromScratchError(
+                f"--set {pair!r}: a KEY with an empty name in it; e.g. lr=1e-3, model.n_head=8"
+            )
         out[key] = parse_yaml(value, f"--set {pair!r}")
     return out
 
@@ -257,16 +261,11 @@ def cmd_run(args: argparse.Namespace) -> None:
 
 def _json_object(flag: str, text: str) -> dict:
     """The JSON object `text` of `flag`. A key written twice is an error, as in a YAML
-    config: json.loads would keep the last value without a word."""
-
-    def without_repeats(pairs: list[tuple[str, object]]) -> dict:
-        keys = [key for key, _ in pairs]
-        if repeated := next((key for i, key in enumerate(keys) if key in keys[:i]), None):
-            raise FromScratchError(f"{flag}: the key {repeated!r} appears twice")
-        return dict(pairs)
+    config."""
+    from fromscratch.io import parse_json
 
     try:
-        value = json.loads(text, object_pairs_hook=without_repeats)
+        value = parse_json(text, flag)
     except json.JSONDecodeError as e:
         raise FromScratchError(f"{flag} must be a JSON object: {e}") from e
     if not isinstance(value, dict):
@@ -434,13 +433,27 @@ def build_parser() -> argparse.ArgumentParser:
     p = training_command("train", "train a model", cmd_train)
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
     p = training_command("lr-range", "LR range test: pick a learning rate", cmd_lr_range)
-    p.add_argument("--steps", type=int, default=200)
-    p.add_argument("--min-lr", type=float, default=1e-6)
-    p.add_argument("--max-lr", type=float, default=1.0)
+    p.add_argument(
+        "--steps", type=int, default=200, help="steps of the test (default: %(default)s)"
+    )
+    p.add_argument(
+        "--min-lr", type=float, default=1e-6, help="the LR at its first step (default: %(default)s)"
+    )
+    p.add_argument(
+        "--max-lr",
+        type=float,
+        default=1.0,
+        help="the LR at its last step, reached exponentially (default: %(default)s)",
+    )
     p = training_command(
         "batch-size", "largest batch that fits, throughput per size", cmd_batch_size
     )
-    p.add_argument("--max-batch-size", type=int, default=1024)
+    p.add_argument(
+        "--max-batch-size",
+        type=int,
+        default=1024,
+        help="try powers of 2 up to this many sequences (default: %(default)s)",
+    )
     p.add_argument(
         "--memory-cap-mb",
         type=float,
@@ -506,16 +519,27 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser(
         "run", help="run one pipeline stage, here or on SLURM (what each Snakemake rule calls)"
     )
-    p.add_argument("stage", choices=list(STAGES))
+    p.add_argument("stage", choices=list(STAGES), metavar="STAGE", help="one of: %(choices)s")
     p.add_argument("--args", required=True, help="the stage's keyword arguments, as JSON")
-    p.add_argument("--launcher", default="local", choices=("local", "debug", "slurm"))
+    p.add_argument(
+        "--launcher",
+        default="local",
+        choices=("local", "debug", "slurm"),
+        help="local: a process here; debug: in this process (for a debugger); slurm: a "
+        "SLURM job, waited for (default: %(default)s)",
+    )
     p.add_argument(
         "--resources",
         default="{}",
         help="JSON: partition, account, qos, gpus, cpus, mem_gb, time_min, constraint, "
         "tasks, signal_delay_s, max_requeues, extra (sbatch flags)",
     )
-    p.add_argument("--log-dir", type=Path, default=Path("results/logs"))
+    p.add_argument(
+        "--log-dir",
+        type=Path,
+        default=Path("results/logs"),
+        help="where submitit keeps the job's logs and its pickled call (default: %(default)s)",
+    )
     p.add_argument("--name", help="job name (default: the stage)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (local launcher)")
     p.set_defaults(func=cmd_run)

@@ -9,6 +9,7 @@ at bytes that never reached the disk.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -189,6 +190,9 @@ def check_file_target(path: str | os.PathLike, label: str = "") -> None:
     _check_no_file_above(path, label)
 
 
+DISK_FULL_OR_FAILING = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS}
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it onto `path` if the block succeeds."""
@@ -200,6 +204,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         _sync(tmp)  # its bytes on the disk before it takes the name
         os.replace(tmp, path)
         _sync(path.parent)  # and the rename itself
+    except OSError as error:
+        if error.errno in DISK_FULL_OR_FAILING:  # the disk's fault, not the program's
+            raise FromScratchError(f"{path}: cannot be written: {error.strerror}") from error
+        raise
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -217,18 +225,37 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
     write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
+def parse_json(text: str, source: str) -> Any:
+    """JSON `text`, where a key written twice in one object is an error naming `source`
+    (json.loads would keep the last value without a word)."""
+
+    def without_repeats(pairs: list[tuple[str, object]]) -> dict:
+        keys = [key for key, _ in pairs]
+        if repeated := next((key for i, key in enumerate(keys) if key in keys[:i]), None):
+            raise FromScratchError(f"{source}: the key {repeated!r} appears twice")
+        return dict(pairs)
+
+    return json.loads(text, object_pairs_hook=without_repeats)
+
+
 def parse_yaml(text: str, source: str) -> Any:
-    """YAML `text`; a syntax error is one line naming `source` and where it went wrong.
+    """YAML `text` (or JSON, as Snakemake reads a config file: JSON indented with tabs is
+    not YAML); a syntax error is one line naming `source` and where it went wrong.
 
     A key written twice in one mapping is an error too (PyYAML would keep the last one
     silently, and a config would train on data other than the one its first line names).
     """
     import yaml
 
+    with contextlib.suppress(json.JSONDecodeError):
+        return parse_json(text, source)
+
     class UniqueKeys(yaml.SafeLoader):
         def construct_mapping(self, node, deep=False):
             seen = []
             for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":  # <<: *defaults, keys merged in
+                    continue
                 key = self.construct_object(key_node, deep=deep)
                 if key in seen:
                     raise yaml.constructor.ConstructorError(

@@ -75,14 +75,16 @@ def _whole_records(data: bytes) -> Iterator[tuple[Any, int]]:
 
 def cut_offline_file(run_file: Path, step: int) -> int:
     """Cut an offline .wandb file after its last whole record before the first history row
-    past `step`; returns how many records it keeps. `wandb sync` stops at a record cut
-    short by a kill (and uploads nothing at all, of any run in the same call, from a file
-    without one whole record), and it uploads every row of a run's files, in the files'
-    order: rows past the checkpoint that a resumed start logs again would come twice."""
+    at `step` or past it; returns how many records it keeps. `wandb sync` stops at a record
+    cut short by a kill (and uploads nothing at all, of any run in the same call, from a
+    file without one whole record), and it uploads every row of a run's files, in the
+    files' order: rows that a resumed start logs again would come twice. That includes the
+    checkpoint's own step, where a run stopped in its final evaluation (or after it)
+    resumes to log that evaluation once more: the resumed start writes the whole row."""
     data = run_file.read_bytes()
     end, kept = 7, 0
     for record, record_end in _whole_records(data):
-        if record.WhichOneof("record_type") == "history" and record.history.step.num > step:
+        if record.WhichOneof("record_type") == "history" and record.history.step.num >= step:
             break
         end, kept = record_end, kept + 1
     if end < len(data):
@@ -171,6 +173,7 @@ class Tracker:
         self.started = time.time() - resume_wall_s
         self.metrics_path = self.out / "metrics.jsonl"
         self.lines = 0  # in metrics.jsonl: a checkpoint records it (see _truncate_after)
+        self.logged = False  # a row to W&B by this start, which finish() writes out
         self.wandb = None
         if not enabled:
             return
@@ -235,6 +238,7 @@ class Tracker:
                 step = record.pop("step")
                 if step > held:
                     self._to_wandb(lambda run, record=record, step=step: run.log(record, step=step))
+                    self.logged = True
 
     def _truncate_after(self, step: int, lines: int | None) -> int | None:
         """Keep the metric lines written before the checkpoint resumed from (the first
@@ -303,6 +307,7 @@ class Tracker:
             f.write(json.dumps(record) + "\n")
         self.lines += 1
         self._to_wandb(lambda run: run.log(metrics, step=step))
+        self.logged = True
 
     def log_files(self, images: list[Path], tables: list[Path], files: list[Path] = ()) -> None:
         """Figures (PNG) and tables (CSV) into W&B, each under its file's name, and `files`
@@ -314,7 +319,17 @@ class Tracker:
         import wandb
 
         media = {path.stem: wandb.Image(str(path)) for path in images}
-        media |= {f"{path.stem} table": wandb.Table(dataframe=pd.read_csv(path)) for path in tables}
+        for path in map(Path, tables):
+            table = pd.read_csv(path)
+            if len(table) <= wandb.Table.MAX_ROWS:
+                media[f"{path.stem} table"] = wandb.Table(dataframe=table)
+            else:  # W&B would keep the first rows alone, and say nothing
+                print(
+                    f"{path.name}: {len(table):,} rows, more than a W&B table shows "
+                    f"({wandb.Table.MAX_ROWS:,}); among the run's files as it is",
+                    file=sys.stderr,
+                )
+                files = [*files, path]
         self._to_wandb(lambda run: run.log(media, step=0))
         for path in files:  # "now": the run ends with the job
             path = Path(path).absolute()
@@ -361,8 +376,9 @@ class Tracker:
         scalars["wall_time_s"] = full["wall_time_s"]
         # the last step's row first: written out at finish, after the summary, its values
         # (the last window's tokens_per_s) would replace the whole run's (a run that
-        # logged no row, a measurement's summary alone, gets no empty one)
-        if self.lines:
+        # logged no row, a measurement's summary alone, gets no empty one; nor does a
+        # resumed start with nothing left to log: its row would be an empty step 0)
+        if self.logged:
             self._to_wandb(lambda run: run.log({}, commit=True))
         self._to_wandb(lambda run: run.summary.update(scalars))
         self._to_wandb(lambda run: run.finish())

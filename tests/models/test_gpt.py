@@ -233,6 +233,14 @@ def test_a_tiny_temperature_samples_the_likeliest_token():
         assert torch.equal(drawn, logits.argmax(dim=-1, keepdim=True)), temperature
 
 
+def test_top_k_holds_at_a_huge_temperature(drawn_from):
+    """Divided by 1e300, every logit rounds to the same value: top-k still keeps the likeliest
+    (and top-k 1 is greedy at any temperature)."""
+    logits = torch.tensor([[2.0, 1.0, 0.5, 3.0]])
+    kept = drawn_from(logits, temperature=1e300, top_k=2)
+    assert (kept > 0).tolist() == [[True, False, False, True]]
+
+
 def filtered_softmax(logits, temperature=1.0, top_k=None, top_p=None) -> torch.Tensor:
     """The definitions: softmax(logits / temperature), then only the top_k likeliest tokens,
     then only the smallest set of the likeliest whose mass reaches top_p; renormalised."""
@@ -272,7 +280,7 @@ def test_sampling_draws_from_the_filtered_renormalised_softmax(filters, drawn_fr
 @pytest.mark.parametrize(
     "bad, named",
     [
-        (dict(temperature=-0.5), "temperature=-0.5 must be >= 0"),
+        (dict(temperature=-0.5), "temperature=-0.5 must be finite and >= 0"),
         (dict(temperature=float("nan")), "temperature=nan"),
         (dict(top_k=0), "top_k=0 must be an integer >= 1"),
         (dict(top_k=2.0), "top_k=2.0 must be an integer >= 1"),

@@ -72,7 +72,8 @@ def test_train_then_evaluate_then_sample(demo_chars, tmp_path, capsys):
         ("--top-p=0", "sample: --top-p=0.0 must be in (0, 1]"),
         ("--top-k=0", "sample: --top-k=0 must be an integer >= 1"),
         ("--tokens=-3", "sample: --tokens=-3 must be an integer >= 0"),
-        ("--temperature=-1", "sample: --temperature=-1.0 must be >= 0 (0: greedy)"),
+        ("--temperature=-1", "sample: --temperature=-1.0 must be finite and >= 0 (0: greedy)"),
+        ("--temperature=inf", "sample: --temperature=inf must be finite and >= 0"),
         ("--num-samples=0", "sample: --num-samples=0 must be at least 1"),
         ("--prompt=Zebra", "the prompt 'Zebra': not in the vocabulary: 'Z'; it has"),
     ):
@@ -232,6 +233,8 @@ def test_set_changes_one_field_of_the_model(demo_chars, tmp_path, capsys):
         ("lr.x=1", "lr is not a mapping"),
         ("model.nhead=4", "unknown keys nhead"),
         ("lr=[", "--set 'lr=[': not valid YAML at line 1, column 2"),
+        ("=3", "--set '=3': a KEY with an empty name in it"),
+        (".n_head=3", "--set '.n_head=3': a KEY with an empty name in it"),
     ):
         assert main(["train", str(config), "--out", str(tmp_path / "bad"), "--set", bad]) == 1
         err = capsys.readouterr().err
@@ -585,6 +588,13 @@ def test_train_does_not_write_into_a_prepared_data_folder(demo_chars, tmp_path, 
             {"config": {"model": {"n_head": 3}}, "out": "o"},
             "EncoderDecoderConfig.n_embd",
         ),
+        # what W&B would refuse at the start of every job
+        (
+            "train",
+            {"config": {"data": "d", "wandb_project": "course/fs"}, "out": "o"},
+            "wandb_project: 'course/fs': W&B takes 1 to 128 characters, none of / \\ # ? % :",
+        ),
+        ("train", {"config": {"data": "d", "tags": "a," + "b" * 65}, "out": "o"}, "64 at most"),
         # a data set with a tokenizer that does not fit it
         ("prepare", {"dataset": "enwik8", "out": "o", "tokenizer": "chars"}, "allowed: bytes"),
         ("prepare", {"dataset": "imdb", "out": "o", "vocab_size": 0}, "vocab_size"),

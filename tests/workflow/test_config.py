@@ -20,6 +20,7 @@ MALFORMED = [
     ("launcher=pbs", r"'pbs' is not one of \['', 'local', 'debug', 'slurm'\]"),
     ("preset=huge", r"preset 'huge' is not defined; defined: demo, small, full"),
     ("wandb={mode: sometimes, project: x}", r"'sometimes' is not one of \['online'"),
+    ("wandb={mode: offline, project: course/fs}", r"wandb.project: 'course/fs': 1 to 128 char"),
     (
         "unknown_key=1",
         r"config: unknown key 'unknown_key'; allowed: preset, launcher, mirror, wandb, cluster, "
@@ -95,11 +96,11 @@ MALFORMED = [
     ),
     (
         "ablations={cramming: {demo: {ablations: {Bigger: {model: {n_layer: 3}}}}}}",
-        r"ablations: a name of lower-case letters, digits and _, a letter first",
+        r"ablations: 'Bigger': a name of lower-case letters, digits and _, a letter first",
     ),
     (
         "presets={demo: {gpt: {train: {device: gpu}}}}",
-        r"config: presets.demo.gpt.train.device: must be auto, cpu, cuda, cuda:N or mps",
+        r"config: presets.demo.gpt.train.device: 'gpu': must be auto, cpu, cuda, cuda:N or mps",
     ),
     (
         "ablations={perceiver: {demo: {data: [{dataset: demo, tokenizer: chars, eval_split: "

@@ -130,7 +130,8 @@ def schema_error(error, schema):
         error.validator in ("not", "contains", "pattern")
         and "description" in error.schema
     ):
-        return error.schema["description"]
+        given = f"{error.instance!r}: " if error.validator == "pattern" else ""
+        return given + error.schema["description"]
     if error.validator not in ("additionalProperties", "unevaluatedProperties"):
         return error.message
     names, patterns = [], []

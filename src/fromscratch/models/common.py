@@ -196,7 +196,7 @@ def check_sampling(
             "an integer >= 0",
         ),
         # a negative temperature would make the unlikeliest tokens likeliest
-        ("temperature", temperature, temperature >= 0, ">= 0 (0: greedy)"),
+        ("temperature", temperature, 0 <= temperature < math.inf, "finite and >= 0 (0: greedy)"),
         ("top_k", top_k, top_k is None or (is_count(top_k) and top_k >= 1), "an integer >= 1"),
         ("top_p", top_p, top_p is None or 0 < top_p <= 1, "in (0, 1]"),
     )
@@ -237,12 +237,14 @@ def sample_next_token(
     if temperature < torch.finfo(torch.float32).tiny:  # 0, or too small for the division
         return logits.argmax(dim=-1, keepdim=True)
     logits = logits.float()
-    # the largest logit 0 first: divided by a tiny temperature, it would overflow to inf
-    # (and the softmax give NaN), where the rest only fall to -inf
-    logits = (logits - logits.amax(dim=-1, keepdim=True)) / temperature
-    if top_k is not None:
+    if top_k is not None:  # before the division: a huge temperature would round them level
         kth = torch.topk(logits, min(top_k, logits.size(-1))).values[:, -1:]
         logits = logits.masked_fill(logits < kth, float("-inf"))
+    # the largest logit 0 first: divided by a tiny temperature, it would overflow to inf
+    # (and the softmax give NaN), where the rest only fall to -inf; a temperature past
+    # float32's range would be inf, and a masked -inf over it NaN
+    temperature = min(temperature, torch.finfo(torch.float32).max)
+    logits = (logits - logits.amax(dim=-1, keepdim=True)) / temperature
     probs = F.softmax(logits, dim=-1)
     if top_p is not None and top_p < 1:  # 1 keeps all (float32 sums reach 1 before the tail)
         sorted_probs, order = probs.sort(dim=-1, descending=True)

@@ -47,6 +47,15 @@ class TrackingConfig(Config):
     def __post_init__(self) -> None:
         super().__post_init__()
         self._check_choice("wandb_mode", WANDB_MODES)
+        # what W&B refuses at its start, in every job: said here, before any job starts
+        if not 0 < len(self.wandb_project) <= 128 or set(self.wandb_project) & set("/\\#?%:"):
+            self._fail(
+                "wandb_project",
+                f"{self.wandb_project!r}: W&B takes 1 to 128 characters, none of / \\ # ? % :",
+            )
+        for tag in self.tags.split(","):
+            if len(tag) > 64:
+                self._fail("tags", f"{tag!r} is {len(tag)} characters; W&B takes 64 at most")
 
     def tracker(
         self, out, run_config: dict, saved: dict | None, outputs: tuple[str, ...], enabled=True
