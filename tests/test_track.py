@@ -13,7 +13,7 @@ import pytest
 import wandb
 from PIL import Image
 
-from fromscratch import track
+from fromscratch import FromScratchError, track
 from fromscratch.track import Tracker
 
 from .conftest import children, tiny_gpt
@@ -49,6 +49,29 @@ def test_an_online_run_without_an_api_key_says_how_to_give_one(tmp_path, monkeyp
         "logging offline: `wandb sync` later\n"
     )
     assert list((tmp_path / "run" / "wandb").glob("offline-run-*"))
+
+
+def test_a_full_disk_under_the_metrics_is_one_line(tmp_path):
+    tracker = Tracker(tmp_path, {})
+    (tmp_path / "metrics.jsonl").symlink_to("/dev/full")  # every write: no space left
+    with pytest.raises(FromScratchError) as refused:
+        tracker.log({"loss": 1.0}, step=1)
+    assert (
+        str(refused.value)
+        == f"{tmp_path / 'metrics.jsonl'}: cannot be written: No space left on device"
+    )
+
+
+def test_a_run_wandb_refuses_is_one_line(tmp_path):
+    """What W&B refuses (a project name with a slash) is no reason to log offline: said in
+    a line, not W&B's traceback of forty."""
+    for mode in ("offline", "online"):
+        with pytest.raises(FromScratchError) as refused:
+            Tracker(tmp_path / mode, {}, mode=mode, project="course/fromscratch")
+        said = str(refused.value)
+        assert said.startswith("W&B cannot start the run: UsageError: Invalid project name")
+        assert "\n" not in said
+        wandb.teardown()
 
 
 def test_a_run_is_listed_in_wandb_under_its_name_or_its_folders_in_its_entity(tmp_path):

@@ -33,7 +33,8 @@ from pathlib import Path
 from typing import Any
 
 import fromscratch
-from fromscratch.io import atomic_path, set_aside, write_bytes, write_json
+from fromscratch import FromScratchError
+from fromscratch.io import DISK_FULL_OR_FAILING, atomic_path, set_aside, write_bytes, write_json
 
 INIT_TIMEOUT_S = 30
 
@@ -141,6 +142,12 @@ def offline_reason(error: Exception) -> str:
         # a job's node reads the key from ~/.netrc (`wandb login`) or its environment
         return "no API key here (`wandb login`, or WANDB_API_KEY where the jobs run)"
     return f"unreachable ({type(error).__name__})"
+
+
+def _cannot_start(error: Exception) -> FromScratchError:
+    """W&B's refusal to start a run, in one line (its own message runs over many)."""
+    first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    return FromScratchError(f"W&B cannot start the run: {type(error).__name__}: {first}")
 
 
 class Tracker:
@@ -284,12 +291,15 @@ class Tracker:
             )
         except Exception as e:  # no server, no API key: carry on offline
             if mode != "online":
-                raise
+                raise _cannot_start(e) from e
             print(f"W&B: {offline_reason(e)}; logging offline: `wandb sync` later", file=sys.stderr)
             # the failed attempt still holds the run id in W&B's background service, which
             # would refuse the offline run under the same id (the one a resume needs)
             wandb.teardown()
-            return wandb.init(mode="offline", **kwargs)
+            try:
+                return wandb.init(mode="offline", **kwargs)
+            except Exception as offline:  # not the connection, then: what W&B refuses
+                raise _cannot_start(offline) from offline
 
     def checkpoint_state(self) -> dict:
         """What a checkpoint keeps of the tracking, for Tracker(resume_*) to go on from."""
@@ -303,8 +313,15 @@ class Tracker:
         if not self.enabled:
             return
         record = {"step": step, **metrics}
-        with open(self.metrics_path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
+        try:
+            with open(self.metrics_path, "a", encoding="utf-8") as f:
+                f.write(json.dumps(record) + "\n")
+        except OSError as error:
+            if error.errno not in DISK_FULL_OR_FAILING:
+                raise
+            raise FromScratchError(
+                f"{self.metrics_path}: cannot be written: {error.strerror}"
+            ) from error
         self.lines += 1
         self._to_wandb(lambda run: run.log(metrics, step=step))
         self.logged = True
