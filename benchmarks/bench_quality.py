@@ -6,7 +6,8 @@
 The data comes from the mirror ($FROMSCRATCH_MIRROR or --mirror); the run's folder is
 benchmarks/out/quality-NAME/ (metrics.jsonl, summary.json), the result JSON
 benchmarks/results/quality-NAME.json with the curve (metric vs training seconds), drawn in
-benchmarks/results/quality-NAME.png.
+benchmarks/results/quality-NAME.png where it has more than one point (the IMDb bar's;
+Tiny Shakespeare's is scored at its end alone).
 """
 
 from __future__ import annotations

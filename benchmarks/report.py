@@ -49,13 +49,19 @@ def rows_throughput(r: dict) -> list[tuple]:
         )
         tps, mfu = c["tokens_per_s"], c["mfu"]
         ratios = c["ratio_vs_peer"]
-        pairs = [("ours", "hf", "HF GPT2LMHeadModel", ratios["ours"])]
+        default = "HF GPT2LMHeadModel (GPT-2's GELU, gelu_new: its default)"
+        pairs = [("ours", "hf", default, ratios["ours"])]
         if "ours+compile" in tps:
             pairs.append(("ours+compile", "hf+compile", "HF GPT2LMHeadModel + torch.compile",
                           ratios["ours+compile"]))  # fmt: skip
         if "nanogpt" in tps:
             pairs.append(("ours", "nanogpt", f"nanoGPT's model.py (×{ratios['nanogpt']:.2f} HF)",
                           c["ratio_ours_vs_nanogpt"]))  # fmt: skip
+        fused = next((label for label in tps if label.startswith("hf gelu")), None)
+        if fused:  # results before 2026-12-06 lack it
+            pairs.append(("ours", fused, "HF GPT2LMHeadModel, its GELU as one kernel "
+                          f"({fused.removeprefix('hf ')})",
+                          c["ratio_ours_vs_hf_fused_gelu"]))  # fmt: skip
         goal = c.get("goal")  # for the plain comparison with HF
         for ours, peer, peer_name, ratio in pairs:
             rows.append((
@@ -220,7 +226,8 @@ def render(results: dict[str, dict]) -> str:
         "# Benchmark results",
         "",
         "Made by `make bench` (`python benchmarks/run.py`) from `benchmarks/results/*.json`; each",
-        "row's peer was measured in the same run as ours, interleaved where both are timed,",
+        "row's peer was measured in the same run as ours (interleaved, round by round, where a",
+        "benchmark repeats; the tokenisers time each side once, one after the other),",
         "except where a row says *reference*. Ratio: ours ÷ peer as rates (higher is",
         "better for us; for GPT training, the median over rounds of the ratio within a round);",
         "each row's run date (and machine, where the rows come from several) is in its last",
