@@ -395,6 +395,12 @@ def test_a_noise_scale_not_measured_is_said_so_on_the_batch_size_figure(tmp_path
         t.get_text() for t in drawn[-1].axes[0].get_legend().get_texts() if "noise" in t.get_text()
     ]
     assert label == "gradient noise scale:\n35 sequences, after 200 steps\n(LR 0.00083, batch 32)"
+    # the title: the memory's limit, or the search's own ceiling where every size fitted
+    assert drawn[-1]._suptitle.get_text() == "t (chosen: 4, the most tried: every size fits)"
+    search["tried"].append({"batch_size": 8, "fits": False, "peak_memory_mb": 120.0})
+    (tmp_path / "search.json").write_text(json.dumps(search))
+    plots.batch_size(tmp_path / "search.json", tmp_path / "b", "t", tmp_path / "noise.json")
+    assert drawn[-1]._suptitle.get_text() == "t (chosen: 4, the largest that fits)"
 
 
 def test_the_spread_drawn_and_written_is_the_seeds_sample_sd():

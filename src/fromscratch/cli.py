@@ -458,7 +458,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--memory-cap-mb",
         type=float,
         default=8192,
-        help="CPU only: the memory a batch may use (GPUs: their own memory)",
+        help="CPU only: the memory a batch may use (GPUs: their own memory; default: %(default)s)",
     )
     p = training_command(
         "noise-scale",

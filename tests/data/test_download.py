@@ -378,3 +378,16 @@ def test_two_processes_fetching_one_file_take_turns(http_server, tmp_path, capfd
     assert sha256((tmp_path / "cache" / "file.bin").read_bytes()) == source.checksum
     assert not (tmp_path / "cache" / "file.bin.part").exists()
     assert capfd.readouterr().err.count("waiting for another process's download") == 1
+
+
+def test_a_file_the_mirror_lacks_is_named_with_where_else_it_comes_from(http_server, tmp_path):
+    """The course's mirror holds no enwik8: say that it is the mirror that lacks it."""
+    source = Source(url="https://example.org/data/enwik8.zip", checksum=sha256(b"x"))
+    said = (
+        "has no enwik8.zip; without a mirror (no --mirror, $FROMSCRATCH_MIRROR unset) it "
+        "comes from https://example.org/data/enwik8.zip"
+    )
+    for mirror in (str(tmp_path), http_server.url):  # a folder, a server's 404
+        with pytest.raises(FromScratchError) as refused:
+            fetch(source, tmp_path / "cache", mirror=mirror, progress=False)
+        assert str(refused.value) == f"mirror {mirror} {said}"

@@ -71,15 +71,20 @@ def test_a_sweep_whose_first_loss_is_its_lowest_says_why():
     noise = np.random.default_rng(0).normal(0, 0.005, 40)
     flat = 0.693 + noise + np.where(np.arange(40) > 30, (np.arange(40) - 30) * 0.1, 0.0)
     rising = 0.693 + noise + np.arange(40) * 0.05
-    for losses, said in (
-        (flat, "the loss stayed flat (within its noise) from min_lr=1e-06 up to lr 0.041 "),
-        (rising, "the loss rose from the first step on; min_lr=1e-06 is already too large"),
+    # a sweep of 200 steps stopped at its 4th: past 4x its minimum at once, its few losses
+    # all rise, and their spread is no noise to measure "flat" by
+    exploded = [4.2, 15.4, 17.0, 61.6]
+    for losses, steps, said in (
+        (flat, 40, "the loss stayed flat (within its noise) from min_lr=1e-06 up to lr 0.041 "),
+        (rising, 40, "the loss rose from the first step on; min_lr=1e-06 is already too large"),
+        (exploded, 200, "the loss rose from the first step on; min_lr=1e-06 is already too"),
     ):
         beta, average, smoothed = 0.5, 0.0, []
         for i, loss in enumerate(losses):
             average = beta * average + (1 - beta) * loss
             smoothed.append(average / (1 - beta ** (i + 1)))
-        assert why_no_lr_helped(lrs, list(losses), smoothed, 1e-6).startswith(said)
+        swept = lrs[: len(losses)]
+        assert why_no_lr_helped(swept, list(losses), smoothed, 1e-6, steps).startswith(said)
 
 
 def test_an_lr_sweep_still_falling_at_max_lr_says_so(demo_chars, tmp_path, capsys):
@@ -95,6 +100,9 @@ def test_batch_size_search_on_cpu(demo_chars, tmp_path, capsys):
     result = search(config, tmp_path, max_batch_size=4, memory_cap_mb=16_384)
     assert [t["batch_size"] for t in result["tried"]] == [1, 2, 4]
     assert result["batch_size"] == 4 and result["device"] == "cpu"
+    # every size fit: 4 is the search's ceiling, not the memory's limit, and it says so
+    assert result["capped"]
+    assert "every batch size up to max_batch_size=4 fits" in capsys.readouterr().err
     assert all(t["peak_memory_mb"] > 50 and t["tokens_per_s"] > 0 for t in result["tried"])
     for tried in result["tried"]:  # a step's tokens (batch x context 32) over its time
         assert tried["tokens_per_s"] == pytest.approx(tried["batch_size"] * 32 / tried["step_s"])
@@ -166,7 +174,9 @@ def test_batch_size_search_tells_a_broken_config_from_one_that_does_not_fit(
     with pytest.raises(FromScratchError) as error:
         search(missing, tmp_path, max_batch_size=4)
     assert str(error.value) == (
-        f"{tmp_path / 'not-prepared'} is not a prepared data folder (no meta.json)"
+        f"{tmp_path / 'not-prepared'} is not a prepared data folder (no meta.json); make one "
+        f"with `fromscratch data prepare DATASET --out {tmp_path / 'not-prepared'}` (a "
+        "relative path is from the current folder)"
     )
     # a failure inside the attempt: the attempt's own error, not "does not fit"
     too_long = TrainConfig.from_dict(tiny_gpt(demo_chars, context=4096))

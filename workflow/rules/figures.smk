@@ -149,8 +149,8 @@ POSTER_PANELS = [
     (
         "batch_size-classifier",
         "Batch-size search",
-        "Throughput and peak memory per batch size; the largest batch that fits is the "
-        "one training uses."
+        "Throughput and peak memory per batch size; training uses the largest batch that "
+        "fits, up to the largest the search tries (the title says which it was)."
         + (
             " Green, where measured: the gradient noise scale, past which bigger batches "
             "stop saving steps."

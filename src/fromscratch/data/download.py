@@ -292,8 +292,20 @@ def fetch(
             try:
                 _download(location, target, checksum, member, source.checksum, progress)
             except FromScratchError as error:
+                if mirror and _not_there(location, error):
+                    error = FromScratchError(
+                        f"mirror {mirror} has no {source.in_mirror}; without a mirror (no "
+                        f"--mirror, $FROMSCRATCH_MIRROR unset) it comes from {source.url}"
+                    )
                 raise _naming_a_bad_copy(target, error) from None
     return target
+
+
+def _not_there(location: str, error: FromScratchError) -> bool:
+    """Whether `error`, of a download from `location`, says the file is not there at all."""
+    if not _is_url(location) or location.startswith("file:"):
+        return str(error).endswith(": no such file")
+    return getattr(error.__cause__, "code", None) in NOT_THERE
 
 
 def _naming_a_bad_copy(target: Path, error: FromScratchError) -> FromScratchError:

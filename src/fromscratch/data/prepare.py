@@ -242,7 +242,11 @@ class PreparedData:
     def __post_init__(self):
         self.folder = Path(self.folder)
         if not (self.folder / "meta.json").is_file():
-            raise FromScratchError(f"{self.folder} is not a prepared data folder (no meta.json)")
+            raise FromScratchError(
+                f"{self.folder} is not a prepared data folder (no meta.json); make one with "
+                f"`fromscratch data prepare DATASET --out {self.folder}` (a relative path is "
+                "from the current folder)"
+            )
         self.meta = read_json(self.folder / "meta.json")
         self._streams: dict[str, np.ndarray] = {}
 

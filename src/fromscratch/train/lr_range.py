@@ -59,7 +59,7 @@ def check_options(steps: int, min_lr: float, max_lr: float) -> None:
         )
 
 
-def why_no_lr_helped(lrs: list, losses: list, smoothed: list, min_lr: float) -> str:
+def why_no_lr_helped(lrs: list, losses: list, smoothed: list, min_lr: float, steps: int) -> str:
     """Why the sweep's first loss is its lowest: a loss that rose at once (min_lr is too
     large already), or one flat within its noise until the LR grew large (the model did
     not learn in so few steps at any LR; lowering min_lr would change nothing)."""
@@ -67,7 +67,9 @@ def why_no_lr_helped(lrs: list, losses: list, smoothed: list, min_lr: float) -> 
         f"the loss rose from the first step on; min_lr={min_lr:g} is already too large, "
         "start the sweep lower"
     )
-    if len(lrs) < 2:  # not finite from the first step, or past 4x its minimum at once
+    # not finite from the first step, or past 4x its minimum within the sweep's first
+    # quarter (its losses then are the rise, not noise around a level)
+    if len(lrs) < max(2, steps // 4):
         return rose
     noise = float(np.std(losses[: max(3, len(losses) // 5)]))
     rose_at = next((i for i, s in enumerate(smoothed) if s > smoothed[0] + 2 * noise), None)
@@ -112,7 +114,8 @@ def lr_range_test(
     if len(lrs) < 2 or np.argmin(smoothed) == 0:
         # no learning rate in the sweep lowered the loss: the choice would be min_lr / 10,
         # which says nothing about this model
-        raise FromScratchError(f"lr range test: {why_no_lr_helped(lrs, losses, smoothed, min_lr)}")
+        why = why_no_lr_helped(lrs, losses, smoothed, min_lr, steps)
+        raise FromScratchError(f"lr range test: {why}")
     result = choose(np.array(lrs), np.array(smoothed)) | {
         "steps": len(lrs),
         "smoothing_beta": beta,
