@@ -207,7 +207,7 @@ def test_a_variant_run_has_its_rows_in_the_table_and_says_what_it_changed():
     report = import_benchmark("report")
     table = report.render({"gpt_throughput-plain-foreach": result}).splitlines()
     rows = [line for line in table if line.startswith("| GPT training tokens/s")]
-    assert len(rows) == 2  # small and mid
+    assert len(rows) == 4  # small and mid, each against HF as it comes and with its GELU fused
     assert all("(fast=False)" in row and "for-each kernels" in row for row in rows)
     assert report.rows_of("no_such_benchmark") is None
 

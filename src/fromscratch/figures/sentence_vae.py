@@ -176,10 +176,10 @@ def interpolations(
         lines.append(("body", after + textwrap.shorten(row["swapped"], 100 - len(after))))
     fig, ax = plt.subplots(figsize=(9, 0.22 * len(lines) + 0.8))
     ax.axis("off")
-    for i, (kind, text) in enumerate(lines):
+    for i, (kind, text) in enumerate(lines):  # decoded text as written, "$5 ... $6" too
         ax.text(0, 1 - i / len(lines), text, va="top", transform=ax.transAxes,
                 family="monospace" if kind == "body" else None,
                 fontweight="bold" if kind == "head" else None, fontsize=8.5,
-                parse_math=False)  # fmt: skip  # decoded text as written, "$5 ... $6" too
+                parse_math=False)  # fmt: skip
     ax.set_title(title, loc="left", parse_math=False)
     return save(fig, out)
