@@ -356,6 +356,13 @@ def test_a_run_that_ends_inside_its_warm_up_says_so(demo_chars, tmp_path, capsys
     ]
     train(TrainConfig.from_dict({**spec, "max_steps": 6}), tmp_path / "long")
     assert "warmup_steps" not in capsys.readouterr().err
+    # a token (or time) budget that ends inside the warm-up: said when it has
+    budget = {**spec, "max_steps": 0, "clock": "tokens", "token_budget": 8 * 32 * 3}
+    assert train(TrainConfig.from_dict(budget), tmp_path / "tokens")["steps"] == 3
+    assert capsys.readouterr().err.splitlines() == [
+        "warning: the run's budget ended at step 3, inside its warm-up (warmup_steps=5): "
+        "its lr at most 0.0018 of lr=0.003"
+    ]
 
 
 def test_wandb_offline_run_is_continued_on_resume(demo_chars, tmp_path):

@@ -461,7 +461,22 @@ class Trainer:
             self.config.warn_if_warm_up_outlasts_the_run()
         with closed_if_failed(self.tracker):
             self.train_to_the_end()
+            if self.dist.is_main:
+                self.warn_if_the_budget_ended_in_warm_up()
             return self.finish()
+
+    def warn_if_the_budget_ended_in_warm_up(self) -> None:
+        """A time or token budget can end inside the warm-up, which max_steps alone says
+        before the run (TrainConfig.warn_if_warm_up_outlasts_the_run)."""
+        c, s = self.config, self.state
+        steps_said = c.max_steps and c.warmup_steps >= c.max_steps
+        if s.step < c.warmup_steps and not steps_said:
+            print(
+                f"warning: the run's budget ended at step {s.step}, inside its warm-up "
+                f"(warmup_steps={c.warmup_steps}): its lr at most "
+                f"{c.lr * s.step / c.warmup_steps:g} of lr={c.lr:g}",
+                file=sys.stderr,
+            )
 
     def train_to_the_end(self) -> None:
         c, s = self.config, self.state
