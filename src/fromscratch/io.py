@@ -194,20 +194,29 @@ DISK_FULL_OR_FAILING = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errn
 
 
 @contextlib.contextmanager
+def disk_errors_named(path: str | os.PathLike) -> Iterator[None]:
+    """A full or failing disk while writing `path` as one line naming it: the disk's
+    fault, not the program's, so no traceback."""
+    try:
+        yield
+    except OSError as error:
+        if error.errno not in DISK_FULL_OR_FAILING:
+            raise
+        raise FromScratchError(f"{path}: cannot be written: {error.strerror}") from error
+
+
+@contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it onto `path` if the block succeeds."""
     path = Path(path)
     check_file_target(path)  # else the rename at the end fails, after the work
     tmp = _create_beside(path, _new_file)
     try:
-        yield tmp
-        _sync(tmp)  # its bytes on the disk before it takes the name
-        os.replace(tmp, path)
-        _sync(path.parent)  # and the rename itself
-    except OSError as error:
-        if error.errno in DISK_FULL_OR_FAILING:  # the disk's fault, not the program's
-            raise FromScratchError(f"{path}: cannot be written: {error.strerror}") from error
-        raise
+        with disk_errors_named(path):
+            yield tmp
+            _sync(tmp)  # its bytes on the disk before it takes the name
+            os.replace(tmp, path)
+            _sync(path.parent)  # and the rename itself
     finally:
         tmp.unlink(missing_ok=True)
 

@@ -34,7 +34,7 @@ from typing import Any
 
 import fromscratch
 from fromscratch import FromScratchError
-from fromscratch.io import DISK_FULL_OR_FAILING, atomic_path, set_aside, write_bytes, write_json
+from fromscratch.io import atomic_path, disk_errors_named, set_aside, write_bytes, write_json
 
 INIT_TIMEOUT_S = 30
 
@@ -313,15 +313,11 @@ class Tracker:
         if not self.enabled:
             return
         record = {"step": step, **metrics}
-        try:
-            with open(self.metrics_path, "a", encoding="utf-8") as f:
-                f.write(json.dumps(record) + "\n")
-        except OSError as error:
-            if error.errno not in DISK_FULL_OR_FAILING:
-                raise
-            raise FromScratchError(
-                f"{self.metrics_path}: cannot be written: {error.strerror}"
-            ) from error
+        with (
+            disk_errors_named(self.metrics_path),
+            open(self.metrics_path, "a", encoding="utf-8") as f,
+        ):
+            f.write(json.dumps(record) + "\n")
         self.lines += 1
         self._to_wandb(lambda run: run.log(metrics, step=step))
         self.logged = True

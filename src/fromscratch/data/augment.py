@@ -37,20 +37,7 @@ from fromscratch.config import check_integer
 from fromscratch.data.tokenizers import UNK, Tokenizer
 
 SENTENCE_END = re.compile(r"(?<=[.!?])(\s+)")  # the whitespace after a sentence's end
-WORD = re.compile(r"\S+")
-
-
-def words_and_gaps(text: str) -> tuple[str, list[str], list[str]]:
-    """(the whitespace before the first word, the words, the whitespace after each)."""
-    pieces = re.split(r"(\s+)", text)  # word, gap, word, gap, ...: "" where none
-    if pieces[0] == "":  # text starting with whitespace, or empty
-        lead, pieces = "".join(pieces[:2]), pieces[2:]
-    else:
-        lead = ""
-    words, gaps = pieces[0::2], pieces[1::2]
-    if words and words[-1] == "":  # text ending with whitespace: that gap is the last's
-        words.pop()
-    return lead, words, gaps + [""] * (len(words) - len(gaps))
+WORD = re.compile(r"(\S+)")
 
 
 def each_word(text: str, change) -> str:
@@ -66,7 +53,9 @@ def delete_and_swap(text: str, label: int, rng: random.Random, rate: float) -> s
     """Random deletion, then random swaps (two of the four operations of Wei & Zou's EDA).
     A word goes with the whitespace after it (the text's end stays as it was); a swap moves
     the words, not the line breaks."""
-    lead, words, gaps = words_and_gaps(text)
+    # the whitespace before the first word, then each word and the whitespace after it
+    lead, *pieces = WORD.split(text)
+    words, gaps = pieces[0::2], pieces[1::2]
     kept = [i for i in range(len(words)) if rng.random() >= rate]
     if not kept:  # never delete a whole review
         return text

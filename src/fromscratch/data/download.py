@@ -17,6 +17,7 @@ finds the verified file.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import http.client
@@ -138,7 +139,8 @@ def _open(location: str, start: int = 0):
             else location
         )
         if not path.is_file():
-            raise FromScratchError(f"cannot read {location}: no such file")
+            missing = FileNotFoundError(errno.ENOENT, "no such file", str(path))
+            raise FromScratchError(f"cannot read {location}: no such file") from missing
         f = open(path, "rb")  # noqa: SIM115 - returned to the caller, who closes it
         f.seek(start)
         return f, path.stat().st_size, start > 0
@@ -165,6 +167,13 @@ def _open(location: str, start: int = 0):
 NOT_THERE = (403, 404, 410)
 
 
+def _not_there(error: FromScratchError) -> bool:
+    """Whether `error`, of opening a file to download, says it is not there at all (no such
+    local file, or one of NOT_THERE), rather than that it could not be read."""
+    cause = error.__cause__
+    return isinstance(cause, FileNotFoundError) or getattr(cause, "code", None) in NOT_THERE
+
+
 def mirror_checksums(mirror: str) -> dict[str, str]:
     """The mirror's SHA256SUMS as {relative path: "sha256:HEX"}; empty if it has none.
 
@@ -173,7 +182,7 @@ def mirror_checksums(mirror: str) -> dict[str, str]:
     try:
         stream, _, _ = _open(_join(mirror, "SHA256SUMS"))
     except FromScratchError as error:
-        if error.__cause__ is None or getattr(error.__cause__, "code", None) in NOT_THERE:
+        if _not_there(error):
             return {}
         raise
     try:
@@ -292,20 +301,13 @@ def fetch(
             try:
                 _download(location, target, checksum, member, source.checksum, progress)
             except FromScratchError as error:
-                if mirror and _not_there(location, error):
+                if mirror and _not_there(error):
                     error = FromScratchError(
                         f"mirror {mirror} has no {source.in_mirror}; without a mirror (no "
                         f"--mirror, $FROMSCRATCH_MIRROR unset) it comes from {source.url}"
                     )
                 raise _naming_a_bad_copy(target, error) from None
     return target
-
-
-def _not_there(location: str, error: FromScratchError) -> bool:
-    """Whether `error`, of a download from `location`, says the file is not there at all."""
-    if not _is_url(location) or location.startswith("file:"):
-        return str(error).endswith(": no such file")
-    return getattr(error.__cause__, "code", None) in NOT_THERE
 
 
 def _naming_a_bad_copy(target: Path, error: FromScratchError) -> FromScratchError:

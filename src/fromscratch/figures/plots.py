@@ -239,9 +239,8 @@ def batch_size(
     right.set(xlabel="batch size (sequences)", ylabel="peak memory (MB)")
     for ax in (left, right):
         log2_ticks(ax, tried["batch_size"])
-    # every size fitting: the choice is the search's ceiling (results before 2026-12-06
-    # lack "capped": their last size tried fitting says the same)
-    capped = result.get("capped", result["tried"][-1]["fits"])
+    # every size tried fitting: the choice is the search's ceiling, not the memory's
+    capped = result["tried"][-1]["fits"]
     limit = "the most tried: every size fits" if capped else "the largest that fits"
     fig.suptitle(f"{title} (chosen: {result['batch_size']}, {limit})")
     return save(fig, out)

@@ -239,9 +239,7 @@ def search(
         limit = "this GPU's memory" if cuda else f"{memory_cap_mb:,.0f} MB"
         raise FromScratchError(f"not even a batch of 1 fits in {limit}")
     fastest = max(fitting, key=lambda t: t["tokens_per_s"])
-    # every size fit: the choice is the search's ceiling, not the memory's
-    capped = tried[-1]["fits"]
-    if capped:
+    if tried[-1]["fits"]:  # the choice is the search's ceiling, not the memory's
         print(
             f"every batch size up to max_batch_size={max_batch_size} fits; a larger one may "
             "too (raise max_batch_size to find the memory's limit)",
@@ -250,7 +248,6 @@ def search(
     result = {
         "batch_size": fitting[-1]["batch_size"],
         "fastest_batch_size": fastest["batch_size"],
-        "capped": capped,
         "device": "cuda" if cuda else "cpu",
         "memory_cap_mb": memory_cap_mb,
         "max_batch_size": max_batch_size,
