@@ -411,7 +411,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help="download cache (default: $FROMSCRATCH_CACHE or ~/.cache/fromscratch)",
     )
-    p.add_argument("--seed", type=int, default=0, help="seed of generated data sets (demo)")
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of generated data sets (demo) and of drawn validation splits (imdb)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_data_prepare)
     p = data_commands.add_parser("list", help="list the data sets")

@@ -92,13 +92,12 @@ class Config:
         if is_of_type(value, hint):
             return value
         names = " or ".join("null" if t is type(None) else t.__name__ for t in allowed)
-        # a YAML `off` (or on, yes, no) arrives as a bool: not what was written
-        yaml = (
-            " (YAML reads on/off/yes/no as true/false: quote it)"
-            if bool not in allowed and isinstance(value, bool)
-            else ""
-        )
-        self._fail(name, f"{value!r} is not of type {names}{yaml}")
+        hint = ""
+        if bool not in allowed and isinstance(value, bool):  # `off` (on, yes, no) in YAML
+            hint = " (YAML reads on/off/yes/no as true/false: quote it)"
+        elif str in allowed and isinstance(value, list) and all(type(v) is str for v in value):
+            hint = f" (a list of names is one text, comma-separated: {','.join(value)})"
+        self._fail(name, f"{value!r} is not of type {names}{hint}")
 
     def _fail(self, name: str, message: str) -> typing.NoReturn:
         raise ConfigError(f"{type(self).__name__}.{name}: {message}")

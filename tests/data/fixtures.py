@@ -11,8 +11,21 @@ from pathlib import Path
 
 IMDB = {  # split → label → [(id, rating, text)]
     "train": {
-        "pos": [(0, 9, "A <br />great film."), (1, 10, "Loved it: ünïcödé and émojis 🎬!")],
-        "neg": [(0, 2, "Dull.<br /><br />Avoid."), (3, 1, "Worst movie ever.")],
+        # five of each label: one of each is drawn into the validation split
+        "pos": [
+            (0, 9, "A <br />great film."),
+            (1, 10, "Loved it: ünïcödé and émojis 🎬!"),
+            (4, 8, "A fine cast."),
+            (6, 7, "Good fun."),
+            (8, 9, "I would see it again."),
+        ],
+        "neg": [
+            (0, 2, "Dull.<br /><br />Avoid."),
+            (3, 1, "Worst movie ever."),
+            (5, 2, "Too slow."),
+            (9, 3, "A waste of a good cast."),
+            (10, 1, "No."),
+        ],
     },
     "test": {
         "pos": [(5, 8, "Charming and clever.")],

@@ -4,6 +4,7 @@ import gzip
 import hashlib
 import json
 import os
+import random
 import stat
 import sys
 import tarfile
@@ -11,10 +12,11 @@ import tarfile
 import numpy as np
 import pytest
 
+from fromscratch import FromScratchError
 from fromscratch.cli import main
 from fromscratch.data import DATASETS, PreparedData
 from fromscratch.data.prepare import read_texts, token_dtype
-from fromscratch.data.sets import pang_lee_sentences
+from fromscratch.data.sets import imdb, pang_lee_sentences
 
 from ..conftest import FileServer
 from .fixtures import (
@@ -88,26 +90,52 @@ def test_imdb_round_trips_with_every_lossless_tokenizer(mirror, tmp_path, capsys
     data = PreparedData(out)
     meta = data.meta
     assert meta["tokenizer"] == tokenizer and meta["task"] == "classification"
-    for split in ("train", "test"):
-        expected = sorted(
-            (label == "pos", review_id, text.replace("<br />", "\n"))
+    originals = {  # split → [(label, id, text)] in the order prepared: label, then id
+        split: sorted(
+            (int(label == "pos"), review_id, text.replace("<br />", "\n"))
             for label, reviews in IMDB[split].items()
             for review_id, _, text in reviews
         )
-        originals = [t for _, _, t in expected]
-        if tokenizer == "chars" and split == "test":  # characters unseen in training → <unk>
-            seen = set("".join(texts(data, "train")))
-            assert any(set(t) - seen for t in originals)  # so some become <unk>
-            originals = ["".join(c if c in seen else "<unk>" for c in t) for t in originals]
-        assert texts(data, split) == originals
-        assert data.labels(split).tolist() == [int(pos) for pos, _, _ in expected]
+        for split in IMDB
+    }
+    seen = set("".join(texts(data, "train")))
+
+    def as_read(text):  # chars: characters unseen in training come back as <unk>
+        return "".join(c if c in seen or tokenizer != "chars" else "<unk>" for c in text)
+
+    # validation: one training review of each label (a fifth), drawn; training: the rest
+    val = set(zip(data.labels("val").tolist(), texts(data, "val"), strict=True))
+    drawn = [(label, as_read(text)) in val for label, _, text in originals["train"]]
+    expected = {
+        "train": [r for r, in_val in zip(originals["train"], drawn, strict=True) if not in_val],
+        "val": [r for r, in_val in zip(originals["train"], drawn, strict=True) if in_val],
+        "test": originals["test"],
+    }
+    assert sorted(label for label, _, _ in expected["val"]) == [0, 1]
+    if tokenizer == "chars":
+        assert any(set(text) - seen for _, _, text in expected["test"])  # so some are <unk>
+    for split, reviews in expected.items():
+        assert texts(data, split) == [as_read(text) for _, _, text in reviews]
+        assert data.labels(split).tolist() == [label for label, _, _ in reviews]
         info = meta["splits"][split]
-        assert info["examples"] == len(expected)
+        assert info["examples"] == len(reviews)
         assert info["tokens"] == len(data.tokens(split)) == data.offsets(split)[-1]
-        assert info["bytes"] == sum(len(t.encode()) for _, _, t in expected)
+        assert info["bytes"] == sum(len(text.encode()) for _, _, text in reviews)
     assert data.tokens("train").dtype == np.uint16
     assert f"{meta['vocab_size']:,}" in stdout
     assert meta["lossless"] is (tokenizer != "chars")  # chars: <unk> gives back no text
+
+
+def test_imdb_validation_is_a_seeded_draw_of_each_labels_training_reviews():
+    reviews = [(label, i, f"review {i} of label {label}") for label in (0, 1) for i in range(50)]
+    draws = {}
+    for seed in (0, 0, 1):
+        train, val = imdb.split_off_validation(reviews, random.Random(seed))
+        assert sorted(train + val) == reviews and train == sorted(train) and val == sorted(val)
+        labels = [label for label, _, _ in val]
+        assert labels.count(0) == labels.count(1) == 10  # a fifth of each label
+        draws.setdefault(seed, []).append(val)
+    assert draws[0][0] == draws[0][1] != draws[1][0]
 
 
 def test_imdb_words_pads_and_unknowns(mirror, tmp_path, capsys):
@@ -129,6 +157,39 @@ def test_imdb_words_pads_and_unknowns(mirror, tmp_path, capsys):
     assert tok.words[:2] == ["<pad>", "<unk>"]
     assert tok.decode(tok.encode("A GREAT film .")) == "a great film ."
     assert tok.encode("zyzzyva").tolist() == [1]  # unseen in training
+
+
+def test_a_folder_prepared_before_its_data_set_had_a_split_says_to_prepare_again(mirror, tmp_path):
+    out = tmp_path / "imdb"
+    main(["data", "prepare", "imdb", "--out", str(out), "--mirror", str(mirror), "--quiet",
+          "--cache", str(tmp_path / "c")])  # fmt: skip
+    meta = json.loads((out / "meta.json").read_text())
+    del meta["splits"]["val"]  # as IMDb was prepared before it had a validation split
+    (out / "meta.json").write_text(json.dumps(meta))
+    data = PreparedData(out)
+    with pytest.raises(
+        FromScratchError,
+        match=r"has no split 'val'; it has: train, test "
+        r"\(prepared before imdb had it: prepare it again; .*forcerun prepare_data",
+    ):
+        data.check_split("val")
+    with pytest.raises(FromScratchError, match=r"has no split 'dev'; it has: train, test$"):
+        data.check_split("dev")
+
+
+def test_joined_splits_are_their_examples_one_after_the_other(demo_words, demo_chars):
+    for data in PreparedData(demo_words), PreparedData(demo_chars):
+        each = [[data.example(split, i).tolist() for i in range(data.examples(split))]
+                for split in ("train", "ood")]  # fmt: skip
+        joined = "train+ood"
+        assert [data.example(joined, i).tolist() for i in range(data.examples(joined))] == (
+            each[0] + each[1]
+        )
+        assert data.labels(joined).tolist() == [*data.labels("train"), *data.labels("ood")]
+        assert data.stream_length(joined) == len(data.stream(joined))
+        assert data.tokens(joined).tolist() == [*data.tokens("train"), *data.tokens("ood")]
+        with pytest.raises(FromScratchError, match="has no split 'val'; it has: train, test"):
+            data.check_split("train+val")
 
 
 def test_shakespeare_is_split_90_10_in_characters(mirror, tmp_path, capsys):

@@ -64,8 +64,8 @@ def test_pang_lee(shared_mirror, cache, tmp_path):
 @pytest.mark.slow
 def test_imdb(shared_mirror, cache, tmp_path):
     data = run("imdb", tmp_path / "imdb", shared_mirror, cache)
-    for split in ("train", "test"):
-        assert data.meta["splits"][split]["label_counts"] == [12500, 12500]
+    counts = {split: info["label_counts"] for split, info in data.meta["splits"].items()}
+    assert counts == {"train": [10000, 10000], "val": [2500, 2500], "test": [12500, 12500]}
     assert data.meta["sources"]["archive"]["location"].endswith("aclImdb_v1.tar.gz")
 
 

@@ -126,6 +126,12 @@ def test_bad_config_fails_before_training(tmp_path, capsys):
     assert capsys.readouterr().err.endswith(
         "wandb_mode: False is not of type str (YAML reads on/off/yes/no as true/false: quote it)\n"
     )
+    config.write_text("data: x\nmodel: {family: gpt}\neval_splits: [val, test]\n")
+    assert main(["train", str(config), "--out", str(tmp_path / "o")]) == 1
+    assert capsys.readouterr().err.endswith(
+        "eval_splits: ['val', 'test'] is not of type str (a list of names is one text, "
+        "comma-separated: val,test)\n"
+    )
 
 
 def test_a_model_used_away_from_its_training_data_says_where_that_was(
@@ -239,6 +245,24 @@ def test_set_changes_one_field_of_the_model(demo_chars, tmp_path, capsys):
         assert main(["train", str(config), "--out", str(tmp_path / "bad"), "--set", bad]) == 1
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and named in err
+
+
+def test_a_tuned_value_and_its_file_are_one_setting(tmp_path, capsys):
+    from fromscratch.train import load_config
+
+    config = tmp_path / "gpt.yaml"
+    config.write_text("data: x\nbatch_size: 8\nbatch_size_from: tune/batch_size.json\n")
+    assert main(["train", str(config), "--out", str(tmp_path / "o")]) == 1
+    assert capsys.readouterr().err.endswith(
+        "batch_size and batch_size_from both set, and batch_size_from's value would replace "
+        "batch_size: keep one\n"
+    )
+    config.write_text("data: x\nlr_from: tune/lr_range.json\nbatch_size: 8\n")
+    overridden = load_config(config, {"lr": 0.01})  # the override wins over the file too
+    assert (overridden.lr, overridden.lr_from) == (0.01, "")
+    tuned = load_config(config, {"batch_size_from": "b.json"})
+    assert (tuned.batch_size_from, tuned.lr_from) == ("b.json", "tune/lr_range.json")
+    assert load_config(config, {"batch_size_from": None}).batch_size == 8  # unset: kept
 
 
 def test_a_config_that_is_not_yaml_is_a_one_line_error(tmp_path, capsys):

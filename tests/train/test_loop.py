@@ -171,6 +171,15 @@ def test_a_classifier_counts_its_tokens_without_the_padding(demo_words, tmp_path
     assert summary["tokens"] < sum(mask.numel() for mask in masks)  # there was padding
 
 
+def test_a_run_on_joined_splits_trains_on_the_examples_of_both(demo_words, tmp_path):
+    spec = tiny_classifier(demo_words, max_steps=2, train_split="train+ood", eval_splits="")
+    trainer = Trainer(TrainConfig.from_dict(spec), tmp_path)
+    data = PreparedData(demo_words)
+    batches = trainer.batch_stream(16)
+    assert len(batches.labels) == data.examples("train") + data.examples("ood") == 5000
+    assert trainer.run()["config"]["train_split"] == "train+ood"
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -294,6 +303,7 @@ def test_a_tuned_value_file_of_another_kind_is_named(demo_chars, tmp_path):
     [
         ({"eval_splits": "test,tset"}, "has no split 'tset'; it has: train, test, ood"),
         ({"train_split": "trian"}, "has no split 'trian'; it has: train, test, ood"),
+        ({"train_split": "train+tset"}, "has no split 'tset'; it has: train, test, ood"),
         ({"model": {"vocab_size": 10}}, "model.vocab_size=10: smaller than the vocabulary of"),
     ],
 )

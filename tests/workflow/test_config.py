@@ -163,7 +163,7 @@ MALFORMED = [
         r"presets.demo.classifier.eval_splits: demo has no split 'val'; it has: train, test, ood$",
     ),
     (
-        "presets={demo: {gpt: {train: {train_split: val}}}}",
+        "presets={demo: {gpt: {train: {train_split: train+val}}}}",
         r"presets.demo.gpt.train.train_split: demo has no split 'val'; it has: train, test, ood$",
     ),
     (

@@ -188,13 +188,16 @@ validate_config(config, SCHEMA_FILE)
 
 
 def check_split(where, dataset, split):
-    """Fail before any job starts if data set `dataset` has no split `split`, rather than
-    when a job that needs it runs, perhaps after hours of training."""
+    """Fail before any job starts if data set `dataset` has no split `split` (or one of the
+    splits a "+" joins: train+val), rather than when a job that needs it runs, perhaps
+    after hours of training."""
     splits = SCHEMA_DEFS["dataset_splits"]["properties"][dataset]["enum"]
-    if split not in splits:
-        stop(
-            f"config: {where}: {dataset} has no split {split!r}; it has: {', '.join(splits)}"
-        )
+    for part in split.split("+"):
+        if part not in splits:
+            stop(
+                f"config: {where}: {dataset} has no split {part!r}; "
+                f"it has: {', '.join(splits)}"
+            )
 
 
 def profile_names():

@@ -255,14 +255,32 @@ class PreparedData:
         return list(self.meta["splits"])
 
     def check_split(self, split: str) -> None:
-        """A one-line error unless the folder has `split`."""
-        if split not in self.meta["splits"]:
-            raise FromScratchError(
-                f"{self.folder} has no split {split!r}; it has: {', '.join(self.splits)}"
-            )
+        """A one-line error unless the folder has `split`: one split, or several joined by
+        "+" (train+val, a final run's training data once the choices made on val are made:
+        their examples one after the other)."""
+        for part in split.split("+"):
+            if part in self.meta["splits"]:
+                continue
+            message = f"{self.folder} has no split {part!r}; it has: {', '.join(self.splits)}"
+            dataset = DATASETS.get(self.meta["dataset"])
+            if dataset and part in dataset.splits:  # prepared by a version before the split
+                message += (
+                    f" (prepared before {dataset.name} had it: prepare it again; in the "
+                    "pipeline, snakemake --forcerun prepare_data)"
+                )
+            raise FromScratchError(message)
+
+    def _joined(self, split: str) -> list[str] | None:
+        """The splits a "+"-joined `split` names (None for one split), checked."""
+        if "+" not in split:
+            return None
+        self.check_split(split)
+        return split.split("+")
 
     def tokens(self, split: str) -> np.ndarray:
-        """All tokens of `split` as one read-only memmap."""
+        """All tokens of `split` as one read-only memmap (a copy for joined splits)."""
+        if parts := self._joined(split):
+            return np.concatenate([self.tokens(part) for part in parts])
         self.check_split(split)
         path = self.folder / f"{split}.bin"
         if self.meta["splits"][split]["tokens"] == 0:
@@ -288,18 +306,30 @@ class PreparedData:
             pieces[1:] = [p for piece in pieces[1:] for p in (separator, piece)]
         return np.concatenate(pieces)
 
+    def examples(self, split: str) -> int:
+        """How many examples (documents) `split` has."""
+        self.check_split(split)
+        return sum(self.meta["splits"][part]["examples"] for part in split.split("+"))
+
     def stream_length(self, split: str) -> int:
         """len(stream(split)), from meta.json, without making the stream."""
         self.check_split(split)
-        examples = self.meta["splits"][split]["examples"]
-        separators = 0 if self.tokenizer.eot is None else max(0, examples - 1)
-        return self.meta["splits"][split]["tokens"] + separators
+        tokens = sum(self.meta["splits"][part]["tokens"] for part in split.split("+"))
+        separators = 0 if self.tokenizer.eot is None else max(0, self.examples(split) - 1)
+        return tokens + separators
 
     def offsets(self, split: str) -> np.ndarray:
+        """Where each example starts in `tokens(split)`, and where the last one ends."""
+        if parts := self._joined(split):
+            pieces = [self.offsets(part) for part in parts]
+            starts = np.cumsum([0] + [piece[-1] for piece in pieces[:-1]])
+            return np.concatenate([[0]] + [p[1:] + s for p, s in zip(pieces, starts, strict=True)])
         self.check_split(split)
         return np.load(self.folder / f"{split}.offsets.npy", mmap_mode="r")
 
     def labels(self, split: str) -> np.ndarray:
+        if parts := self._joined(split):
+            return np.concatenate([self.labels(part) for part in parts])
         self.check_split(split)
         return np.load(self.folder / f"{split}.labels.npy")
 

@@ -165,7 +165,8 @@ class TrainConfig(OptimizerConfig):
     """Everything one training run needs besides its output folder.
 
     data / train_split / eval_splits: the prepared folder and which splits to use
-    (eval_splits: comma-separated; the first is the one the pipeline's comparison figures show).
+    (eval_splits: comma-separated; the first is the one the pipeline's comparison figures show;
+    a split may join several with "+": train_split train+val, a final run's).
     model: the model family and its config (vocab_size, num_classes default to the data's).
     batch_size × grad_accum sequences per optimizer step; context: LM window length
     (default: the model's context); max_length: classification reviews are cut to this
@@ -305,6 +306,7 @@ class TrainConfig(OptimizerConfig):
 
 
 TUNED_BY = {"lr": "lr-range", "batch_size": "batch-size"}  # the command that writes each
+TUNED_PARTNER = {k: f"{k}_from" for k in TUNED_BY} | {f"{k}_from": k for k in TUNED_BY}
 
 
 def _read_choice(path: str, key: str) -> tuple[Any, str]:
@@ -326,7 +328,9 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Tr
 
     An override's key may name a field inside a mapping with dots: {"model.n_head": 8}
     changes that one field of `model:` and keeps the others.  An override of None (an
-    empty `--set eval_splits=`) gives the field its default.
+    empty `--set eval_splits=`) gives the field its default.  A tuned value and its file
+    (lr, lr_from) are one setting: the file's value would replace the other, so a config
+    gives one of them, and an override that sets either replaces both.
     """
     path = Path(path)
     if path.is_dir():
@@ -353,8 +357,16 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Tr
                 where = ".".join(outer[: depth + 1])
                 raise FromScratchError(f"{path}: cannot set {key}: {where} is not a mapping")
             mapping = inner
+        if not outer and value is not None:  # a tuned value, or its file, replaces the other
+            mapping.pop(TUNED_PARTNER.get(field), None)
         if value is None:
             mapping.pop(field, None)
         else:
             mapping[field] = value
+    for key in TUNED_BY:
+        if key in raw and raw.get(f"{key}_from"):
+            raise FromScratchError(
+                f"{path}: {key} and {key}_from both set, and {key}_from's value would "
+                f"replace {key}: keep one"
+            )
     return TrainConfig.from_dict(raw)

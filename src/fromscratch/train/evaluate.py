@@ -43,7 +43,7 @@ def sample_examples(data: PreparedData, split: str, max_tokens: int) -> np.ndarr
     scores: spread evenly over the split, its first and last among them. A split stores its
     examples in an order (IMDb's by label, its negative reviews first), so its first tokens
     alone would stand for one class, a few dozen reviews."""
-    examples = data.meta["splits"][split]["examples"]
+    examples = data.examples(split)
     return spread(examples, round(max_tokens * examples / max(1, data.stream_length(split))))
 
 

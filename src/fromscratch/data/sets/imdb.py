@@ -1,6 +1,13 @@
 """IMDb Large Movie Review Dataset (Maas et al. 2011): 25,000 train and 25,000 test reviews,
-balanced positive/negative. The review texts are also the corpus for IMDb language models."""
+balanced positive/negative. The review texts are also the corpus for IMDb language models.
 
+Choices (a learning rate, a recipe, when to stop) are made on a validation split: 5,000 of
+the training reviews, 2,500 of each label, drawn with the prepare seed, as the course's own
+loader does. Its reviews' movies can have other reviews in training (the official split
+keeps movies apart, and the archive does not say which review is of which movie), so
+validation accuracy runs a little above test accuracy; the test split is for the result."""
+
+import random
 import re
 import tarfile
 
@@ -12,6 +19,7 @@ SOURCE = Source(
     url="https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz",
     checksum="md5:7c2ac02c03563afcf9b574c7e56c153a",
 )
+VALIDATION_SHARE = 0.2  # of each label's training reviews: 2,500 of 12,500
 MEMBER = re.compile(r"aclImdb/(train|test)/(neg|pos)/(\d+)_(\d+)\.txt$")
 
 
@@ -42,19 +50,35 @@ def read(files, seed):
                 text = review.read().decode("utf-8")
             found[split].append((label, review_id, clean(text)))
         check_read_to_the_end(archive)
-    splits = {}
-    for name, reviews in found.items():
+    for reviews in found.values():
         reviews.sort()  # deterministic order, whatever the archive's
-        splits[name] = Split([r[2] for r in reviews], [r[0] for r in reviews])
-    return splits
+    train, val = split_off_validation(found["train"], random.Random(seed))
+    return {"train": as_split(train), "val": as_split(val), "test": as_split(found["test"])}
+
+
+def split_off_validation(reviews: list, rng: random.Random) -> tuple[list, list]:
+    """(train, val): VALIDATION_SHARE of each label's reviews drawn into val, both in the
+    order given."""
+    drawn = set()
+    for label in range(len(LABELS)):
+        of_label = [i for i, review in enumerate(reviews) if review[0] == label]
+        drawn.update(rng.sample(of_label, round(len(of_label) * VALIDATION_SHARE)))
+    return (
+        [r for i, r in enumerate(reviews) if i not in drawn],
+        [r for i, r in enumerate(reviews) if i in drawn],
+    )
+
+
+def as_split(reviews: list[tuple[int, int, str]]) -> Split:
+    return Split([text for _, _, text in reviews], [label for label, _, _ in reviews])
 
 
 DATASET = DataSet(
     name="imdb",
     task="classification",
-    description="IMDb movie reviews, sentiment (neg/pos), 25,000/25,000",
+    description="IMDb movie reviews, sentiment (neg/pos), 20,000/5,000/25,000",
     read=read,
-    splits=("train", "test"),
+    splits=("train", "val", "test"),
     sources={"archive": SOURCE},
     default_tokenizer="words",
     labels=LABELS,
