@@ -156,12 +156,11 @@ def build_nanogpt(c: dict, nanogpt, bias: bool) -> torch.nn.Module:
     return nanogpt.GPT(config)
 
 
-def make_step(model, forward, optimizer, x, y, vocab_size, bf16=False):
+def make_step(model, loss_of, optimizer, x, y, bf16=False):
     def step():
         optimizer.zero_grad(set_to_none=True)
         with torch.autocast(x.device.type, torch.bfloat16, enabled=bf16):
-            logits = forward(model, x)
-        loss = F.cross_entropy(logits.float().view(-1, vocab_size), y.view(-1))
+            loss = loss_of(model, x, y)
         loss.backward()
         optimizer.step()
 
@@ -173,19 +172,21 @@ def sync() -> None:
         torch.cuda.synchronize()
 
 
-def ours_forward(model, x):
-    return model(x)
+def cross_entropy(logits, y):
+    # in fp32 under autocast too (autocast runs cross_entropy in fp32 by itself)
+    return F.cross_entropy(logits.float().view(-1, logits.size(-1)), y.view(-1))
 
 
-def hf_forward(model, x):
-    return model(input_ids=x, use_cache=False).logits
+def ours_loss(model, x, y):
+    return cross_entropy(model(x), y)
 
 
-def nanogpt_forward(model, x):
-    # without targets nanoGPT's forward keeps only the last position's logits (for sampling);
-    # with them it returns every position's, and a loss the step does not use (a 65-way
-    # log-softmax, well under 1% of a step)
-    return model(x, targets=x)[0]
+def hf_loss(model, x, y):
+    return cross_entropy(model(input_ids=x, use_cache=False).logits, y)
+
+
+def nanogpt_loss(model, x, y):
+    return model(x, targets=y)[1]  # its own cross-entropy, the same as the others'
 
 
 HF_FUSED_LABEL = f"hf {HF_FUSED_GELU}"
@@ -234,7 +235,7 @@ def fastest_hf_attention(c, x, y, fused, bf16) -> tuple[str, dict[str, float]]:
     seconds = {}
     for impl in ("sdpa", "eager"):
         model = build_hf(c, impl).to(x.device).train()
-        step = make_step(model, hf_forward, adamw(model, fused), x, y, c["vocab_size"], bf16)
+        step = make_step(model, hf_loss, adamw(model, fused), x, y, bf16)
         time_steps(step, 2)
         seconds[impl] = min(time_steps(step, max(1, STEPS_PER_ROUND[c["name"]] // 2))
                             for _ in range(2))  # fmt: skip
@@ -260,39 +261,31 @@ def bench_config(name: str, args, matmul_rate, memory_rate, nanogpt=None) -> dic
         "ours": ours.estimate_flops_per_token(),
         "hf": build_ours(c, args, bias=True).estimate_flops_per_token(),
     }
-    variants["ours"] = make_step(
-        ours, ours_forward, adamw(ours, fused), x, y, c["vocab_size"], bf16
-    )
-    variants["hf"] = make_step(hf, hf_forward, adamw(hf, fused), x, y, c["vocab_size"], bf16)
+    variants["ours"] = make_step(ours, ours_loss, adamw(ours, fused), x, y, bf16)
+    variants["hf"] = make_step(hf, hf_loss, adamw(hf, fused), x, y, bf16)
     # the same HF model with GPT-2's GELU as one kernel: how much of the ratio is HF's GELU
     hf_fused = build_hf(c, hf_attention, gelu=HF_FUSED_GELU).to(args.device).train()
-    variants[HF_FUSED_LABEL] = make_step(
-        hf_fused, hf_forward, adamw(hf_fused, fused), x, y, c["vocab_size"], bf16
-    )
+    variants[HF_FUSED_LABEL] = make_step(hf_fused, hf_loss, adamw(hf_fused, fused), x, y, bf16)
     flops_per_token[HF_FUSED_LABEL] = flops_per_token["hf"]
     if nanogpt is not None:
         model = build_nanogpt(c, nanogpt, bias=not args.no_bias).to(args.device).train()
-        variants["nanogpt"] = make_step(
-            model, nanogpt_forward, adamw(model, fused), x, y, c["vocab_size"], bf16
-        )
+        variants["nanogpt"] = make_step(model, nanogpt_loss, adamw(model, fused), x, y, bf16)
         flops_per_token["nanogpt"] = flops_per_token["ours"]  # the same model, op for op
     for label, overrides in LEVERS.items() if args.levers else ():
         overrides = dict(overrides)
         lever_fused = overrides.pop("fused", fused)
         model = build_ours(c, args, **overrides).to(args.device).train()
         flops_per_token[label] = model.estimate_flops_per_token()
-        variants[label] = make_step(
-            model, ours_forward, adamw(model, lever_fused), x, y, c["vocab_size"], bf16
-        )
+        variants[label] = make_step(model, ours_loss, adamw(model, lever_fused), x, y, bf16)
     compile_seconds, compile_errors = {}, {}
     if args.compile:
-        for label, build, forward in (
-            ("ours+compile", lambda: build_ours(c, args), ours_forward),
-            ("hf+compile", lambda: build_hf(c, hf_attention), hf_forward),
+        for label, build, loss_of in (
+            ("ours+compile", lambda: build_ours(c, args), ours_loss),
+            ("hf+compile", lambda: build_hf(c, hf_attention), hf_loss),
         ):
             model = build().to(args.device).train()
             compiled = torch.compile(model)
-            step = make_step(compiled, forward, adamw(model, fused), x, y, c["vocab_size"], bf16)
+            step = make_step(compiled, loss_of, adamw(model, fused), x, y, bf16)
             start = time.perf_counter()
             try:
                 step()  # compiles forward and backward

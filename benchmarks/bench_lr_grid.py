@@ -1,5 +1,7 @@
 """Does the LR range test pick a good learning rate? Its choice against a small grid, each
-run trained for the same time budget on Tiny Shakespeare (the quality-bar GPT).
+run trained for the same number of steps on Tiny Shakespeare (the quality-bar GPT): as many
+as the range test's LR takes in the time budget here. Steps, not seconds, for each run:
+on a shared machine, a run that happens to meet a slow minute would get fewer.
 
     python benchmarks/bench_lr_grid.py [--budget 30] [--grid 3e-4 1e-3 3e-3 1e-2]
 """
@@ -24,9 +26,11 @@ def main() -> None:
 
     base = quality_config("shakespeare-char", args.mirror, {"time_budget_s": args.budget})
     chosen = lr_range_test(base, OUT / "lr-grid" / "range", steps=200)["lr"]
+    timed = train(dataclasses.replace(base, lr=chosen), OUT / "lr-grid" / "timed")
+    steps = dataclasses.replace(base, clock="steps", max_steps=timed["steps"], time_budget_s=0)
     results = {}
     for lr in sorted({*args.grid, chosen}):
-        run = train(dataclasses.replace(base, lr=lr), OUT / "lr-grid" / f"lr-{lr:.2e}")
+        run = train(dataclasses.replace(steps, lr=lr), OUT / "lr-grid" / f"lr-{lr:.2e}")
         results[f"{lr:.3g}"] = {
             "lr": lr,
             "val_loss": run["val/loss"],
@@ -43,6 +47,7 @@ def main() -> None:
         "lr-grid",
         {
             "budget_s": args.budget,
+            "steps": timed["steps"],  # each run's: what the budget fit of the timed run
             "range_test_lr": chosen,
             "grid": args.grid,
             "best_grid_lr": best["lr"],

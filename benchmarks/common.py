@@ -11,7 +11,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from fromscratch.io import write_json
+from fromscratch.io import read_json, write_json
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent  # the checkout
@@ -118,7 +118,10 @@ def quality_config(name: str, mirror: str | None = None, overrides: dict | None 
 
     config = load_config(CONFIGS / f"{name}.yaml", overrides)
     config = dataclasses.replace(config, data=str(HERE.parent / config.data))  # from any cwd
-    if not (Path(config.data) / "meta.json").exists():
+    meta = Path(config.data) / "meta.json"
+    splits = {part for s in (config.train_split, *config.eval_split_list) for part in s.split("+")}
+    # none yet, or one prepared before its data set had a split the config reads
+    if not meta.exists() or not splits <= set(read_json(meta)["splits"]):
         dataset, tokenizer, vocab_size = QUALITY_DATA[name]
         prepare(dataset, config.data, mirror=mirror, tokenizer=tokenizer, vocab_size=vocab_size)
     return config

@@ -160,8 +160,10 @@ def rows_quality(r: dict) -> list[tuple]:
     }[r["benchmark"]]
     return [
         (
-            f"{r['benchmark']}: {r['metric']} (goal {r['goal']})",
-            f"{r['value']:.4f} after {r['train_time_s']:.0f} s, {r['steps']} steps",
+            f"{r['benchmark']}: {r['metric']} (goal {r['goal']})"
+            + (f", trained on {split}" if (split := r["config"]["train_split"]) != "train" else ""),
+            f"{r['value']:.4f} after {r['train_time_s']:.0f} s, {r['steps']} steps"
+            + "".join(f"; {metric} {value:.4f}" for metric, value in r.get("also", {}).items()),
             reference[0] + "; reference, not the same run",
             reference[1],
             None,
@@ -177,7 +179,8 @@ def grid_lrs(r: dict) -> list[float]:
 def rows_lr_grid(r: dict) -> list[tuple]:
     return [
         (
-            f"LR range test vs grid, Tiny Shakespeare, {r['budget_s']:.0f} s per run",
+            f"LR range test vs grid, Tiny Shakespeare, {r['steps']} steps per run (what "
+            f"{r['budget_s']:.0f} s fit)",
             f"lr {r['range_test_lr']:.2g}: val loss {r['range_test_val_loss']:.3f}",
             "best of the grid " + ", ".join(f"{lr:.0e}" for lr in grid_lrs(r)),
             f"lr {r['best_grid_lr']:.2g}: val loss {r['best_val_loss']:.3f}",

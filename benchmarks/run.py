@@ -33,7 +33,7 @@ BENCHMARKS = {
         ["--rounds", "1"],
     ),
     "sampling": (["bench_sampling.py"], ["--rounds", "1", "--new-tokens", "20"]),
-    "tokenizers": (["bench_tokenizers.py"], None),
+    "tokenizers": (["bench_tokenizers.py"], ["--rounds", "1"]),
     "dataloader": (["bench_dataloader.py"], None),
     "train_loop": (["bench_train_loop.py"], ["--rounds", "1", "--configs", "small"]),
     "workflow": (["bench_workflow.py"], ["--repeats", "1"]),

@@ -70,7 +70,7 @@ def test_throughput_breakdown_finds_the_matmuls_and_the_attention_kernel():
     ms = {}
     for fast in (True, False):
         model = GPT(GPTConfig(vocab_size=65, context=16, n_layer=2, n_head=2, n_embd=32, fast=fast))
-        step = bench.make_step(model, bench.ours_forward, bench.adamw(model, fused=True), x, x, 65)
+        step = bench.make_step(model, bench.ours_loss, bench.adamw(model, fused=True), x, x)
         step()
         ms[fast] = bench.time_breakdown(step, 3)
     assert set(ms[True]) == {"matmul", "attention kernel", "optimizer", "other ops", "python"}
@@ -237,3 +237,38 @@ def test_a_mirror_named_relative_to_the_project_reaches_the_benchmarks(monkeypat
     assert env == {"FROMSCRATCH_MIRROR": str(ROOT.parent / "shared" / "data"), "HOME": "/h"}
     url = {"FROMSCRATCH_MIRROR": "https://example.org/mirror"}
     assert run.children_environment(url) == url
+
+
+def test_imdb_quality_bar_trains_on_every_training_review_or_holds_val_out(tmp_path):
+    """A few steps of the IMDb bar's recipe on the small IMDb archive the data tests make.
+    The bar's run trains on train+val and is scored on test; a run that judges a change to
+    the recipe holds val out, and its val accuracy is beside the test's in the JSON, the
+    figure and the table."""
+    from tests.data.fixtures import make_mirror
+
+    mirror = make_mirror(tmp_path / "mirror")
+    sets = ["data=" + str(tmp_path / "data"), "max_steps=4", "eval_every=2", "batch_size=2",
+            "warmup_steps=1", "max_length=32", "head_tokens=8", "model.context=32"]  # fmt: skip
+    report = import_benchmark("report")
+    for mode, extra in (("final", []), ("choice", ["train_split=train", "eval_splits=val,test"])):
+        out = tmp_path / mode / "quality-imdb.json"
+        subprocess.run(
+            [sys.executable, "bench_quality.py", "imdb", "--mirror", mirror, "--run",
+             tmp_path / mode / "run", "--out", out,
+             *(a for s in sets + extra for a in ("--set", s))],
+            cwd=BENCHMARKS, check=True, capture_output=True,
+        )  # fmt: skip
+        result = json.loads(out.read_text())
+        assert result["metric"] == "test/accuracy" and 0 <= result["value"] <= 1
+        assert (tmp_path / mode / "quality-imdb.png").stat().st_size > 0  # steps 2 and 4
+        row = next(line for line in report.render({"quality-imdb": result}).splitlines()
+                   if "quality-imdb" in line)  # fmt: skip
+        assert f"{result['value']:.4f} after" in row
+        if mode == "final":
+            assert result["config"]["train_split"] == "train+val" and result["also"] == {}
+            assert list(result["curves"]) == ["test/accuracy"] and "val/" not in row
+            assert "trained on train+val" in row
+        else:
+            assert set(result["also"]) == {"val/accuracy"}
+            assert [len(curve) for curve in result["curves"].values()] == [2, 2]
+            assert f"val/accuracy {result['also']['val/accuracy']:.4f}" in row
