@@ -171,13 +171,19 @@ def test_a_classifier_counts_its_tokens_without_the_padding(demo_words, tmp_path
     assert summary["tokens"] < sum(mask.numel() for mask in masks)  # there was padding
 
 
-def test_a_run_on_joined_splits_trains_on_the_examples_of_both(demo_words, tmp_path):
-    spec = tiny_classifier(demo_words, max_steps=2, train_split="train+ood", eval_splits="")
-    trainer = Trainer(TrainConfig.from_dict(spec), tmp_path)
+def test_a_run_on_joined_splits_trains_on_the_examples_of_both(demo_words, tmp_path, capsys):
+    spec = tiny_classifier(demo_words, max_steps=2, train_split="train+ood", eval_splits="test")
+    trainer = Trainer(TrainConfig.from_dict(spec), tmp_path / "run")
     data = PreparedData(demo_words)
     batches = trainer.batch_stream(16)
     assert len(batches.labels) == data.examples("train") + data.examples("ood") == 5000
     assert trainer.run()["config"]["train_split"] == "train+ood"
+    assert "training data" not in capsys.readouterr().err
+    # scored on a split it trains on: said, once, and the run goes on
+    spec |= {"eval_splits": "test,ood"}
+    Trainer(TrainConfig.from_dict(spec), tmp_path / "scored-on-ood").run()
+    assert capsys.readouterr().err.count("warning: eval_splits: ood is scored on training "
+                                         "data (ood in train_split=train+ood)\n") == 1  # fmt: skip
 
 
 @pytest.mark.parametrize(

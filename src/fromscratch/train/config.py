@@ -266,6 +266,19 @@ class TrainConfig(OptimizerConfig):
     def eval_split_list(self) -> list[str]:
         return [s.strip() for s in self.eval_splits.split(",") if s.strip()]
 
+    def warn_if_scored_on_training_data(self) -> None:
+        """An evaluation split that the run also trains on (val, once train_split is
+        train+val for a final run) scores what the model has seen: a warning, as a run
+        may mean to measure its fit."""
+        trained = set(self.train_split.split("+"))
+        for split in self.eval_split_list:
+            if seen := [part for part in split.split("+") if part in trained]:
+                print(
+                    f"warning: eval_splits: {split} is scored on training data "
+                    f"({', '.join(seen)} in train_split={self.train_split})",
+                    file=sys.stderr,
+                )
+
     def lengths(self, model_context: int) -> tuple[int, int]:
         """(context, max_length): a language model's training window and the tokens a
         classifier's review is cut to, each the model's context unless set; neither longer
