@@ -103,8 +103,8 @@ def plot_curves(curves: dict, bar: dict, path: Path, name: str) -> None:
     for metric, curve in curves.items():
         ax.plot([c[0] for c in curve], [c[1] for c in curve], marker="o", label=label(metric))
     ax.axhline(bar["threshold"], color="C3", ls="--", label=f"goal {bar['goal']}")
-    metric = label(bar["metric"])
-    ax.set(xlabel="training time (s)", ylabel=metric.split(" ", 1)[-1], title=f"{name}: {metric}")
+    quantity = label(bar["metric"]).split(" ", 1)[-1]  # "test accuracy" -> "accuracy"
+    ax.set(xlabel="training time (s)", ylabel=quantity, title=f"{name}: {quantity}")
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)
