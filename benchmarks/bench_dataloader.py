@@ -1,5 +1,6 @@
 """Is the data loader ever the bottleneck? Batches/s of the training batches drawn from the
-memmapped token arrays, against the training step that consumes them, in the same run.
+token arrays (memmapped, or one copy in memory for a joined split: the IMDb bar's
+train+val), against the training step that consumes them, in the same run.
 
     python benchmarks/bench_dataloader.py [--mirror DIR] [--out FILE.json]
 

@@ -179,8 +179,12 @@ def grid_lrs(r: dict) -> list[float]:
 def rows_lr_grid(r: dict) -> list[tuple]:
     return [
         (
-            f"LR range test vs grid, Tiny Shakespeare, {r['steps']} steps per run (what "
-            f"{r['budget_s']:.0f} s fit)",
+            "LR range test vs grid, Tiny Shakespeare, "
+            + (
+                f"{r['steps']} steps per run (what {r['budget_s']:.0f} s fit)"
+                if "steps" in r  # a result from before every run had the same steps
+                else f"{r['budget_s']:.0f} s per run"
+            ),
             f"lr {r['range_test_lr']:.2g}: val loss {r['range_test_val_loss']:.3f}",
             "best of the grid " + ", ".join(f"{lr:.0e}" for lr in grid_lrs(r)),
             f"lr {r['best_grid_lr']:.2g}: val loss {r['best_val_loss']:.3f}",

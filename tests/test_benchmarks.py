@@ -218,6 +218,9 @@ def test_the_lr_grid_row_names_the_grid_alone():
     (row,) = import_benchmark("report").rows_lr_grid(result)
     assert row[2] == "best of the grid 3e-04, 1e-03, 3e-03, 1e-02"
     assert row[1].startswith(f"lr {result['range_test_lr']:.2g}:")
+    assert row[0].endswith(f"{result['steps']} steps per run (what 30 s fit)")
+    del result["steps"]  # as written before every run had the same steps
+    assert import_benchmark("report").rows_lr_grid(result)[0][0].endswith(", 30 s per run")
 
 
 def test_throughput_benchmark_names_the_missing_nanogpt_model_file(tmp_path):

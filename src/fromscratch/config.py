@@ -68,6 +68,9 @@ class Config:
     any job starts), not somewhere inside a forward pass.
     """
 
+    # text fields that hold several names, and what joins them (tags: "a,b")
+    JOINED_BY: typing.ClassVar[dict[str, str]] = {}
+
     def __post_init__(self) -> None:
         hints = typing.get_type_hints(type(self))
         for f in dataclasses.fields(self):
@@ -95,8 +98,8 @@ class Config:
         hint = ""
         if bool not in allowed and isinstance(value, bool):  # `off` (on, yes, no) in YAML
             hint = " (YAML reads on/off/yes/no as true/false: quote it)"
-        elif str in allowed and isinstance(value, list) and all(type(v) is str for v in value):
-            hint = f" (a list of names is one text, comma-separated: {','.join(value)})"
+        elif (joiner := self.JOINED_BY.get(name)) and isinstance(value, list):
+            hint = f" (several are one text, joined by {joiner!r}: {joiner.join(map(str, value))})"
         self._fail(name, f"{value!r} is not of type {names}{hint}")
 
     def _fail(self, name: str, message: str) -> typing.NoReturn:

@@ -128,14 +128,25 @@ def test_imdb_round_trips_with_every_lossless_tokenizer(mirror, tmp_path, capsys
 
 def test_imdb_validation_is_a_seeded_draw_of_each_labels_training_reviews():
     reviews = [(label, i, f"review {i} of label {label}") for label in (0, 1) for i in range(50)]
+    reviews += [(1, 50 + i, "a review posted twice") for i in range(2)]  # IMDb has such
+    reviews += [(0, 50 + i, "a review posted thrice") for i in range(3)]
+    reviews.sort()
     draws = {}
-    for seed in (0, 0, 1):
+    for seed in (0, 0, 1, 2, 3):
         train, val = imdb.split_off_validation(reviews, random.Random(seed))
         assert sorted(train + val) == reviews and train == sorted(train) and val == sorted(val)
         labels = [label for label, _, _ in val]
-        assert labels.count(0) == labels.count(1) == 10  # a fifth of each label
+        assert (labels.count(0), labels.count(1)) == (11, 10)  # a fifth of 53 and of 52
+        assert not {text for _, _, text in train} & {text for _, _, text in val}  # copies
         draws.setdefault(seed, []).append(val)
     assert draws[0][0] == draws[0][1] != draws[1][0]
+
+
+def test_the_prepare_seed_draws_imdbs_validation_split(mirror):
+    def val(seed):
+        return imdb.read({"archive": mirror / "aclImdb_v1.tar.gz"}, seed)["val"].texts
+
+    assert val(0) == val(0) != val(1)
 
 
 def test_imdb_words_pads_and_unknowns(mirror, tmp_path, capsys):
@@ -166,15 +177,13 @@ def test_a_folder_prepared_before_its_data_set_had_a_split_says_to_prepare_again
     meta = json.loads((out / "meta.json").read_text())
     del meta["splits"]["val"]  # as IMDb was prepared before it had a validation split
     (out / "meta.json").write_text(json.dumps(meta))
-    data = PreparedData(out)
     with pytest.raises(
         FromScratchError,
-        match=r"has no split 'val'; it has: train, test "
-        r"\(prepared before imdb had it: prepare it again; .*forcerun prepare_data",
+        match=rf"^{out} was prepared before imdb had the split\(s\) val, and its others have "
+        rf"changed with them: prepare it again \(in the pipeline, snakemake --forcerun "
+        rf"{out}/meta.json\)$",
     ):
-        data.check_split("val")
-    with pytest.raises(FromScratchError, match=r"has no split 'dev'; it has: train, test$"):
-        data.check_split("dev")
+        PreparedData(out)
 
 
 def test_joined_splits_are_their_examples_one_after_the_other(demo_words, demo_chars):

@@ -12,6 +12,7 @@ import torch
 import yaml
 
 import fromscratch
+from fromscratch import FromScratchError
 from fromscratch.cli import main
 
 from ..conftest import tiny_classifier, tiny_gpt
@@ -126,12 +127,16 @@ def test_bad_config_fails_before_training(tmp_path, capsys):
     assert capsys.readouterr().err.endswith(
         "wandb_mode: False is not of type str (YAML reads on/off/yes/no as true/false: quote it)\n"
     )
-    config.write_text("data: x\nmodel: {family: gpt}\neval_splits: [val, test]\n")
+    for field, joined in (("eval_splits", "',': val,test"), ("train_split", "'+': val+test")):
+        config.write_text(f"data: x\nmodel: {{family: gpt}}\n{field}: [val, test]\n")
+        assert main(["train", str(config), "--out", str(tmp_path / "o")]) == 1
+        assert capsys.readouterr().err.endswith(
+            f"{field}: ['val', 'test'] is not of type str (several are one text, joined by "
+            f"{joined})\n"
+        )
+    config.write_text("data: [x, y]\n")  # a field that holds one name: no joining to offer
     assert main(["train", str(config), "--out", str(tmp_path / "o")]) == 1
-    assert capsys.readouterr().err.endswith(
-        "eval_splits: ['val', 'test'] is not of type str (a list of names is one text, "
-        "comma-separated: val,test)\n"
-    )
+    assert capsys.readouterr().err.endswith("data: ['x', 'y'] is not of type str\n")
 
 
 def test_a_model_used_away_from_its_training_data_says_where_that_was(
@@ -263,6 +268,8 @@ def test_a_tuned_value_and_its_file_are_one_setting(tmp_path, capsys):
     tuned = load_config(config, {"batch_size_from": "b.json"})
     assert (tuned.batch_size_from, tuned.lr_from) == ("b.json", "tune/lr_range.json")
     assert load_config(config, {"batch_size_from": None}).batch_size == 8  # unset: kept
+    with pytest.raises(FromScratchError, match="--set lr and --set lr_from: keep one"):
+        load_config(config, {"lr": 0.01, "lr_from": "b.json"})  # neither may drop the other
 
 
 def test_a_config_that_is_not_yaml_is_a_one_line_error(tmp_path, capsys):

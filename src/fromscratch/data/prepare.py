@@ -249,6 +249,14 @@ class PreparedData:
             )
         self.meta = read_json(self.folder / "meta.json")
         self._streams: dict[str, np.ndarray] = {}
+        dataset = DATASETS.get(self.meta["dataset"])
+        if dataset and set(self.splits) < set(dataset.splits):  # made before it had them all
+            raise FromScratchError(
+                f"{self.folder} was prepared before {dataset.name} had the split(s) "
+                f"{', '.join(sorted(set(dataset.splits) - set(self.splits)))}, and its "
+                "others have changed with them: prepare it again (in the pipeline, "
+                f"snakemake --forcerun {self.folder / 'meta.json'})"
+            )
 
     @property
     def splits(self) -> list[str]:
@@ -259,16 +267,10 @@ class PreparedData:
         "+" (train+val, a final run's training data once the choices made on val are made:
         their examples one after the other)."""
         for part in split.split("+"):
-            if part in self.meta["splits"]:
-                continue
-            message = f"{self.folder} has no split {part!r}; it has: {', '.join(self.splits)}"
-            dataset = DATASETS.get(self.meta["dataset"])
-            if dataset and part in dataset.splits:  # prepared by a version before the split
-                message += (
-                    f" (prepared before {dataset.name} had it: prepare it again; in the "
-                    "pipeline, snakemake --forcerun prepare_data)"
+            if part not in self.meta["splits"]:
+                raise FromScratchError(
+                    f"{self.folder} has no split {part!r}; it has: {', '.join(self.splits)}"
                 )
-            raise FromScratchError(message)
 
     def _joined(self, split: str) -> list[str] | None:
         """The splits a "+"-joined `split` names (None for one split), checked."""

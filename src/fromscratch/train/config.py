@@ -17,7 +17,7 @@ import dataclasses
 import re
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from fromscratch import FromScratchError
 from fromscratch.config import Config, ConfigError
@@ -43,6 +43,8 @@ class TrackingConfig(Config):
     job_type: str = "train"
     tags: str = ""
     run_name: str = ""
+
+    JOINED_BY: ClassVar[dict[str, str]] = {"tags": ","}
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -190,6 +192,11 @@ class TrainConfig(OptimizerConfig):
     distill_temperature softens both distributions, distill_weight is the share of the
     soft-target term in the loss (0: plain cross-entropy, 1: the teacher alone).
     """
+
+    JOINED_BY: ClassVar[dict[str, str]] = TrackingConfig.JOINED_BY | {
+        "eval_splits": ",",
+        "train_split": "+",
+    }
 
     data: str = ""
     model: dict = dataclasses.field(default_factory=lambda: dict(DEFAULT_MODEL))
@@ -359,7 +366,14 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Tr
     raw = parse_yaml(text, str(path)) or {}
     if not isinstance(raw, dict):
         raise FromScratchError(f"{path}: a training config is a mapping of keys to values")
-    for key, value in (overrides or {}).items():
+    overrides = overrides or {}
+    for key in TUNED_BY:
+        if overrides.get(key) is not None and overrides.get(f"{key}_from") is not None:
+            raise FromScratchError(
+                f"--set {key} and --set {key}_from: keep one ({key}_from's value would "
+                f"replace {key})"
+            )
+    for key, value in overrides.items():
         *outer, field = key.split(".")
         mapping = raw
         if outer[:1] == ["model"] and "model" not in raw:  # a field of the default model

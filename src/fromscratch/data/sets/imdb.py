@@ -3,9 +3,10 @@ balanced positive/negative. The review texts are also the corpus for IMDb langua
 
 Choices (a learning rate, a recipe, when to stop) are made on a validation split: 5,000 of
 the training reviews, 2,500 of each label, drawn with the prepare seed, as the course's own
-loader does. Its reviews' movies can have other reviews in training (the official split
-keeps movies apart, and the archive does not say which review is of which movie), so
-validation accuracy runs a little above test accuracy; the test split is for the result."""
+loader does; a review that is there more than once stays on one side with its copies. Its
+reviews' movies can have other reviews in training (the official split keeps movies apart,
+and the archive does not say which review is of which movie), so validation accuracy runs
+a little above test accuracy; the test split is for the result."""
 
 import random
 import re
@@ -58,11 +59,20 @@ def read(files, seed):
 
 def split_off_validation(reviews: list, rng: random.Random) -> tuple[list, list]:
     """(train, val): VALIDATION_SHARE of each label's reviews drawn into val, both in the
-    order given."""
+    order given.  A text that is there more than once (IMDb repeats some reviews word for
+    word) goes to one side with all its copies, so that val holds no review train has."""
     drawn = set()
     for label in range(len(LABELS)):
-        of_label = [i for i, review in enumerate(reviews) if review[0] == label]
-        drawn.update(rng.sample(of_label, round(len(of_label) * VALIDATION_SHARE)))
+        copies: dict[str, list[int]] = {}  # text -> the indices of its copies, first seen first
+        for i, (of, _, text) in enumerate(reviews):
+            if of == label:
+                copies.setdefault(text, []).append(i)
+        wanted = round(sum(map(len, copies.values())) * VALIDATION_SHARE)
+        taken = 0
+        for group in rng.sample(list(copies.values()), len(copies)):  # the texts, shuffled
+            if taken + len(group) <= wanted:  # skipping a group too large for what is left
+                drawn.update(group)
+                taken += len(group)
     return (
         [r for i, r in enumerate(reviews) if i not in drawn],
         [r for i, r in enumerate(reviews) if i in drawn],
