@@ -11,7 +11,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from fromscratch.io import read_json, write_json
+from fromscratch.io import write_json
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent  # the checkout
@@ -113,15 +113,15 @@ def write_result(name: str, result: dict, out: Path | None = None) -> Path:
 def quality_config(name: str, mirror: str | None = None, overrides: dict | None = None):
     """The training config of a quality benchmark (configs/NAME.yaml), its data prepared
     from the mirror into benchmarks/out/data/ on first use."""
-    from fromscratch.data import prepare
+    from fromscratch import FromScratchError
+    from fromscratch.data import PreparedData, prepare
     from fromscratch.train import load_config
 
     config = load_config(CONFIGS / f"{name}.yaml", overrides)
     config = dataclasses.replace(config, data=str(HERE.parent / config.data))  # from any cwd
-    meta = Path(config.data) / "meta.json"
-    splits = {part for s in (config.train_split, *config.eval_split_list) for part in s.split("+")}
-    # none yet, or one prepared before its data set had a split the config reads
-    if not meta.exists() or not splits <= set(read_json(meta)["splits"]):
+    try:
+        PreparedData(config.data)
+    except FromScratchError:  # none yet, or one from an earlier version of its data set
         dataset, tokenizer, vocab_size = QUALITY_DATA[name]
         prepare(dataset, config.data, mirror=mirror, tokenizer=tokenizer, vocab_size=vocab_size)
     return config

@@ -170,17 +170,19 @@ def test_imdb_words_pads_and_unknowns(mirror, tmp_path, capsys):
     assert tok.encode("zyzzyva").tolist() == [1]  # unseen in training
 
 
-def test_a_folder_prepared_before_its_data_set_had_a_split_says_to_prepare_again(mirror, tmp_path):
+def test_a_folder_prepared_from_an_earlier_version_of_its_data_set_is_refused(mirror, tmp_path):
     out = tmp_path / "imdb"
     main(["data", "prepare", "imdb", "--out", str(out), "--mirror", str(mirror), "--quiet",
           "--cache", str(tmp_path / "c")])  # fmt: skip
+    assert PreparedData(out).meta["dataset_version"] == imdb.DATASET.version == 2
     meta = json.loads((out / "meta.json").read_text())
-    del meta["splits"]["val"]  # as IMDb was prepared before it had a validation split
+    del meta["dataset_version"]  # as prepared before IMDb had a validation split
+    del meta["splits"]["val"]
     (out / "meta.json").write_text(json.dumps(meta))
     with pytest.raises(
         FromScratchError,
-        match=rf"^{out} was prepared before imdb had the split\(s\) val, and its others have "
-        rf"changed with them: prepare it again \(in the pipeline, snakemake --forcerun "
+        match=rf"^{out} was prepared from version 1 of imdb, whose splits have changed since "
+        rf"\(version 2\): prepare it again \(in the pipeline, snakemake --forcerun "
         rf"{out}/meta.json\)$",
     ):
         PreparedData(out)

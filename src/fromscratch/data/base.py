@@ -34,3 +34,6 @@ class DataSet:
     tokenizers: tuple[str, ...] = ("bytes", "chars", "words", "bpe", "gpt2")
     default_tokenizer: str = "bytes"
     labels: tuple[str, ...] = ()
+    # one more each time `read` returns other texts for the same files (a split added, a
+    # draw changed): a folder prepared by an earlier version is refused, not mixed with new
+    version: int = 1

@@ -130,6 +130,7 @@ def prepare(
 
     meta = {
         "dataset": dataset.name,
+        "dataset_version": dataset.version,
         "task": dataset.task,
         "description": dataset.description,
         "labels": list(dataset.labels),
@@ -250,12 +251,12 @@ class PreparedData:
         self.meta = read_json(self.folder / "meta.json")
         self._streams: dict[str, np.ndarray] = {}
         dataset = DATASETS.get(self.meta["dataset"])
-        if dataset and set(self.splits) < set(dataset.splits):  # made before it had them all
+        version = self.meta.get("dataset_version", 1)  # folders from before versions: 1
+        if dataset and version != dataset.version:
             raise FromScratchError(
-                f"{self.folder} was prepared before {dataset.name} had the split(s) "
-                f"{', '.join(sorted(set(dataset.splits) - set(self.splits)))}, and its "
-                "others have changed with them: prepare it again (in the pipeline, "
-                f"snakemake --forcerun {self.folder / 'meta.json'})"
+                f"{self.folder} was prepared from version {version} of {dataset.name}, whose "
+                f"splits have changed since (version {dataset.version}): prepare it again "
+                f"(in the pipeline, snakemake --forcerun {self.folder / 'meta.json'})"
             )
 
     @property

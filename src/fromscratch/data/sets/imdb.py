@@ -92,4 +92,5 @@ DATASET = DataSet(
     sources={"archive": SOURCE},
     default_tokenizer="words",
     labels=LABELS,
+    version=2,  # 2: the validation split, drawn from the training reviews
 )
