@@ -5,7 +5,7 @@
 
 The data comes from the mirror ($FROMSCRATCH_MIRROR or --mirror); the run's folder is
 benchmarks/out/quality-NAME/ (metrics.jsonl, summary.json), the result JSON
-benchmarks/results/quality-NAME.json with the curve (metric vs training seconds), drawn in
+benchmarks/results/quality-NAME.json with the curves (each metric vs training seconds), drawn in
 benchmarks/results/quality-NAME.png where it has more than one point (the IMDb bar's;
 Tiny Shakespeare's is scored at its end alone).
 """
@@ -56,12 +56,10 @@ def main() -> None:
     run = args.run or OUT / f"quality-{args.name}"
     summary = train(config, run)
     metric = bar["metric"]
+    # val/accuracy is not in a final run, which trains on val too
+    also = [m for m in bar.get("also", ()) if m in summary]
     records = _records(run)
-    curves = {
-        m: [(r["elapsed_s"], r[m]) for r in records if m in r]
-        for m in (metric, *bar.get("also", ()))
-        if m in summary  # val/accuracy: not in a final run, which trains on val too
-    }
+    curves = {m: [(r["elapsed_s"], r[m]) for r in records if m in r] for m in (metric, *also)}
     value = summary[metric]
     path = write_result(
         f"quality-{args.name}",
@@ -70,15 +68,14 @@ def main() -> None:
             "value": value,
             "goal": bar["goal"],
             "passes": bar["passes"](value),
-            "also": {m: summary[m] for m in bar.get("also", ()) if m in summary},
+            "also": {m: summary[m] for m in also},
             "train_time_s": summary["train_time_s"],
             "steps": summary["steps"],
             "tokens_per_s": summary["tokens_per_s"],
             "parameters": summary["parameters"],
             # the data folder as the config names it, not where this checkout happens to be
             "config": {**summary["config"], "data": os.path.relpath(config.data, ROOT)},
-            "curve": curves[metric],
-            "curves": curves,
+            "curves": curves,  # each metric against training seconds
         },
         args.out,
     )

@@ -153,10 +153,13 @@ class OptimizerConfig(TrackingConfig):
         if self.max_steps and self.warmup_steps >= self.max_steps:
             print(
                 f"warning: warmup_steps={self.warmup_steps} >= max_steps={self.max_steps}: the "
-                f"run ends inside its warm-up, its lr at most "
-                f"{self.lr * self.max_steps / self.warmup_steps:g} of lr={self.lr:g}",
+                f"run ends inside its warm-up, {self.lr_reached(self.max_steps)}",
                 file=sys.stderr,
             )
+
+    def lr_reached(self, steps: int) -> str:
+        """What a run that stops after `steps` of its warm-up trains at, in words."""
+        return f"its lr at most {self.lr * steps / self.warmup_steps:g} of lr={self.lr:g}"
 
 
 DEFAULT_MODEL = {"family": "gpt"}  # a config without `model:` trains this GPT

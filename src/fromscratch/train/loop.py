@@ -474,8 +474,7 @@ class Trainer:
         if s.step < c.warmup_steps and not steps_said:
             print(
                 f"warning: the run's budget ended at step {s.step}, inside its warm-up "
-                f"(warmup_steps={c.warmup_steps}): its lr at most "
-                f"{c.lr * s.step / c.warmup_steps:g} of lr={c.lr:g}",
+                f"(warmup_steps={c.warmup_steps}): {c.lr_reached(s.step)}",
                 file=sys.stderr,
             )
 
