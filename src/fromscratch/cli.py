@@ -27,6 +27,7 @@ def cmd_data_prepare(args: argparse.Namespace) -> None:
         tokenizer=args.tokenizer,
         tokenizer_from=args.tokenizer_from,
         vocab_size=args.vocab_size,
+        fit_on=args.fit_on,
         cache_dir=args.cache,
         seed=args.seed,
         progress=not args.quiet,
@@ -406,6 +407,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="reuse the tokenizer of another prepared folder (out-of-domain sets)",
     )
     p.add_argument("--vocab-size", type=int, help="vocabulary size for words/bpe")
+    p.add_argument(
+        "--fit-on",
+        help="the splits the tokenizer learns its vocabulary from, joined by + "
+        "(default: the training split; train+val for a final run that trains on both)",
+    )
     p.add_argument(
         "--cache",
         type=Path,

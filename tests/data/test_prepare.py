@@ -14,7 +14,7 @@ import pytest
 
 from fromscratch import FromScratchError
 from fromscratch.cli import main
-from fromscratch.data import DATASETS, PreparedData
+from fromscratch.data import DATASETS, PreparedData, tokenizers
 from fromscratch.data.prepare import read_texts, token_dtype
 from fromscratch.data.sets import imdb, pang_lee_sentences
 
@@ -168,6 +168,25 @@ def test_imdb_words_pads_and_unknowns(mirror, tmp_path, capsys):
     assert tok.words[:2] == ["<pad>", "<unk>"]
     assert tok.decode(tok.encode("A GREAT film .")) == "a great film ."
     assert tok.encode("zyzzyva").tolist() == [1]  # unseen in training
+
+
+def test_a_final_runs_vocabulary_is_fitted_on_the_splits_it_trains_on(mirror, tmp_path, capsys):
+    splits = read_texts("imdb", str(mirror), tmp_path / "c")
+    args = ["--mirror", str(mirror), "--cache", str(tmp_path / "c"), "--tokenizer", "words"]
+    fitted = {}
+    for fit_on in ("train", "train+val"):
+        out = tmp_path / fit_on
+        code, _, err = prepare(capsys, "imdb", out, *args, "--fit-on", fit_on)
+        assert code == 0, err
+        data = PreparedData(out)
+        assert data.meta["config"]["fit_on"] == fit_on
+        texts = [t for part in fit_on.split("+") for t in splits[part].texts]
+        assert data.tokenizer.words == tokenizers.fit("words", texts).words
+        fitted[fit_on] = set(data.tokenizer.words)
+    assert fitted["train"] < fitted["train+val"]  # val's own words are no longer <unk>
+    code, _, err = prepare(capsys, "imdb", tmp_path / "default", *args)
+    assert code == 0, err
+    assert PreparedData(tmp_path / "default").meta["config"]["fit_on"] == "train"
 
 
 def test_a_folder_prepared_from_an_earlier_version_of_its_data_set_is_refused(mirror, tmp_path):
@@ -372,6 +391,10 @@ def test_demo_is_deterministic_under_its_seed(tmp_path, capsys):
         (["--tokenizer", "chars", "--vocab-size", "100"], "'chars' has a fixed vocabulary"),
         (["--tokenizer-from", "{tmp}/nowhere"], "nowhere: no tokenizer.json"),
         (["--tokenizer-from", "{tmp}", "--vocab-size", "100"], "the vocabulary comes from"),
+        (["--tokenizer-from", "{tmp}", "--fit-on", "train"], "fit_on: the vocabulary comes from"),
+        (["--fit-on", "train+val"], "fit_on=train+val: demo has no split 'val'; it has: train,"),
+        (["--fit-on", "train+train"], "fit_on=train+train: a split named twice"),
+        (["--tokenizer", "bytes", "--fit-on", "train"], "fit_on: tokenizer 'bytes' has a fixed"),
     ],
 )
 def test_a_vocabulary_that_cannot_be_is_a_one_line_error(tmp_path, capsys, args, named):

@@ -54,15 +54,18 @@ def check_prepare_options(
     tokenizer: str | None,
     tokenizer_from: str | Path | None,
     vocab_size: int | None,
+    fit_on: str | None = None,
 ) -> None:
     """What `prepare` checks of its options before it reads anything: the data set, the
-    tokenizer that fits it, a vocabulary size only for a tokenizer fitted here, and `out`:
-    a new folder or an earlier output, never the folder the tokenizer comes from."""
+    tokenizer that fits it, a vocabulary size and the splits it is fitted on only for a
+    tokenizer fitted here, and `out`: a new folder or an earlier output, never the folder
+    the tokenizer comes from."""
     known = get_dataset(dataset)
     kind = tokenizer or known.default_tokenizer
     if tokenizer_from is not None:  # the tokenizer is that folder's, checked once it is there
-        if vocab_size is not None:
-            raise FromScratchError(f"vocab_size: the vocabulary comes from {tokenizer_from}")
+        for option, value in (("vocab_size", vocab_size), ("fit_on", fit_on)):
+            if value is not None:
+                raise FromScratchError(f"{option}: the vocabulary comes from {tokenizer_from}")
         if Path(tokenizer_from).resolve() == Path(out).resolve():  # it would be replaced
             raise FromScratchError(
                 f"out={out}: the folder the tokenizer comes from (tokenizer_from); give the "
@@ -75,7 +78,29 @@ def check_prepare_options(
         )
     else:
         tokenizers.check_vocab_size(kind, vocab_size)
+        if fit_on is not None and kind not in tokenizers.FITTED:
+            raise FromScratchError(
+                f"fit_on: tokenizer {kind!r} has a fixed vocabulary; only "
+                f"{', '.join(tokenizers.FITTED)} learn one"
+            )
+        fitted_on(known, fit_on)
     check_replaceable(out, *MARKER)
+
+
+def fitted_on(dataset: DataSet, fit_on: str | None) -> list[str]:
+    """The splits whose texts a tokenizer is fitted on: the training split by default, or
+    several joined by "+" (train+val: a final run that trains on both has its vocabulary
+    from both, as a run that holds val out has it from train alone)."""
+    parts = (fit_on or dataset.splits[0]).split("+")
+    for part in parts:
+        if part not in dataset.splits:
+            raise FromScratchError(
+                f"fit_on={fit_on}: {dataset.name} has no split {part!r}; it has: "
+                f"{', '.join(dataset.splits)}"
+            )
+    if len(set(parts)) < len(parts):
+        raise FromScratchError(f"fit_on={fit_on}: a split named twice")
+    return parts
 
 
 def prepare(
@@ -88,14 +113,17 @@ def prepare(
     cache_dir: str | Path | None = None,
     seed: int = 0,
     progress: bool = True,
+    fit_on: str | None = None,
 ) -> dict:
     """Download (or find in the cache), verify, read, tokenise and write data set `name`.
 
     `tokenizer_from` reuses the tokenizer of another prepared folder: an out-of-domain test
-    set must be encoded with the vocabulary of the model's training data.
+    set must be encoded with the vocabulary of the model's training data. `fit_on` names
+    the splits a tokenizer fitted here learns its vocabulary from (default: the training
+    split; see `fitted_on`).
     """
     # bad settings and a bad output path fail before any download
-    check_prepare_options(name, out, tokenizer, tokenizer_from, vocab_size)
+    check_prepare_options(name, out, tokenizer, tokenizer_from, vocab_size, fit_on)
     dataset = get_dataset(name)
     mirror = mirror or default_mirror()
     kind = tokenizer or dataset.default_tokenizer
@@ -114,15 +142,18 @@ def prepare(
 
     splits = read_texts(name, mirror, cache_dir, seed, progress)
 
+    learned_from = None  # the splits a vocabulary fitted here is learned from
     if tokenizer_from is None:
         gpt2_folder = None
         if kind == "gpt2":
             bpe = [fetch(s, cache_dir, mirror, progress) for s in tokenizers.GPT2_SOURCES.values()]
             gpt2_folder = bpe[0].parent
-        train, *others = splits.values()
-        tok = tokenizers.fit(
-            kind, train.texts, [t for s in others for t in s.texts], vocab_size, gpt2_folder
-        )
+        fitted = fitted_on(dataset, fit_on)
+        texts = [t for part in fitted for t in splits[part].texts]
+        others = [t for part, s in splits.items() if part not in fitted for t in s.texts]
+        tok = tokenizers.fit(kind, texts, others, vocab_size, gpt2_folder)
+        if kind in tokenizers.FITTED:
+            learned_from = "+".join(fitted)
     dtype = token_dtype(tok.vocab_size)
     sources = dict(dataset.sources)
     if kind == "gpt2" and tokenizer_from is None:  # its vocabulary is data too
@@ -147,6 +178,7 @@ def prepare(
             "tokenizer": kind if tokenizer_from is None else tok.kind,
             "tokenizer_from": str(tokenizer_from) if tokenizer_from else None,
             "vocab_size": vocab_size,
+            "fit_on": learned_from,
             "seed": seed,
         },
         "fromscratch_version": fromscratch.__version__,

@@ -41,6 +41,7 @@ from fromscratch import FromScratchError
 from fromscratch.data.download import Source
 
 KINDS = ("bytes", "chars", "words", "bpe", "gpt2")
+FITTED = ("chars", "words", "bpe")  # learn their vocabulary from the training texts
 FILE = "tokenizer.json"
 PAD, UNK, EOT = "<pad>", "<unk>", "<|endoftext|>"
 Text = str | bytes

@@ -10,6 +10,7 @@ def prepare_stage(
     mirror: str = "",
     tokenizer_from: str | None = None,
     vocab_size: int | None = None,
+    fit_on: str | None = None,
     seed: int = 0,
 ) -> dict:
     from fromscratch.data import prepare
@@ -21,6 +22,7 @@ def prepare_stage(
         tokenizer=tokenizer,
         tokenizer_from=tokenizer_from,
         vocab_size=vocab_size,
+        fit_on=fit_on,
         seed=seed,
         progress=False,
     )
