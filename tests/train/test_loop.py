@@ -186,6 +186,19 @@ def test_a_run_on_joined_splits_trains_on_the_examples_of_both(demo_words, tmp_p
                                          "data (ood in train_split=train+ood)\n") == 1  # fmt: skip
 
 
+def test_a_split_scored_with_a_vocabulary_learned_from_it_is_said(tmp_path, capsys):
+    from fromscratch.data import prepare
+
+    fitted = tmp_path / "fitted-on-train+ood"
+    prepare("demo", fitted, fit_on="train+ood", progress=False)
+    spec = tiny_classifier(fitted, max_steps=1, eval_splits="test,ood")
+    Trainer(TrainConfig.from_dict(spec), tmp_path / "run").run()
+    err = capsys.readouterr().err
+    assert err.count("warning: eval_splits") == 1  # test's words are not all known
+    assert (f"warning: eval_splits: ood is scored with a vocabulary learned from ood ({fitted} "
+            "was prepared with fit_on=train+ood)\n") in err  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [

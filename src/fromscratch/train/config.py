@@ -276,16 +276,25 @@ class TrainConfig(OptimizerConfig):
     def eval_split_list(self) -> list[str]:
         return [s.strip() for s in self.eval_splits.split(",") if s.strip()]
 
-    def warn_if_scored_on_training_data(self) -> None:
+    def warn_if_scored_on_training_data(self, fit_on: str | None = None) -> None:
         """An evaluation split that the run also trains on (val, once train_split is
         train+val for a final run) scores what the model has seen: a warning, as a run
-        may mean to measure its fit."""
+        may mean to measure its fit.  So does one that the data's vocabulary was learned
+        from (`fit_on`, prepare --fit-on): its words are known, and others' are <unk>."""
         trained = set(self.train_split.split("+"))
+        learned = set(fit_on.split("+")) if fit_on else set()
         for split in self.eval_split_list:
-            if seen := [part for part in split.split("+") if part in trained]:
+            parts = split.split("+")
+            if seen := [part for part in parts if part in trained]:
                 print(
                     f"warning: eval_splits: {split} is scored on training data "
                     f"({', '.join(seen)} in train_split={self.train_split})",
+                    file=sys.stderr,
+                )
+            elif seen := [part for part in parts if part in learned]:
+                print(
+                    f"warning: eval_splits: {split} is scored with a vocabulary learned from "
+                    f"{', '.join(seen)} ({self.data} was prepared with fit_on={fit_on})",
                     file=sys.stderr,
                 )
 
