@@ -112,7 +112,8 @@ def write_result(name: str, result: dict, out: Path | None = None) -> Path:
 
 def quality_config(name: str, mirror: str | None = None, overrides: dict | None = None):
     """The training config of a quality benchmark (configs/NAME.yaml), its data prepared
-    from the mirror into benchmarks/out/data/ on first use."""
+    from the mirror into benchmarks/out/data/ on first use, with the vocabulary fitted on
+    the run's training split(s): a folder fitted on others is refused, not used."""
     from fromscratch import FromScratchError
     from fromscratch.data import PreparedData, prepare
     from fromscratch.train import load_config
@@ -120,8 +121,15 @@ def quality_config(name: str, mirror: str | None = None, overrides: dict | None 
     config = load_config(CONFIGS / f"{name}.yaml", overrides)
     config = dataclasses.replace(config, data=str(HERE.parent / config.data))  # from any cwd
     try:
-        PreparedData(config.data)
+        fit_on = PreparedData(config.data).meta["config"].get("fit_on", "train")
     except FromScratchError:  # none yet, or one from an earlier version of its data set
         dataset, tokenizer, vocab_size = QUALITY_DATA[name]
-        prepare(dataset, config.data, mirror=mirror, tokenizer=tokenizer, vocab_size=vocab_size)
+        prepare(dataset, config.data, mirror=mirror, tokenizer=tokenizer,
+                vocab_size=vocab_size, fit_on=config.train_split)  # fmt: skip
+        fit_on = config.train_split
+    if fit_on not in (None, config.train_split):  # None: a vocabulary nobody fits
+        raise FromScratchError(
+            f"{config.data}: its vocabulary is fitted on {fit_on}, and this run trains on "
+            f"{config.train_split}; give it a data folder of its own (--set data=...)"
+        )
     return config

@@ -244,24 +244,31 @@ def test_a_mirror_named_relative_to_the_project_reaches_the_benchmarks(monkeypat
 
 def test_imdb_quality_bar_trains_on_every_training_review_or_holds_val_out(tmp_path):
     """A few steps of the IMDb bar's recipe on the small IMDb archive the data tests make.
-    The bar's run trains on train+val and is scored on test; a run that judges a change to
-    the recipe holds val out, and its val accuracy is beside the test's in the JSON, the
-    figure and the table."""
+    The bar's run trains on train+val, with a vocabulary fitted on both, and is scored on
+    test; a run that judges a change to the recipe holds val out of both, and its val
+    accuracy is beside the test's in the JSON, the figure and the table."""
+    from fromscratch.data import PreparedData
     from tests.data.fixtures import make_mirror
 
     mirror = make_mirror(tmp_path / "mirror")
-    sets = ["data=" + str(tmp_path / "data"), "max_steps=4", "eval_every=2", "batch_size=2",
-            "warmup_steps=1", "max_length=32", "head_tokens=8", "model.context=32"]  # fmt: skip
+    sets = ["max_steps=4", "eval_every=2", "batch_size=2", "warmup_steps=1", "max_length=32",
+            "head_tokens=8", "model.context=32"]  # fmt: skip
     report = import_benchmark("report")
-    for mode, extra in (("final", []), ("choice", ["train_split=train", "eval_splits=val,test"])):
-        out = tmp_path / mode / "quality-imdb.json"
-        subprocess.run(
+
+    def bench(mode, *extra):
+        return subprocess.run(
             [sys.executable, "bench_quality.py", "imdb", "--mirror", mirror, "--run",
-             tmp_path / mode / "run", "--out", out,
-             *(a for s in sets + extra for a in ("--set", s))],
-            cwd=BENCHMARKS, check=True, capture_output=True,
+             tmp_path / mode / "run", "--out", tmp_path / mode / "quality-imdb.json",
+             *(a for s in sets + list(extra) for a in ("--set", s))],
+            cwd=BENCHMARKS, capture_output=True, text=True,
         )  # fmt: skip
-        result = json.loads(out.read_text())
+
+    choice = ["train_split=train", "eval_splits=val,test"]
+    for mode, extra in (("final", []), ("choice", choice)):
+        data = tmp_path / f"data-{mode}"
+        assert bench(mode, f"data={data}", *extra).returncode == 0
+        assert PreparedData(data).meta["config"]["fit_on"] == ("train" if extra else "train+val")
+        result = json.loads((tmp_path / mode / "quality-imdb.json").read_text())
         assert result["metric"] == "test/accuracy" and 0 <= result["value"] <= 1
         assert (tmp_path / mode / "quality-imdb.png").stat().st_size > 0  # steps 2 and 4
         row = next(line for line in report.render({"quality-imdb": result}).splitlines()
@@ -275,3 +282,7 @@ def test_imdb_quality_bar_trains_on_every_training_review_or_holds_val_out(tmp_p
             assert set(result["also"]) == {"val/accuracy"}
             assert [len(curve) for curve in result["curves"].values()] == [2, 2]
             assert f"val/accuracy {result['also']['val/accuracy']:.4f}" in row
+    # a vocabulary that knows val's words would judge the recipe on words it has seen
+    refused = bench("refused", f"data={tmp_path / 'data-final'}", *choice)
+    assert refused.returncode != 0 and not (tmp_path / "refused" / "quality-imdb.json").exists()
+    assert "its vocabulary is fitted on train+val, and this run trains on train" in refused.stderr
