@@ -121,13 +121,14 @@ def quality_config(name: str, mirror: str | None = None, overrides: dict | None 
     config = load_config(CONFIGS / f"{name}.yaml", overrides)
     config = dataclasses.replace(config, data=str(HERE.parent / config.data))  # from any cwd
     try:
-        fit_on = PreparedData(config.data).meta["config"].get("fit_on", "train")
+        fit_on = PreparedData(config.data).fit_on
     except FromScratchError:  # none yet, or one from an earlier version of its data set
         dataset, tokenizer, vocab_size = QUALITY_DATA[name]
         prepare(dataset, config.data, mirror=mirror, tokenizer=tokenizer,
                 vocab_size=vocab_size, fit_on=config.train_split)  # fmt: skip
         fit_on = config.train_split
-    if fit_on not in (None, config.train_split):  # None: a vocabulary nobody fits
+    # None: a vocabulary not learned from this data (bytes; another data set's)
+    if fit_on is not None and set(fit_on.split("+")) != set(config.train_split.split("+")):
         raise FromScratchError(
             f"{config.data}: its vocabulary is fitted on {fit_on}, and this run trains on "
             f"{config.train_split}; give it a data folder of its own (--set data=...)"

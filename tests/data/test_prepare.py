@@ -15,7 +15,7 @@ import pytest
 from fromscratch import FromScratchError
 from fromscratch.cli import main
 from fromscratch.data import DATASETS, PreparedData, tokenizers
-from fromscratch.data.prepare import read_texts, token_dtype
+from fromscratch.data.prepare import read_texts, token_dtype, vocabulary_fitted_on
 from fromscratch.data.sets import imdb, pang_lee_sentences
 
 from ..conftest import FileServer
@@ -184,9 +184,44 @@ def test_a_final_runs_vocabulary_is_fitted_on_the_splits_it_trains_on(mirror, tm
         assert data.tokenizer.words == tokenizers.fit("words", texts).words
         fitted[fit_on] = set(data.tokenizer.words)
     assert fitted["train"] < fitted["train+val"]  # val's own words are no longer <unk>
+    # the same splits with the final folder's vocabulary keep its fit; a val drawn with
+    # another seed, or another data set, do not
+    from_final = ["--mirror", str(mirror), "--cache", str(tmp_path / "c"),
+                  "--tokenizer-from", str(tmp_path / "train+val")]  # fmt: skip
+    for name, seed, kept in (("imdb", 0, "train+val"), ("imdb", 1, None),
+                             ("pang-lee-reviews", 0, None)):  # fmt: skip
+        out = tmp_path / f"{name}-{seed}"
+        code, _, err = prepare(capsys, name, out, *from_final, "--seed", str(seed))
+        assert code == 0, err
+        assert PreparedData(out).fit_on == kept
     code, _, err = prepare(capsys, "imdb", tmp_path / "default", *args)
     assert code == 0, err
     assert PreparedData(tmp_path / "default").meta["config"]["fit_on"] == "train"
+
+
+def test_a_text_cut_into_splits_fitted_on_two_of_them_is_still_one_text(mirror, tmp_path, capsys):
+    """Tiny Shakespeare's train and val are one text: fitted on both, its vocabulary gets
+    no separator, and train+val reads as the text itself."""
+    out = tmp_path / "shakespeare"
+    code, _, err = prepare(capsys, "shakespeare", out, "--mirror", str(mirror), "--cache",
+                           str(tmp_path / "c"), "--fit-on", "val+train")  # fmt: skip
+    assert code == 0, err
+    data = PreparedData(out)
+    assert data.fit_on == "train+val"  # in the data set's order, whatever the order given
+    assert data.tokenizer.eot is None and data.meta["vocab_size"] == len(set(SHAKESPEARE))
+    assert data.tokenizer.decode(data.stream("train+val")) == SHAKESPEARE
+
+
+def test_a_folder_from_before_fit_on_was_recorded_was_fitted_on_its_training_split(
+    demo_words, demo_chars
+):
+    for folder in (demo_words, demo_chars):
+        meta = PreparedData(folder).meta
+        assert meta["config"].pop("fit_on") == "train"
+        assert vocabulary_fitted_on(meta) == "train"
+    assert vocabulary_fitted_on(meta | {"tokenizer": "bytes"}) is None  # nothing to fit
+    borrowed = meta | {"config": {**meta["config"], "tokenizer_from": "elsewhere"}}
+    assert vocabulary_fitted_on(borrowed) is None
 
 
 def test_a_folder_prepared_from_an_earlier_version_of_its_data_set_is_refused(mirror, tmp_path):
@@ -392,8 +427,9 @@ def test_demo_is_deterministic_under_its_seed(tmp_path, capsys):
         (["--tokenizer-from", "{tmp}/nowhere"], "nowhere: no tokenizer.json"),
         (["--tokenizer-from", "{tmp}", "--vocab-size", "100"], "the vocabulary comes from"),
         (["--tokenizer-from", "{tmp}", "--fit-on", "train"], "fit_on: the vocabulary comes from"),
-        (["--fit-on", "train+val"], "fit_on=train+val: demo has no split 'val'; it has: train,"),
-        (["--fit-on", "train+train"], "fit_on=train+train: a split named twice"),
+        (["--fit-on", "train+val"], "fit_on='train+val': demo has no split 'val'; it has: train,"),
+        (["--fit-on", "train+train"], "fit_on='train+train': a split named twice"),
+        (["--fit-on", ""], "fit_on='': demo has no split ''"),
         (["--tokenizer", "bytes", "--fit-on", "train"], "fit_on: tokenizer 'bytes' has a fixed"),
     ],
 )

@@ -45,7 +45,7 @@ def test_a_full_vocabulary_keeps_its_size_and_every_special_token():
     assert words.vocab_size == 6 and len(set(words.words)) == 6
     assert words.words[:3] == [tokenizers.PAD, tokenizers.UNK, tokenizers.EOT]
     assert words.words[3:] == ["the", "film", "was"]  # twice each, then the rest once
-    chars = tokenizers.CharTokenizer.fit(documents, others=["dull!"])
+    chars = tokenizers.fit("chars", documents, others=["dull!"])
     unknown, eot = chars.encode("!").tolist()[0], chars.eot
     assert len({unknown, eot}) == 2 and chars.vocab_size == len(set(" ".join(documents))) + 2
     assert chars.decode([unknown, eot]) == tokenizers.UNK + tokenizers.EOT
@@ -154,12 +154,12 @@ def test_chars_add_unk_only_when_other_splits_need_it():
 
 
 def test_chars_are_lossless_only_without_unk(tmp_path):
-    tok = tokenizers.CharTokenizer.fit(["ab"], ["abc"])
+    tok = tokenizers.fit("chars", ["ab"], ["abc"])
     assert tok.decode(tok.encode("abc")) == "ab<unk>"
     assert not tok.lossless
     tok.save(tmp_path)
     assert not tokenizers.load(tmp_path).lossless
-    assert tokenizers.CharTokenizer.fit(["abc"], ["cab"]).lossless
+    assert tokenizers.fit("chars", ["abc"], ["cab"]).lossless
 
 
 def test_bytes_take_raw_bytes_too():

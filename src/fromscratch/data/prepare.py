@@ -91,16 +91,29 @@ def fitted_on(dataset: DataSet, fit_on: str | None) -> list[str]:
     """The splits whose texts a tokenizer is fitted on: the training split by default, or
     several joined by "+" (train+val: a final run that trains on both has its vocabulary
     from both, as a run that holds val out has it from train alone)."""
-    parts = (fit_on or dataset.splits[0]).split("+")
+    parts = (dataset.splits[0] if fit_on is None else fit_on).split("+")
     for part in parts:
         if part not in dataset.splits:
             raise FromScratchError(
-                f"fit_on={fit_on}: {dataset.name} has no split {part!r}; it has: "
+                f"fit_on={fit_on!r}: {dataset.name} has no split {part!r}; it has: "
                 f"{', '.join(dataset.splits)}"
             )
     if len(set(parts)) < len(parts):
-        raise FromScratchError(f"fit_on={fit_on}: a split named twice")
-    return parts
+        raise FromScratchError(f"fit_on={fit_on!r}: a split named twice")
+    return [split for split in dataset.splits if split in parts]  # val+train is train+val
+
+
+def vocabulary_fitted_on(meta: dict) -> str | None:
+    """The splits a prepared folder's vocabulary was learned from ("train+val"), from its
+    meta.json; None where it learned none from them (a fixed vocabulary, or one borrowed
+    from another data set's folder)."""
+    config = meta["config"]
+    if "fit_on" in config:
+        return config["fit_on"]
+    # prepared before fit_on was recorded: a vocabulary fitted here learned from train
+    if config.get("tokenizer_from") or meta["tokenizer"] not in tokenizers.FITTED:
+        return None
+    return next(iter(meta["splits"]))
 
 
 def prepare(
@@ -142,7 +155,13 @@ def prepare(
 
     splits = read_texts(name, mirror, cache_dir, seed, progress)
 
-    learned_from = None  # the splits a vocabulary fitted here is learned from
+    learned_from = None  # the splits of this data set the vocabulary is learned from
+    if tokenizer_from is not None and (source := Path(tokenizer_from) / "meta.json").is_file():
+        source_meta = read_json(source)
+        same = (source_meta["dataset"], source_meta.get("dataset_version", 1),
+                source_meta["config"]["seed"]) == (name, dataset.version, seed)  # fmt: skip
+        if same:  # the same splits (an augmented copy): the vocabulary learned from them
+            learned_from = vocabulary_fitted_on(source_meta)
     if tokenizer_from is None:
         gpt2_folder = None
         if kind == "gpt2":
@@ -151,7 +170,8 @@ def prepare(
         fitted = fitted_on(dataset, fit_on)
         texts = [t for part in fitted for t in splits[part].texts]
         others = [t for part, s in splits.items() if part not in fitted for t in s.texts]
-        tok = tokenizers.fit(kind, texts, others, vocab_size, gpt2_folder)
+        separator = any(tokenizers.separates(splits[part].texts) for part in fitted)
+        tok = tokenizers.fit(kind, texts, others, vocab_size, gpt2_folder, separator)
         if kind in tokenizers.FITTED:
             learned_from = "+".join(fitted)
     dtype = token_dtype(tok.vocab_size)
@@ -294,6 +314,11 @@ class PreparedData:
     @property
     def splits(self) -> list[str]:
         return list(self.meta["splits"])
+
+    @property
+    def fit_on(self) -> str | None:
+        """The splits the vocabulary was learned from (see `vocabulary_fitted_on`)."""
+        return vocabulary_fitted_on(self.meta)
 
     def check_split(self, split: str) -> None:
         """A one-line error unless the folder has `split`: one split, or several joined by

@@ -145,10 +145,10 @@ class CharTokenizer(Tokenizer):
         self._codes = np.array([ord(c) for c in chars], dtype=np.uint32)  # sorted
 
     @classmethod
-    def fit(cls, train: Sequence[str], others: Sequence[str] = ()) -> CharTokenizer:
+    def fit(cls, train: Sequence[str], others: Sequence[str], separator: bool) -> CharTokenizer:
         seen = set().union(*map(set, train))
         unseen = any(set(t) - seen for t in others)
-        return cls("".join(sorted(seen)), unk=unseen, separator=separates(train))
+        return cls("".join(sorted(seen)), unk=unseen, separator=separator)
 
     @property
     def lossless(self) -> bool:
@@ -206,9 +206,9 @@ class WordTokenizer(Tokenizer):
         self.eot = self.ids.get(EOT)
 
     @classmethod
-    def fit(cls, train: Sequence[str], vocab_size: int) -> WordTokenizer:
+    def fit(cls, train: Sequence[str], vocab_size: int, separator: bool) -> WordTokenizer:
         counts = Counter(w for text in train for w in cls.PATTERN.findall(text.lower()))
-        special = [PAD, UNK] + [EOT] * separates(train)
+        special = [PAD, UNK] + [EOT] * separator
         return cls(special + [w for w, _ in counts.most_common(vocab_size - len(special))])
 
     def encode_batch(self, texts):
@@ -382,15 +382,20 @@ def fit(
     others: Sequence[Text] = (),
     vocab_size: int | None = None,
     gpt2_folder: Path | None = None,
+    separator: bool | None = None,
 ) -> Tokenizer:
     """Build a tokeniser of `kind` from the training texts (the others only decide `<unk>`);
-    vocab_size: for words and bpe (see check_vocab_size), None for their default."""
+    vocab_size: for words and bpe (see check_vocab_size), None for their default.
+    separator: whether bytes, chars and words get a document separator (default:
+    `separates(train)`); texts from several splits give it, since the splits' documents
+    are told apart, not the splits (Tiny Shakespeare's train and val are one text)."""
+    separator = separates(train) if separator is None else separator
     if kind == "bytes":
-        return ByteTokenizer(separator=separates(train))
+        return ByteTokenizer(separator=separator)
     if kind == "chars":
-        return CharTokenizer.fit(train, others)
+        return CharTokenizer.fit(train, others, separator)
     if kind == "words":
-        return WordTokenizer.fit(train, vocab_size or DEFAULT_VOCAB[kind])
+        return WordTokenizer.fit(train, vocab_size or DEFAULT_VOCAB[kind], separator)
     if kind == "bpe":
         return BPETokenizer.fit(train, vocab_size or DEFAULT_VOCAB[kind])
     if kind == "gpt2":

@@ -459,7 +459,7 @@ class Trainer:
         the summary."""
         if self.dist.is_main:
             self.config.warn_if_warm_up_outlasts_the_run()
-            self.config.warn_if_scored_on_training_data(self.data.meta["config"].get("fit_on"))
+            self.config.warn_if_scored_on_training_data(self.data.fit_on)
         with closed_if_failed(self.tracker):
             self.train_to_the_end()
             if self.dist.is_main:
