@@ -194,7 +194,7 @@ def test_a_split_scored_with_a_vocabulary_learned_from_it_is_said(tmp_path, caps
     spec = tiny_classifier(fitted, max_steps=1, eval_splits="test,ood")
     Trainer(TrainConfig.from_dict(spec), tmp_path / "run").run()
     err = capsys.readouterr().err
-    assert err.count("warning: eval_splits") == 1  # test's words are not all known
+    assert err.count("warning: eval_splits") == 1  # not for test: neither trained on nor fitted on
     assert (f"warning: eval_splits: ood is scored with a vocabulary learned from ood ({fitted} "
             "was prepared with fit_on=train+ood)\n") in err  # fmt: skip
 

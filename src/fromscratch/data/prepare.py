@@ -106,7 +106,7 @@ def fitted_on(dataset: DataSet, fit_on: str | None) -> list[str]:
 def vocabulary_fitted_on(meta: dict) -> str | None:
     """The splits a prepared folder's vocabulary was learned from ("train+val"), from its
     meta.json; None where it learned none from them (a fixed vocabulary, or one borrowed
-    from another data set's folder)."""
+    from a folder of other splits)."""
     config = meta["config"]
     if "fit_on" in config:
         return config["fit_on"]

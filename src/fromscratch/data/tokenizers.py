@@ -387,8 +387,9 @@ def fit(
     """Build a tokeniser of `kind` from the training texts (the others only decide `<unk>`);
     vocab_size: for words and bpe (see check_vocab_size), None for their default.
     separator: whether bytes, chars and words get a document separator (default:
-    `separates(train)`); texts from several splits give it, since the splits' documents
-    are told apart, not the splits (Tiny Shakespeare's train and val are one text)."""
+    `separates(train)`). Fitting on several splits, say whether one of them has several
+    documents: a separator tells documents apart, not splits (Tiny Shakespeare's train and
+    val are one text)."""
     separator = separates(train) if separator is None else separator
     if kind == "bytes":
         return ByteTokenizer(separator=separator)
