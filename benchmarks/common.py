@@ -126,7 +126,7 @@ def quality_config(name: str, mirror: str | None = None, overrides: dict | None 
         dataset, tokenizer, vocab_size = QUALITY_DATA[name]
         prepare(dataset, config.data, mirror=mirror, tokenizer=tokenizer,
                 vocab_size=vocab_size, fit_on=config.train_split)  # fmt: skip
-        fit_on = config.train_split
+        return config
     # None: a vocabulary not learned from this data (bytes; another data set's)
     if fit_on is not None and set(fit_on.split("+")) != set(config.train_split.split("+")):
         raise FromScratchError(

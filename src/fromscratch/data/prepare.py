@@ -116,6 +116,18 @@ def vocabulary_fitted_on(meta: dict) -> str | None:
     return next(iter(meta["splits"]))
 
 
+def borrowed_fit_on(folder: str | Path, dataset: DataSet, seed: int) -> str | None:
+    """The splits the vocabulary borrowed from `folder` was learned from, where they are
+    this data's splits (the same data set, version and seed: an augmented copy); None for
+    any other folder."""
+    source = Path(folder) / "meta.json"
+    if not source.is_file():  # a tokenizer.json alone
+        return None
+    meta = read_json(source)
+    same = (meta["dataset"], meta.get("dataset_version", 1), meta["config"]["seed"])
+    return vocabulary_fitted_on(meta) if same == (dataset.name, dataset.version, seed) else None
+
+
 def prepare(
     name: str,
     out: str | Path,
@@ -152,16 +164,10 @@ def prepare(
                 f"tokenizer_from {tokenizer_from}: its tokenizer {tok.kind!r} does not fit "
                 f"data set {name!r}; allowed: {', '.join(dataset.tokenizers)}"
             )
+        learned_from = borrowed_fit_on(tokenizer_from, dataset, seed)
 
     splits = read_texts(name, mirror, cache_dir, seed, progress)
 
-    learned_from = None  # the splits of this data set the vocabulary is learned from
-    if tokenizer_from is not None and (source := Path(tokenizer_from) / "meta.json").is_file():
-        source_meta = read_json(source)
-        same = (source_meta["dataset"], source_meta.get("dataset_version", 1),
-                source_meta["config"]["seed"]) == (name, dataset.version, seed)  # fmt: skip
-        if same:  # the same splits (an augmented copy): the vocabulary learned from them
-            learned_from = vocabulary_fitted_on(source_meta)
     if tokenizer_from is None:
         gpt2_folder = None
         if kind == "gpt2":
@@ -172,8 +178,7 @@ def prepare(
         others = [t for part, s in splits.items() if part not in fitted for t in s.texts]
         separator = any(tokenizers.separates(splits[part].texts) for part in fitted)
         tok = tokenizers.fit(kind, texts, others, vocab_size, gpt2_folder, separator)
-        if kind in tokenizers.FITTED:
-            learned_from = "+".join(fitted)
+        learned_from = "+".join(fitted) if kind in tokenizers.FITTED else None
     dtype = token_dtype(tok.vocab_size)
     sources = dict(dataset.sources)
     if kind == "gpt2" and tokenizer_from is None:  # its vocabulary is data too
