@@ -167,6 +167,11 @@ MALFORMED = [
         r"presets.demo.gpt.train.train_split: demo has no split 'val'; it has: train, test, ood$",
     ),
     (
+        "presets={demo: {compare: {split: {model: gpt, field: train.train_split, "
+        "variants: [train, train+val]}}}}",
+        r"config: compare.split: variant 'train\+val': demo has no split 'val'; it has: train,",
+    ),
+    (
         "ablations={augmentation: {demo: {classifier: {ood: {demo: tset}}}}}",
         r"augmentation.demo.classifier.ood.demo: 'tset' is not one of \['train', 'test', 'ood'\]",
     ),
@@ -448,6 +453,16 @@ def stage_arguments(result, stage, option="--args") -> list[dict]:
     return arguments
 
 
+def course_runs(result) -> dict[str, dict]:
+    """The training config of every comparison run a dry run with -p prints, by its folder
+    under runs/ (attention/multihead/seed0)."""
+    return {
+        args["out"].split("runs/")[1]: args["config"]
+        for args in stage_arguments(result, "train")
+        if "/runs/" in args["out"] and "/studies/" not in args["out"]
+    }
+
+
 def test_requeue_settings_of_a_cluster_entry_reach_the_launcher(workdir):
     from fromscratch.launch import Resources
 
@@ -592,11 +607,7 @@ def test_a_comparison_of_ones_own_trains_each_value_and_joins_the_poster(workdir
     )
     result = snakemake(workdir, "-n", "-p", "--config", own)
     assert result.returncode == 0, result.stderr[-2000:]
-    runs = {
-        args["out"].split("runs/")[1]: args["config"]
-        for args in stage_arguments(result, "train")
-        if "/runs/" in args["out"] and "/studies/" not in args["out"]
-    }
+    runs = course_runs(result)
     for seed in (0, 1):
         for value in (1, 8):
             model = runs[f"heads/{value}/seed{seed}"]["model"]
@@ -666,6 +677,51 @@ def test_an_lr_and_batch_size_of_the_preset_replace_the_tuned_ones(workdir):
     assert classifier["batch_size_from"] == "results/demo/tune/classifier/batch_size.json"
     # a W&B run of its own beside the other tuning runs
     assert {(c["group"], c["job_type"]) for c in noise.values()} == {("demo-tune", "noise-scale")}
+
+
+def test_runs_that_train_on_more_splits_learn_their_vocabulary_from_them(workdir):
+    """A final run (train+val) with a vocabulary fitted on train alone would read val's own
+    words as <unk>: its data folder's vocabulary is fitted on the splits it trains on. One
+    split, or a fixed vocabulary, keeps the folder the other runs share."""
+    final = (
+        "presets={demo: {classifier: {train: {train_split: test+train}, eval_splits: ood},"
+        " compare: {split: {model: classifier, field: train.train_split,"
+        " variants: [train, train+ood]}}}}"
+    )
+    result = snakemake(workdir, "-n", "-p", "--config", final)
+    assert result.returncode == 0, result.stderr[-2000:]
+    data, fitted = "results/demo/data", "results/demo/data/demo-words-fit-train+test"
+    prepared = {args["out"]: args for args in stage_arguments(result, "prepare")}
+    assert prepared[fitted]["fit_on"] == "train+test"  # in the data set's order
+    assert prepared[f"{data}/demo-words-fit-train+ood"]["fit_on"] == "train+ood"
+    assert "fit_on" not in prepared[f"{data}/demo-words"] | prepared[f"{data}/demo-chars"]
+    runs = {run: config["data"] for run, config in course_runs(result).items()}
+    assert runs["attention/multihead/seed0"] == fitted
+    assert runs["split/train/seed1"] == f"{data}/demo-words"
+    assert runs["split/train+ood/seed1"] == f"{data}/demo-words-fit-train+ood"
+    assert runs["position/learned/seed0"] == f"{data}/demo-chars"  # the GPT trains on train
+    tuned = {args["out"]: args["config"]["data"] for args in stage_arguments(result, "lr-range")}
+    assert tuned["results/demo/tune/classifier"] == fitted
+
+    made = snakemake(workdir, "--cores", "2", f"{fitted}/meta.json", f"{data}/demo-words/meta.json")
+    assert made.returncode == 0, made.stderr[-2000:]
+    from fromscratch.data.prepare import PreparedData
+
+    final_data, shared = PreparedData(workdir / fitted), PreparedData(workdir / data / "demo-words")
+    assert (final_data.fit_on, shared.fit_on) == ("train+test", "train")
+
+    def unknown_in_test(folder):
+        return int((folder.tokens("test") == folder.tokenizer.ids["<unk>"]).sum())
+
+    assert unknown_in_test(shared) > 0 and unknown_in_test(final_data) == 0
+
+
+def test_the_workflow_knows_which_tokenizers_learn_their_vocabulary():
+    from fromscratch.data import tokenizers
+
+    common = (ROOT / "workflow" / "rules" / "common.smk").read_text()
+    listed = re.search(r"^FITTED_TOKENIZERS = \((.*?)\)", common, re.M).group(1)
+    assert tuple(re.findall(r'"(\w+)"', listed)) == tokenizers.FITTED
 
 
 def test_the_conda_environment_installs_this_checkout_from_where_snakemake_copies_it(tmp_path):

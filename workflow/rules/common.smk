@@ -311,6 +311,9 @@ def check_comparisons():
                     f"config: compare.{name}: variant {variant!r} of {model}.{field}: "
                     f"{error.message}"
                 )
+            if field == "train.train_split":  # the data set's splits, joined by "+"
+                dataset = P[model]["data"]["dataset"]
+                check_split(f"compare.{name}: variant {variant!r}", dataset, variant)
             # heads split the width evenly, the one constraint between two model fields
             width = {**P[model]["model"], field: variant}
             if field in ("n_head", "n_embd") and width["n_embd"] % width["n_head"]:
@@ -353,6 +356,8 @@ def comparison_config(experiment, variant, seed, **tuned):
     spec = train_spec(model, seed=seed)
     if field.startswith("train."):
         spec[field.removeprefix("train.")] = value
+        if field == "train.train_split":  # its own fitted vocabulary (data_folder)
+            spec["data"] = data_dir(model, value)
     else:
         spec["model"][field] = value
     return with_tuned(spec, **tuned)
@@ -438,23 +443,57 @@ def own_comparison_panels():
     return panels
 
 
-def data_folder(where, dataset, tokenizer):
-    """Where `dataset` tokenised with `tokenizer` is prepared. A tokenizer the data set
-    does not take stops the run here (`where`: the setting that asks for it), not in its
-    prepare job after the others' downloads."""
+# The tokenizers that learn their vocabulary from the texts (tokenizers.FITTED; a test
+# keeps the two equal).
+FITTED_TOKENIZERS = ("chars", "words", "bpe")
+
+
+def data_folder(where, dataset, tokenizer, train_split=None):
+    """Where `dataset` tokenised with `tokenizer` is prepared for runs that train on
+    `train_split` (None: the training split): `<dataset>-<tokenizer>`, or, for a fitted
+    vocabulary of runs that train on more (train+val, a final run), a folder of its own,
+    `<dataset>-<tokenizer>-fit-train+val`, whose vocabulary is learned from those splits
+    (so that val's words are no `<unk>` to the run that trains on them). A tokenizer the
+    data set does not take stops the run here (`where`: the setting that asks for it), not
+    in its prepare job after the others' downloads."""
     allowed = SCHEMA_DEFS["dataset_tokenizers"]["properties"][dataset]["enum"]
     if tokenizer not in allowed:
         stop(
             f"config: {where}: tokenizer {tokenizer!r} does not fit data set {dataset!r}; "
             f"allowed: {', '.join(allowed)}"
         )
-    return f"{RESULTS}/data/{dataset}-{tokenizer}"
+    folder = f"{RESULTS}/data/{dataset}-{tokenizer}"
+    splits = SCHEMA_DEFS["dataset_splits"]["properties"][dataset]["enum"]
+    trained = set((train_split or splits[0]).split("+"))
+    if tokenizer in FITTED_TOKENIZERS and trained != {splits[0]}:
+        # in the data set's order, as `prepare` records it: val+train is train+val
+        folder += "-fit-" + "+".join(s for s in splits if s in trained)
+    return folder
 
 
-def data_dir(model):
+def prepare_arguments(folder):
+    """What `prepare` makes the folder `folder` (a name data_folder gives) from: its data
+    set, its tokenizer and, where the name says so, the splits its vocabulary is fitted
+    on."""
+    for dataset, tokenizers in SCHEMA_DEFS["dataset_tokenizers"]["properties"].items():
+        tokenizer, _, fit_on = folder.removeprefix(f"{dataset}-").partition("-fit-")
+        if folder.startswith(f"{dataset}-") and tokenizer in tokenizers["enum"]:
+            # none for the training split: its settings as they were, nothing reruns
+            return {"dataset": dataset, "tokenizer": tokenizer} | (
+                {"fit_on": fit_on} if fit_on else {}
+            )
+    raise WorkflowError(f"data/{folder}: no data set and tokenizer of this workflow")
+
+
+def data_dir(model, train_split=None):
+    """The data folder of a course model for runs that train on `train_split` (None: the
+    preset's)."""
     data = P[model]["data"]
     return data_folder(
-        f"presets.{PRESET}.{model}.data", data["dataset"], data["tokenizer"]
+        f"presets.{PRESET}.{model}.data",
+        data["dataset"],
+        data["tokenizer"],
+        train_split or P[model]["train"].get("train_split"),
     )
 
 

@@ -5,7 +5,7 @@
 
 rule train:
     input:
-        data=lambda wc: f"{data_dir(comparison_model(wc.experiment))}/meta.json",
+        data=lambda wc: f"{comparison_config(wc.experiment, wc.variant, 0)['data']}/meta.json",
         lr=lambda wc: f"{RESULTS}/tune/{comparison_model(wc.experiment)}/lr_range.json",
         batch_size=lambda wc: f"{RESULTS}/tune/{comparison_model(wc.experiment)}/batch_size.json",
     output:
