@@ -157,6 +157,23 @@ MALFORMED = [
         "presets={demo: {compare: {attention: [simple, scaled]}}}",
         r"^config: presets.demo.compare.attention: must include multihead",
     ),
+    # lengths a job would refuse as it starts (TrainConfig.lengths; a test keeps the two equal)
+    (
+        "presets={demo: {classifier: {train: {head_tokens: 200}}}}",
+        r"^config: presets.demo.classifier: head_tokens=200: more than the max_length=128 tok",
+    ),
+    (
+        "presets={demo: {compare: {ctx: {model: classifier, field: context, variants: [64]}}}}",
+        r"^config: compare.ctx: variant 64 of classifier.context: max_length=128: longer than ",
+    ),
+    (
+        "ablations={encoder_decoder: {demo: {task: {min_length: 12}}}}",
+        r"^config: ablations.encoder_decoder.demo.task.max_length: 10 is below min_length=12$",
+    ),
+    (
+        "ablations={encoder_decoder: {demo: {task: {test_max_length: 8}}}}",
+        r"encoder_decoder.demo.task.test_max_length: 8 is below max_length=10$",
+    ),
     # a split the data set does not have: an error here, not after the training it scores
     (
         "presets={demo: {classifier: {eval_splits: val}}}",
@@ -722,6 +739,28 @@ def test_the_workflow_knows_which_tokenizers_learn_their_vocabulary():
     common = (ROOT / "workflow" / "rules" / "common.smk").read_text()
     listed = re.search(r"^FITTED_TOKENIZERS = \((.*?)\)", common, re.M).group(1)
     assert tuple(re.findall(r'"(\w+)"', listed)) == tokenizers.FITTED
+
+
+@pytest.mark.parametrize(
+    "family, model, training",
+    [
+        ("classifier", {"context": 128}, {"max_length": 256}),
+        ("classifier", {"context": 128}, {"head_tokens": 129}),
+        ("gpt", {"context": 64}, {"context": 65}),
+    ],
+)
+def test_planning_refuses_the_lengths_a_training_job_would(workdir, family, model, training):
+    """Before any job starts, in the job's own words: the workflow cannot import the
+    package (--sdm conda), so it checks them itself (length_error in common.smk)."""
+    from fromscratch import FromScratchError
+
+    config = TrainConfig(data="x", model={"family": family, **model}, **training)
+    with pytest.raises(FromScratchError) as refused:
+        config.lengths(model["context"])
+    setting = f"presets={{demo: {{{family}: {{model: {model}, train: {training}}}}}}}"
+    result = snakemake(workdir, "-n", "--config", setting.replace("'", ""))
+    assert result.returncode != 0
+    assert f"config: presets.demo.{family}: {refused.value}\n" in result.stderr
 
 
 def test_the_conda_environment_installs_this_checkout_from_where_snakemake_copies_it(tmp_path):

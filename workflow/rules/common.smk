@@ -283,11 +283,34 @@ def compared_fields(model):
 COMPARISONS = {name: comparison(name, spec) for name, spec in P["compare"].items()}
 
 
+def length_error(model, spec):
+    """What a run's job would refuse as it starts (TrainConfig.lengths), said here instead:
+    a classifier's reviews cut to more tokens than the model reads (max_length, default:
+    the model's context) or keeping a head longer than that, a GPT's training window
+    longer than its context. None where neither, or where the model's context is its
+    default (the job checks it)."""
+    context = spec["model"].get("context")
+    if context is None:
+        return None
+    key = "max_length" if model == "classifier" else "context"
+    longest = spec.get(key) or context
+    if longest > context:
+        return f"{key}={longest}: longer than the model's context={context}"
+    head = spec.get("head_tokens", 0)
+    if model == "classifier" and head > longest:
+        return (
+            f"head_tokens={head}: more than the max_length={longest} tokens a review "
+            "is cut to"
+        )
+    return None
+
+
 def check_comparisons():
     """Fail before any job starts if a preset's model splits its width unevenly among its
-    heads, or a comparison of the user's own names a field that is neither a field of its
-    model nor train.<a training field>, or a variant that is no value of that field (the
-    schema's model and train sections)."""
+    heads or reads fewer tokens than it trains on (length_error), or a comparison of the
+    user's own names a field that is neither a field of its model nor train.<a training
+    field>, or a variant that is no value of that field (the schema's model and train
+    sections) or breaks one of those two constraints."""
     for model in ("gpt", "classifier"):  # the one constraint between two model fields
         width = P[model]["model"]
         if width["n_embd"] % width["n_head"]:
@@ -295,6 +318,8 @@ def check_comparisons():
                 f"config: presets.{PRESET}.{model}.model: n_embd={width['n_embd']} is not "
                 f"divisible by n_head={width['n_head']}"
             )
+        if error := length_error(model, train_spec(model)):
+            stop(f"config: presets.{PRESET}.{model}: {error}")
     for name, (model, field, variants) in COMPARISONS.items():
         fields = compared_fields(model)
         if field not in fields:
@@ -320,6 +345,10 @@ def check_comparisons():
                 stop(
                     f"config: compare.{name}: variant {variant!r} of {model}.{field}: "
                     f"n_embd={width['n_embd']} is not divisible by n_head={width['n_head']}"
+                )
+            if error := length_error(model, comparison_config(name, str(variant), 0)):
+                stop(
+                    f"config: compare.{name}: variant {variant!r} of {model}.{field}: {error}"
                 )
 
 

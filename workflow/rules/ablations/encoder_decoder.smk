@@ -12,6 +12,16 @@ if ablation_enabled("encoder_decoder"):
     SEQ2SEQ_FIGURE = f"{RESULTS}/figures/encoder_decoder/accuracy_by_length"
 
     SEQ2SEQ_TASK = SEQ2SEQ["task"]["name"]
+    # trained on lengths min..max, tested up to test_max (as Seq2SeqConfig checks in its job)
+    for shorter, longer in (
+        ("min_length", "max_length"),
+        ("max_length", "test_max_length"),
+    ):
+        if SEQ2SEQ["task"][longer] < SEQ2SEQ["task"][shorter]:
+            stop(
+                f"config: ablations.encoder_decoder.{PRESET}.task.{longer}: "
+                f"{SEQ2SEQ['task'][longer]} is below {shorter}={SEQ2SEQ['task'][shorter]}"
+            )
     SEQ2SEQ_RUN = f"{SEQ2SEQ_DIR}/runs/{{architecture}}/seed{{seed}}"
     # Every run's Seq2SeqConfig (train/seq2seq.py) but its architecture, seed and tags.
     SEQ2SEQ_SETTINGS = {
