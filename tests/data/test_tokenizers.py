@@ -105,6 +105,31 @@ def test_a_tokenizer_saved_before_separators_loads_without_one(kind, request, tm
     assert tokenizers.fingerprint(loaded) != tokenizers.fingerprint(saved)
 
 
+def test_the_fingerprint_tells_apart_tokens_that_are_no_whole_character(tmp_path):
+    """Two BPE vocabularies that differ only in which id stands for which UTF-8
+    continuation byte: both ids decode to U+FFFD, so the fingerprint of the tokens' text,
+    which models kept before, is the same; that of their bytes tells them apart. A model
+    that kept the old one still agrees with its own data."""
+    from fromscratch.train.models import tokenizers_agree
+
+    trained = tokenizers.fit("bpe", CORPUS, vocab_size=400)
+    trained.save(tmp_path)
+    file = tmp_path / "tokenizer.bpe.json"
+    spec = json.loads(file.read_text(encoding="utf-8"))
+    as_char = {byte: char for char, byte in tokenizers._gpt2_byte_alphabet().items()}
+    vocab, first, second = spec["model"]["vocab"], as_char[0x80], as_char[0x81]
+    vocab[first], vocab[second] = vocab[second], vocab[first]
+    file.write_text(json.dumps(spec), encoding="utf-8")
+    swapped = tokenizers.load(tmp_path)
+    assert swapped.decode([vocab[first]]) == swapped.decode([vocab[second]]) == "\ufffd"
+
+    assert tokenizers.fingerprint(swapped) != tokenizers.fingerprint(trained)
+    by_text = tokenizers.fingerprint(trained, as_text=True)
+    assert tokenizers.fingerprint(swapped, as_text=True) == by_text
+    assert not tokenizers_agree(swapped, {"data_tokenizer": tokenizers.fingerprint(trained)})
+    assert tokenizers_agree(trained, {"data_tokenizer": by_text})  # a model.pt saved before
+
+
 def test_gpt2_matches_known_ids_and_huggingface(gpt2_folder, tmp_path):
     from transformers import GPT2TokenizerFast
 

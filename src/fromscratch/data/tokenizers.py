@@ -412,16 +412,26 @@ DEFAULT_VOCAB = {"words": 20_000, "bpe": 8_192}
 MIN_VOCAB = {"words": 4, "bpe": 257}
 
 
-def fingerprint(tokenizer: Tokenizer) -> str:
-    """What every token id means, as a short hash: its kind, vocabulary size, the text of
-    each id and which one separates documents. Two tokenizers with the same fingerprint
-    read and write the same ids; a model keeps its training data's, to check the data it
-    is later given."""
+def fingerprint(tokenizer: Tokenizer, as_text: bool = False) -> str:
+    """What every token id means, as a short hash: its kind, vocabulary size, the bytes
+    each id stands for (a word's text for `words`) and which one separates documents. Two
+    tokenizers with the same fingerprint read and write the same ids; a model keeps its
+    training data's, to check the data it is later given.
+
+    as_text: each id's decoded text instead, the fingerprint models kept before. In it a
+    byte-level token that is no whole UTF-8 character reads as U+FFFD, so vocabularies
+    that differ only in such tokens shared it; where every token is whole characters
+    (`chars`, `words`) the two are the same."""
     digest = hashlib.sha256(f"{tokenizer.kind}\0{tokenizer.vocab_size}".encode())
     if tokenizer.eot is not None:  # (none: the fingerprint of the folders made before it)
         digest.update(f"\0separator {tokenizer.eot}".encode())
-    for i in range(tokenizer.vocab_size):
-        digest.update(b"\0" + tokenizer.decode([i]).encode("utf-8", "surrogatepass"))
+    if as_text or tokenizer.kind == "words":
+        ids = range(tokenizer.vocab_size)
+        pieces = (tokenizer.decode([i]).encode("utf-8", "surrogatepass") for i in ids)
+    else:
+        pieces = tokenizer.token_bytes()
+    for piece in pieces:
+        digest.update(b"\0" + piece)
     return digest.hexdigest()[:16]
 
 

@@ -138,8 +138,9 @@ def data_for_model(config: dict, folder: str | None = None):
 
 def tokenizers_agree(tokenizer, config: dict) -> bool:
     """Whether `tokenizer` is the one of the model's training data: by the fingerprint
-    saved in its model.pt, else (a checkpoint) by the training data's own, where it is
-    still there to compare with."""
+    saved in its model.pt (that of its tokens' bytes, or of their text in a model.pt
+    saved before), else (a checkpoint) by the training data's own, where it is still
+    there to compare with."""
     from fromscratch.data import PreparedData, tokenizers
 
     expected = config.get("data_tokenizer")
@@ -147,7 +148,10 @@ def tokenizers_agree(tokenizer, config: dict) -> bool:
         if not (Path(config["data"]) / "meta.json").is_file():
             return True  # nothing to compare with
         expected = tokenizers.fingerprint(PreparedData(config["data"]).tokenizer)
-    return tokenizers.fingerprint(tokenizer) == expected
+    return expected in (
+        tokenizers.fingerprint(tokenizer),
+        tokenizers.fingerprint(tokenizer, as_text=True),
+    )
 
 
 # GPT-2 run as the project's GPT (GPT.from_gpt2) or by Hugging Face's own code
