@@ -56,7 +56,6 @@ for study_name, targets in STUDY_TARGETS.items():
 
 check_fromscratch_on_path()
 check_cluster_entries()
-check_comparisons()
 
 
 report: "workflow/report/workflow.rst"

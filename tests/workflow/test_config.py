@@ -167,6 +167,14 @@ MALFORMED = [
         r"^config: compare.ctx: variant 64 of classifier.context: max_length=128: longer than ",
     ),
     (
+        "ablations={cramming: {demo: {ablations: {longer: {train: {context: 128}}}}}}",
+        r"^config: ablations.cramming.demo: recipe longer: context=128: longer than the model",
+    ),
+    (
+        "ablations={augmentation: {demo: {classifier: {train: {max_length: 256}}}}}",
+        r"^config: ablations.augmentation.demo.classifier: max_length=256: longer than the ",
+    ),
+    (
         "ablations={encoder_decoder: {demo: {task: {min_length: 12}}}}",
         r"^config: ablations.encoder_decoder.demo.task.max_length: 10 is below min_length=12$",
     ),
@@ -731,14 +739,57 @@ def test_runs_that_train_on_more_splits_learn_their_vocabulary_from_them(workdir
         return int((folder.tokens("test") == folder.tokenizer.ids["<unk>"]).sum())
 
     assert unknown_in_test(shared) > 0 and unknown_in_test(final_data) == 0
+    # a name typed by hand that the workflow would not give: no second copy of a folder
+    typed = snakemake(workdir, "-n", f"{data}/demo-words-fit-test+train/meta.json")
+    assert typed.returncode != 0
+    said = typed.stdout + typed.stderr
+    assert f"{data}/demo-words-fit-test+train: this workflow names that folder {fitted}" in said
 
 
-def test_the_workflow_knows_which_tokenizers_learn_their_vocabulary():
+def test_a_study_reads_the_folder_of_the_model_it_builds_on_or_of_its_own_split(workdir):
+    """The course GPT a final run (train+test here): the studies of that trained model
+    read its folder (a vocabulary of another would be refused in their jobs); cramming,
+    which trains GPTs of its own on train, and augmentation, on its own split, read theirs.
+    """
+    final = (
+        "presets={demo: {gpt: {data: {dataset: demo, tokenizer: words},"
+        " train: {train_split: train+test}}}}"
+    )
+    studies = (
+        "ablations={sentence_vae: {demo: {data: {tokenizer: words}}},"
+        " augmentation: {demo: {classifier: {train: {train_split: train+test}}}}}"
+    )
+    result = snakemake(workdir, "-n", "-p", "--config", final, studies)
+    assert result.returncode == 0, result.stderr[-2000:]
+    data, fitted = "results/demo/data", "results/demo/data/demo-words-fit-train+test"
+
+    def folders(stage, under=""):
+        return {
+            args.get("data") or args["config"]["data"]
+            for args in stage_arguments(result, stage)
+            if under in args["out"]
+        }
+
+    assert folders("train", "runs/position/") == {fitted}
+    for stage in ("recurrent-gpt2", "distillation", "sentence-vae"):
+        assert folders(stage) == {fitted}, stage
+    assert folders("train", "studies/cramming/") == {f"{data}/demo-words"}
+    assert folders("lr-range", "studies/cramming/") == {f"{data}/demo-words"}
+    assert folders("train", "augmentation/runs/classifier/none/") == {fitted}
+    assert folders("train", "runs/attention/") == {f"{data}/demo-words"}
+
+
+def test_the_workflows_copies_of_the_packages_constants_are_the_same():
+    """The workflow runs without the package (--sdm conda): what it needs to know of it,
+    it keeps a copy of."""
     from fromscratch.data import tokenizers
+    from fromscratch.models import ClassifierConfig, GPTConfig
 
     common = (ROOT / "workflow" / "rules" / "common.smk").read_text()
     listed = re.search(r"^FITTED_TOKENIZERS = \((.*?)\)", common, re.M).group(1)
     assert tuple(re.findall(r'"(\w+)"', listed)) == tokenizers.FITTED
+    context = int(re.search(r"^DEFAULT_CONTEXT = (\d+)$", common, re.M).group(1))
+    assert context == GPTConfig().context == ClassifierConfig().context
 
 
 @pytest.mark.parametrize(
@@ -746,19 +797,27 @@ def test_the_workflow_knows_which_tokenizers_learn_their_vocabulary():
     [
         ("classifier", {"context": 128}, {"max_length": 256}),
         ("classifier", {"context": 128}, {"head_tokens": 129}),
+        ("classifier", {"context": None}, {"max_length": 300}),  # the model's default
         ("gpt", {"context": 64}, {"context": 65}),
+        ("gpt", {"context": 64}, {"eval_stride": 65}),
     ],
 )
 def test_planning_refuses_the_lengths_a_training_job_would(workdir, family, model, training):
     """Before any job starts, in the job's own words: the workflow cannot import the
-    package (--sdm conda), so it checks them itself (length_error in common.smk)."""
+    package (--sdm conda), so it checks them itself (length_error in common.smk).
+    model: the preset's model fields changed (None: left to the model's default)."""
     from fromscratch import FromScratchError
+    from fromscratch.models import GPT
+    from fromscratch.train.evaluate import check_stride
 
-    config = TrainConfig(data="x", model={"family": family, **model}, **training)
-    with pytest.raises(FromScratchError) as refused:
-        config.lengths(model["context"])
+    fields = {key: value for key, value in model.items() if value is not None}
+    built = {"classifier": ClassifierConfig, "gpt": GPTConfig}[family](vocab_size=10, **fields)
+    config = TrainConfig(data="x", model={"family": family, **fields}, **training)
+    with pytest.raises(FromScratchError) as refused:  # as the training loop checks them
+        window, _ = config.lengths(built.context)
+        check_stride(GPT(built), window, config.eval_stride, "cpu")
     setting = f"presets={{demo: {{{family}: {{model: {model}, train: {training}}}}}}}"
-    result = snakemake(workdir, "-n", "--config", setting.replace("'", ""))
+    result = snakemake(workdir, "-n", "--config", setting.replace("'", "").replace("None", "null"))
     assert result.returncode != 0
     assert f"config: presets.demo.{family}: {refused.value}\n" in result.stderr
 

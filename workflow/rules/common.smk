@@ -283,24 +283,31 @@ def compared_fields(model):
 COMPARISONS = {name: comparison(name, spec) for name, spec in P["compare"].items()}
 
 
+# TransformerConfig's default context (models/common.py; a test keeps the two equal)
+DEFAULT_CONTEXT = 256
+
+
 def length_error(model, spec):
-    """What a run's job would refuse as it starts (TrainConfig.lengths), said here instead:
-    a classifier's reviews cut to more tokens than the model reads (max_length, default:
-    the model's context) or keeping a head longer than that, a GPT's training window
-    longer than its context. None where neither, or where the model's context is its
-    default (the job checks it)."""
-    context = spec["model"].get("context")
-    if context is None:
-        return None
+    """What a run's job would refuse as it starts, said here instead (TrainConfig.lengths,
+    then check_stride, in their words): a classifier's reviews cut to more tokens than the
+    model reads (max_length, default: the model's context) or keeping a head longer than
+    that; a GPT's training window longer than its context, or evaluation windows further
+    apart than a window is long. None where none of these."""
+    context = spec["model"].get("context", DEFAULT_CONTEXT)
     key = "max_length" if model == "classifier" else "context"
     longest = spec.get(key) or context
     if longest > context:
         return f"{key}={longest}: longer than the model's context={context}"
-    head = spec.get("head_tokens", 0)
+    head, stride = spec.get("head_tokens", 0), spec.get("eval_stride", 0)
     if model == "classifier" and head > longest:
         return (
             f"head_tokens={head}: more than the max_length={longest} tokens a review "
             "is cut to"
+        )
+    if model == "gpt" and stride > longest:
+        return (
+            f"eval_stride={stride}: more than the {longest} positions the model "
+            "predicts from a window"
         )
     return None
 
@@ -501,17 +508,28 @@ def data_folder(where, dataset, tokenizer, train_split=None):
 
 
 def prepare_arguments(folder):
-    """What `prepare` makes the folder `folder` (a name data_folder gives) from: its data
-    set, its tokenizer and, where the name says so, the splits its vocabulary is fitted
-    on."""
+    """What `prepare` makes the folder `folder` from: its data set, its tokenizer and,
+    where the name says so, the splits its vocabulary is fitted on. A name data_folder
+    would not give (a target typed by hand: demo-words-fit-test+train, a fixed vocabulary
+    fitted) is an error, not a second folder of the same data."""
+    path = f"{RESULTS}/data/{folder}"
     for dataset, tokenizers in SCHEMA_DEFS["dataset_tokenizers"]["properties"].items():
         tokenizer, _, fit_on = folder.removeprefix(f"{dataset}-").partition("-fit-")
-        if folder.startswith(f"{dataset}-") and tokenizer in tokenizers["enum"]:
-            # none for the training split: its settings as they were, nothing reruns
-            return {"dataset": dataset, "tokenizer": tokenizer} | (
-                {"fit_on": fit_on} if fit_on else {}
+        if not (folder.startswith(f"{dataset}-") and tokenizer in tokenizers["enum"]):
+            continue
+        splits = SCHEMA_DEFS["dataset_splits"]["properties"][dataset]["enum"]
+        if fit_on and not set(fit_on.split("+")) <= set(splits):
+            raise WorkflowError(
+                f"{path}: fit on {fit_on}, but {dataset}'s splits are {', '.join(splits)}"
             )
-    raise WorkflowError(f"data/{folder}: no data set and tokenizer of this workflow")
+        named = data_folder(path, dataset, tokenizer, fit_on or None)
+        if named != path:
+            raise WorkflowError(f"{path}: this workflow names that folder {named}")
+        # none for the training split: its settings as they were, nothing reruns
+        return {"dataset": dataset, "tokenizer": tokenizer} | (
+            {"fit_on": fit_on} if fit_on else {}
+        )
+    raise WorkflowError(f"{path}: no data set and tokenizer of this workflow")
 
 
 def data_dir(model, train_split=None):
@@ -879,3 +897,7 @@ def noise_scale_file(model):
     return (
         f"{RESULTS}/tune/{model}/noise_scale.json" if "noise_scale" in P["tune"] else []
     )
+
+
+# The preset's own settings, before the studies' files check theirs (which build on them).
+check_comparisons()

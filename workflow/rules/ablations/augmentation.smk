@@ -22,9 +22,24 @@ if ablation_enabled("augmentation"):
         "lm": {"position": MAIN_VARIANT["position"]},
     }
     IN_DOMAIN_SPLIT = "test"
-    # The folder each model trains on without augmentation.
+    # The training config of each model (data, seed and tracking are the run's): the course
+    # model's, with the study's `train` settings on top. No evaluation while training: the
+    # evaluate rule scores every set, in domain included, once.
+    AUG_TRAIN_SPEC = {
+        model: train_spec(AUG_COURSE_MODEL[model], **AUG_VARIANT[model])
+        | {"eval_splits": ""}
+        | AUG[model]["train"]
+        for model in AUG_COURSE_MODEL
+    }
+    for model, spec in AUG_TRAIN_SPEC.items():
+        if error := length_error(AUG_COURSE_MODEL[model], spec):
+            stop(f"config: ablations.augmentation.{PRESET}.{model}: {error}")
+    # The folder each model trains on without augmentation: the classifier's vocabulary
+    # is fitted on the splits its runs train on.
     AUG_BASE_DATA = {
-        "classifier": data_dir("classifier"),
+        "classifier": data_dir(
+            "classifier", AUG_TRAIN_SPEC["classifier"].get("train_split")
+        ),
         "lm": data_folder(
             f"ablations.augmentation.{PRESET}.lm", AUG["lm"]["dataset"], "bytes"
         ),
@@ -49,15 +64,6 @@ if ablation_enabled("augmentation"):
             }
             for dataset, split in AUG[model]["ood"].items()
         }
-        for model in AUG_COURSE_MODEL
-    }
-    # The training config of each model (data, seed and tracking are the run's): the course
-    # model's, with the study's `train` settings on top. No evaluation while training: the
-    # evaluate rule scores every set, in domain included, once.
-    AUG_TRAIN_SPEC = {
-        model: train_spec(AUG_COURSE_MODEL[model], **AUG_VARIANT[model])
-        | {"eval_splits": ""}
-        | AUG[model]["train"]
         for model in AUG_COURSE_MODEL
     }
     aug_models = "classifier|lm"

@@ -44,24 +44,28 @@ if ablation_enabled("cramming"):
         for seed in CRAMMING_SEEDS
     ]
     # The training config of each recipe: the baseline with the recipe's one change, its
-    # schedule on the clock; each run adds its seed, its budget (time_budget_s) and its
+    # schedule on the clock, the course GPT's data set with a vocabulary fitted on what
+    # the recipe trains on; each run adds its seed, its budget (time_budget_s) and its
     # tracking.
     CRAMMING_SPECS = {
         recipe: {
-            "data": data_dir("gpt"),
+            "data": data_dir("gpt", train.get("train_split", "train")),
             "model": {"family": "gpt", **CRAMMING["model"], **change.get("model", {})},
             "eval_splits": CRAMMING["split"],
-            **CRAMMING["train"],
-            **change.get("train", {}),
+            **train,
             "clock": "time",
             "max_steps": 0,
         }
         for recipe, change in CRAMMING_RECIPES.items()
+        for train in [CRAMMING["train"] | change.get("train", {})]
     }
+    for recipe, spec in CRAMMING_SPECS.items():
+        if error := length_error("gpt", spec):
+            stop(f"config: ablations.cramming.{PRESET}: recipe {recipe}: {error}")
 
     rule cramming_lr_range:
         input:
-            data=f"{data_dir('gpt')}/meta.json",
+            data=f"{CRAMMING_SPECS['baseline']['data']}/meta.json",
         output:
             choice=f"{CRAMMING_DIR}/tune/lr_range.json",
             curve=f"{CRAMMING_DIR}/tune/lr_range.csv",
@@ -90,7 +94,7 @@ if ablation_enabled("cramming"):
 
     rule cramming_train:
         input:
-            data=f"{data_dir('gpt')}/meta.json",
+            data=lambda wc: f"{CRAMMING_SPECS[wc.recipe]['data']}/meta.json",
             lr=rules.cramming_lr_range.output.choice,
         output:
             summary=f"{CRAMMING_RUN}/summary.json",

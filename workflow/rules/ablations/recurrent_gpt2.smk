@@ -16,7 +16,6 @@ if ablation_enabled("recurrent_gpt2"):
     REC = study("recurrent_gpt2")
     REC_DIR = study_dir("recurrent_gpt2")
     REC_PIPELINE = REC["model"] == "pipeline"
-    REC_TOKENIZER = P["gpt"]["data"]["tokenizer"] if REC_PIPELINE else "gpt2"
     # Every model the study evaluates: {name: (model.pt or Hugging Face name, kind, seed)}.
     if REC_PIPELINE:
         REC_MODELS = {
@@ -39,10 +38,15 @@ if ablation_enabled("recurrent_gpt2"):
         name = os.path.basename(REC["model"].rstrip("/"))
         REC_MODELS = {name: (REC["model"], f"Hugging Face {name}", 0)}
 
-    # The prepared corpora, tokenised as the models read them.
+    # The prepared corpora, tokenised as the models read them: a course GPT's own folder
+    # (its vocabulary may be fitted on train+val), GPT-2's tokens otherwise.
     REC_DATA = {
-        corpus: data_folder(
-            f"ablations.recurrent_gpt2.{PRESET}.corpora", corpus, REC_TOKENIZER
+        corpus: (
+            data_dir("gpt")
+            if REC_PIPELINE
+            else data_folder(
+                f"ablations.recurrent_gpt2.{PRESET}.corpora", corpus, "gpt2"
+            )
         )
         for corpus in REC["corpora"]
     }
