@@ -174,6 +174,20 @@ MALFORMED = [
         "ablations={augmentation: {demo: {classifier: {train: {max_length: 256}}}}}",
         r"^config: ablations.augmentation.demo.classifier: max_length=256: longer than the ",
     ),
+    # a study's own training split, which picks its data folder
+    (
+        "ablations={cramming: {demo: {train: {train_split: trian}}}}",
+        r"^config: ablations.cramming.demo: recipe baseline: train_split: demo has no split 'tri",
+    ),
+    (
+        "ablations={augmentation: {demo: {classifier: {train: {train_split: train+val}}}}}",
+        r"^config: ablations.augmentation.demo.classifier: train_split: demo has no split 'val'",
+    ),
+    # a field left to the model's default is the default's (not a KeyError)
+    (
+        "presets={demo: {gpt: {model: {n_head: null, n_embd: 66}}}}",
+        r"^config: presets.demo.gpt.model: n_embd=66 is not divisible by n_head=4$",
+    ),
     (
         "ablations={encoder_decoder: {demo: {task: {min_length: 12}}}}",
         r"^config: ablations.encoder_decoder.demo.task.max_length: 10 is below min_length=12$",
@@ -777,6 +791,11 @@ def test_a_study_reads_the_folder_of_the_model_it_builds_on_or_of_its_own_split(
     assert folders("lr-range", "studies/cramming/") == {f"{data}/demo-words"}
     assert folders("train", "augmentation/runs/classifier/none/") == {fitted}
     assert folders("train", "runs/attention/") == {f"{data}/demo-words"}
+    # the sentence VAE's own base GPT (small: trained here) on its own split
+    own_base = "ablations={sentence_vae: {small: {base: {train: {train_split: train+val}}}}}"
+    result = snakemake(workdir, "-n", "-p", "--config", "preset=small", own_base)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert folders("sentence-vae") == {"results/small/data/imdb-chars-fit-train+val"}
 
 
 def test_the_workflows_copies_of_the_packages_constants_are_the_same():
@@ -788,8 +807,9 @@ def test_the_workflows_copies_of_the_packages_constants_are_the_same():
     common = (ROOT / "workflow" / "rules" / "common.smk").read_text()
     listed = re.search(r"^FITTED_TOKENIZERS = \((.*?)\)", common, re.M).group(1)
     assert tuple(re.findall(r'"(\w+)"', listed)) == tokenizers.FITTED
-    context = int(re.search(r"^DEFAULT_CONTEXT = (\d+)$", common, re.M).group(1))
-    assert context == GPTConfig().context == ClassifierConfig().context
+    defaults = re.search(r"^MODEL_DEFAULTS = (\{.*\})$", common, re.M).group(1)
+    for name, value in json.loads(defaults).items():
+        assert value == getattr(GPTConfig(), name) == getattr(ClassifierConfig(), name)
 
 
 @pytest.mark.parametrize(

@@ -283,8 +283,9 @@ def compared_fields(model):
 COMPARISONS = {name: comparison(name, spec) for name, spec in P["compare"].items()}
 
 
-# TransformerConfig's default context (models/common.py; a test keeps the two equal)
-DEFAULT_CONTEXT = 256
+# TransformerConfig's defaults of the fields checked here (models/common.py; a test keeps
+# the two equal): a model's where its config leaves them out
+MODEL_DEFAULTS = {"context": 256, "n_head": 4, "n_embd": 128}
 
 
 def length_error(model, spec):
@@ -293,7 +294,7 @@ def length_error(model, spec):
     model reads (max_length, default: the model's context) or keeping a head longer than
     that; a GPT's training window longer than its context, or evaluation windows further
     apart than a window is long. None where none of these."""
-    context = spec["model"].get("context", DEFAULT_CONTEXT)
+    context = (MODEL_DEFAULTS | spec["model"])["context"]
     key = "max_length" if model == "classifier" else "context"
     longest = spec.get(key) or context
     if longest > context:
@@ -319,7 +320,7 @@ def check_comparisons():
     field>, or a variant that is no value of that field (the schema's model and train
     sections) or breaks one of those two constraints."""
     for model in ("gpt", "classifier"):  # the one constraint between two model fields
-        width = P[model]["model"]
+        width = MODEL_DEFAULTS | P[model]["model"]
         if width["n_embd"] % width["n_head"]:
             stop(
                 f"config: presets.{PRESET}.{model}.model: n_embd={width['n_embd']} is not "
@@ -347,7 +348,7 @@ def check_comparisons():
                 dataset = P[model]["data"]["dataset"]
                 check_split(f"compare.{name}: variant {variant!r}", dataset, variant)
             # heads split the width evenly, the one constraint between two model fields
-            width = {**P[model]["model"], field: variant}
+            width = MODEL_DEFAULTS | P[model]["model"] | {field: variant}
             if field in ("n_head", "n_embd") and width["n_embd"] % width["n_head"]:
                 stop(
                     f"config: compare.{name}: variant {variant!r} of {model}.{field}: "

@@ -31,9 +31,16 @@ if ablation_enabled("augmentation"):
         | AUG[model]["train"]
         for model in AUG_COURSE_MODEL
     }
+    AUG_DATASET = {
+        "classifier": P["classifier"]["data"]["dataset"],
+        "lm": AUG["lm"]["dataset"],
+    }
     for model, spec in AUG_TRAIN_SPEC.items():
+        where = f"ablations.augmentation.{PRESET}.{model}"
+        split = spec.get("train_split", "train")
+        check_split(f"{where}: train_split", AUG_DATASET[model], split)
         if error := length_error(AUG_COURSE_MODEL[model], spec):
-            stop(f"config: ablations.augmentation.{PRESET}.{model}: {error}")
+            stop(f"config: {where}: {error}")
     # The folder each model trains on without augmentation: the classifier's vocabulary
     # is fitted on the splits its runs train on.
     AUG_BASE_DATA = {
@@ -41,7 +48,7 @@ if ablation_enabled("augmentation"):
             "classifier", AUG_TRAIN_SPEC["classifier"].get("train_split")
         ),
         "lm": data_folder(
-            f"ablations.augmentation.{PRESET}.lm", AUG["lm"]["dataset"], "bytes"
+            f"ablations.augmentation.{PRESET}.lm", AUG_DATASET["lm"], "bytes"
         ),
     }
     # The folder of each (model, strategy): `none` is the base folder itself.

@@ -60,8 +60,11 @@ if ablation_enabled("cramming"):
         for train in [CRAMMING["train"] | change.get("train", {})]
     }
     for recipe, spec in CRAMMING_SPECS.items():
+        where = f"ablations.cramming.{PRESET}: recipe {recipe}"
+        split = spec.get("train_split", "train")
+        check_split(f"{where}: train_split", P["gpt"]["data"]["dataset"], split)
         if error := length_error("gpt", spec):
-            stop(f"config: ablations.cramming.{PRESET}: recipe {recipe}: {error}")
+            stop(f"config: {where}: {error}")
 
     rule cramming_lr_range:
         input:

@@ -21,11 +21,18 @@ if ablation_enabled("sentence_vae"):
             )
         VAE_DATA = data_dir("gpt")
         VAE_BASE_MODEL = f"{course_gpt()}/model.pt"
-    else:
+    else:  # a vocabulary fitted on what the base GPT trains on
+        VAE_BASE_SPLIT = VAE_BASE.get("train", {}).get("train_split", "train")
+        check_split(
+            f"ablations.sentence_vae.{PRESET}.base.train.train_split",
+            VAE["data"]["dataset"],
+            VAE_BASE_SPLIT,
+        )
         VAE_DATA = data_folder(
             f"ablations.sentence_vae.{PRESET}.data",
             VAE["data"]["dataset"],
             VAE["data"]["tokenizer"],
+            VAE_BASE_SPLIT,
         )
         VAE_BASE_MODEL = f"{VAE_DIR}/base/model.pt"
     for split in ("train", "test"):  # the sentences it learns from and is scored on
