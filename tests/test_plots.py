@@ -154,6 +154,17 @@ def test_one_seed_has_no_spread(tmp_path, drawn):
         assert "nan" not in text and "±" not in text, text
 
 
+def test_the_cramming_budget_figure_draws_without_a_reference(tmp_path, drawn):
+    """Where the course GPT is no reference (it trained on other splits): the recipe
+    alone, its time axis from its own budgets."""
+    one = {"seed": 0, "steps": 100, "m": 2.0}
+    crammed = pd.DataFrame([{"recipe": "baseline", "budget_s": b, **one} for b in (3.0, 6.0)])
+    cramming.budget_figure(crammed, cramming.reference_table([], "m"), "m", tmp_path / "b", "t")
+    (ax,) = drawn[0].axes
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["baseline recipe", "one seed"]
+    assert ax.get_xlabel() == "training-time budget (s, log scale)"
+
+
 def test_a_metric_no_run_has_is_said_so(tmp_path, drawn):
     """Bits per character are null where a tokenizer maps characters to <unk>: the
     comparison stops saying so, and the curves say it where the panel would be empty."""

@@ -223,6 +223,18 @@ def test_the_study_plans_every_run(tmp_path, preset):
     assert counts["cramming_lr_range"] == counts["cramming_figures"] == "1"
 
 
+def test_a_course_gpt_trained_on_other_splits_is_no_reference(tmp_path):
+    """A final course GPT (train+test here) has trained on the split the recipe's runs,
+    on train, are scored on: the study plans no course run to draw beside them."""
+    target = "results/demo/studies/cramming/runs.csv"
+    final = "presets={demo: {gpt: {train: {train_split: train+test}}}}"
+    for override, course_runs in (([], 2), (["--config", final], 0)):
+        result = snakemake(tmp_path, *enabled(tmp_path), *override, "-n", target)
+        assert result.returncode == 0, result.stderr[-2000:]
+        planned = dict(re.findall(r"^(\w+)\s+(\d+)$", result.stdout, re.MULTILINE))
+        assert int(planned.get("train", 0)) == course_runs  # position/learned, two seeds
+
+
 def test_a_typo_in_the_study_fails_before_any_job_naming_the_key(tmp_path):
     typo = "ablations={cramming: {demo: {ablations: {x: {model: {biass: 0}}}}}}"
     result = snakemake(tmp_path, *enabled(tmp_path), "--config", typo, "-n")

@@ -105,9 +105,11 @@ def budget_figure(
     published: dict | None = None,
 ) -> list:
     """The baseline's metric against its time budget (mean ± sd over seeds, seeds as
-    points); the reference runs at the training time they took; a published result."""
+    points); the reference runs at the training time they took (none: an empty table); a
+    published result."""
     baseline = runs[runs["recipe"] == "baseline"]
-    per, unit = _time_unit(max(baseline["budget_s"].max(), reference["train_time_s"].max()))
+    times = reference["train_time_s"] if len(reference) else pd.Series([], dtype=float)
+    per, unit = _time_unit(max([baseline["budget_s"].max(), *times]))
     baseline = baseline.assign(budget=baseline["budget_s"] / per)
     seeds = baseline["seed"].nunique()
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
@@ -116,16 +118,20 @@ def budget_figure(
         color="C0", label="baseline recipe" + (" (mean ± sd)" if seeds > 1 else ""), ax=ax,
     )  # fmt: skip
     sns.scatterplot(baseline, x="budget", y=metric, color="k", s=14, label="one seed", ax=ax)
-    ax.scatter(
-        reference["train_time_s"] / per,
-        reference[metric],
-        marker="*",
-        s=90,
-        color="C3",
-        label=f"{reference_label}, its training time "
-        f"({len(reference)} run{'s' * (len(reference) != 1)})",
-        zorder=3,
-    )
+    # Ticks at the budgets, and at the reference's mean training time (rounded).
+    ticks = {*baseline["budget"]}
+    if len(reference):
+        ax.scatter(
+            times / per,
+            reference[metric],
+            marker="*",
+            s=90,
+            color="C3",
+            label=f"{reference_label}, its training time "
+            f"({len(reference)} run{'s' * (len(reference) != 1)})",
+            zorder=3,
+        )
+        ticks.add(float(f"{times.mean() / per:.2g}"))
     if published:
         ax.axhline(published["value"], color="0.3", ls="--", lw=1)
         ax.annotate(
@@ -137,9 +143,7 @@ def budget_figure(
             fontsize=8,
             color="0.3",
         )
-    # Ticks at the budgets, and at the reference's mean training time (rounded).
-    ticks = sorted({*baseline["budget"], float(f"{reference['train_time_s'].mean() / per:.2g}")})
-    log2_ticks(ax, ticks)
+    log2_ticks(ax, sorted(ticks))
     ax.set(
         xlabel=f"training-time budget ({unit}, log scale)",
         ylabel=label(metric),

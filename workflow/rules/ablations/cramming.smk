@@ -66,6 +66,26 @@ if ablation_enabled("cramming"):
         if error := length_error("gpt", spec):
             stop(f"config: {where}: {error}")
 
+    # The course GPT's runs, over the preset's seeds (the study's may differ), drawn beside
+    # the recipe where they train on the same splits: a final run's (train+val) has
+    # trained on the split both are scored on.
+    CRAMMING_REFERENCE = [
+        f"{course_gpt(seed)}/summary.json"
+        for seed in SEEDS
+        if set(P["gpt"]["train"].get("train_split", "train").split("+"))
+        == set(CRAMMING_SPECS["baseline"].get("train_split", "train").split("+"))
+    ]
+
+    # What the budget figure draws beside the recipe, as its caption names them.
+    CRAMMING_SEEN_WITH = " and ".join(
+        name
+        for name, drawn in (
+            ("the course GPT", CRAMMING_REFERENCE),
+            ("a published result", CRAMMING.get("published")),
+        )
+        if drawn
+    )
+
     rule cramming_lr_range:
         input:
             data=f"{CRAMMING_SPECS['baseline']['data']}/meta.json",
@@ -137,8 +157,7 @@ if ablation_enabled("cramming"):
     rule cramming_figures:
         input:
             runs=CRAMMING_RUNS,
-            # the course GPT's runs, over the preset's seeds (the study's may differ)
-            reference=[f"{course_gpt(seed)}/summary.json" for seed in SEEDS],
+            reference=CRAMMING_REFERENCE,
             code=figure_code("cramming"),
         output:
             runs=f"{CRAMMING_DIR}/runs.csv",
@@ -183,10 +202,13 @@ if ablation_enabled("cramming"):
             "cramming/budget",
             "Cramming: quality vs time budget",
             f"{CRAMMING_UNIT.replace('_', ' ').capitalize()} of the baseline recipe "
-            "trained for each budget of training time (its LR schedule on the clock), "
-            "with the course GPT"
-            + (" and a published result" if CRAMMING.get("published") else "")
-            + " for reference.",
+            "trained for each budget of training time (its LR schedule on the clock)"
+            + (
+                f", with {CRAMMING_SEEN_WITH} for reference"
+                if CRAMMING_SEEN_WITH
+                else ""
+            )
+            + ".",
         ),
         (
             "cramming/ablations",
