@@ -313,6 +313,14 @@ def length_error(model, spec):
     return None
 
 
+def check_study_run(where, model, dataset, spec):
+    """A study's training config `spec` of `model` on `dataset`: its training split one of
+    the data set's, its lengths those a job accepts (length_error); `where` names it."""
+    check_split(f"{where}: train_split", dataset, spec.get("train_split", "train"))
+    if error := length_error(model, spec):
+        stop(f"config: {where}: {error}")
+
+
 def check_comparisons():
     """Fail before any job starts if a preset's model splits its width unevenly among its
     heads or reads fewer tokens than it trains on (length_error), or a comparison of the

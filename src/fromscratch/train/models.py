@@ -148,9 +148,8 @@ def tokenizers_agree(tokenizer, config: dict) -> bool:
         if not (Path(config["data"]) / "meta.json").is_file():
             return True  # nothing to compare with
         expected = tokenizers.fingerprint(PreparedData(config["data"]).tokenizer)
-    return expected in (
-        tokenizers.fingerprint(tokenizer),
-        tokenizers.fingerprint(tokenizer, as_text=True),
+    return expected == tokenizers.fingerprint(tokenizer) or (
+        expected == tokenizers.fingerprint(tokenizer, as_text=True)
     )
 
 

@@ -37,10 +37,7 @@ if ablation_enabled("augmentation"):
     }
     for model, spec in AUG_TRAIN_SPEC.items():
         where = f"ablations.augmentation.{PRESET}.{model}"
-        split = spec.get("train_split", "train")
-        check_split(f"{where}: train_split", AUG_DATASET[model], split)
-        if error := length_error(AUG_COURSE_MODEL[model], spec):
-            stop(f"config: {where}: {error}")
+        check_study_run(where, AUG_COURSE_MODEL[model], AUG_DATASET[model], spec)
     # The folder each model trains on without augmentation: the classifier's vocabulary
     # is fitted on the splits its runs train on.
     AUG_BASE_DATA = {

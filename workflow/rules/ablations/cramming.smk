@@ -61,20 +61,17 @@ if ablation_enabled("cramming"):
     }
     for recipe, spec in CRAMMING_SPECS.items():
         where = f"ablations.cramming.{PRESET}: recipe {recipe}"
-        split = spec.get("train_split", "train")
-        check_split(f"{where}: train_split", P["gpt"]["data"]["dataset"], split)
-        if error := length_error("gpt", spec):
-            stop(f"config: {where}: {error}")
+        check_study_run(where, "gpt", P["gpt"]["data"]["dataset"], spec)
 
     # The course GPT's runs, over the preset's seeds (the study's may differ), drawn beside
     # the recipe where they train on the same splits: a final run's (train+val) has
     # trained on the split both are scored on.
-    CRAMMING_REFERENCE = [
-        f"{course_gpt(seed)}/summary.json"
-        for seed in SEEDS
+    CRAMMING_REFERENCE = (
+        [f"{course_gpt(seed)}/summary.json" for seed in SEEDS]
         if set(P["gpt"]["train"].get("train_split", "train").split("+"))
         == set(CRAMMING_SPECS["baseline"].get("train_split", "train").split("+"))
-    ]
+        else []
+    )
 
     # What the budget figure draws beside the recipe, as its caption names them.
     CRAMMING_SEEN_WITH = " and ".join(
