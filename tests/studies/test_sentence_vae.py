@@ -24,14 +24,18 @@ from fromscratch.stages.sentence_vae import sentence_vae_stage
 from fromscratch.train import vae as vae_training
 from fromscratch.train.loop import Interrupted
 from fromscratch.train.vae import (
+    Sentences,
     VAETrainConfig,
+    active_units,
     collate,
+    elbo_terms,
     kl_weight,
     linear_probe,
     probe_accuracy,
     probe_and_examples,
     sentences_of,
     split_sentences,
+    swapped,
 )
 
 from .conftest import refused
@@ -78,6 +82,9 @@ def test_cyclical_schedule_rises_over_the_ramp_then_holds_in_each_cycle():
     expected = {0: 0.0, 5: 0.4, 10: 0.8, 12: 0.96, 13: 1.0, 24: 1.0, 25: 0.0, 30: 0.4, 99: 1.0}
     for step, beta in expected.items():
         assert kl_weight(step, 100, "cyclical", cycles=4, ramp=0.5) == pytest.approx(beta)
+    # 10 steps in 4 cycles: periods of 3 steps (the last one short), so 4 restarts, not 5
+    restarts = [s for s in range(10) if kl_weight(s, 10, "cyclical", cycles=4) == 0]
+    assert restarts == [0, 3, 6, 9]
     assert [kl_weight(s, 100, "constant") for s in (0, 50, 99)] == [1.0, 1.0, 1.0]
     assert kl_weight(25, 100, "linear", ramp=0.5) == pytest.approx(0.5)
     assert kl_weight(75, 100, "linear", ramp=0.5) == 1.0
@@ -146,6 +153,69 @@ def test_padding_does_not_change_a_sentences_posterior(vae):
     torch.testing.assert_close(padded[1][:1], alone[1])
 
 
+def test_z_is_mu_plus_sigma_times_a_standard_normal_draw(vae):
+    # a posterior that ignores the sentence: mu = 1, log sigma^2 = log 4, so sigma = 2
+    with torch.no_grad():
+        vae.to_posterior.weight.zero_()
+        vae.to_posterior.bias.copy_(torch.tensor([1.0] * 4 + [math.log(4.0)] * 4))
+    drawn = []  # z is what the decoder's prefix is made from
+    vae.to_prefix.register_forward_hook(lambda module, args, output: drawn.append(args[0]))
+    with torch.no_grad():
+        vae(*collate([np.arange(1, 6)] * 4000), torch.Generator().manual_seed(0))
+    z = drawn[0]
+    assert z.mean().item() == pytest.approx(1.0, abs=0.05)
+    assert z.std().item() == pytest.approx(2.0, rel=0.03)
+
+
+def test_z_reaches_every_decoder_layer_besides_the_prefix(vae):
+    """z enters twice, so that a strong decoder cannot ignore it: with the prefix made
+    blind to z, z still changes the logits through each adapter on its own."""
+    vae.eval()
+    idx = torch.randint(0, vae.gpt.config.vocab_size, (2, 10))
+    z_a, z_b = torch.zeros(2, 4), 3 * torch.randn(2, 4)
+    with torch.no_grad():
+        vae.to_prefix.weight.zero_()
+        for layer in range(len(vae.decoder)):
+            for i, adapter in enumerate(vae.decoder):  # only this layer's adapter is on
+                nn.init.normal_(adapter.up.weight, std=0.5 if i == layer else 0.0)
+            assert not torch.allclose(vae.decode(z_a, idx), vae.decode(z_b, idx)), layer
+
+
+def test_the_frozen_gpt_never_trains_in_dropout_mode(vae):
+    vae.train()
+    assert vae.decoder.training and vae.encoder.training
+    assert not any(module.training for module in vae.gpt.modules())
+    vae.eval()
+    assert not vae.decoder.training
+
+
+def test_padding_does_not_change_a_sentences_reconstruction(vae):
+    """Padding is no target: a padded batch scores each sentence as it scores alone."""
+    with torch.no_grad():
+        vae.to_posterior.weight[4:].zero_()
+        vae.to_posterior.bias[4:] = -60.0  # sigma = e^-30: z = mu, whatever the draw
+        for adapter in vae.decoder:  # z changes the decoder's predictions
+            nn.init.normal_(adapter.up.weight, std=0.5)
+        short, long = np.array([3, 4, 5]), np.arange(1, 12)
+        alone = sum(elbo_terms(vae, *collate([x]))[0] for x in (short, long))
+        padded = elbo_terms(vae, *collate([short, long]))[0]
+    torch.testing.assert_close(padded, alone)
+
+
+def test_a_unit_is_active_when_its_mean_varies_more_than_001():
+    # Burda et al.'s test reads the variance: sd 0.07 (variance 0.005) is inactive
+    sd = torch.tensor([0.0, 0.07, 0.2, 1.0])
+    mu = torch.randn(20_000, 4, generator=torch.Generator().manual_seed(0)) * sd
+    assert active_units(mu) == 2
+
+
+def test_a_swap_moves_each_sentence_toward_the_other_label():
+    mu = torch.zeros(3, 2)
+    direction = torch.tensor([1.0, -2.0])  # from the negative mean to the positive one
+    moved = swapped(mu, np.array([1, 0, 1]), direction)
+    torch.testing.assert_close(moved, torch.tensor([[-1.0, 2.0], [1.0, -2.0], [-1.0, 2.0]]))
+
+
 # --------------------------------------------------------------------------- data, probe, stage
 
 
@@ -173,6 +243,11 @@ def test_linear_probe_reads_a_separable_label_and_not_noise():
     noise = np.random.default_rng(0).integers(0, 2, 400)
     w, b = linear_probe(x[:300], noise[:300])
     assert probe_accuracy(w, b, x[300:], noise[300:]) < 0.7
+    # the probe trains on standardised features and answers on raw ones: latents far from
+    # zero mean and unit scale read as well
+    raw = 40 + 10 * x * torch.tensor([1.0, 5.0, 0.1, 1.0, 3.0, 1.0])
+    w, b = linear_probe(raw[:300], y[:300])
+    assert probe_accuracy(w, b, raw[300:], y[300:]) > 0.95
 
 
 def test_swaps_of_a_collapsed_posterior_flip_nothing(vae, demo_chars):
@@ -187,6 +262,16 @@ def test_swaps_of_a_collapsed_posterior_flip_nothing(vae, demo_chars):
     assert all(x["swapped"] == x["reconstruction"] for x in result["examples"]["reconstructions"])
     assert 0 < result["probe_accuracy"] < 1  # one reading for every sentence: some wrong
     assert result["swap_flip_rate"] == 0
+    assert result["majority_accuracy"] == 0.5
+    # three negative sentences for each positive one: the majority is right on 3 in 4,
+    # and a probe with one reading for all is the majority or its opposite
+    keep = np.r_[np.flatnonzero(test.labels == 0)[:15], np.flatnonzero(test.labels == 1)[:5]]
+    lopsided = Sentences(
+        [test.ids[i] for i in keep], test.labels[keep], [test.texts[i] for i in keep]
+    )
+    result = probe_and_examples(vae, train, lopsided, 4, data.tokenizer)
+    assert result["majority_accuracy"] == 0.75
+    assert result["probe_accuracy"] in (0.25, 0.75)
 
 
 def test_a_decoder_that_writes_the_document_separator_ends_its_sentence_there(vae, demo_chars):
@@ -216,13 +301,15 @@ def test_a_bad_setting_fails_with_the_allowed_values():
     assert VAETrainConfig(max_steps=8, cycles=8, kl_schedule="linear").cycles == 8  # unused
 
 
-def test_stage_trains_and_writes_its_run_folder(gpt2_folder, demo_chars, tmp_path):
+def test_stage_trains_and_writes_its_run_folder(gpt2_folder, demo_chars, demo_words, tmp_path):
     out = tmp_path / "run"
     result = sentence_vae_stage(
         base={"gpt2": str(gpt2_folder)},
         data=str(demo_chars),
         out=str(out),
-        sentences={"train": 200, "test": 60, "max_tokens": 48},
+        # sentences as long as the GPT's context: with the prefix, the decoder reads
+        # max_tokens positions
+        sentences={"train": 200, "test": 60, "max_tokens": 64},
         vae={"latent": 4, "bottleneck": 8},
         train={"max_steps": 12, "batch_size": 8, "warmup_steps": 2, "log_every": 4,
                "eval_every": 6, "examples": 6, "free_bits": 0.1},
@@ -230,9 +317,23 @@ def test_stage_trains_and_writes_its_run_folder(gpt2_folder, demo_chars, tmp_pat
     summary = json.loads((out / "summary.json").read_text())
     assert summary["test_sentences"] == 60 and math.isfinite(summary["test/recon"])
     assert 0 <= summary["test/active_units"] <= 4
+    # the test split's sentences (drawn with their own seed), scored per token too
+    test = sentences_of(PreparedData(demo_chars), "test", 60, max_tokens=64, seed=1)
+    tokens = sum(len(x) for x in test.ids)
+    assert summary["test/recon_bits_per_token"] == pytest.approx(
+        summary["test/recon"] * 60 / tokens / math.log(2)
+    )
     metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    assert [m["step"] for m in metrics if "beta" in m] == [4, 8, 12]
+    logged = [m for m in metrics if "beta" in m]
+    assert [m["step"] for m in logged] == [4, 8, 12]
     assert [m["step"] for m in metrics if "test/kl" in m] == [6, 12]
+    # the loss is recon + beta * KL (free bits only add to the KL: 4 units of at least 0.1),
+    # and recon is per sentence, as the test set's
+    assert [m["beta"] for m in logged] == pytest.approx([0.0, 2 / 3, 1.0])
+    assert logged[0]["loss"] == pytest.approx(logged[0]["recon"])
+    for m in logged[1:]:
+        assert m["loss"] >= m["recon"] + m["beta"] * max(m["kl"], 0.4) - 1e-4
+    assert 0.5 < logged[-1]["recon"] / summary["test/recon"] < 2
     examples = json.loads((out / "examples.json").read_text())
     assert len(examples["reconstructions"]) == 6 and len(examples["interpolations"]) == 4
     assert all(len(pair["steps"]) == 5 for pair in examples["interpolations"])
@@ -242,6 +343,12 @@ def test_stage_trains_and_writes_its_run_folder(gpt2_folder, demo_chars, tmp_pat
         sentence_vae_stage(
             base={"gpt2": str(gpt2_folder)}, data=str(demo_chars), out=str(tmp_path / "x"),
             sentences={"train": 10, "test": 10, "max_tokens": 100},
+        )  # fmt: skip
+    # data in another vocabulary than the GPT's
+    with pytest.raises(FromScratchError, match=r"tokens, the GPT \d+: prepare the data with"):
+        sentence_vae_stage(
+            base={"gpt2": str(gpt2_folder)}, data=str(demo_words), out=str(tmp_path / "y"),
+            sentences={"train": 10, "test": 10, "max_tokens": 48},
         )  # fmt: skip
 
 

@@ -331,14 +331,19 @@ def evaluate_vae(model: SentenceVAE, data: Sentences, batch_size: int = 256) -> 
             recon, kl, tokens = recon + r.item(), kl + k.sum().item(), tokens + int(mask.sum())
             mus.append(mu)
     n = len(data.ids)
-    variance = torch.cat(mus).var(dim=0)
     return {
         "recon": recon / n,
         "kl": kl / n,
         "neg_elbo": (recon + kl) / n,
         "recon_bits_per_token": recon / tokens / math.log(2),
-        "active_units": int((variance > ACTIVE_UNIT_VARIANCE).sum()),
+        "active_units": active_units(torch.cat(mus)),
     }
+
+
+def active_units(mu: torch.Tensor) -> int:
+    """How many of the D latent dimensions of mu (N, D) vary across sentences: a unit whose
+    mean hardly moves with x carries nothing about it, however wide its sigma."""
+    return int((mu.var(dim=0) > ACTIVE_UNIT_VARIANCE).sum())
 
 
 def linear_probe(
@@ -416,9 +421,8 @@ def probe_and_examples(
 
     labels = test.labels[:count]
     mu = mu_test[:count]
-    sign = torch.as_tensor(np.where(labels == 1, -1.0, 1.0), device=mu.device, dtype=mu.dtype)
     reconstructions = decode(mu)
-    swaps = decode(mu + sign[:, None] * direction)
+    swaps = decode(swapped(mu, labels, direction))
     originals = test.texts[:count]
     flipped = (relabel(reconstructions) == labels) & (relabel(swaps) != labels)
     pairs = _interpolation_pairs(test.labels, 4)
@@ -452,6 +456,14 @@ def probe_and_examples(
             "prior_samples": prior,
         },
     }
+
+
+def swapped(mu: torch.Tensor, labels: np.ndarray, direction: torch.Tensor) -> torch.Tensor:
+    """mu (N, D) moved across the label boundary: positive sentences (label 1) by
+    -direction, negative ones by +direction (direction: from the negative mean to the
+    positive one)."""
+    toward_other = np.where(labels == 1, -1.0, 1.0)
+    return mu + torch.as_tensor(toward_other, device=mu.device, dtype=mu.dtype)[:, None] * direction
 
 
 def _similarity(a: list[str], b: list[str]) -> float:
