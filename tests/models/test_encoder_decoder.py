@@ -14,6 +14,17 @@ def tiny(**kw) -> EncoderDecoderConfig:
     return EncoderDecoderConfig(**{**base, **kw})
 
 
+def test_init_scales_the_residual_projections_of_both_stacks_and_ties_the_output():
+    torch.manual_seed(0)
+    model = EncoderDecoder(tiny(n_layer=4, n_embd=64))
+    # 4 encoder blocks write to their stream twice each, 4 decoder blocks three times
+    for stack in (model.encoder, model.decoder):
+        std = stack[0].mlp.c_proj.weight.std().item()
+        assert std == pytest.approx(0.02 / 20**0.5, rel=0.05)
+    assert model.decoder[0].mlp.c_fc.weight.std().item() == pytest.approx(0.02, rel=0.05)
+    assert model.lm_head.weight is model.wte.weight
+
+
 @pytest.mark.parametrize("fast", [False, True])
 @pytest.mark.parametrize("position", ["learned", "rope", "relative", "alibi"])
 def test_target_is_causal_and_source_padding_is_ignored(position, fast):

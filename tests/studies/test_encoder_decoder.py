@@ -26,6 +26,8 @@ from fromscratch.stages.encoder_decoder import encoder_decoder_stage
 from fromscratch.train.loop import Interrupted
 from fromscratch.train.seq2seq import (
     Seq2SeqConfig,
+    accuracy_by_length,
+    accuracy_summary,
     build_model,
     decoder_only_config,
     greedy_answers,
@@ -196,6 +198,31 @@ def test_both_learn_to_reverse_and_answer_greedily(architecture):
     assert len(right) == 1 + 3 + 13 + 50 and sum(right) / len(right) >= 0.9
 
 
+@pytest.mark.parametrize("architecture", ["encoder_decoder", "decoder_only"])
+def test_scoring_is_greedy_and_says_which_lengths_were_trained(architecture):
+    c = Seq2SeqConfig.from_dict(config(min_length=2, architecture=architecture))
+    task, model = c.task_spec(), build_model(c)
+    runs = []
+    for seed in (0, 1):  # answers sampled, not greedy, would differ with the seed
+        torch.manual_seed(seed)
+        runs.append(accuracy_by_length(model, task, 6, 20, torch.device("cpu")))
+    assert runs[0] == runs[1]
+    # training lengths 2..4: length 1 is shorter than any, 5 and 6 longer
+    assert [r["trained"] for r in runs[0]] == [False, True, True, True, False, False]
+
+
+def test_the_summary_averages_the_trained_lengths_and_those_beyond_them():
+    rows = [
+        {"length": n, "trained": 2 <= n <= 4, "exact_match": n / 10, "token_accuracy": n / 5}
+        for n in range(1, 7)
+    ]
+    summary = accuracy_summary(rows)
+    assert summary["test/exact_match_trained"] == pytest.approx(0.3)  # lengths 2, 3, 4
+    assert summary["test/exact_match_longer"] == pytest.approx(0.55)  # 5 and 6, not 1
+    assert summary["test/token_accuracy_longer"] == pytest.approx(1.1)
+    assert "test/exact_match_longer" not in accuracy_summary(rows[:4])
+
+
 # --------------------------------------------------------------------------- the stage
 
 
@@ -216,13 +243,22 @@ def test_stage_writes_the_run_and_resumes_exactly(tmp_path, capsys):
     (run / "checkpoints" / "step-00000030.pt").unlink()
     (run / "checkpoints" / "finished").unlink()
     weights = torch.load(run / "model.pt")["model"]
+
+    def logged() -> list[dict]:
+        lines = (run / "metrics.jsonl").read_text().splitlines()
+        return [json.loads(line) for line in lines if "loss" in line]
+
+    before = logged()
     capsys.readouterr()
     encoder_decoder_stage(settings, str(run))
     assert "resuming from step 15 " in capsys.readouterr().err
     for name, tensor in torch.load(run / "model.pt")["model"].items():
         assert torch.equal(tensor, weights[name]), name
-    lines = (run / "metrics.jsonl").read_text().splitlines()
-    assert [json.loads(line)["step"] for line in lines if "loss" in line] == [10, 20, 30]
+    after = logged()
+    assert [m["step"] for m in after] == [10, 20, 30]
+    # the count of target tokens goes on from the checkpoint's, as the losses do
+    for key in ("target_tokens", "loss"):
+        assert [m[key] for m in after] == [m[key] for m in before], key
 
     # the figure and tables read the run folders
     encoder_decoder_stage(config(seed=1), str(tmp_path / "b"))
