@@ -13,10 +13,12 @@ import yaml
 
 from fromscratch import FromScratchError
 from fromscratch.cli import main
+from fromscratch.data import PreparedData
 from fromscratch.models import ConfigError
 from fromscratch.stages.distillation import distillation_stage
 from fromscratch.train import TrainConfig, Trainer, train
 from fromscratch.train.distill import distillation_loss
+from fromscratch.train.evaluate import evaluate_lm
 from fromscratch.train.models import load_language_model, load_model, weights_fingerprint
 
 from ..conftest import tiny_classifier, tiny_gpt
@@ -157,13 +159,22 @@ def test_lengths_are_evaluated_on_the_same_tokens(demo_chars, teacher, tmp_path)
     result = json.loads(out.read_text())
     assert [r["length"] for r in result["results"]] == [32, 64, 256]
     assert {r["tokens"] for r in result["results"]} == {2999}  # every token after the first
-    assert all(0 < r["bits_per_token"] < 10 for r in result["results"])
+    # each length in windows of its own: the test split read 32, 64, 256 tokens at a time
+    lstm, _ = load_language_model(str(tmp_path / "lstm" / "model.pt"))
+    for row in result["results"]:
+        alone = evaluate_lm(lstm, PreparedData(demo_chars), "test", row["length"], max_tokens=3000)
+        assert row["bits_per_token"] == pytest.approx(alone["bits_per_token"]), row["length"]
+    assert len({r["bits_per_token"] for r in result["results"]}) == 3
     assert (result["family"], result["context"], result["n_layer"]) == ("lstm", 32, 1)
+    assert result["parameters"] == sum(p.numel() for p in lstm.parameters())
     # The teacher, a GPT, is evaluated at its own context, and cannot read beyond it.
     distillation_stage(teacher, str(demo_chars), str(out), max_tokens=3000)
-    assert [r["length"] for r in json.loads(out.read_text())["results"]] == [32]
+    result = json.loads(out.read_text())
+    assert [r["length"] for r in result["results"]] == [32]
+    gpt, _ = load_language_model(teacher)  # all of its parameters, its positions' too
+    assert result["parameters"] == sum(p.numel() for p in gpt.parameters())
     with pytest.raises(FromScratchError, match="cannot read 64 tokens at once"):
-        distillation_stage(teacher, str(demo_chars), str(out), lengths=[64])
+        distillation_stage(teacher, str(demo_chars), str(out), lengths=[32, 64])
 
 
 def test_a_teacher_that_is_nowhere_is_a_one_line_error(demo_chars, tmp_path, capsys):

@@ -13,7 +13,13 @@ import torch
 
 from fromscratch import FromScratchError
 from fromscratch.models import GPT, GPTConfig, KVCache
-from fromscratch.models.recurrent import VARIANTS, document_bits, document_length, token_bits
+from fromscratch.models.recurrent import (
+    VARIANTS,
+    chunk_positions,
+    document_bits,
+    document_length,
+    token_bits,
+)
 
 from .conftest import refused
 
@@ -100,6 +106,34 @@ def test_memory_at_every_layer_is_a_one_token_key_value_cache():
     torch.testing.assert_close(bits, expected, rtol=1e-5, atol=1e-5)
 
 
+def test_memory_at_the_input_is_the_final_normalised_state_of_the_last_position():
+    """The input variant: the previous run's last hidden state (after ln_f, what the head
+    reads) stands in the first position's token embedding; its position is added."""
+    model = tiny_gpt("learned")
+    docs = documents(2, document_length(CONTEXT, chunks=2))
+
+    def hidden(embeddings):
+        x = model.block_input(embeddings)
+        for block in model.blocks:
+            x = block(x)
+        return model.ln_f(x)
+
+    with torch.no_grad():
+        memory = hidden(model.wte(docs[:, :CONTEXT]))[:, -1:]
+        second = hidden(torch.cat((memory, model.wte(docs[:, CONTEXT:-1])), dim=1))
+        expected = token_bits(model.lm_head(second)[:, 1:], docs[:, CONTEXT + 1 :])
+    bits = document_bits(model, docs, "input")[:, CONTEXT:]
+    torch.testing.assert_close(bits, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_each_target_is_placed_in_its_run_and_at_its_offset():
+    # context 8, one memory position: run 0 predicts positions 1..8 (seeing 1..8 tokens),
+    # each later run the next 7 (seeing 1..7 tokens of its own chunk)
+    chunk, offset = chunk_positions(np.arange(1, document_length(8, chunks=3)), 8)
+    assert chunk.tolist() == [0] * 8 + [1] * 7 + [2] * 7
+    assert offset.tolist() == list(range(1, 9)) + list(range(1, 8)) * 2
+
+
 def test_sliding_window_sees_the_full_context_for_every_token():
     model = tiny_gpt()
     docs = documents(2, document_length(CONTEXT, chunks=2))
@@ -176,18 +210,24 @@ def test_stage_writes_positions_and_summary_from_a_prepared_split(tmp_path, demo
     # character's and stay out of the means
     tokens, length = data.stream("test"), 3 * CONTEXT + 1
     slots = (len(tokens) - 1) // (length - 1)
-    bits, scored, separators = 0.0, 0, 0
+    bits, scored, separators = np.zeros(3), np.zeros(3), 0  # bits and tokens of each run
     for slot in np.round(np.linspace(0, slots - 1, 20)).astype(int):
         document = torch.from_numpy(tokens[slot * (length - 1) :][:length].astype(np.int64))
         for run in range(3):
             window = document[run * CONTEXT : (run + 1) * CONTEXT + 1][None]
             text = window[:, 1:] != data.tokenizer.eot
-            bits += token_bits(model(window[:, :-1]), window[:, 1:])[text].sum().item()
-            scored, separators = scored + int(text.sum()), separators + int((~text).sum())
-    assert separators and scored + separators == 20 * 3 * CONTEXT
+            bits[run] += token_bits(model(window[:, :-1]), window[:, 1:])[text].sum().item()
+            scored[run] += int(text.sum())
+            separators += int((~text).sum())
+    assert separators and scored.sum() + separators == 20 * 3 * CONTEXT
     for variant in ("truncated", "input", "layers"):
-        got = summary["variants"][variant]["bits_per_token"]
-        assert got == pytest.approx(bits / scored, rel=1e-5)
+        got = summary["variants"][variant]
+        assert got["bits_per_token"] == pytest.approx(bits.sum() / scored.sum(), rel=1e-5)
+        assert got["first_chunk"] == pytest.approx(bits[0] / scored[0], rel=1e-5)
+        later = bits[1:].sum() / scored[1:].sum()
+        assert got["later_chunks"] == pytest.approx(later, rel=1e-5)
+    # a position's mean leaves out the documents that have a separator there
+    assert positions["bits"].notna().all()
 
 
 def test_stage_refuses_a_stride_longer_than_the_context_before_it_runs(tmp_path, demo_chars):
@@ -262,3 +302,18 @@ def test_stage_refuses_bad_settings_before_the_model_loads(
             "out": str(tmp_path / "out"), **settings}  # fmt: skip
     assert named in refused(capsys, "recurrent-gpt2", args, tmp_path / "logs")
     assert not (tmp_path / "out").exists()
+
+
+def test_more_documents_than_fit_read_each_document_once(tmp_path, demo_chars):
+    from fromscratch.data import PreparedData
+    from fromscratch.stages.recurrent_gpt2 import recurrent_gpt2_stage
+
+    data = PreparedData(demo_chars)
+    model = GPT(GPTConfig(vocab_size=data.meta["vocab_size"], context=CONTEXT, n_layer=1,
+                          n_head=2, n_embd=16))  # fmt: skip
+    path = save_model(model, demo_chars, tmp_path / "model.pt")
+    fit = (len(data.stream("ood")) - 1) // (2 * CONTEXT - 1)  # documents of two runs
+    for documents in (0, fit + 1000):  # 0: all that fit
+        out = tmp_path / f"study-{documents}"
+        recurrent_gpt2_stage(path, str(demo_chars), "ood", str(out), chunks=2, documents=documents)
+        assert json.loads((out / "summary.json").read_text())["documents"] == fit
