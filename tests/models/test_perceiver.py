@@ -141,3 +141,41 @@ def test_a_window_shorter_than_the_context_is_read_as_trained(train_steps):
         model.wpe.forward = lambda length, offset=0: positions(length)  # from position 0
         from_the_start = bits(held_out, 6, starts)
     assert short < from_the_start - 0.5, (short, from_the_start)
+
+
+@pytest.mark.parametrize("family", ["gpt", "perceiver"])
+def test_the_flop_estimate_is_what_a_training_step_multiplies(family):
+    """6 FLOPs per parameter and token, plus attention's products, against PyTorch's count
+    of the matmuls that forward and backward run.  Without biases the one difference is
+    the LayerNorms' gains, which the estimate counts as parameters and which multiply
+    nothing: under 1%."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from fromscratch.models import GPT, GPTConfig
+
+    sizes = dict(vocab_size=11, context=64, n_layer=2, n_head=2, n_embd=32, bias=False)
+    if family == "gpt":
+        model = GPT(GPTConfig(**sizes))
+    else:  # 8 latents: every block but the cross-attention's keys and values reads 8 of 64
+        model = Perceiver(PerceiverConfig(latents=8, **sizes))
+    with FlopCounterMode(display=False) as counter:
+        model(torch.randint(0, 11, (1, 64))).sum().backward()
+    counted = counter.get_total_flops() / 64
+    assert model.estimate_flops_per_token() == pytest.approx(counted, rel=0.01)
+
+
+def test_every_parameter_of_the_perceiver_takes_part():
+    model = Perceiver(tiny())
+    F.cross_entropy(
+        model(torch.randint(0, 32, (2, 24))).flatten(0, 1), torch.zeros(16).long()
+    ).backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+def test_init_scales_the_residual_projections_of_the_cross_block_too():
+    torch.manual_seed(0)
+    model = Perceiver(tiny(n_layer=4, n_embd=64))
+    # the cross-attention block and the 4 latent blocks write to the stream twice each
+    for block in (model.cross, model.blocks[0]):
+        assert block.mlp.c_proj.weight.std().item() == pytest.approx(0.02 / 10**0.5, rel=0.05)

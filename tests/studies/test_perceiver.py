@@ -60,6 +60,15 @@ def test_other_depths_get_a_width_within_tolerance(n_layer):
     assert GPT(GPTConfig(**gpt)).num_parameters() == target
 
 
+@pytest.mark.parametrize("position", ["rope", "sinusoidal"])
+def test_positions_of_channel_pairs_get_an_even_head_size(position):
+    shared = {**SHARED, "position": position, "context": 256}
+    for n_layer, width in ((1, 96), (2, 128), (5, 160), (6, 96)):
+        gpt = {**shared, "n_layer": 4, "n_embd": width}
+        matched = matched_perceiver(gpt, {**shared, "n_layer": n_layer, "latents": 64}, 0.2)
+        assert matched["n_embd"] % (2 * SHARED["n_head"]) == 0, (n_layer, width)
+
+
 def test_an_impossible_tolerance_names_the_closest_width():
     gpt = {**SHARED, "context": 64, "n_layer": 2, "n_embd": 64}
     with pytest.raises(FromScratchError, match="closest: n_embd="):
