@@ -61,6 +61,29 @@ def test_overfits_a_tiny_batch(train_steps):
 
 
 def test_parameter_count():
-    c = tiny(tie_weights=True, bias=True)
-    per_layer = 4 * c.n_embd * (c.n_embd + c.n_embd) + 2 * 4 * c.n_embd
-    assert LSTMLanguageModel(c).num_parameters() == c.vocab_size * c.n_embd + 2 * per_layer
+    for bias in (True, False):  # four gates, each on the input and the state (with 2 biases)
+        c = tiny(tie_weights=True, bias=bias)
+        per_layer = 4 * c.n_embd * (c.n_embd + c.n_embd) + bias * 2 * 4 * c.n_embd
+        assert LSTMLanguageModel(c).num_parameters() == c.vocab_size * c.n_embd + 2 * per_layer
+
+
+def test_embeddings_start_at_unit_variance():
+    torch.manual_seed(0)
+    model = LSTMLanguageModel(tiny(vocab_size=256))
+    assert model.wte.weight.std().item() == pytest.approx(1.0, rel=0.05)
+
+
+def test_dropout_falls_on_the_embeddings_between_layers_and_before_the_head():
+    model = LSTMLanguageModel(tiny(dropout=0.5))
+    assert model.lstm.dropout == 0.5  # between the two layers, inside nn.LSTM
+    assert LSTMLanguageModel(tiny(n_layer=1, dropout=0.5)).lstm.dropout == 0  # no between
+    seen = {}
+    model.lstm.register_forward_pre_hook(lambda module, args: seen.update(lstm=args[0]))
+    model.lm_head.register_forward_pre_hook(lambda module, args: seen.update(head=args[0]))
+    idx = torch.randint(0, 32, (8, 16))
+    for training, share in ((True, 0.5), (False, 0.0)):
+        model.train(training)
+        model(idx)
+        for where in ("lstm", "head"):
+            dropped = (seen[where] == 0).float().mean().item()
+            assert dropped == pytest.approx(share, abs=0.05), (training, where)
