@@ -51,6 +51,7 @@ def test_labels_kept_and_deterministic_under_the_seed(reviews, strategy):
     else:
         assert sum(a != b for a, b in zip(out_texts[200:], list(texts) * 2, strict=True)) > 100
         assert other[0][200:] != out_texts[200:]  # another seed, other copies
+        assert out_texts[200:400] != out_texts[400:]  # and each copy one of its own
 
 
 def laid_out(texts):
@@ -201,8 +202,14 @@ def test_augmented_folder_trains_and_evaluates(demo_words, tmp_path):
     unk = base.tokenizer.ids[UNK]
     copies = np.asarray(augmented.tokens("train")[originals:])
     assert (copies == unk).mean() > 0.1  # about a fifth of the words (fewer of the tokens)
+    # each <unk> one token, where a word was one or more (as `don't`), not three
+    assert len(copies) <= originals
     assert np.array_equal(augmented.tokens("test"), base.tokens("test"))
     assert augmented.meta["augmentation"]["strategy"] == "unk"
+    reseeded = tmp_path / "augmented-unk-1"
+    augment_stage(str(demo_words), str(reseeded), "unk", rate=0.2, copies=1, seed=1)
+    other = np.asarray(PreparedData(reseeded).tokens("train")[originals:])
+    assert not np.array_equal(other, copies)
 
     run = tmp_path / "run"
     train(TrainConfig.from_dict(tiny_classifier(out, max_steps=5)), run)

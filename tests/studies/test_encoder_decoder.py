@@ -223,6 +223,18 @@ def test_the_summary_averages_the_trained_lengths_and_those_beyond_them():
     assert "test/exact_match_longer" not in accuracy_summary(rows[:4])
 
 
+def test_gradients_are_clipped_to_grad_clip(tmp_path):
+    weights = {}
+    for clip in (0.0, 1e-3):  # 0: no clipping
+        out = tmp_path / f"clip-{clip}"
+        encoder_decoder_stage(config(max_steps=5, grad_clip=clip, log_every=1), str(out))
+        weights[clip] = torch.load(out / "model.pt")["model"]
+        lines = (out / "metrics.jsonl").read_text().splitlines()
+        norms = [json.loads(line)["grad_norm"] for line in lines if "grad_norm" in line]
+        assert len(norms) == 5 and min(norms) > 1e-3  # the norm before clipping
+    assert any(not torch.equal(weights[0.0][k], weights[1e-3][k]) for k in weights[0.0])
+
+
 # --------------------------------------------------------------------------- the stage
 
 
