@@ -32,6 +32,9 @@ def test_choice_rule_on_a_known_curve():
     assert result["lr_at_min_loss"] == pytest.approx(1e-2, rel=0.3)
     assert result["lr"] == pytest.approx(result["lr_at_min_loss"] / 10)
     assert result["lr_steepest"] == pytest.approx(1e-3, rel=0.3)
+    # a curve still falling at the sweep's end: steepest where it ends, at its minimum
+    falling = choose(np.array([1e-4, 1e-3, 1e-2, 1e-1]), np.array([5.0, 4.9, 4.8, 1.0]))
+    assert falling["lr_steepest"] == falling["lr_at_min_loss"] == 1e-1
 
 
 def test_lr_range_test_smooths_its_sweep_and_its_choice_feeds_training(demo_words, tmp_path):
@@ -46,7 +49,7 @@ def test_lr_range_test_smooths_its_sweep_and_its_choice_feeds_training(demo_word
     # a sweep to lr 10 blows up, and stops there: no row past 4x the smoothed minimum
     assert result["diverged"] and len(rows) < 80
     lowest = np.minimum.accumulate(smoothed)
-    assert (smoothed[:-1] <= 4 * lowest[:-1]).all()
+    assert (smoothed[:-1] <= 4 * lowest[:-1]).all() and smoothed[-1] > 4 * lowest[-1]
     # the documented smoothing, redone from the raw losses: a bias-corrected moving average
     # with beta = 1 - 20 / steps
     beta, average = 1 - 20 / 80, 0.0
@@ -71,12 +74,15 @@ def test_a_sweep_whose_first_loss_is_its_lowest_says_why():
     noise = np.random.default_rng(0).normal(0, 0.005, 40)
     flat = 0.693 + noise + np.where(np.arange(40) > 30, (np.arange(40) - 30) * 0.1, 0.0)
     rising = 0.693 + noise + np.arange(40) * 0.05
+    # flat for the first 15 steps, past a quarter of the sweep: that was no rise at once
+    late = 0.693 + noise + np.maximum(np.arange(40) - 15, 0) * 0.05
     # a sweep of 200 steps stopped at its 4th: past 4x its minimum at once, its few losses
     # all rise, and their spread is no noise to measure "flat" by
     exploded = [4.2, 15.4, 17.0, 61.6]
     for losses, steps, said in (
         (flat, 40, "the loss stayed flat (within its noise) from min_lr=1e-06 up to lr 0.041 "),
         (rising, 40, "the loss rose from the first step on; min_lr=1e-06 is already too large"),
+        (late, 40, "the loss stayed flat (within its noise) from min_lr=1e-06 up to lr "),
         (exploded, 200, "the loss rose from the first step on; min_lr=1e-06 is already too"),
     ):
         beta, average, smoothed = 0.5, 0.0, []
@@ -91,6 +97,7 @@ def test_an_lr_sweep_still_falling_at_max_lr_says_so(demo_chars, tmp_path, capsy
     config = TrainConfig.from_dict(tiny_gpt(demo_chars))
     result = lr_range_test(config, tmp_path, steps=30, min_lr=1e-5, max_lr=1e-3)
     assert not result["diverged"]
+    assert result["smoothing_beta"] == 0.5  # 1 - 20 / 30 would forget too fast
     assert result["lr_at_min_loss"] == pytest.approx(1e-3)
     assert "the loss was still falling at max_lr=0.001" in capsys.readouterr().err
 
@@ -152,6 +159,24 @@ def test_the_tuning_curves_are_wandb_runs_of_their_own(demo_chars, tmp_path):
     quiet = TrainConfig.from_dict(tiny_gpt(demo_chars))  # W&B off: no run folder
     lr_range_test(quiet, tmp_path / "off", steps=30, min_lr=1e-4, max_lr=1.0)
     assert sorted(p.name for p in (tmp_path / "off").iterdir()) == ["lr_range.csv", "lr_range.json"]
+
+
+def test_a_probe_times_full_length_batches(demo_chars, demo_words):
+    """A GPT's batch fills its context, a classifier's its max_length: the tokens a step's
+    tokens/s counts are the tokens it trained on."""
+    from fromscratch.train.batch_size import full_length, probe
+    from fromscratch.train.loop import Trainer
+
+    for settings, length in (
+        (tiny_gpt(demo_chars), "context"),
+        (tiny_classifier(demo_words), "max_length"),
+    ):
+        config = TrainConfig.from_dict(settings)
+        trainer = Trainer.scratch(config, batch_size=3, grad_accum=1, batch_size_from="")
+        tokens = 3 * getattr(trainer, length)
+        assert full_length(trainer)(0)[0].numel() == tokens
+        timed = probe(config, 3, steps=1)
+        assert timed["tokens_per_s"] * timed["step_s"] == pytest.approx(tokens)
 
 
 def test_batch_size_search_respects_the_memory_cap(demo_chars, tmp_path):
@@ -216,6 +241,10 @@ def test_noise_scale_recovers_a_known_gradient_noise():
     # infinity, written "Infinity", which JSON readers do not take)
     unmeasured = noise_scale_from(1.0, 0.1, 1, 8)  # |G|² = (8 * 0.1 - 1.0) / 7 < 0
     assert unmeasured["grad_norm_sq"] < 0 and unmeasured["noise_scale"] is None
+    # ... and so does tr(Σ) below 0 (the small batch's gradients the less noisy)
+    unmeasured = noise_scale_from(0.5, 1.0, 1, 8)
+    assert unmeasured["trace_covariance"] < 0 < unmeasured["grad_norm_sq"]
+    assert unmeasured["noise_scale"] is None
     assert json.loads(json.dumps(unmeasured, allow_nan=False))["noise_scale"] is None
 
 
@@ -230,6 +259,7 @@ def test_cli_measures_the_gradient_noise_scale_after_training(demo_chars, tmp_pa
     assert "gradient noise scale" in capsys.readouterr().out
     noise = json.loads((tmp_path / "noise_scale.json").read_text())
     assert noise["grad_norm_sq"] > 0 and noise["trace_covariance"] > 0
+    assert noise["after_steps"] == 5  # the training steps the weights took
     assert noise["noise_scale_tokens"] == pytest.approx(noise["noise_scale"] * 32)
     # training and micro-batches are functions of the seed: measuring again agrees, and
     # the untrained model's gradients are another matter
@@ -302,6 +332,8 @@ def test_sweeps_that_cannot_answer_fail_in_one_line(demo_chars, tmp_path, capsys
         (["--max-lr", "nan"], "max_lr=nan; it needs 0 < min_lr < max_lr, both finite"),
         # the loss only rises: the choice would be min_lr / 10, a number about nothing
         (["--steps", "20", "--min-lr", "1e8", "--max-lr", "1e9"], "min_lr=1e+08 is already"),
+        # ... also where its second step is finite (3.6 nats, then 23: past 4x at once)
+        (["--steps", "20", "--min-lr", "1", "--max-lr", "100"], "min_lr=1 is already too"),
     ):
         assert main(["lr-range", str(path), *out, *options]) == 1
         err = capsys.readouterr().err

@@ -112,10 +112,11 @@ def measure_noise_scale(
         batches.check_fits()  # before the training steps, not after them
     for _ in range(after_steps):
         trainer.train_step()
+    trained = trainer.state.step  # the steps the weights have taken, as the JSON says
     model = trainer.model
     model.train()
     # classification: micro-batches after the examples training saw
-    first = after_steps * config.grad_accum * config.batch_size // micro_batch + 1
+    first = trained * config.grad_accum * config.batch_size // micro_batch + 1
 
     def gradient(index: int) -> torch.Tensor:
         batch = [t.to(trainer.device) for t in batches(first + index)]
@@ -149,7 +150,7 @@ def measure_noise_scale(
         "micro_batch": micro_batch,
         "accumulate": accumulate,
         "draws": draws,
-        "after_steps": after_steps,
+        "after_steps": trained,
         "trained_at": {"lr": config.lr, "batch_size": config.batch_size},
     }
 
