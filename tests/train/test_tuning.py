@@ -179,6 +179,19 @@ def test_a_probe_times_full_length_batches(demo_chars, demo_words):
         assert timed["tokens_per_s"] * timed["step_s"] == pytest.approx(tokens)
 
 
+def test_a_probe_counts_its_own_memory_not_the_searchs(demo_chars):
+    """A child's rusage (ru_maxrss) holds the parent's size at the fork too: a search
+    running in a large process would find smaller batches than fit."""
+    from fromscratch.train.batch_size import probe_in_child
+
+    config = TrainConfig.from_dict(tiny_gpt(demo_chars)).to_dict()
+    _, alone = probe_in_child(config, 1, steps=1)
+    ballast = torch.ones(2**29, dtype=torch.uint8) + 1  # 512 MB resident here
+    _, beside = probe_in_child(config, 1, steps=1)
+    del ballast
+    assert beside < alone + 100
+
+
 def test_batch_size_search_respects_the_memory_cap(demo_chars, tmp_path):
     config = TrainConfig.from_dict(tiny_gpt(demo_chars))
     with pytest.raises(FromScratchError, match="not even a batch of 1 fits in 1 MB"):
