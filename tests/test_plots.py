@@ -327,6 +327,30 @@ def test_tables_read_only_the_runs_they_are_given(tmp_path):
     assert 9.0 not in set(curves["value"])
 
 
+def test_tables_keep_text_scalars_and_give_every_eval_line_its_tokens(tmp_path):
+    folder = tmp_path / "runs" / "position" / "learned" / "seed0"
+    folder.mkdir(parents=True)
+    summary = {"test/loss": 1.5, "device": "cpu", "steps": 20, "config": {"lr": 1e-3}}
+    (folder / "summary.json").write_text(json.dumps(summary))
+    lines = [  # an evaluation line of an older run, without its token count
+        {"step": 10, "tokens": 640, "loss": 2.0},
+        {"step": 10, "val/loss": 2.1},
+        {"step": 20, "tokens": 1280, "loss": 1.8},
+    ]
+    (folder / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    (row,) = tables.runs([folder / "summary.json"]).to_dict("records")
+    assert (row["device"], row["steps"], row["test/loss"]) == ("cpu", 20, 1.5)
+    assert "config" not in row  # a mapping is no column
+    curves = tables.curves([folder / "summary.json"])
+    assert curves.loc[curves["metric"] == "val/loss", "tokens"].tolist() == [640]
+    # runs that logged nothing yet: an empty table with the columns the figures read
+    empty = tmp_path / "runs" / "position" / "rope" / "seed0"
+    empty.mkdir(parents=True)
+    (empty / "summary.json").write_text("{}")
+    (empty / "metrics.jsonl").write_text("")
+    assert {"step", "tokens", "metric", "value"} <= set(tables.curves([empty / "summary.json"]))
+
+
 MONEY = "the film made $2{ million and the sequel $3 million"  # as mathtext: no TeX
 
 

@@ -92,6 +92,17 @@ def test_generate_names_a_malformed_source_or_target(src, tgt, named):
     assert named in str(error.value) and "\n" not in str(error.value)
 
 
+def test_generation_runs_past_the_context_on_the_latest_tokens():
+    model = EncoderDecoder(tiny()).eval()  # context 10
+    src = torch.randint(2, 16, (2, 6))
+    out = model.generate(src, torch.zeros(2, 1, dtype=torch.long), 15, temperature=0)
+    assert out.shape == (2, 16)
+    # the last token is what the decoder answers on the 10 tokens before it
+    with torch.no_grad():
+        last = model(src, out[:, -11:-1])[:, -1].argmax(-1)
+    assert torch.equal(out[:, -1], last)
+
+
 def test_too_long_input_names_the_context():
     with pytest.raises(ValueError, match="11 tokens exceed context=10"):
         EncoderDecoder(tiny())(torch.ones(1, 11, dtype=torch.long), torch.ones(1, 2).long())

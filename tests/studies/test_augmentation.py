@@ -82,6 +82,8 @@ def test_the_whitespace_between_words_stays(reviews, strategy):
             assert copy in text
         elif strategy == "mix":  # borrowed sentences between the text's own sentence ends
             assert SENTENCE_END.findall(copy) == SENTENCE_END.findall(text)
+            lead = text[: len(text) - len(text.lstrip())]  # and the text's own indent
+            assert copy[: len(copy) - len(copy.lstrip())] == lead
         else:
             assert set(copied) <= set(gaps)
     if strategy == "delete_swap":  # a text's end stays as it was

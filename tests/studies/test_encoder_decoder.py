@@ -18,7 +18,7 @@ import torch
 from submitit.helpers import Checkpointable
 
 from fromscratch import FromScratchError
-from fromscratch.data.seq2seq import IGNORE, PAD, START, Seq2SeqTask
+from fromscratch.data.seq2seq import FIRST_SYMBOL, IGNORE, PAD, START, Seq2SeqTask
 from fromscratch.figures import encoder_decoder as figures
 from fromscratch.models import GPT, ConfigError, EncoderDecoder
 from fromscratch.stages import get_stage
@@ -98,6 +98,23 @@ def test_no_test_string_is_ever_trained_on():
         assert len(tested) == len(set(tested)) == expected, length
         assert not trained & set(tested), length
     assert len([s for s in trained if len(s) == 2]) == 100 - 20  # every other one trained
+
+
+def test_every_symbol_of_a_string_counts_for_its_hold_out():
+    task = Seq2SeqConfig.from_dict(config(symbols=10)).task_spec()
+    source, length = np.full((1, 6), FIRST_SYMBOL), np.array([6])
+    assert task.held_out(source, length)[0]  # the all-first-symbol string always is
+    for position in range(6):
+        changed = source.copy()
+        changed[0, position] += 1
+        assert not task.held_out(changed, length)[0], position
+
+
+def test_test_strings_of_a_length_are_distinct():
+    task = Seq2SeqConfig.from_dict(config(symbols=4)).task_spec()
+    for length in (5, 6):  # 4^5 strings and more: drawn, not listed
+        source = task.test_batch(length, 20).source
+        assert len(source) == len(np.unique(source.numpy(), axis=0)) == 20
 
 
 def test_bad_task_names_what_is_allowed():
@@ -279,6 +296,19 @@ def test_stage_writes_the_run_and_resumes_exactly(tmp_path, capsys):
     assert len(figures.run_table(table)) == 2
     written = figures.accuracy_by_length(table, tmp_path / "figure.png", "test")
     assert all(path.stat().st_size > 0 for path in written)
+
+
+def test_resume_false_starts_the_run_afresh(tmp_path, capsys):
+    settings = config(architecture="decoder_only", checkpoint_every=15)
+    run = tmp_path / "run"
+    whole = encoder_decoder_stage(settings, str(run))
+    (run / "checkpoints" / "step-00000030.pt").unlink()  # stopped after step 15
+    (run / "checkpoints" / "finished").unlink()
+    capsys.readouterr()
+    again = encoder_decoder_stage(settings, str(run), resume=False)
+    assert "resuming" not in capsys.readouterr().err
+    assert again.pop("train_time_s") > 0 and whole.pop("train_time_s") > 0
+    assert again == whole  # all 30 steps again, to the same end
 
 
 def test_the_figure_marks_longer_lengths_only_where_there_are_some(monkeypatch):
