@@ -7,8 +7,17 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
 
-from fromscratch.models import ATTENTIONS, POSITIONS, Perceiver, PerceiverConfig, PerceiverLayer
+from fromscratch.models import (
+    ATTENTIONS,
+    GPT,
+    POSITIONS,
+    GPTConfig,
+    Perceiver,
+    PerceiverConfig,
+    PerceiverLayer,
+)
 
 
 def tiny(**kw) -> PerceiverConfig:
@@ -149,10 +158,6 @@ def test_the_flop_estimate_is_what_a_training_step_multiplies(family):
     of the matmuls that forward and backward run.  Without biases the one difference is
     the LayerNorms' gains, which the estimate counts as parameters and which multiply
     nothing: under 1%."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    from fromscratch.models import GPT, GPTConfig
-
     sizes = dict(vocab_size=11, context=64, n_layer=2, n_head=2, n_embd=32, bias=False)
     if family == "gpt":
         model = GPT(GPTConfig(**sizes))

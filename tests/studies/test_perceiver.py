@@ -122,6 +122,12 @@ def test_plan_scores_both_models_with_the_perceivers_stride(demo_chars):
 def test_plan_rejects_budgets_that_cannot_work(demo_chars):
     with pytest.raises(FromScratchError, match="only 1 steps, not more than warmup_steps"):
         tiny_plan(demo_chars, budget_flops=1e6)
+    # a run no longer than its warm-up never trains at its LR: refused at equal lengths too
+    fewest = min(v["steps"] for v in tiny_plan(demo_chars).values())
+    train = {"lr": 1e-3, "warmup_steps": fewest}
+    with pytest.raises(FromScratchError, match=f"only {fewest} steps, not more than warmup"):
+        tiny_plan(demo_chars, train=train)
+    tiny_plan(demo_chars, train=train | {"warmup_steps": fewest - 1})
     with pytest.raises(FromScratchError, match="batch_tokens=64 is less than one window"):
         tiny_plan(demo_chars, batch_tokens=64)
 

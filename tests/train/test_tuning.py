@@ -12,7 +12,14 @@ import torch
 from fromscratch import FromScratchError
 from fromscratch.cli import main
 from fromscratch.train import TrainConfig
-from fromscratch.train.batch_size import out_of_memory, search
+from fromscratch.train.batch_size import (
+    full_length,
+    out_of_memory,
+    probe,
+    probe_in_child,
+    search,
+)
+from fromscratch.train.loop import Trainer
 from fromscratch.train.lr_range import choose, lr_range_test, why_no_lr_helped
 from fromscratch.train.noise_scale import (
     measure_noise_scale,
@@ -164,9 +171,6 @@ def test_the_tuning_curves_are_wandb_runs_of_their_own(demo_chars, tmp_path):
 def test_a_probe_times_full_length_batches(demo_chars, demo_words):
     """A GPT's batch fills its context, a classifier's its max_length: the tokens a step's
     tokens/s counts are the tokens it trained on."""
-    from fromscratch.train.batch_size import full_length, probe
-    from fromscratch.train.loop import Trainer
-
     for settings, length in (
         (tiny_gpt(demo_chars), "context"),
         (tiny_classifier(demo_words), "max_length"),
@@ -182,8 +186,6 @@ def test_a_probe_times_full_length_batches(demo_chars, demo_words):
 def test_a_probe_counts_its_own_memory_not_the_searchs(demo_chars):
     """A child's rusage (ru_maxrss) holds the parent's size at the fork too: a search
     running in a large process would find smaller batches than fit."""
-    from fromscratch.train.batch_size import probe_in_child
-
     config = TrainConfig.from_dict(tiny_gpt(demo_chars)).to_dict()
     _, alone = probe_in_child(config, 1, steps=1)
     ballast = torch.ones(2**29, dtype=torch.uint8) + 1  # 512 MB resident here
@@ -295,12 +297,19 @@ def test_noise_scale_trains_at_the_tuned_lr_and_batch_size(demo_chars, tmp_path)
     assert same["grad_norm_sq"] == pytest.approx(noise["grad_norm_sq"], rel=1e-6)
 
 
-def test_noise_scale_of_a_classifier_counts_reviews(demo_words):
+def test_noise_scale_of_a_classifier_counts_reviews(demo_words, monkeypatch):
     noise = measure_noise_scale(TrainConfig.from_dict(tiny_classifier(demo_words)), 2, 4, 2)
     assert noise["trace_covariance"] > 0 and noise["noise_scale_tokens"] is None
-    # more reviews a micro-batch than the split has: named as the noise scale's option
+
+    # more reviews a micro-batch than the split has: named as the noise scale's option,
+    # before any training step is spent
+    def no_training(self, *args, **kwargs):
+        raise AssertionError("a training step before the micro-batch was checked")
+
+    monkeypatch.setattr(Trainer, "train_step", no_training)
+    config = TrainConfig.from_dict(tiny_classifier(demo_words))
     with pytest.raises(FromScratchError, match=r"^micro_batch 1000000 is more than the \d+ exa"):
-        measure_noise_scale(TrainConfig.from_dict(tiny_classifier(demo_words)), 10**6, 4, 2)
+        measure_noise_scale(config, 10**6, 4, 2, after_steps=100)
 
 
 def test_cli_lr_range(demo_words, tmp_path, capsys):
