@@ -304,7 +304,7 @@ def test_stage_refuses_bad_settings_before_the_model_loads(
     assert not (tmp_path / "out").exists()
 
 
-def test_more_documents_than_fit_read_each_document_once(tmp_path, demo_chars):
+def test_asking_for_more_documents_than_fit_reads_all_that_fit(tmp_path, demo_chars):
     from fromscratch.data import PreparedData
     from fromscratch.stages.recurrent_gpt2 import recurrent_gpt2_stage
 
