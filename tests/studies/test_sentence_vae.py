@@ -177,7 +177,9 @@ def test_z_reaches_every_decoder_layer_besides_the_prefix(vae):
         vae.to_prefix.weight.zero_()
         for layer in range(len(vae.decoder)):
             for i, adapter in enumerate(vae.decoder):  # only this layer's adapter is on
-                nn.init.normal_(adapter.up.weight, std=0.5 if i == layer else 0.0)
+                adapter.up.weight.zero_()
+                if i == layer:
+                    adapter.up.weight.normal_(0.0, 0.5)
             assert not torch.allclose(vae.decode(z_a, idx), vae.decode(z_b, idx)), layer
 
 
@@ -202,7 +204,7 @@ def test_padding_does_not_change_a_sentences_reconstruction(vae):
     torch.testing.assert_close(padded, alone)
 
 
-def test_a_unit_is_active_when_its_mean_varies_more_than_001():
+def test_a_unit_is_active_when_the_variance_of_its_mean_exceeds_a_hundredth():
     # Burda et al.'s test reads the variance: sd 0.07 (variance 0.005) is inactive
     sd = torch.tensor([0.0, 0.07, 0.2, 1.0])
     mu = torch.randn(20_000, 4, generator=torch.Generator().manual_seed(0)) * sd
