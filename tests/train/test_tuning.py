@@ -297,6 +297,18 @@ def test_noise_scale_trains_at_the_tuned_lr_and_batch_size(demo_chars, tmp_path)
     assert same["grad_norm_sq"] == pytest.approx(noise["grad_norm_sq"], rel=1e-6)
 
 
+def test_noise_scale_measures_the_gradients_training_takes_dropout_included(demo_chars):
+    # the same seed gives the same weights and micro-batches with and without dropout, so
+    # the two measurements differ only if dropout is on while the gradients are taken
+    def measured(dropout: float) -> dict:
+        config = TrainConfig.from_dict(tiny_gpt(demo_chars, dropout=dropout))
+        return measure_noise_scale(config, 2, 4, 2)
+
+    plain, dropped = measured(0.0), measured(0.3)
+    assert dropped["trace_covariance"] != pytest.approx(plain["trace_covariance"], rel=1e-3)
+    assert dropped["grad_norm_sq"] != pytest.approx(plain["grad_norm_sq"], rel=1e-3)
+
+
 def test_noise_scale_of_a_classifier_counts_reviews(demo_words, monkeypatch):
     noise = measure_noise_scale(TrainConfig.from_dict(tiny_classifier(demo_words)), 2, 4, 2)
     assert noise["trace_covariance"] > 0 and noise["noise_scale_tokens"] is None
