@@ -10,7 +10,14 @@ import sys
 import pytest
 
 from fromscratch import FromScratchError
-from fromscratch.io import atomic_dir, atomic_path, check_replaceable, parse_yaml, write_json
+from fromscratch.io import (
+    atomic_dir,
+    atomic_path,
+    check_replaceable,
+    parse_yaml,
+    set_aside,
+    write_json,
+)
 
 
 def entries(folder):
@@ -118,6 +125,34 @@ def test_an_older_output_set_aside_by_a_killed_writer_goes_back(tmp_path):
     with pytest.raises(RuntimeError, match="failed"), atomic_dir(out, "done.txt"):
         raise RuntimeError("failed")
     assert entries(tmp_path) == ["out"] and (out / "done.txt").read_text() == "old"
+
+
+def test_an_older_output_left_by_a_killed_writer_yields_to_a_newer_one(tmp_path):
+    """The older output a killed writer set aside is stale once the output was written
+    again since: it is deleted with the leftovers, not put back over the newer one."""
+    out = tmp_path / "out"
+    write_output(out, text="remade")
+    aside = tmp_path / ".out.0123456789abcdef.tmp"
+    aside.mkdir()
+    write_output(aside / "out", text="old")  # as the killed writer left it
+    write_output(out)
+    assert entries(tmp_path) == ["out"] and (out / "done.txt").read_text() == "new"
+
+
+@pytest.mark.parametrize("kind", ["file", "folder"])
+def test_set_aside_keeps_every_earlier_run(tmp_path, kind):
+    path = tmp_path / "model.pt"
+    for run in ("run 1", "run 2"):
+        if kind == "file":
+            path.write_text(run)
+        else:
+            path.mkdir()
+            (path / "run.txt").write_text(run)
+        set_aside(path)
+    kept = {
+        p.name: (p if kind == "file" else p / "run.txt").read_text() for p in tmp_path.iterdir()
+    }
+    assert kept == {"model.pt.stale-1": "run 1", "model.pt.stale-2": "run 2"}
 
 
 def test_one_writer_of_an_output_at_a_time(tmp_path):

@@ -85,9 +85,18 @@ def test_truncated_transfer_fails_then_resumes(http_server, tmp_path):
         fetch(source, cache, mirror=http_server.url, progress=False)
     assert (cache / "file.bin.part").stat().st_size == 400_000
     assert not (cache / "file.bin").exists()
+    # the resumed transfer drops too: its Content-Length counts only what was left, and
+    # the total it is held to still counts the bytes kept
+    http_server.truncate_after = 300_000
+    with pytest.raises(
+        FromScratchError, match=r"got 700000 of 1048576 bytes \(run again to resume"
+    ):
+        fetch(source, cache, mirror=http_server.url, progress=False)
+    assert (cache / "file.bin.part").stat().st_size == 700_000
     http_server.truncate_after = None
     assert fetch(source, cache, mirror=http_server.url, progress=False).read_bytes() == PAYLOAD
     assert ("/file.bin", "bytes=400000-") in http_server.requests
+    assert http_server.requests[-1] == ("/file.bin", "bytes=700000-")
 
 
 @pytest.mark.parametrize("cut", [None, 300_000], ids=["whole", "dropped"])
@@ -108,7 +117,8 @@ def test_a_chunked_transfer_that_drops_is_kept_to_resume(http_server, tmp_path, 
     assert http_server.requests[-1][1] == f"bytes={len(kept)}-"  # resumed, not from 0
 
 
-def test_a_mirror_that_fails_to_send_its_checksums_is_an_error(http_server, tmp_path):
+@pytest.mark.parametrize("missing", [403, 404, 410])  # 403: S3's answer where listing is off
+def test_a_mirror_that_fails_to_send_its_checksums_is_an_error(http_server, tmp_path, missing):
     """A 503 for SHA256SUMS is no sign the mirror has none: checking its repack against
     the original's checksum would throw a good download away."""
     repack = b"a repack with other bytes"
@@ -117,9 +127,11 @@ def test_a_mirror_that_fails_to_send_its_checksums_is_an_error(http_server, tmp_
     with pytest.raises(FromScratchError, match=r"SHA256SUMS: HTTP 503"):
         fetch(source, tmp_path / "cache", mirror=http_server.url, progress=False)
     assert ("/file.bin", None) not in http_server.requests
-    http_server.statuses["/SHA256SUMS"] = 404  # none at all: the original's checksum holds
+    http_server.statuses["/SHA256SUMS"] = missing  # none at all: the original's checksum holds
     with pytest.raises(FromScratchError, match="checksum mismatch"):
         fetch(source, tmp_path / "cache", mirror=http_server.url, progress=False)
+    original = Source(url=source.url, checksum=sha256(repack))
+    assert fetch(original, tmp_path / "b", mirror=http_server.url, progress=False).exists()
 
 
 def test_a_checksum_list_cut_short_is_one_line_and_a_verified_copy_serves(http_server, tmp_path):
@@ -173,12 +185,16 @@ def test_mirror_checksum_overrides_the_original_and_falls_back_to_it(http_server
         fetch(source, tmp_path / "b", mirror=http_server.url, progress=False)
 
 
+@pytest.mark.parametrize("upper", [False, True], ids=["hex", "HEX"])  # HEX: PowerShell's
 @pytest.mark.parametrize("listed", ["*file.bin", "./file.bin"])  # sha256sum -b, find | ...
-def test_sha256sums_lines_in_the_forms_sha256sum_writes_are_read(http_server, tmp_path, listed):
+def test_sha256sums_lines_in_the_forms_sha256sum_writes_are_read(
+    http_server, tmp_path, listed, upper
+):
     repack = b"a repack with other bytes"
     source = serve(http_server, data=repack)
     source = Source(url=source.url, checksum=sha256(b"the original bytes"))
     digest = hashlib.sha256(repack).hexdigest()
+    digest = digest.upper() if upper else digest
     (http_server.root / "SHA256SUMS").write_text(f"{digest} {listed}\n")
     assert fetch(source, tmp_path, mirror=http_server.url, progress=False).read_bytes() == repack
 
@@ -280,6 +296,20 @@ def test_a_mirror_folder_that_is_not_there_is_named(tmp_path):
     with pytest.raises(FromScratchError) as caught:
         fetch(source, tmp_path / "cache", mirror=str(tmp_path / "a-file"), progress=False)
     assert str(caught.value).startswith(f"mirror {tmp_path / 'a-file'}: a file, not a folder")
+
+
+def test_a_verified_copy_serves_before_the_mirror_is_looked_at(tmp_path):
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / "x.txt").write_bytes(b"hello")
+    source = Source(url="https://example.org/x.txt", checksum=sha256(b"hello"))
+    cache = tmp_path / "cache"
+    fetch(source, cache, mirror=str(mirror), progress=False)
+    (cache / "x.txt.lock").unlink(missing_ok=True)
+    (mirror / "x.txt").unlink()
+    mirror.rmdir()  # unmounted since, or $FROMSCRATCH_MIRROR now stale
+    assert fetch(source, cache, mirror=str(mirror), progress=False).read_bytes() == b"hello"
+    assert not (cache / "x.txt.lock").exists()  # a read needs no lock
 
 
 @pytest.mark.parametrize("style", ["folder", "file-url"])

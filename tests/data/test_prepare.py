@@ -90,6 +90,8 @@ def test_imdb_round_trips_with_every_lossless_tokenizer(mirror, tmp_path, capsys
     data = PreparedData(out)
     meta = data.meta
     assert meta["tokenizer"] == tokenizer and meta["task"] == "classification"
+    fixed = tokenizer in ("bytes", "gpt2")  # a vocabulary learned from no split
+    assert meta["config"]["fit_on"] == data.fit_on == (None if fixed else "train")
     originals = {  # split → [(label, id, text)] in the order prepared: label, then id
         split: sorted(
             (int(label == "pos"), review_id, text.replace("<br />", "\n"))
