@@ -284,16 +284,28 @@ def test_a_training_job_whose_out_is_a_file_is_a_one_line_error(demo_chars, tmp_
 
 
 def test_a_job_trains_on_the_cpus_slurm_gave_it(monkeypatch):
-    """Not on every core of the node: SLURM_CPUS_PER_TASK sets torch's threads."""
+    """Not on every core of the node: SLURM_CPUS_PER_TASK sets torch's threads, in a
+    resumable stage's job as in a training job."""
+    import inspect
+
     import torch
 
-    from fromscratch.launch import _use_allocated_cpus
+    from fromscratch.launch import ResumableStage, _use_allocated_cpus
 
+    def stage(out: str, resume: bool = False) -> tuple:
+        return torch.get_num_threads(), resume
+
+    job = ResumableStage(stage)
+    assert inspect.signature(job) == inspect.signature(stage)  # what `run` checks --args with
     threads = torch.get_num_threads()
     try:
         torch.set_num_threads(2)
         monkeypatch.setenv("SLURM_CPUS_PER_TASK", "1")
         _use_allocated_cpus()
         assert torch.get_num_threads() == 1
+        torch.set_num_threads(2)
+        assert job("o") == (1, False)
+        torch.set_num_threads(2)
+        assert job.checkpoint("o").result() == (1, True)  # requeued: resuming
     finally:
         torch.set_num_threads(threads)

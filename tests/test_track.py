@@ -177,6 +177,8 @@ def test_a_resume_from_an_earlier_step_sends_each_step_to_wandb_once(tmp_path):
     wandb.teardown()  # its service done writing its file
     next_second()
     resumed = Tracker(tmp_path, {}, mode="offline", run_id=first.run_id, resume_step=3)
+    # online, W&B continues the run of that id (it refuses a known id under "never")
+    assert (resumed.wandb.id, resumed.wandb.settings.resume) == (first.run_id, "allow")
     for step in range(4, 9):
         resumed.log({"loss": 0.5}, step)
     resumed.finish({}, {})

@@ -2,18 +2,24 @@
 skips a damaged newest checkpoint; only the newest keep_checkpoints checkpoints stay."""
 
 import copy
+import errno
+from pathlib import Path
 
 import pytest
 import torch
 
+from fromscratch import FromScratchError
 from fromscratch.train import TrainConfig, Trainer, checkpoint, train
 from fromscratch.train.loop import loss_fn
 
 from ..conftest import tiny_gpt
 
 
-def test_a_step_logs_the_norm_before_clipping_and_takes_the_clipped_gradient(demo_chars, tmp_path):
-    spec = tiny_gpt(demo_chars, dropout=0.0, grad_clip=0.05, eval_splits="")
+@pytest.mark.parametrize("grad_clip", [0.05, 0.0], ids=["clipped", "0: no clipping"])
+def test_a_step_logs_the_norm_before_clipping_and_takes_the_clipped_gradient(
+    demo_chars, tmp_path, grad_clip
+):
+    spec = tiny_gpt(demo_chars, dropout=0.0, grad_clip=grad_clip, eval_splits="")
     trainer = Trainer(TrainConfig.from_dict(spec), tmp_path)
     # Plain SGD, so that the update is -lr × the gradient it is given: AdamW's first step
     # is about lr × sign(gradient), the same whether the gradient was clipped or not.
@@ -31,8 +37,49 @@ def test_a_step_logs_the_norm_before_clipping_and_takes_the_clipped_gradient(dem
     logged = trainer.train_step(lr=lr)
     assert logged["grad_norm"] == pytest.approx(norm.item(), rel=1e-5)  # before clipping
     for name, p in trainer.model.named_parameters():
-        clipped = gradients[name] * 0.05 / norm
+        clipped = gradients[name] * (grad_clip / norm if grad_clip else 1.0)
         torch.testing.assert_close(p.detach(), before[name] - lr * clipped, rtol=1e-4, atol=1e-7)
+
+
+def test_an_fp16_step_clips_and_logs_the_unscaled_gradient(demo_chars, tmp_path):
+    # the loss scaler multiplies the gradient by 65,536 for the backward pass: the norm
+    # logged and held to grad_clip is that of the gradient once divided back
+    def first_norm(precision: str) -> float:
+        spec = tiny_gpt(demo_chars, dropout=0.0, precision=precision, eval_splits="")
+        return Trainer(TrainConfig.from_dict(spec), tmp_path / precision).train_step()["grad_norm"]
+
+    assert first_norm("fp16") == pytest.approx(first_norm("fp32"), rel=0.02)
+
+
+def test_a_checkpoint_that_fails_half_written_leaves_the_earlier_one_alone(tmp_path, monkeypatch):
+    folder = tmp_path / "checkpoints"
+    checkpoint.save(folder, {"step": 1, "weights": torch.zeros(10)})
+
+    def disk_full_half_way(state, path):
+        Path(path).write_bytes(b"PK\x03\x04 half a zip")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", disk_full_half_way)
+    with pytest.raises(FromScratchError, match=r"step-00000002\.pt: cannot be written: No space"):
+        checkpoint.save(folder, {"step": 2, "weights": torch.ones(10)})
+    assert [p.name for p in folder.iterdir()] == ["step-00000001.pt"]
+
+
+@pytest.mark.parametrize(
+    "change, resumes",
+    [({"wandb_mode": "offline", "log_every": 5}, True), ({"lr": 1e-2}, False)],
+    ids=["watching", "training"],
+)
+def test_a_studys_nested_training_config_resumes_when_only_the_watching_changed(
+    tmp_path, change, resumes
+):
+    folder = tmp_path / "checkpoints"
+    study = {"vae": {"latent": 8}, "train": {"lr": 1e-3, "wandb_mode": "disabled", "log_every": 10}}
+    checkpoint.save(folder, {"step": 40, "config": study})
+    rerun = study | {"train": study["train"] | change}
+    saved = checkpoint.resume_from(folder, rerun, resume=True)
+    assert (saved is not None) is resumes
+    assert (tmp_path / "checkpoints.stale-1").exists() is not resumes
 
 
 def test_resume_skips_a_damaged_newest_checkpoint(demo_chars, tmp_path, capsys):

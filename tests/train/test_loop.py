@@ -36,6 +36,12 @@ def test_gpt_loss_falls_and_metrics_are_logged(demo_chars, tmp_path):
     assert summary["test/bits_per_char"] < uniform - 1
 
 
+def test_the_last_step_is_logged_off_the_log_every_grid(demo_chars, tmp_path):
+    train(TrainConfig.from_dict(tiny_gpt(demo_chars, max_steps=7, log_every=5)), tmp_path)
+    lines = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in lines if "loss" in x] == [5, 7]
+
+
 def nan_weights(trainer):
     with torch.no_grad():
         next(trainer.model.parameters()).fill_(float("nan"))
@@ -85,6 +91,11 @@ def test_an_fp16_overflow_skips_the_step_instead_of_stopping(demo_chars, tmp_pat
     assert all(torch.equal(after[name], w) for name, w in before.items())
     trainer.train_step()  # at the smaller scale, an update again
     assert not torch.equal(trainer.model.state_dict()["lm_head.weight"], before["lm_head.weight"])
+    # and a resumed run goes on at the scale it had come to, not at the first one
+    trainer.save_checkpoint()
+    resumed = Trainer(TrainConfig.from_dict(spec), tmp_path, resume=True)
+    assert resumed.scaler.state_dict() == trainer.scaler.state_dict()
+    assert resumed.scaler.get_scale() == scale / 2
 
 
 def test_token_and_time_budgets_stop_the_run(demo_chars, tmp_path):
@@ -621,10 +632,14 @@ def test_the_decay_starts_at_the_end_of_warm_up(demo_chars, tmp_path, clock):
         spec = tiny_gpt(demo_chars, max_steps=6)
     spec |= {"warmup_steps": 2, "schedule": "linear", "min_lr_ratio": 0.0, "eval_splits": ""}
     trainer = Trainer(TrainConfig.from_dict(spec), tmp_path)
-    rates = [trainer.train_step()["lr"] for _ in range(6)]
-    assert rates == pytest.approx([3e-3 * r for r in (0.5, 1.0, 1.0, 0.75, 0.5, 0.25)])
+    rates = [trainer.train_step()["lr"] for _ in range(3)]
     if clock == "tokens":
         assert trainer.state.warmup_tokens == 2 * tokens
+    # stopped after warm-up and resumed: the decay goes on from the same end of warm-up
+    trainer.save_checkpoint()
+    resumed = Trainer(TrainConfig.from_dict(spec), tmp_path, resume=True)
+    rates += [resumed.train_step()["lr"] for _ in range(3)]
+    assert rates == pytest.approx([3e-3 * r for r in (0.5, 1.0, 1.0, 0.75, 0.5, 0.25)])
 
 
 def test_an_evaluation_sits_at_the_tokens_of_its_own_step(demo_chars, tmp_path):
