@@ -97,13 +97,34 @@ def test_the_loss_axes_say_unit_and_smoothing(tmp_path, drawn):
     y = ax.get_lines()[0].get_ydata()
     inner = slice(2, -2)  # a trailing mean would lie 0.1 above the line here
     np.testing.assert_allclose(y[inner], 2.0 - 0.05 * steps[inner])
+    assert ax.get_xlabel() == "training tokens"
+    np.testing.assert_array_equal(ax.get_lines()[0].get_xdata(), 100 * steps)
 
     pd.DataFrame({"lr": [1e-4, 1e-3, 1e-2], "loss": [0.7, 0.6, 0.9], "smoothed": [0.7, 0.65, 0.8]}
                  ).to_csv(tmp_path / "lr.csv", index=False)  # fmt: skip
     choice = {"smoothing_beta": 0.9, "lr_at_min_loss": 1e-3, "lr": 1e-4}
     (tmp_path / "lr.json").write_text(json.dumps(choice))
     plots.lr_range(tmp_path / "lr.csv", tmp_path / "lr.json", tmp_path / "lr", "t", "nats/review")
-    assert drawn[-1].axes[0].get_ylabel() == "training loss (nats/review)"
+    ax = drawn[-1].axes[0]
+    assert ax.get_ylabel() == "training loss (nats/review)"
+    lines = {line.get_label().split(" (")[0]: line.get_ydata() for line in ax.get_lines()}
+    assert list(lines["loss per step"]) == [0.7, 0.6, 0.9]
+    assert list(lines["smoothed"]) == [0.7, 0.65, 0.8]
+
+
+def test_the_training_loss_is_smoothed_within_each_seed(tmp_path, drawn):
+    """Two seeds whose losses alternate out of step: each smoothed alone, their mean is 5
+    at every step; smoothed as one series, the windows would mix the seeds' rows."""
+    steps = np.arange(1, 6)
+    curves = pd.DataFrame(
+        [
+            {"experiment": "e", "variant": "a", "seed": seed, "step": step, "tokens": 100 * step,
+             "metric": "loss", "value": 10.0 * ((step + seed) % 2)}
+            for seed in (0, 1) for step in steps
+        ]
+    )  # fmt: skip
+    plots.training_curves(curves, "e", tmp_path / "c", "t", smooth=3)
+    np.testing.assert_allclose(drawn[-1].axes[0].get_lines()[0].get_ydata(), 5.0)
 
 
 @pytest.mark.parametrize("seeds", [[0, 1, 2], [0]])
@@ -436,6 +457,22 @@ def test_a_noise_scale_not_measured_is_said_so_on_the_batch_size_figure(tmp_path
     (tmp_path / "search.json").write_text(json.dumps(search))
     plots.batch_size(tmp_path / "search.json", tmp_path / "b", "t", tmp_path / "noise.json")
     assert drawn[-1]._suptitle.get_text() == "t (chosen: 4, the largest that fits)"
+
+
+@pytest.mark.parametrize("metric", ["test/bits_per_char", "test/accuracy"])  # bars, points
+def test_the_error_bars_of_a_comparison_are_the_seeds_sample_sd(tmp_path, drawn, metric):
+    values = {"a": [0.80, 0.82, 0.90], "b": [0.70, 0.71, 0.75]}
+    runs = pd.DataFrame(
+        [{"experiment": "e", "variant": v, "seed": s, metric: x}
+         for v, xs in values.items() for s, x in enumerate(xs)]
+    )  # fmt: skip
+    plots.comparison(runs, "e", metric, tmp_path / "k", "t")
+    ax = drawn[-1].axes[0]
+    assert "mean ± sd" in ax.get_title()
+    # an error bar and its caps: one line, its three strokes apart at NaNs
+    bars = [line.get_ydata() for line in ax.get_lines() if np.isnan(line.get_ydata()).any()]
+    spans = sorted(round(float(np.nanmax(y) - np.nanmin(y)), 6) for y in bars)
+    assert spans == sorted(round(2 * float(np.std(xs, ddof=1)), 6) for xs in values.values())
 
 
 def test_the_spread_drawn_and_written_is_the_seeds_sample_sd():
