@@ -391,11 +391,15 @@ def test_a_run_that_ends_inside_its_warm_up_says_so(demo_chars, tmp_path, capsys
     assert train(TrainConfig.from_dict(spec), tmp_path / "short")["steps"] == 4
     lines = capsys.readouterr().err.splitlines()
     assert lines == [
-        "warning: warmup_steps=5 >= max_steps=4: the run ends inside its warm-up, "
+        "warning: warmup_steps=5 > max_steps=4: the run ends inside its warm-up, "
         "its lr at most 0.0024 of lr=0.003"
     ]
-    train(TrainConfig.from_dict({**spec, "max_steps": 6}), tmp_path / "long")
+    # the warm-up's last step is the first at the full lr: five steps reach it
+    train(TrainConfig.from_dict({**spec, "max_steps": 5}), tmp_path / "long")
     assert "warmup_steps" not in capsys.readouterr().err
+    assert json.loads((tmp_path / "long" / "metrics.jsonl").read_text().splitlines()[-1])[
+        "lr"
+    ] == pytest.approx(3e-3)
     # a token (or time) budget that ends inside the warm-up: said when it has
     budget = {**spec, "max_steps": 0, "clock": "tokens", "token_budget": 8 * 32 * 3}
     assert train(TrainConfig.from_dict(budget), tmp_path / "tokens")["steps"] == 3

@@ -147,12 +147,17 @@ class OptimizerConfig(TrackingConfig):
         if not DEVICE.fullmatch(self.device):  # whether it is here: pick_device, where it runs
             self._fail("device", f"{self.device!r}: allowed: auto, cpu, cuda, cuda:N, mps")
 
+    def warm_up_outlasts_max_steps(self) -> bool:
+        """Whether max_steps ends the run before its last warm-up step, the first at the
+        full lr."""
+        return bool(self.max_steps) and self.warmup_steps > self.max_steps
+
     def warn_if_warm_up_outlasts_the_run(self) -> None:
         """A run that ends inside its warm-up never trains at the lr it was given.  A
         warning, not an error: a few steps of a full config are a fair smoke test."""
-        if self.max_steps and self.warmup_steps >= self.max_steps:
+        if self.warm_up_outlasts_max_steps():
             print(
-                f"warning: warmup_steps={self.warmup_steps} >= max_steps={self.max_steps}: the "
+                f"warning: warmup_steps={self.warmup_steps} > max_steps={self.max_steps}: the "
                 f"run ends inside its warm-up, {self.lr_reached(self.max_steps)}",
                 file=sys.stderr,
             )

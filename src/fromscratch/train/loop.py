@@ -470,8 +470,7 @@ class Trainer:
         """A time or token budget can end inside the warm-up, which max_steps alone says
         before the run (TrainConfig.warn_if_warm_up_outlasts_the_run)."""
         c, s = self.config, self.state
-        steps_said = c.max_steps and c.warmup_steps >= c.max_steps
-        if s.step < c.warmup_steps and not steps_said:
+        if s.step < c.warmup_steps and not c.warm_up_outlasts_max_steps():
             print(
                 f"warning: the run's budget ended at step {s.step}, inside its warm-up "
                 f"(warmup_steps={c.warmup_steps}): {c.lr_reached(s.step)}",
