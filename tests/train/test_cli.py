@@ -22,8 +22,9 @@ def test_train_then_evaluate_then_sample(demo_chars, tmp_path, capsys):
     config = tmp_path / "gpt.yaml"
     config.write_text(yaml.safe_dump(tiny_gpt(demo_chars, max_steps=20)))
     out = tmp_path / "run"
-    # scored in windows every 16 tokens, over the whole split: `evaluate` scores it alike
-    scoring = ["--set", "eval_stride=16", "--set", "eval_max_tokens=0"]
+    # trained on windows of 16 of the model's 32 positions, scored in windows every 8
+    # tokens, over the whole split: `evaluate` scores it alike
+    scoring = ["--set", "context=16", "--set", "eval_stride=8", "--set", "eval_max_tokens=0"]
     assert main(["train", str(config), "--out", str(out), "--set", "max_steps=10", *scoring]) == 0
     trained = json.loads(capsys.readouterr().out)
     assert trained["steps"] == 10
@@ -46,6 +47,11 @@ def test_train_then_evaluate_then_sample(demo_chars, tmp_path, capsys):
     results = json.loads((tmp_path / "eval.json").read_text())
     assert set(results) == {"test", "ood"}
     assert results["test"]["bits_per_char"] == pytest.approx(trained["test/bits_per_char"], 1e-9)
+    # the pipeline's stage, over the first 500 tokens only
+    from fromscratch.stages.evaluate import evaluate_stage
+
+    head = evaluate_stage(str(out / "model.pt"), {"test": {"split": "test"}}, max_tokens=500)
+    assert 0 < head["test"]["tokens"] <= 500 < results["test"]["tokens"]
 
     sample = [
         "sample",
@@ -67,6 +73,14 @@ def test_train_then_evaluate_then_sample(demo_chars, tmp_path, capsys):
     capsys.readouterr()
     assert main(sample) == 0
     assert capsys.readouterr().out == text  # the same seed, the same samples
+    assert main([*sample, "--seed", "4"]) == 0
+    assert capsys.readouterr().out != text  # another seed, other samples
+    # the narrowest nucleus and a single candidate are greedy decoding, whatever the seed
+    assert main([*sample, "--temperature", "0"]) == 0
+    greedy = capsys.readouterr().out
+    for narrowest in ("--top-p=0.001", "--top-k=1"):
+        assert main([*sample, "--seed", "4", "--temperature", "1", narrowest]) == 0
+        assert capsys.readouterr().out == greedy, narrowest
 
     for bad, named in (
         ("--top-p=1.5", "sample: --top-p=1.5 must be in (0, 1]"),
@@ -242,6 +256,7 @@ def test_set_changes_one_field_of_the_model(demo_chars, tmp_path, capsys):
 
     for bad, named in (
         ("lr.x=1", "lr is not a mapping"),
+        ("lr", "--set 'lr': expected KEY=VALUE"),  # the value forgotten: no reset to the default
         ("model.nhead=4", "unknown keys nhead"),
         ("lr=[", "--set 'lr=[': not valid YAML at line 1, column 2"),
         ("=3", "--set '=3': a KEY with an empty name in it"),
@@ -353,11 +368,19 @@ def test_inputs_longer_than_the_model_fail_before_training(demo_chars, tmp_path,
         assert f"{key}: -1 must be 0 or more" in capsys.readouterr().err
 
 
-def test_a_classifier_without_max_length_reads_as_much_as_its_model(demo_chars, tmp_path, capsys):
-    # the model's context (48 here) is the default, in training and in `evaluate` alike
+@pytest.mark.parametrize(
+    "cut", [{}, {"max_length": 40, "head_tokens": 8}], ids=["model's context", "head and tail"]
+)
+def test_evaluate_reads_a_classifiers_reviews_as_its_training_did(
+    demo_chars, tmp_path, capsys, cut
+):
+    # without max_length the model's context (48 here) is the default; with it, a review
+    # longer than max_length is its first head_tokens and its end: in training and in
+    # `evaluate` alike
     config = tiny_classifier(demo_chars, max_steps=3)
     del config["max_length"]
     config["model"]["context"] = 48
+    config |= cut
     path = tmp_path / "classifier.yaml"
     path.write_text(yaml.safe_dump(config))
     assert main(["train", str(path), "--out", str(tmp_path / "c")]) == 0

@@ -244,6 +244,9 @@ def test_a_split_scored_with_a_vocabulary_learned_from_it_is_said(tmp_path, caps
         ({"seed": -1}, "TrainConfig.seed: -1 must be 0 or more"),
         ({"beta1": 1.0}, r"TrainConfig.beta1: 1.0 must be in \[0, 1\)"),
         ({"beta2": -0.5}, r"TrainConfig.beta2: -0.5 must be in \[0, 1\)"),
+        ({"log_every": 0}, "TrainConfig.log_every: 0 must be at least 1"),
+        ({"keep_checkpoints": 0}, "TrainConfig.keep_checkpoints: 0 must be at least 1"),
+        ({"distill_temperature": 0}, "TrainConfig.distill_temperature: 0 must be positive"),
     ],
 )
 def test_bad_config_values_are_named(demo_chars, change, message):
