@@ -12,7 +12,7 @@ from submitit.helpers import DelayedSubmission
 
 from fromscratch import FromScratchError, Interrupted, exit_on_termination
 from fromscratch.cli import main
-from fromscratch.launch import LAUNCHERS, Resources, TrainingJob, run
+from fromscratch.launch import LAUNCHERS, Resources, ResumingJob, TrainingJob, run
 
 from .conftest import tiny_gpt as base_tiny_gpt
 
@@ -281,6 +281,23 @@ def test_a_training_job_whose_out_is_a_file_is_a_one_line_error(demo_chars, tmp_
     message = f"{out / 'below'}: cannot be made a folder: {out} is a file, not a folder"
     assert str(caught.value) == message
     assert out.read_text() == "mine"
+
+
+def test_every_stage_that_can_resume_is_requeued_resuming():
+    """A stage that takes `resume` is launched as a submitit Checkpointable: preempted or
+    at its time limit, its job requeues and goes on from its checkpoint."""
+    import inspect
+
+    from fromscratch.launch import ResumableStage
+    from fromscratch.stages import STAGES, get_stage
+
+    assert isinstance(get_stage("train"), TrainingJob)
+    resumable = {n for n, f in STAGES.items() if f and "resume" in inspect.signature(f).parameters}
+    assert {"sentence-vae", "encoder-decoder"} <= resumable
+    for name in STAGES:
+        assert isinstance(get_stage(name), ResumingJob) is (name in resumable | {"train"}), name
+        if name in resumable:
+            assert isinstance(get_stage(name), ResumableStage)
 
 
 def test_a_job_trains_on_the_cpus_slurm_gave_it(monkeypatch):

@@ -420,6 +420,22 @@ def test_demo_is_deterministic_under_its_seed(tmp_path, capsys):
     assert set(a.splits) == {"train", "test", "ood"}
 
 
+def test_the_pipelines_prepare_stage_prepares_as_the_command_does(tmp_path, capsys):
+    from fromscratch.stages.data import prepare_stage
+
+    settings = {"tokenizer": "words", "fit_on": "train+ood", "seed": 1}
+    options = [f"--{key.replace('_', '-')}={value}" for key, value in settings.items()]
+    assert prepare(capsys, "demo", tmp_path / "command", *options)[0] == 0
+    prepare_stage("demo", str(tmp_path / "stage"), **settings)
+    command, stage = PreparedData(tmp_path / "command"), PreparedData(tmp_path / "stage")
+    assert stage.meta["config"] == command.meta["config"]
+    assert (stage.fit_on, stage.meta["config"]["seed"]) == ("train+ood", 1)
+    for split in stage.splits:
+        assert (tmp_path / "stage" / f"{split}.bin").read_bytes() == (
+            tmp_path / "command" / f"{split}.bin"
+        ).read_bytes()
+
+
 @pytest.mark.parametrize(
     ("args", "named"),
     [
