@@ -58,7 +58,16 @@ def drawn_boxes(fig):
     return boxes
 
 
-def assert_laid_out_cleanly(fig, layout):
+def assert_laid_out_cleanly(fig, layout, panels):
+    # the panels in the order given, read as a page is: rows top to bottom, each from the left
+    assert [placed.panel for placed in layout.placed] == panels
+    for a, b in itertools.pairwise(layout.placed):
+        assert b.top < a.top or (b.top == a.top and b.left > a.left)
+    # room to spare goes between the rows up to a gutter more each, not spread down the page
+    rows = [list(row) for _, row in itertools.groupby(layout.placed, key=lambda p: p.top)]
+    for above, below in itertools.pairwise(rows):
+        gap = above[0].top - poster.row_height(above) - below[0].top
+        assert poster.GUTTER - 1e-9 <= gap <= 2 * poster.GUTTER + 1e-9
     width, height = poster.A0_INCHES
     # measured at a print's resolution: at the screen's 100 dpi, the raster's hinting and
     # whole pixels widen 9 pt text by 2% (the poster is a PDF, its text the font's widths)
@@ -75,15 +84,15 @@ def assert_laid_out_cleanly(fig, layout):
     assert len(captions) == len(layout.placed)
     for text, placed in zip(captions, layout.placed, strict=True):
         assert text.get_window_extent(renderer).width / fig.dpi <= placed.width + 1e-6
+        assert text.get_text().replace("\n", " ") == placed.panel.caption  # its own, wrapped
 
 
 def test_the_course_and_a_study_print_near_their_own_size(demo_panels):
     """The course's figures and a study's each print at 85% of its saved size or more
     (in three fixed columns, a wide one printed at 58%); a row with room to spare across
     grows to fill it, all its figures alike."""
-    fig, layout = poster.draw_poster(
-        demo_panels[:COURSE_AND_A_STUDY], "Transformers from scratch", "demo"
-    )
+    panels = demo_panels[:COURSE_AND_A_STUDY]
+    fig, layout = poster.draw_poster(panels, "Transformers from scratch", "demo")
     assert layout.scale >= 0.85 and layout.text_scale == 1
     rows = itertools.groupby(layout.placed, key=lambda placed: placed.top)
     for _, row in rows:
@@ -96,7 +105,7 @@ def test_the_course_and_a_study_print_near_their_own_size(demo_panels):
         if row[0].scale < layout.scale * poster.GROW:  # grown to the page's width
             width = sum(placed.width for placed in row) + poster.GUTTER * (len(row) - 1)
             assert width == pytest.approx(poster.A0_INCHES[0] - 2 * poster.MARGIN)
-    assert_laid_out_cleanly(fig, layout)
+    assert_laid_out_cleanly(fig, layout, panels)
     plt.close(fig)
 
 
@@ -115,7 +124,7 @@ def test_the_scale_is_the_largest_that_fits(demo_panels):
 def test_a_few_figures_are_not_blown_up(demo_panels):
     fig, layout = poster.draw_poster(demo_panels[:3], "A title", "a subtitle")
     assert {placed.scale for placed in layout.placed} == {poster.MAX_SCALE}
-    assert_laid_out_cleanly(fig, layout)
+    assert_laid_out_cleanly(fig, layout, demo_panels[:3])
     plt.close(fig)
 
 
@@ -124,7 +133,15 @@ def test_any_number_of_figures_fits_the_page(demo_panels):
     shrink together, and still nothing overlaps or leaves the page."""
     fig, layout = poster.draw_poster(demo_panels * 4, "A title", "a subtitle")
     assert layout.scale < poster.TEXT_FOLLOWS and layout.text_scale < 1
-    assert_laid_out_cleanly(fig, layout)
+    assert_laid_out_cleanly(fig, layout, demo_panels * 4)
+    plt.close(fig)
+
+
+def test_a_figure_wider_than_the_page_is_narrowed_to_it(tmp_path):
+    panels = [Panel(saved_figure(tmp_path, 0, (40.0, 4.0)), "A wide figure", CAPTION)]
+    fig, layout = poster.draw_poster(panels, "A title", "a subtitle")
+    assert layout.placed[0].width == pytest.approx(poster.A0_INCHES[0] - 2 * poster.MARGIN)
+    assert_laid_out_cleanly(fig, layout, panels)
     plt.close(fig)
 
 
@@ -173,11 +190,10 @@ def test_a_studys_question_as_the_subtitle_wraps_within_the_page(demo_panels):
         "Does a seq2seq task need an encoder/decoder, or does a GPT reading the source as a "
         "prefix do as well? (preset small)"
     )
-    fig, layout = poster.draw_poster(
-        demo_panels[:COURSE_AND_A_STUDY], "A title", f"{question} {question}"
-    )
+    panels = demo_panels[:COURSE_AND_A_STUDY]
+    fig, layout = poster.draw_poster(panels, "A title", f"{question} {question}")
     subtitle = next(t for t in fig.texts if t.get_fontsize() == poster.SUBTITLE_PT)
     assert subtitle.get_text().count("\n") == 1
     assert layout.scale >= 0.85
-    assert_laid_out_cleanly(fig, layout)
+    assert_laid_out_cleanly(fig, layout, panels)
     plt.close(fig)
