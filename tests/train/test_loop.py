@@ -400,9 +400,8 @@ def test_a_run_that_ends_inside_its_warm_up_says_so(demo_chars, tmp_path, capsys
     # the warm-up's last step is the first at the full lr: five steps reach it
     train(TrainConfig.from_dict({**spec, "max_steps": 5}), tmp_path / "long")
     assert "warmup_steps" not in capsys.readouterr().err
-    assert json.loads((tmp_path / "long" / "metrics.jsonl").read_text().splitlines()[-1])[
-        "lr"
-    ] == pytest.approx(3e-3)
+    last = (tmp_path / "long" / "metrics.jsonl").read_text().splitlines()[-1]
+    assert json.loads(last)["lr"] == pytest.approx(3e-3)
     # a token (or time) budget that ends inside the warm-up: said when it has
     budget = {**spec, "max_steps": 0, "clock": "tokens", "token_budget": 8 * 32 * 3}
     assert train(TrainConfig.from_dict(budget), tmp_path / "tokens")["steps"] == 3
