@@ -247,6 +247,8 @@ def test_a_split_scored_with_a_vocabulary_learned_from_it_is_said(tmp_path, caps
         ({"log_every": 0}, "TrainConfig.log_every: 0 must be at least 1"),
         ({"keep_checkpoints": 0}, "TrainConfig.keep_checkpoints: 0 must be at least 1"),
         ({"distill_temperature": 0}, "TrainConfig.distill_temperature: 0 must be positive"),
+        ({"device": "cuda:"}, "TrainConfig.device: 'cuda:': allowed: auto, cpu, cuda, cuda:N"),
+        ({"wandb_project": "a#b"}, "wandb_project: 'a#b': W&B takes 1 to 128 characters"),
     ],
 )
 def test_bad_config_values_are_named(demo_chars, change, message):
