@@ -137,6 +137,27 @@ def test_any_number_of_figures_fits_the_page(demo_panels):
     plt.close(fig)
 
 
+def test_the_rows_break_where_their_heights_add_up_to_the_least():
+    """Against every way to cut the course's figures into rows that fit the page across
+    (a run of figures that fits is one row: split, each part would grow taller)."""
+    sizes, scale = DEMO_SIZES[:8], 0.9
+    panels = [Panel(Path(f"{i}.png"), f"Panel {i}: what it shows", CAPTION) for i in range(8)]
+    width = poster.A0_INCHES[0] - 2 * poster.MARGIN
+
+    def rows(start, end):
+        text_scale = poster.text_scale_at(scale)
+        return poster.pack(panels[start:end], sizes[start:end], scale, text_scale, width)
+
+    heights = []
+    for cuts in itertools.chain.from_iterable(
+        itertools.combinations(range(1, len(sizes)), k) for k in range(len(sizes))
+    ):
+        parts = [rows(a, b) for a, b in itertools.pairwise((0, *cuts, len(sizes)))]
+        if all(len(part) == 1 for part in parts):
+            heights.append(poster.rows_height([part[0] for part in parts]))
+    assert poster.rows_height(rows(0, len(sizes))) == pytest.approx(min(heights))
+
+
 def test_a_figure_wider_than_the_page_is_narrowed_to_it(tmp_path):
     panels = [Panel(saved_figure(tmp_path, 0, (40.0, 4.0)), "A wide figure", CAPTION)]
     fig, layout = poster.draw_poster(panels, "A title", "a subtitle")
