@@ -245,6 +245,22 @@ def test_a_model_checks_other_data_without_its_training_data(
     assert "its tokenizer is not the one the model was trained with" in capsys.readouterr().err
 
 
+def test_a_checkpoint_checks_a_tokenizer_against_its_data_while_that_is_there(demo_chars, tmp_path):
+    """A checkpoint keeps no fingerprint of its tokenizer (model.pt does): its training
+    data's tokenizer is the reference, and without that folder nothing is refused."""
+    from fromscratch.data import PreparedData
+    from fromscratch.train.models import tokenizers_agree
+
+    renumbered = tmp_path / "renumbered"
+    shutil.copytree(demo_chars, renumbered)
+    spec = json.loads((renumbered / "tokenizer.json").read_text())
+    (renumbered / "tokenizer.json").write_text(json.dumps(spec | {"chars": spec["chars"][::-1]}))
+    same, other = PreparedData(demo_chars).tokenizer, PreparedData(renumbered).tokenizer
+    checkpoint = {"data": str(demo_chars)}
+    assert tokenizers_agree(same, checkpoint) and not tokenizers_agree(other, checkpoint)
+    assert tokenizers_agree(other, {"data": str(tmp_path / "gone")})
+
+
 def test_set_changes_one_field_of_the_model(demo_chars, tmp_path, capsys):
     config = tmp_path / "gpt.yaml"
     config.write_text(yaml.safe_dump(tiny_gpt(demo_chars, max_steps=2)))
