@@ -141,7 +141,9 @@ def test_the_rows_break_where_their_heights_add_up_to_the_least():
     """Against every way to cut the course's figures into rows that fit the page across
     (a run of figures that fits is one row: split, each part would grow taller)."""
     sizes, scale = DEMO_SIZES[:8], 0.9
-    panels = [Panel(Path(f"{i}.png"), f"Panel {i}: what it shows", CAPTION) for i in range(8)]
+    panels = [
+        Panel(Path(f"{i}.png"), f"Panel {i}: what it shows", CAPTION) for i in range(len(sizes))
+    ]
     width = poster.A0_INCHES[0] - 2 * poster.MARGIN
 
     def rows(start, end):

@@ -188,6 +188,15 @@ def test_a_missing_or_foreign_model_file_is_a_one_line_error(tmp_path, capsys):
             assert err.count("\n") == 1 and f"{path}: {named}" in err
 
 
+def renumbered_copy(chars: Path, out: Path) -> Path:
+    """A copy of a chars folder with the same characters numbered the other way round:
+    every id means another character."""
+    shutil.copytree(chars, out)
+    spec = json.loads((out / "tokenizer.json").read_text())
+    (out / "tokenizer.json").write_text(json.dumps(spec | {"chars": spec["chars"][::-1]}))
+    return out
+
+
 def test_data_with_another_tokenizer_is_a_one_line_error(demo_chars, demo_words, tmp_path, capsys):
     config = tmp_path / "gpt.yaml"
     # a vocabulary padded beyond the data's (as nanoGPT pads GPT-2's to 50,304)
@@ -202,12 +211,7 @@ def test_data_with_another_tokenizer_is_a_one_line_error(demo_chars, demo_words,
     copy = tmp_path / "copy"
     shutil.copytree(demo_chars, copy)
     assert main(["evaluate", model, "--split", "test", "--data", str(copy)]) == 0
-    # the same characters, numbered the other way round: every id means another character
-    renumbered = tmp_path / "renumbered"
-    shutil.copytree(demo_chars, renumbered)
-    spec = json.loads((renumbered / "tokenizer.json").read_text())
-    spec["chars"] = spec["chars"][::-1]
-    (renumbered / "tokenizer.json").write_text(json.dumps(spec))
+    renumbered = renumbered_copy(demo_chars, tmp_path / "renumbered")
     capsys.readouterr()
 
     cases = ((demo_words, "a vocabulary of"), (renumbered, "its tokenizer is not"))
@@ -226,12 +230,8 @@ def test_a_model_checks_other_data_without_its_training_data(
     on a relative path is used from elsewhere, or on a machine without that folder."""
     work = tmp_path / "work"
     shutil.copytree(demo_chars, work / "chars")
-    for name, chars in (("same", None), ("renumbered", "reversed")):
-        shutil.copytree(demo_chars, tmp_path / name)
-        if chars:
-            spec = json.loads((tmp_path / name / "tokenizer.json").read_text())
-            spec["chars"] = spec["chars"][::-1]
-            (tmp_path / name / "tokenizer.json").write_text(json.dumps(spec))
+    shutil.copytree(demo_chars, tmp_path / "same")
+    renumbered_copy(demo_chars, tmp_path / "renumbered")
     monkeypatch.chdir(work)
     (work / "gpt.yaml").write_text(yaml.safe_dump(tiny_gpt("chars", max_steps=3)))
     assert main(["train", "gpt.yaml", "--out", "run"]) == 0
@@ -251,10 +251,7 @@ def test_a_checkpoint_checks_a_tokenizer_against_its_data_while_that_is_there(de
     from fromscratch.data import PreparedData
     from fromscratch.train.models import tokenizers_agree
 
-    renumbered = tmp_path / "renumbered"
-    shutil.copytree(demo_chars, renumbered)
-    spec = json.loads((renumbered / "tokenizer.json").read_text())
-    (renumbered / "tokenizer.json").write_text(json.dumps(spec | {"chars": spec["chars"][::-1]}))
+    renumbered = renumbered_copy(demo_chars, tmp_path / "renumbered")
     same, other = PreparedData(demo_chars).tokenizer, PreparedData(renumbered).tokenizer
     checkpoint = {"data": str(demo_chars)}
     assert tokenizers_agree(same, checkpoint) and not tokenizers_agree(other, checkpoint)
