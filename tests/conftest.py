@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import threading
+import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -58,7 +59,7 @@ class FileServer:
             def do_GET(self):
                 range_header = self.headers.get("Range")
                 server.requests.append((self.path, range_header))
-                path = server.root / self.path.lstrip("/")
+                path = server.root / urllib.parse.unquote(self.path).lstrip("/")  # as a web server
                 if not path.is_file() or self.path in server.statuses:
                     self.send_error(server.statuses.get(self.path, 404))
                     return

@@ -199,6 +199,17 @@ def test_sha256sums_lines_in_the_forms_sha256sum_writes_are_read(
     assert fetch(source, tmp_path, mirror=http_server.url, progress=False).read_bytes() == repack
 
 
+def test_a_listed_path_keeps_its_spaces(http_server, tmp_path):
+    repack = b"a repack with other bytes"
+    source = serve(http_server, name="a file.bin", data=repack)
+    source = Source(url=source.url, checksum=sha256(b"the original bytes"))
+    digest = hashlib.sha256(repack).hexdigest()
+    (http_server.root / "SHA256SUMS").write_text(
+        f"# sha256sum output\n\n{'0' * 64}  file.bin\n{digest}  a file.bin\n"
+    )
+    assert fetch(source, tmp_path, mirror=http_server.url, progress=False).read_bytes() == repack
+
+
 def test_a_sha256sums_that_is_not_utf8_is_named(http_server, tmp_path):
     source = serve(http_server)
     (http_server.root / "SHA256SUMS").write_bytes("abc  file.bin\n".encode("utf-16"))

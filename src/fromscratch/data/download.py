@@ -23,6 +23,7 @@ import hashlib
 import http.client
 import os
 import posixpath
+import re
 import sys
 import urllib.error
 import urllib.parse
@@ -174,6 +175,12 @@ def _not_there(error: FromScratchError) -> bool:
     return isinstance(cause, FileNotFoundError) or getattr(cause, "code", None) in NOT_THERE
 
 
+# A line of sha256sum's: the digest, a space, " " (text mode) or "*" (binary mode), and the
+# path to the end of the line, spaces and all ("./PATH" from `find`).  Other lines (blank,
+# a comment, an escaped path starting with a backslash) name nothing we download.
+CHECKSUM_LINE = re.compile(r"([0-9A-Fa-f]{64}) [ *]?(.+)")
+
+
 def mirror_checksums(mirror: str) -> dict[str, str]:
     """The mirror's SHA256SUMS as {relative path: "sha256:HEX"}; empty if it has none.
 
@@ -201,9 +208,9 @@ def mirror_checksums(mirror: str) -> dict[str, str]:
         ) from None
     sums = {}
     for line in text.splitlines():
-        parts = line.split()
-        if len(parts) == 2:  # "HEX  PATH", "HEX *PATH" (binary mode), "HEX  ./PATH" (find)
-            sums[posixpath.normpath(parts[1].lstrip("*"))] = f"sha256:{parts[0]}"
+        if match := CHECKSUM_LINE.fullmatch(line):
+            digest, path = match.groups()
+            sums[posixpath.normpath(path)] = f"sha256:{digest}"
     return sums
 
 
