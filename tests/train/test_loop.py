@@ -361,6 +361,15 @@ def test_a_larger_vocabulary_than_the_data_is_padding(demo_chars, tmp_path):
     )
 
 
+def test_a_classifier_has_an_output_for_each_label_of_its_data():
+    """Two-label data sets are all the course has; a third label must get its own output."""
+    from fromscratch.train.models import model_config
+
+    meta = {"vocab_size": 50, "labels": ["negative", "neutral", "positive"]}
+    assert model_config({"family": "classifier"}, meta).num_classes == 3
+    assert model_config({"family": "classifier", "num_classes": 4}, meta).num_classes == 4
+
+
 def test_head_tokens_beyond_max_length_fail_before_training(demo_words, tmp_path):
     config = TrainConfig.from_dict(tiny_classifier(demo_words, max_length=96, head_tokens=97))
     with pytest.raises(FromScratchError, match="head_tokens=97: more than the max_length=96"):
