@@ -31,6 +31,35 @@ def shared_mirror() -> Path:
     pytest.skip("no data mirror (set FROMSCRATCH_MIRROR)")
 
 
+@pytest.fixture
+def drawn(monkeypatch):
+    """The figures the figure functions draw, kept open instead of written: a test reads
+    what a figure shows (its lines, bars, labels) rather than trusting the file."""
+    import matplotlib.pyplot as plt
+
+    from fromscratch.figures import (
+        augmentation,
+        cramming,
+        distillation,
+        plots,
+        recurrent_gpt2,
+        sentence_vae,
+    )
+
+    figures = []
+
+    def keep(fig, path):
+        fig.canvas.draw()
+        figures.append(fig)
+        return []
+
+    # plots.save serves the modules that call it as plots.save (perceiver, encoder_decoder)
+    for module in (plots, augmentation, cramming, distillation, recurrent_gpt2, sentence_vae):
+        monkeypatch.setattr(module, "save", keep)
+    yield figures
+    plt.close("all")
+
+
 class FileServer:
     """Serves a folder over HTTP on 127.0.0.1 (port 0), with Range support and fault modes.
 

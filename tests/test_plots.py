@@ -39,22 +39,6 @@ def test_the_classifier_loss_is_per_review():
     assert label("test/accuracy", plots.LOSS_UNITS["classifier"]) == "test accuracy"
 
 
-@pytest.fixture
-def drawn(monkeypatch):
-    """The figures the figure functions draw, kept open instead of written."""
-    figures = []
-
-    def keep(fig, path):
-        fig.canvas.draw()
-        figures.append(fig)
-        return []
-
-    for module in (plots, sentence_vae, cramming, distillation):
-        monkeypatch.setattr(module, "save", keep)
-    yield figures
-    plt.close("all")
-
-
 def _titles(fig) -> str:
     texts = [fig._suptitle.get_text()] if fig._suptitle else []
     texts += [ax.get_title() for ax in fig.axes] + [ax.get_xlabel() for ax in fig.axes]
