@@ -60,6 +60,18 @@ def drawn(monkeypatch):
     plt.close("all")
 
 
+def error_bar_spans(ax) -> list[float]:
+    """The lengths of the error bars seaborn's lineplot draws on ax (err_style="bars", line
+    segments), in drawing order: 2 sd for bars of ± one sd."""
+    import numpy as np
+    from matplotlib.collections import LineCollection
+
+    segments = [
+        s for c in ax.collections if isinstance(c, LineCollection) for s in c.get_segments()
+    ]
+    return [float(np.ptp(s[:, 1])) for s in segments]
+
+
 class FileServer:
     """Serves a folder over HTTP on 127.0.0.1 (port 0), with Range support and fault modes.
 

@@ -11,9 +11,12 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 import torch
 import yaml
+from matplotlib.patches import Rectangle
 
 from fromscratch.figures import cramming
 from fromscratch.models import GPT, GPTConfig
@@ -22,7 +25,7 @@ from fromscratch.train.loop import Interrupted
 from fromscratch.train.models import model_config
 from fromscratch.train.schedule import learning_rate
 
-from ..conftest import ROOT, tiny_gpt
+from ..conftest import ROOT, error_bar_spans, tiny_gpt
 from ..workflow.conftest import snakemake
 
 BUDGET_S = 3.0
@@ -159,11 +162,11 @@ def test_post_norm_is_another_model_and_still_causal():
 METRIC = "test/bits_per_char"
 
 
-def write_run(root, recipe, budget, seed, bits):
+def write_run(root, recipe, budget, seed, bits, steps=100):
     folder = root / "runs" / recipe / f"budget{budget:g}s" / f"seed{seed}"
     folder.mkdir(parents=True)
     summary = {
-        "steps": 100,
+        "steps": steps,
         "tokens": 1000,
         "train_time_s": budget + 0.01,
         "tokens_per_s": 10.0,
@@ -242,3 +245,88 @@ def test_a_typo_in_the_study_fails_before_any_job_naming_the_key(tmp_path):
     assert "ablations.cramming.demo.ablations.x.model: unknown key 'biass'" in (
         result.stdout + result.stderr
     )
+
+
+# Three seeds, unequally spread (mean != median, sample sd != standard error), and paired
+# changes from the baseline that differ from seed to seed.
+HOURS = (10800.0, 21600.0, 43200.0)
+BASELINE = {10800.0: [1.45, 1.47, 1.58], 21600.0: [1.30, 1.33, 1.40], 43200.0: [1.20, 1.22, 1.30]}
+CHANGES = {"post_norm": [0.03, 0.05, 0.10], "dropout": [-0.02, -0.01, 0.03]}
+STEPS = {
+    "baseline": [2400, 2410, 2430],
+    "post_norm": [2001, 2002, 2005],
+    "dropout": [1500, 1500, 1501],
+}
+
+
+def ablation_runs(tmp_path, budget: float, budgets=()) -> pd.DataFrame:
+    """The runs table of a study: the baseline at each of `budgets`, and the baseline and
+    each ablation (CHANGES on BASELINE[43200] seed by seed) at the whole `budget`."""
+    whole = BASELINE[43200.0]
+    bits = {"baseline": whole} | {r: np.add(whole, c).tolist() for r, c in CHANGES.items()}
+    paths = [
+        write_run(tmp_path, recipe, budget, seed, x, STEPS[recipe][seed])
+        for recipe, xs in bits.items()
+        for seed, x in enumerate(xs)
+    ]
+    paths += [
+        write_run(tmp_path, "baseline", b, seed, x)
+        for b in budgets
+        for seed, x in enumerate(BASELINE[b])
+    ]
+    return cramming.runs_table(paths, METRIC)
+
+
+def test_the_ablation_table_spreads_are_the_seeds_sample_sd(tmp_path):
+    """ablations.csv says "mean ± sd over seeds": the sample sd (n - 1) of the metric, and
+    of the changes from the baseline of the same seed, not their standard error."""
+    table = cramming.ablation_table(ablation_runs(tmp_path, 43200.0), METRIC, 43200.0)
+    table = table.set_index("recipe")
+    for recipe, changes in CHANGES.items():
+        bits = np.add(BASELINE[43200.0], changes)
+        assert table.loc[recipe, "mean"] == pytest.approx(np.mean(bits))
+        assert table.loc[recipe, "sd"] == pytest.approx(np.std(bits, ddof=1))
+        assert table.loc[recipe, "change"] == pytest.approx(np.mean(changes))
+        assert table.loc[recipe, "change_sd"] == pytest.approx(np.std(changes, ddof=1))
+    assert table.loc["baseline", "sd"] == pytest.approx(np.std(BASELINE[43200.0], ddof=1))
+
+
+def test_the_budget_figure_draws_the_baseline_over_seeds_in_hours(tmp_path, drawn):
+    """Hour budgets are drawn in hours: the baseline recipe's mean ± sd (sample sd) at 3, 6
+    and 12 h, averaged over the baseline's runs only, and the reference runs at their own
+    training time, converted to the same unit."""
+    runs = ablation_runs(tmp_path, 43200.0, budgets=HOURS[:2])
+    reference = pd.DataFrame({"train_time_s": [30000.0, 31800.0], METRIC: [1.25, 1.27]})
+    cramming.budget_figure(runs, reference, METRIC, tmp_path / "budget", "test")
+    ax = drawn[-1].axes[0]
+    assert "(h, log scale)" in ax.get_xlabel()
+    line = next(line for line in ax.get_lines() if line.get_marker() == "o")
+    assert line.get_xdata().tolist() == pytest.approx([3.0, 6.0, 12.0])
+    assert line.get_ydata().tolist() == pytest.approx([np.mean(BASELINE[b]) for b in HOURS])
+    sds = [2 * np.std(BASELINE[b], ddof=1) for b in HOURS]
+    assert error_bar_spans(ax) == pytest.approx(sds)
+    star = next(c for c in ax.collections if c.get_label().startswith("course GPT"))
+    assert star.get_offsets()[:, 0].tolist() == pytest.approx([30000 / 3600, 31800 / 3600])
+
+
+@pytest.mark.parametrize("budget, each", [(43200.0, "12 h each"), (180.0, "3 min each")])
+def test_the_ablation_figure_shows_each_recipes_mean_change_and_its_steps(
+    tmp_path, drawn, budget, each
+):
+    """Each bar is a recipe's mean change from the baseline of the same seed, from a line at
+    no change (0); its label says the recipe's mean steps to a tenth (2,002.7, not 2,003);
+    the title gives the budget in a readable unit."""
+    cramming.ablation_figure(ablation_runs(tmp_path, budget), METRIC, budget, tmp_path / "a", "t")
+    ax = drawn[-1].axes[0]
+    bars = [p for p in ax.patches if isinstance(p, Rectangle)]
+    assert [bar.get_width() for bar in bars] == pytest.approx(
+        [np.mean(c) for c in CHANGES.values()]
+    )
+    assert [t.get_text() for t in ax.get_yticklabels()] == [
+        "post_norm\n(2,002.7 steps)",
+        "dropout\n(1,500.3 steps)",
+    ]
+    vertical = [line.get_xdata() for line in ax.get_lines() if list(line.get_ydata()) == [0, 1]]
+    assert [list(x) for x in vertical] == [[0, 0]]
+    assert each in ax.get_title()
+    assert "(2,413.3 steps)" in ax.get_title()  # the baseline's mean, 2400, 2410 and 2430

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from matplotlib.colors import to_hex
 from submitit.helpers import Checkpointable
 
 from fromscratch import FromScratchError
@@ -33,6 +34,8 @@ from fromscratch.train.seq2seq import (
     greedy_answers,
     seq2seq_loss,
 )
+
+from ..conftest import error_bar_spans
 
 TINY = {"n_layer": 1, "n_head": 2, "n_embd": 32, "fast": True}
 
@@ -383,3 +386,78 @@ def test_a_signal_mid_run_checkpoints_and_the_resumed_run_ends_identically(
     whole = torch.load(tmp_path / "whole" / "model.pt")["model"]
     for name, tensor in torch.load(tmp_path / "cut" / "model.pt")["model"].items():
         assert torch.equal(tensor, whole[name]), name
+
+
+# --------------------------------------------------------------------------- the tables and figure
+
+# Trained on lengths 2..6, tested on 1..9; each seed's offset is unequally spaced (mean !=
+# median, sample sd != standard error), and the two architectures' curves are apart.
+LENGTHS, TRAINED = range(1, 10), range(2, 7)
+SEED_OFFSETS = [0.0, 0.02, 0.10]
+ARCHITECTURES = {"encoder_decoder": (0.98, 121_000), "decoder_only": (0.80, 118_000)}
+
+
+def exact_match(architecture: str, seed: int, length: int) -> float:
+    return ARCHITECTURES[architecture][0] - 0.05 * length - SEED_OFFSETS[seed]
+
+
+def write_runs(root) -> list:
+    """A run folder per (architecture, seed): accuracy.csv and summary.json, as the stage
+    writes them."""
+    folders = []
+    for architecture, (_, parameters) in ARCHITECTURES.items():
+        for seed in range(len(SEED_OFFSETS)):
+            folder = root / f"{architecture}-{seed}"
+            folder.mkdir()
+            em = [exact_match(architecture, seed, n) for n in LENGTHS]
+            pd.DataFrame(
+                {"length": LENGTHS, "trained": [n in TRAINED for n in LENGTHS], "exact_match": em,
+                 "token_accuracy": np.add(em, 0.01), "examples": 50}
+            ).to_csv(folder / "accuracy.csv", index=False)  # fmt: skip
+            summary = {"architecture": architecture, "seed": seed, "parameters": parameters,
+                       "task": "reverse"}  # fmt: skip
+            (folder / "summary.json").write_text(json.dumps(summary))
+            folders.append(folder)
+    return folders
+
+
+def test_the_run_table_averages_the_trained_lengths_and_those_beyond_them(tmp_path):
+    """One row per run; "trained" is the mean over the trained lengths only (not the shorter
+    untrained length 1), "longer" over the lengths past the longest trained one."""
+    runs = figures.run_table(figures.accuracy_table(write_runs(tmp_path)))
+    runs = runs.set_index(["architecture", "seed"]).sort_index()
+    assert runs.index.tolist() == sorted(
+        (a, s) for a in ARCHITECTURES for s in range(len(SEED_OFFSETS))
+    )
+    for (architecture, seed), row in runs.iterrows():
+        trained = np.mean([exact_match(architecture, seed, n) for n in TRAINED])
+        longer = np.mean([exact_match(architecture, seed, n) for n in (7, 8, 9)])
+        assert row["exact_match_trained"] == pytest.approx(trained)
+        assert row["exact_match_longer"] == pytest.approx(longer)
+        assert row["token_accuracy_longer"] == pytest.approx(longer + 0.01)
+
+
+def test_the_figure_draws_each_architecture_over_seeds_under_its_name(tmp_path, drawn):
+    """Each legend entry names the curve it marks (mean over the 3 seeds), with bars of ±
+    one sample sd; the dashed line sits between the longest trained length and the next."""
+    figures.accuracy_by_length(figures.accuracy_table(write_runs(tmp_path)), "unused", "t")
+    fig = drawn[-1]
+    assert "over 3 seeds" in fig._suptitle.get_text()
+    ax = fig.axes[0]
+    dashed = [line.get_xdata() for line in ax.get_lines() if line.get_linestyle() == "--"]
+    assert [list(x) for x in dashed] == [[6.5, 6.5]]
+    legend = fig.axes[1].get_legend()
+    handles = zip(legend.texts, legend.legend_handles, strict=True)
+    colors = {text.get_text(): to_hex(handle.get_color()) for text, handle in handles}
+    names = {
+        "encoder/decoder (121k parameters)": "encoder_decoder",
+        "decoder-only GPT (118k parameters)": "decoder_only",
+    }
+    assert set(colors) == set(names)
+    lines = [line for line in ax.get_lines() if line.get_marker() == "o" and len(line.get_xdata())]
+    curves = {to_hex(line.get_color()): line.get_ydata() for line in lines}  # not legend keys
+    for name, architecture in names.items():
+        means = [np.mean([exact_match(architecture, s, n) for s in range(3)]) for n in LENGTHS]
+        assert curves[colors[name]].tolist() == pytest.approx(means), name
+    spans = [2 * np.std(SEED_OFFSETS, ddof=1)] * 2 * len(LENGTHS)
+    assert error_bar_spans(ax) == pytest.approx(spans)
