@@ -272,3 +272,126 @@ def test_each_strategy_changes_the_share_of_words_its_rate_says():
         for a, b in zip(m.split(), t.split(), strict=True)
     )
     assert changed / words == pytest.approx(rate, abs=0.01)  # every typo changes its word
+
+
+# The headline score of each model, strategy and evaluation set, for seeds 0, 1 and 2: steps
+# of unequal size between the seeds, so that mean and median, sample sd and standard error
+# differ; every set and strategy with its own mean and spread
+HEADLINES = {
+    "classifier": {
+        "none": {"in-domain": (0.80, 0.82, 0.90), "sst": (0.70, 0.71, 0.75),
+                 "yelp": (0.76, 0.79, 0.77)},
+        "typos": {"in-domain": (0.83, 0.84, 0.88), "sst": (0.72, 0.76, 0.73),
+                  "yelp": (0.78, 0.78, 0.84)},
+        "unk": {"in-domain": (0.79, 0.80, 0.86), "sst": (0.74, 0.75, 0.80),
+                "yelp": (0.75, 0.81, 0.80)},
+    },
+    "lm": {
+        "none": {"in-domain": (2.10, 2.14, 2.30), "wiki": (2.60, 2.55, 2.71)},
+        "typos": {"in-domain": (2.16, 2.17, 2.25), "wiki": (2.52, 2.58, 2.60)},
+        "unk": {"in-domain": (2.05, 2.12, 2.13), "wiki": (2.66, 2.62, 2.80)},
+    },
+}  # fmt: skip
+ORDER = ["none", "typos", "unk"]
+
+
+def evaluated(folder):
+    """The results table of the evaluation files of HEADLINES' runs, each set also with a
+    loss, which no summary or figure of the study shows."""
+    rates = {model: {"none": 0.0, "typos": 0.3, "unk": 0.2} for model in HEADLINES}
+    paths = []
+    for model, strategies in HEADLINES.items():
+        for strategy, sets in strategies.items():
+            for seed in range(3):
+                path = folder / f"{model}-{strategy}-seed{seed}.json"
+                scores = {
+                    name: {figures.HEADLINE[model]: values[seed], "loss": 5.0 + seed}
+                    for name, values in sets.items()
+                }
+                path.write_text(json.dumps(scores))
+                paths.append(path)
+    return figures.results_table(paths, rates)
+
+
+def pointplot_marks(ax):
+    """The points of each of seaborn's point series on ax, as (x, y, length of the point's
+    error bar): an error bar and its caps are one line, its three strokes apart at NaNs,
+    with the bar's own stroke at x of its point."""
+    lines = [line for line in ax.get_lines() if len(line.get_xdata())]
+    bars = {
+        round(float(line.get_xdata()[3]), 6): float(np.nanmax(ys) - np.nanmin(ys))
+        for line in lines
+        if np.isnan(ys := line.get_ydata()).any()
+    }
+    return [
+        [(x, y, bars[round(float(x), 6)]) for x, y in line.get_xydata()]
+        for line in lines
+        if not np.isnan(line.get_ydata()).any()
+    ]
+
+
+def test_the_summary_is_each_sets_mean_and_sample_sd_over_seeds_and_one_set_is_in_domain(
+    tmp_path,
+):
+    results = evaluated(tmp_path)
+    domains = results.groupby("set")["domain"].unique().map(list).to_dict()
+    assert domains == {"in-domain": ["in"], "sst": ["out"], "yelp": ["out"], "wiki": ["out"]}
+    summary = figures.summary_table(results).set_index(["model", "set", "strategy"])
+    assert len(summary) == 3 * 3 + 3 * 2  # the headline metric alone
+    for model, strategies in HEADLINES.items():
+        for strategy, sets in strategies.items():
+            for name, values in sets.items():
+                row = summary.loc[(model, name, strategy)]
+                none = np.mean(strategies["none"][name])
+                assert row["mean"] == pytest.approx(np.mean(values))
+                assert row["sd"] == pytest.approx(np.std(values, ddof=1))
+                assert row["seeds"] == 3
+                assert row["change_from_none"] == pytest.approx(np.mean(values) - none)
+
+
+def test_the_classifier_figure_shows_each_strategys_mean_and_sample_sd_on_each_set(tmp_path, drawn):
+    """Left: a point per strategy and set. Right: a point per strategy and out-of-domain
+    set at (in-domain mean, that set's mean), its bars the sd of each across the seeds."""
+    figures.classifier_figure(evaluated(tmp_path), ORDER, tmp_path / "classifier", "t")
+    left, right = drawn[-1].axes
+    accuracy = HEADLINES["classifier"]
+    series = pointplot_marks(left)
+    assert len(series) == 3  # one per set, in the order evaluated
+    for name, marks in zip(["in-domain", "sst", "yelp"], series, strict=True):
+        assert [round(x) for x, _, _ in marks] == [0, 1, 2]  # dodged about each strategy
+        for strategy, (_, mean, bar) in zip(ORDER, marks, strict=True):
+            assert mean == pytest.approx(np.mean(accuracy[strategy][name]))
+            assert bar == pytest.approx(2 * np.std(accuracy[strategy][name], ddof=1))
+
+    def point(container):
+        ((x, y),) = container.lines[0].get_xydata()
+        across, along = container.lines[2]  # the bars along x, then those along y
+        (start, _), (end, _) = across.get_segments()[0]
+        (_, low), (_, high) = along.get_segments()[0]
+        return x, y, end - start, high - low
+
+    drawn_points = sorted(point(container) for container in right.containers)
+    expected = sorted(
+        (
+            np.mean(sets["in-domain"]),
+            np.mean(sets[name]),
+            2 * np.std(sets["in-domain"], ddof=1),
+            2 * np.std(sets[name], ddof=1),
+        )
+        for sets in accuracy.values()
+        for name in ("sst", "yelp")
+    )
+    np.testing.assert_allclose(drawn_points, expected)
+    assert right.get_xlabel() == "in-domain accuracy"
+
+
+def test_each_lm_panel_shows_the_mean_and_sample_sd_of_its_own_set(tmp_path, drawn):
+    figures.lm_figure(evaluated(tmp_path), ORDER, tmp_path / "lm", "t")
+    panels = drawn[-1].axes
+    assert [ax.get_title() for ax in panels] == ["in-domain", "wiki"]
+    for ax in panels:
+        (marks,) = pointplot_marks(ax)
+        for strategy, (_, mean, bar) in zip(ORDER, marks, strict=True):
+            values = HEADLINES["lm"][strategy][ax.get_title()]
+            assert mean == pytest.approx(np.mean(values))
+            assert bar == pytest.approx(2 * np.std(values, ddof=1))

@@ -11,12 +11,14 @@ import json
 import math
 import re
 
+import numpy as np
 import pytest
 import torch
 
 from fromscratch import FromScratchError
 from fromscratch.cli import main
 from fromscratch.data import PreparedData
+from fromscratch.figures import perceiver as figures
 from fromscratch.io import read_json
 from fromscratch.models import GPT, GPTConfig, Perceiver, PerceiverConfig
 from fromscratch.stages.perceiver import (
@@ -308,3 +310,105 @@ def test_both_stages_refuse_a_folder_as_their_output_before_reading_anything(tmp
     ):
         error = refused(capsys, stage, args, tmp_path / "logs")
         assert f"{stage}: out={folder}: cannot be written: it is a folder" in error, error
+
+
+# A study on a character-level data set scored on its validation split and a byte-level one
+# on its test split; contexts 64 and 256; seeds with steps of unequal size between them
+SPLITS = {"shakespeare-chars": "val", "enwik8": "test"}
+UNITS = {"shakespeare-chars": "bits_per_char", "enwik8": "bits_per_byte"}
+MODELS = {"gpt": "GPT", "perceiver": "Perceiver AR"}
+CONTEXTS, SEEDS = (64, 256), (0, 1, 2)
+
+
+def measured(data, family, context, seed):
+    """A run's scores and costs, each set and model with values of its own: a summary has
+    the bits of both splits and both units, their metric an offset apart."""
+    bits = {"shakespeare-chars": 2.10, "enwik8": 1.30}[data] - 0.1 * (context == 256)
+    bits += 0.05 * (family == "gpt") + (0.0, 0.02, 0.10)[seed]
+    speed = {"shakespeare-chars": 9000.0, "enwik8": 6000.0}[data] * (1 + (family == "perceiver"))
+    return {
+        **{
+            f"{split}/{unit}": bits + 0.04 * (split == "test") + 0.3 * (unit == "bits_per_byte")
+            for split in ("val", "test")
+            for unit in ("bits_per_char", "bits_per_byte")
+        },
+        "tokens_per_s": speed * 64 / context + 150.0 * seed**2,
+        "peak_memory_mb": {"shakespeare-chars": 300.0, "enwik8": 500.0}[data]
+        + context * (2.0 if family == "gpt" else 0.5),
+    }
+
+
+def perceiver_results(folder):
+    """perceiver.table of the plan, cost and run summaries of the study above."""
+    plans, costs, summaries = [], [], []
+    for data in SPLITS:
+        variants, rows = {}, []
+        for family in MODELS:
+            for context in CONTEXTS:
+                name = f"{family}-{context}"
+                variants[name] = {
+                    "family": family, "context": context, "batch_size": 4096 // context,
+                    "parameters": 800_000 + 1000 * context - 20_000 * (family == "perceiver"),
+                    "flops_per_token": 5e6, "steps": 100, "tokens": 409_600, "flops": 2e12,
+                    "config": {},
+                }  # fmt: skip
+                cost = measured(data, family, context, 0)
+                rows.append({"variant": name, "family": family, "context": context,
+                             "tokens_per_s": cost["tokens_per_s"],
+                             "peak_memory_mb": cost["peak_memory_mb"]})  # fmt: skip
+                for seed in SEEDS:
+                    run = measured(data, family, context, seed)
+                    del run["peak_memory_mb"]  # the cost stage's
+                    config = {
+                        "data": f"/data/{data}",
+                        "seed": seed,
+                        "model": {"family": family, "context": context, "n_embd": 64},
+                    }
+                    summary = {**run, "config": config, "steps": 100, "tokens": 409_600,
+                               "train_time_s": 600.0}  # fmt: skip
+                    summaries.append(folder / f"{data}-{name}-seed{seed}.json")
+                    summaries[-1].write_text(json.dumps(summary))
+        plans.append(folder / f"{data}-plan.json")
+        plans[-1].write_text(json.dumps({"data": f"/data/{data}", "variants": variants}))
+        costs.append(folder / f"{data}-cost.json")
+        costs[-1].write_text(json.dumps({"device": "cpu", "steps": 2, "rows": rows}))
+    return figures.table(plans, costs, summaries, SPLITS)
+
+
+def test_the_table_has_the_bits_of_each_data_sets_split_in_its_own_unit(tmp_path):
+    results = perceiver_results(tmp_path)
+    assert len(results) == len(SPLITS) * len(MODELS) * len(CONTEXTS) * len(SEEDS)
+    for _, row in results.iterrows():
+        family = {name: family for family, name in MODELS.items()}[row["model"]]
+        run = measured(row["data"], family, row["context"], row["seed"])
+        split, unit = SPLITS[row["data"]], UNITS[row["data"]]
+        assert (row["split"], row["unit"]) == (split, unit)
+        assert row["bits"] == pytest.approx(run[f"{split}/{unit}"])
+        assert row["tokens_per_s"] == pytest.approx(run["tokens_per_s"])
+        cost = measured(row["data"], family, row["context"], 0)  # the cost stage's run
+        assert row["peak_memory_mb"] == cost["peak_memory_mb"]  # one per model, not per seed
+
+
+def test_the_context_figure_shows_each_data_sets_own_runs_and_costs_from_zero(tmp_path, drawn):
+    """A row of panels per data set (in name order), each line the mean over the seeds of
+    that set's runs of one model; the costs' axes start at 0, where their ratios show."""
+    figures.context_figure(perceiver_results(tmp_path), tmp_path / "context", "t")
+    fig = drawn[-1]
+    assert fig._suptitle.get_text() == "t\n(lines: mean ± sd over 3 seeds; points: seeds)"
+    labels = {"shakespeare-chars": "validation bits per character", "enwik8": "test bits per byte"}
+    panels = np.reshape(fig.axes, (len(SPLITS), 3))
+    for data, row in zip(sorted(SPLITS), panels, strict=True):
+        assert row[0].get_title(loc="left").startswith(f"{data}: ")
+        assert row[0].get_ylabel() == labels[data]
+        split_unit = f"{SPLITS[data]}/{UNITS[data]}"
+        for ax, column in zip(row, (split_unit, "tokens_per_s", "peak_memory_mb"), strict=True):
+            lines = {c.get_label().split(" (")[0]: c.lines[0].get_xydata() for c in ax.containers}
+            for family, name in MODELS.items():
+                means = [
+                    np.mean([measured(data, family, context, s)[column] for s in SEEDS])
+                    for context in CONTEXTS
+                ]
+                expected = np.column_stack([CONTEXTS, means])
+                np.testing.assert_allclose(lines[name], expected, err_msg=f"{data} {column}")
+            if column != split_unit:  # a cost: its axis starts at 0
+                assert ax.get_ylim()[0] == 0
