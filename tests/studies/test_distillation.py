@@ -7,6 +7,7 @@ import json
 import math
 import shutil
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -283,3 +284,83 @@ def test_a_perceiver_student_learns_from_the_teachers_predictions_at_its_latents
     assert student.shape[1] == 8
     expected = distillation_loss(student, taught[:, -8:], y[:, -8:], 2.0, 1.0)
     assert trainer.train_step()["loss"] == pytest.approx(expected.item(), rel=1e-5)
+
+
+# The figures: LSTMs of 1 and 2 layers trained on 64 tokens, evaluated at 1×-8× that
+# length, three seeds unequally apart; the distilled students are better than the control
+# ones, every student is worse on longer windows, and the teacher reads 256 tokens.
+TRAINED, LENGTHS, SEED_SHIFT = 64, [64, 128, 256, 512], {0: 0.0, 1: 0.02, 2: 0.10}
+MODE_BITS = {"distilled": 2.3, "control": 2.5}
+
+
+def student_bits(mode: str, layers: int, length: int, seed: int) -> float:
+    return MODE_BITS[mode] - 0.1 * layers + 0.05 * math.log2(length / TRAINED) + SEED_SHIFT[seed]
+
+
+@pytest.fixture
+def study_table(tmp_path):
+    """The results table of the study above, from each model's lengths.json as
+    distillation_stage writes them."""
+    from fromscratch.figures import distillation
+
+    def lengths_json(name, context, layers, lengths, bits):
+        results = [
+            {"length": n, "tokens": 2999, "bits_per_token": b, "bits_per_char": b / 3,
+             "bits_per_byte": b / 3} for n, b in zip(lengths, bits, strict=True)
+        ]  # fmt: skip
+        result = {"family": "lstm", "context": context, "n_layer": layers, "split": "test",
+                  "parameters": 10_000 * layers, "results": results}  # fmt: skip
+        (tmp_path / name).write_text(json.dumps(result))
+        return str(tmp_path / name)
+
+    students, files = [], []
+    for mode in MODE_BITS:
+        for layers in (1, 2):
+            for seed in SEED_SHIFT:
+                bits = [student_bits(mode, layers, n, seed) for n in LENGTHS]
+                files.append(lengths_json(f"{mode}{layers}-{seed}.json", TRAINED, layers,
+                                          LENGTHS, bits))  # fmt: skip
+                students.append({"mode": mode, "layers": layers, "seed": seed})
+    teacher = lengths_json("teacher.json", 256, 4, [256], [1.9])
+    return distillation.results_table(students, files, teacher)
+
+
+def test_the_table_counts_each_length_in_multiples_of_the_training_length(study_table):
+    students = study_table[study_table["mode"] != "teacher"]
+    assert students["multiple"].tolist() == [n / TRAINED for n in LENGTHS] * 12
+    teacher = study_table[study_table["mode"] == "teacher"]
+    assert (teacher["length"].tolist(), teacher["multiple"].tolist()) == ([256], [1.0])
+
+
+def test_by_layers_draws_each_modes_mean_and_sd_at_the_training_length_only(study_table, drawn):
+    from fromscratch.figures import distillation
+
+    distillation.by_layers(study_table, "unused", "GPT")
+    ax = drawn[-1].axes[0]
+    shift, sd = np.mean(list(SEED_SHIFT.values())), np.std(list(SEED_SHIFT.values()), ddof=1)
+    bars = {c.get_label().split(" ")[0]: c for c in ax.containers}
+    for mode in MODE_BITS:
+        line, _, (span,) = bars[mode].lines
+        expected = [student_bits(mode, layers, TRAINED, 0) + shift for layers in (1, 2)]
+        np.testing.assert_allclose(line.get_ydata().astype(float), expected, err_msg=mode)
+        heights = [np.ptp(segment[:, 1]) for segment in span.get_segments()]
+        np.testing.assert_allclose(heights, 2 * sd, err_msg=mode)
+    assert f"training length ({TRAINED} tokens)" in ax.get_title()
+
+
+def test_by_length_draws_each_depth_against_the_tokens_in_its_own_modes_panel(study_table, drawn):
+    """x is the evaluation length in tokens, as the axis says, the dotted line at the
+    training length, and the teacher's star at its context."""
+    from fromscratch.figures import distillation
+
+    distillation.by_length(study_table, "unused", "GPT")
+    shift = np.mean(list(SEED_SHIFT.values()))
+    for ax, mode in zip(drawn[-1].axes, MODE_BITS, strict=True):
+        assert ax.get_title() == f"{mode} LSTMs"
+        lines = {line.get_label(): line for line in ax.get_lines()}
+        for layers, name in ((1, "1 layer"), (2, "2 layers")):
+            expected = [student_bits(mode, layers, n, 0) + shift for n in LENGTHS]
+            np.testing.assert_array_equal(lines[name].get_xdata(), LENGTHS)
+            np.testing.assert_allclose(lines[name].get_ydata(), expected, err_msg=name)
+        assert list(lines["training length"].get_xdata()) == [TRAINED] * 2
+        assert list(lines["teacher (GPT) at its context"].get_xdata()) == [256]

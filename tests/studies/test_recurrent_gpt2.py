@@ -317,3 +317,117 @@ def test_asking_for_more_documents_than_fit_reads_all_that_fit(tmp_path, demo_ch
         out = tmp_path / f"study-{documents}"
         recurrent_gpt2_stage(path, str(demo_chars), "ood", str(out), chunks=2, documents=documents)
         assert json.loads((out / "summary.json").read_text())["documents"] == fit
+
+
+# The figure: a study of context 8 with one memory position, documents of 3 runs, three
+# seeds whose bits differ by unequal amounts (so the sd over seeds is neither the se nor 0)
+STUDY = {"tokenizer": "chars", "context": 8, "memory_tokens": 1, "chunks": 3, "documents": 4}
+SEED_SHIFT = {0: 0.0, 1: 0.02, 2: 0.10}
+VARIANT_BITS = {"sliding": 1.0, "truncated": 2.0, "input": 1.5, "layers": 1.2}
+LEGEND = {  # what the figure calls each variant
+    "sliding": "sliding window (full context)",
+    "truncated": "truncated (chunk only)",
+    "input": "memory at the input",
+    "layers": "memory at every layer",
+}
+
+
+def planted_bits(variant: str, position, offset, seed: int):
+    """Bits that differ by variant, fall along each run's chunk and rise slowly along the
+    document, plus each seed's own shift."""
+    return VARIANT_BITS[variant] + 1.0 / offset + 0.01 * position + SEED_SHIFT[seed]
+
+
+def study_targets():
+    """The position (1: the document's second token), run and offset of every target."""
+    c, m = STUDY["context"], STUDY["memory_tokens"]
+    position = np.arange(1, document_length(c, STUDY["chunks"], m))
+    return (position, *chunk_positions(position, c, m))
+
+
+@pytest.fixture
+def along_document(tmp_path, drawn):
+    """The figure of the study above, from positions.csv and summary.json of each seed as
+    recurrent_gpt2_stage writes them, in bins of 4 positions; and the colour of each
+    variant, found by the name the legend gives it."""
+    from fromscratch.figures import recurrent_gpt2
+
+    position, chunk, offset = study_targets()
+    summaries = []
+    for seed in SEED_SHIFT:
+        rows, variants = [], {}
+        for variant in VARIANTS:
+            bits = planted_bits(variant, position, offset, seed)
+            rows.append(pd.DataFrame({"variant": variant, "position": position, "chunk": chunk,
+                                      "offset": offset, "bits": bits, "bits_sd": 0.1}))  # fmt: skip
+            variants[variant] = {"bits_per_token": bits.mean(), "first_chunk": bits[:8].mean(),
+                                 "later_chunks": bits[8:].mean()}  # fmt: skip
+        folder = tmp_path / f"seed{seed}"
+        folder.mkdir()
+        pd.concat(rows).to_csv(folder / "positions.csv", index=False)
+        summary = {**STUDY, "document_tokens": len(position) + 1, "variants": variants}
+        (folder / "summary.json").write_text(json.dumps(summary))
+        summaries.append(str(folder / "summary.json"))
+    positions, table, summary = recurrent_gpt2.read_results(summaries, ["GPT"] * 3, [0, 1, 2])
+    assert len(table) == 3 * len(VARIANTS)
+    recurrent_gpt2.along_document(positions, summary, tmp_path / "figure", "t", bin_tokens=4)
+    fig = drawn[-1]
+    legend = next(ax.get_legend() for ax in fig.axes if ax.get_legend())
+    names = [t.get_text() for t in legend.texts]
+    colours = dict(zip(names, [h.get_color() for h in legend.legend_handles], strict=True))
+    return fig, {variant: colours[name] for variant, name in LEGEND.items()}
+
+
+def curve_and_band(ax, colour) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """x, y of the line of `colour` on ax, and the half-width of its band at each x (seaborn
+    also leaves an empty line of each colour, for the legend)."""
+    (line,) = [ln for ln in ax.get_lines() if ln.get_color() == colour and len(ln.get_xdata())]
+    x, y = line.get_data()
+    bands = [b for b in ax.collections if b.get_paths()
+             and np.allclose(b.get_facecolor()[0][:3], colour[:3])]  # fmt: skip
+    assert len(bands) == 1, "no band of ± sd over the seeds"
+    vertices = bands[0].get_paths()[0].vertices
+    width = [np.ptp(vertices[np.isclose(vertices[:, 0], at), 1]) / 2 for at in x]
+    return np.asarray(x), np.asarray(y), np.array(width)
+
+
+SEED_MEAN = np.mean(list(SEED_SHIFT.values()))
+SEED_SD = np.std(list(SEED_SHIFT.values()), ddof=1)
+
+
+def test_along_the_document_each_variant_is_its_mean_per_bin_with_the_seeds_sd(along_document):
+    """The legend names each variant's own line; a bin of 4 is positions 1-4, 5-8, ...,
+    drawn at its middle in a figure where token p spans p - 1 .. p; the dotted lines stand
+    at the boundary before the first target of each later run."""
+    fig, colours = along_document
+    top = fig.axes[0]
+    position, chunk, offset = study_targets()
+    first = position[np.flatnonzero(np.diff(chunk)) + 1]  # of each later run
+    assert first.tolist() == [9, 16]  # after the c = 8 targets of run 0, every c - m = 7
+    dotted = [line.get_xdata()[0] for line in top.get_lines() if line.get_linestyle() == ":"]
+    assert dotted == (first - 1).tolist()
+    bins = [slice(0, 4), slice(4, 8), slice(8, 12), slice(12, 16), slice(16, 20), slice(20, 22)]
+    for variant, colour in colours.items():
+        x, y, width = curve_and_band(top, colour)
+        expected = [planted_bits(variant, position[b], offset[b], 0).mean() for b in bins]
+        np.testing.assert_allclose(x, [2, 6, 10, 14, 18, 22])
+        np.testing.assert_allclose(y, np.array(expected) + SEED_MEAN, err_msg=variant)
+        np.testing.assert_allclose(width, SEED_SD, err_msg=variant)
+
+
+def test_within_a_later_chunk_each_variant_is_its_mean_per_offset_over_the_later_runs(
+    along_document,
+):
+    """Run 0 (offsets 1 .. c) stays out: the panel is what the later runs see of their own
+    chunk, offsets 1 .. c - m, each the mean of runs 1 and 2, with the seeds' sd."""
+    fig, colours = along_document
+    bottom = fig.axes[1]
+    position, chunk, offset = study_targets()
+    later = np.arange(1, 8)
+    for variant, colour in colours.items():
+        x, y, width = curve_and_band(bottom, colour)
+        at = [(chunk > 0) & (offset == o) for o in later]  # in run 1 and in run 2
+        expected = [planted_bits(variant, position[a], offset[a], 0).mean() for a in at]
+        np.testing.assert_array_equal(x, later)
+        np.testing.assert_allclose(y, np.array(expected) + SEED_MEAN, err_msg=variant)
+        np.testing.assert_allclose(width, SEED_SD, err_msg=variant)

@@ -12,8 +12,10 @@ import signal
 from collections import Counter
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
+from matplotlib.colors import to_rgb
 from torch import nn
 
 from fromscratch import FromScratchError
@@ -456,3 +458,115 @@ def test_stage_refuses_sentence_counts_and_lengths_it_cannot_use(
     }  # fmt: skip
     assert re.search(named, refused(capsys, "sentence-vae", args, tmp_path / "logs"))
     assert not (tmp_path / "run").exists()
+
+
+# The figures: two variants of three seeds, unequally apart (mean != median, sd != se)
+SEED_SHIFT = {0: 0.0, 1: 0.02, 2: 0.10}
+VARIANT_SHIFT = {"constant": 0.0, "cyclical": 0.3}
+
+
+def logged_value(metric: str, variant: str, seed: int, step: int) -> float:
+    """A logged number of each size: the test sentences' NLL and KL are 2× the batches'."""
+    size = {"recon": 50.0, "kl": 5.0, "beta": 1.0, "test/recon": 100.0, "test/kl": 10.0}
+    return size[metric] * (1 + VARIANT_SHIFT[variant] + SEED_SHIFT[seed]) - step / 100
+
+
+def test_the_training_figure_draws_the_test_sentences_as_dots(tmp_path, drawn):
+    """Lines: the training batches, logged every 10 steps; dots: the mean over seeds of
+    the test sentences' numbers, logged every 20 steps."""
+    from fromscratch.figures import sentence_vae as figures
+
+    logged = [("recon", "kl", "beta", *(("test/recon", "test/kl") if step % 20 == 0 else ()))
+              for step in range(10, 61, 10)]  # fmt: skip
+    rows = [
+        {"variant": variant, "seed": seed, "step": step, "metric": metric,
+         "value": logged_value(metric, variant, seed, step)}
+        for variant in VARIANT_SHIFT for seed in SEED_SHIFT
+        for step, metrics in zip(range(10, 61, 10), logged, strict=True) for metric in metrics
+    ]  # fmt: skip
+    figures.training(pd.DataFrame(rows), list(VARIANT_SHIFT), tmp_path / "t", "t")
+    steps = np.array([20, 40, 60])
+    for ax, metric in zip(drawn[-1].axes, ("recon", "kl"), strict=False):
+        dots = [line for line in ax.get_lines() if line.get_marker() == "o"]
+        assert len(dots) == len(VARIANT_SHIFT)
+        for dot, variant in zip(dots, VARIANT_SHIFT, strict=True):
+            expected = [np.mean([logged_value(f"test/{metric}", variant, seed, step)
+                                 for seed in SEED_SHIFT]) for step in steps]  # fmt: skip
+            np.testing.assert_array_equal(dot.get_xdata(), steps)
+            np.testing.assert_allclose(dot.get_ydata(), expected, err_msg=metric)
+
+
+def seed_results(**columns) -> pd.DataFrame:
+    """A row per variant and seed: active units, probe accuracy, swap flip rate and the
+    majority class's share of the test labels; `columns` override them (a value per seed)."""
+    return pd.DataFrame(
+        [
+            {"variant": variant, "seed": seed, "test/active_units": 8 + seed + 10 * d,
+             "probe_accuracy": 0.60 + d + shift, "swap_flip_rate": 0.40 + d - shift,
+             "majority_accuracy": 0.51,
+             **{name: values[seed] for name, values in columns.items()}}
+            for variant, d in VARIANT_SHIFT.items()
+            for seed, shift in SEED_SHIFT.items()
+        ]
+    )  # fmt: skip
+
+
+def test_the_majority_class_line_is_on_the_probe_panel_at_the_mean_over_seeds(tmp_path, drawn):
+    """Each seed's test sentences have their own majority share; the probe's baseline is
+    their mean, and only the probe accuracy is comparable to it."""
+    from fromscratch.figures import sentence_vae as figures
+
+    shares = [0.50, 0.51, 0.56]
+    results = seed_results(majority_accuracy=shares)
+    figures.summary(results, list(VARIANT_SHIFT), tmp_path / "s", "t")
+    dashed = [[line for line in ax.get_lines() if line.get_linestyle() == "--"]
+              for ax in drawn[-1].axes]  # fmt: skip
+    assert [len(lines) for lines in dashed] == [0, 1, 0]
+    (line,) = dashed[1]
+    assert list(line.get_ydata()) == pytest.approx([np.mean(shares)] * 2)
+    assert line.get_label() == "majority class (0.52)"
+
+
+def test_the_latent_figure_projects_centred_means_and_names_each_label_and_seed(tmp_path, drawn):
+    """μ far from 0 (a mean of 5), spread 3 along one direction of the latent and 1 along
+    another: its principal components are those coordinates (up to sign), centred. The
+    title is the requested seed's probe and active units."""
+    from fromscratch.figures import sentence_vae as figures
+
+    grid = np.array([(a, b) for a in (-3.0, 3.0) for b in (-1.0, 1.0)] * 5)  # 20 sentences
+    rotation, _ = np.linalg.qr(np.random.default_rng(0).normal(size=(4, 4)))
+    mu = 5.0 + grid @ rotation[:, :2].T  # 4 dimensions
+    labels = (grid[:, 0] > 0).astype(int)  # label 1: the sentences at +3
+    np.savez(tmp_path / "constant.npz", mu=mu, labels=labels)
+    results = seed_results()
+    figures.latent({"constant": tmp_path / "constant.npz"}, results, 1, tmp_path / "l", "t")
+    ax = drawn[-1].axes[0]
+    assert ax.get_title() == "constant: probe 0.62, 9 active units"  # seed 1's
+    (scatter,) = ax.collections
+    points = scatter.get_offsets()
+    signs = np.sign(points[0]) * np.sign(grid[0])
+    np.testing.assert_allclose(points * signs, grid, atol=1e-9)
+    legend = drawn[-1].axes[-1].get_legend()
+    colours = {t.get_text(): to_rgb(h.get_markerfacecolor()) for t, h in
+               zip(legend.texts, legend.legend_handles, strict=True)}  # fmt: skip
+    for name, label in (("negative", 0), ("positive", 1)):
+        drawn_in = np.isclose(scatter.get_facecolors()[:, :3], colours[name]).all(axis=1)
+        np.testing.assert_array_equal(drawn_in, labels == label, err_msg=name)
+
+
+def test_the_interpolations_start_with_the_first_pair_and_tag_each_review_by_label(tmp_path, drawn):
+    from fromscratch.figures import sentence_vae as figures
+
+    pairs = [{"from": f"first {i}", "to": f"last {i}", "steps": [f"first {i}", f"last {i}"]}
+             for i in range(3)]  # fmt: skip
+    reviews = [{"label": 0, "text": "a dull film", "swapped": "a fine film"},
+               {"label": 1, "text": "a fine film", "swapped": "a dull film"}]  # fmt: skip
+    examples = {"interpolations": pairs, "reconstructions": reviews}
+    (tmp_path / "examples.json").write_text(json.dumps(examples))
+    figures.interpolations(tmp_path / "examples.json", tmp_path / "i", "t", pairs=2)
+    texts = drawn[-1].axes[0].texts
+    heads = [t.get_text() for t in texts if t.get_fontweight() == "bold"]
+    assert heads[:2] == ["“first 0”  →  “last 0”", "“first 1”  →  “last 1”"]
+    assert len(heads) == 3  # the two pairs asked for, and the heading of the swaps
+    body = [t.get_text() for t in texts]
+    assert "  [neg] a dull film" in body and "  [pos] a fine film" in body
