@@ -175,9 +175,9 @@ def _not_there(error: FromScratchError) -> bool:
     return isinstance(cause, FileNotFoundError) or getattr(cause, "code", None) in NOT_THERE
 
 
-# A line of sha256sum's: the digest, a space, " " (text mode) or "*" (binary mode), and the
-# path to the end of the line, spaces and all ("./PATH" from `find`).  Other lines (blank,
-# a comment, an escaped path starting with a backslash) name nothing we download.
+# A line of sha256sum's: the digest, a space, then " " (text mode), "*" (binary mode) or
+# neither, and the path to the end of the line, spaces and all ("./PATH" from `find`).
+# Other lines (blank, a comment, an escaped path after a backslash) name nothing we fetch.
 CHECKSUM_LINE = re.compile(r"([0-9A-Fa-f]{64}) [ *]?(.+)")
 
 
