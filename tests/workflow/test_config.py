@@ -231,6 +231,21 @@ MALFORMED = [
         "ablations={distillation: {demo: {eval_split: val}}}",
         r"ablations.distillation.demo.eval_split: demo has no split 'val'; it has: train, test",
     ),
+    # every split named is checked, not the first alone
+    (
+        "presets={demo: {classifier: {eval_splits: 'test,val'}}}",
+        r"presets.demo.classifier.eval_splits: demo has no split 'val'; it has: train, test, ood$",
+    ),
+    # the comparisons plot the first split's metric: a model scored on none has none
+    (
+        "presets={demo: {gpt: {eval_splits: ''}}}",
+        r"^config: presets.demo.gpt.eval_splits is empty; name the splits the comparisons score",
+    ),
+    # a compared width that the heads do not split evenly, as a compared head count
+    (
+        "presets={demo: {compare: {w: {model: gpt, field: n_embd, variants: [64, 66]}}}}",
+        r"^config: compare.w: variant 66 of gpt.n_embd: n_embd=66 is not divisible by n_head=4$",
+    ),
 ]
 
 
@@ -820,6 +835,8 @@ def test_the_workflows_copies_of_the_packages_constants_are_the_same():
         ("classifier", {"context": None}, {"max_length": 300}),  # the model's default
         ("gpt", {"context": 64}, {"context": 65}),
         ("gpt", {"context": 64}, {"eval_stride": 65}),
+        # windows shorter than the model's context: the stride is the window's to exceed
+        ("gpt", {"context": 64}, {"context": 32, "eval_stride": 48}),
     ],
 )
 def test_planning_refuses_the_lengths_a_training_job_would(workdir, family, model, training):
@@ -935,3 +952,112 @@ def test_a_perceiver_plan_made_before_contexts_changed_is_made_again(workdir):
     assert result.returncode == 0, result.stderr[-2000:]
     assert planned_jobs(result)["perceiver_plan"] == 1
     assert "perceiver_train" in planned_jobs(result)
+
+
+def test_course_runs_are_scored_on_the_presets_splits_and_tagged_with_its_name(workdir):
+    """A run trained on another single split (a comparison of train_split) learns its
+    vocabulary there, in a folder named after it; every course run is evaluated on its
+    model's eval_splits (config.yaml's demo: the classifier on test and ood, the GPT on
+    test), and its W&B tags start with the preset's name."""
+    split = (
+        "presets={demo: {compare: {split: {model: classifier, field: train.train_split,"
+        " variants: [train, ood]}}}}"
+    )
+    result = snakemake(workdir, "-n", "-p", "--config", split)
+    assert result.returncode == 0, result.stderr[-2000:]
+    data = "results/demo/data"
+    runs = course_runs(result)
+    assert runs["split/ood/seed1"]["data"] == f"{data}/demo-words-fit-ood"
+    assert runs["split/train/seed1"]["data"] == f"{data}/demo-words"
+    prepared = {args["out"]: args for args in stage_arguments(result, "prepare")}
+    assert prepared[f"{data}/demo-words-fit-ood"]["fit_on"] == "ood"
+    scored = {"attention": "test,ood", "split": "test,ood", "position": "test"}
+    assert {run: config["eval_splits"] for run, config in runs.items()} == {
+        run: scored[run.split("/")[0]] for run in runs
+    }
+    assert runs["position/learned/seed0"]["tags"] == "demo,learned,seed0"
+    assert {config["tags"].split(",")[0] for config in runs.values()} == {"demo"}
+
+
+def test_the_comparisons_plot_the_first_eval_splits_metric_in_the_gpts_unit(tmp_path):
+    """The figures of a comparison score each model on its first eval split: the
+    classifier's accuracy, the GPT's bits per character (chars) or per byte (bytes), the
+    units its summary holds. A Snakefile of the test's own prints what the figure rules
+    are given; beside it, the project's folders, which the workflow finds by its place."""
+    for folder in ("workflow", "src", "envs"):
+        (tmp_path / folder).symlink_to(ROOT / folder)
+    probe = tmp_path / "probe.smk"
+    probe.write_text(
+        f'include: "{ROOT / "Snakefile"}"\n\n\n'
+        'print("METRIC", json.dumps(MODEL_METRIC), file=sys.stderr)\n'
+    )
+    expected = {
+        # demo: classifier eval_splits test,ood; GPT demo chars, eval_splits test
+        "demo": {"classifier": "test/accuracy", "gpt": "test/bits_per_char"},
+        # full: classifier test,val; GPT enwik8 bytes, eval_splits val,test
+        "full": {"classifier": "test/accuracy", "gpt": "val/bits_per_byte"},
+    }
+    for preset, metric in expected.items():
+        result = snakemake(tmp_path / "w", "-n", "--config", f"preset={preset}", snakefile=probe)
+        assert result.returncode == 0, result.stderr[-2000:]
+        printed = re.search(r"^METRIC (.*)$", result.stderr, re.M)
+        assert printed and json.loads(printed.group(1)) == metric, preset
+
+
+def test_each_stage_gets_its_groups_resources_then_its_own(workdir):
+    """config.yaml's order: `default`, the stage's group (tune: batch-size search, noise
+    scale, LR range test; data: prepare), then an entry named after the stage; tasks in
+    `default` are for training alone, as the message of a stage's own tasks says."""
+    cluster = (
+        "cluster={default: {tasks: 2}, tune: {partition: gpu-short},"
+        " perceiver-cost: {partition: cpu}, train: {partition: gpu-long}}"
+    )
+    result = snakemake(workdir, "-n", "-p", "--config", cluster)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+    def given(stage, key):
+        return {r[key] for r in stage_arguments(result, stage, "--resources")}
+
+    for stage in ("noise-scale", "lr-range", "batch-size"):
+        assert (given(stage, "partition"), given(stage, "time_min")) == ({"gpu-short"}, {30})
+        assert given(stage, "tasks") == {1}, stage
+    assert given("perceiver-cost", "partition") == {"cpu"}
+    assert (given("train", "partition"), given("train", "time_min")) == ({"gpu-long"}, {240})
+    assert given("prepare", "partition") == {""}
+    assert given("train", "tasks") == {2}
+    for stage in ("evaluate", "encoder-decoder", "sentence-vae", "distillation", "prepare"):
+        assert given(stage, "tasks") == {1}, stage
+
+
+def test_each_studys_poster_shows_its_own_figures_after_the_courses(workdir):
+    result = snakemake(workdir, "-n")
+    assert result.returncode == 0, result.stderr[-2000:]
+    studies = list(yaml.safe_load((ROOT / "config.yaml").read_text())["ablations"])
+    for study in studies:
+        job = re.search(rf"^rule poster_{study}:\n    input: (.*)$", result.stdout, re.M)
+        panels = job.group(1).split(", ")
+        assert "results/demo/figures/samples.png" in panels, study  # the course's
+        shown = {m[1] for p in panels if (m := re.match(r"results/demo/figures/(\w+)/", p))}
+        assert shown == {study}, study
+
+
+@pytest.mark.parametrize("named", ["--profile", "--profile=", "SNAKEMAKE_PROFILE"])
+def test_the_slurm_profile_is_seen_however_it_is_named(workdir, monkeypatch, named):
+    """Own --default-resources without its launcher are refused with each way of naming
+    profiles/slurm; `--config launcher=slurm`, the message's other fix, sends every job
+    to SLURM."""
+    profile = str(ROOT / "profiles" / "slurm")
+    if named == "SNAKEMAKE_PROFILE":
+        monkeypatch.setenv("SNAKEMAKE_PROFILE", profile)
+        flags = []
+    else:
+        flags = [named, profile] if named == "--profile" else [named + profile]
+    own = [*flags, "-n", "-p", "--default-resources", "mem_mb=2000"]
+    result = snakemake(workdir, *own)
+    assert result.returncode != 0
+    said = result.stdout + result.stderr
+    assert "config: --default-resources replaces the slurm profile's launcher='slurm'" in said
+    result = snakemake(workdir, *own, "--config", "launcher=slurm")
+    assert result.returncode == 0, result.stderr[-2000:]
+    commands = [line for line in result.stdout.splitlines() if "fromscratch run" in line]
+    assert commands and all("--launcher slurm " in line for line in commands)
