@@ -60,6 +60,12 @@ def drawn(monkeypatch):
     plt.close("all")
 
 
+# Three seeds' shifts of a made-up result, unequally apart: their mean is not their median,
+# and their sample sd (n - 1) is neither their standard error nor the population's sd, so a
+# figure or table that aggregates seeds another way shows it.
+SEED_SHIFTS = (0.0, 0.02, 0.10)
+
+
 def error_bar_spans(ax) -> list[float]:
     """The lengths of the error bars seaborn's lineplot draws on ax (err_style="bars", line
     segments), in drawing order: 2 sd for bars of ± one sd."""

@@ -21,6 +21,7 @@ from fromscratch.models.recurrent import (
     token_bits,
 )
 
+from ..conftest import SEED_SHIFTS
 from .conftest import refused
 
 CONTEXT = 16
@@ -320,9 +321,8 @@ def test_asking_for_more_documents_than_fit_reads_all_that_fit(tmp_path, demo_ch
 
 
 # The figure: a study of context 8 with one memory position, documents of 3 runs, three
-# seeds whose bits differ by unequal amounts (so the sd over seeds is neither the se nor 0)
+# seeds whose bits differ by SEED_SHIFTS
 STUDY = {"tokenizer": "chars", "context": 8, "memory_tokens": 1, "chunks": 3, "documents": 4}
-SEED_SHIFT = {0: 0.0, 1: 0.02, 2: 0.10}
 VARIANT_BITS = {"sliding": 1.0, "truncated": 2.0, "input": 1.5, "layers": 1.2}
 LEGEND = {  # what the figure calls each variant
     "sliding": "sliding window (full context)",
@@ -335,7 +335,7 @@ LEGEND = {  # what the figure calls each variant
 def planted_bits(variant: str, position, offset, seed: int):
     """Bits that differ by variant, fall along each run's chunk and rise slowly along the
     document, plus each seed's own shift."""
-    return VARIANT_BITS[variant] + 1.0 / offset + 0.01 * position + SEED_SHIFT[seed]
+    return VARIANT_BITS[variant] + 1.0 / offset + 0.01 * position + SEED_SHIFTS[seed]
 
 
 def study_targets():
@@ -354,7 +354,7 @@ def along_document(tmp_path, drawn):
 
     position, chunk, offset = study_targets()
     summaries = []
-    for seed in SEED_SHIFT:
+    for seed in range(len(SEED_SHIFTS)):
         rows, variants = [], {}
         for variant in VARIANTS:
             bits = planted_bits(variant, position, offset, seed)
@@ -391,8 +391,7 @@ def curve_and_band(ax, colour) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return np.asarray(x), np.asarray(y), np.array(width)
 
 
-SEED_MEAN = np.mean(list(SEED_SHIFT.values()))
-SEED_SD = np.std(list(SEED_SHIFT.values()), ddof=1)
+SEED_MEAN, SEED_SD = np.mean(SEED_SHIFTS), np.std(SEED_SHIFTS, ddof=1)
 
 
 def test_along_the_document_each_variant_is_its_mean_per_bin_with_the_seeds_sd(along_document):
