@@ -1061,3 +1061,28 @@ def test_the_slurm_profile_is_seen_however_it_is_named(workdir, monkeypatch, nam
     assert result.returncode == 0, result.stderr[-2000:]
     commands = [line for line in result.stdout.splitlines() if "fromscratch run" in line]
     assert commands and all("--launcher slurm " in line for line in commands)
+
+
+@pytest.mark.parametrize("form", ["list", "mapping"])
+def test_a_copy_of_the_slurm_profile_is_known_by_what_it_says(workdir, form):
+    """A profile saved under another name that names launcher='slurm' in its default
+    resources (as a list, or as a mapping) is protected as profiles/slurm is; one that
+    names no launcher is not refused."""
+    profile = yaml.safe_load((ROOT / "profiles" / "slurm" / "config.yaml").read_text())
+    if form == "mapping":
+        profile["default-resources"] = {"launcher": "slurm", "mem_mb": 1000}
+    copy = workdir / "profiles" / "cluster"
+    copy.mkdir(parents=True)
+    (copy / "config.yaml").write_text(yaml.safe_dump(profile))
+    own = ["--profile", str(copy), "-n", "-p", "--default-resources", "mem_mb=2000"]
+    result = snakemake(workdir / "run", *own)
+    assert result.returncode != 0
+    said = result.stdout + result.stderr
+    assert "config: --default-resources replaces the cluster profile's launcher='slurm'" in said
+
+    del profile["default-resources"]
+    (copy / "config.yaml").write_text(yaml.safe_dump(profile))
+    result = snakemake(workdir / "run", *own)
+    assert result.returncode == 0, result.stderr[-2000:]
+    commands = [line for line in result.stdout.splitlines() if "fromscratch run" in line]
+    assert commands and all("--launcher local " in line for line in commands)

@@ -8,6 +8,7 @@ import sys
 
 import jsonschema
 import yaml
+from snakemake.cli import get_profile_dir
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import update_config, validate
 
@@ -200,9 +201,9 @@ def check_split(where, dataset, split):
             )
 
 
-def profile_names():
-    """The names of the profiles this run was started with (--profile, --workflow-profile,
-    $SNAKEMAKE_PROFILE)."""
+def profiles_given():
+    """The profiles this run was started with (--profile, --workflow-profile,
+    $SNAKEMAKE_PROFILE), as given: a name or a path."""
     names = [os.environ.get("SNAKEMAKE_PROFILE", "")]
     for flag, value in zip(sys.argv, sys.argv[1:]):
         if flag in ("--profile", "--workflow-profile"):
@@ -212,23 +213,44 @@ def profile_names():
         for a in sys.argv
         if a.startswith(("--profile=", "--workflow-profile="))
     ]
-    return [os.path.basename(os.path.normpath(name)) for name in names if name]
+    return [name for name in names if name]
+
+
+def profile_launcher(profile):
+    """The launcher a profile names in its default resources, or None.  It is found where
+    Snakemake finds it (a path, or a name in this folder or Snakemake's config folders), so
+    a copy of profiles/slurm under another name is known by what it says."""
+    found = get_profile_dir(profile)
+    if found is None:  # a relative path, given before `--directory` moved here
+        named_slurm = os.path.basename(os.path.normpath(profile)) == "slurm"
+        return "slurm" if named_slurm else None
+    with open(found[1]) as f:
+        resources = (yaml.safe_load(f) or {}).get("default-resources") or []
+    if isinstance(resources, dict):
+        resources = [f"{key}={value}" for key, value in resources.items()]
+    for resource in resources:
+        key, _, value = str(resource).partition("=")
+        if key.strip() == "launcher":
+            return value.strip().strip("'\"")
+    return None
 
 
 def check_launcher():
-    """profiles/slurm names its launcher as a default resource (see its config.yaml), which
-    `--default-resources` on the command line replaces as a whole: every job would then run
-    here, on the login node, without a word."""
+    """A profile may name its launcher as a default resource (profiles/slurm does: see its
+    config.yaml), which `--default-resources` on the command line replaces as a whole:
+    every job would then run here, on the login node, without a word."""
     given = workflow.resource_settings.default_resources
-    if (
-        not config["launcher"]
-        and "slurm" in profile_names()
-        and "launcher" not in (given.keys() if given is not None else ())
-    ):
-        stop(
-            "config: --default-resources replaces the slurm profile's launcher='slurm', and "
-            "every job would run here; add launcher='slurm' to them, or --config launcher=slurm"
-        )
+    if config["launcher"] or "launcher" in (given.keys() if given is not None else ()):
+        return
+    for profile in profiles_given():
+        launcher = profile_launcher(profile)
+        if launcher not in (None, "local"):
+            name = os.path.basename(os.path.normpath(profile))
+            stop(
+                f"config: --default-resources replaces the {name} profile's "
+                f"launcher={launcher!r}, and every job would run here; add "
+                f"launcher={launcher!r} to them, or --config launcher={launcher}"
+            )
 
 
 check_launcher()
