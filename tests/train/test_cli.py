@@ -847,3 +847,37 @@ def test_the_checks_before_slurm_submissions_take_turns(tmp_path):
     waiting.join()
     for slot in held:
         slot.close()
+
+
+def test_a_sample_without_a_prompt_starts_from_the_document_separator(demo_chars, tmp_path, capsys):
+    """Made into a model that always predicts the token after the one it reads (id + 1),
+    a GPT greedily sampled without a prompt writes the tokens after the separator's id:
+    what it wrote first was conditioned on the separator, not on token 0."""
+    from fromscratch.data import PreparedData
+
+    tokenizer = PreparedData(demo_chars).tokenizer
+    V = tokenizer.vocab_size
+    config = tiny_gpt(demo_chars, max_steps=1)
+    config["model"].update(n_embd=64, position="none", tie_weights=False)
+    assert V <= 64 and tokenizer.eot not in (None, 0)
+    (tmp_path / "gpt.yaml").write_text(yaml.safe_dump(config))
+    assert main(["train", str(tmp_path / "gpt.yaml"), "--out", str(tmp_path / "gpt")]) == 0
+
+    path = tmp_path / "gpt" / "model.pt"
+    saved = torch.load(path, weights_only=False)
+    weights = saved["model"]
+    for name in weights:
+        if ".c_proj." in name:  # every block adds nothing to the residual stream
+            weights[name].zero_()
+    weights["ln_f.weight"].fill_(1.0)
+    weights["ln_f.bias"].zero_()
+    weights["wte.weight"].copy_(torch.eye(V, 64))  # token i: channel i
+    normalised = torch.nn.functional.layer_norm(torch.eye(V, 64), (64,))
+    weights["lm_head.weight"].copy_(normalised.roll(1, dims=0))  # reads i, writes i + 1
+    torch.save(saved, path)
+
+    out = tmp_path / "sample.txt"
+    assert main(["sample", str(path), "--tokens", "5", "--top-k", "1", "--out", str(out)]) == 0
+    capsys.readouterr()
+    after_separator = [(tokenizer.eot + 1 + i) % V for i in range(5)]
+    assert out.read_text() == tokenizer.decode(after_separator) + "\n"

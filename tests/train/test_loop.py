@@ -387,6 +387,18 @@ def test_the_optimizer_takes_the_configs_settings(demo_chars, tmp_path):
     assert (decay["weight_decay"], no_decay["weight_decay"]) == (0.05, 0.0)
 
 
+def test_left_out_the_optimizer_settings_are_gpt3s(demo_chars, tmp_path):
+    """A config without them trains with GPT-3's recipe (nanoGPT's too): AdamW betas
+    (0.9, 0.95), weight decay 0.1 on matrices, gradients clipped at norm 1.0."""
+    spec = tiny_gpt(demo_chars, eval_splits="")
+    assert not {"beta1", "beta2", "weight_decay", "grad_clip"} & spec.keys()
+    config = TrainConfig.from_dict(spec)
+    decay, no_decay = Trainer(config, tmp_path).optimizer.param_groups
+    assert decay["betas"] == no_decay["betas"] == (0.9, 0.95)
+    assert (decay["weight_decay"], no_decay["weight_decay"]) == (0.1, 0.0)
+    assert config.grad_clip == 1.0
+
+
 def test_schedule_shapes():
     assert learning_rate(1.0, 0, 0.0, warmup_steps=10) == pytest.approx(0.1)
     assert learning_rate(1.0, 9, 0.0, warmup_steps=10) == pytest.approx(1.0)

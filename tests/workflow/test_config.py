@@ -979,18 +979,30 @@ def test_course_runs_are_scored_on_the_presets_splits_and_tagged_with_its_name(w
     assert {config["tags"].split(",")[0] for config in runs.values()} == {"demo"}
 
 
+def printed_by_the_workflow(tmp_path, expression, *args):
+    """What `expression`, evaluated inside the project's workflow, is in a dry run with
+    `args`: a Snakefile of the test's own includes the project's and prints it as JSON;
+    beside it, the project's folders, which the workflow finds by its place."""
+    probe = tmp_path / "probe.smk"
+    if not probe.exists():
+        for folder in ("workflow", "src", "envs"):
+            (tmp_path / folder).symlink_to(ROOT / folder)
+        probe.write_text(
+            f'include: "{ROOT / "Snakefile"}"\n\n\n'
+            "from types import SimpleNamespace\n\n"
+            f'print("PRINTED", json.dumps({expression}), file=sys.stderr)\n'
+        )
+    result = snakemake(tmp_path / "w", "-n", *args, snakefile=probe)
+    assert result.returncode == 0, result.stderr[-2000:]
+    printed = re.search(r"^PRINTED (.*)$", result.stderr, re.M)
+    assert printed, result.stderr[-2000:]
+    return json.loads(printed.group(1))
+
+
 def test_the_comparisons_plot_the_first_eval_splits_metric_in_the_gpts_unit(tmp_path):
     """The figures of a comparison score each model on its first eval split: the
     classifier's accuracy, the GPT's bits per character (chars) or per byte (bytes), the
-    units its summary holds. A Snakefile of the test's own prints what the figure rules
-    are given; beside it, the project's folders, which the workflow finds by its place."""
-    for folder in ("workflow", "src", "envs"):
-        (tmp_path / folder).symlink_to(ROOT / folder)
-    probe = tmp_path / "probe.smk"
-    probe.write_text(
-        f'include: "{ROOT / "Snakefile"}"\n\n\n'
-        'print("METRIC", json.dumps(MODEL_METRIC), file=sys.stderr)\n'
-    )
+    units its summary holds."""
     expected = {
         # demo: classifier eval_splits test,ood; GPT demo chars, eval_splits test
         "demo": {"classifier": "test/accuracy", "gpt": "test/bits_per_char"},
@@ -998,10 +1010,32 @@ def test_the_comparisons_plot_the_first_eval_splits_metric_in_the_gpts_unit(tmp_
         "full": {"classifier": "test/accuracy", "gpt": "val/bits_per_byte"},
     }
     for preset, metric in expected.items():
-        result = snakemake(tmp_path / "w", "-n", "--config", f"preset={preset}", snakefile=probe)
-        assert result.returncode == 0, result.stderr[-2000:]
-        printed = re.search(r"^METRIC (.*)$", result.stderr, re.M)
-        assert printed and json.loads(printed.group(1)) == metric, preset
+        printed = printed_by_the_workflow(tmp_path, "MODEL_METRIC", "--config", f"preset={preset}")
+        assert printed == metric, preset
+
+
+def test_tuning_reruns_for_what_it_reads_and_for_nothing_else(tmp_path):
+    """The settings Snakemake records with each tuning job's output, whose change reruns
+    it: the course GPT's model, but not how its training run is evaluated and logged, nor
+    where W&B keeps it; its schedule only for the noise scale, measured on the run's first
+    steps (the batch-size search and the LR range test set their own LRs)."""
+    tuning = ("batch_size", "lr_range", "noise_scale")
+    settings = (
+        "{name: getattr(rules, name).params.settings(SimpleNamespace(model='gpt'))"
+        f" for name in {tuning}}}"
+    )
+
+    base = printed_by_the_workflow(tmp_path, settings)
+
+    def changed(*override):
+        other = printed_by_the_workflow(tmp_path, settings, "--config", *override)
+        return {name for name in tuning if other[name] != base[name]}
+
+    train = "presets={demo: {gpt: {train: %s}}}"
+    assert changed(train % "{eval_every: 7, log_every: 3, eval_max_tokens: 99}") == set()
+    assert changed("wandb={mode: disabled, project: elsewhere}") == set()
+    assert changed(train % "{warmup_steps: 7, max_steps: 99}") == {"noise_scale"}
+    assert changed("presets={demo: {gpt: {model: {n_embd: 32}}}}") == set(tuning)
 
 
 def test_each_stage_gets_its_groups_resources_then_its_own(workdir):
