@@ -364,3 +364,27 @@ def test_by_length_draws_each_depth_against_the_tokens_in_its_own_modes_panel(st
             np.testing.assert_allclose(lines[name].get_ydata(), expected, err_msg=name)
         assert list(lines["training length"].get_xdata()) == [TRAINED] * 2
         assert list(lines["teacher (GPT) at its context"].get_xdata()) == [256]
+
+
+def test_by_layers_of_one_seed_draws_its_values_and_claims_no_spread(study_table, drawn):
+    """With a single seed the marks are that seed's values, and neither the legend nor
+    the title speaks of a mean, an sd or seeds in the plural."""
+    from fromscratch.figures import distillation
+
+    def of_seeds(*seeds):
+        return study_table[study_table["seed"].isin(seeds) | (study_table["mode"] == "teacher")]
+
+    distillation.by_layers(of_seeds(0, 2), "unused", "GPT")
+    assert "\n2 seeds each; lower is better" in drawn[-1].axes[0].get_title()
+    distillation.by_layers(of_seeds(0), "unused", "GPT")
+    ax = drawn[-1].axes[0]
+    assert "\n1 seed each; lower is better" in ax.get_title()
+    labels = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert [label for label in labels if label in MODE_BITS] == list(MODE_BITS)
+    assert not any("mean" in label or "sd" in label for label in labels), labels
+    bars = {c.get_label(): c for c in ax.containers}
+    for mode in MODE_BITS:
+        line, _, (span,) = bars[mode].lines
+        expected = [student_bits(mode, layers, TRAINED, 0) for layers in (1, 2)]
+        np.testing.assert_allclose(line.get_ydata().astype(float), expected, err_msg=mode)
+        assert all(np.ptp(segment[:, 1]) == 0 for segment in span.get_segments()), mode

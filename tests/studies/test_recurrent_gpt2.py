@@ -345,37 +345,46 @@ def study_targets():
     return (position, *chunk_positions(position, c, m))
 
 
-@pytest.fixture
-def along_document(tmp_path, drawn):
-    """The figure of the study above, from positions.csv and summary.json of each seed as
-    recurrent_gpt2_stage writes them, in bins of 4 positions; and the colour of each
-    variant, found by the name the legend gives it."""
-    from fromscratch.figures import recurrent_gpt2
-
+def study_summaries(folder, more_bits: float = 0.0) -> list[str]:
+    """positions.csv and summary.json of each seed of the study above (with `more_bits`
+    added to every target's bits), as recurrent_gpt2_stage writes them; their summaries."""
     position, chunk, offset = study_targets()
     summaries = []
     for seed in range(len(SEED_SHIFTS)):
         rows, variants = [], {}
         for variant in VARIANTS:
-            bits = planted_bits(variant, position, offset, seed)
+            bits = planted_bits(variant, position, offset, seed) + more_bits
             rows.append(pd.DataFrame({"variant": variant, "position": position, "chunk": chunk,
                                       "offset": offset, "bits": bits, "bits_sd": 0.1}))  # fmt: skip
             variants[variant] = {"bits_per_token": bits.mean(), "first_chunk": bits[:8].mean(),
                                  "later_chunks": bits[8:].mean()}  # fmt: skip
-        folder = tmp_path / f"seed{seed}"
-        folder.mkdir()
-        pd.concat(rows).to_csv(folder / "positions.csv", index=False)
+        seed_folder = folder / f"seed{seed}"
+        seed_folder.mkdir(parents=True)
+        pd.concat(rows).to_csv(seed_folder / "positions.csv", index=False)
         summary = {**STUDY, "document_tokens": len(position) + 1, "variants": variants}
-        (folder / "summary.json").write_text(json.dumps(summary))
-        summaries.append(str(folder / "summary.json"))
-    positions, table, summary = recurrent_gpt2.read_results(summaries, ["GPT"] * 3, [0, 1, 2])
-    assert len(table) == 3 * len(VARIANTS)
-    recurrent_gpt2.along_document(positions, summary, tmp_path / "figure", "t", bin_tokens=4)
-    fig = drawn[-1]
+        (seed_folder / "summary.json").write_text(json.dumps(summary))
+        summaries.append(str(seed_folder / "summary.json"))
+    return summaries
+
+
+def variant_colours(fig) -> dict:
+    """The colour of each variant, found by the name the figure's legend gives it."""
     legend = next(ax.get_legend() for ax in fig.axes if ax.get_legend())
     names = [t.get_text() for t in legend.texts]
     colours = dict(zip(names, [h.get_color() for h in legend.legend_handles], strict=True))
-    return fig, {variant: colours[name] for variant, name in LEGEND.items()}
+    return {variant: colours[name] for variant, name in LEGEND.items()}
+
+
+@pytest.fixture
+def along_document(tmp_path, drawn):
+    """The figure of the study above, in bins of 4 positions, and each variant's colour."""
+    from fromscratch.figures import recurrent_gpt2
+
+    summaries = study_summaries(tmp_path)
+    positions, table, summary = recurrent_gpt2.read_results(summaries, ["GPT"] * 3, [0, 1, 2])
+    assert len(table) == 3 * len(VARIANTS)
+    recurrent_gpt2.along_document(positions, summary, tmp_path / "figure", "t", bin_tokens=4)
+    return drawn[-1], variant_colours(drawn[-1])
 
 
 def curve_and_band(ax, colour) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -430,3 +439,29 @@ def test_within_a_later_chunk_each_variant_is_its_mean_per_offset_over_the_later
         np.testing.assert_array_equal(x, later)
         np.testing.assert_allclose(y, np.array(expected) + SEED_MEAN, err_msg=variant)
         np.testing.assert_allclose(width, SEED_SD, err_msg=variant)
+
+
+def test_two_models_side_by_side_each_draw_their_own_runs(tmp_path, drawn):
+    """One column per model, in the order given, titled with its name: each column's lines
+    are the means of that model's runs alone (here the second's bits are the first's + 1)."""
+    from fromscratch.figures import recurrent_gpt2
+
+    summaries = study_summaries(tmp_path / "gpt") + study_summaries(tmp_path / "gpt2", 1.0)
+    models, seeds = ["GPT"] * 3 + ["GPT-2"] * 3, [0, 1, 2] * 2
+    positions, _, summary = recurrent_gpt2.read_results(summaries, models, seeds)
+    recurrent_gpt2.along_document(positions, summary, tmp_path / "figure", "t", bin_tokens=4)
+    fig = drawn[-1]
+    top, bottom = fig.axes[:2], fig.axes[2:]
+    assert [ax.get_title() for ax in top] == ["GPT", "GPT-2"]
+    assert top[1].get_legend() is not None  # beside the last column, not over the first
+    position, chunk, offset = study_targets()
+    bins = [slice(0, 4), slice(4, 8), slice(8, 12), slice(12, 16), slice(16, 20), slice(20, 22)]
+    later = [(chunk > 0) & (offset == o) for o in range(1, 8)]
+    for variant, colour in variant_colours(fig).items():
+        along = [planted_bits(variant, position[b], offset[b], 0).mean() for b in bins]
+        within = [planted_bits(variant, position[a], offset[a], 0).mean() for a in later]
+        for column, more_bits in enumerate((0.0, 1.0)):
+            for ax, expected in ((top[column], along), (bottom[column], within)):
+                _, y, width = curve_and_band(ax, colour)
+                np.testing.assert_allclose(y, np.array(expected) + SEED_MEAN + more_bits)
+                np.testing.assert_allclose(width, SEED_SD, err_msg=variant)
