@@ -89,6 +89,21 @@ def test_padding_is_never_attended_and_empty_rows_are_zero():
 
 
 @pytest.mark.parametrize("fast", [False, True])
+def test_causal_and_padding_together_hide_both_and_a_blind_query_gets_zeros(fast):
+    """Left padding under a causal mask: query i sees the real keys 1..i only, so query 0
+    sees nothing at all and gets a zero output (no nan in the rows that do see keys)."""
+    q, k, v = (torch.randn(1, 1, 4, 2) for _ in range(3))
+    key_mask = torch.tensor([[False, True, True, True]])
+    y = attend(q, k, v, scale=0.5, causal=True, key_mask=key_mask, fast=fast)
+    expected = torch.zeros(1, 1, 4, 2)
+    for i in range(1, 4):
+        seen = range(1, i + 1)
+        weights = torch.softmax(torch.stack([q[0, 0, i] @ k[0, 0, j] * 0.5 for j in seen]), 0)
+        expected[0, 0, i] = sum(w * v[0, 0, j] for w, j in zip(weights, seen, strict=True))
+    torch.testing.assert_close(y, expected)
+
+
+@pytest.mark.parametrize("fast", [False, True])
 def test_a_float_key_mask_is_an_error(fast):
     # 0/1 floats are not a mask: the fused kernel would add them to the scores as a bias
     attn = Attention(config(n_head=2, fast=fast), causal=False)
@@ -168,6 +183,12 @@ def test_sinusoidal_table_is_vaswanis_scaled_to_a_learned_tables_size():
             expected[p, 2 * i], expected[p, 2 * i + 1] = math.sin(angle), math.cos(angle)
     table = AbsolutePosition("sinusoidal", 10, 8).weight
     torch.testing.assert_close(table, 0.02 * math.sqrt(2) * expected)
+
+
+def test_a_sinusoidal_table_is_recomputed_not_saved():
+    """Nothing learned, so nothing in a checkpoint; a learned table is a parameter, saved."""
+    assert "weight" not in AbsolutePosition("sinusoidal", 10, 8).state_dict()
+    assert "weight" in AbsolutePosition("learned", 10, 8).state_dict()
 
 
 # ------------------------------------------------------------------ fast path == plain path

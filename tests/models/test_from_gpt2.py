@@ -61,6 +61,24 @@ def test_untied_output_layer_loads_its_own_weights():
         torch.testing.assert_close(model(idx), hf_model(idx).logits, atol=1e-4, rtol=0)
 
 
+def test_a_loaded_gpt2_has_no_dropout_and_gpt2s_tanh_gelu():
+    """GPT-2's own dropout (0.1 here) is for its pre-training: the loaded model drops
+    nothing even in training mode.  Its MLP inputs made large (c_fc times 10, so that many
+    reach 1 to 3, where the exact GELU and the tanh approximation differ by up to 5e-4), the
+    logits still match, to 1e-5 (the exact GELU is 1.5e-4 off; float32 rounding 3e-7)."""
+    config = transformers.GPT2Config(vocab_size=100, n_positions=32, n_embd=64, n_layer=2, n_head=2)
+    assert config.resid_pdrop == config.attn_pdrop == config.embd_pdrop == 0.1
+    hf_model = transformers.GPT2LMHeadModel(config).eval()
+    with torch.no_grad():
+        for block in hf_model.transformer.h:
+            block.mlp.c_fc.weight.mul_(10.0)
+    model = GPT.from_gpt2(hf_model)
+    assert model.training  # as a fine-tuning would start it
+    idx = torch.randint(0, 100, (2, 32))
+    with torch.no_grad():
+        torch.testing.assert_close(model(idx), hf_model(idx).logits, atol=1e-5, rtol=0)
+
+
 @pytest.mark.parametrize(
     "setting, named",
     [

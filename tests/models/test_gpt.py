@@ -13,7 +13,10 @@ import torch.nn.functional as F
 from fromscratch.models import (
     ATTENTIONS,
     GPT,
+    MLP,
     POSITIONS,
+    Attention,
+    Block,
     GPTConfig,
     SamplingError,
     nll_bits,
@@ -103,6 +106,48 @@ def test_init_scales_residual_projections():
     assert model.blocks[0].mlp.c_fc.weight.std().item() == pytest.approx(0.02, rel=0.1)
 
 
+def test_init_scales_the_attention_output_projection_too():
+    """Both residual branches of a block end in a c_proj: attention's is scaled like the MLP's."""
+    model = GPT(tiny(n_layer=8, n_embd=64, n_head=2))
+    std = model.blocks[0].attn.c_proj.weight.std().item()
+    assert std == pytest.approx(0.02 / 4, rel=0.1)  # 0.02 / sqrt(2 * n_layer)
+
+
+@pytest.mark.parametrize("norm", ["pre", "post"])
+def test_a_block_is_two_residual_branches_normalised_before_or_after(norm):
+    """pre: h = x + attn(LN1(x)), out = h + mlp(LN2(h)); post: h = LN1(x + attn(x)),
+    out = LN2(h + mlp(h)).  The LayerNorms get random gains and biases, so that the two are
+    told apart."""
+    config = tiny(norm=norm)
+    block = Block(config, attn=Attention(config, causal=True)).eval()
+    with torch.no_grad():
+        for ln in (block.ln_1, block.ln_2):
+            ln.weight.normal_(1.0, 0.3)
+            ln.bias.normal_(0.0, 0.3)
+    x = torch.randn(2, 5, 16)
+    if norm == "pre":
+        h = x + block.attn(block.ln_1(x))
+        expected = h + block.mlp(block.ln_2(h))
+    else:
+        h = block.ln_1(x + block.attn(x))
+        expected = block.ln_2(h + block.mlp(h))
+    torch.testing.assert_close(block(x), expected)
+
+
+@pytest.mark.parametrize("activation", ["gelu", "gelu_tanh"])
+def test_mlp_is_widen_gelu_project(activation):
+    """gelu: x * Phi(x), Phi by erf; gelu_tanh: GPT-2's 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715
+    x^3))).  Inputs of size 2 to 3, where the two differ by about 1e-3."""
+    mlp = MLP(tiny(activation=activation))
+    x = 3 * torch.randn(2, 4, 16)
+    h = x @ mlp.c_fc.weight.T + mlp.c_fc.bias
+    if activation == "gelu":
+        h = 0.5 * h * (1 + torch.erf(h / math.sqrt(2)))
+    else:
+        h = 0.5 * h * (1 + torch.tanh(math.sqrt(2 / math.pi) * (h + 0.044715 * h**3)))
+    torch.testing.assert_close(mlp(x), h @ mlp.c_proj.weight.T + mlp.c_proj.bias)
+
+
 def test_weight_tying():
     model = GPT(tiny())
     assert model.lm_head.weight is model.wte.weight
@@ -156,6 +201,17 @@ def test_kv_cache_sampling_gives_the_same_tokens(position, fast):
     cached = sample_with_cache(model, prompt, 20, 7, **settings)
     assert cached.shape == (3, 25)
     assert torch.equal(cached, sample_without_cache(model, prompt, 20, 7, **settings))
+
+
+def test_the_kv_cache_runs_one_token_a_step_until_the_window_is_full():
+    """The first step reads the 5-token prompt; each later one only its newest token, until
+    16 (the context) are cached; from then on the window slides and every step reads the
+    last 16 tokens afresh."""
+    model = GPT(tiny()).eval()
+    lengths = []
+    model.wte.register_forward_hook(lambda module, args, out: lengths.append(args[0].size(1)))
+    model.generate(torch.randint(0, 32, (2, 5)), 20)
+    assert lengths == [5] + [1] * 11 + [16] * 8
 
 
 @pytest.mark.parametrize("attention", ["simple", "qkv"])
@@ -224,6 +280,18 @@ def test_top_p_keeps_the_smallest_set_that_reaches_it(drawn_from):
     assert (kept > 0).tolist() == [[True, True, False]]
 
 
+def test_a_top_k_beyond_the_vocabulary_keeps_every_token(drawn_from):
+    """top_k=50 over 20 tokens (a padded vocabulary's first ids, say) filters nothing, as
+    top_k=20 would not."""
+    logits = torch.randn(3, 20)
+    torch.testing.assert_close(drawn_from(logits, top_k=50), F.softmax(logits, dim=-1))
+
+
+def test_no_new_tokens_is_the_prompt():
+    prompt = torch.randint(0, 32, (2, 4))
+    assert torch.equal(GPT(tiny()).generate(prompt, 0), prompt)
+
+
 def test_a_tiny_temperature_samples_the_likeliest_token():
     """Near zero, sampling becomes greedy; the logits over the temperature must not
     overflow on the way (inf, then NaN weights that multinomial refuses)."""
@@ -282,7 +350,9 @@ def test_sampling_draws_from_the_filtered_renormalised_softmax(filters, drawn_fr
     [
         (dict(temperature=-0.5), "temperature=-0.5 must be finite and >= 0"),
         (dict(temperature=float("nan")), "temperature=nan"),
+        (dict(temperature=float("inf")), "temperature=inf must be finite and >= 0"),
         (dict(top_k=0), "top_k=0 must be an integer >= 1"),
+        (dict(top_k=True), "top_k=True must be an integer >= 1"),  # a bool is not a count
         (dict(top_k=2.0), "top_k=2.0 must be an integer >= 1"),
         (dict(top_p=0.0), "top_p=0.0 must be in (0, 1]"),
         (dict(top_p=1.5), "top_p=1.5 must be in (0, 1]"),
