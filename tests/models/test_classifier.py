@@ -211,3 +211,55 @@ def test_token_dropout_zeroes_whole_words_in_training_only():
     hook.remove()
     torch.testing.assert_close(trained, by_hand)
     assert not torch.allclose(model(idx), by_hand)  # eval keeps every word
+
+
+def test_init_scales_the_residual_projections_and_starts_the_class_token_small():
+    torch.manual_seed(0)
+    model = Classifier(tiny(n_layer=4, n_embd=256, pooling="cls"))
+    # 4 blocks write to the stream twice each: 0.02 / sqrt(8)
+    for block in model.blocks:
+        assert block.mlp.c_proj.weight.std().item() == pytest.approx(0.02 / 8**0.5, rel=0.05)
+    assert model.cls_token.std().item() == pytest.approx(0.02, rel=0.15)  # 256 draws
+
+
+def test_local_kernel_has_one_weight_per_channel_and_offset():
+    """Depthwise: a channel's mixed value reads that channel of its neighbours only."""
+    model = Classifier(tiny(local_kernel=3, n_embd=16))
+    assert sum(p.numel() for p in model.local.parameters()) == 16 * 3 + 16  # and a bias
+    x = torch.zeros(1, 16, 5)
+    x[0, 2] = torch.randn(5)  # only channel 2 carries a signal
+    with torch.no_grad():
+        mixed = model.local(x) - model.local(torch.zeros_like(x))  # minus the bias
+    assert mixed[0, 2].abs().sum() > 0
+    assert torch.all(torch.cat([mixed[0, :2], mixed[0, 3:]]) == 0)
+
+
+def test_every_token_attends_to_the_class_token():
+    """The class token is a real position: the words see it as it sees them, so in the
+    first block their vectors already depend on it (a text of one word, an empty one too)."""
+    model = Classifier(tiny(pooling="cls", n_layer=1)).eval()
+    outputs = []
+    model.blocks[0].register_forward_hook(lambda module, args, out: outputs.append(out))
+    idx = torch.randint(1, 20, (2, 6))
+    mask = torch.ones(2, 6, dtype=torch.bool)
+    mask[1, 1:] = False  # one word
+    with torch.no_grad():
+        model(idx, mask)
+        model.cls_token.add_(torch.randn_like(model.cls_token))
+        model(idx, mask)
+    before, after = outputs
+    assert not torch.allclose(before[0, 1:], after[0, 1:])
+    assert not torch.allclose(before[1, 1], after[1, 1])
+    empty = torch.zeros(1, 6, dtype=torch.bool)
+    assert torch.isfinite(model(idx[:1], empty)).all()
+
+
+def test_dropout_falls_on_the_embeddings_before_the_blocks():
+    model = Classifier(tiny(dropout=0.5, position="learned"))
+    seen = []
+    model.blocks[0].register_forward_pre_hook(lambda module, args: seen.append(args[0]))
+    idx = torch.randint(1, 20, (8, 12))
+    for training, share in ((True, 0.5), (False, 0.0)):
+        model.train(training)
+        model(idx)
+        assert (seen[-1] == 0).float().mean().item() == pytest.approx(share, abs=0.05)

@@ -125,3 +125,46 @@ def test_a_source_mask_of_another_type_or_shape_is_named(fast, mask):
         ValueError, match=r"EncoderDecoder: a mask of torch\.\w+ \(\d, \d\); it must"
     ):
         model(src, tgt, mask)
+
+
+def test_every_parameter_of_both_stacks_takes_part():
+    model = EncoderDecoder(tiny())
+    src, tgt = torch.randint(1, 16, (2, 8)), torch.randint(1, 16, (2, 6))
+    F.cross_entropy(model(src, tgt).flatten(0, 1), torch.randint(0, 16, (12,))).backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+def test_generation_reads_a_padded_source_as_the_source_alone():
+    """The source mask holds in every decoding step, not only in the encoder: a padded
+    source (its padding any tokens) generates what the source without padding does."""
+    torch.manual_seed(0)
+    model = EncoderDecoder(tiny())
+    with torch.no_grad():  # weights large enough that the source steers every token
+        for p in model.parameters():
+            if p.dim() > 1:  # the LayerNorms keep their unit gains
+                p.normal_(0.0, 0.3)
+    model.eval()
+    src = torch.randint(1, 16, (2, 8))
+    src_mask = torch.ones(2, 8, dtype=torch.bool)
+    src_mask[1, 3:] = False
+    start = torch.ones(2, 1, dtype=torch.long)
+    out = model.generate(src, start, 8, src_mask=src_mask, temperature=0)
+    alone = model.generate(src[1:, :3], start[1:], 8, temperature=0)
+    assert torch.equal(out[1:], alone)
+    assert torch.equal(out[:1], model.generate(src[:1], start[:1], 8, temperature=0))
+
+
+def test_dropout_falls_on_the_embeddings_of_both_stacks():
+    model = EncoderDecoder(tiny(dropout=0.5))
+    seen = {}
+    for name, stack in (("encoder", model.encoder), ("decoder", model.decoder)):
+        stack[0].register_forward_pre_hook(
+            lambda module, args, name=name: seen.update({name: args[0]})
+        )
+    src, tgt = torch.randint(1, 16, (8, 10)), torch.randint(1, 16, (8, 10))
+    for training, share in ((True, 0.5), (False, 0.0)):
+        model.train(training)
+        model(src, tgt)
+        for name, x in seen.items():
+            assert (x == 0).float().mean().item() == pytest.approx(share, abs=0.05), name

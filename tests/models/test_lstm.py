@@ -87,3 +87,17 @@ def test_dropout_falls_on_the_embeddings_between_layers_and_before_the_head():
         for where in ("lstm", "head"):
             dropped = (seen[where] == 0).float().mean().item()
             assert dropped == pytest.approx(share, abs=0.05), (training, where)
+
+
+def test_without_a_state_the_next_token_reads_the_whole_prompt():
+    """The LSTM has no context limit: a prompt longer than `context` is read in full, as
+    reading it one token at a time with the state does."""
+    model = LSTMLanguageModel(tiny()).eval()  # context 16
+    idx = torch.randint(0, 32, (3, 20))
+    with torch.no_grad():
+        logits, _ = model.next_token_logits(idx, None)
+        torch.testing.assert_close(logits, model(idx)[:, -1])
+        state = None
+        for t in range(1, 21):
+            stepped, state = model.next_token_logits(idx[:, :t], state)
+    torch.testing.assert_close(logits, stepped)

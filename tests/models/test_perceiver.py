@@ -13,6 +13,7 @@ from fromscratch.models import (
     ATTENTIONS,
     GPT,
     POSITIONS,
+    ConfigError,
     GPTConfig,
     Perceiver,
     PerceiverConfig,
@@ -152,7 +153,7 @@ def test_a_window_shorter_than_the_context_is_read_as_trained(train_steps):
     assert short < from_the_start - 0.5, (short, from_the_start)
 
 
-@pytest.mark.parametrize("family", ["gpt", "perceiver"])
+@pytest.mark.parametrize("family", ["gpt", "perceiver", "perceiver-all-latents"])
 def test_the_flop_estimate_is_what_a_training_step_multiplies(family):
     """6 FLOPs per parameter and token, plus attention's products, against PyTorch's count
     of the matmuls that forward and backward run.  Without biases the one difference is
@@ -161,8 +162,10 @@ def test_the_flop_estimate_is_what_a_training_step_multiplies(family):
     sizes = dict(vocab_size=11, context=64, n_layer=2, n_head=2, n_embd=32, bias=False)
     if family == "gpt":
         model = GPT(GPTConfig(**sizes))
-    else:  # 8 latents: every block but the cross-attention's keys and values reads 8 of 64
-        model = Perceiver(PerceiverConfig(latents=8, **sizes))
+    elif family == "perceiver":  # 8 latents: all but the cross-attention's keys and values
+        model = Perceiver(PerceiverConfig(latents=8, **sizes))  # read 8 positions of 64
+    else:  # 64 latents: the latents' own attention is a large share of the work
+        model = Perceiver(PerceiverConfig(latents=64, **sizes))
     with FlopCounterMode(display=False) as counter:
         model(torch.randint(0, 11, (1, 64))).sum().backward()
     counted = counter.get_total_flops() / 64
@@ -195,3 +198,27 @@ def test_dropout_falls_on_the_inputs_the_latents_read():
         model.train(training)
         model(idx)
         assert (seen[-1] == 0).float().mean().item() == pytest.approx(share, abs=0.05)
+
+
+def test_perceiver_layer_reads_a_normalised_context():
+    """Its keys and values come from a LayerNorm of x: scaling and shifting every input
+    vector as a whole changes nothing the latents read."""
+    layer = PerceiverLayer(tiny(latents=3)).eval()
+    x = torch.randn(2, 7, 16)
+    torch.testing.assert_close(layer(3 * x + 2), layer(x), atol=1e-5, rtol=1e-4)
+
+
+def test_perceiver_layer_latents_start_small_and_distinct():
+    torch.manual_seed(0)
+    layer = PerceiverLayer(tiny(latents=16, n_embd=64)).eval()
+    assert layer.latents.std().item() == pytest.approx(0.02, rel=0.05)
+    out = layer(torch.randn(1, 7, 64))[0]
+    # each latent asks its own question from the start: no two outputs alike
+    assert torch.cdist(out, out).add(torch.eye(16)).min() > 1e-3
+
+
+def test_as_many_latents_as_the_context_is_allowed():
+    model = Perceiver(tiny(latents=24)).eval()  # every position a latent: a causal GPT
+    assert model(torch.randint(0, 32, (2, 24))).shape == (2, 24, 32)
+    with pytest.raises(ConfigError, match="latents: 25 is more than context=24"):
+        tiny(latents=25)

@@ -179,6 +179,26 @@ def test_bad_settings_fail_with_the_allowed_values():
         document_bits(model, docs, "input", memory_tokens=9)
 
 
+def test_a_memory_of_half_the_context_is_allowed():
+    """memory_tokens runs up to context / 2 inclusive: each later run still reads as many
+    new tokens as it remembers."""
+    model = tiny_gpt()
+    half = CONTEXT // 2
+    docs = documents(2, document_length(CONTEXT, chunks=3, memory_tokens=half))
+    for variant in ("input", "layers"):
+        bits = document_bits(model, docs, variant, memory_tokens=half)
+        assert bits.shape == (2, docs.size(1) - 1) and torch.isfinite(bits).all()
+
+
+def test_a_document_of_context_plus_one_tokens_is_one_run_of_the_plain_model():
+    model = tiny_gpt()
+    docs = documents(2, CONTEXT + 1)
+    with torch.no_grad():
+        plain = token_bits(model(docs[:, :-1]), docs[:, 1:])
+    for variant in VARIANTS:
+        torch.testing.assert_close(document_bits(model, docs, variant), plain)
+
+
 def save_model(model: GPT, data, path) -> str:
     """A model.pt as the training loop writes it (weights and the training config)."""
     spec = {"family": "gpt", **model.config.to_dict()}

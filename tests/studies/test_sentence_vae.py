@@ -21,7 +21,7 @@ from torch import nn
 from fromscratch import FromScratchError
 from fromscratch.data import PreparedData
 from fromscratch.models import GPT, ConfigError, SentenceVAE, VAEConfig
-from fromscratch.models.vae import free_bits_kl, gaussian_kl
+from fromscratch.models.vae import Adapter, free_bits_kl, gaussian_kl
 from fromscratch.stages.sentence_vae import sentence_vae_stage
 from fromscratch.train import vae as vae_training
 from fromscratch.train.loop import Interrupted
@@ -205,6 +205,41 @@ def test_padding_does_not_change_a_sentences_reconstruction(vae):
         alone = sum(elbo_terms(vae, *collate([x]))[0] for x in (short, long))
         padded = elbo_terms(vae, *collate([short, long]))[0]
     torch.testing.assert_close(padded, alone)
+
+
+def test_an_adapter_adds_a_bottleneck_mlp_of_its_normalised_input_and_z():
+    """x + up(gelu(down(LN(x)) + W_z z)), written out here with plain tensor operations."""
+    torch.manual_seed(0)
+    adapter = Adapter(8, 4, latent=3)
+    nn.init.normal_(adapter.up.weight, std=0.5)  # not the identity any more
+    x, z = 3 * torch.randn(2, 5, 8) + 1, torch.randn(2, 3)
+    mean, var = x.mean(-1, keepdim=True), x.var(-1, unbiased=False, keepdim=True)
+    normed = (x - mean) / torch.sqrt(var + 1e-5)  # the LayerNorm's gain 1 and bias 0
+    h = normed @ adapter.down.weight.T + adapter.down.bias + (z @ adapter.from_z.weight.T)[:, None]
+    gelu = 0.5 * h * (1 + torch.erf(h / math.sqrt(2)))
+    expected = x + gelu @ adapter.up.weight.T + adapter.up.bias
+    with torch.no_grad():
+        torch.testing.assert_close(adapter(x, z), expected)
+
+
+def test_the_posterior_starts_unbiased_and_the_prefix_at_token_embedding_scale(gpt2_folder):
+    torch.manual_seed(0)
+    vae = SentenceVAE(GPT.from_gpt2(gpt2_folder), VAEConfig(latent=32, bottleneck=8))
+    assert torch.all(vae.to_posterior.bias == 0)
+    assert vae.to_prefix.weight.std().item() == pytest.approx(0.02, rel=0.1)  # 32 x 32 draws
+
+
+def test_generation_is_the_decoders_greedy_choice_at_every_position(vae):
+    """Decoding a generated sentence back, every position's likeliest token is the one
+    generated there (position t predicts token t from z and the tokens before it)."""
+    vae.eval()
+    with torch.no_grad():
+        for adapter in vae.decoder:  # z changes the decoder's predictions
+            nn.init.normal_(adapter.up.weight, std=0.5)
+        z = 3 * torch.randn(3, 4)
+        out = vae.generate(z, 8)
+        assert out.shape == (3, 8)
+        assert torch.equal(vae.decode(z, out).argmax(dim=-1), out)
 
 
 def test_a_unit_is_active_when_the_variance_of_its_mean_exceeds_a_hundredth():
