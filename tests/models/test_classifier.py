@@ -263,3 +263,19 @@ def test_dropout_falls_on_the_embeddings_before_the_blocks():
         model.train(training)
         model(idx)
         assert (seen[-1] == 0).float().mean().item() == pytest.approx(share, abs=0.05)
+
+
+def test_with_pre_norm_the_head_reads_the_normalised_stream():
+    """Pre-norm blocks leave the residual stream unnormalised, so one LayerNorm sits before
+    the head: with its gain 1 and bias 0 (at init), each vector the head reads has mean 0
+    and variance 1 over its channels, whatever the stream's scale."""
+    model = Classifier(tiny(pooling="cls")).eval()
+    read = []
+    model.head.register_forward_pre_hook(lambda module, args: read.append(args[0]))
+    with torch.no_grad():
+        model.wte.weight.mul_(50.0)  # a stream far from unit scale (eps 1e-5 next to it)
+        model.cls_token.mul_(50.0)
+        model(torch.randint(1, 20, (3, 12)))
+    (pooled,) = read
+    torch.testing.assert_close(pooled.mean(-1), torch.zeros(3), atol=1e-5, rtol=0)
+    torch.testing.assert_close(pooled.var(-1, unbiased=False), torch.ones(3), atol=1e-3, rtol=0)
