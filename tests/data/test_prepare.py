@@ -5,6 +5,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import stat
 import sys
 import tarfile
@@ -15,8 +16,14 @@ import pytest
 from fromscratch import FromScratchError
 from fromscratch.cli import main
 from fromscratch.data import DATASETS, PreparedData, tokenizers
-from fromscratch.data.prepare import read_texts, token_dtype, vocabulary_fitted_on
-from fromscratch.data.sets import imdb, pang_lee_sentences
+from fromscratch.data.prepare import (
+    borrowed_fit_on,
+    check_prepare_options,
+    read_texts,
+    token_dtype,
+    vocabulary_fitted_on,
+)
+from fromscratch.data.sets import demo, imdb, pang_lee_sentences
 
 from ..conftest import FileServer
 from .fixtures import (
@@ -634,3 +641,80 @@ def test_a_tokenizer_beside_tokenizer_from_must_be_the_folders(tmp_path, capsys)
         capsys, "demo", tmp_path / "same", "--tokenizer-from", str(words), "--tokenizer", "words"
     )
     assert code == 0, err
+
+
+def test_the_option_check_refuses_splits_to_fit_on_that_the_data_set_lacks(tmp_path):
+    """`fromscratch run prepare` checks the options before the stage runs: a wrong
+    fit_on fails there, before any download, not after."""
+    with pytest.raises(FromScratchError, match="fit_on='train\\+dev': imdb has no split 'dev'"):
+        check_prepare_options("imdb", tmp_path / "out", "words", None, None, "train+dev")
+    check_prepare_options("imdb", tmp_path / "out", "words", None, None, "train+val")
+
+
+def test_a_borrowed_vocabulary_keeps_its_fit_only_from_the_same_version_of_the_data(tmp_path):
+    """The splits of another version (or seed) of IMDb are other reviews: a vocabulary
+    learned from those is not one learned from this folder's train+val."""
+    config = {"tokenizer": "words", "tokenizer_from": None, "fit_on": "train+val", "seed": 0}
+    splits = {"train": {}, "val": {}, "test": {}}
+    meta = {"dataset": "imdb", "dataset_version": 2, "tokenizer": "words", "config": config}
+    meta["splits"] = splits
+    for changes, kept in (
+        ({}, "train+val"),
+        ({"dataset_version": 1}, None),
+        ({"config": {**config, "seed": 1}}, None),
+        ({"dataset": "demo"}, None),
+    ):
+        (tmp_path / "meta.json").write_text(json.dumps(meta | changes))
+        assert borrowed_fit_on(tmp_path, imdb.DATASET, seed=0) == kept, changes
+    del meta["dataset_version"]  # a folder from before versions: version 1
+    (tmp_path / "meta.json").write_text(json.dumps(meta))
+    assert borrowed_fit_on(tmp_path, imdb.DATASET, seed=0) is None
+
+
+def test_sentence_polarity_gets_back_every_cp1252_punctuation_mark():
+    """NLTK's files hold cp1252's bytes 0x80-0x9F as C1 control characters: the euro sign,
+    quotes, dashes, up to "Ÿ" (0x9F), are mapped back; the five bytes cp1252 leaves
+    undefined stay as they are."""
+    c1 = "\x80\x85\x91\x92\x93\x94\x96\x97\x99\x9c\x9f"
+    assert c1.translate(pang_lee_sentences.WINDOWS_PUNCTUATION) == "€…‘’“”–—™œŸ"
+    undefined = "\x81\x8d\x8f\x90\x9d"
+    assert undefined.translate(pang_lee_sentences.WINDOWS_PUNCTUATION) == undefined
+
+
+def demo_polarity(sentence: str) -> int:
+    """+1 or -1 by the sentence's last adjective, flipped by "was not"; 0 with none."""
+    words = re.findall(r"[a-z']+", sentence)
+    adjectives = [w for w in words if w in demo.POSITIVE or w in demo.NEGATIVE]
+    if not adjectives:
+        return 0
+    polarity = 1 if adjectives[-1] in demo.POSITIVE else -1
+    return -polarity if " was not " in sentence else polarity
+
+
+def test_each_demo_review_leans_to_its_label_or_ends_with_a_verdict_for_it():
+    """Read sentence by sentence: where a review's sentences do not sum to its label's
+    side (a tie included), a verdict of that side ends it, and only there; the ood
+    reviews are one or two sentences about other subjects."""
+    splits = read_texts("demo")
+    sizes = {name: len(split.texts) for name, split in splits.items()}
+    assert sizes == {"train": 4000, "test": 1000, "ood": 1000}
+    for name, split in splits.items():
+        subjects = demo.OOD_SUBJECTS if name == "ood" else demo.SUBJECTS
+        others = demo.SUBJECTS if name == "ood" else demo.OOD_SUBJECTS
+        hard = 0
+        for text, label in zip(split.texts, split.labels, strict=True):
+            sign = 1 if label == 1 else -1
+            sentences = re.split(r"(?<=\.) ", text)
+            verdict = sentences[-1] if sentences[-1].startswith("overall, ") else None
+            if verdict:
+                sentences.pop()
+            score = sum(demo_polarity(s) for s in sentences)
+            assert (verdict is not None) == (score * sign <= 0), text
+            if verdict:
+                assert demo_polarity(verdict) == sign, text
+                hard += score * sign < 0
+            lengths = range(1, 3) if name == "ood" else range(3, 9)
+            assert len(sentences) in lengths, text
+            assert not any(s in text for s in others), text
+            assert any(s in text for s in subjects) or score == 0, text
+        assert hard > 0  # some reviews lean the other way all the same

@@ -235,3 +235,36 @@ def test_a_tokenizer_that_cannot_be_read_is_one_line(tmp_path, written, named):
     assert named in str(e.value) and "\n" not in str(e.value)
     # a tokenizer.json of a kind of ours marks a prepared folder, even with a file missing
     assert tokenizers.is_saved_in(tmp_path) == ("cannot be read" in named)
+
+
+def test_words_keep_a_run_of_punctuation_as_one_word():
+    """A run of punctuation is one word ("!!!", "..."), and so are the separator's `<|`
+    and `|>`: no text gives the separator."""
+    tok = tokenizers.fit("words", ["Great!!! ... not bad?!"], vocab_size=100)
+    assert tok.words[2:] == ["great", "!!!", "...", "not", "bad", "?!"]
+    assert tok.decode(tok.encode("bad!!! ...")) == "bad !!! ..."
+    assert tokenizers.WordTokenizer.PATTERN.findall(tokenizers.EOT) == ["<|", "endoftext", "|>"]
+
+
+def test_the_fingerprint_tells_apart_vocabularies_whose_tokens_join_to_the_same_text():
+    """["ab", "c"] and ["a", "bc"] are other ids for other words, though their texts,
+    run together, are the same."""
+    special = [tokenizers.PAD, tokenizers.UNK]
+    one = tokenizers.WordTokenizer([*special, "ab", "c"])
+    other = tokenizers.WordTokenizer([*special, "a", "bc"])
+    assert tokenizers.fingerprint(one) != tokenizers.fingerprint(other)
+    assert tokenizers.fingerprint(one) == tokenizers.fingerprint(
+        tokenizers.WordTokenizer([*special, "ab", "c"])
+    )
+
+
+@pytest.mark.parametrize(("kind", "smallest"), [("words", 4), ("bpe", 257)])
+def test_the_smallest_vocabulary_has_its_special_tokens_and_one_more(kind, smallest):
+    """words: <pad>, <unk>, the separator and one word; bpe: the 256 bytes and the
+    separator. One less is refused."""
+    tokenizers.check_vocab_size(kind, smallest)
+    with pytest.raises(FromScratchError, match=f"too small for {kind!r}: at least {smallest}"):
+        tokenizers.check_vocab_size(kind, smallest - 1)
+    if kind == "words":
+        tok = tokenizers.fit(kind, ["a b a", "b a"], vocab_size=smallest)
+        assert tok.words == [tokenizers.PAD, tokenizers.UNK, tokenizers.EOT, "a"]

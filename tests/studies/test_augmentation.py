@@ -163,6 +163,30 @@ def test_mixing_borrows_sentences_of_the_same_label_only():
     assert sum(a != b for a, b in zip(out[40:], texts, strict=True)) > 30
 
 
+def test_mixing_at_rate_one_replaces_every_sentence_the_last_too():
+    """Each sentence, the last one as well, is drawn from the pool of 80 sentences: at
+    rate 1 it stays its own only by the chance of drawing itself."""
+    texts = [f"first part {i}. last part {i}." for i in range(40)]
+    out, _ = augment_split(texts, [1] * 40, "mix", rate=1.0, copies=1, seed=0)
+    pool = {f"{which} part {i}." for which in ("first", "last") for i in range(40)}
+    copies = [SENTENCE_END.split(copy)[0::2] for copy in out[40:]]
+    assert all(len(sentences) == 2 and set(sentences) <= pool for sentences in copies)
+    originals = [SENTENCE_END.split(text)[0::2] for text in texts]
+    pairs = zip(copies, originals, strict=True)
+    kept = sum(a == b for copy, text in pairs for a, b in zip(copy, text, strict=True))
+    assert kept < 8  # about one in 80 of the 80 sentences
+
+
+def test_typos_draw_from_the_letters_of_all_the_texts():
+    """The letters a typo may bring in are those of every text of the split (a character
+    tokenizer made from them knows them all), not the first text's alone, and no other."""
+    texts = ["aaaa aaaa aaaa"] * 20 + ["bcd dcb"] * 20
+    out, _ = augment_split(texts, [0] * 40, "typos", 1.0, seed=2)
+    brought = set("".join(out[40:60])) - set("a ")
+    assert brought and brought <= set("bcd"), brought
+    assert set("".join(out[60:])) <= set("abcd ")
+
+
 @pytest.mark.parametrize(
     ("strategy", "rate", "copies", "named"),
     [

@@ -85,6 +85,26 @@ def test_batches_are_a_function_of_seed_and_step():
     assert torch.equal(test.source, task.test_batch(length=9, count=5).source)
 
 
+def test_each_seed_has_batches_of_its_own():
+    """A batch is drawn from (seed, step) together: seed 1's first batch is not seed 0's
+    second, as it would be were the two added."""
+    task = Seq2SeqTask("copy", symbols=10, min_length=1, max_length=8)
+    batches = {
+        (seed, step): task.train_batch(seed, step, 8).source.tolist()
+        for seed in range(4)
+        for step in range(4)
+    }
+    assert batches[1, 0] != batches[0, 1]
+    assert len({str(source) for source in batches.values()}) == len(batches)
+
+
+def test_training_at_one_length_only_is_allowed():
+    """min_length = max_length: every training string is of that length."""
+    task = Seq2SeqConfig.from_dict(config(min_length=3, max_length=3)).task_spec()
+    batch = task.train_batch(0, 0, 16)
+    assert batch.source.shape == (16, 3) and batch.source_mask.all()
+
+
 def test_no_test_string_is_ever_trained_on():
     """Training draws every string of the short lengths many times over (10 symbols:
     100 strings of length 2): the test strings are held out of it, each length's distinct,
