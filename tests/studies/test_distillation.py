@@ -18,7 +18,7 @@ from fromscratch.data import PreparedData
 from fromscratch.models import ConfigError
 from fromscratch.stages.distillation import distillation_stage
 from fromscratch.train import TrainConfig, Trainer, train
-from fromscratch.train.distill import distillation_loss
+from fromscratch.train.distill import Teacher, distillation_loss
 from fromscratch.train.evaluate import evaluate_lm
 from fromscratch.train.models import load_language_model, load_model, weights_fingerprint
 
@@ -388,3 +388,18 @@ def test_by_layers_of_one_seed_draws_its_values_and_claims_no_spread(study_table
         expected = [student_bits(mode, layers, TRAINED, 0) for layers in (1, 2)]
         np.testing.assert_allclose(line.get_ydata().astype(float), expected, err_msg=mode)
         assert all(np.ptp(segment[:, 1]) == 0 for segment in span.get_segments()), mode
+
+
+def test_a_teacher_with_a_padded_vocabulary_teaches_over_the_real_tokens():
+    """A teacher whose output layer is wider than the data's vocabulary (padding to a
+    multiple of 64): its padding columns are no tokens and play no part in the loss."""
+    vocab, padding = 5, 3
+    table = torch.randn(vocab, vocab + padding, generator=torch.Generator().manual_seed(0))
+    table[:, vocab:] = 20.0  # padding the teacher, unmasked, would put all its mass on
+    model = torch.nn.Embedding.from_pretrained(table)  # logits: a row of the table a token
+    teacher = Teacher(model, temperature=2.0, weight=0.5, record={}, vocab_size=vocab)
+    x = torch.tensor([[0, 1, 2, 3], [4, 3, 2, 1]])
+    y = torch.tensor([[1, 2, 3, 4], [3, 2, 1, 0]])
+    student = torch.randn(2, 4, vocab, generator=torch.Generator().manual_seed(1))
+    expected = distillation_loss(student, table[x][..., :vocab], y, 2.0, 0.5)
+    assert teacher.loss(student, x, y).item() == pytest.approx(expected.item(), rel=1e-6)

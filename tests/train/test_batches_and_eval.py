@@ -1,5 +1,6 @@
 """Batches are a function of their index; evaluation sums exactly."""
 
+import json
 import math
 import shutil
 
@@ -17,6 +18,8 @@ from fromscratch.train.evaluate import (
     sample_examples,
     scored_tokens,
 )
+
+from .stand_ins import Reads, Uniform, head_and_tail
 
 
 def test_lm_batches_are_reproducible_and_shard_the_global_batch():
@@ -96,19 +99,6 @@ def test_a_fresh_classification_sampler_draws_the_batch_of_a_step_again(demo_wor
     for step in (3, later):
         for fresh, seen in zip(train_batches(data)(step), drawn[step], strict=True):
             assert torch.equal(fresh, seen), f"batch {step}"
-
-
-class Uniform(torch.nn.Module):
-    """Predicts every token with probability 1/V: exactly log2(V) bits each."""
-
-    def __init__(self, vocab, classes=None):
-        super().__init__()
-        self.vocab, self.classes = vocab, classes
-
-    def forward(self, idx, mask=None):
-        if self.classes:
-            return torch.stack([torch.zeros(len(idx)), torch.ones(len(idx))], dim=1)
-        return torch.zeros(*idx.shape, self.vocab)
 
 
 def test_lm_evaluation_is_an_exact_sum(demo_chars):
@@ -274,3 +264,99 @@ def test_long_examples_keep_their_head_and_tail():
     x, mask, _ = short.collate(np.array([0, 1]))
     assert x[0, :60].tolist() == list(range(60)) and x[1, :40].tolist() == list(range(60, 100))
     assert mask.sum(1).tolist() == [60, 40]
+
+
+def test_each_epoch_puts_other_examples_together_and_mixes_the_lengths_over_its_steps(
+    demo_words,
+):
+    """Bucketing sorts by length within windows of 50 batches only, then shuffles the
+    batches: an epoch's steps do not go from short reviews to long ones, and a new epoch
+    draws new companions for each example, not the last epoch's batches in another order."""
+    data = PreparedData(demo_words)
+    # every token of example i is i + 1: a row's first token names it
+    numbered = np.repeat(
+        np.arange(1, len(data.labels("train")) + 1), np.diff(data.offsets("train"))
+    )
+    batches = train_batches(data, numbered.astype(np.uint16))
+    lengths = np.minimum(np.diff(data.offsets("train")), 64)
+    epochs = []
+    for epoch in range(2):
+        rows = [
+            batches(i)[0][:, 0].numpy() - 1
+            for i in range(epoch * batches.per_epoch, (epoch + 1) * batches.per_epoch)
+        ]
+        epochs.append(rows)
+        means = [lengths[r].mean() for r in rows[: batches.BUCKET]]
+        assert means != sorted(means), f"epoch {epoch}: its steps go from short to long"
+        # a window of 50 batches is sorted as a whole: a batch holds neighbours in length,
+        # its lengths spread far less than those of 32 examples drawn at random
+        spread = np.mean([lengths[r].max() - lengths[r].min() for r in rows])
+        assert spread < 0.25 * (lengths.max() - lengths.min())
+    first = {frozenset(r.tolist()) for r in epochs[0]}
+    again = sum(frozenset(r.tolist()) in first for r in epochs[1])
+    assert again < len(epochs[1]) / 2, "the second epoch repeats the first one's batches"
+
+
+class ScoresOnlyFromTheStride(Uniform):
+    """Uniform, but NaN at the positions of a window before its last `stride`: a strided
+    evaluation scores only the last `stride` predictions of a window, each with at least
+    context - stride tokens before it, so no NaN may reach the sum."""
+
+    def __init__(self, vocab, stride):
+        super().__init__(vocab)
+        self.stride = stride
+
+    def forward(self, idx, mask=None):
+        logits = super().forward(idx)
+        logits[:, : idx.size(1) - self.stride] = float("nan")
+        return logits
+
+
+def test_a_strided_window_scores_its_last_predictions_not_its_first(demo_chars):
+    data = PreparedData(demo_chars)
+    vocab = data.meta["vocab_size"]
+    result = evaluate_lm(
+        ScoresOnlyFromTheStride(vocab, 8), data, "test", context=64, max_tokens=1000, stride=8
+    )
+    assert result["tokens"] == len(scored_tokens(data, "test", 1000)) - 1
+    assert result["bits"] == pytest.approx(math.log2(vocab) * result["tokens"], rel=1e-6)
+
+
+def test_the_evaluation_loss_is_in_nats_per_token(demo_chars):
+    """As the training loss is: a uniform guess over V tokens costs ln V nats (log2 V bits)."""
+    data = PreparedData(demo_chars)
+    vocab = data.meta["vocab_size"]
+    result = evaluate_lm(Uniform(vocab), data, "test", context=64, max_tokens=1000)
+    assert result["loss"] == pytest.approx(math.log(vocab), rel=1e-6)
+    assert result["bits_per_token"] == pytest.approx(math.log2(vocab), rel=1e-6)
+
+
+def test_bits_per_byte_and_per_character_differ_where_characters_take_several_bytes(tmp_path):
+    """UTF-8: 'ü' is two bytes, '–' and '∑' three, '東' three. A byte-level model's bits go
+    over the bytes predicted for bits per byte, over the characters for bits per character."""
+    from fromscratch.data import prepare
+
+    folder = tmp_path / "bytes"
+    prepare("demo", folder, tokenizer="bytes", progress=False)
+    text = "Zürich – ∑ naïve café, 東京.\n" * 20
+    encoded = text.encode()
+    meta = json.loads((folder / "meta.json").read_text())
+    np.frombuffer(encoded, dtype=np.uint8).astype(meta["dtype"]).tofile(folder / "test.bin")
+    np.save(folder / "test.offsets.npy", np.array([0, len(encoded)]))
+    np.save(folder / "test.labels.npy", np.array([0]))
+    meta["splits"]["test"] |= {"tokens": len(encoded), "examples": 1}
+    (folder / "meta.json").write_text(json.dumps(meta))
+    data = PreparedData(folder)
+    result = evaluate_lm(Uniform(data.meta["vocab_size"]), data, "test", context=64)
+    assert result["tokens"] == len(encoded) - 1  # every byte but the first ("Z", one byte)
+    assert result["bits_per_byte"] == pytest.approx(result["bits"] / (len(encoded) - 1))
+    assert result["bits_per_char"] == pytest.approx(result["bits"] / (len(text) - 1))
+    assert len(encoded) > len(text)
+
+
+def test_classifier_evaluation_cuts_long_reviews_as_training_does(demo_words):
+    data = PreparedData(demo_words)
+    model = Reads()
+    evaluate_classifier(model, data, "test", max_length=16, head_tokens=5)
+    assert max(np.diff(data.offsets("test"))) > 16  # some reviews are cut
+    assert sorted(model.read) == head_and_tail(data, "test", 16, 5)

@@ -119,3 +119,36 @@ def test_only_the_newest_keep_checkpoints_stay(demo_chars, tmp_path):
     train(config, tmp_path)
     left = sorted(p.name for p in (tmp_path / "checkpoints").glob("step-*.pt"))
     assert left == ["step-00000004.pt", "step-00000006.pt"]  # step 2's is gone
+
+
+def test_the_saved_random_states_give_every_generator_its_next_numbers_again():
+    """Python's, NumPy's and torch's generators: a resumed run draws what the uninterrupted
+    one would have drawn from each (dropout, and whatever a model or study draws)."""
+    import random
+
+    import numpy as np
+
+    def draw():
+        return random.random(), np.random.rand(), torch.rand(3).tolist()
+
+    state = checkpoint.rng_state()
+    expected = draw()
+    draw()  # the generators move on
+    checkpoint.set_rng_state(state)
+    assert draw() == expected
+
+
+def test_data_with_a_new_meta_key_is_other_data():
+    """A key that only one meta.json has (a setting added when the folder was prepared
+    again) differs as a changed value does."""
+    before = {"vocab_size": 65, "seed": 0}
+    assert checkpoint.differences(before, before | {"fit_on": "train+val"}) == ["fit_on"]
+    assert checkpoint.differences(before | {"fit_on": "train"}, before) == ["fit_on"]
+    assert checkpoint.differences(before, before | {"seed": 1}) == ["seed"]
+
+
+def test_the_newest_checkpoint_is_the_one_resumed_from(tmp_path):
+    folder = tmp_path / "checkpoints"
+    for step in (2, 4, 10):
+        checkpoint.save(folder, {"step": step}, keep=3)
+    assert checkpoint.load_latest(folder)["step"] == 10

@@ -87,3 +87,17 @@ def test_resume_continues_the_average_exactly(demo_chars, tmp_path, capsys):
 def test_a_decay_outside_zero_one_names_the_key(demo_chars, decay):
     with pytest.raises(FromScratchError, match="ema_decay"):
         TrainConfig.from_dict(tiny_gpt(demo_chars, ema_decay=decay))
+
+
+def test_buffers_are_copied_not_averaged():
+    """A buffer is no learned weight (a mask, a running statistic): the average holds the
+    model's own, whatever the decay."""
+    model = nn.Linear(3, 2)
+    model.register_buffer("statistic", torch.zeros(4))
+    ema = EMA(model, decay=0.99)
+    model.statistic.fill_(5.0)
+    ema.update(model)
+    assert torch.equal(ema.model.statistic, torch.full((4,), 5.0))
+    model.statistic.fill_(-1.0)
+    ema.update(model)
+    assert torch.equal(ema.model.statistic, torch.full((4,), -1.0))

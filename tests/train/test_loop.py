@@ -2,7 +2,9 @@
 
 import json
 import math
+import shutil
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -12,9 +14,11 @@ from fromscratch.config import ConfigError
 from fromscratch.data import PreparedData
 from fromscratch.figures import tables
 from fromscratch.train import NonFiniteLoss, TrainConfig, Trainer, load_config, train
+from fromscratch.train.evaluate import evaluate_lm
 from fromscratch.train.schedule import learning_rate
 
 from ..conftest import tiny_classifier, tiny_gpt
+from .stand_ins import Reads, head_and_tail
 
 
 def test_classifier_learns_the_demo_task(demo_words, tmp_path):
@@ -681,3 +685,71 @@ def test_an_evaluation_sits_at_the_tokens_of_its_own_step(demo_chars, tmp_path):
     evaluations = curves[curves["metric"] == "test/loss"]
     assert list(evaluations["step"]) == [15, 30]  # at step 15, and the final one
     assert list(evaluations["tokens"]) == [15 * per_step, 30 * per_step]
+
+
+def test_the_floor_is_a_share_of_the_peak_rate():
+    """min_lr_ratio scales lr: a floor of 0.1 under lr = 2 is 0.2, not 0.1."""
+    for shape in ("cosine", "linear"):
+        assert learning_rate(2.0, 50, 1.0, shape=shape, min_lr_ratio=0.1) == pytest.approx(0.2)
+    assert learning_rate(2.0, 50, 0.5, shape="linear", min_lr_ratio=0.1) == pytest.approx(1.1)
+    assert learning_rate(2.0, 50, 0.5, shape="cosine", min_lr_ratio=0.1) == pytest.approx(1.1)
+
+
+def test_on_a_time_clock_the_decay_starts_at_the_end_of_warm_up(demo_chars, tmp_path):
+    """The first step after warm-up runs at the full rate; from there the rate falls with
+    the training time since warm-up ended, over what is left of the time budget."""
+    budget = 60.0
+    spec = tiny_gpt(demo_chars, clock="time", time_budget_s=budget, max_steps=0)
+    spec |= {"warmup_steps": 2, "schedule": "linear", "min_lr_ratio": 0.0, "eval_splits": ""}
+    trainer = Trainer(TrainConfig.from_dict(spec), tmp_path)
+    rates = [trainer.train_step()["lr"] for _ in range(2)]
+    warmed_up = trainer.state.elapsed  # the training time of the two warm-up steps
+    assert trainer.state.warmup_elapsed == warmed_up > 0
+    rates.append(trainer.train_step()["lr"])
+    assert rates == pytest.approx([1.5e-3, 3e-3, 3e-3], rel=1e-12)
+    since = trainer.state.elapsed - warmed_up  # the third step's time
+    expected = 3e-3 * (1 - since / (budget - warmed_up))
+    assert trainer.train_step()["lr"] == pytest.approx(expected, rel=1e-9)
+    assert expected < 3e-3
+
+
+def test_a_runs_evaluation_takes_its_evaluation_settings(demo_chars, demo_words, tmp_path):
+    """head_tokens cuts the reviews the evaluation reads as it cuts the training batches;
+    eval_stride and eval_max_tokens set the windows a language model is scored in."""
+    spec = tiny_classifier(demo_words, max_length=16, head_tokens=5)
+    trainer = Trainer(TrainConfig.from_dict(spec), tmp_path / "classifier")
+    trainer.model = Reads()
+    trainer.evaluate()
+    assert max(np.diff(trainer.data.offsets("test"))) > 16  # some reviews are cut
+    assert sorted(trainer.model.read) == head_and_tail(trainer.data, "test", 16, 5)
+
+    spec = tiny_gpt(demo_chars, eval_stride=8, eval_max_tokens=500)
+    trainer = Trainer(TrainConfig.from_dict(spec), tmp_path / "gpt")
+    for _ in range(5):
+        trainer.train_step()
+    metrics = trainer.evaluate()
+
+    def bits(stride):
+        model, data = trainer.model, trainer.data
+        return evaluate_lm(model, data, "test", 32, max_tokens=500, stride=stride)["bits_per_token"]
+
+    assert metrics["test/bits_per_token"] == pytest.approx(bits(8), rel=1e-9)
+    assert metrics["test/bits_per_token"] != pytest.approx(bits(32), rel=1e-9)
+
+
+def test_the_first_rate_logged_after_a_resume_counts_the_steps_since_it(demo_chars, tmp_path):
+    """tokens/s over the training since the last log line: after a resume, since the
+    checkpoint's step, not since the start of the run that saved it."""
+    spec = tiny_gpt(demo_chars, max_steps=8, log_every=4, checkpoint_every=4, eval_splits="")
+    spec["keep_checkpoints"] = 5
+    train(TrainConfig.from_dict(spec), tmp_path / "straight")
+    resumed = tmp_path / "resumed" / "checkpoints"
+    shutil.copytree(tmp_path / "straight" / "checkpoints", resumed)
+    (resumed / "step-00000008.pt").unlink()
+    (resumed / "finished").unlink()
+    at = torch.load(resumed / "step-00000004.pt", weights_only=False)["progress"]
+    train(TrainConfig.from_dict(spec), tmp_path / "resumed", resume=True)
+    lines = (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()
+    (last,) = [x for x in map(json.loads, lines) if x["step"] == 8 and "tokens_per_s" in x]
+    rate = (last["tokens"] - at["tokens"]) / (last["elapsed_s"] - at["elapsed"])
+    assert last["tokens_per_s"] == pytest.approx(rate, rel=1e-9)
