@@ -1,8 +1,11 @@
 """Atomic writes: what they may replace, what they refuse, and the permissions they give."""
 
 import errno
+import json
+import math
 import os
 import re
+import shutil
 import stat
 import subprocess
 import sys
@@ -17,6 +20,7 @@ from fromscratch.io import (
     parse_yaml,
     set_aside,
     write_json,
+    write_text,
 )
 
 
@@ -382,3 +386,141 @@ def test_a_full_disk_is_one_line_and_keeps_the_earlier_file(tmp_path, monkeypatc
         write_json(out, {"loss": 1.0})
     assert str(refused.value) == f"{out}: cannot be written: No space left on device"
     assert out.read_text() == "earlier" and [p.name for p in tmp_path.iterdir()] == [out.name]
+
+
+@pytest.mark.parametrize(
+    ("atomic", "put"),
+    [(atomic_path, put_file), (lambda path: atomic_dir(path, "done.txt"), put_marker)],
+    ids=["atomic_path", "atomic_dir"],
+)
+def test_a_write_stopped_by_ctrl_c_leaves_no_temporary_entry(tmp_path, atomic, put):
+    """KeyboardInterrupt is no Exception: the clean-up must run for it too, or each
+    Ctrl-C leaves a hidden temporary beside the output."""
+    with atomic(tmp_path / "out") as tmp:
+        put(tmp, "old")
+    before = tree(tmp_path)
+    with pytest.raises(KeyboardInterrupt), atomic(tmp_path / "out") as tmp:
+        put(tmp, "half")
+        raise KeyboardInterrupt
+    assert tree(tmp_path) == before
+
+
+def test_an_older_output_is_deleted_only_once_the_new_ones_rename_is_synced(
+    tmp_path, disk_log, monkeypatch
+):
+    """A power cut between the deletion and the folder's sync could leave neither output."""
+    real_rmtree = shutil.rmtree
+
+    def rmtree(path, *args, **kwargs):
+        disk_log.append(("rmtree", os.lstat(path).st_ino))
+        real_rmtree(path, *args, **kwargs)
+
+    monkeypatch.setattr(shutil, "rmtree", rmtree)
+    write_output(tmp_path / "out", text="old")
+    old = inode(tmp_path / "out")
+    disk_log.clear()
+    write_output(tmp_path / "out")
+    events = [event for event, _ in disk_log]
+    assert events[-4:] == ["replace", "replace", "fsync", "rmtree"]
+    assert disk_log[-2] == ("fsync", inode(tmp_path))
+    assert disk_log[-4] == ("replace", old)  # the older output moved aside, then deleted
+    assert (tmp_path / "out" / "done.txt").read_text() == "new"
+
+
+def test_json_keeps_the_key_order_and_writes_non_finite_numbers(tmp_path):
+    """A diverged run's summary (a NaN loss) is still written, as Python's json reads it
+    back, and its keys stay in the order the run gave them."""
+    write_json(
+        tmp_path / "summary.json", {"zeta": float("nan"), "alpha": float("inf"), "mid": -1e400}
+    )
+    text = (tmp_path / "summary.json").read_text()
+    assert text == '{\n  "zeta": NaN,\n  "alpha": Infinity,\n  "mid": -Infinity\n}\n'
+    back = json.loads(text)
+    assert list(back) == ["zeta", "alpha", "mid"] and math.isnan(back["zeta"])
+
+
+def test_a_dangling_link_at_an_output_path_is_not_replaced(tmp_path):
+    """A link is someone else's entry even when what it names is gone."""
+    link = tmp_path / "out"
+    link.symlink_to(tmp_path / "gone")
+    with pytest.raises(FromScratchError, match=r"out: exists and is a file"):
+        write_output(link)
+    assert link.is_symlink() and os.readlink(link) == str(tmp_path / "gone")
+    assert entries(tmp_path) == ["out"]
+
+
+def test_a_folder_with_the_marker_is_replaced_only_when_vouched_for(tmp_path):
+    """A marker as common as tokenizer.json is not enough where `vouch` says otherwise."""
+    out = tmp_path / "out"
+    write_output(out, text="theirs")
+    with pytest.raises(FromScratchError, match=r"not an earlier output \(its done\.txt is another"):
+        check_replaceable(out, "done.txt", vouch=lambda folder: False)
+    with (
+        pytest.raises(FromScratchError, match="another program's"),
+        atomic_dir(out, "done.txt", vouch=lambda folder: False),
+    ):
+        pass
+    check_replaceable(out, "done.txt", vouch=lambda folder: folder == out)
+    assert (out / "done.txt").read_text() == "theirs"
+
+
+def test_the_leftovers_of_an_output_with_a_dot_in_its_name_are_its_own(tmp_path):
+    """The output's name is matched as text: `a.b` does not take `axb`'s temporary folder
+    (a write of that other output, running meanwhile) for one of its own."""
+    others = tmp_path / ".axb.0123456789abcdef.tmp"
+    others.mkdir()
+    own = tmp_path / ".a.b.fedcba9876543210.tmp"
+    own.mkdir()
+    write_output(tmp_path / "a.b")
+    assert entries(tmp_path) == sorted([others.name, "a.b"])
+
+
+def test_a_lock_file_says_only_its_current_holder(tmp_path):
+    """A lock file kept between holders (remove=False) holds an earlier holder's line:
+    the new holder's replaces it whole, however long the earlier one was."""
+    from fromscratch.io import exclusive
+
+    lock = tmp_path / ".run.lock"
+    lock.write_text(
+        "pid 1 on an-earlier-host" + "-and-a-long-name" * 20 + " since 1999-12-31 23:59:59\n"
+    )
+    with exclusive(tmp_path / "run", lock, "busy: {holder}") as held:
+        assert held
+        with (
+            pytest.raises(FromScratchError) as busy,
+            exclusive(tmp_path / "run", lock, "busy: {holder}"),
+        ):
+            pass
+    assert re.fullmatch(rf"busy: pid {os.getpid()} on \S+ since [\d-]+ [\d:]+", str(busy.value))
+    assert lock.exists()  # kept: remove=False
+
+
+@pytest.mark.parametrize(
+    "code",
+    [errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS],
+    ids=["ENOSPC", "EDQUOT", "EFBIG", "EIO", "EROFS"],
+)
+def test_a_full_or_failing_disk_of_any_kind_is_one_line(tmp_path, monkeypatch, code):
+    """A full quota (a cluster's usual full disk) is the disk's fault as much as ENOSPC."""
+
+    def failing(fd):
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(os, "fsync", failing)
+    with pytest.raises(FromScratchError) as refused:
+        write_json(tmp_path / "summary.json", {})
+    assert (
+        str(refused.value) == f"{tmp_path / 'summary.json'}: cannot be written: {os.strerror(code)}"
+    )
+
+
+def test_an_empty_file_that_cannot_be_synced_is_an_error_too(tmp_path, monkeypatch):
+    """Only a folder's sync may fail quietly: an empty file's name must be durable too."""
+
+    def failing_disk(fd):
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    monkeypatch.setattr(os, "fsync", failing_disk)
+    with pytest.raises(FromScratchError, match="cannot be written: Input/output error"):
+        write_text(tmp_path / "empty.txt", "")
+    assert entries(tmp_path) == []

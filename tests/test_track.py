@@ -235,9 +235,10 @@ def test_a_start_killed_before_wandb_wrote_a_record_leaves_nothing_to_stop_wandb
 ):
     """W&B's service writes nothing for the first seconds: a start killed then leaves a file
     of its 7-byte header alone, on which `wandb sync` gives up, and uploads no run of the
-    call. That folder goes aside, and the resumed start sends W&B every kept line."""
+    call. That folder goes aside, and the resumed start sends W&B every kept line, step 0's
+    too."""
     first = Tracker(tmp_path, {}, mode="offline")
-    for step in (1, 2, 3):
+    for step in (0, 1, 2, 3):
         first.log({"loss": 1.0}, step)
     first.finish({}, {})
     wandb.teardown()  # its service done writing its file
@@ -254,7 +255,7 @@ def test_a_start_killed_before_wandb_wrote_a_record_leaves_nothing_to_stop_wandb
         f"{killed}: no whole W&B record (a start killed early); moved to {aside}\n"
     )
     assert aside.is_dir() and not killed.exists()
-    assert history(tmp_path, first.run_id) == [(1, 1.0), (2, 1.0), (3, 0.5)]
+    assert history(tmp_path, first.run_id) == [(0, 1.0), (1, 1.0), (2, 1.0), (3, 0.5)]
 
 
 @pytest.mark.parametrize("checkpoint_step", [4, 5], ids=["before-the-last-line", "at-it"])
@@ -408,3 +409,105 @@ def test_evaluations_and_samples_join_the_training_runs_in_wandb(demo_chars, tmp
     sample_stage(model, str(tmp_path / "notes"), prompt="the", tokens=5)  # no suffix
     assert (tmp_path / "notes").read_text().startswith("the")
     assert (tmp_path / "notes.wandb" / "summary.json").is_file()
+
+
+def test_a_runs_group_job_type_tags_and_summary_reach_wandb(tmp_path):
+    """W&B groups a study's runs by their group and job type and filters them by tag; its
+    summary keeps the run's text values and the wall time of every start, not its own
+    runtime of the last one."""
+    tracker = Tracker(
+        tmp_path, {"lr": 0.1}, mode="offline", group="demo-position", job_type="train",
+        tags=("rope", "seed0"), resume_wall_s=1000.0,
+    )  # fmt: skip
+    tracker.log({"loss": 1.0}, step=1)
+    written = tracker.finish({"stopped_by": "time budget", "loss": 1.0}, {"lr": 0.1})
+    wandb.teardown()  # its service done writing the file
+    (run_file,) = (tmp_path / "wandb").glob("offline-run-*/run-*.wandb")
+    records = list(track.offline_records(run_file))
+    (run,) = [r.run for r in records if r.WhichOneof("record_type") == "run"]
+    assert (run.run_group, run.job_type) == ("demo-position", "train")
+    assert list(run.tags) == ["rope", "seed0"]
+    summary = {
+        key(item): json.loads(item.value_json)
+        for r in records
+        if r.WhichOneof("record_type") == "summary"
+        for item in r.summary.update
+    }
+    assert summary["stopped_by"] == "time budget" and summary["loss"] == 1.0
+    assert summary["wall_time_s"] == written["wall_time_s"] >= 1000
+
+
+def test_a_resumed_start_counts_the_metric_lines_it_kept(tmp_path):
+    """The next checkpoint records how many lines metrics.jsonl holds: those kept from the
+    earlier starts and those logged since, never the lines this start dropped."""
+    first = Tracker(tmp_path, {})
+    for step in range(1, 7):
+        first.log({"loss": 1.0}, step)
+    resumed = Tracker(tmp_path, {}, run_id=first.run_id, resume_step=3)
+    assert resumed.checkpoint_state()["metric_lines"] == 3
+    resumed.log({"loss": 0.5}, step=4)
+    lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    assert resumed.checkpoint_state()["metric_lines"] == len(lines) == 4
+
+
+def test_offline_files_longer_than_a_block_read_whole(tmp_path):
+    """W&B's service writes 32 KiB blocks: a record that runs past a block's end is split
+    into chunks (first, middle, last), and reads as one record, its step kept."""
+    tracker = Tracker(tmp_path, {}, mode="offline")
+    for step in range(1, 601):
+        tracker.log({f"metric_{i}": step + i / 10 for i in range(8)}, step=step)
+    tracker.finish({}, {})
+    wandb.teardown()  # its service done writing the file
+    (run_file,) = (tmp_path / "wandb").glob("offline-run-*/run-*.wandb")
+    assert run_file.stat().st_size > 3 * 32768  # several blocks, records across their ends
+    assert list(track.offline_history_steps(run_file)) == list(range(1, 601))
+    assert track.cut_offline_file(run_file, step=301) == len(
+        list(track.offline_records(run_file))
+    )  # a record at each end is whole: nothing cut there
+    assert list(track.offline_history_steps(run_file)) == list(range(1, 301))
+
+
+def test_an_online_resume_ends_the_offline_files_of_its_earlier_starts(
+    tmp_path, monkeypatch, capsys
+):
+    """An online run that went offline (no server) leaves offline files as an offline run
+    does: its resume, online again, cuts them at the checkpoint all the same, and says
+    what W&B keeps only where steps past the checkpoint were logged."""
+    first = Tracker(tmp_path, {}, mode="offline")  # as an online start without a server
+    for step in range(1, 7):
+        first.log({"loss": 1.0}, step)
+    first.close()
+    wandb.teardown()
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # no server: it goes offline
+    monkeypatch.setattr(track, "INIT_TIMEOUT_S", 1)
+    next_second()
+    capsys.readouterr()
+    resumed = Tracker(tmp_path, {}, mode="online", run_id=first.run_id, resume_step=3)
+    for step in range(4, 7):
+        resumed.log({"loss": 0.5}, step)
+    resumed.close()
+    assert "W&B keeps any values it has of steps 4..6" in capsys.readouterr().err
+    assert history(tmp_path, first.run_id) == [(1, 1.0), (2, 1.0), (3, 1.0)] + [
+        (step, 0.5) for step in range(4, 7)
+    ]
+    next_second()
+    again = Tracker(tmp_path, {}, mode="online", run_id=first.run_id, resume_step=6)
+    again.finish({}, {})
+    assert "W&B keeps" not in capsys.readouterr().err  # nothing was logged past step 6
+
+
+def test_a_resume_drops_what_was_logged_after_its_checkpoint_at_the_same_step(tmp_path):
+    """A run killed after its final evaluation was logged, at the step of its last
+    checkpoint: the checkpoint's line count, not the step, tells that line from the
+    training lines of that step, and the resumed start logs the evaluation once."""
+    first = Tracker(tmp_path, {})
+    for step in range(1, 7):
+        first.log({"loss": 1.0}, step)
+    lines = first.checkpoint_state()["metric_lines"]  # the checkpoint after step 6
+    first.log({"test/loss": 2.0}, 6)  # the final evaluation, then a kill
+    resumed = Tracker(tmp_path, {}, run_id=first.run_id, resume_step=6, resume_lines=lines)
+    resumed.log({"test/loss": 2.0}, 6)
+    logged = [json.loads(line) for line in (tmp_path / "metrics.jsonl").open()]
+    assert [line["step"] for line in logged] == [1, 2, 3, 4, 5, 6, 6]
+    assert [line for line in logged if "test/loss" in line] == [{"step": 6, "test/loss": 2.0}]

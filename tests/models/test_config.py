@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
+from typing import ClassVar
 
 import pytest
 import yaml
 
 from fromscratch import FromScratchError
+from fromscratch.config import Config, check_integer, is_of_type
 from fromscratch.models import (
     ClassifierConfig,
     ConfigError,
@@ -116,3 +119,64 @@ def test_round_trip_through_json_and_yaml(cls):
     config = cls(n_layer=3, dropout=0.1)
     assert cls.from_dict(json.loads(json.dumps(config.to_dict()))) == config
     assert cls.from_dict(yaml.safe_load(yaml.safe_dump(config.to_dict()))) == config
+
+
+@dataclasses.dataclass
+class Probe(Config):
+    """A config of the field kinds the real ones use, for the base class's checks."""
+
+    JOINED_BY: ClassVar[dict[str, str]] = {"splits": "+"}
+
+    share: float | None = None  # unset: another field's value
+    rate: float = 0.5
+    count: int | None = None
+    splits: str = "train"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._check_in("[0, 1)", "share", "rate")
+
+
+def test_an_unset_field_does_not_end_the_checks_of_the_others():
+    assert Probe(rate=0.25).share is None
+    with pytest.raises(ConfigError, match=re.escape("Probe.rate: 2.0 must be in [0, 1)")):
+        Probe(rate=2.0)
+
+
+def test_a_type_error_names_null_and_the_joined_form():
+    with pytest.raises(ConfigError, match=re.escape("Probe.count: 'x' is not of type int or null")):
+        Probe(count="x")
+    with pytest.raises(
+        ConfigError,
+        match=re.escape(
+            "Probe.splits: ['train', 'val'] is not of type str (several are one text, "
+            "joined by '+': train+val)"
+        ),
+    ):
+        Probe(splits=["train", "val"])
+
+
+def test_a_whole_number_with_a_signed_exponent_is_a_fine_integer():
+    # 1e+3 is a string to PyYAML, as 1e3 is
+    assert yaml.safe_load("a: 1e+3") == {"a": "1e+3"}
+    assert GPTConfig(context="1e+3").context == 1000 and Probe(count="2E+1").count == 20
+
+
+def test_unknown_keys_name_every_allowed_one():
+    allowed = ", ".join(f.name for f in dataclasses.fields(Probe))
+    with pytest.raises(ConfigError) as error:
+        Probe.from_dict({"rate": 0.1, "rte": 0.2})
+    assert str(error.value) == f"Probe: unknown keys rte; allowed: {allowed}"
+
+
+def test_a_mappings_keys_are_checked_as_its_values_are():
+    # YAML reads `1: x` with an integer key; JSON keys are always text
+    assert is_of_type({"a": 1}, dict[str, int])
+    assert not is_of_type({1: 1}, dict[str, int]) and not is_of_type({"a": "1"}, dict[str, int])
+
+
+@pytest.mark.parametrize("value", ["3", None, 2.0, [1], True])
+def test_check_integer_refuses_other_types_in_one_line(value):
+    """A stage's argument from Python or a plain dict: no TypeError from comparing it."""
+    with pytest.raises(ConfigError, match=re.escape(f"stage: n={value!r} must be an integer >= 1")):
+        check_integer("stage", "n", value)

@@ -881,3 +881,107 @@ def test_a_sample_without_a_prompt_starts_from_the_document_separator(demo_chars
     capsys.readouterr()
     after_separator = [(tokenizer.eot + 1 + i) % V for i in range(5)]
     assert out.read_text() == tokenizer.decode(after_separator) + "\n"
+
+
+def test_set_reads_dotted_keys_and_yaml_values_and_the_last_one_wins():
+    """A value may hold "=" (only the first one splits the pair), is read as YAML (numbers,
+    booleans, lists, null for an empty value), and a key set twice takes its last value,
+    as argparse's own flags do."""
+    from fromscratch.cli import parse_overrides
+
+    assert parse_overrides(
+        ["run_name=a=b", "model.n_head=8", "lr=3e-4", "compile=true", "eval_splits=",
+         "lengths=[64, 128]", "lr=0.5"]
+    ) == {
+        "run_name": "a=b",
+        "model.n_head": 8,
+        "lr": 0.5,
+        "compile": True,
+        "eval_splits": None,
+        "lengths": [64, 128],
+    }  # fmt: skip
+    for bad in ("model.=8", "model..n_head=8", "a.=1"):
+        with pytest.raises(FromScratchError, match="a KEY with an empty name in it"):
+            parse_overrides([bad])
+
+
+def test_batch_size_takes_a_memory_cap_with_a_fraction():
+    from fromscratch.cli import build_parser
+
+    args = build_parser().parse_args(
+        ["batch-size", "c.yaml", "--out", "o", "--memory-cap-mb", "1536.5"]
+    )
+    assert args.memory_cap_mb == 1536.5
+
+
+def test_an_error_naming_a_path_with_a_line_break_is_one_line(tmp_path, capsys):
+    """Whatever the message holds (a path with a line break in it, a library's paragraph),
+    stderr gets one line."""
+    config = tmp_path / "two\nlines.yaml"
+    config.write_text("data: x\n  model: {}\n")  # not YAML
+    assert main(["train", str(config), "--out", str(tmp_path / "run")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "two lines.yaml: not valid YAML" in err
+
+
+def test_ctrl_c_ends_the_command_with_code_130(tmp_path):
+    """As a shell reports a process that SIGINT stopped: 128 + 2, and a line saying so.
+    The command is stopped while it waits for a turn to check a stage's arguments."""
+    import contextlib
+    import fcntl
+    import os
+    import signal
+    import time
+
+    from fromscratch.cli import CHECK_SLOTS
+
+    slots = tmp_path / f"fromscratch-checks-{os.getuid()}"  # in the command's $TMPDIR
+    slots.mkdir()
+    held = [open(slots / f"slot-{i}", "a") for i in range(CHECK_SLOTS)]  # noqa: SIM115
+    for slot in held:
+        fcntl.flock(slot, fcntl.LOCK_EX)  # every turn taken: the command waits
+    args = json.dumps({"config": {"data": "d"}, "out": str(tmp_path / "o")})
+    command = subprocess.Popen(
+        [sys.executable, "-m", "fromscratch.cli", "run", "train", "--args", args,
+         "--launcher", "slurm", "--log-dir", str(tmp_path / "logs")],
+        env=os.environ | {"TMPDIR": str(tmp_path)}, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    last = str(slots / f"slot-{CHECK_SLOTS - 1}")
+
+    def waiting() -> bool:  # it holds every slot file open: it waits for one
+        with contextlib.suppress(OSError):
+            fds = Path(f"/proc/{command.pid}/fd").iterdir()
+            return any(os.readlink(fd) == last for fd in fds)
+        return False
+
+    deadline = time.monotonic() + 60
+    while not waiting():
+        assert command.poll() is None, command.stderr.read()
+        assert time.monotonic() < deadline, "the command never waited for a turn"
+        time.sleep(0.05)
+    command.send_signal(signal.SIGINT)
+    assert command.wait(30) == 130
+    assert command.stderr.read() == "fromscratch: interrupted\n"
+    for slot in held:
+        slot.close()
+
+
+def test_run_lets_a_stage_write_over_its_own_earlier_output_file(tmp_path):
+    """A stage writing a file (evaluate's results) may run again: the check is of the
+    folder that holds it, not of the file already there."""
+    from fromscratch.cli import _check_stage_values
+
+    earlier = tmp_path / "results.json"
+    earlier.write_text("{}")
+    _check_stage_values("distillation", {"model": "m.pt", "data": "d", "out": str(earlier)})
+    with pytest.raises(FromScratchError, match="is a file, not a folder"):
+        _check_stage_values("distillation", {"out": str(earlier / "x.json")})
+
+
+def test_run_shows_a_wrong_value_whole_up_to_40_characters(capsys, tmp_path):
+    fits, too_long = "x" * 38, "x" * 39  # as JSON: 40 and 41 characters
+    for value, shown in ((fits, json.dumps(fits)), (too_long, json.dumps(too_long)[:37] + "...")):
+        code, err = run_stage(
+            capsys, tmp_path, "train", {"config": {}, "out": "o", "resume": value}
+        )
+        assert code == 1 and f"resume={shown} is not of type bool" in err, err
