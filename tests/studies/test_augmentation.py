@@ -245,6 +245,22 @@ def test_augmented_folder_trains_and_evaluates(demo_words, tmp_path):
     assert results["in-domain"]["examples"] == 1000 and 0 <= results["demo"]["accuracy"] <= 1
 
 
+def test_any_seed_keeps_the_base_reviews_and_the_folder_records_its_settings(demo_words, tmp_path):
+    """The seed draws the augmentations only: the original reviews are those the base
+    folder was prepared from (its own seed's), whatever seed the copies get."""
+    out = tmp_path / "augmented-typos"
+    result = augment_stage(str(demo_words), str(out), "typos", rate=0.1, copies=2, seed=3)
+    base, augmented = PreparedData(demo_words), PreparedData(out)
+    n = base.meta["splits"]["train"]["examples"]
+    originals = augmented.offsets("train")[n]
+    assert np.array_equal(augmented.tokens("train")[:originals], base.tokens("train"))
+    assert np.array_equal(augmented.labels("train"), np.tile(base.labels("train"), 3))
+    assert result == {"examples": 3 * n, "tokens": len(augmented.tokens("train"))}
+    assert augmented.meta["augmentation"] == {
+        "base": str(demo_words), "strategy": "typos", "rate": 0.1, "copies": 2, "seed": 3,
+    }  # fmt: skip
+
+
 def test_tables_and_figures(tmp_path):
     rates = {"classifier": {"none": 0.0, "typos": 0.1}, "lm": {"none": 0.0, "typos": 0.1}}
     paths = []

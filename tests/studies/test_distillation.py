@@ -178,6 +178,26 @@ def test_lengths_are_evaluated_on_the_same_tokens(demo_chars, teacher, tmp_path)
         distillation_stage(teacher, str(demo_chars), str(out), lengths=[32, 64])
 
 
+def test_the_split_asked_for_is_the_one_evaluated_and_every_length_is_checked(
+    demo_chars, teacher, tmp_path
+):
+    out = tmp_path / "ood.json"
+    returned = distillation_stage(
+        teacher, str(demo_chars), str(out), split="ood", lengths=[32, 16], max_tokens=2000
+    )
+    result = json.loads(out.read_text())
+    assert result["split"] == "ood"
+    gpt, _ = load_language_model(teacher)
+    for row in result["results"]:
+        alone = evaluate_lm(gpt, PreparedData(demo_chars), "ood", row["length"], max_tokens=2000)
+        assert row["bits_per_token"] == pytest.approx(alone["bits_per_token"]), row["length"]
+    # what the stage reports: the first length asked for (here the training length)
+    assert returned == {"lengths": 2, "bits_per_token": result["results"][0]["bits_per_token"]}
+    # a length beyond a GPT's context is refused wherever it is in the list
+    with pytest.raises(FromScratchError, match="cannot read 64 tokens at once"):
+        distillation_stage(teacher, str(demo_chars), str(out), lengths=[64, 32])
+
+
 def test_a_teacher_that_is_nowhere_is_a_one_line_error(demo_chars, tmp_path, capsys):
     # Hugging Face's own reason (a paragraph, offline) comes along, on the same line
     path = tmp_path / "student.yaml"

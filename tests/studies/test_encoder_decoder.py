@@ -105,6 +105,12 @@ def test_training_at_one_length_only_is_allowed():
     assert batch.source.shape == (16, 3) and batch.source_mask.all()
 
 
+def test_testing_on_the_trained_lengths_only_is_allowed():
+    assert Seq2SeqConfig.from_dict(config(test_max_length=4)).test_max_length == 4
+    with pytest.raises(ConfigError, match="test_max_length"):
+        Seq2SeqConfig.from_dict(config(test_max_length=3))
+
+
 def test_no_test_string_is_ever_trained_on():
     """Training draws every string of the short lengths many times over (10 symbols:
     100 strings of length 2): the test strings are held out of it, each length's distinct,
@@ -251,6 +257,39 @@ def test_scoring_is_greedy_and_says_which_lengths_were_trained(architecture):
     assert [r["trained"] for r in runs[0]] == [False, True, True, True, False, False]
 
 
+@pytest.mark.parametrize("architecture", ["encoder_decoder", "decoder_only"])
+def test_an_answer_is_exact_only_when_every_token_is_right_and_dropout_is_off(architecture):
+    """Scored on a half-trained model with dropout, left in training mode: the answers are
+    the model's without dropout, and an answer counts as exact when all of its tokens are
+    right; token accuracy counts the tokens."""
+    c = Seq2SeqConfig.from_dict(config(architecture=architecture, model={**TINY, "dropout": 0.3}))
+    task = c.task_spec()
+    torch.manual_seed(0)
+    model = build_model(c)
+    optimizer = model.configure_optimizer(0.0, c.lr)
+    for step in range(60):
+        loss, _ = seq2seq_loss(model, task.train_batch(0, step, 32), torch.device("cpu"))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    rows = accuracy_by_length(model.train(), task, 6, 20, torch.device("cpu"))
+    assert model.training  # the mode it had
+    partly = 0
+    for row in rows:
+        test = task.test_batch(row["length"], 20)
+        answers = greedy_answers(model.eval(), test.source, row["length"]).tolist()
+        model.train()
+        targets = test.target.tolist()
+        exact = [a == b for a, b in zip(answers, targets, strict=True)]
+        tokens = [
+            x == y for a, b in zip(answers, targets, strict=True) for x, y in zip(a, b, strict=True)
+        ]
+        assert row["exact_match"] == pytest.approx(sum(exact) / len(exact)), row
+        assert row["token_accuracy"] == pytest.approx(sum(tokens) / len(tokens)), row
+        partly += 0 < sum(exact) < len(exact)
+    assert partly  # a length where some answers are right and some wrong
+
+
 def test_the_summary_averages_the_trained_lengths_and_those_beyond_them():
     rows = [
         {"length": n, "trained": 2 <= n <= 4, "exact_match": n / 10, "token_accuracy": n / 5}
@@ -319,6 +358,26 @@ def test_stage_writes_the_run_and_resumes_exactly(tmp_path, capsys):
     assert len(figures.run_table(table)) == 2
     written = figures.accuracy_by_length(table, tmp_path / "figure.png", "test")
     assert all(path.stat().st_size > 0 for path in written)
+
+
+def test_the_stage_counts_real_target_tokens_and_reports_every_score(tmp_path):
+    """target_tokens: the target tokens trained on so far, padding left out; evaluations
+    during training score the longer lengths too; the stage returns every test score."""
+    out = tmp_path / "run"
+    result = encoder_decoder_stage(config(max_steps=10, log_every=5, eval_every=5), str(out))
+    c = Seq2SeqConfig.from_dict(config())
+    task = c.task_spec()
+    real = [int(task.train_batch(c.seed, step, 32).target_mask.sum()) for step in range(10)]
+    assert sum(real) < 10 * 32 * 4  # strings of 1 to 4 symbols: padded batches
+    metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    counted = {m["step"]: m["target_tokens"] for m in metrics if "target_tokens" in m}
+    assert counted == {5: sum(real[:5]), 10: sum(real)}
+    during = [m for m in metrics if m["step"] == 5 and "test/exact_match_trained" in m]
+    assert len(during) == 1
+    assert {"test/exact_match_longer", "test/token_accuracy_longer"} <= set(during[0])
+    summary = json.loads((out / "summary.json").read_text())
+    scores = {k: v for k, v in summary.items() if k.startswith("test/")}
+    assert len(scores) == 4 and {k: result[k] for k in scores} == scores
 
 
 def test_resume_false_starts_the_run_afresh(tmp_path, capsys):

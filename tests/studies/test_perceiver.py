@@ -72,6 +72,21 @@ def test_positions_of_channel_pairs_get_an_even_head_size(position):
         assert matched["n_embd"] % (2 * SHARED["n_head"]) == 0, (n_layer, width)
 
 
+def test_the_tolerance_is_a_share_of_the_gpts_parameter_count():
+    """A Perceiver off by exactly the tolerance (of the GPT's count) is accepted, one a
+    hair further off is not, whether it comes out larger or smaller than the GPT."""
+    for n_layer, gpt_width in ((1, 128), (6, 128), (1, 96)):
+        gpt = {**SHARED, "context": 256, "n_layer": 4, "n_embd": gpt_width}
+        perceiver = {**SHARED, "context": 256, "n_layer": n_layer, "latents": 64}
+        target = parameters("gpt", gpt)
+        closest = parameters("perceiver", matched_perceiver(gpt, perceiver, 0.5))
+        off = abs(closest - target) / target
+        assert off > 0
+        assert matched_perceiver(gpt, perceiver, off)["n_embd"] > 0
+        with pytest.raises(FromScratchError, match="closest: n_embd="):
+            matched_perceiver(gpt, perceiver, off * (1 - 1e-9))
+
+
 def test_an_impossible_tolerance_names_the_closest_width():
     gpt = {**SHARED, "context": 64, "n_layer": 2, "n_embd": 64}
     with pytest.raises(FromScratchError, match="closest: n_embd="):
@@ -107,6 +122,7 @@ def test_plan_spends_the_same_flops_on_both_models(demo_chars):
     assert sorted(variants) == ["gpt-128", "gpt-32", "perceiver-128", "perceiver-32"]
     for v in variants.values():
         assert v["batch_size"] * v["context"] == 512
+        assert v["tokens"] == v["steps"] * 512  # every step a batch of 512 tokens
         assert v["flops"] == pytest.approx(2e10, rel=0.5 / v["steps"])  # steps are whole
     # the Perceiver's cheaper tokens buy it more of them, the more the longer the context
     steps = {name: v["steps"] for name, v in variants.items()}
@@ -120,6 +136,17 @@ def test_plan_scores_both_models_with_the_perceivers_stride(demo_chars):
     assert {name: v["config"]["eval_stride"] for name, v in variants.items()} == {
         "gpt-32": 16, "perceiver-32": 16, "gpt-128": 16, "perceiver-128": 16,
     }  # fmt: skip
+
+
+def test_a_perceiver_with_heads_of_its_own_is_planned_at_a_width_they_divide(demo_chars):
+    # the shared n_head (2) is the GPT's; the Perceiver's own 3 heads are what its width
+    # must be a multiple of, in the check before the plan as in the plan itself
+    perceiver = {"n_layer": 1, "latents": 16, "n_head": 3}
+    variants = tiny_plan(demo_chars, perceiver=perceiver, tolerance=0.1)
+    for context in (32, 128):
+        fields = variants[f"perceiver-{context}"]["config"]["model"]
+        assert fields["n_head"] == 3 and fields["n_embd"] % 3 == 0
+        assert variants[f"gpt-{context}"]["config"]["model"]["n_head"] == 2
 
 
 def test_plan_rejects_budgets_that_cannot_work(demo_chars):
@@ -193,7 +220,9 @@ def test_a_trained_perceiver_beats_chance_and_costs_real_memory(demo_chars, tmp_
     planned["variants"] = {k: v for k, v in planned["variants"].items() if k.startswith("gpt")}
     write_json(plan_path, planned)
     perceiver_cost_stage(str(plan_path), str(tmp_path / "cost.json"), steps=1)
-    rows = {row["variant"]: row for row in read_json(tmp_path / "cost.json")["rows"]}
+    cost = read_json(tmp_path / "cost.json")
+    assert cost["steps"] == 1  # the steps each measurement took, as asked
+    rows = {row["variant"]: row for row in cost["rows"]}
     for row in rows.values():  # timed at the batch size the plan trains with
         assert row["tokens_per_s"] * row["step_s"] == pytest.approx(
             row["batch_size"] * row["context"]

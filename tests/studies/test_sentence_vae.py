@@ -31,6 +31,8 @@ from fromscratch.train.vae import (
     active_units,
     collate,
     elbo_terms,
+    encode_all,
+    evaluate_vae,
     kl_weight,
     linear_probe,
     probe_accuracy,
@@ -312,6 +314,79 @@ def test_swaps_of_a_collapsed_posterior_flip_nothing(vae, demo_chars):
     result = probe_and_examples(vae, train, lopsided, 4, data.tokenizer)
     assert result["majority_accuracy"] == 0.75
     assert result["probe_accuracy"] in (0.25, 0.75)
+
+
+def test_the_evaluation_is_per_sentence_and_draws_the_same_z_every_time(vae, demo_chars):
+    test = sentences_of(PreparedData(demo_chars), "test", 30, max_tokens=24)
+    torch.manual_seed(0)
+    first = evaluate_vae(vae, test, batch_size=8)
+    torch.manual_seed(1)  # the global random state plays no part
+    assert evaluate_vae(vae, test, batch_size=8) == first
+    # the KL of each sentence's posterior, summed over its dimensions, averaged over them
+    idx, mask = collate(test.ids)
+    with torch.no_grad():
+        mu, logvar = vae.eval().encode(idx, mask)
+    kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(dim=1)
+    assert first["kl"] == pytest.approx(kl.mean().item(), rel=1e-4)
+    assert first["neg_elbo"] == pytest.approx(first["recon"] + first["kl"])
+
+
+def test_the_probe_learns_from_every_training_sentence_and_examples_are_the_first(vae, demo_chars):
+    with torch.no_grad():  # a decoder that z steers strongly: each sentence its own text
+        vae.to_posterior.weight.mul_(10)
+        vae.to_prefix.weight.mul_(50)
+        for adapter in vae.decoder:
+            nn.init.normal_(adapter.up.weight, std=1.0)
+    data = PreparedData(demo_chars)
+    train = sentences_of(data, "train", 60, max_tokens=24)
+    test = sentences_of(data, "test", 20, max_tokens=24)
+    result = probe_and_examples(vae, train, test, 4, data.tokenizer)
+    examples = result["examples"]["reconstructions"]
+    assert len({x["reconstruction"] for x in examples}) > 1
+    w, b = linear_probe(encode_all(vae, train), train.labels)
+    assert result["probe_accuracy"] == probe_accuracy(w, b, encode_all(vae, test), test.labels)
+    assert result["probe_train_accuracy"] == probe_accuracy(
+        w, b, encode_all(vae, train), train.labels
+    )
+    # the examples are the first 4 test sentences and their own reconstructions: the order
+    # of the sentences after them changes none
+    order = list(range(4)) + list(range(19, 3, -1))
+    reordered = Sentences(
+        [test.ids[i] for i in order], test.labels[order], [test.texts[i] for i in order]
+    )
+    again = probe_and_examples(vae, train, reordered, 4, data.tokenizer)
+    assert again["examples"]["reconstructions"] == result["examples"]["reconstructions"]
+    assert [x["text"] for x in result["examples"]["reconstructions"]] == test.texts[:4]
+
+
+def test_the_loss_is_recon_plus_kl_and_the_seed_sets_the_adapters_first_weights(
+    gpt2_folder, demo_chars, tmp_path
+):
+    """A constant KL weight without free bits: the loss is the plain negative ELBO, the KL
+    summed over the latent dimensions. An LR too small to move any weight leaves the
+    adapters at the weights the run's seed gave them; the run's config records the
+    sentence length it used (the GPT's context, none given)."""
+    out = tmp_path / "run"
+    sentence_vae_stage(
+        base={"gpt2": str(gpt2_folder)}, data=str(demo_chars), out=str(out),
+        sentences={"train": 40, "test": 20}, vae={"latent": 4, "bottleneck": 8},
+        train={"max_steps": 4, "batch_size": 4, "warmup_steps": 0, "log_every": 1, "lr": 1e-30,
+               "eval_every": 0, "examples": 2, "kl_schedule": "constant", "seed": 1},
+    )  # fmt: skip
+    lines = (out / "metrics.jsonl").read_text().splitlines()
+    logged = [m for m in map(json.loads, lines) if "beta" in m]
+    assert len(logged) == 4 and all(m["beta"] == 1.0 for m in logged)
+    for m in logged:
+        assert m["loss"] == pytest.approx(m["recon"] + m["kl"], rel=1e-5)
+    gpt = GPT.from_gpt2(gpt2_folder)
+    torch.manual_seed(1)
+    expected = SentenceVAE(gpt, VAEConfig(latent=4, bottleneck=8)).trainable_state()
+    saved = torch.load(out / "adapters.pt")["model"]
+    assert set(saved) == set(expected)
+    for name, tensor in expected.items():
+        torch.testing.assert_close(saved[name], tensor, msg=name)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["config"]["sentences"]["max_tokens"] == 64
 
 
 def test_a_decoder_that_writes_the_document_separator_ends_its_sentence_there(vae, demo_chars):
