@@ -159,6 +159,16 @@ def test_set_aside_keeps_every_earlier_run(tmp_path, kind):
     assert kept == {"model.pt.stale-1": "run 1", "model.pt.stale-2": "run 2"}
 
 
+def test_set_aside_takes_no_name_a_link_holds(tmp_path):
+    """A link whose target is gone still holds its name: renaming over it would lose it."""
+    path = tmp_path / "model.pt"
+    path.write_text("run 2")
+    (tmp_path / "model.pt.stale-1").symlink_to(tmp_path / "gone")
+    assert set_aside(path) == tmp_path / "model.pt.stale-2"
+    assert (tmp_path / "model.pt.stale-1").is_symlink()
+    assert (tmp_path / "model.pt.stale-2").read_text() == "run 2"
+
+
 def test_one_writer_of_an_output_at_a_time(tmp_path):
     """A second writer of the same output fails at once in one line naming the first; the
     first's write goes on, and an output beside it can be written meanwhile."""

@@ -284,10 +284,10 @@ def parse_yaml(text: str, source: str) -> Any:
 
 def set_aside(path: str | os.PathLike) -> Path:
     """Rename `path` out of the way to PATH.stale-N, the first N free (never delete a run's
-    state); the new name."""
+    state); the new name.  A link to nothing holds its name too (lexists, not exists)."""
     path = Path(path)
     n = 1
-    while (stale := path.with_name(f"{path.name}.stale-{n}")).exists():
+    while os.path.lexists(stale := path.with_name(f"{path.name}.stale-{n}")):
         n += 1
     path.rename(stale)
     return stale
