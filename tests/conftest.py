@@ -246,11 +246,13 @@ def slurm_cluster() -> None:
     pytest.skip(f"no SLURM cluster (sinfo or sacct fails); start one with `{START_SLURM}`")
 
 
-def hangup_as_from_a_terminal() -> None:
-    """preexec_fn of a process that a test stops with SIGHUP: SIGHUP at its default, as in
-    a process started from a terminal, whatever this test run inherited (started under
-    nohup, it ignores SIGHUP, and so would every process it starts)."""
+def as_from_a_terminal() -> None:
+    """preexec_fn of a process that a test stops with a signal: SIGHUP and SIGINT at their
+    defaults, as in a process started from a terminal, whatever this test run inherited
+    (started under nohup it ignores SIGHUP; started in the background by a shell script,
+    SIGINT), and so would every process it starts."""
     signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def children(pid: int) -> list[int]:

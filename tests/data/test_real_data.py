@@ -13,7 +13,7 @@ from fromscratch.cli import main
 from fromscratch.data import PreparedData
 from fromscratch.data.sets import pang_lee_sentences
 
-from ..conftest import hangup_as_from_a_terminal
+from ..conftest import as_from_a_terminal
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +79,7 @@ def start_prepare(shared_mirror, cache, tmp_path):
     before = set(tmp_path.glob(".imdb.*.tmp"))
     stage = subprocess.Popen(
         command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=environment,
-        preexec_fn=hangup_as_from_a_terminal,
+        preexec_fn=as_from_a_terminal,
     )  # fmt: skip
     deadline = time.time() + 120
     # tokenising the first split, in a temporary folder of its own

@@ -20,7 +20,7 @@ from submitit.helpers import DelayedSubmission
 from fromscratch import FromScratchError
 from fromscratch.launch import Resources, TrainingJob, run
 
-from ..conftest import hangup_as_from_a_terminal
+from ..conftest import as_from_a_terminal
 from .conftest import tiny_gpt, wait_until
 
 pytestmark = pytest.mark.slurm
@@ -340,7 +340,7 @@ def test_stopping_the_launcher_cancels_its_job(slurm_cluster, tmp_path, stop):
         [sys.executable, "-c", LAUNCHER_SCRIPT, str(tmp_path / "logs"), name],
         stderr=subprocess.PIPE,
         text=True,
-        preexec_fn=hangup_as_from_a_terminal,
+        preexec_fn=as_from_a_terminal,
     )
     try:
         job = wait_until(lambda: job_id_of(name), 60, "the job to be submitted")

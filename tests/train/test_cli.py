@@ -15,7 +15,7 @@ import fromscratch
 from fromscratch import FromScratchError
 from fromscratch.cli import main
 
-from ..conftest import tiny_classifier, tiny_gpt
+from ..conftest import as_from_a_terminal, tiny_classifier, tiny_gpt
 
 
 def test_train_then_evaluate_then_sample(demo_chars, tmp_path, capsys):
@@ -945,6 +945,7 @@ def test_ctrl_c_ends_the_command_with_code_130(tmp_path):
         [sys.executable, "-m", "fromscratch.cli", "run", "train", "--args", args,
          "--launcher", "slurm", "--log-dir", str(tmp_path / "logs")],
         env=os.environ | {"TMPDIR": str(tmp_path)}, stderr=subprocess.PIPE, text=True,
+        preexec_fn=as_from_a_terminal,
     )  # fmt: skip
     last = str(slots / f"slot-{CHECK_SLOTS - 1}")
 

@@ -20,14 +20,14 @@ from fromscratch.data import prepare
 from fromscratch.train import TrainConfig, Trainer, train
 from fromscratch.train.loop import StopSignals
 
-from ..conftest import children, hangup_as_from_a_terminal, tiny_gpt
+from ..conftest import as_from_a_terminal, children, tiny_gpt
 
 
 def launch(config_path, out, *extra, **popen):
     # a run of its own W&B service, as a job has: not the one a test in this process may
     # have started (it outlives a killed run, and holds its run id)
     popen.setdefault("env", {k: v for k, v in os.environ.items() if k != "WANDB_SERVICE"})
-    popen.setdefault("preexec_fn", hangup_as_from_a_terminal)
+    popen.setdefault("preexec_fn", as_from_a_terminal)
     return subprocess.Popen(
         [
             sys.executable,
