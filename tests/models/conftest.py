@@ -34,3 +34,29 @@ def train_steps():
         return losses
 
     return run
+
+
+@pytest.fixture
+def assert_dropout_on():
+    """assert_dropout_on(model, readers, *inputs, p): in training, a share p of what each
+    module of `readers` (name -> module) reads is zero, dropped; in eval mode none is."""
+
+    def check(model, readers: dict, *inputs, p: float) -> None:
+        seen = {}
+        hooks = [
+            module.register_forward_pre_hook(
+                lambda module, args, name=name: seen.update({name: args[0]})
+            )
+            for name, module in readers.items()
+        ]
+        for training, share in ((True, p), (False, 0.0)):
+            model.train(training)
+            model(*inputs)
+            assert seen.keys() == readers.keys(), "a module read nothing"
+            for name, x in seen.items():
+                dropped = (x == 0).float().mean().item()
+                assert dropped == pytest.approx(share, abs=0.05), (training, name)
+        for hook in hooks:
+            hook.remove()
+
+    return check

@@ -254,15 +254,10 @@ def test_every_token_attends_to_the_class_token():
     assert torch.isfinite(model(idx[:1], empty)).all()
 
 
-def test_dropout_falls_on_the_embeddings_before_the_blocks():
+def test_dropout_falls_on_the_embeddings_before_the_blocks(assert_dropout_on):
     model = Classifier(tiny(dropout=0.5, position="learned"))
-    seen = []
-    model.blocks[0].register_forward_pre_hook(lambda module, args: seen.append(args[0]))
     idx = torch.randint(1, 20, (8, 12))
-    for training, share in ((True, 0.5), (False, 0.0)):
-        model.train(training)
-        model(idx)
-        assert (seen[-1] == 0).float().mean().item() == pytest.approx(share, abs=0.05)
+    assert_dropout_on(model, {"blocks": model.blocks[0]}, idx, p=0.5)
 
 
 def test_with_pre_norm_the_head_reads_the_normalised_stream():

@@ -73,20 +73,14 @@ def test_embeddings_start_at_unit_variance():
     assert model.wte.weight.std().item() == pytest.approx(1.0, rel=0.05)
 
 
-def test_dropout_falls_on_the_embeddings_between_layers_and_before_the_head():
+def test_dropout_falls_on_the_embeddings_between_layers_and_before_the_head(
+    assert_dropout_on,
+):
     model = LSTMLanguageModel(tiny(dropout=0.5))
     assert model.lstm.dropout == 0.5  # between the two layers, inside nn.LSTM
     assert LSTMLanguageModel(tiny(n_layer=1, dropout=0.5)).lstm.dropout == 0  # no between
-    seen = {}
-    model.lstm.register_forward_pre_hook(lambda module, args: seen.update(lstm=args[0]))
-    model.lm_head.register_forward_pre_hook(lambda module, args: seen.update(head=args[0]))
     idx = torch.randint(0, 32, (8, 16))
-    for training, share in ((True, 0.5), (False, 0.0)):
-        model.train(training)
-        model(idx)
-        for where in ("lstm", "head"):
-            dropped = (seen[where] == 0).float().mean().item()
-            assert dropped == pytest.approx(share, abs=0.05), (training, where)
+    assert_dropout_on(model, {"lstm": model.lstm, "head": model.lm_head}, idx, p=0.5)
 
 
 def test_without_a_state_the_next_token_reads_the_whole_prompt():
