@@ -983,15 +983,15 @@ def printed_by_the_workflow(tmp_path, expression, *args):
     """What `expression`, evaluated inside the project's workflow, is in a dry run with
     `args`: a Snakefile of the test's own includes the project's and prints it as JSON;
     beside it, the project's folders, which the workflow finds by its place."""
-    probe = tmp_path / "probe.smk"
-    if not probe.exists():
-        for folder in ("workflow", "src", "envs"):
+    for folder in ("workflow", "src", "envs"):
+        if not (tmp_path / folder).exists():
             (tmp_path / folder).symlink_to(ROOT / folder)
-        probe.write_text(
-            f'include: "{ROOT / "Snakefile"}"\n\n\n'
-            "from types import SimpleNamespace\n\n"
-            f'print("PRINTED", json.dumps({expression}), file=sys.stderr)\n'
-        )
+    probe = tmp_path / "probe.smk"
+    probe.write_text(
+        f'include: "{ROOT / "Snakefile"}"\n\n\n'
+        "from types import SimpleNamespace\n\n"
+        f'print("PRINTED", json.dumps({expression}), file=sys.stderr)\n'
+    )
     result = snakemake(tmp_path / "w", "-n", *args, snakefile=probe)
     assert result.returncode == 0, result.stderr[-2000:]
     printed = re.search(r"^PRINTED (.*)$", result.stderr, re.M)
