@@ -19,7 +19,7 @@ from fromscratch.train.evaluate import (
     scored_tokens,
 )
 
-from .stand_ins import Reads, Uniform, head_and_tail
+from .stand_ins import Uniform
 
 
 def test_lm_batches_are_reproducible_and_shard_the_global_batch():
@@ -352,11 +352,3 @@ def test_bits_per_byte_and_per_character_differ_where_characters_take_several_by
     assert result["bits_per_byte"] == pytest.approx(result["bits"] / (len(encoded) - 1))
     assert result["bits_per_char"] == pytest.approx(result["bits"] / (len(text) - 1))
     assert len(encoded) > len(text)
-
-
-def test_classifier_evaluation_cuts_long_reviews_as_training_does(demo_words):
-    data = PreparedData(demo_words)
-    model = Reads()
-    evaluate_classifier(model, data, "test", max_length=16, head_tokens=5)
-    assert max(np.diff(data.offsets("test"))) > 16  # some reviews are cut
-    assert sorted(model.read) == head_and_tail(data, "test", 16, 5)
