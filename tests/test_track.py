@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -72,6 +73,26 @@ def test_a_run_wandb_refuses_is_one_line(tmp_path):
         assert said.startswith("W&B cannot start the run: UsageError: Invalid project name")
         assert "\n" not in said
         wandb.teardown()
+
+
+def test_a_job_that_inherits_a_wandb_service_writes_its_run_in_its_own_folder(
+    tmp_path, monkeypatch
+):
+    """A process with a W&B run of its own (a notebook, a test) hands its service to the
+    processes it starts (WANDB_SERVICE); that service runs in the first process's folder.
+    A job's run, given a folder relative to the job's, must still land there."""
+    wandb.teardown()  # a service started here, in a folder of this test's
+    (tmp_path / "here").mkdir()
+    monkeypatch.chdir(tmp_path / "here")
+    parent = Tracker(tmp_path / "parent", {}, mode="offline")
+    assert "WANDB_SERVICE" in os.environ
+    (tmp_path / "job").mkdir()
+    job = "from fromscratch.track import Tracker; Tracker('run', {}, mode='offline').finish({}, {})"
+    subprocess.run([sys.executable, "-c", job], cwd=tmp_path / "job", check=True, timeout=120)
+    parent.finish({}, {})
+    wandb.teardown()  # its service done writing the files
+    assert list((tmp_path / "job" / "run" / "wandb").glob("offline-run-*/*.wandb"))
+    assert not (tmp_path / "here" / "run").exists()
 
 
 def test_a_run_is_listed_in_wandb_under_its_name_or_its_folders_in_its_entity(tmp_path):

@@ -280,7 +280,9 @@ class Tracker:
             job_type=job_type or None,
             tags=tags,
             config=config,
-            dir=str(self.out),
+            # absolute: the W&B service writing the files may run in another folder, one
+            # this process inherited (WANDB_SERVICE) from a parent with a run of its own
+            dir=str(self.out.absolute()),
             id=self.run_id,
             resume="allow",
             name=self.name,
