@@ -5,6 +5,8 @@ VENV   ?= .venv
 TORCH  ?= torch==2.13.0
 # `make demo` runs as many jobs at once as the machine has cores; `make demo CORES=2` leaves some free.
 CORES  ?= all
+# `make test` runs the tests on this many pytest processes (tests/conftest.py says how they share).
+TEST_WORKERS ?= 2
 PIP    := $(VENV)/bin/pip
 BIN    := $(VENV)/bin
 
@@ -42,7 +44,7 @@ demo: install
 
 test: install-dev
 	$(BIN)/ruff check .
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS)
 
 # Speed and quality, ours against peers measured in the same run → benchmarks/RESULTS.md.
 bench: install-dev

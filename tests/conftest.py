@@ -262,3 +262,36 @@ def children(pid: int) -> list[int]:
         for child in (task / "children").read_text().split():
             found += [int(child), *children(int(child))]
     return found
+
+
+# `make test` runs the suite on two pytest-xdist workers. Each test file is one unit of work,
+# so its module fixtures are made once; the files that use the one local SLURM cluster (its
+# two GPUs, and its queue, which some tests check is empty at their end) are one unit
+# together, on one worker, and handed out first: at 8-9 minutes it is the longest.
+ON_THE_CLUSTER = ("tests/slurm/", "tests/workflow/test_demo.py")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByFileClusterFirst(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return "cluster" if nodeid.startswith(ON_THE_CLUSTER) else nodeid.split("::")[0]
+
+        def _assign_work_unit(self, node) -> None:
+            if "cluster" in self.workqueue:
+                self.workqueue.move_to_end("cluster", last=False)
+            super()._assign_work_unit(node)
+
+    return ByFileClusterFirst(config, log)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread_per_worker():
+    """Two workers on a 2-core machine: each with one thread, not two threads each fighting
+    over the cores (the processes the tests start choose their own)."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch
+
+        torch.set_num_threads(1)
