@@ -267,7 +267,7 @@ def children(pid: int) -> list[int]:
 # `make test` runs the suite on two pytest-xdist workers. Each test file is one unit of work,
 # so its module fixtures are made once; the files that use the one local SLURM cluster (its
 # two GPUs, and its queue, which some tests check is empty at their end) are one unit
-# together, on one worker, and handed out first: at 8-9 minutes it is the longest.
+# together, on one worker, and handed out first: about 9 minutes alone, it is the longest.
 ON_THE_CLUSTER = ("tests/slurm/", "tests/workflow/test_demo.py")
 
 
