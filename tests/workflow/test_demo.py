@@ -17,6 +17,11 @@ import yaml
 
 from .conftest import ROOT, planned_jobs, snakemake
 
+# The first test here builds the demo DAG (about 200 s alone on a 2-core machine, 270 s
+# beside another test worker), and pytest-timeout counts a fixture's set-up in the test
+# that asks for it: the suite's 600 s would leave a slower machine little room.
+pytestmark = pytest.mark.timeout(1200)
+
 # Replaces (not merges into) the demo preset's settings at each path.
 SMALL_DEMO = {
     ("cluster", "default"): {"cpus": 1, "mem_gb": 4, "time_min": 20},
