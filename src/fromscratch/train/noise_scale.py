@@ -115,8 +115,9 @@ def measure_noise_scale(
     trained = trainer.state.step  # the steps the weights have taken, as the JSON says
     model = trainer.model
     model.train()
-    # classification: micro-batches after the examples training saw
-    first = trained * config.grad_accum * config.batch_size // micro_batch + 1
+    # micro-batches from where training's stream stopped (counted in sequences): a stream
+    # of their own, ordered for their size, so as random a draw as training's next batch
+    first = -(-trained * config.grad_accum * config.batch_size // micro_batch)  # rounded up
 
     def gradient(index: int) -> torch.Tensor:
         batch = [t.to(trainer.device) for t in batches(first + index)]
