@@ -16,8 +16,9 @@ import pytest
 import torch
 import yaml
 
+from fromscratch import Interrupted
 from fromscratch.data import prepare
-from fromscratch.train import TrainConfig, Trainer, train
+from fromscratch.train import TrainConfig, Trainer, checkpoint, train
 from fromscratch.train.loop import StopSignals
 
 from ..conftest import as_from_a_terminal, children, tiny_gpt
@@ -125,6 +126,26 @@ def test_sigterm_sighup_or_ctrl_c_saves_a_checkpoint_and_stops(signum, demo_char
     assert error == (
         f"fromscratch: stopped by {name} at step {step}; checkpoint saved, resume with --resume"
     )
+
+
+def test_a_signal_during_a_step_saves_the_checkpoint_after_that_step(demo_chars, tmp_path):
+    """Not one step later: a job in its grace period before SLURM kills it may have no
+    time for another step."""
+    config = tiny_gpt(demo_chars, max_steps=50, checkpoint_every=0, eval_splits="")
+    trainer = Trainer(TrainConfig.from_dict(config), tmp_path / "run")
+    batches = trainer.batches
+
+    def batches_signalled_in_step_5(index):
+        if index == 4:  # the fifth step's batch: the signal comes while that step runs
+            os.kill(os.getpid(), signal.SIGUSR2)
+        return batches(index)
+
+    trainer.batches = batches_signalled_in_step_5
+    with pytest.raises(Interrupted) as stopped:
+        trainer.train_to_the_end()
+    assert (stopped.value.signum, stopped.value.step) == (signal.SIGUSR2, 5)
+    saved = checkpoint.list_checkpoints(tmp_path / "run" / "checkpoints")
+    assert [checkpoint.step_of(path) for path in saved] == [5]
 
 
 def test_a_run_started_under_nohup_outlives_its_terminal(demo_chars, tmp_path):

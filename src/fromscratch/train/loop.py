@@ -20,6 +20,7 @@ import signal
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -363,11 +364,14 @@ class Trainer:
             return batch_tensor.to(self.device)
         return batch_tensor.pin_memory().to(self.device, non_blocking=True)
 
-    def train_step(self, lr: float | None = None, stop_signal: int = 0) -> dict:
+    def train_step(
+        self, lr: float | None = None, stop_signal: Callable[[], int | None] = lambda: None
+    ) -> dict:
         """One optimizer step at the schedule's learning rate (or at `lr`, if given), counted
         in the run's step, tokens and training time: its loss (the mean of all processes'),
         learning rate, gradient norm, and the stop signal that all processes act on after it
-        (`stop_signal`: one this process has noted; 0: none)."""
+        (0: none).  stop_signal() gives the one this process has noted (None: none), asked
+        once the step's work is done, so that a signal that came during it counts."""
         start = time.perf_counter()
         c, s = self.config, self.state
         if lr is None:
@@ -406,8 +410,8 @@ class Trainer:
         stop_if_not_finite(
             total_loss, 0.0 if overflow else grad_norm, s.step, self.out / "checkpoints"
         )
-        seconds, tokens, total_loss, stop_signal = self.dist.agree(
-            time.perf_counter() - start, tokens, total_loss, stop_signal
+        seconds, tokens, total_loss, signum = self.dist.agree(
+            time.perf_counter() - start, tokens, total_loss, stop_signal() or 0
         )
         s.step += 1
         s.tokens += tokens
@@ -415,7 +419,7 @@ class Trainer:
         s.train_loss = total_loss
         if s.step == c.warmup_steps:
             s.warmup_elapsed, s.warmup_tokens = s.elapsed, s.tokens
-        return {"loss": total_loss, "lr": lr, "grad_norm": grad_norm, "stop_signal": stop_signal}
+        return {"loss": total_loss, "lr": lr, "grad_norm": grad_norm, "stop_signal": signum}
 
     @property
     def trained_model(self) -> torch.nn.Module:
@@ -491,7 +495,7 @@ class Trainer:
         window_elapsed, window_tokens = s.elapsed, s.tokens
         with StopSignals() as signals, bar:
             while not self.done():
-                metrics = self.train_step(stop_signal=signals.pending or 0)
+                metrics = self.train_step(stop_signal=lambda: signals.pending)
                 signum = metrics.pop("stop_signal")
                 bar.update(1)
                 if s.step % c.log_every == 0 or self.done():
