@@ -405,13 +405,15 @@ class Trainer:
         # step has then spoilt the weights in memory, and stops the run before anything
         # is saved.
         total_loss, grad_norm = numbers.tolist()
-        # in fp16 an infinite gradient norm is an overflow the scaler skipped the step for
+        seconds, tokens, total_loss, signum = self.dist.agree(
+            time.perf_counter() - start, tokens, total_loss, stop_signal() or 0
+        )
+        # on the loss all processes agreed on (one whose own loss alone was not finite would
+        # stop while the others waited for it), and the gradient norm, the same in all; in
+        # fp16 an infinite norm is an overflow the scaler skipped the step for
         overflow = self.scaler.is_enabled() and math.isfinite(total_loss)
         stop_if_not_finite(
             total_loss, 0.0 if overflow else grad_norm, s.step, self.out / "checkpoints"
-        )
-        seconds, tokens, total_loss, signum = self.dist.agree(
-            time.perf_counter() - start, tokens, total_loss, stop_signal() or 0
         )
         s.step += 1
         s.tokens += tokens
