@@ -65,7 +65,9 @@ def set_rng_state(state: dict) -> None:
     np.random.set_state(state["numpy"])
     torch.set_rng_state(state["torch"])
     if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        # one state per GPU the saving process saw: a resume that sees fewer GPUs (another
+        # CUDA_VISIBLE_DEVICES) restores those it has, rather than failing on the others
+        torch.cuda.set_rng_state_all(state["cuda"][: torch.cuda.device_count()])
 
 
 def save(folder: Path, state: dict, keep: int = 2) -> Path:
