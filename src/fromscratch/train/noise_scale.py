@@ -115,9 +115,10 @@ def measure_noise_scale(
     trained = trainer.state.step  # the steps the weights have taken, as the JSON says
     model = trainer.model
     model.train()
-    # micro-batches from where training's stream stopped (counted in sequences): a stream
-    # of their own, ordered for their size, so as random a draw as training's next batch
-    first = -(-trained * config.grad_accum * config.batch_size // micro_batch)  # rounded up
+    # micro-batch i is drawn with the key of training's batch i (for a language model, its
+    # first micro_batch windows), so start at the batch training would draw next: no
+    # gradient here is taken on a draw the weights were trained on
+    first = trained * config.grad_accum
 
     def gradient(index: int) -> torch.Tensor:
         batch = [t.to(trainer.device) for t in batches(first + index)]
