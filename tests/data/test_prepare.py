@@ -208,17 +208,29 @@ def test_a_final_runs_vocabulary_is_fitted_on_the_splits_it_trains_on(mirror, tm
     assert PreparedData(tmp_path / "default").meta["config"]["fit_on"] == "train"
 
 
-def test_a_text_cut_into_splits_fitted_on_two_of_them_is_still_one_text(mirror, tmp_path, capsys):
-    """Tiny Shakespeare's train and val are one text: fitted on both, its vocabulary gets
-    no separator, and train+val reads as the text itself."""
+@pytest.mark.parametrize("tokenizer", ["chars", "bytes", "bpe", "gpt2"])
+def test_a_text_cut_into_splits_fitted_on_two_of_them_is_still_one_text(
+    mirror, tmp_path, capsys, tokenizer
+):
+    """Tiny Shakespeare's train and val are one text: fitted on both, its tokenizer gets
+    no separator, and train+val reads as the text itself, with no separator at the cut."""
+    if tokenizer == "gpt2" and not (mirror / "gpt2-bpe").exists():
+        pytest.skip("GPT-2's BPE files need the data mirror")
     out = tmp_path / "shakespeare"
-    code, _, err = prepare(capsys, "shakespeare", out, "--mirror", str(mirror), "--cache",
-                           str(tmp_path / "c"), "--fit-on", "val+train")  # fmt: skip
+    args = ["--mirror", str(mirror), "--cache", str(tmp_path / "c"), "--tokenizer", tokenizer]
+    fitted = tokenizer in ("chars", "bpe")  # bytes and gpt2: a vocabulary of no split's
+    args += ["--fit-on", "val+train"] * fitted + ["--vocab-size", "300"] * (tokenizer == "bpe")
+    code, _, err = prepare(capsys, "shakespeare", out, *args)
     assert code == 0, err
     data = PreparedData(out)
-    assert data.fit_on == "train+val"  # in the data set's order, whatever the order given
-    assert data.tokenizer.eot is None and data.meta["vocab_size"] == len(set(SHAKESPEARE))
-    assert data.tokenizer.decode(data.stream("train+val")) == SHAKESPEARE
+    if fitted:
+        assert data.fit_on == "train+val"  # in the data set's order, whatever the order given
+    assert data.tokenizer.eot is None
+    if tokenizer == "chars":
+        assert data.meta["vocab_size"] == len(set(SHAKESPEARE))
+    stream = data.stream("train+val")
+    assert len(stream) == data.stream_length("train+val") == len(data.tokens("train+val"))
+    assert data.tokenizer.decode(stream) == SHAKESPEARE
 
 
 def test_a_folder_from_before_fit_on_was_recorded_was_fitted_on_its_training_split(

@@ -70,10 +70,9 @@ def test_a_vocabulary_of_several_documents_has_a_separator_no_text_gives(kind, r
     documents = [*CORPUS, f"a review that quotes {tokenizers.EOT}"]
     several = tokenizers.fit(kind, documents, vocab_size=400, gpt2_folder=folder)
     book = tokenizers.fit(kind, [" ".join(documents)], vocab_size=400, gpt2_folder=folder)
-    if kind in ("bpe", "gpt2"):  # always there: the vocabulary was made with it
-        assert book.eot is not None
-    else:  # one document needs none: Tiny Shakespeare keeps its 65 characters
-        assert book.eot is None and several.vocab_size == book.vocab_size + 1
+    assert book.eot is None  # one document needs none
+    if kind not in ("bpe", "gpt2"):  # whose vocabularies hold the token either way
+        assert several.vocab_size == book.vocab_size + 1
     eot = several.eot
     assert several.decode([eot]) == tokenizers.EOT
     for text in [*TRICKY, tokenizers.EOT, f"a{tokenizers.EOT}b"]:  # that text is text
@@ -133,7 +132,7 @@ def test_the_fingerprint_tells_apart_tokens_that_are_no_whole_character(tmp_path
 def test_gpt2_matches_known_ids_and_huggingface(gpt2_folder, tmp_path):
     from transformers import GPT2TokenizerFast
 
-    tok = tokenizers.fit("gpt2", [], gpt2_folder=gpt2_folder)
+    tok = tokenizers.fit("gpt2", [], gpt2_folder=gpt2_folder, separator=True)
     assert tok.vocab_size == 50257 and tok.eot == 50256
     assert tok.encode("Hello world").tolist() == [15496, 995]
     merges = (gpt2_folder / "vocab.bpe").read_text(encoding="utf-8").split("\n")[1:]

@@ -13,11 +13,13 @@ a chars tokenizer with `<unk>` is not lossless.
 
 A document separator, `<|endoftext|>`, ends every document but the last in what a
 language model reads of a split (`PreparedData.stream`): without it, the model would read
-the end of one review and the start of the next as one text. GPT-2's and the trained BPE
-have it; `bytes`, `chars` and `words` add it to their vocabulary (257 bytes; `<pad>`,
-`<unk>`, the separator and k-3 words) when the training split has more than one document
-(a book alone, Tiny Shakespeare's 65 characters, needs none). The separator stands for no
-text: it counts no bytes and no characters in bits per byte.
+the end of one review and the start of the next as one text. Every kind has one when the
+training split has more than one document, and none for a book alone (Tiny Shakespeare:
+its train and val are one text, read across the cut as such). GPT-2's and the trained
+BPE's vocabularies hold the token either way; `bytes`, `chars` and `words` add it to
+theirs only then (257 bytes; `<pad>`, `<unk>`, the separator and k-3 words; Tiny
+Shakespeare keeps its 65 characters). The separator stands for no text: it counts no bytes
+and no characters in bits per byte.
 
 Every tokeniser encodes whole batches at once (`encode_batch`) and saves itself into a
 prepared data folder (`save`/`load`), so the folder alone is enough to decode a model's
@@ -239,7 +241,7 @@ class BPETokenizer(Tokenizer):
         self.eot = tokenizer.token_to_id(EOT) if separator else None
 
     @classmethod
-    def fit(cls, train: Sequence[str], vocab_size: int) -> BPETokenizer:
+    def fit(cls, train: Sequence[str], vocab_size: int, separator: bool) -> BPETokenizer:
         from tokenizers import Tokenizer as HFTokenizer
         from tokenizers import decoders, models, pre_tokenizers, trainers
 
@@ -253,7 +255,7 @@ class BPETokenizer(Tokenizer):
             show_progress=False,
         )
         tok.train_from_iterator(train, trainer=trainer, length=len(train))
-        return cls(tok)
+        return cls(tok, separator)
 
     def encode_batch(self, texts):
         encodings = self.tokenizer.encode_batch_fast(list(texts), add_special_tokens=False)
@@ -386,10 +388,9 @@ def fit(
 ) -> Tokenizer:
     """Build a tokeniser of `kind` from the training texts (the others only decide `<unk>`);
     vocab_size: for words and bpe (see check_vocab_size), None for their default.
-    separator: whether bytes, chars and words get a document separator (default:
-    `separates(train)`). Fitting on several splits, say whether one of them has several
-    documents: a separator tells documents apart, not splits (Tiny Shakespeare's train and
-    val are one text)."""
+    separator: whether the tokenizer separates documents (default: `separates(train)`).
+    Fitting on several splits, say whether one of them has several documents: a separator
+    tells documents apart, not splits (Tiny Shakespeare's train and val are one text)."""
     separator = separates(train) if separator is None else separator
     if kind == "bytes":
         return ByteTokenizer(separator=separator)
@@ -398,11 +399,11 @@ def fit(
     if kind == "words":
         return WordTokenizer.fit(train, vocab_size or DEFAULT_VOCAB[kind], separator)
     if kind == "bpe":
-        return BPETokenizer.fit(train, vocab_size or DEFAULT_VOCAB[kind])
+        return BPETokenizer.fit(train, vocab_size or DEFAULT_VOCAB[kind], separator)
     if kind == "gpt2":
         if gpt2_folder is None:
             raise FromScratchError("tokenizer gpt2 needs the folder of encoder.json and vocab.bpe")
-        return GPT2Tokenizer(gpt2_folder)
+        return GPT2Tokenizer(gpt2_folder, separator)
     raise FromScratchError(f"unknown tokenizer {kind!r}; allowed: {', '.join(KINDS)}")
 
 
