@@ -189,6 +189,7 @@ def test_z_reaches_every_decoder_layer_besides_the_prefix(vae):
 
 
 def test_the_frozen_gpt_never_trains_in_dropout_mode(vae):
+    assert vae.training and not any(module.training for module in vae.gpt.modules())
     vae.train()
     assert vae.decoder.training and vae.encoder.training
     assert not any(module.training for module in vae.gpt.modules())

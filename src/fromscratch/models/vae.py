@@ -101,6 +101,7 @@ class SentenceVAE(Model):
         self.to_prefix = nn.Linear(D, C)
         nn.init.normal_(self.to_prefix.weight, std=0.02)  # as small as a token embedding
         nn.init.zeros_(self.to_posterior.bias)
+        self.train()  # the frozen GPT out of dropout from the start, whatever its mode was
 
     def train(self, mode: bool = True) -> SentenceVAE:
         super().train(mode)
