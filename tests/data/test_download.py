@@ -358,9 +358,19 @@ def test_checksum_of_a_zip_member_is_checked_without_extracting(http_server, tmp
     damaged = bytearray(buffer.getvalue())
     damaged[500] ^= 0xFF
     (http_server.root / "enwik8.zip").write_bytes(bytes(damaged))
-    with pytest.raises(FromScratchError, match=r"^corrupt or truncated archive .*enwik8\.zip"):
+    with pytest.raises(
+        FromScratchError, match=r"^corrupt, truncated or unreadable archive .*enwik8\.zip"
+    ):
         fetch(good, tmp_path / "c", progress=False)
     assert [p.name for p in (tmp_path / "c").iterdir()] == ["enwik8.zip.lock"]
+    # a member marked encrypted (the flag in the archive's directory): one line too
+    encrypted = bytearray(buffer.getvalue())
+    encrypted[encrypted.rindex(b"PK\x01\x02") + 8] |= 0x01
+    (http_server.root / "enwik8.zip").write_bytes(bytes(encrypted))
+    with pytest.raises(
+        FromScratchError, match=r"^corrupt, truncated or unreadable archive .*encrypted"
+    ):
+        fetch(good, tmp_path / "c", progress=False)
     (http_server.root / "enwik8.zip").write_bytes(buffer.getvalue())  # the host fixed
     assert fetch(good, tmp_path / "c", progress=False).name == "enwik8.zip"
 

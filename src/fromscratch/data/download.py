@@ -96,8 +96,12 @@ def verify(path: Path, checksum: str, label: str | None = None, member: str = ""
         try:
             with zipfile.ZipFile(path) as archive, archive.open(member) as f:
                 actual = hashlib.file_digest(f, algorithm).hexdigest()
-        except (zipfile.BadZipFile, KeyError, EOFError, zlib.error) as e:  # zlib: damaged data
-            raise FromScratchError(f"corrupt or truncated archive {label}: {e}") from e
+        except (
+            zipfile.BadZipFile, KeyError, EOFError,
+            zlib.error,  # damaged data
+            RuntimeError, NotImplementedError,  # an encrypted member, an unknown compression
+        ) as e:  # fmt: skip
+            raise FromScratchError(f"corrupt, truncated or unreadable archive {label}: {e}") from e
         label = f"{label}:{member}"
     else:
         actual = file_digest(path, algorithm)
