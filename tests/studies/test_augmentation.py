@@ -117,6 +117,14 @@ def test_word_edits_use_only_the_reviews_own_words(reviews):
         assert all(abs(len(m) - len(w)) <= 1 for m, w in zip(misspelt, words, strict=True))
 
 
+def test_a_crop_keeps_at_least_one_minus_the_rate_of_the_words():
+    """Never rounded below it: 10 words at rate 0.28 keep 7.2 or more, so 8 or more."""
+    ten = " ".join(f"w{i}" for i in range(10))
+    rng = random.Random(0)
+    kept = {len(AUGMENTATIONS["crop"](ten, 1, rng, 0.28).split()) for _ in range(500)}
+    assert kept == {8, 9, 10}
+
+
 def test_typos_stay_within_the_texts_alphabet(demo_chars, tmp_path):
     """A character tokenizer knows only the letters of its data: a typo brings in none."""
     augment_stage(str(demo_chars), str(tmp_path / "typos"), "typos", rate=0.5, seed=0)

@@ -25,6 +25,7 @@ that has one read it as that token.
 
 from __future__ import annotations
 
+import math
 import random
 import re
 import string
@@ -74,7 +75,7 @@ def unk_dropout(text: str, label: int, rng: random.Random, rate: float) -> str:
 def crop(text: str, label: int, rng: random.Random, rate: float) -> str:
     """A random contiguous span of the review, at least (1 - rate) of its words long."""
     words = list(WORD.finditer(text))
-    keep = max(1, round(len(words) * (1 - rng.uniform(0, rate))))
+    keep = max(1, math.ceil(len(words) * (1 - rng.uniform(0, rate))))
     if not words:
         return text
     start = rng.randrange(len(words) - keep + 1)
