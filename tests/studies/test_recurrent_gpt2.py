@@ -256,17 +256,27 @@ def test_stage_writes_positions_and_summary_from_a_prepared_split(tmp_path, demo
     assert positions["bits"].notna().all()
 
 
-def test_stage_refuses_a_stride_longer_than_the_context_before_it_runs(tmp_path, demo_chars):
+@pytest.mark.parametrize(
+    "setting",
+    [
+        {"stride": CONTEXT + 1},
+        # longer than the context (a document of negative length) or so long that a later
+        # run reads no new token: named as itself, not as the chunks or a division by zero
+        {"memory_tokens": CONTEXT // 2 + 1},
+        {"memory_tokens": CONTEXT},
+        {"memory_tokens": 5 * CONTEXT},
+    ],
+)
+def test_stage_refuses_a_setting_beyond_the_context_before_it_runs(tmp_path, demo_chars, setting):
     from fromscratch.data import PreparedData
     from fromscratch.stages.recurrent_gpt2 import recurrent_gpt2_stage
 
     vocab_size = PreparedData(demo_chars).meta["vocab_size"]
     model = GPT(GPTConfig(vocab_size=vocab_size, context=CONTEXT, n_layer=1, n_head=2, n_embd=16))
     path = save_model(model, demo_chars, tmp_path / "model.pt")
-    with pytest.raises(FromScratchError, match=f"recurrent_gpt2: stride={CONTEXT + 1} must be"):
-        recurrent_gpt2_stage(
-            path, str(demo_chars), "test", str(tmp_path / "out"), stride=CONTEXT + 1
-        )
+    ((name, value),) = setting.items()
+    with pytest.raises(FromScratchError, match=f"^recurrent_gpt2: {name}={value} must be between"):
+        recurrent_gpt2_stage(path, str(demo_chars), "test", str(tmp_path / "out"), **setting)
     assert not (tmp_path / "out").exists()
 
 

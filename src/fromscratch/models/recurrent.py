@@ -171,10 +171,7 @@ def document_bits(
         )
     net = backbone(model)
     c = net.context
-    if not 0 <= memory_tokens <= c // 2:
-        raise FromScratchError(
-            f"recurrent: memory_tokens={memory_tokens} must be between 0 and context/2 = {c // 2}"
-        )
+    check_memory_tokens(memory_tokens, c)
     if docs.size(1) < c + 1:
         raise FromScratchError(f"recurrent: documents of {docs.size(1)} tokens; need > {c}")
     with evaluating(model):  # no dropout: the bits of the model itself
@@ -204,6 +201,15 @@ def _chunked_bits(net, docs: torch.Tensor, variant: str, m: int) -> torch.Tensor
         bits.append(token_bits(logits[:, -L:], docs[:, start + 1 : start + L + 1]))
         states, start = new_states, start + L
     return torch.cat(bits, dim=1)
+
+
+def check_memory_tokens(memory_tokens: int, context: int, who: str = "recurrent") -> None:
+    """0 to context/2: each later run then still reads at least as many new tokens as
+    it carries over."""
+    if not 0 <= memory_tokens <= context // 2:
+        raise FromScratchError(
+            f"{who}: memory_tokens={memory_tokens} must be between 0 and context/2 = {context // 2}"
+        )
 
 
 def check_stride(stride: int, context: int, who: str = "recurrent") -> None:

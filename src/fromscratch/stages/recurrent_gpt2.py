@@ -42,6 +42,7 @@ def recurrent_gpt2_stage(
     from fromscratch.models.recurrent import (
         VARIANTS,
         backbone,
+        check_memory_tokens,
         check_stride,
         chunk_positions,
         document_bits,
@@ -82,7 +83,9 @@ def recurrent_gpt2_stage(
     target = pick_device(device)
     net.to(target).eval()
     context = backbone(net).context
-    check_stride(stride, context, "recurrent_gpt2")  # before any variant runs, not after
+    # before any variant runs, not after
+    check_memory_tokens(memory_tokens, context, "recurrent_gpt2")
+    check_stride(stride, context, "recurrent_gpt2")
     length = document_length(context, chunks, memory_tokens)
     tokens = prepared.stream(split)  # reviews apart, as GPT-2 read its documents
     fit = (len(tokens) - 1) // (length - 1)
