@@ -306,6 +306,16 @@ def test_a_perceiver_student_learns_from_the_teachers_predictions_at_its_latents
     assert trainer.train_step()["loss"] == pytest.approx(expected.item(), rel=1e-5)
 
 
+def test_a_perceiver_is_not_read_beyond_its_context_either(demo_chars, tmp_path):
+    spec = tiny_gpt(demo_chars, max_steps=1, eval_splits="")
+    spec["model"] = {"family": "perceiver", "n_layer": 1, "n_head": 2, "n_embd": 32,
+                     "context": 32, "latents": 8}  # fmt: skip
+    train(TrainConfig.from_dict(spec), tmp_path / "perceiver")
+    model = str(tmp_path / "perceiver" / "model.pt")
+    with pytest.raises(FromScratchError, match="a Perceiver cannot read 64 tokens at once; its"):
+        distillation_stage(model, str(demo_chars), str(tmp_path / "d.json"), lengths=[32, 64])
+
+
 # The figures: LSTMs of 1 and 2 layers trained on 64 tokens, evaluated at 1×-8× that
 # length, three seeds shifted by SEED_SHIFTS; the distilled students are better than the control
 # ones, every student is worse on longer windows, and the teacher reads 256 tokens.

@@ -27,8 +27,8 @@ def distillation_stage(
     from fromscratch.train.loop import pick_device
     from fromscratch.train.models import LANGUAGE_MODELS, check_data, load_language_model
 
-    # checked before the model loads; a GPT's upper bound, its context, only after
-    per_window = " (tokens per window; a GPT's at most its context)"
+    # checked before the model loads; a transformer's upper bound, its context, only after
+    per_window = " (tokens per window; a GPT's or a Perceiver's at most its context)"
     for i, length in enumerate(lengths or []):
         check_integer("distillation", f"lengths[{i}]", length, 1, per_window)
     check_integer("distillation", "max_tokens", max_tokens, 0, " (0: all)")
@@ -39,9 +39,10 @@ def distillation_stage(
     check_data(model, config, prepared, who)  # the ids of `data` mean the model's tokens
     family, context = config["model"]["family"], config["model"]["context"]
     lengths = lengths or [context]
-    if family == "gpt" and max(lengths) > context:
+    if family != "lstm" and max(lengths) > context:  # an LSTM reads any length
+        name = {"gpt": "GPT", "perceiver": "Perceiver"}[family]
         raise FromScratchError(
-            f"{model}: a GPT cannot read {max(lengths)} tokens at once; its context is {context}"
+            f"{model}: a {name} cannot read {max(lengths)} tokens at once; its context is {context}"
         )
     device = pick_device("auto")
     net.to(device)
