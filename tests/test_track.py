@@ -279,18 +279,22 @@ def test_a_start_killed_before_wandb_wrote_a_record_leaves_nothing_to_stop_wandb
     assert history(tmp_path, first.run_id) == [(0, 1.0), (1, 1.0), (2, 1.0), (3, 0.5)]
 
 
-@pytest.mark.parametrize("checkpoint_step", [4, 5], ids=["before-the-last-line", "at-it"])
-def test_a_metric_line_cut_short_by_a_kill_is_dropped_on_resume(tmp_path, checkpoint_step):
-    """A kill while a line is written leaves half of it. A checkpoint that counted no lines
-    (resume_lines) keeps the lines up to its step, and the cut line has none to read: kept,
-    it would spoil metrics.jsonl, the next line joined to it."""
+@pytest.mark.parametrize("cut", ["half", "newline"])
+@pytest.mark.parametrize("checkpoint_step", [4, 5, 6], ids=["before", "just-before", "at-it"])
+def test_a_metric_line_cut_short_by_a_kill_spoils_no_line_on_resume(tmp_path, checkpoint_step, cut):
+    """A kill while a line is written leaves part of it. A checkpoint that counted no lines
+    (resume_lines) keeps the lines up to its step, and a line cut in half has none to read:
+    kept, it would spoil metrics.jsonl, the next line joined to it. A line that lost only
+    its newline is a whole record: kept, on a line of its own."""
     lines = [json.dumps({"step": step, "loss": 1.0 / step}) + "\n" for step in range(1, 7)]
-    lines[-1] = lines[-1][: len(lines[-1]) // 2]
+    lines[-1] = lines[-1][: len(lines[-1]) // 2] if cut == "half" else lines[-1][:-1]
     (tmp_path / "metrics.jsonl").write_text("".join(lines))
     resumed = Tracker(tmp_path, {}, run_id="cut000000001", resume_step=checkpoint_step)
     resumed.log({"loss": 0.25}, step=checkpoint_step + 1)
     logged = [json.loads(line) for line in (tmp_path / "metrics.jsonl").open()]
-    assert [line["step"] for line in logged] == list(range(1, checkpoint_step + 2))
+    whole = range(1, 7 if cut == "newline" else 6)
+    expected = [step for step in whole if step <= checkpoint_step] + [checkpoint_step + 1]
+    assert [line["step"] for line in logged] == expected
     assert logged[-1]["loss"] == 0.25  # this run's line, not one logged before the kill
 
 

@@ -264,6 +264,9 @@ class Tracker:
         keep = [
             line for line, logged in zip(written[:lines], steps, strict=False) if logged <= step
         ]
+        # a line that reads as a whole record lost no more than its newline to the kill:
+        # without it, the next line would be joined to it
+        keep = [line if line.endswith("\n") else line + "\n" for line in keep]
         with atomic_path(self.metrics_path) as tmp:
             tmp.write_text("".join(keep), encoding="utf-8")
         self.lines = len(keep)
