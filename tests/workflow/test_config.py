@@ -452,6 +452,10 @@ def test_nested_config_values_keep_their_yaml_types(workdir):
              "tokenizer: chars}, base: {source: train}}}}"],
             "config: ablations.sentence_vae.small.data: shakespeare has no split 'test'; ",
         ),
+        (
+            ["ablations={sentence_vae: {demo: {data: {dataset: demo, tokenizer: words}}}}"],
+            "config: ablations.sentence_vae.demo.data must equal the pipeline GPT's data ",
+        ),
     ],
 )  # fmt: skip
 def test_data_a_study_cannot_use_fails_before_any_job(workdir, overrides, message):

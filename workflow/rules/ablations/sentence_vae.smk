@@ -16,7 +16,7 @@ if ablation_enabled("sentence_vae"):
     if VAE_BASE["source"] == "pipeline":
         if VAE["data"] != P["gpt"]["data"]:
             stop(
-                "config: ablations.sentence_vae.data must equal the pipeline GPT's data "
+                f"config: ablations.sentence_vae.{PRESET}.data must equal the pipeline GPT's data "
                 f"({P['gpt']['data']}) with base.source: pipeline"
             )
         VAE_DATA = data_dir("gpt")
