@@ -298,14 +298,18 @@ def test_every_stage_that_can_resume_is_requeued_resuming():
         assert isinstance(get_stage(name), ResumableStage) is (name in resumable), name
 
 
-def test_a_job_trains_on_the_cpus_slurm_gave_it(monkeypatch):
-    """Not on every core of the node: SLURM_CPUS_PER_TASK sets torch's threads, in a
-    resumable stage's job as in a training job."""
+@pytest.mark.parametrize("launcher", ["local", "debug"])
+def test_a_stage_run_here_keeps_its_threads_in_a_slurm_allocation_too(
+    launcher, monkeypatch, tmp_path
+):
+    """SLURM_CPUS_PER_TASK sets a job's threads only in a SLURM job of its own
+    (tests/slurm); run here, inside an allocation (`sbatch -c 16` around a pipeline),
+    the stage keeps what `fromscratch run --threads` (Snakemake's threads) set."""
     import inspect
 
     import torch
 
-    from fromscratch.launch import ResumableStage, _use_allocated_cpus
+    from fromscratch.launch import ResumableStage
 
     def stage(out: str, resume: bool = False) -> tuple:
         return torch.get_num_threads(), resume
@@ -314,13 +318,11 @@ def test_a_job_trains_on_the_cpus_slurm_gave_it(monkeypatch):
     assert inspect.signature(job) == inspect.signature(stage)  # what `run` checks --args with
     threads = torch.get_num_threads()
     try:
-        torch.set_num_threads(2)
-        monkeypatch.setenv("SLURM_CPUS_PER_TASK", "1")
-        _use_allocated_cpus()
-        assert torch.get_num_threads() == 1
-        torch.set_num_threads(2)
-        assert job("o") == (1, False)
-        torch.set_num_threads(2)
+        torch.set_num_threads(1)
+        monkeypatch.setenv("SLURM_CPUS_PER_TASK", "2")
+        for function in (job, stage):
+            result = run(function, {"out": "o"}, launcher=launcher, log_dir=tmp_path, name="t")
+            assert result == (1, False)
         assert job.checkpoint("o").result() == (1, True)  # requeued: resuming
     finally:
         torch.set_num_threads(threads)

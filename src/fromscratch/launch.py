@@ -133,8 +133,15 @@ def run(
         folder=log_dir, cluster=launcher, slurm_max_num_timeout=resources.max_requeues
     )
     executor.update_parameters(**resources.submitit_parameters(name))
+    # Every job runs on as many threads as SLURM gave its task. A Checkpointable (a
+    # TrainingJob, a ResumableStage) sees to that itself: submitit must be handed it as it
+    # is, to requeue it.
+    job_function = function if isinstance(function, Checkpointable) else InAllocation(function)
     try:
-        job = executor.submit(function, **kwargs)
+        # without the SLURM variables of a job this process may run in (a pipeline run as
+        # a job of its own): the job's srun would take that job's settings for its own
+        with submitit.helpers.clean_env():
+            job = executor.submit(job_function, **kwargs)
     except FailedJobError as error:  # sbatch refused it: a partition, an account, a limit
         said = "; ".join(line.strip() for line in str(error).splitlines() if line.strip())
         message = f"{name}: {launcher} submission failed: {said}"
@@ -265,9 +272,9 @@ class ResumingJob(Checkpointable):
         return DelayedSubmission(self, *args, **{**kwargs, "resume": True})
 
 
-class ResumableStage(ResumingJob):
-    """A stage function with a `resume` argument (the sentence VAE, the seq2seq runs) as a
-    ResumingJob, with the function's own signature (which `fromscratch run` checks)."""
+class InAllocation:
+    """A stage function as a job runs it: on as many threads as SLURM gave its task, with
+    the function's own signature (which `fromscratch run` checks)."""
 
     def __init__(self, function: Callable[..., Any]):
         functools.update_wrapper(self, function)
@@ -275,6 +282,11 @@ class ResumableStage(ResumingJob):
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         _use_allocated_cpus()
         return self.__wrapped__(*args, **kwargs)
+
+
+class ResumableStage(InAllocation, ResumingJob):
+    """A stage function with a `resume` argument (the sentence VAE, the seq2seq runs) as a
+    ResumingJob."""
 
 
 class TrainingJob(ResumingJob):
@@ -301,7 +313,14 @@ def _job_tasks() -> int:
 
 
 def _use_allocated_cpus() -> None:
-    """Use as many threads as SLURM gave this task, not as many as the node has."""
+    """In a SLURM job, use as many threads as SLURM gave this task, not as many as the
+    node has. Elsewhere (the local and debug launchers, in a SLURM allocation too) the
+    caller's setting stays: `fromscratch run --threads`, Snakemake's threads."""
+    try:
+        if submitit.JobEnvironment().cluster != "slurm":
+            return
+    except RuntimeError:  # not inside a submitit job
+        return
     cpus = os.environ.get("SLURM_CPUS_PER_TASK")
     if cpus and cpus.isdigit():
         import torch

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -110,6 +111,48 @@ def test_a_function_runs_as_a_slurm_job_with_its_log_under_log_dir(slurm_cluster
     # default is 3)
     submitted = DelayedSubmission.load(logs / f"{job}_submitted.pkl")
     assert submitted._timeout_countdown == 5
+
+
+def threads_in_job():
+    return torch.get_num_threads()
+
+
+def test_every_job_runs_on_the_cpus_slurm_gave_its_task(slurm_cluster, tmp_path):
+    """Not on every core of the node (this cluster binds no cores, so torch would take
+    both): a stage that cannot resume as one that can."""
+    from fromscratch.launch import ResumableStage
+
+    resources = Resources(cpus=1, mem_gb=1, time_min=5)
+    for function in (threads_in_job, ResumableStage(threads_in_job)):
+        name = unique("threads")
+        try:
+            threads = run(
+                function, {}, launcher="slurm", resources=resources, log_dir=tmp_path, name=name
+            )
+        finally:
+            cancel(name)
+        assert threads == 1, function
+
+
+def test_a_pipeline_run_as_a_slurm_job_of_its_own_submits_jobs_that_run(slurm_cluster, tmp_path):
+    """`snakemake --profile slurm` as a job (README): the jobs its rules submit do not take
+    that job's SLURM settings for theirs (its --mem-per-cpu beside submitit's --mem: srun
+    would refuse to start them)."""
+    outer, inner = unique("pipeline"), unique("prepare")
+    arguments = {"dataset": "demo", "tokenizer": "chars", "out": str(tmp_path / "data")}
+    rule = [str(Path(sys.executable).parent / "fromscratch"), "run", "prepare"]
+    rule += ["--launcher", "slurm", "--args", json.dumps(arguments), "--name", inner]
+    rule += ["--resources", json.dumps({"cpus": 1, "mem_gb": 1, "time_min": 10})]
+    rule += ["--log-dir", str(tmp_path / "logs")]
+    job = ["sbatch", "--wait", "--job-name", outer, "--cpus-per-task=1", "--mem-per-cpu=1024"]
+    job += ["--time=10", "--output", str(tmp_path / "pipeline.log"), "--wrap", shlex.join(rule)]
+    try:
+        done = subprocess.run(job, capture_output=True, text=True, timeout=600)
+    finally:
+        cancel(outer)
+        cancel(inner)
+    assert done.returncode == 0, (tmp_path / "pipeline.log").read_text()
+    assert (tmp_path / "data" / "meta.json").is_file()
 
 
 def test_a_failing_slurm_job_raises_naming_its_error_and_log(slurm_cluster, tmp_path):
