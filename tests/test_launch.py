@@ -175,6 +175,14 @@ def test_resources_out_of_range_fail_before_any_job(key, value, named):
         Resources.from_dict({key: value})
 
 
+def test_more_training_processes_than_gpus_fail_before_any_job():
+    """Each process trains on a GPU of its own: the ones without would fail in the job."""
+    with pytest.raises(FromScratchError, match=r"^Resources\.tasks: 4 processes a node need as"):
+        Resources.from_dict({"gpus": 1, "tasks": 4})
+    assert Resources.from_dict({"gpus": 0, "tasks": 4}).tasks == 4  # on CPUs
+    assert Resources.from_dict({"gpus": 4, "tasks": 4}).tasks == 4
+
+
 def test_resources_pass_through_to_submitit_unchanged():
     resources = Resources.from_dict(
         {

@@ -78,6 +78,12 @@ class Resources(Config):
         self._check_positive("cpus", "time_min", "tasks")
         if self.mem_gb <= 0:
             self._fail("mem_gb", f"{self.mem_gb!r} must be more than 0")
+        if 0 < self.gpus < self.tasks:  # each process trains on a GPU of its own
+            self._fail(
+                "tasks",
+                f"{self.tasks} processes a node need as many GPUs, not gpus={self.gpus} "
+                "(or gpus=0: DistributedDataParallel on CPUs)",
+            )
 
     @classmethod
     def from_dict(cls, d: dict | None) -> Resources:

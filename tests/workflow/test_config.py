@@ -552,7 +552,7 @@ def test_several_processes_are_for_training_alone(workdir):
     """cluster.train's tasks run the training jobs with DDP; the other stages of the train
     group (the studies' evaluations, their own loops) are written for one process, and
     would run once a task, each writing the same files."""
-    result = snakemake(workdir, "-n", "-p", "--config", "cluster={train: {tasks: 2}}")
+    result = snakemake(workdir, "-n", "-p", "--config", "cluster={train: {gpus: 2, tasks: 2}}")
     assert result.returncode == 0, result.stderr[-2000:]
     assert {r["tasks"] for r in stage_arguments(result, "train", "--resources")} == {2}
     for stage in ("evaluate", "encoder-decoder", "sentence-vae", "distillation"):
