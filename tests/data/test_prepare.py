@@ -245,7 +245,9 @@ def test_a_folder_from_before_fit_on_was_recorded_was_fitted_on_its_training_spl
     assert vocabulary_fitted_on(borrowed) is None
 
 
-def test_a_folder_prepared_from_an_earlier_version_of_its_data_set_is_refused(mirror, tmp_path):
+def test_a_folder_prepared_from_an_earlier_version_of_its_data_set_is_refused(
+    mirror, tmp_path, capsys
+):
     out = tmp_path / "imdb"
     main(["data", "prepare", "imdb", "--out", str(out), "--mirror", str(mirror), "--quiet",
           "--cache", str(tmp_path / "c")])  # fmt: skip
@@ -254,13 +256,20 @@ def test_a_folder_prepared_from_an_earlier_version_of_its_data_set_is_refused(mi
     del meta["dataset_version"]  # as prepared before IMDb had a validation split
     del meta["splits"]["val"]
     (out / "meta.json").write_text(json.dumps(meta))
-    with pytest.raises(
-        FromScratchError,
-        match=rf"^{out} was prepared from version 1 of imdb, whose splits have changed since "
-        rf"\(version 2\): prepare it again \(in the pipeline, snakemake --forcerun "
-        rf"{out}/meta.json\)$",
-    ):
+    message = (
+        f"{out} was prepared from version 1 of imdb, whose splits have changed since "
+        f"(version 2): prepare it again (in the pipeline, snakemake --forcerun "
+        f"{out}/meta.json)"
+    )
+    with pytest.raises(FromScratchError) as caught:
         PreparedData(out)
+    assert str(caught.value) == message
+    # lending its vocabulary to an out-of-domain set too, before any download
+    ood = tmp_path / "ood"
+    args = ["--mirror", str(mirror), "--cache", str(tmp_path / "c"), "--tokenizer-from", str(out)]
+    code, _, err = prepare(capsys, "pang-lee-sentences", ood, *args)
+    assert (code, err) == (1, f"fromscratch: error: {message}\n")
+    assert not ood.exists()
 
 
 def test_joined_splits_are_their_examples_one_after_the_other(demo_words, demo_chars):

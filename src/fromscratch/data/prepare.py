@@ -153,6 +153,8 @@ def prepare(
     mirror = mirror or default_mirror()
     kind = tokenizer or dataset.default_tokenizer
     if tokenizer_from is not None:
+        if (Path(tokenizer_from) / "meta.json").is_file():  # a folder of an earlier version
+            PreparedData(tokenizer_from)  # of its data set is refused here too
         tok = tokenizers.load(tokenizer_from)
         if tokenizer not in (None, tok.kind):
             raise FromScratchError(
