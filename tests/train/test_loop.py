@@ -13,6 +13,7 @@ from fromscratch import FromScratchError
 from fromscratch.config import ConfigError
 from fromscratch.data import PreparedData
 from fromscratch.figures import tables
+from fromscratch.stages.evaluate import evaluate_stage
 from fromscratch.train import NonFiniteLoss, TrainConfig, Trainer, load_config, train
 from fromscratch.train.evaluate import evaluate_lm
 from fromscratch.train.schedule import learning_rate
@@ -199,6 +200,15 @@ def test_a_run_on_joined_splits_trains_on_the_examples_of_both(demo_words, tmp_p
     Trainer(TrainConfig.from_dict(spec), tmp_path / "scored-on-ood").run()
     assert capsys.readouterr().err.count("warning: eval_splits: ood is scored on training "
                                          "data (ood in train_split=train+ood)\n") == 1  # fmt: skip
+    # and so does `evaluate` of the model, on its training data, not on another folder's
+    model = str(tmp_path / "run" / "model.pt")
+    evaluate_stage(model, {"ood": {"split": "ood"}, "test": {"split": "test"}})
+    assert capsys.readouterr().err == (
+        "warning: split ood is scored on training data (ood in train_split=train+ood)\n"
+    )
+    copy = shutil.copytree(demo_words, tmp_path / "copy")
+    evaluate_stage(model, {"ood": {"split": "ood", "data": str(copy)}})
+    assert "warning" not in capsys.readouterr().err
 
 
 def test_a_split_scored_with_a_vocabulary_learned_from_it_is_said(tmp_path, capsys):
@@ -212,6 +222,11 @@ def test_a_split_scored_with_a_vocabulary_learned_from_it_is_said(tmp_path, caps
     assert err.count("warning: eval_splits") == 1  # not for test: neither trained on nor fitted on
     assert (f"warning: eval_splits: ood is scored with a vocabulary learned from ood ({fitted} "
             "was prepared with fit_on=train+ood)\n") in err  # fmt: skip
+    evaluate_stage(str(tmp_path / "run" / "model.pt"), {"ood": {"split": "ood"}})
+    assert capsys.readouterr().err == (
+        f"warning: split ood is scored with a vocabulary learned from ood ({fitted} was "
+        "prepared with fit_on=train+ood)\n"
+    )
 
 
 @pytest.mark.parametrize(

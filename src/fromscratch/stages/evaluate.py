@@ -126,12 +126,20 @@ def evaluate_stage(model: str, sets: dict[str, dict], out: str = "", max_tokens:
 
 def _data_to_score(config: dict, where: dict):
     """The prepared data of one set (see evaluate_stage), checked as training checks it: the
-    model's tokenizer, the split, and labels for a classifier."""
+    model's tokenizer, the split, and labels for a classifier; and a warning, as training
+    gives it, for a split of its training data that it trained on or that its vocabulary
+    was learned from."""
+    from fromscratch.train.config import warn_if_scored_on_training_data
     from fromscratch.train.models import check_labels, data_for_model
 
     data = data_for_model(config, where.get("data"))
     data.check_split(where["split"])
     check_labels(config["model"]["family"], str(data.folder), data.meta)
+    if config.get("data") and data.folder.resolve() == Path(config["data"]).resolve():
+        split, trained_on = where["split"], config.get("train_split", "train")  # older: train
+        warn_if_scored_on_training_data(
+            f"split {split}", split, trained_on, data.fit_on, str(data.folder)
+        )
     return data
 
 

@@ -282,26 +282,11 @@ class TrainConfig(OptimizerConfig):
         return [s.strip() for s in self.eval_splits.split(",") if s.strip()]
 
     def warn_if_scored_on_training_data(self, fit_on: str | None = None) -> None:
-        """An evaluation split that the run also trains on (val, once train_split is
-        train+val for a final run) scores what the model has seen: a warning, as a run
-        may mean to measure its fit.  So does one that the data's vocabulary was learned
-        from (`fit_on`, prepare --fit-on): its words are known, and others' are <unk>."""
-        trained = set(self.train_split.split("+"))
-        learned = set(fit_on.split("+")) if fit_on else set()
+        """See warn_if_scored_on_training_data below: for each of eval_splits."""
         for split in self.eval_split_list:
-            parts = split.split("+")
-            if seen := [part for part in parts if part in trained]:
-                print(
-                    f"warning: eval_splits: {split} is scored on training data "
-                    f"({', '.join(seen)} in train_split={self.train_split})",
-                    file=sys.stderr,
-                )
-            elif seen := [part for part in parts if part in learned]:
-                print(
-                    f"warning: eval_splits: {split} is scored with a vocabulary learned from "
-                    f"{', '.join(seen)} ({self.data} was prepared with fit_on={fit_on})",
-                    file=sys.stderr,
-                )
+            warn_if_scored_on_training_data(
+                f"eval_splits: {split}", split, self.train_split, fit_on, self.data
+            )
 
     def lengths(self, model_context: int) -> tuple[int, int]:
         """(context, max_length): a language model's training window and the tokens a
@@ -344,6 +329,29 @@ class TrainConfig(OptimizerConfig):
 
 TUNED_BY = {"lr": "lr-range", "batch_size": "batch-size"}  # the command that writes each
 TUNED_PARTNER = {k: f"{k}_from" for k in TUNED_BY} | {f"{k}_from": k for k in TUNED_BY}
+
+
+def warn_if_scored_on_training_data(
+    what: str, split: str, train_split: str, fit_on: str | None, data: str
+) -> None:
+    """A split of the training data that the run also trains on (val, once train_split is
+    train+val for a final run) scores what the model has seen: a warning, as a run may mean
+    to measure its fit.  So does one that the data's vocabulary was learned from (`fit_on`,
+    prepare --fit-on): its words are known, and others' are <unk>.  what: the setting that
+    names the split, for the message."""
+    parts = split.split("+")
+    if seen := [part for part in parts if part in train_split.split("+")]:
+        print(
+            f"warning: {what} is scored on training data ({', '.join(seen)} in "
+            f"train_split={train_split})",
+            file=sys.stderr,
+        )
+    elif seen := [part for part in parts if fit_on and part in fit_on.split("+")]:
+        print(
+            f"warning: {what} is scored with a vocabulary learned from {', '.join(seen)} "
+            f"({data} was prepared with fit_on={fit_on})",
+            file=sys.stderr,
+        )
 
 
 def _read_choice(path: str, key: str) -> tuple[Any, str]:
