@@ -153,8 +153,9 @@ def prepare(
     mirror = mirror or default_mirror()
     kind = tokenizer or dataset.default_tokenizer
     if tokenizer_from is not None:
-        if (Path(tokenizer_from) / "meta.json").is_file():  # a folder of an earlier version
-            PreparedData(tokenizer_from)  # of its data set is refused here too
+        lender = Path(tokenizer_from) / "meta.json"  # absent: a tokenizer.json alone
+        if lender.is_file():
+            check_current_version(Path(tokenizer_from), read_json(lender))
         tok = tokenizers.load(tokenizer_from)
         if tokenizer not in (None, tok.kind):
             raise FromScratchError(
@@ -293,6 +294,19 @@ def write_split(folder: Path, name: str, split: Split, tok, dtype, progress: boo
     return info
 
 
+def check_current_version(folder: Path, meta: dict) -> None:
+    """Refuse a folder prepared from an earlier version of its data set (its splits are
+    other examples now), wherever it is read: as data, or lending its tokenizer."""
+    dataset = DATASETS.get(meta["dataset"])
+    version = meta.get("dataset_version", 1)  # folders from before versions: 1
+    if dataset and version != dataset.version:
+        raise FromScratchError(
+            f"{folder} was prepared from version {version} of {dataset.name}, whose "
+            f"splits have changed since (version {dataset.version}): prepare it again "
+            f"(in the pipeline, snakemake --forcerun {folder / 'meta.json'})"
+        )
+
+
 @dataclass
 class PreparedData:
     """Read access to a prepared folder: token streams, examples, labels, the tokenizer."""
@@ -309,14 +323,7 @@ class PreparedData:
             )
         self.meta = read_json(self.folder / "meta.json")
         self._streams: dict[str, np.ndarray] = {}
-        dataset = DATASETS.get(self.meta["dataset"])
-        version = self.meta.get("dataset_version", 1)  # folders from before versions: 1
-        if dataset and version != dataset.version:
-            raise FromScratchError(
-                f"{self.folder} was prepared from version {version} of {dataset.name}, whose "
-                f"splits have changed since (version {dataset.version}): prepare it again "
-                f"(in the pipeline, snakemake --forcerun {self.folder / 'meta.json'})"
-            )
+        check_current_version(self.folder, self.meta)
 
     @property
     def splits(self) -> list[str]:
