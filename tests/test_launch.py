@@ -328,9 +328,7 @@ def test_a_stage_run_here_keeps_its_threads_in_a_slurm_allocation_too(
     try:
         torch.set_num_threads(1)
         monkeypatch.setenv("SLURM_CPUS_PER_TASK", "2")
-        for function in (job, stage):
-            result = run(function, {"out": "o"}, launcher=launcher, log_dir=tmp_path, name="t")
-            assert result == (1, False)
+        assert run(job, {"out": "o"}, launcher=launcher, log_dir=tmp_path, name="t") == (1, False)
         assert job.checkpoint("o").result() == (1, True)  # requeued: resuming
     finally:
         torch.set_num_threads(threads)
