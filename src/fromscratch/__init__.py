@@ -45,10 +45,12 @@ def stop_signal() -> int | None:
     return _stopped_by[0] if _stopped_by else None
 
 
-def hangup_unless_nohup() -> tuple[int, ...]:
-    """(SIGHUP,), or () where the process was started to ignore it: `nohup` does, so that
-    it outlives its terminal, and it must go on ignoring it."""
-    return () if signal.getsignal(signal.SIGHUP) is signal.SIG_IGN else (signal.SIGHUP,)
+def heeded(*signals: int) -> tuple[int, ...]:
+    """Those of `signals` the process was not started to ignore. `nohup` ignores SIGHUP, so
+    that the process outlives its terminal; a shell script starts its background jobs with
+    SIGINT ignored, so that Ctrl-C stops only what runs in the foreground. Such a process
+    must go on ignoring them."""
+    return tuple(s for s in signals if signal.getsignal(s) is not signal.SIG_IGN)
 
 
 @contextlib.contextmanager
@@ -60,7 +62,7 @@ def exit_on_termination() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    stops = (signal.SIGTERM, *hangup_unless_nohup())
+    stops = (signal.SIGTERM, *heeded(signal.SIGHUP))
     previous = {stop: signal.signal(stop, exit_by_signal) for stop in stops}
     _stopped_by.clear()
     try:

@@ -148,16 +148,23 @@ def test_a_signal_during_a_step_saves_the_checkpoint_after_that_step(demo_chars,
     assert [checkpoint.step_of(path) for path in saved] == [5]
 
 
-def test_a_run_started_under_nohup_outlives_its_terminal(demo_chars, tmp_path):
-    """nohup starts a run with SIGHUP ignored, so that closing the terminal stops nothing:
-    the run must keep it ignored, not stop at it."""
+@pytest.mark.parametrize(
+    "ignored", [signal.SIGHUP, signal.SIGINT], ids=["nohup", "a script's background job"]
+)
+def test_a_signal_the_run_was_started_to_ignore_stays_ignored(ignored, demo_chars, tmp_path):
+    """nohup starts a run with SIGHUP ignored, so that closing the terminal stops nothing; a
+    shell script starts its background jobs with Ctrl-C ignored, so that it stops only the
+    foreground. The run must keep such a signal ignored, not stop at it."""
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump(tiny_gpt(demo_chars, max_steps=200, eval_splits="")))
-    run = launch(
-        config, tmp_path / "run", preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    )
+
+    def started_ignoring():
+        as_from_a_terminal()
+        signal.signal(ignored, signal.SIG_IGN)
+
+    run = launch(config, tmp_path / "run", preexec_fn=started_ignoring)
     wait_until_logged(run, tmp_path / "run", 3)
-    run.send_signal(signal.SIGHUP)
+    run.send_signal(ignored)
     assert run.wait(timeout=120) == 0, run.stderr.read()[-2000:]
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["steps"] == 200
 

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from fromscratch import FromScratchError, Interrupted, exit_by_signal, hangup_unless_nohup
+from fromscratch import FromScratchError, Interrupted, exit_by_signal, heeded
 from fromscratch.data import PreparedData, tokenizers
 from fromscratch.io import atomic_path
 from fromscratch.train import checkpoint
@@ -83,11 +83,11 @@ class StopSignals:
     A signal noted after the last check goes on to that handler when the block ends.
     """
 
-    SIGNALS = (signal.SIGTERM, signal.SIGUSR2, signal.SIGINT)  # and SIGHUP, but under nohup
+    SIGNALS = (signal.SIGTERM, signal.SIGUSR2)  # and Ctrl-C and SIGHUP, unless ignored
 
     def __enter__(self) -> StopSignals:
         self.pending: int | None = None
-        noted = (*self.SIGNALS, *hangup_unless_nohup())
+        noted = (*self.SIGNALS, *heeded(signal.SIGINT, signal.SIGHUP))
         self.previous = {sig: signal.signal(sig, self._note) for sig in noted}
         return self
 
