@@ -309,6 +309,30 @@ def test_noise_scale_measures_the_gradients_training_takes_dropout_included(demo
     assert dropped["grad_norm_sq"] != pytest.approx(plain["grad_norm_sq"], rel=1e-3)
 
 
+def test_noise_scale_after_training_takes_no_gradient_on_a_batch_trained_on(
+    demo_chars, monkeypatch
+):
+    """Micro-batch i is drawn with the key of training's batch i, so the measurement starts
+    at the batch training would draw next (steps × grad_accum), not at batch 0."""
+    drawn = {"batch_size": [], "micro_batch": []}
+    batch_stream = Trainer.batch_stream
+
+    def recorded(self, batch_size, name="batch_size"):
+        batches = batch_stream(self, batch_size, name)
+
+        def draw(index):
+            drawn[name].append(index)
+            return batches(index)
+
+        return draw
+
+    monkeypatch.setattr(Trainer, "batch_stream", recorded)
+    config = TrainConfig.from_dict(tiny_gpt(demo_chars, grad_accum=2))
+    measure_noise_scale(config, 2, accumulate=4, draws=3, after_steps=5)
+    assert drawn["batch_size"] == list(range(10))  # 5 steps of 2 micro-batches
+    assert drawn["micro_batch"] == list(range(10, 22))  # 3 draws of 4
+
+
 def test_noise_scale_of_a_classifier_counts_reviews(demo_words, monkeypatch):
     noise = measure_noise_scale(TrainConfig.from_dict(tiny_classifier(demo_words)), 2, 4, 2)
     assert noise["trace_covariance"] > 0 and noise["noise_scale_tokens"] is None
