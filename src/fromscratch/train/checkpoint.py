@@ -57,6 +57,7 @@ def rng_state() -> dict:
         "numpy": np.random.get_state(),
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "mps": torch.mps.get_rng_state() if torch.backends.mps.is_available() else None,
     }
 
 
@@ -68,6 +69,8 @@ def set_rng_state(state: dict) -> None:
         # one state per GPU the saving process saw: a resume that sees fewer GPUs (another
         # CUDA_VISIBLE_DEVICES) restores those it has, rather than failing on the others
         torch.cuda.set_rng_state_all(state["cuda"][: torch.cuda.device_count()])
+    if state.get("mps") is not None and torch.backends.mps.is_available():  # not saved before
+        torch.mps.set_rng_state(state["mps"])
 
 
 def save(folder: Path, state: dict, keep: int = 2) -> Path:
