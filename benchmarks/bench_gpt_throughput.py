@@ -54,9 +54,11 @@ step (fusing, fewer ops, less Python) could gain at that size on this machine.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import os
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -214,12 +216,27 @@ OP_KINDS = {
 }
 
 
+@contextlib.contextmanager
+def native_stderr_silenced():
+    """The profiler's C++ side writes a line to stderr as it starts and as it stops, and no
+    setting turns that off: the report would drown in them."""
+    sys.stderr.flush()
+    kept, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(kept, 2)
+        os.close(kept)
+        os.close(devnull)
+
+
 def time_breakdown(step, n: int) -> dict[str, float]:
     """ms per step in each of OP_KINDS, "other ops", and "python" (between ops)."""
     from torch.profiler import ProfilerActivity, profile
 
     wall = time_steps(step, n)  # unprofiled: the profiler slows every op down a little
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
+    with native_stderr_silenced(), profile(activities=[ProfilerActivity.CPU]) as prof:
         profiled_wall = time_steps(step, n)
     seconds = dict.fromkeys([*OP_KINDS, "other ops"], 0.0)
     for op in prof.key_averages():
