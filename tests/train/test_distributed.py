@@ -29,11 +29,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start(spec: dict, out, world: int, *flags: str) -> list[subprocess.Popen]:
-    """`fromscratch train` in `world` processes (one: no distributed environment)."""
+def start(
+    spec: dict, out, world: int, *flags: str, cli=(sys.executable, "-m", "fromscratch.cli")
+) -> list[subprocess.Popen]:
+    """`fromscratch train` in `world` processes (one: no distributed environment).
+    cli: the command that runs fromscratch's command line."""
     config = out.parent / f"{out.name}.yaml"
     config.write_text(yaml.safe_dump(spec))
-    command = [sys.executable, "-m", "fromscratch.cli", "train", str(config), "--out", str(out)]
+    command = [*cli, "train", str(config), "--out", str(out)]
     if world == 1:
         return [subprocess.Popen([*command, *flags], stdout=PIPE, stderr=PIPE, text=True)]
     env = {
@@ -140,6 +143,31 @@ def test_a_signal_to_one_process_stops_both_and_the_resume_is_exact(demo_chars, 
     assert f"resuming from step {saved['step']}" in err and "resuming" not in err_1
     assert json.loads(said)["steps"] == 400 and said_1 == ""
     assert_same_weights(weights(tmp_path / "whole"), weights(out), rtol=0, atol=0)
+
+
+# fromscratch's command line, where the second process's loss at step 4 is not finite
+# and its gradients are (a constant added to the loss): one process's own fp16 overflow
+ONE_LOSS_NOT_FINITE = """
+import os, sys
+from fromscratch.cli import main
+from fromscratch.train import loop
+if os.environ["RANK"] == "1":
+    losses = []
+    def loss_fn(*args, **kwargs):
+        losses.append(loop_loss_fn(*args, **kwargs))
+        return losses[-1] + float("nan") if len(losses) == 4 else losses[-1]
+    loop_loss_fn, loop.loss_fn = loop.loss_fn, loss_fn
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_loss_not_finite_in_one_process_stops_every_process(demo_chars, tmp_path):
+    """They agree on the step's loss before they check it: the one whose own loss is not
+    finite does not stop alone while the others wait for it forever."""
+    spec = tiny_gpt(demo_chars, max_steps=20, eval_splits="")
+    ranks = start(spec, tmp_path / "run", 2, cli=(sys.executable, "-c", ONE_LOSS_NOT_FINITE))
+    for code, _, err in wait(ranks):
+        assert code == 1 and "error: non-finite loss at step 4;" in err, err
 
 
 def score_a_share(rank: int, port: int, specs: dict, out) -> None:
