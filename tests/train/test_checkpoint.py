@@ -3,6 +3,8 @@ skips a damaged newest checkpoint; only the newest keep_checkpoints checkpoints 
 
 import copy
 import errno
+import struct
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -82,22 +84,67 @@ def test_a_studys_nested_training_config_resumes_when_only_the_watching_changed(
     assert (tmp_path / "checkpoints.stale-1").exists() is not resumes
 
 
-def test_resume_skips_a_damaged_newest_checkpoint(demo_chars, tmp_path, capsys):
+def test_a_run_of_a_changed_config_names_the_settings_that_changed(tmp_path, capsys):
+    folder = tmp_path / "checkpoints"
+    study = {"vae": {"latent": 8}, "train": {"lr": 1e-3, "log_every": 10}, "seed": 0}
+    checkpoint.save(folder, {"step": 40, "config": study})
+    rerun = {"vae": {"latent": 16}, "train": {"lr": 3e-3, "log_every": 5}, "seed": 0, "new": 1}
+    assert checkpoint.resume_from(folder, rerun, resume=True) is None
+    assert capsys.readouterr().err == (
+        "checkpoints of a different config (new, train.lr, vae.latent changed) moved to "
+        f"{tmp_path / 'checkpoints.stale-1'}; starting afresh\n"
+    )
+
+
+def cut_short(path: Path) -> str:
+    path.write_bytes(path.read_bytes()[:1000])  # as by a full disk
+    return "cut short, or not a checkpoint"
+
+
+def one_bit_flipped(path: Path) -> str:
+    """In the middle of the largest tensor's bytes, which torch.load would take as they are."""
+    with zipfile.ZipFile(path) as archive:
+        tensors = [member for member in archive.infolist() if "/data/" in member.filename]
+    largest = max(tensors, key=lambda member: member.file_size)
+    raw = bytearray(path.read_bytes())
+    header = largest.header_offset  # its local header: 30 bytes, then its name and extra
+    name_length, extra_length = struct.unpack("<HH", raw[header + 26 : header + 30])
+    raw[header + 30 + name_length + extra_length + largest.file_size // 2] ^= 0x10
+    path.write_bytes(raw)
+    return f"{largest.filename} fails its checksum"
+
+
+@pytest.mark.parametrize("damage", [cut_short, one_bit_flipped])
+def test_resume_skips_a_damaged_newest_checkpoint_and_says_so(damage, demo_chars, tmp_path, capsys):
     config = TrainConfig.from_dict(
         tiny_gpt(demo_chars, max_steps=4, checkpoint_every=2, keep_checkpoints=5, eval_splits="")
     )
     train(config, tmp_path)
     folder = tmp_path / "checkpoints"
     (folder / "finished").unlink()  # as if the run had been stopped after step 4
-    newest = folder / "step-00000004.pt"
-    newest.write_bytes(newest.read_bytes()[:1000])  # cut short, as by a full disk
+    wrong = damage(folder / "step-00000004.pt")
     capsys.readouterr()
     trainer = Trainer(config, tmp_path, resume=True)
     assert trainer.state.step == 2  # the newest checkpoint that loads, not a fresh start
-    assert f"resuming from step 2 ({folder / 'step-00000002.pt'})" in capsys.readouterr().err
+    assert capsys.readouterr().err.startswith(
+        f"skipped damaged checkpoints (step-00000004.pt: {wrong})\n"
+        f"resuming from step 2 ({folder / 'step-00000002.pt'})\n"
+    )
     saved = torch.load(folder / "step-00000002.pt", weights_only=False)["model"]
     for name, p in trainer.model.state_dict().items():
         assert torch.equal(p, saved[name]), name
+
+
+def test_a_run_whose_every_checkpoint_is_damaged_starts_afresh_and_says_why(tmp_path, capsys):
+    folder = tmp_path / "checkpoints"
+    for step in (2, 4):
+        checkpoint.save(folder, {"step": step, "config": {}, "weights": torch.ones(100)})
+    wrong = [cut_short(folder / "step-00000004.pt"), one_bit_flipped(folder / "step-00000002.pt")]
+    assert checkpoint.resume_from(folder, {}, resume=True) is None
+    assert capsys.readouterr().err == (
+        f"checkpoints, all damaged (step-00000004.pt: {wrong[0]}; step-00000002.pt: {wrong[1]}),"
+        f" moved to {tmp_path / 'checkpoints.stale-1'}; starting afresh\n"
+    )
 
 
 def test_a_damaged_checkpoint_the_resume_skipped_does_not_crowd_out_the_next(tmp_path):
@@ -106,10 +153,15 @@ def test_a_damaged_checkpoint_the_resume_skipped_does_not_crowd_out_the_next(tmp
     folder = tmp_path / "checkpoints"
     checkpoint.save(folder, {"step": 5}, keep=1)
     (folder / "step-00000008.pt").write_bytes(b"cut short")
-    assert checkpoint.load_latest(folder)["step"] == 5
+    saved, damaged = checkpoint.load_latest(folder)
+    assert saved["step"] == 5
+    assert damaged == ["step-00000008.pt: cut short, or not a checkpoint"]
     checkpoint.save(folder, {"step": 6}, keep=1)
     assert [p.name for p in checkpoint.list_checkpoints(folder)] == ["step-00000006.pt"]
-    assert checkpoint.load_latest(folder)["step"] == 6
+    assert checkpoint.load_latest(folder) == (
+        {"step": 6, "path": str(folder / "step-00000006.pt")},
+        [],
+    )
 
 
 def test_only_the_newest_keep_checkpoints_stay(demo_chars, tmp_path):
@@ -154,4 +206,4 @@ def test_the_newest_checkpoint_is_the_one_resumed_from(tmp_path):
     folder = tmp_path / "checkpoints"
     for step in (2, 4, 10):
         checkpoint.save(folder, {"step": step}, keep=3)
-    assert checkpoint.load_latest(folder)["step"] == 10
+    assert checkpoint.load_latest(folder)[0]["step"] == 10

@@ -1,7 +1,7 @@
 """Checkpoints that lose nothing, written atomically, and found again on resume.
 
 A checkpoint holds the model, the optimizer, the GradScaler, every RNG state (Python,
-NumPy, torch CPU and each CUDA device), the step (which is also the data sampler's
+NumPy, torch CPU, each CUDA device and MPS), the step (which is also the data sampler's
 position and, with the elapsed time, all the LR schedule needs), the tokens seen, the
 elapsed training time (a time budget survives requeues), the W&B run id, and the meta.json
 of the data it trains on (see resume_from).
@@ -13,6 +13,7 @@ import contextlib
 import random
 import re
 import sys
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -101,16 +102,35 @@ def list_checkpoints(folder: Path) -> list[Path]:
     return sorted(found, key=step_of)
 
 
-def load_latest(folder: Path) -> dict | None:
-    """The newest checkpoint that loads; a damaged one is skipped, never trusted."""
+def damage(path: Path) -> str | None:
+    """What is wrong with the checkpoint file at `path`, or None if it is whole. A flipped
+    bit torch.load would take, as it never reads the checksum of each tensor's bytes that
+    the file holds."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            failed = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError):
+        return "cut short, or not a checkpoint"
+    return None if failed is None else f"{failed} fails its checksum"
+
+
+def load_latest(folder: Path) -> tuple[dict | None, list[str]]:
+    """The newest checkpoint that is whole and loads, and, for each newer one skipped as
+    damaged (never trusted), its name and what is wrong with it."""
+    skipped = []
     for path in reversed(list_checkpoints(folder)):
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception:  # any unreadable file is not a checkpoint
+        wrong = damage(path)
+        if wrong is None:
+            try:
+                state = torch.load(path, map_location="cpu", weights_only=False)
+            except Exception as e:  # any unreadable file is not a checkpoint
+                wrong = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if wrong is not None:
+            skipped.append(f"{path.name}: {wrong}")
             continue
         state["path"] = str(path)
-        return state
-    return None
+        return state, skipped
+    return None, skipped
 
 
 FINISHED = "finished"  # in the checkpoint folder of a run that went to its end
@@ -167,22 +187,29 @@ def resume_from(
     says so (one of several processes of a distributed run does).
     """
     finished = (folder / FINISHED).exists()
-    saved = load_latest(folder) if resume and not finished else None
-    same_config = saved is not None and what_trains(saved["config"]) == what_trains(config)
+    saved, damaged = load_latest(folder) if resume and not finished else (None, [])
+    changed = changed_settings(saved["config"], config) if saved is not None else []
     other_data = differences(saved.get("data_meta"), data_meta) if saved is not None else []
-    if same_config and not other_data:
+    if owner and damaged and saved is not None:
+        print(f"skipped damaged checkpoints ({'; '.join(damaged)})", file=sys.stderr)
+    if saved is not None and not changed and not other_data:
         if owner:
             print(f"resuming from step {saved['step']} ({saved['path']})", file=sys.stderr)
         return saved
     if owner and (finished or list_checkpoints(folder)):
         stale = set_aside(folder)
-        whose = (
-            "a finished run" if finished
-            else "an earlier run" if saved is None
-            else "a different config" if not same_config
-            else f"a run on other data (meta.json's {', '.join(other_data)} changed since)"
-        )  # fmt: skip
-        print(f"checkpoints of {whose} moved to {stale}; starting afresh", file=sys.stderr)
+        if finished:
+            whose = "checkpoints of a finished run"
+        elif saved is None and damaged:
+            whose = f"checkpoints, all damaged ({'; '.join(damaged)}),"
+        elif saved is None:
+            whose = "checkpoints of an earlier run"
+        elif changed:
+            whose = f"checkpoints of a different config ({', '.join(changed)} changed)"
+        else:
+            whose = f"checkpoints of a run on other data (meta.json's {', '.join(other_data)} "
+            whose += "changed since)"
+        print(f"{whose} moved to {stale}; starting afresh", file=sys.stderr)
     return None
 
 
@@ -200,6 +227,20 @@ def what_trains(config: dict) -> dict:
         for key, value in config.items()
         if key not in WATCHING
     }
+
+
+def changed_settings(before: dict, now: dict) -> list[str]:
+    """The settings, as dotted paths (model.dropout), in which two run configs differ, the
+    WATCHING ones aside."""
+    before, now = what_trains(before), what_trains(now)
+    changed = []
+    for key in sorted(before.keys() | now.keys()):
+        old, new = before.get(key), now.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            changed += [f"{key}.{inner}" for inner in changed_settings(old, new)]
+        elif old != new:
+            changed.append(key)
+    return changed
 
 
 def mark_finished(folder: Path) -> None:
