@@ -1,9 +1,16 @@
 """LR range test and batch-size search: real sweeps on the demo corpus, outputs that a
 training config reads back."""
 
+import contextlib
 import csv
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -28,7 +35,7 @@ from fromscratch.train.noise_scale import (
     write_noise_scale,
 )
 
-from ..conftest import tiny_classifier, tiny_gpt
+from ..conftest import children, tiny_classifier, tiny_gpt
 
 
 def test_choice_rule_on_a_known_curve():
@@ -192,6 +199,35 @@ def test_a_probe_counts_its_own_memory_not_the_searchs(demo_chars):
     _, beside = probe_in_child(config, 1, steps=1)
     del ballast
     assert beside < alone + 100
+
+
+# a search stopped while its probe runs (Snakemake stopping the rule sends SIGTERM to the
+# search's process alone)
+STOPPED_WHILE_PROBING = """
+import json, sys
+from fromscratch import exit_on_termination
+from fromscratch.train.batch_size import probe_in_child
+with exit_on_termination():
+    probe_in_child(json.loads(sys.argv[1]), 1, steps=10**9)
+"""
+
+
+def test_a_search_stopped_while_it_probes_stops_the_probe(demo_chars):
+    config = json.dumps(TrainConfig.from_dict(tiny_gpt(demo_chars)).to_dict())
+    searching = subprocess.Popen([sys.executable, "-c", STOPPED_WHILE_PROBING, config])
+    deadline = time.monotonic() + 60
+    while not children(searching.pid):
+        assert time.monotonic() < deadline and searching.poll() is None, "no probe started"
+        time.sleep(0.05)
+    [probe_pid] = children(searching.pid)
+    try:
+        time.sleep(1)  # into the probe's steps
+        searching.send_signal(signal.SIGTERM)
+        assert searching.wait(timeout=60) == 128 + signal.SIGTERM
+        assert not Path(f"/proc/{probe_pid}").exists(), "the probe runs on alone"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(probe_pid, signal.SIGKILL)
 
 
 def test_batch_size_search_respects_the_memory_cap(demo_chars, tmp_path):

@@ -139,7 +139,12 @@ def probe_in_child(
             stderr=errors,
             text=True,
         )
-        stdout = child.stdout.read()
+        try:
+            stdout = child.stdout.read()
+        except BaseException:  # stopped (SIGTERM, Ctrl-C): the probe must not run on alone
+            child.kill()
+            child.wait()
+            raise
         child.stdout.close()
         _, status, usage = os.wait4(child.pid, 0)  # reaps the child; its rusage too
         returncode = os.waitstatus_to_exitcode(status)
