@@ -147,6 +147,24 @@ def test_a_run_whose_every_checkpoint_is_damaged_starts_afresh_and_says_why(tmp_
     )
 
 
+def test_a_resume_on_another_number_of_threads_says_it_is_not_bit_exact(
+    demo_chars, tmp_path, capsys
+):
+    config = TrainConfig.from_dict(tiny_gpt(demo_chars, max_steps=2, eval_splits=""))
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        Trainer(config, tmp_path).train_to_the_end()
+        for resumed_on, said in ((1, False), (2, True)):
+            torch.set_num_threads(resumed_on)
+            capsys.readouterr()
+            Trainer(config, tmp_path, resume=True)
+            warning = "saved on 1 CPU thread, resumed on 2: the sums come out in another order"
+            assert (warning in capsys.readouterr().err) is said
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_a_damaged_checkpoint_the_resume_skipped_does_not_crowd_out_the_next(tmp_path):
     """Resumed at step 5 past a damaged step 8: the step-6 checkpoint is the newest, and
     with keep=1 the only one, not step 8's broken file."""

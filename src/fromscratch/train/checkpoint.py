@@ -3,8 +3,8 @@
 A checkpoint holds the model, the optimizer, the GradScaler, every RNG state (Python,
 NumPy, torch CPU, each CUDA device and MPS), the step (which is also the data sampler's
 position and, with the elapsed time, all the LR schedule needs), the tokens seen, the
-elapsed training time (a time budget survives requeues), the W&B run id, and the meta.json
-of the data it trains on (see resume_from).
+elapsed training time (a time budget survives requeues), the W&B run id, the meta.json
+of the data it trains on (see resume_from), and the CPU threads it ran on.
 """
 
 from __future__ import annotations

@@ -308,6 +308,14 @@ class Trainer:
                 "dropout masks from here on are not the uninterrupted run's",
                 file=sys.stderr,
             )
+        threads = saved.get("cpu_threads")  # None: on a GPU, or an older checkpoint
+        if threads not in (None, torch.get_num_threads()) and self.dist.is_main:
+            print(
+                f"saved on {threads} CPU thread{'s' * (threads != 1)}, resumed on "
+                f"{torch.get_num_threads()}: the sums come out in another order, and the "
+                "weights from here on are not the uninterrupted run's bit for bit",
+                file=sys.stderr,
+            )
         self.state = Progress(**saved["progress"])
 
     def save_checkpoint(self) -> Path | None:
@@ -328,6 +336,7 @@ class Trainer:
                 **self.tracker.checkpoint_state(),
                 "config": self.config_dict(),
                 "data_meta": self.data.meta,
+                "cpu_threads": torch.get_num_threads() if self.device.type == "cpu" else None,
             },
             keep=self.config.keep_checkpoints,
         )
