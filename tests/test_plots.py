@@ -365,7 +365,9 @@ def test_generated_text_is_drawn_as_written(tmp_path, drawn):
     plots.samples({"model": MONEY}, tmp_path / "s", f'samples of "{MONEY}"')
     examples = {
         "interpolations": [{"from": MONEY, "to": "fine", "steps": [MONEY, "fine"]}],
-        "reconstructions": [{"label": 0, "text": MONEY, "swapped": MONEY}],
+        "reconstructions": [
+            {"label": 0, "text": MONEY, "reconstruction": MONEY, "swapped": MONEY, "flipped": False}
+        ],
     }
     (tmp_path / "examples.json").write_text(json.dumps(examples))
     sentence_vae.interpolations(tmp_path / "examples.json", tmp_path / "i", MONEY)

@@ -667,19 +667,38 @@ def test_the_latent_figure_projects_centred_means_and_names_each_label_and_seed(
         np.testing.assert_array_equal(drawn_in, labels == label, err_msg=name)
 
 
-def test_the_interpolations_start_with_the_first_pair_and_tag_each_review_by_label(tmp_path, drawn):
+def test_the_interpolations_start_with_the_first_pair_and_show_each_move_beside_its_decoding(
+    tmp_path, drawn
+):
+    """A move is shown with the sentence decoded unmoved, and marked where the probe reads
+    the other label: a decoding that differs from the sentence is not a move's doing. The
+    moves shown take each label in turn."""
     from fromscratch.figures import sentence_vae as figures
 
     pairs = [{"from": f"first {i}", "to": f"last {i}", "steps": [f"first {i}", f"last {i}"]}
              for i in range(3)]  # fmt: skip
-    reviews = [{"label": 0, "text": "a dull film", "swapped": "a fine film"},
-               {"label": 1, "text": "a fine film", "swapped": "a dull film"}]  # fmt: skip
+    reviews = [
+        {"label": 0, "text": "a dull film", "reconstruction": "a dull film",
+         "swapped": "a fine film", "flipped": True},
+        {"label": 0, "text": "a slow film", "reconstruction": "a slow film",
+         "swapped": "a slow film", "flipped": False},
+        {"label": 1, "text": "a fine film", "reconstruction": "a good film",
+         "swapped": "a good film", "flipped": False},
+    ]  # fmt: skip
     examples = {"interpolations": pairs, "reconstructions": reviews}
     (tmp_path / "examples.json").write_text(json.dumps(examples))
-    figures.interpolations(tmp_path / "examples.json", tmp_path / "i", "t", pairs=2)
+    figures.interpolations(tmp_path / "examples.json", tmp_path / "i", "t", pairs=2, swaps=2)
     texts = drawn[-1].axes[0].texts
     heads = [t.get_text() for t in texts if t.get_fontweight() == "bold"]
     assert heads[:2] == ["“first 0”  →  “last 0”", "“first 1”  →  “last 1”"]
-    assert len(heads) == 3  # the two pairs asked for, and the heading of the swaps
-    body = [t.get_text() for t in texts]
-    assert "  [neg] a dull film" in body and "  [pos] a fine film" in body
+    assert len(heads) == 4  # the two pairs asked for, and the two lines heading the moves
+    body = [t.get_text() for t in texts if t.get_fontweight() != "bold"]
+    moves = body[body.index("") + 1 :] if "" in body else body
+    assert moves[-6:] == [
+        "  [neg] a dull film",
+        "      decoded: a dull film",
+        "      moved:   (flipped) a fine film",
+        "  [pos] a fine film",
+        "      decoded: a good film",
+        "      moved:   a good film",
+    ]

@@ -5,6 +5,7 @@ latents.npz, and one run's examples.json."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import textwrap
 from pathlib import Path
@@ -155,6 +156,18 @@ def latent(
     return save(fig, out)
 
 
+def balanced(rows: list[dict], count: int) -> list[dict]:
+    """Up to `count` of `rows`, taken from each label in turn: the first rows may all be
+    of one label, and a move shows its direction only beside the other."""
+    by_label = {}
+    for row in rows:
+        by_label.setdefault(row["label"], []).append(row)
+    taken = [
+        row for turn in itertools.zip_longest(*by_label.values()) for row in turn if row is not None
+    ]
+    return taken[:count]
+
+
 def interpolations(
     examples_path: str | Path, out: str | Path, title: str, pairs: int = 3, swaps: int = 6
 ) -> list:
@@ -167,13 +180,17 @@ def interpolations(
         for t, text in zip(np.linspace(0, 1, len(pair["steps"])), pair["steps"], strict=True):
             lines.append(("body", f"  t = {t:.2f}   {text}"))
         lines.append(("gap", ""))
-    lines.append(("head", "Moved along the sentiment direction in z (original → decoded)"))
-    for row in examples["reconstructions"][:swaps]:
+    lines.append(("head", "Moved along the sentiment direction in z: the sentence, decoded from"))
+    lines.append(
+        ("head", "its μ, and decoded after the move (flipped: the probe reads the other label)")
+    )
+    for row in balanced(examples["reconstructions"], swaps):
         # shorten the text, then indent it: shorten() would collapse the indent too
-        before = f"  [{LABEL_NAMES.get(row['label'], row['label'])[:3]}] "
-        lines.append(("body", before + textwrap.shorten(row["text"], 100 - len(before))))
-        after = "      → "
-        lines.append(("body", after + textwrap.shorten(row["swapped"], 100 - len(after))))
+        label = f"  [{LABEL_NAMES.get(row['label'], row['label'])[:3]}] "
+        moved = "      moved:   " + ("(flipped) " if row["flipped"] else "")
+        for before, text in ((label, row["text"]), ("      decoded: ", row["reconstruction"]),
+                             (moved, row["swapped"])):  # fmt: skip
+            lines.append(("body", before + textwrap.shorten(text, 100 - len(before))))
     fig, ax = plt.subplots(figsize=(9, 0.22 * len(lines) + 0.8))
     ax.axis("off")
     for i, (kind, text) in enumerate(lines):  # decoded text as written, "$5 ... $6" too

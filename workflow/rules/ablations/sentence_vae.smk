@@ -207,6 +207,7 @@ if ablation_enabled("sentence_vae"):
             "sentence_vae/interpolations",
             "Sentence VAE: interpolations",
             "Greedy decodes along the line between two sentences' latent codes, and "
-            "sentences moved along the sentiment direction in z.",
+            "sentences of each label moved along the sentiment direction in z, each beside "
+            "its decoding unmoved.",
         ),
     ]
