@@ -100,8 +100,9 @@ def context_figure(results: pd.DataFrame, out: str | Path, title: str) -> list:
             if column == "bits":
                 ylabel = plots.label(f"{rows['split'].iloc[0]}/{rows['unit'].iloc[0]}")
             elif column == "peak_memory_mb":  # what the cost stage could measure there
-                what = "resident, CPU" if rows["memory_device"].iloc[0] == "cpu" else "GPU"
-                ylabel = f"peak memory (MB, {what})"
+                on_cpu = rows["memory_device"].iloc[0] == "cpu"
+                # on a CPU, over what the process held before the model was built
+                ylabel = "peak memory added (MB)" if on_cpu else "peak memory (MB, GPU)"
             plots.log2_ticks(ax, contexts)
             ax.set(xlabel="context length (tokens)", ylabel=ylabel)
             if column != "bits":  # costs from zero: their ratios are what matters

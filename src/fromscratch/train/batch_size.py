@@ -166,13 +166,16 @@ def probe_and_report(config_json: str, batch_size: str, steps: str, threads: str
     """
     torch.set_num_threads(int(threads))
     config = TrainConfig.from_dict(json.loads(config_json))
+    before = own_memory_mb("VmRSS")  # Python and torch alone, before the model is built
     try:
         result = probe(config, int(batch_size), int(steps))
     except Exception as error:
         if not out_of_memory(error):
             raise
         result = None
-    print(json.dumps({"result": result, "peak_mb": own_peak_mb()}))
+    if result is not None and before is not None:
+        result["resident_before_mb"] = before
+    print(json.dumps({"result": result, "peak_mb": own_memory_mb("VmHWM")}))
 
 
 def out_of_memory(error: BaseException) -> bool:
@@ -183,12 +186,13 @@ def out_of_memory(error: BaseException) -> bool:
     )
 
 
-def own_peak_mb() -> float | None:
-    """This process's peak resident memory in MB since it started (Linux), else None."""
+def own_memory_mb(field: str) -> float | None:
+    """This process's memory in MB as /proc/self/status's `field` gives it (Linux; VmHWM:
+    the peak resident since it started, VmRSS: resident now), else None."""
     try:
         with open("/proc/self/status") as status:
             for line in status:
-                if line.startswith("VmHWM:"):
+                if line.startswith(f"{field}:"):
                     return int(line.split()[1]) / 1024
     except OSError:
         pass
