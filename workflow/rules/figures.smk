@@ -133,7 +133,7 @@ rule figure_samples:
     conda:
         CONDA_ENV
     params:
-        names=[f"GPT, {v} positions" for v in variants("position")],
+        names=[f"GPT, position: {v}" for v in variants("position")],
         title=f"Samples (seed {SEEDS[0]}, temperature {SAMPLING['temperature']})",
     script:
         "../scripts/samples.py"

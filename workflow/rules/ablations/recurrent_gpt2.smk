@@ -136,7 +136,8 @@ if ablation_enabled("recurrent_gpt2"):
             (
                 f"recurrent_gpt2/{corpus}",
                 f"A recurrent GPT ({corpus})",
-                "Bits per token along long documents read in runs of the context length: "
+                "Bits (per character, byte or token: the axes say which) along long documents "
+                "read in runs of the context length: "
                 "each run after the first gets the previous run's last hidden state at its "
                 "input or at every layer, against sliding windows and truncated chunks.",
             )
