@@ -216,7 +216,8 @@ def batch_size(
     result = json.loads(Path(json_path).read_text())
     tried = pd.DataFrame(result["tried"])
     fits = tried[tried["fits"]]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.8))
+    # one x-axis: a noise scale beyond the sizes tried stretches both panels alike
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.8), sharex=True)
     left.plot(fits["batch_size"], fits["tokens_per_s"], marker="o")
     left.set(xlabel="batch size (sequences)", ylabel="throughput (tokens/s)")
     noise = json.loads(Path(noise_path).read_text()) if noise_path is not None else {}
