@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib.ticker import MaxNLocator
 
 from fromscratch.figures.plots import legend_beside, mean_sd, save, seed_chart, seeds_note
 from fromscratch.io import read_json
@@ -97,22 +98,24 @@ def training(
 
 def summary(results: pd.DataFrame, variants: list[str], out: str | Path, title: str) -> list:
     """Final active units, probe accuracy and swap flip rate per variant; seeds as dots."""
-    panels = [
-        ("test/active_units", "active units (Var of μ > 0.01)"),
-        ("probe_accuracy", "sentiment probe accuracy on μ (test)"),
-        ("swap_flip_rate", "swaps the probe reads as flipped"),
+    panels = [  # a count and a share from 0, as bars; the accuracy zoomed in about chance
+        ("test/active_units", "active units (Var of μ > 0.01)", True),
+        ("probe_accuracy", "sentiment probe accuracy on μ (test)", False),
+        ("swap_flip_rate", "swaps the probe reads as flipped (share)", True),
     ]
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
-    for ax, (metric, ylabel) in zip(axes, panels, strict=True):
-        seed_chart(ax, results, "variant", metric, order=variants)
+    for ax, (metric, ylabel, bars) in zip(axes, panels, strict=True):
+        seed_chart(ax, results, "variant", metric, order=variants, bars=bars)
         ax.set(xlabel="KL schedule", ylabel=ylabel)
         ax.tick_params(axis="x", rotation=15)
+    axes[0].yaxis.set_major_locator(MaxNLocator(integer=True))
+    axes[2].set_ylim(bottom=0)  # a share: its sd bar below 0 says nothing
     majority = results["majority_accuracy"].mean()
     axes[1].axhline(majority, color="C3", ls="--", label=f"majority class ({majority:.2f})")
-    axes[1].legend(fontsize=8)
+    axes[1].legend(fontsize=8, loc="best")
     seeds = results["seed"].nunique()
     dots = ", dots: seeds" if seeds > 1 else ""
-    fig.suptitle(f"{title} ({seeds_note(seeds, 'bars: mean ± sd')}{dots})")
+    fig.suptitle(f"{title} ({seeds_note(seeds, 'bars and diamonds: mean ± sd')}{dots})")
     return save(fig, out)
 
 
