@@ -32,6 +32,25 @@ def test_lm_batches_are_reproducible_and_shard_the_global_batch():
     assert torch.equal(torch.cat(halves), x)
 
 
+def test_another_seed_draws_batches_of_its_own_not_the_same_ones_shifted(demo_words):
+    """A seed's batch i is no other seed's batch j: two seeds of an experiment train on
+    draws unrelated to each other, as their spread over seeds assumes."""
+    tokens = np.arange(100_000, dtype=np.uint32)
+    lm = {seed: [LMBatches(tokens, 16, 8, seed=seed)(i)[0] for i in range(4)] for seed in (0, 1)}
+    assert not any(torch.equal(a, b) for a in lm[0] for b in lm[1])
+    data = PreparedData(demo_words)
+
+    def epochs(seed):  # the examples' order in each of the first three epochs
+        batches = ClassificationBatches(data.tokens("train"), data.offsets("train"),
+                                        data.labels("train"), 32, 64, seed=seed)  # fmt: skip
+        per_epoch = batches.per_epoch
+        return [torch.cat([batches(e * per_epoch + i)[0][:, :4].flatten()
+                           for i in range(per_epoch)]) for e in range(3)]  # fmt: skip
+
+    first, second = epochs(0), epochs(1)
+    assert not any(torch.equal(a, b) for a in first for b in second)
+
+
 def test_lm_windows_reach_both_ends_of_the_stream():
     tokens = np.arange(20, dtype=np.uint16)
     starts = set()

@@ -49,6 +49,10 @@ def test_choice_rule_on_a_known_curve():
     # a curve still falling at the sweep's end: steepest where it ends, at its minimum
     falling = choose(np.array([1e-4, 1e-3, 1e-2, 1e-1]), np.array([5.0, 4.9, 4.8, 1.0]))
     assert falling["lr_steepest"] == falling["lr_at_min_loss"] == 1e-1
+    # the steepest fall is the one on the way to the minimum, not a plunge after a blow-up
+    rebound = choose(np.logspace(-4, 0, 5), np.array([5.0, 4.0, 1.0, 9.0, 2.0]))
+    assert rebound["lr_at_min_loss"] == pytest.approx(1e-2)
+    assert rebound["lr_steepest"] == pytest.approx(1e-3)
 
 
 def test_lr_range_test_smooths_its_sweep_and_its_choice_feeds_training(demo_words, tmp_path):
@@ -137,6 +141,26 @@ def test_batch_size_search_on_cpu(demo_chars, tmp_path, capsys):
         torch.set_num_threads(threads)
     assert one["threads"] == 1 and all(t["threads"] == threads for t in result["tried"])
     assert json.loads((tmp_path / "batch_size.json").read_text())["batch_size"] == 4
+
+
+def test_batch_size_search_chooses_the_largest_size_that_fits(demo_chars, tmp_path, monkeypatch):
+    """Not the first that does not: memory grows with the batch, 100 MB a sequence here,
+    so under a cap of 250 MB batches of 1 and 2 fit and 4 does not."""
+    from fromscratch.train import batch_size as searching
+
+    def measured(config, batch_size, steps=searching.PROBE_STEPS):
+        speed = {1: 1000.0, 2: 3000.0, 4: 5000.0}[batch_size]
+        return {"step_s": 1.0, "tokens_per_s": speed, "threads": 1}, 100.0 * batch_size
+
+    monkeypatch.setattr(searching, "measure", measured)
+    config = TrainConfig.from_dict(tiny_gpt(demo_chars))
+    result = search(config, tmp_path, max_batch_size=64, memory_cap_mb=250)
+    assert [(t["batch_size"], t["fits"]) for t in result["tried"]] == [
+        (1, True),
+        (2, True),
+        (4, False),
+    ]
+    assert result["batch_size"] == result["fastest_batch_size"] == 2
 
 
 def test_the_tuning_curves_are_wandb_runs_of_their_own(demo_chars, tmp_path):
