@@ -51,6 +51,16 @@ def test_an_fp16_step_clips_and_logs_the_unscaled_gradient(demo_chars, tmp_path)
         return Trainer(TrainConfig.from_dict(spec), tmp_path / precision).train_step()["grad_norm"]
 
     assert first_norm("fp16") == pytest.approx(first_norm("fp32"), rel=0.02)
+    # the step taken is the clipped one: with plain SGD, an update of lr × grad_clip in all
+    spec = tiny_gpt(demo_chars, dropout=0.0, precision="fp16", grad_clip=0.05, eval_splits="")
+    trainer = Trainer(TrainConfig.from_dict(spec), tmp_path / "clipped")
+    trainer.optimizer = torch.optim.SGD(trainer.model.parameters(), lr=0.1)
+    before = [p.detach().clone() for p in trainer.model.parameters()]
+    assert trainer.train_step(lr=0.1)["grad_norm"] > 10 * 0.05  # clipping has work to do
+    moved = [
+        (p.detach() - b).norm() for p, b in zip(trainer.model.parameters(), before, strict=True)
+    ]
+    assert torch.stack(moved).norm().item() == pytest.approx(0.1 * 0.05, rel=0.02)
 
 
 def test_a_checkpoint_that_fails_half_written_leaves_the_earlier_one_alone(tmp_path, monkeypatch):
