@@ -200,3 +200,26 @@ def test_a_nan_loss_ends_the_wandb_run_as_failed(demo_chars, tmp_path, wandb_exi
     with pytest.raises(NonFiniteLoss):
         trainer.run()
     assert wandb_exit_codes == [1]
+
+
+def test_a_runs_outputs_reach_their_names_whole_by_a_rename(demo_chars, tmp_path, monkeypatch):
+    """model.pt, summary.json, and metrics.jsonl cut back to the checkpoint on a resume are
+    each written beside their name and renamed onto it: a kill mid-write leaves the earlier
+    file or the new one whole, never half of one."""
+    config = TrainConfig.from_dict(
+        tiny_gpt(demo_chars, max_steps=4, checkpoint_every=2, keep_checkpoints=5, eval_splits="")
+    )
+    train(config, tmp_path)
+    checkpoints = tmp_path / "checkpoints"
+    for stopped_after_step_3 in ("finished", "step-00000004.pt"):
+        (checkpoints / stopped_after_step_3).unlink()
+    renamed_onto = []
+    rename = os.replace
+
+    def recorded(source, target):
+        renamed_onto.append(Path(target).name)
+        rename(source, target)
+
+    monkeypatch.setattr(os, "replace", recorded)
+    train(config, tmp_path, resume=True)
+    assert {"metrics.jsonl", "model.pt", "summary.json"} <= set(renamed_onto)
