@@ -235,3 +235,14 @@ def test_the_newest_checkpoint_is_the_one_resumed_from(tmp_path):
     for step in (2, 4, 10):
         checkpoint.save(folder, {"step": step}, keep=3)
     assert checkpoint.load_latest(folder)[0]["step"] == 10
+
+
+def test_a_run_that_fails_before_it_writes_anything_leaves_no_folder(demo_chars, tmp_path):
+    config = TrainConfig.from_dict(tiny_gpt(demo_chars, train_split="nosuch"))
+    with pytest.raises(FromScratchError, match="nosuch"):
+        train(config, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+    (tmp_path / "used").mkdir()  # a folder that was there before stays
+    with pytest.raises(FromScratchError, match="nosuch"):
+        train(config, tmp_path / "used")
+    assert (tmp_path / "used").is_dir()
