@@ -93,6 +93,11 @@ def test_two_processes_take_the_steps_of_one(demo_chars, tmp_path):
     one = train(spec, tmp_path / "one", world=1)
     two = train(spec, tmp_path / "two", world=2)
     assert two["tokens"] == one["tokens"] == 8 * 8 * 32
+    # the loss logged is the whole batch's, the mean of the processes' halves
+    assert two["final_train_loss"] == pytest.approx(one["final_train_loss"], rel=1e-4)
+    logged = [[json.loads(line)["loss"] for line in (tmp_path / run / "metrics.jsonl").open()
+               if "loss" in json.loads(line)] for run in ("one", "two")]  # fmt: skip
+    assert len(logged[0]) == 8 and logged[1] == pytest.approx(logged[0], rel=1e-4)
     assert_same_weights(weights(tmp_path / "one"), weights(tmp_path / "two"), rtol=1e-4, atol=1e-5)
     # ...and both really trained: the weights moved away from the initial ones.
     torch.manual_seed(spec["seed"])
