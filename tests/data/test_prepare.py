@@ -141,7 +141,7 @@ def test_imdb_validation_is_a_seeded_draw_of_each_labels_training_reviews():
     reviews += [(0, 50 + i, "a review posted thrice") for i in range(3)]
     reviews.sort()
     draws = {}
-    for seed in (0, 0, 1, 2, 3):
+    for seed in (0, 0, *range(1, 8)):
         train, val = imdb.split_off_validation(reviews, random.Random(seed))
         assert sorted(train + val) == reviews and train == sorted(train) and val == sorted(val)
         labels = [label for label, _, _ in val]
@@ -149,6 +149,9 @@ def test_imdb_validation_is_a_seeded_draw_of_each_labels_training_reviews():
         assert not {text for _, _, text in train} & {text for _, _, text in val}  # copies
         draws.setdefault(seed, []).append(val)
     assert draws[0][0] == draws[0][1] != draws[1][0]
+    # some draws take a group of copies into val (all of it, as checked above)
+    drawn = [text for vals in draws.values() for val in vals for _, _, text in val]
+    assert "a review posted twice" in drawn and "a review posted thrice" in drawn
 
 
 def test_the_prepare_seed_draws_imdbs_validation_split(mirror):
