@@ -105,9 +105,7 @@ def classifier_figure(results: pd.DataFrame, order: list[str], out: str | Path, 
     )
     left.set(xlabel=AUGMENTATION_AXIS, ylabel="accuracy", title="per set")
     left.tick_params(axis="x", rotation=20)
-    sns.move_legend(
-        left, "upper center", bbox_to_anchor=(0.5, -0.36), ncols=len(sets), title=None, fontsize=8
-    )
+    sns.move_legend(left, "upper center", bbox_to_anchor=(0.5, -0.36), ncols=len(sets), title=None)
 
     by_seed = data.pivot_table(index=["strategy", "seed"], columns="set", values="value")
     stats = by_seed.groupby("strategy").agg(["mean", "std"])
@@ -132,7 +130,7 @@ def classifier_figure(results: pd.DataFrame, order: list[str], out: str | Path, 
         title="out of domain vs in domain",
     )
     right.xaxis.set_major_locator(MaxNLocator(nbins=5))  # accuracies close together: 0.7725…
-    right.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    right.legend(loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.suptitle(
         f"Classifier: augmentation vs out-of-domain accuracy\n({title}; {seeds_note(data)})"
     )

@@ -149,7 +149,7 @@ def budget_figure(
         ylabel=label(metric),
         title=f"{title}\nquality vs budget (the recipe: {seeds} seed{'s' * (seeds != 1)})",
     )
-    ax.legend(fontsize=8)
+    ax.legend()
     return save(fig, out)
 
 

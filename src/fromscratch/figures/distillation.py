@@ -11,7 +11,7 @@ import seaborn as sns
 
 from fromscratch.figures.plots import (
     label,
-    legend_beside,
+    legend_below,
     log2_ticks,
     mean_sd,
     require_values,
@@ -74,7 +74,7 @@ def by_layers(table: pd.DataFrame, out: str | Path, teacher_name: str) -> list:
     students = students[students["multiple"] == 1]
     teacher = _teacher(table)
     seeds = students["seed"].nunique()
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    fig, ax = plt.subplots(figsize=(6.4, 6.0))  # the legend below
     for offset, mode in zip((-0.08, 0.08), MODES, strict=True):
         rows = students[students["mode"] == mode]
         mean_sd(
@@ -95,7 +95,7 @@ def by_layers(table: pd.DataFrame, out: str | Path, teacher_name: str) -> list:
         title=f"LSTM students at their training length ({int(students['length'].iloc[0])} "
         f"tokens)\n{seeds} seed{'s' * (seeds != 1)} each; lower is better",
     )
-    legend_beside(ax)  # inside, it covered the teacher's line
+    legend_below(ax, 0.3)  # inside, it covered the teacher's line
     return save(fig, out)
 
 
@@ -124,7 +124,7 @@ def by_length(table: pd.DataFrame, out: str | Path, teacher_name: str) -> list:
             ylabel=label(f"{teacher['split']}/{METRIC}"),
             title=f"{mode} LSTMs",
         )
-        ax.legend(fontsize=8)
+        ax.legend()
     fig.suptitle(
         "Beyond the training length: bits per token on longer windows\n"
         f"({seeds_note(students, 'lines: mean, bands: ± sd')})"

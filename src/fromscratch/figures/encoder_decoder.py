@@ -108,7 +108,7 @@ def accuracy_by_length(table: pd.DataFrame, out: str | Path, title: str) -> list
         )
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # lengths are whole tokens
     axes[0].get_legend().remove()  # one legend, in the corner the curves leave empty
-    axes[1].legend(fontsize=8, loc="lower left")
+    axes[1].legend(loc="lower left")
     task = data["task"].iloc[0]
     fig.suptitle(f"{title}: {task}, greedy answers ({plots.seeds_note(data)})")
     return plots.save(fig, out)

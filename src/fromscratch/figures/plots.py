@@ -23,7 +23,11 @@ import seaborn as sns
 from fromscratch import FromScratchError
 from fromscratch.io import atomic_path
 
-sns.set_theme(style="whitegrid", context="notebook")
+# legends at 10 pt: a poster prints its figures at about 0.6 of their saved size, and at
+# 8 pt they would read from nowhere
+sns.set_theme(
+    style="whitegrid", context="notebook", rc={"legend.fontsize": 10, "legend.title_fontsize": 10}
+)
 DPI = 150  # of the PNGs, which the poster lays out at their size: pixels / DPI inches
 
 METRIC_LABELS = {
@@ -170,8 +174,15 @@ def legend_beside(ax: plt.Axes, handles=None, labels=None, **kwargs) -> None:
         handles, labels = ax.get_legend_handles_labels()
     ax.legend(
         handles, labels, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0,
-        fontsize=8, **kwargs,
+        **kwargs,
     )  # fmt: skip
+
+
+def legend_below(ax: plt.Axes, below: float = 0.28, **kwargs) -> None:
+    """The legend under `ax`, beneath its x-axis label (`below`: how far, in axes heights):
+    a legend of long entries would cover the curves inside the panel, and beside it would
+    squeeze the panel. The figure must be tall enough for it."""
+    ax.legend(loc="upper left", bbox_to_anchor=(0.0, -below), borderaxespad=0, **kwargs)
 
 
 def log2_ticks(ax: plt.Axes, ticks) -> None:
@@ -205,7 +216,7 @@ def lr_range(
     high = max(start["smoothed"].max(), start["loss"].max())
     ax.set_ylim(low - 0.1 * (high - low + 1e-9), high + 0.5 * (high - low + 1e-9))
     ax.set(xlabel="learning rate", ylabel=label("loss", loss_unit), title=title)
-    ax.legend(fontsize=8)
+    ax.legend()
     return save(fig, out)
 
 
@@ -217,7 +228,7 @@ def batch_size(
     tried = pd.DataFrame(result["tried"])
     fits = tried[tried["fits"]]
     # one x-axis: a noise scale beyond the sizes tried stretches both panels alike
-    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.8), sharex=True)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 5.0), sharex=True)  # a legend below
     left.plot(fits["batch_size"], fits["tokens_per_s"], marker="o")
     left.set(xlabel="batch size (sequences)", ylabel="throughput (tokens/s)")
     noise = json.loads(Path(noise_path).read_text()) if noise_path is not None else {}
@@ -228,15 +239,15 @@ def batch_size(
             where += f"\n(LR {lr:.2g}, batch {batch})"
         label = f"gradient noise scale:\n{noise['noise_scale']:.3g} sequences, {where}"
         left.axvline(noise["noise_scale"], color="C2", ls="--", label=label)
-        left.legend(fontsize=8)
+        legend_below(left)
     elif noise:  # the caption speaks of it: say why it is not there
         reason = "gradient noise scale: not measured\n(an estimate of |G|² or tr(Σ) ≤ 0)"
         left.plot([], [], " ", label=reason)
-        left.legend(fontsize=8, handlelength=0)
+        legend_below(left, handlelength=0)
     right.plot(tried["batch_size"], tried["peak_memory_mb"], marker="o", color="C1")
     if result["device"] == "cpu":
         right.axhline(result["memory_cap_mb"], color="C3", ls="--", label="memory cap")
-        right.legend(fontsize=8)
+        right.legend()
     right.set(xlabel="batch size (sequences)", ylabel="peak memory (MB)")
     for ax in (left, right):
         log2_ticks(ax, tried["batch_size"])
@@ -289,7 +300,7 @@ def training_curves(
         ax.set(xlabel="training tokens", ylabel=ylabel)
         ax.set_title(panel_title, fontsize=11 if kind == "training" else None)
     # one legend, beside the last panel: inside, six variants' entries covered their curves
-    legend_beside(axes[0][-1], title=variable, title_fontsize=8)
+    legend_beside(axes[0][-1], title=variable)
     fig.suptitle(title)
     return save(fig, out)
 

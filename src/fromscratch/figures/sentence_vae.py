@@ -91,7 +91,7 @@ def training(
             "(where schedules agree, thinner lines lie on top)",
             fontsize=9,
         )
-    axes[0].legend(title="variant (lines: training, dots: test)", fontsize=8, title_fontsize=8)
+    axes[0].legend(title="variant (lines: training, dots: test)")
     fig.suptitle(title)
     return save(fig, out)
 
@@ -112,7 +112,7 @@ def summary(results: pd.DataFrame, variants: list[str], out: str | Path, title: 
     axes[2].set_ylim(bottom=0)  # a share: its sd bar below 0 says nothing
     majority = results["majority_accuracy"].mean()
     axes[1].axhline(majority, color="C3", ls="--", label=f"majority class ({majority:.2f})")
-    axes[1].legend(fontsize=8, loc="best")
+    axes[1].legend(loc="best")
     seeds = results["seed"].nunique()
     dots = ", dots: seeds" if seeds > 1 else ""
     fig.suptitle(f"{title} ({seeds_note(seeds, 'bars and diamonds: mean ± sd')}{dots})")
@@ -154,7 +154,7 @@ def latent(
         ax.set(xlabel="principal component 1 of μ", ylabel="principal component 2 of μ")
     for ax in axes[0]:  # one legend, beside the panels: inside one it hid points
         ax.get_legend().remove()
-    legend_beside(axes[0][-1], title="review", title_fontsize=8)
+    legend_beside(axes[0][-1], title="review")
     fig.suptitle(f"{title} (seed {seed})")
     return save(fig, out)
 
