@@ -92,10 +92,12 @@ def make_poster(
             with atomic_path(Path(path)) as tmp:
                 fig.savefig(tmp, format=kind, dpi=dpi)
     plt.close(fig)
-    scales = [p.scale for p in layout.placed]
+    low, high = min(p.scale for p in layout.placed), max(p.scale for p in layout.placed)
+    ticks, legends = (matplotlib.rcParams[key] for key in ("xtick.labelsize", "legend.fontsize"))
     print(
-        f"poster: {len(panels)} figures at {min(scales):.2f}–{max(scales):.2f} of their saved "
-        f"size: their 11 pt tick labels print at {11 * min(scales):.1f}–{11 * max(scales):.1f} pt"
+        f"poster: {len(panels)} figures at {low:.2f}–{high:.2f} of their saved size: their "
+        f"{ticks:g} pt tick labels print at {ticks * low:.1f}–{ticks * high:.1f} pt, their "
+        f"{legends:g} pt legends at {legends * low:.1f}–{legends * high:.1f} pt"
     )
     return layout
 
