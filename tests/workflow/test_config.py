@@ -30,6 +30,17 @@ MALFORMED = [
     ("cluster={train: {max_requeues: -1}}", r"cluster.train.max_requeues: -1 is less than the min"),
     ("cluster={train: {signal_delay_s: 1.5}}", r"signal_delay_s: 1.5 is not of type 'integer'"),
     ("presets={demo: {seeds: []}}", r"\[\] should be non-empty"),
+    # the schema's bounds let NaN and infinity through; a job would refuse them only later
+    (
+        "presets={demo: {gpt: {train: {lr: .nan}}}}",
+        r"^config: presets.demo.gpt.train.lr: nan must be a finite number$",
+    ),
+    ("cluster={train: {mem_gb: .inf}}", r"^config: cluster.train.mem_gb: inf must be a finite"),
+    # text that is no YAML: what it is, not a parser's traceback
+    (
+        "presets={demo: {seeds: [0, 1]}",
+        r"^config: presets: '\{demo: \{seeds: \[0, 1\]\}' is not of",
+    ),
     (
         "ablations={cramming: {demo: {split: val}}}",
         r"split 'val' must be one of presets.demo.gpt.eval_splits \(test\)",
@@ -918,6 +929,18 @@ def test_quoted_text_in_a_nested_config_value_stays_text(workdir):
     assert projects == {"2024"}
     course = [a["out"] for a in stage_arguments(result, "train") if "/studies/" not in a["out"]]
     assert course and all(out.endswith("seed0") for out in course)  # a list is still a list
+
+
+def test_quoted_text_in_a_config_file_stays_text(workdir):
+    """A --configfile is read as YAML reads it: "1984" and "null" are a prompt's text, not
+    a number and a removed setting."""
+    for prompt in ("1984", "null"):
+        given = workdir / f"{prompt}.yaml"
+        text = (ROOT / "config.yaml").read_text()
+        given.write_text(text.replace('prompt: "the film"', f'prompt: "{prompt}"', 1))
+        result = snakemake(workdir, "-n", "-p", config=given)
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert {args["prompt"] for args in stage_arguments(result, "sample")} == {prompt}
 
 
 def test_default_resources_of_ones_own_keep_the_slurm_profiles_launcher(workdir):

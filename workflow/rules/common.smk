@@ -1,5 +1,6 @@
 # Helpers shared by all the rules (the preset, paths, training specs, launcher commands).
 import json
+import math
 import os
 import re
 import shlex
@@ -9,6 +10,7 @@ import sys
 import jsonschema
 import yaml
 from snakemake.cli import get_profile_dir
+from snakemake.common.configfile import load_configfile
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import update_config, validate
 
@@ -22,7 +24,10 @@ def yaml_scalars(value):
     if isinstance(value, list):
         return [yaml_scalars(item) for item in value]
     if isinstance(value, str) and value:
-        parsed = yaml.safe_load(value)
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError:  # text that is no YAML (`{a: [1}`): the schema says what is wrong
+            return value
         if parsed is None or isinstance(parsed, bool | int | float):
             return parsed
     return value
@@ -154,10 +159,20 @@ def schema_error(error, schema):
     return f"unknown key {', '.join(unknown)}; allowed: {', '.join(names)}"
 
 
-update_config(config, command_line_config(workflow.config_settings.overwrite_config))
-settings_given = without_nulls(config)
+def settings_given(settings):
+    """The `--configfile` files' settings as YAML typed them (a quoted "1984" stays text),
+    then the `--config` settings (command_line_config) over them, as Snakemake merges them."""
+    given = {}
+    for path in settings.configfiles:
+        update_config(given, load_configfile(path))
+    update_config(given, command_line_config(dict(settings.config)))
+    return given
+
+
+update_config(config, settings_given(workflow.config_settings))
+settings_kept = without_nulls(config)
 config.clear()  # Snakemake's own dict, changed in place
-config.update(settings_given)
+config.update(settings_kept)
 SCHEMA_FILE = os.path.join(
     workflow.basedir, "workflow", "schemas", "config.schema.yaml"
 )
@@ -183,8 +198,22 @@ def check_study_presets():
             )
 
 
+def check_finite(value, where="config"):
+    """No NaN nor infinity anywhere (`.nan`, `.inf` in YAML): the schema's bounds let
+    them through, and a job would refuse them only once it runs, after the jobs before it."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            check_finite(item, f"{where}.{key}" if where != "config" else f"config: {key}")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            check_finite(item, f"{where}[{i}]")
+    elif isinstance(value, float) and not math.isfinite(value):
+        stop(f"{where}: {value!r} must be a finite number")
+
+
 check_study_presets()
 numbers_where_wanted(config, SCHEMA)
+check_finite(config)
 validate_config(config, SCHEMA_FILE)
 
 
