@@ -60,6 +60,15 @@ def check_integer(who: str, name: str, value: Any, least: int = 1, note: str = "
         raise ConfigError(f"{who}: {name}={value!r} must be an integer >= {least}{note}")
 
 
+MAX_SEED = 2**63 - 1  # torch's generators take a signed 64-bit seed
+
+
+def check_seed(who: str, seed: Any) -> None:
+    """A one-line ConfigError unless `seed` is one torch's generators take."""
+    if not is_of_type(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise ConfigError(f"{who}: seed={seed!r} must be an integer from 0 to 2**63 - 1")
+
+
 @dataclasses.dataclass
 class Config:
     """Base of every config: plain types only, so it round-trips through JSON/YAML.

@@ -52,6 +52,8 @@ def test_train_then_evaluate_then_sample(demo_chars, tmp_path, capsys):
 
     head = evaluate_stage(str(out / "model.pt"), {"test": {"split": "test"}}, max_tokens=500)
     assert 0 < head["test"]["tokens"] <= 500 < results["test"]["tokens"]
+    with pytest.raises(FromScratchError, match=r"^evaluate: max_tokens=-5 must be an integer >= 0"):
+        evaluate_stage(str(out / "model.pt"), {"test": {"split": "test"}}, max_tokens=-5)
 
     sample = [
         "sample",
@@ -90,11 +92,26 @@ def test_train_then_evaluate_then_sample(demo_chars, tmp_path, capsys):
         ("--temperature=-1", "sample: --temperature=-1.0 must be finite and >= 0 (0: greedy)"),
         ("--temperature=inf", "sample: --temperature=inf must be finite and >= 0"),
         ("--num-samples=0", "sample: --num-samples=0 must be at least 1"),
+        (
+            "--seed=18446744073709551616",
+            "sample: seed=18446744073709551616 must be an integer from",
+        ),
         ("--prompt=Zebra", "the prompt 'Zebra': not in the vocabulary: 'Z'; it has"),
     ):
         assert main([*sample, bad]) == 1
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and named in err
+
+    # a model.pt whose config says one layer more than its weights hold
+    saved = torch.load(out / "model.pt", weights_only=False)
+    saved["config"]["model"]["n_layer"] += 1
+    torch.save(saved, tmp_path / "edited.pt")
+    for command in (["sample", str(tmp_path / "edited.pt")],
+                    ["evaluate", str(tmp_path / "edited.pt"), "--split", "test"]):  # fmt: skip
+        assert main(command) == 1
+        err = capsys.readouterr().err
+        named = "edited.pt: its weights are not those of the model its config describes (Error"
+        assert err.count("\n") == 1 and named in err, err
 
 
 def test_sample_help_explains_every_option(capsys):

@@ -251,6 +251,7 @@ def test_a_split_scored_with_a_vocabulary_learned_from_it_is_said(tmp_path, caps
         ({"lr": "nan"}, "TrainConfig.lr: nan must be a finite number"),
         ({"lr": float("inf")}, "TrainConfig.lr: inf must be a finite number"),
         ({"grad_clip": -1.0}, r"TrainConfig.grad_clip: -1.0 must be 0 or more"),
+        ({"seed": 2**64}, r"TrainConfig.seed: 18446744073709551616 must be at most 2\*\*63 - 1"),
         ({"weight_decay": -0.1}, r"TrainConfig.weight_decay: -0.1 must be 0 or more"),
         ({"min_lr_ratio": 1.5}, r"TrainConfig.min_lr_ratio: 1.5 must be in \[0, 1\]"),
         ({"min_lr_ratio": -0.1}, r"TrainConfig.min_lr_ratio: -0.1 must be in \[0, 1\]"),

@@ -55,6 +55,25 @@ def test_choice_rule_on_a_known_curve():
     assert rebound["lr_steepest"] == pytest.approx(1e-3)
 
 
+def test_a_sweep_whose_lowest_loss_is_its_last_finite_one_chooses_no_lr(demo_chars, monkeypatch):
+    """Lowest at one step, not finite at the next: the minimum lies somewhere between, and
+    a tenth of the LR before it says nothing about where the loss turns."""
+    from fromscratch.train.loop import NonFiniteLoss
+
+    losses = iter([4.0, 3.0, 2.0])
+
+    def sweep_step(self, lr=None):
+        loss = next(losses, None)
+        if loss is None:
+            raise NonFiniteLoss("non-finite loss at step 4")
+        return {"loss": loss}
+
+    monkeypatch.setattr(Trainer, "train_step", sweep_step)
+    config = TrainConfig.from_dict(tiny_gpt(demo_chars))
+    with pytest.raises(FromScratchError, match=r"lowest at lr 1e-08 and not finite at the next"):
+        lr_range_test(config, "unused", steps=10, min_lr=1e-12, max_lr=1e6)
+
+
 def test_lr_range_test_smooths_its_sweep_and_its_choice_feeds_training(demo_words, tmp_path):
     config = TrainConfig.from_dict(tiny_classifier(demo_words))
     result = lr_range_test(config, tmp_path, steps=80, min_lr=1e-5, max_lr=10.0)

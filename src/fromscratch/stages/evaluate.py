@@ -9,15 +9,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from fromscratch import FromScratchError
-from fromscratch.config import is_of_type
+from fromscratch.config import check_integer, check_seed, is_of_type
 from fromscratch.io import check_file_target, write_json, write_text
 
 SET_KEYS = {"split": str, "data": str | None}  # what each of evaluate's sets says
 
 
-def check_evaluate_options(sets: dict[str, dict], out: str = "") -> None:
+def check_evaluate_options(sets: dict[str, dict], out: str = "", max_tokens: int = 0) -> None:
     """Each set names its split, and nothing but SET_KEYS; `out`, if given, is a file that
-    can be written."""
+    can be written; max_tokens a count."""
+    check_integer("evaluate", "max_tokens", max_tokens, 0, " (0: all)")
     allowed = f"allowed: {', '.join(SET_KEYS)}"
     for name, where in sets.items():
         unknown = [key for key in where if key not in SET_KEYS]
@@ -53,12 +54,15 @@ def check_sample_options(
     temperature: float = 0.8,
     top_k: int | None = None,
     top_p: float | None = None,
+    seed: int = 0,
 ) -> None:
-    """`out` a file that can be written, the prompt UTF-8 text, at least one sample, and
-    the sampling settings in range (before a job waits in a queue to find them wrong)."""
+    """`out` a file that can be written, the prompt UTF-8 text, at least one sample, the
+    sampling settings in range and a seed torch takes (before a job waits in a queue to
+    find them wrong)."""
     from fromscratch.models.common import check_sampling
 
     check_file_target(out, f"out={out}")
+    check_seed("sample", seed)
     check_prompt(prompt)
     if num_samples < 1:
         raise FromScratchError(f"sample: num_samples={num_samples} must be at least 1")
@@ -79,7 +83,7 @@ def evaluate_stage(model: str, sets: dict[str, dict], out: str = "", max_tokens:
     from fromscratch.train.loop import pick_device
     from fromscratch.train.models import load_model
 
-    check_evaluate_options(sets, out)
+    check_evaluate_options(sets, out, max_tokens)
     net, config = load_model(model)
     # every set's data checked before the first is scored
     data_of = {name: _data_to_score(config, where) for name, where in sets.items()}
@@ -164,7 +168,7 @@ def sample_stage(
     from fromscratch.train.config import LANGUAGE_MODELS, TrackingConfig
     from fromscratch.train.models import data_for_model, load_model
 
-    check_sample_options(out, prompt, num_samples, tokens, temperature, top_k, top_p)
+    check_sample_options(out, prompt, num_samples, tokens, temperature, top_k, top_p, seed)
     net, config = load_model(model)
     family = config["model"]["family"]
     if family not in LANGUAGE_MODELS:

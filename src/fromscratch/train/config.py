@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from fromscratch import FromScratchError
-from fromscratch.config import Config, ConfigError
+from fromscratch.config import MAX_SEED, Config, ConfigError
 from fromscratch.io import parse_yaml, read_json
 from fromscratch.train.models import FAMILIES, LANGUAGE_MODELS, model_config
 from fromscratch.train.schedule import CLOCKS, SHAPES
@@ -142,6 +142,8 @@ class OptimizerConfig(TrackingConfig):
             self._fail("lr", f"{self.lr!r} must be positive")
         self._check_not_negative("warmup_steps", "weight_decay", "grad_clip", "max_steps")
         self._check_not_negative("eval_every", "checkpoint_every", "seed")
+        if self.seed > MAX_SEED:
+            self._fail("seed", f"{self.seed!r} must be at most 2**63 - 1 (torch's generators)")
         self._check_in("[0, 1]", "min_lr_ratio")
         self._check_in("[0, 1)", "beta1", "beta2")  # AdamW's moment decays
         if not DEVICE.fullmatch(self.device):  # whether it is here: pick_device, where it runs

@@ -96,13 +96,14 @@ def lr_range_test(
     beta = max(0.5, 1 - 20 / steps)
     trainer = Trainer.scratch(config)
     lrs, losses, smoothed = [], [], []
-    average, best = 0.0, math.inf
+    average, best, blown_up_at = 0.0, math.inf, None
     # exponentially from min_lr to max_lr, computed in log space: max_lr / min_lr may overflow
     for i, lr in enumerate(np.geomspace(min_lr, max_lr, steps).tolist()):
         try:
             loss = trainer.train_step(lr=lr)["loss"]
         except NonFiniteLoss:
-            break  # diverged all the way
+            blown_up_at = lr  # diverged all the way
+            break
         average = beta * average + (1 - beta) * loss
         smooth = average / (1 - beta ** (i + 1))
         lrs.append(lr)
@@ -116,6 +117,14 @@ def lr_range_test(
         # which says nothing about this model
         why = why_no_lr_helped(lrs, losses, smoothed, min_lr, steps)
         raise FromScratchError(f"lr range test: {why}")
+    if blown_up_at is not None and np.argmin(smoothed) == len(lrs) - 1:
+        # the lowest loss is the last finite one: the minimum may lie anywhere up to the LR
+        # that blew up, and a tenth of it may blow up too
+        raise FromScratchError(
+            f"lr range test: the loss was lowest at lr {lrs[-1]:.2g} and not finite at the next "
+            f"step's, {blown_up_at:.2g}: the sweep's steps are too coarse to find where it "
+            "turns; give more steps or a lower max_lr"
+        )
     result = choose(np.array(lrs), np.array(smoothed)) | {
         "steps": len(lrs),
         "smoothing_beta": beta,

@@ -98,7 +98,13 @@ def load_model(path: str, map_location: str = "cpu"):
             f"{path}: not a model saved by `fromscratch train` ({type(error).__name__})"
         ) from error
     model = model_class(config_class.from_dict({k: v for k, v in spec.items() if k != "family"}))
-    model.load_state_dict(saved["ema"]["model"] if saved.get("ema") else saved["model"])
+    try:
+        model.load_state_dict(saved["ema"]["model"] if saved.get("ema") else saved["model"])
+    except (KeyError, RuntimeError) as error:  # weights of another model than its config's
+        first = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+        raise FromScratchError(
+            f"{path}: its weights are not those of the model its config describes ({first})"
+        ) from error
     if "data_tokenizer" in saved:  # model.pt, not a checkpoint
         return model, {**saved["config"], "data_tokenizer": saved["data_tokenizer"]}
     return model, saved["config"]
