@@ -6,12 +6,14 @@ import json
 import os
 import random
 import re
+import shutil
 import stat
 import sys
 import tarfile
 
 import numpy as np
 import pytest
+import yaml
 
 from fromscratch import FromScratchError
 from fromscratch.cli import main
@@ -25,7 +27,7 @@ from fromscratch.data.prepare import (
 )
 from fromscratch.data.sets import demo, imdb, pang_lee_sentences
 
-from ..conftest import FileServer
+from ..conftest import FileServer, tiny_classifier
 from .fixtures import (
     ENWIK8,
     IMDB,
@@ -246,6 +248,43 @@ def test_a_folder_from_before_fit_on_was_recorded_was_fitted_on_its_training_spl
     assert vocabulary_fitted_on(meta | {"tokenizer": "bytes"}) is None  # nothing to fit
     borrowed = meta | {"config": {**meta["config"], "tokenizer_from": "elsewhere"}}
     assert vocabulary_fitted_on(borrowed) is None
+
+
+def emptied(path):
+    path.write_bytes(b"")
+
+
+def cut_short(path):
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+@pytest.mark.parametrize(
+    ("name", "damage", "what"),
+    [
+        ("meta.json", emptied, "not JSON"),
+        ("meta.json", lambda path: path.write_text("[]"), r"not the meta.json of a prepared"),
+        ("train.bin", emptied, "0 bytes, where meta.json's"),
+        ("train.bin", cut_short, r"\d+ bytes, where meta.json's \d+ tokens take \d+"),
+        ("test.bin", os.remove, "missing, where meta.json's"),
+        ("train.offsets.npy", os.remove, "missing"),
+        ("train.offsets.npy", emptied, "unreadable"),
+        ("train.labels.npy", lambda path: np.save(path, np.zeros(3, np.int64)), "3 entries"),
+    ],
+)
+def test_a_damaged_prepared_folder_is_a_one_line_error_naming_the_file(
+    demo_words, tmp_path, capsys, name, damage, what
+):
+    """A file of the folder cut short, emptied, removed or replaced is named, with what is
+    wrong with it, before a training or an evaluation reads nonsense from it."""
+    folder = tmp_path / "words"
+    shutil.copytree(demo_words, folder)
+    damage(folder / name)
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(tiny_classifier(folder, eval_splits="test", max_steps=1)))
+    assert main(["train", str(config), "--out", str(tmp_path / "run")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and re.search(f"{folder / name}: {what}", err), err
+    assert "the folder is damaged, prepare it again" in err
 
 
 def test_a_folder_prepared_from_an_earlier_version_of_its_data_set_is_refused(

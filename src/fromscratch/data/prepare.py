@@ -321,9 +321,33 @@ class PreparedData:
                 f"`fromscratch data prepare DATASET --out {self.folder}` (a relative path is "
                 "from the current folder)"
             )
-        self.meta = read_json(self.folder / "meta.json")
+        try:
+            self.meta = read_json(self.folder / "meta.json")
+        except (OSError, ValueError) as error:  # cut short, or written by something else
+            raise self._damaged("meta.json", f"not JSON ({error})") from None
+        if not isinstance(self.meta, dict) or not {"splits", "dtype"} <= set(self.meta):
+            raise self._damaged("meta.json", "not the meta.json of a prepared folder")
         self._streams: dict[str, np.ndarray] = {}
         check_current_version(self.folder, self.meta)
+
+    def _damaged(self, name: str, what: str) -> FromScratchError:
+        """A one-line error for a file of the folder that is not as `prepare` wrote it."""
+        return FromScratchError(
+            f"{self.folder / name}: {what}; the folder is damaged, prepare it again (in the "
+            f"pipeline, snakemake --forcerun {self.folder / 'meta.json'})"
+        )
+
+    def _array(self, split: str, kind: str, length: int, mmap_mode: str | None) -> np.ndarray:
+        """The split's `kind` (offsets, labels) array, checked to hold `length` entries."""
+        name = f"{split}.{kind}.npy"
+        try:
+            array = np.load(self.folder / name, mmap_mode=mmap_mode)
+        except (OSError, ValueError, EOFError) as error:
+            what = "missing" if not (self.folder / name).is_file() else f"unreadable ({error})"
+            raise self._damaged(name, what) from None
+        if array.ndim != 1 or len(array) != length:
+            raise self._damaged(name, f"{array.size} entries where meta.json says {length}")
+        return array
 
     @property
     def splits(self) -> list[str]:
@@ -357,9 +381,17 @@ class PreparedData:
             return np.concatenate([self.tokens(part) for part in parts])
         self.check_split(split)
         path = self.folder / f"{split}.bin"
-        if self.meta["splits"][split]["tokens"] == 0:
-            return np.zeros(0, dtype=self.meta["dtype"])
-        return np.memmap(path, dtype=self.meta["dtype"], mode="r")
+        expected, dtype = self.meta["splits"][split]["tokens"], np.dtype(self.meta["dtype"])
+        size = path.stat().st_size if path.is_file() else None
+        if size != expected * dtype.itemsize:
+            what = "missing" if size is None else f"{size} bytes"
+            raise self._damaged(
+                path.name,
+                f"{what}, where meta.json's {expected} tokens take {expected * dtype.itemsize}",
+            )
+        if expected == 0:
+            return np.zeros(0, dtype=dtype)
+        return np.memmap(path, dtype=dtype, mode="r")
 
     def stream(self, split: str, examples: np.ndarray | None = None) -> np.ndarray:
         """What a language model reads of `split`: its documents (all, or those numbered in
@@ -399,13 +431,16 @@ class PreparedData:
             starts = np.cumsum([0] + [piece[-1] for piece in pieces[:-1]])
             return np.concatenate([[0]] + [p[1:] + s for p, s in zip(pieces, starts, strict=True)])
         self.check_split(split)
-        return np.load(self.folder / f"{split}.offsets.npy", mmap_mode="r")
+        offsets = self._array(split, "offsets", self.examples(split) + 1, mmap_mode="r")
+        if offsets[-1] != self.meta["splits"][split]["tokens"]:
+            raise self._damaged(f"{split}.offsets.npy", "its last offset is not the token count")
+        return offsets
 
     def labels(self, split: str) -> np.ndarray:
         if parts := self._joined(split):
             return np.concatenate([self.labels(part) for part in parts])
         self.check_split(split)
-        return np.load(self.folder / f"{split}.labels.npy")
+        return self._array(split, "labels", self.examples(split), mmap_mode=None)
 
     def example(self, split: str, i: int) -> np.ndarray:
         offsets = self.offsets(split)
