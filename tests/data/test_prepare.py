@@ -528,6 +528,23 @@ def test_a_vocabulary_that_cannot_be_is_a_one_line_error(tmp_path, capsys, args,
     assert not (tmp_path / "out").exists()
 
 
+def test_an_empty_source_is_refused_not_prepared_with_no_vocabulary(tmp_path, capsys):
+    """Its checksum (here the mirror's own list) vouches for a file that holds nothing."""
+    empty = make_mirror(tmp_path / "empty")
+    (empty / "tinyshakespeare.txt").write_text("")
+    write_sums(empty)
+    out = tmp_path / "out"
+    code, _, err = prepare(
+        capsys, "shakespeare", out, "--mirror", str(empty), "--cache", str(tmp_path / "c")
+    )
+    assert (code, err) == (
+        1,
+        "fromscratch: error: shakespeare: splits train, val have no text; its source is empty: "
+        "download it again\n",
+    )
+    assert not out.exists()
+
+
 def test_corrupted_mirror_file_fails_with_the_checksum_and_leaves_nothing(mirror, tmp_path, capsys):
     broken = make_mirror(tmp_path / "broken")
     data = bytearray((broken / "tinyshakespeare.txt").read_bytes())

@@ -170,6 +170,10 @@ def prepare(
         learned_from = borrowed_fit_on(tokenizer_from, dataset, seed)
 
     splits = read_texts(name, mirror, cache_dir, seed, progress)
+    empty = [part for part, split in splits.items() if not any(split.texts)]
+    if empty:  # a source that holds nothing (its checksum vouches only for what is there)
+        which = f"splits {', '.join(empty)} have" if len(empty) > 1 else f"split {empty[0]} has"
+        raise FromScratchError(f"{name}: {which} no text; its source is empty: download it again")
 
     if tokenizer_from is None:
         gpt2_folder = None
