@@ -175,6 +175,14 @@ def test_resources_out_of_range_fail_before_any_job(key, value, named):
         Resources.from_dict({key: value})
 
 
+def test_a_time_limit_warning_before_the_job_could_start_fails_before_any_job():
+    """SLURM would send its warning at once, and the job would checkpoint and requeue
+    itself, over and over."""
+    with pytest.raises(FromScratchError, match=r"^Resources\.signal_delay_s: 60 s must be less"):
+        Resources.from_dict({"time_min": 1, "signal_delay_s": 60})
+    assert Resources.from_dict({"time_min": 1, "signal_delay_s": 59}).signal_delay_s == 59
+
+
 def test_more_training_processes_than_gpus_fail_before_any_job():
     """Each process trains on a GPU of its own: the ones without would fail in the job."""
     with pytest.raises(FromScratchError, match=r"^Resources\.tasks: 4 processes a node need as"):

@@ -78,6 +78,11 @@ class Resources(Config):
         self._check_positive("cpus", "time_min", "tasks")
         if self.mem_gb <= 0:
             self._fail("mem_gb", f"{self.mem_gb!r} must be more than 0")
+        if self.signal_delay_s >= 60 * self.time_min:  # the warning would come at the start
+            self._fail(
+                "signal_delay_s",
+                f"{self.signal_delay_s} s must be less than time_min={self.time_min} minutes",
+            )
         if 0 < self.gpus < self.tasks:  # each process trains on a GPU of its own
             self._fail(
                 "tasks",

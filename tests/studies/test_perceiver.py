@@ -160,6 +160,9 @@ def test_plan_rejects_budgets_that_cannot_work(demo_chars):
     tiny_plan(demo_chars, train=train | {"warmup_steps": fewest - 1})
     with pytest.raises(FromScratchError, match="batch_tokens=64 is less than one window"):
         tiny_plan(demo_chars, batch_tokens=64)
+    for tolerance in (float("nan"), -1.0, 1.0):  # NaN would let any width through
+        with pytest.raises(FromScratchError, match=f"tolerance={tolerance!r} must be a share"):
+            tiny_plan(demo_chars, tolerance=tolerance)
 
 
 @pytest.mark.parametrize(

@@ -81,12 +81,18 @@ def check_plan_options(
     perceiver: dict,
     budget_flops: float,
     batch_tokens: int,
+    tolerance: float = 0.05,
 ) -> None:
-    """What `plan` checks before it reads the data: the contexts, the budget, the batch, and
-    both models' fields at every context (the Perceiver's at a width its heads divide; the
-    one matched to the GPT is found with the data's vocabulary)."""
+    """What `plan` checks before it reads the data: the contexts, the budget, the batch, the
+    tolerance, and both models' fields at every context (the Perceiver's at a width its
+    heads divide; the one matched to the GPT is found with the data's vocabulary)."""
     from fromscratch.models import GPTConfig, PerceiverConfig
 
+    if not 0 <= tolerance < 1:  # NaN too: it would let any width through
+        raise FromScratchError(
+            f"perceiver: tolerance={tolerance!r} must be a share of the GPT's parameters, "
+            "from 0 to below 1"
+        )
     if not contexts or min(contexts) < 1:
         raise FromScratchError(f"perceiver: contexts={contexts}; give one or more, each >= 1")
     if not (math.isfinite(budget_flops) and budget_flops > 0):
@@ -127,7 +133,7 @@ def plan(
     """
     from fromscratch.train.config import TrainConfig
 
-    check_plan_options(contexts, model, gpt, perceiver, budget_flops, batch_tokens)
+    check_plan_options(contexts, model, gpt, perceiver, budget_flops, batch_tokens, tolerance)
     variants = {}
     for context in sorted(contexts):
         shared = {**model, "vocab_size": vocab_size, "context": context}
