@@ -148,6 +148,16 @@ MALFORMED = [
         r"compare.heads: variant 3 of classifier.n_head: n_embd=64 is not divisible by n_head=3",
     ),
     (
+        "presets={demo: {gpt: {model: {position: rope, n_embd: 68, n_head: 4}}}}",
+        r"^config: presets.demo.gpt.model: rope needs an even head size \(n_embd / n_head = 17\)",
+    ),
+    (
+        "presets={demo: {compare: {distil: {model: gpt, field: train.teacher, "
+        "variants: [results/demo/runs/position/learned/seed0/model.pt]}}}}",
+        r"variant 'results/demo/runs/position/learned/seed0/model.pt' of gpt.train.teacher: a "
+        r"variant names its runs' folder, so it cannot be a path$",
+    ),
+    (
         "presets={demo: {compare: {norm: {model: gpt, variants: [pre, middle]}}}}",
         r"compare.norm: variant 'middle' of gpt.norm: 'middle' is not one of \['pre', 'post'\]",
     ),

@@ -26,7 +26,9 @@ def yaml_scalars(value):
     if isinstance(value, str) and value:
         try:
             parsed = yaml.safe_load(value)
-        except yaml.YAMLError:  # text that is no YAML (`{a: [1}`): the schema says what is wrong
+        except (
+            yaml.YAMLError
+        ):  # text that is no YAML (`{a: [1}`): the schema says what is wrong
             return value
         if parsed is None or isinstance(parsed, bool | int | float):
             return parsed
@@ -161,7 +163,8 @@ def schema_error(error, schema):
 
 def settings_given(settings):
     """The `--configfile` files' settings as YAML typed them (a quoted "1984" stays text),
-    then the `--config` settings (command_line_config) over them, as Snakemake merges them."""
+    then the `--config` settings (command_line_config) over them, as Snakemake merges them.
+    """
     given = {}
     for path in settings.configfiles:
         update_config(given, load_configfile(path))
@@ -200,10 +203,13 @@ def check_study_presets():
 
 def check_finite(value, where="config"):
     """No NaN nor infinity anywhere (`.nan`, `.inf` in YAML): the schema's bounds let
-    them through, and a job would refuse them only once it runs, after the jobs before it."""
+    them through, and a job would refuse them only once it runs, after the jobs before it.
+    """
     if isinstance(value, dict):
         for key, item in value.items():
-            check_finite(item, f"{where}.{key}" if where != "config" else f"config: {key}")
+            check_finite(
+                item, f"{where}.{key}" if where != "config" else f"config: {key}"
+            )
     elif isinstance(value, list):
         for i, item in enumerate(value):
             check_finite(item, f"{where}[{i}]")
@@ -339,6 +345,24 @@ COMPARISONS = {name: comparison(name, spec) for name, spec in P["compare"].items
 MODEL_DEFAULTS = {"context": 256, "n_head": 4, "n_embd": 128}
 
 
+def width_error(fields):
+    """What a model's config would refuse of how its width splits (ModelConfig, in its
+    words): heads that do not divide it, RoPE on an odd head size, sinusoidal positions on
+    an odd width."""
+    n_embd, n_head, position = (
+        fields["n_embd"],
+        fields["n_head"],
+        fields.get("position"),
+    )
+    if n_embd % n_head:
+        return f"n_embd={n_embd} is not divisible by n_head={n_head}"
+    if position == "rope" and (n_embd // n_head) % 2:
+        return f"rope needs an even head size (n_embd / n_head = {n_embd // n_head})"
+    if position == "sinusoidal" and n_embd % 2:
+        return f"sinusoidal needs an even n_embd, not {n_embd}"
+    return None
+
+
 def length_error(model, spec):
     """What a run's job would refuse as it starts, said here instead (TrainConfig.lengths,
     then check_stride, in their words): a classifier's reviews cut to more tokens than the
@@ -378,13 +402,9 @@ def check_comparisons():
     user's own names a field that is neither a field of its model nor train.<a training
     field>, or a variant that is no value of that field (the schema's model and train
     sections) or breaks one of those two constraints."""
-    for model in ("gpt", "classifier"):  # the one constraint between two model fields
-        width = MODEL_DEFAULTS | P[model]["model"]
-        if width["n_embd"] % width["n_head"]:
-            stop(
-                f"config: presets.{PRESET}.{model}.model: n_embd={width['n_embd']} is not "
-                f"divisible by n_head={width['n_head']}"
-            )
+    for model in ("gpt", "classifier"):
+        if error := width_error(MODEL_DEFAULTS | P[model]["model"]):
+            stop(f"config: presets.{PRESET}.{model}.model: {error}")
         if error := length_error(model, train_spec(model)):
             stop(f"config: presets.{PRESET}.{model}: {error}")
     for name, (model, field, variants) in COMPARISONS.items():
@@ -406,12 +426,18 @@ def check_comparisons():
             if field == "train.train_split":  # the data set's splits, joined by "+"
                 dataset = P[model]["data"]["dataset"]
                 check_split(f"compare.{name}: variant {variant!r}", dataset, variant)
-            # heads split the width evenly, the one constraint between two model fields
-            width = MODEL_DEFAULTS | P[model]["model"] | {field: variant}
-            if field in ("n_head", "n_embd") and width["n_embd"] % width["n_head"]:
+            if "/" in str(variant) or str(variant) in (".", ".."):
                 stop(
-                    f"config: compare.{name}: variant {variant!r} of {model}.{field}: "
-                    f"n_embd={width['n_embd']} is not divisible by n_head={width['n_head']}"
+                    f"config: compare.{name}: variant {variant!r} of {model}.{field}: a "
+                    "variant names its runs' folder, so it cannot be a path"
+                )
+            if field in ("n_head", "n_embd", "position") and (
+                error := width_error(
+                    MODEL_DEFAULTS | P[model]["model"] | {field: variant}
+                )
+            ):
+                stop(
+                    f"config: compare.{name}: variant {variant!r} of {model}.{field}: {error}"
                 )
             if error := length_error(model, comparison_config(name, str(variant), 0)):
                 stop(
