@@ -333,6 +333,8 @@ def test_tuned_values_flow_in_from_json(demo_chars, tmp_path):
     assert (resolved.lr, resolved.batch_size) == (0.0042, 4)
     with pytest.raises(FromScratchError, match="no such file"):
         TrainConfig.from_dict(tiny_gpt(demo_chars, lr_from="missing.json")).resolved()
+    with pytest.raises(FromScratchError, match=f"^{tmp_path}: a folder, not a file \\(it should"):
+        TrainConfig.from_dict(tiny_gpt(demo_chars, lr_from=str(tmp_path))).resolved()
 
 
 def test_a_tuned_value_file_of_another_kind_is_named(demo_chars, tmp_path):

@@ -360,7 +360,8 @@ def _read_choice(path: str, key: str) -> tuple[Any, str]:
     """The tuned value of `key` in the JSON file `path`, and what that file should hold."""
     expected = f"it should be the JSON that `fromscratch {TUNED_BY[key]}` writes, with {key!r}"
     if not Path(path).is_file():
-        raise FromScratchError(f"{path}: no such file ({expected})")
+        what = "a folder, not a file" if Path(path).is_dir() else "no such file"
+        raise FromScratchError(f"{path}: {what} ({expected})")
     try:
         data = read_json(path)
     except ValueError as error:  # not JSON, or not even text (a model.pt)
