@@ -177,7 +177,8 @@ def test_an_interrupted_pipeline_stage_says_how_it_resumes(resume, demo_chars, t
     arguments = {"config": config, "out": str(tmp_path / "run"), "resume": resume}
     command = [sys.executable, "-m", "fromscratch.cli", "run", "train",
                "--log-dir", str(tmp_path / "logs"), "--args", json.dumps(arguments)]  # fmt: skip
-    stage = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    quiet = dict(stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    stage = subprocess.Popen(command, preexec_fn=as_from_a_terminal, **quiet)
     wait_until_logged(stage, tmp_path / "run", 3)
     stage.send_signal(signal.SIGINT)
     assert stage.wait(timeout=60) == 128 + signal.SIGINT
@@ -188,9 +189,7 @@ def test_an_interrupted_pipeline_stage_says_how_it_resumes(resume, demo_chars, t
     how = "the same command resumes it" if resume else 'resume with "resume": true in --args'
     assert error == f"fromscratch: stopped by Ctrl-C at step {step}; checkpoint saved, {how}"
     if resume:  # and it does: the same command, stopped again once it has trained on
-        again = subprocess.Popen(
-            command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-        )
+        again = subprocess.Popen(command, preexec_fn=as_from_a_terminal, **quiet)
         wait_until_logged(again, tmp_path / "run", step + 1)
         again.send_signal(signal.SIGINT)
         _, said = again.communicate(timeout=60)
@@ -287,15 +286,20 @@ def test_a_file_system_without_locks_does_not_stop_a_run(demo_chars, tmp_path, m
 
 def test_a_second_ctrl_c_stops_at_once():
     """The first Ctrl-C waits for the step to end and its checkpoint; the second does not."""
-    before = signal.getsignal(signal.SIGINT)
-    with StopSignals() as signals:
-        os.kill(os.getpid(), signal.SIGINT)
-        time.sleep(0.1)  # the handler runs between bytecodes of this thread
-        assert signals.pending == signal.SIGINT
-        with pytest.raises(KeyboardInterrupt):
+    # Python's handler, as in a process started from a terminal (a test run started in the
+    # background has Ctrl-C ignored, and training keeps it so)
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with StopSignals() as signals:
             os.kill(os.getpid(), signal.SIGINT)
-            time.sleep(1)
-    assert signal.getsignal(signal.SIGINT) is before  # the handler is given back
+            time.sleep(0.1)  # the handler runs between bytecodes of this thread
+            assert signals.pending == signal.SIGINT
+            with pytest.raises(KeyboardInterrupt):
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(1)
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # given back
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 def test_a_signal_after_the_last_check_still_reaches_the_handler_from_before():

@@ -426,7 +426,7 @@ def check_comparisons():
             if field == "train.train_split":  # the data set's splits, joined by "+"
                 dataset = P[model]["data"]["dataset"]
                 check_split(f"compare.{name}: variant {variant!r}", dataset, variant)
-            if "/" in str(variant) or str(variant) in (".", ".."):
+            if os.path.basename(str(variant)) != str(variant) or str(variant) in (".", ".."):
                 stop(
                     f"config: compare.{name}: variant {variant!r} of {model}.{field}: a "
                     "variant names its runs' folder, so it cannot be a path"
