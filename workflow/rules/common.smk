@@ -24,11 +24,10 @@ def yaml_scalars(value):
     if isinstance(value, list):
         return [yaml_scalars(item) for item in value]
     if isinstance(value, str) and value:
+        # text that is no YAML (`{a: [1}`) stays text: the schema says what is wrong
         try:
             parsed = yaml.safe_load(value)
-        except (
-            yaml.YAMLError
-        ):  # text that is no YAML (`{a: [1}`): the schema says what is wrong
+        except yaml.YAMLError:
             return value
         if parsed is None or isinstance(parsed, bool | int | float):
             return parsed
@@ -349,11 +348,8 @@ def width_error(fields):
     """What a model's config would refuse of how its width splits (ModelConfig, in its
     words): heads that do not divide it, RoPE on an odd head size, sinusoidal positions on
     an odd width."""
-    n_embd, n_head, position = (
-        fields["n_embd"],
-        fields["n_head"],
-        fields.get("position"),
-    )
+    n_embd, n_head = fields["n_embd"], fields["n_head"]
+    position = fields.get("position")
     if n_embd % n_head:
         return f"n_embd={n_embd} is not divisible by n_head={n_head}"
     if position == "rope" and (n_embd // n_head) % 2:
