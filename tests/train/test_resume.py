@@ -178,22 +178,33 @@ def test_an_interrupted_pipeline_stage_says_how_it_resumes(resume, demo_chars, t
     command = [sys.executable, "-m", "fromscratch.cli", "run", "train",
                "--log-dir", str(tmp_path / "logs"), "--args", json.dumps(arguments)]  # fmt: skip
     quiet = dict(stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    stage = subprocess.Popen(command, preexec_fn=as_from_a_terminal, **quiet)
-    wait_until_logged(stage, tmp_path / "run", 3)
-    stage.send_signal(signal.SIGINT)
-    assert stage.wait(timeout=60) == 128 + signal.SIGINT
-    error = stage.stderr.read().strip().splitlines()[-1]
-    step = torch.load(
-        next((tmp_path / "run" / "checkpoints").glob("step-*.pt")), weights_only=False
-    )["step"]
-    how = "the same command resumes it" if resume else 'resume with "resume": true in --args'
-    assert error == f"fromscratch: stopped by Ctrl-C at step {step}; checkpoint saved, {how}"
-    if resume:  # and it does: the same command, stopped again once it has trained on
-        again = subprocess.Popen(command, preexec_fn=as_from_a_terminal, **quiet)
-        wait_until_logged(again, tmp_path / "run", step + 1)
-        again.send_signal(signal.SIGINT)
-        _, said = again.communicate(timeout=60)
-        assert f"resuming from step {step} " in said, said
+    started = []  # killed at the end: a run that ignored its Ctrl-C trains on for hours
+
+    def start() -> subprocess.Popen:
+        started.append(subprocess.Popen(command, preexec_fn=as_from_a_terminal, **quiet))
+        return started[-1]
+
+    try:
+        stage = start()
+        wait_until_logged(stage, tmp_path / "run", 3)
+        stage.send_signal(signal.SIGINT)
+        assert stage.wait(timeout=60) == 128 + signal.SIGINT
+        error = stage.stderr.read().strip().splitlines()[-1]
+        step = torch.load(
+            next((tmp_path / "run" / "checkpoints").glob("step-*.pt")), weights_only=False
+        )["step"]
+        how = "the same command resumes it" if resume else 'resume with "resume": true in --args'
+        assert error == f"fromscratch: stopped by Ctrl-C at step {step}; checkpoint saved, {how}"
+        if resume:  # and it does: the same command, stopped again once it has trained on
+            again = start()
+            wait_until_logged(again, tmp_path / "run", step + 1)
+            again.send_signal(signal.SIGINT)
+            _, said = again.communicate(timeout=60)
+            assert f"resuming from step {step} " in said, said
+    finally:
+        for process in started:
+            process.kill()
+            process.wait()
 
 
 def test_a_second_run_in_a_folder_in_use_fails_at_once(demo_chars, tmp_path):

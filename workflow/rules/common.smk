@@ -422,7 +422,8 @@ def check_comparisons():
             if field == "train.train_split":  # the data set's splits, joined by "+"
                 dataset = P[model]["data"]["dataset"]
                 check_split(f"compare.{name}: variant {variant!r}", dataset, variant)
-            if os.path.basename(str(variant)) != str(variant) or str(variant) in (".", ".."):
+            folder = str(variant)  # its runs' folder's name
+            if os.path.basename(folder) != folder or folder in (".", ".."):
                 stop(
                     f"config: compare.{name}: variant {variant!r} of {model}.{field}: a "
                     "variant names its runs' folder, so it cannot be a path"
