@@ -78,6 +78,7 @@ def sentences_of(
     if data.meta["task"] != "classification":
         raise FromScratchError(f"{data.folder}: sentences need a labelled (classification) set")
     tokenizer, labels = data.tokenizer, data.labels(split)
+    tokens, offsets = data.tokens(split), data.offsets(split)  # read once, not a review at a time
     classes = np.unique(labels)
     quota = {
         int(c): count // len(classes) + (i < count % len(classes)) for i, c in enumerate(classes)
@@ -87,7 +88,7 @@ def sentences_of(
         label = int(labels[review])
         if not quota[label]:
             continue
-        texts = split_sentences(tokenizer.decode(data.example(split, review)))
+        texts = split_sentences(tokenizer.decode(tokens[offsets[review] : offsets[review + 1]]))
         taken = 0
         for text, ids in zip(texts, tokenizer.encode_batch(texts), strict=True):
             if 2 <= len(ids) <= max_tokens and quota[label] and taken < PER_REVIEW:
