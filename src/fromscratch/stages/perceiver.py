@@ -265,6 +265,9 @@ def perceiver_cost_stage(plan: str, out: str, steps: int = 3) -> dict:
         result, peak_mb = measure(configs[name], variant["batch_size"], steps)
         if result is None:
             raise FromScratchError(f"perceiver-cost: {name} failed to train a step")
+        # on a CPU, what training adds to the process: Python and torch alone hold hundreds
+        # of MB, as much beside one model as beside the other
+        peak_mb -= result.get("resident_before_mb", 0.0)
         rows.append(
             {
                 "variant": name,
@@ -273,11 +276,7 @@ def perceiver_cost_stage(plan: str, out: str, steps: int = 3) -> dict:
                 "batch_size": variant["batch_size"],
                 "step_s": result["step_s"],
                 "tokens_per_s": result["tokens_per_s"],
-                # on a CPU, what training adds to the process: Python and torch alone hold
-                # hundreds of MB, as much beside one model as beside the other
-                "peak_memory_mb": peak_mb - result.get("resident_before_mb", 0.0)
-                if math.isfinite(peak_mb)
-                else None,
+                "peak_memory_mb": peak_mb if math.isfinite(peak_mb) else None,
             }
         )
     device = "cuda" if torch.cuda.is_available() else "cpu"
