@@ -148,10 +148,6 @@ MALFORMED = [
         r"compare.heads: variant 3 of classifier.n_head: n_embd=64 is not divisible by n_head=3",
     ),
     (
-        "presets={demo: {gpt: {model: {position: rope, n_embd: 68, n_head: 4}}}}",
-        r"^config: presets.demo.gpt.model: rope needs an even head size \(n_embd / n_head = 17\)",
-    ),
-    (
         "presets={demo: {compare: {distil: {model: gpt, field: train.teacher, "
         "variants: [results/demo/runs/position/learned/seed0/model.pt]}}}}",
         r"variant 'results/demo/runs/position/learned/seed0/model.pt' of gpt.train.teacher: a "
@@ -882,6 +878,30 @@ def test_planning_refuses_the_lengths_a_training_job_would(workdir, family, mode
     result = snakemake(workdir, "-n", "--config", setting.replace("'", "").replace("None", "null"))
     assert result.returncode != 0
     assert f"config: presets.demo.{family}: {refused.value}\n" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        {"n_embd": 66, "n_head": 4},
+        {"n_embd": 68, "n_head": 4, "position": "rope"},
+        {"n_embd": 65, "n_head": 5, "position": "sinusoidal"},
+    ],
+    ids=["heads", "rope", "sinusoidal"],
+)
+def test_planning_refuses_the_widths_a_model_config_would(workdir, model):
+    """Before any job starts, in the model config's own words (width_error in common.smk,
+    which cannot import the package)."""
+    from fromscratch import FromScratchError
+
+    with pytest.raises(FromScratchError) as refused:
+        GPTConfig(vocab_size=10, **model)
+    words = str(refused.value).split(": ", 1)[1]  # after "GPTConfig.<field>: "
+    setting = f"presets={{demo: {{gpt: {{model: {model}}}}}}}".replace("'", "")
+    result = snakemake(workdir, "-n", "--config", setting)
+    assert result.returncode != 0
+    assert "config: presets.demo.gpt.model: " in result.stderr
+    assert words in result.stderr, result.stderr[-2000:]
 
 
 def test_the_conda_environment_installs_this_checkout_from_where_snakemake_copies_it(tmp_path):

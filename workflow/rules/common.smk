@@ -353,9 +353,9 @@ def width_error(fields):
     if n_embd % n_head:
         return f"n_embd={n_embd} is not divisible by n_head={n_head}"
     if position == "rope" and (n_embd // n_head) % 2:
-        return f"rope needs an even head size (n_embd / n_head = {n_embd // n_head})"
+        return "rope needs an even head size (n_embd / n_head)"
     if position == "sinusoidal" and n_embd % 2:
-        return f"sinusoidal needs an even n_embd, not {n_embd}"
+        return "sinusoidal needs an even n_embd"
     return None
 
 
