@@ -58,6 +58,10 @@ check_fromscratch_on_path()
 check_cluster_entries()
 
 
+onstart:
+    check_jobs_to_run()
+
+
 report: "workflow/report/workflow.rst"
 
 

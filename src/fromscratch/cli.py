@@ -218,17 +218,10 @@ def cmd_run(args: argparse.Namespace) -> None:
     # The arguments are checked here, not in a job on the cluster after its wait in the
     # queue: their names and types, then what _check_stage_values can check in a moment
     # (the rest, what needs the data or the model, the job checks before its work).
-    signature = inspect.signature(stage)
-    takes = f"{args.stage} takes {', '.join(signature.parameters)}"
-    unknown = [key for key in kwargs if key not in signature.parameters]
-    if unknown:
-        raise FromScratchError(f"--args: unknown {', '.join(unknown)}; {takes}")
     try:
-        bound = signature.bind(**kwargs)
-    except TypeError as e:  # a required argument is missing
-        raise FromScratchError(f"--args: {e}; {takes}") from e
-    _check_argument_types(stage, bound, takes)
-    bound.apply_defaults()
+        bound = _bound_arguments(args.stage, stage, kwargs)
+    except FromScratchError as error:
+        raise FromScratchError(f"--args: {error}") from None
     _check_folder(args.log_dir, f"--log-dir {args.log_dir}")
     try:
         if args.launcher == "slurm":  # the checks import torch: not into this process
@@ -289,13 +282,43 @@ OPTION_CHECKS = {
     "augment": "fromscratch.stages.augmentation:check_augment_options",
     "perceiver-plan": "fromscratch.stages.perceiver:check_plan_options",
 }
+# The stages' checks of an input file (a folder an earlier job of the pipeline makes).
+INPUT_CHECKS = {"augment": "fromscratch.stages.augmentation:check_augment_base"}
 
 
-def _check_stage_values(stage: str, arguments: dict) -> None:
+def _bound_arguments(name: str, stage, kwargs: dict) -> inspect.BoundArguments:
+    """kwargs bound to the parameters of `stage` (named `name`), defaults applied: each
+    known, none missing, each of its parameter's type."""
+    signature = inspect.signature(stage)
+    takes = f"{name} takes {', '.join(signature.parameters)}"
+    unknown = [key for key in kwargs if key not in signature.parameters]
+    if unknown:
+        raise FromScratchError(f"unknown {', '.join(unknown)}; {takes}")
+    try:
+        bound = signature.bind(**kwargs)
+    except TypeError as e:  # a required argument is missing
+        raise FromScratchError(f"{e}; {takes}") from e
+    _check_argument_types(stage, bound, takes)
+    bound.apply_defaults()
+    return bound
+
+
+def check_run_arguments(name: str, kwargs: dict) -> None:
+    """What `fromscratch run NAME --args KWARGS` checks before it starts its job, but its
+    inputs: the workflow checks every job it is about to run with it, before the first
+    starts and makes the inputs of the next. Imports torch."""
+    from fromscratch.stages import get_stage
+
+    bound = _bound_arguments(name, get_stage(name), kwargs)
+    _check_stage_values(name, bound.arguments, inputs=False)
+
+
+def _check_stage_values(stage: str, arguments: dict, inputs: bool = True) -> None:
     """What the job of `stage` would check first of its `arguments` (defaults included)
     and takes a moment: a `config` built as the stage builds it, with its run folder `out`
     checked as `fromscratch train --out` checks it; an `out` below a file; the stage's
-    OPTION_CHECKS.  Their imports bring in torch."""
+    OPTION_CHECKS, and its INPUT_CHECKS unless inputs=False.  Their imports bring in
+    torch."""
     from pkgutil import resolve_name
 
     out = arguments.get("out")
@@ -307,9 +330,10 @@ def _check_stage_values(stage: str, arguments: dict) -> None:
         _check_out_folder(Path(out), f"out={out}")
     elif out:  # a file or a folder, whichever the stage writes: not below a file
         _check_folder(Path(out).parent, f"out={out}")
-    if stage in OPTION_CHECKS:
-        check = resolve_name(OPTION_CHECKS[stage])
-        check(**{name: arguments[name] for name in inspect.signature(check).parameters})
+    for checks in (OPTION_CHECKS, INPUT_CHECKS) if inputs else (OPTION_CHECKS,):
+        if stage in checks:
+            check = resolve_name(checks[stage])
+            check(**{name: arguments[name] for name in inspect.signature(check).parameters})
 
 
 def _in_a_process_of_its_own(function, *args) -> None:
@@ -372,7 +396,7 @@ def _check_argument_types(stage, bound: inspect.BoundArguments, takes: str) -> N
             shown = json.dumps(value)
             shown = shown if len(shown) <= 40 else shown[:37] + "..."
             raise FromScratchError(
-                f"--args: {name}={shown} is not of type {written[name].annotation}; {takes}"
+                f"{name}={shown} is not of type {written[name].annotation}; {takes}"
             )
 
 

@@ -753,6 +753,24 @@ def test_run_checks_that_a_data_folder_it_replaces_is_its_own_before_launching(
     assert [p.name for p in theirs.iterdir()] == ["notes.txt"]
 
 
+def test_the_workflow_checks_a_job_as_run_does_but_for_the_inputs_earlier_jobs_make(
+    capsys, tmp_path
+):
+    """check_run_arguments, which the workflow calls for every job before the first starts:
+    an augment job's settings, not yet its base folder (the data job before it makes it)."""
+    from fromscratch.cli import check_run_arguments
+
+    base, out = str(tmp_path / "not-yet"), str(tmp_path / "copy")
+    args = {"base": base, "out": out, "strategy": "unk", "rate": 0.1}
+    check_run_arguments("augment", args)
+    with pytest.raises(FromScratchError, match=r"rate 7\.0 must"):
+        check_run_arguments("augment", {**args, "rate": 7.0})
+    with pytest.raises(FromScratchError, match="unknown rte; augment takes base, out"):
+        check_run_arguments("augment", {**args, "rte": 0.1})
+    code, err = run_stage(capsys, tmp_path, "augment", args)  # the job itself reads it
+    assert code == 1 and f"error: --args: {base} is not a prepared data folder" in err, err
+
+
 def test_run_checks_values_here_with_the_local_launcher_too(tmp_path, capsys):
     """The stage runs in this process: its arguments are checked here, before it starts,
     not reported as a failed run with a log."""

@@ -13,6 +13,7 @@ import yaml
 
 from fromscratch.models import ClassifierConfig, GPTConfig
 from fromscratch.train import TrainConfig
+from fromscratch.train.lr_range import check_options as check_lr_range_options
 
 from .conftest import BIN, ROOT, planned_jobs, snakemake
 
@@ -902,6 +903,46 @@ def test_planning_refuses_the_widths_a_model_config_would(workdir, model):
     assert result.returncode != 0
     assert "config: presets.demo.gpt.model: " in result.stderr
     assert words in result.stderr, result.stderr[-2000:]
+
+
+@pytest.mark.parametrize(
+    ("setting", "job", "refusal"),
+    [
+        (
+            "{gpt: {train: {max_length: 32}}}",
+            "augmentation_train (model=lm, strategy=delete_swap, seed=0)",
+            lambda: TrainConfig(data="x", model={"family": "gpt"}, max_length=32),
+        ),
+        (
+            "{classifier: {train: {clock: time}}}",
+            "augmentation_train (model=classifier, strategy=crop, seed=0)",
+            lambda: TrainConfig(data="x", model={"family": "classifier"}, clock="time"),
+        ),
+        (
+            "{tune: {lr_range: {min_lr: 2.0}}}",
+            "cramming_lr_range",
+            lambda: check_lr_range_options(steps=150, min_lr=2.0, max_lr=1.0),
+        ),
+    ],
+    ids=["classifier-key-on-gpt", "clock-without-budget", "lr-range"],
+)
+def test_a_setting_only_a_job_reads_fails_the_run_before_the_first_job(
+    workdir, setting, job, refusal
+):
+    """A dry run stays quick and passes them; the run itself checks every job it is about
+    to run, as `fromscratch run` would at the job's start (check_jobs_to_run), and stops
+    with that job's message before any has run."""
+    from fromscratch import FromScratchError
+
+    with pytest.raises(FromScratchError) as refused:
+        refusal()
+    override = f"presets={{demo: {setting}}}"
+    assert snakemake(workdir, "-n", "--config", override).returncode == 0
+    result = snakemake(workdir, "--cores", "1", "--config", override)
+    assert result.returncode != 0
+    line = result.stderr.strip().splitlines()[-1]
+    assert line == f"config: the job {job} would fail: {refused.value}", result.stderr[-2000:]
+    assert not (workdir / "results").exists()  # nothing ran
 
 
 def test_the_conda_environment_installs_this_checkout_from_where_snakemake_copies_it(tmp_path):

@@ -848,7 +848,39 @@ def run(stage, kwargs, unread=frozenset()):
             without_keys(arguments, NOT_SETTINGS | set(unread)), sort_keys=True
         )
 
+    command.stage, command.arguments = stage, kwargs  # for check_jobs_to_run
     return {"cmd": command, "settings": settings}
+
+
+def check_jobs_to_run():
+    """Every job about to run checked as its `fromscratch run` checks it at its start,
+    before the first starts: a setting that only a late job reads (a study's, a training
+    run's two settings that contradict each other) would otherwise fail the run after
+    hours. Not in a dry run, which stays quick (torch is imported here), nor where
+    Snakemake cannot import the package (--sdm conda: each job checks its own)."""
+    try:
+        from fromscratch import FromScratchError
+        from fromscratch.cli import check_run_arguments
+    except ImportError:
+        return
+
+    def in_order(job):  # the same job named each time
+        return job.rule.name, sorted(job.wildcards.items())
+
+    for job in sorted(workflow.dag.needrun_jobs(), key=in_order):
+        command = job.rule.params.get("cmd")
+        if not hasattr(command, "stage"):
+            continue
+        try:
+            arguments = command.arguments(job.wildcards, job.input, job.output)
+        except OSError:  # read from a file an earlier job writes: checked at its start
+            continue
+        try:
+            check_run_arguments(command.stage, arguments)
+        except FromScratchError as error:
+            where = ", ".join(f"{key}={value}" for key, value in job.wildcards.items())
+            job_name = f"{job.rule.name} ({where})" if where else job.rule.name
+            stop(f"config: the job {job_name} would fail: {error}")
 
 
 def run_folder(experiment, variant, seed):

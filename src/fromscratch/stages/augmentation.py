@@ -17,15 +17,25 @@ from fromscratch import FromScratchError
 
 
 def check_augment_options(base: str, out: str, strategy: str, rate: float, copies: int) -> None:
-    """What `augment` checks before it reads a text: its settings, a base folder of labelled
-    reviews, and `out`: a new folder or an earlier output, never the base itself."""
-    from fromscratch.data import PreparedData
+    """What `augment` checks of its settings before it reads anything: the strategy, rate
+    and copies, and `out`: a new folder or an earlier output, never the base itself."""
     from fromscratch.data.augment import check_settings
     from fromscratch.data.prepare import MARKER
-    from fromscratch.data.sets import DATASETS
     from fromscratch.io import check_replaceable
 
     check_settings(strategy, rate, copies)
+    if Path(out).resolve() == Path(base).resolve():
+        raise FromScratchError(
+            f"out={out}: the base folder itself; give the copy a path of its own"
+        )
+    check_replaceable(out, *MARKER)
+
+
+def check_augment_base(base: str) -> None:
+    """The base folder `augment` copies holds a prepared set of labelled reviews."""
+    from fromscratch.data import PreparedData
+    from fromscratch.data.sets import DATASETS
+
     dataset = PreparedData(base).meta["dataset"]
     if DATASETS[dataset].task != "classification":  # a book, or bytes: no reviews to vary
         reviews = [name for name, known in DATASETS.items() if known.task == "classification"]
@@ -33,11 +43,6 @@ def check_augment_options(base: str, out: str, strategy: str, rate: float, copie
             f"base {base}: data set {dataset!r} is no set of reviews to augment; "
             f"allowed: {', '.join(reviews)}"
         )
-    if Path(out).resolve() == Path(base).resolve():
-        raise FromScratchError(
-            f"out={out}: the base folder itself; give the copy a path of its own"
-        )
-    check_replaceable(out, *MARKER)
 
 
 def augment_stage(
@@ -57,6 +62,7 @@ def augment_stage(
     from fromscratch.io import atomic_dir, write_json
 
     check_augment_options(base, out, strategy, rate, copies)  # before the texts are read
+    check_augment_base(base)
     data = PreparedData(base)
     meta = data.meta
     # The prepared folder holds token ids only (lower-cased, <unk>s): augment the raw texts.
