@@ -205,6 +205,23 @@ def test_a_missing_or_foreign_model_file_is_a_one_line_error(tmp_path, capsys):
             assert err.count("\n") == 1 and f"{path}: {named}" in err
 
 
+def test_a_model_of_the_encoder_decoder_study_is_named_as_such(tmp_path, capsys):
+    """Its model.pt is no language model or classifier: the message says what it is."""
+    from fromscratch.train.seq2seq import Seq2SeqConfig, train_seq2seq
+
+    from .test_run_end import SEQ2SEQ
+
+    train_seq2seq(Seq2SeqConfig.from_dict(SEQ2SEQ), tmp_path / "run")
+    model = tmp_path / "run" / "model.pt"
+    for command in (["sample", str(model)], ["evaluate", str(model), "--split", "test"]):
+        assert main(command) == 1
+        assert capsys.readouterr().err == (
+            f"fromscratch: error: {model}: not a model saved by `fromscratch train` (a "
+            "decoder_only model of `run encoder-decoder` on task reverse, scored in its run's "
+            "accuracy.csv)\n"
+        )
+
+
 def renumbered_copy(chars: Path, out: Path) -> Path:
     """A copy of a chars folder with the same characters numbered the other way round:
     every id means another character."""

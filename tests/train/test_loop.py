@@ -79,6 +79,20 @@ def test_a_non_finite_step_stops_with_the_step_and_keeps_the_last_checkpoint(
     assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == ["step-00000005.pt"]
 
 
+def test_a_batch_that_does_not_fit_in_memory_says_what_to_do(demo_chars, tmp_path):
+    """A real allocation that fails: the first activation of 2**24 windows 512 wide is
+    64 GiB, more than this machine's memory (the batch itself about 1 GB)."""
+    model = {"family": "gpt", "n_layer": 1, "n_head": 1, "n_embd": 512, "context": 2}
+    config = TrainConfig.from_dict(tiny_gpt(demo_chars, model=model, batch_size=2**24))
+    with pytest.raises(FromScratchError) as refused:
+        train(config, tmp_path / "run")
+    assert str(refused.value) == (
+        "out of memory on cpu at batch_size=16777216 of context=2 tokens: train the batch in "
+        "smaller pieces (batch_size=8388608, grad_accum=2), or find the largest that fits "
+        "with `fromscratch batch-size`"
+    )
+
+
 def test_an_fp16_overflow_skips_the_step_instead_of_stopping(demo_chars, tmp_path):
     # in fp16 an infinite gradient is the loss scale being too large for once: the scaler
     # skips that update and halves its scale, and the run goes on

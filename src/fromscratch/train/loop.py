@@ -32,6 +32,7 @@ from fromscratch import FromScratchError, Interrupted, exit_by_signal, heeded
 from fromscratch.data import PreparedData, tokenizers
 from fromscratch.io import atomic_path
 from fromscratch.train import checkpoint
+from fromscratch.train.batch_size import out_of_memory
 from fromscratch.train.batches import ClassificationBatches, LMBatches, keyed_rng
 from fromscratch.train.config import TrainConfig
 from fromscratch.train.distill import Teacher, load_teacher
@@ -476,10 +477,36 @@ class Trainer:
             self.config.warn_if_warm_up_outlasts_the_run()
             self.config.warn_if_scored_on_training_data(self.data.fit_on)
         with closed_if_failed(self.tracker):
-            self.train_to_the_end()
+            try:
+                self.train_to_the_end()
+            except Exception as error:
+                if not out_of_memory(error):
+                    raise
+                raise FromScratchError(self.out_of_memory_message()) from error
             if self.dist.is_main:
                 self.warn_if_the_budget_ended_in_warm_up()
             return self.finish()
+
+    def out_of_memory_message(self) -> str:
+        """What a student does when a batch does not fit: the same batch in smaller pieces
+        (grad_accum), or the largest that fits, measured."""
+        c = self.config
+        name, length = (
+            ("max_length", self.max_length)
+            if c.family == "classifier"
+            else ("context", self.context)
+        )
+        advice = (
+            f"train the batch in smaller pieces (batch_size={(c.batch_size + 1) // 2}, "
+            f"grad_accum={c.grad_accum * 2}), or find the largest that fits with "
+            "`fromscratch batch-size`"
+            if c.batch_size > 1
+            else f"a shorter {name} or a smaller model"
+        )
+        return (
+            f"out of memory on {self.device.type} at batch_size={c.batch_size} of "
+            f"{name}={length} tokens: {advice}"
+        )
 
     def warn_if_the_budget_ended_in_warm_up(self) -> None:
         """A time or token budget can end inside the warm-up, which max_steps alone says

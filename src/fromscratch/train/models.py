@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from pathlib import Path
 
@@ -89,13 +90,21 @@ def load_model(path: str, map_location: str = "cpu"):
         )
     if not Path(path).is_file():
         raise FromScratchError(f"{path}: no such model file (a model.pt or checkpoint)")
+    saved = None
     try:
         saved = torch.load(path, map_location=map_location, weights_only=False)
         spec = saved["config"]["model"]
         model_class, config_class = FAMILIES[spec["family"]]
     except Exception as error:  # a damaged file, or one some other program wrote
+        what = type(error).__name__
+        with contextlib.suppress(Exception):  # the encoder/decoder study's: scored in its run
+            config = saved["config"]
+            what = (
+                f"a {config['architecture']} model of `run encoder-decoder` on task "
+                f"{config['task']}, scored in its run's accuracy.csv"
+            )
         raise FromScratchError(
-            f"{path}: not a model saved by `fromscratch train` ({type(error).__name__})"
+            f"{path}: not a model saved by `fromscratch train` ({what})"
         ) from error
     model = model_class(config_class.from_dict({k: v for k, v in spec.items() if k != "family"}))
     try:
