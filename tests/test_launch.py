@@ -10,7 +10,7 @@ import signal
 import pytest
 from submitit.helpers import DelayedSubmission
 
-from fromscratch import FromScratchError, Interrupted, exit_on_termination
+from fromscratch import FromScratchError, Interrupted, exit_on_termination, message_of_ours
 from fromscratch.cli import main
 from fromscratch.launch import LAUNCHERS, Resources, TrainingJob, run
 
@@ -340,3 +340,12 @@ def test_a_stage_run_here_keeps_its_threads_in_a_slurm_allocation_too(
         assert job.checkpoint("o").result() == (1, True)  # requeued: resuming
     finally:
         torch.set_num_threads(threads)
+
+
+def test_only_our_errors_reach_the_user_as_they_are():
+    """The last line of another process's traceback: ours is a message for the user, any
+    other an error to show as it is, with its type."""
+    assert message_of_ours("fromscratch.train.config.ConfigError: lr: 0 must be") == "lr: 0 must be"
+    assert message_of_ours("fromscratch.FromScratchError: device 'cuda'") == "device 'cuda'"
+    assert message_of_ours("RuntimeError: fromscratch.FromScratchError: x") is None
+    assert message_of_ours("submitit.core.utils.UncompletedJobError: timed-out") is None

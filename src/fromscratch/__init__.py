@@ -1,6 +1,7 @@
 """fromscratch: transformers from scratch, as one reproducible experiment pipeline."""
 
 import contextlib
+import re
 import signal
 import threading
 from collections.abc import Iterator
@@ -10,6 +11,14 @@ __version__ = "0.1.0"
 
 class FromScratchError(Exception):
     """An error the user can fix; its message is one line: what is wrong, what is allowed."""
+
+
+def message_of_ours(line: str) -> str | None:
+    """The message of a FromScratchError (or a subclass) that another process's traceback
+    ends with (`fromscratch.train.config.ConfigError: lr: ...`), written for the user as it
+    is; None for any other error."""
+    ours = re.match(r"fromscratch(\.\w+)*\.\w+Error: ", line)
+    return line[ours.end() :] if ours else None
 
 
 class Interrupted(FromScratchError):

@@ -20,14 +20,15 @@ becomes a `FromScratchError` naming the job's error and the path of its log.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
+import pwd
 import re
 import shutil
 import sys
 import traceback
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,13 @@ import submitit
 from submitit.core.utils import FailedJobError
 from submitit.helpers import Checkpointable, DelayedSubmission, TorchDistributedEnvironment
 
-from fromscratch import FromScratchError, Interrupted, exit_on_termination, stop_signal
+from fromscratch import (
+    FromScratchError,
+    Interrupted,
+    exit_on_termination,
+    message_of_ours,
+    stop_signal,
+)
 from fromscratch.config import Config
 from fromscratch.io import make_folder
 
@@ -160,7 +167,7 @@ def run(
     if launcher == "slurm":  # where to look while it runs: squeue -j ID, tail -f LOG
         print(f"{name}: SLURM job {job.job_id}, log {job.paths.stdout}", file=sys.stderr)
     with _cancel_on_interrupt(job):
-        return _outcome(job, launcher, name)
+        return _outcome(job, launcher, name, resources)
 
 
 def _run_local(function: Callable[..., Any], kwargs: dict[str, Any], log_dir: Path, name: str):
@@ -178,7 +185,7 @@ def _run_local(function: Callable[..., Any], kwargs: dict[str, Any], log_dir: Pa
         raise _failure(name, "local run", _headline(error), log) from error
 
 
-def _outcome(job: submitit.Job, launcher: str, name: str) -> Any:
+def _outcome(job: submitit.Job, launcher: str, name: str, resources: Resources) -> Any:
     """Wait for the job; its result, or a FromScratchError naming its error and log.
 
     `exception()` waits and returns the error rather than raising it: DebugJob.results()
@@ -193,14 +200,31 @@ def _outcome(job: submitit.Job, launcher: str, name: str) -> Any:
         log.parent.mkdir(parents=True, exist_ok=True)
         log.write_text("".join(traceback.format_exception(error)), encoding="utf-8")
         headline = _headline(error)
+    elif "timed-out too many times" in str(error):  # submitit's words: out of requeues
+        limit, requeues = resources.time_min, resources.max_requeues
+        headline = (
+            f"it reached its time limit ({limit} min) once more than it may be requeued "
+            f"(max_requeues={requeues}); its checkpoint is kept, to resume from (more "
+            "time: a larger time_min or max_requeues)"
+        )
     elif isinstance(error, FailedJobError):  # the function raised: its traceback is in error
         headline = _last_line(_trace(str(error)))
-    else:  # UncompletedJobError: killed, cancelled, out of requeues, out of memory...
-        state = job.get_info().get("State") or job.state
+    else:  # UncompletedJobError: killed, cancelled, out of memory...
+        state = _slurm_state(job)
         headline = f"it ended without a result (SLURM state {state})"
         if not log.exists():  # cancelled while it waited in the queue
             headline = f"it never started, and wrote no log (SLURM state {state})"
     raise _failure(name, f"{launcher} job {job.job_id}", headline, log)
+
+
+def _slurm_state(job: submitit.Job) -> str:
+    """The job's state as sacct says it, with the user who cancelled it by name, not by
+    number ("CANCELLED by alice")."""
+    state = job.get_info().get("State") or job.state
+    if (by := re.fullmatch(r"(.* by )(\d+)", state)) is not None:
+        with contextlib.suppress(KeyError):
+            state = by[1] + pwd.getpwuid(int(by[2])).pw_name
+    return state
 
 
 def _failed_task(job: submitit.Job) -> submitit.Job:
@@ -220,13 +244,9 @@ class JobFailed(FromScratchError):
         self.details = details
 
 
-# the headline of a FromScratchError (or a subclass): a message written for the user
-OUR_ERROR = re.compile(r"fromscratch(\.\w+)*\.\w+Error: ")
-
-
 def _failure(name: str, what: str, headline: str, log: Path) -> JobFailed:
-    ours = OUR_ERROR.match(headline)
-    message = f"{name}: {what} failed: {headline[ours.end() if ours else 0 :]} (log: {log})"
+    ours = message_of_ours(headline)
+    message = f"{name}: {what} failed: {ours or headline} (log: {log})"
     tail = "" if ours else _tail(log)
     return JobFailed(message, f"--- last lines of {log.name} ---\n{tail}" if tail else "")
 
@@ -253,7 +273,7 @@ def _tail(log: Path, lines: int = TAIL_LINES) -> str:
     return "\n".join(text[-lines:])
 
 
-@contextmanager
+@contextlib.contextmanager
 def _cancel_on_interrupt(job: submitit.Job) -> Iterator[None]:
     """Cancel the job when this process is interrupted or terminated while it waits.
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import shlex
 import signal
 import subprocess
@@ -61,6 +62,28 @@ def training_steps(out: Path) -> list[int]:
         except json.JSONDecodeError:
             break  # the line the job is writing right now
     return [r["step"] for r in records if "loss" in r]
+
+
+def signalled_training(config: dict, out: Path, resources: Resources, log_dir: Path, name: str):
+    """(job id, summary) of a training job sent SIGUSR2 once it has trained 20 steps, as
+    SLURM does to preempt it or to warn of its time limit."""
+    with ThreadPoolExecutor(1) as pool:
+        try:
+            future = run_in_background(
+                pool,
+                TrainingJob(),
+                {"config": config, "out": str(out)},
+                resources=resources,
+                log_dir=log_dir,
+                name=name,
+            )
+            wait_until(lambda: len(training_steps(out)) >= 20, 180, "20 training steps")
+            assert not future.done(), "training ended before it could be signalled"
+            job = job_id_of(name)
+            subprocess.run(["scancel", "--signal=USR2", job], check=True)
+            return job, future.result(timeout=300)
+        finally:
+            cancel(name)
 
 
 def job_logs(log_dir: Path) -> str:
@@ -201,7 +224,7 @@ def test_a_job_cancelled_in_the_queue_says_it_never_started(slurm_cluster, tmp_p
             cancel(name)
     message = str(caught.value)
     assert f"{name}: slurm job " in message and "it never started, and wrote no log" in message
-    assert "CANCELLED" in message
+    assert f"CANCELLED by {pwd.getpwuid(os.getuid()).pw_name})" in message  # not by a number
 
 
 @pytest.mark.slow
@@ -212,23 +235,7 @@ def test_a_preempted_training_job_requeues_and_resumes_losing_no_step(
     of the step, submitit requeues the job, and the requeued job resumes from it."""
     steps, out, logs, name = 1500, tmp_path / "run", tmp_path / "logs", unique("preempt")
     config = tiny_gpt(demo_chars, max_steps=steps)
-    with ThreadPoolExecutor(1) as pool:
-        try:
-            future = run_in_background(
-                pool,
-                TrainingJob(),
-                {"config": config, "out": str(out)},
-                resources=Resources(time_min=30),
-                log_dir=logs,
-                name=name,
-            )
-            wait_until(lambda: len(training_steps(out)) >= 20, 180, "20 training steps")
-            assert not future.done(), "training ended before it could be preempted"
-            job = job_id_of(name)
-            subprocess.run(["scancel", "--signal=USR2", job], check=True)
-            summary = future.result(timeout=300)
-        finally:
-            cancel(name)
+    job, summary = signalled_training(config, out, Resources(time_min=30), logs, name)
     assert summary["steps"] == steps
     saved = json.loads((out / "summary.json").read_text())
     assert (saved["steps"], saved["slurm_job"]) == (steps, job)  # a requeue keeps the id
@@ -236,6 +243,23 @@ def test_a_preempted_training_job_requeues_and_resumes_losing_no_step(
     log = job_logs(logs)
     assert "this job is preempted" in log and "Requeued job" in log
     assert log.count("Starting with JobEnvironment") == 2  # the first run and the requeued one
+
+
+@pytest.mark.slow
+def test_a_training_job_out_of_requeues_says_so_and_keeps_its_checkpoint(
+    slurm_cluster, demo_chars, tmp_path
+):
+    """A job shorter than 10 minutes takes any SIGUSR2 for its time limit (submitit's rule):
+    with max_requeues=0 the first one ends it, after the loop saved its checkpoint."""
+    out, logs, name = tmp_path / "run", tmp_path / "logs", unique("requeues")
+    config = tiny_gpt(demo_chars, max_steps=1500)
+    with pytest.raises(FromScratchError) as caught:
+        signalled_training(config, out, Resources(time_min=5, max_requeues=0), logs, name)
+    assert (
+        "it reached its time limit (5 min) once more than it may be requeued (max_requeues=0); "
+        "its checkpoint is kept, to resume from"
+    ) in str(caught.value)
+    assert any((out / "checkpoints").glob("step-*.pt"))
 
 
 @pytest.mark.slow

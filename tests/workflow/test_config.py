@@ -94,6 +94,17 @@ MALFORMED = [
         "cluster={evaluate: {tasks: 2}}",
         r"cluster.evaluate.tasks=2: only training runs on several processes; set tasks in",
     ),
+    # resources `fromscratch run` refuses: here, not as each job of the stage starts
+    (
+        "cluster={train: {time_min: 1}}",
+        r"^config: cluster.train, as the distillation jobs take it: signal_delay_s: 90 s must "
+        r"be less than time_min=1 minutes$",
+    ),
+    (
+        "cluster={train: {gpus: 1, tasks: 2}}",
+        r"^config: cluster.train, as the train jobs take it: tasks: 2 processes a node need as "
+        r"many GPUs, not gpus=1",
+    ),
     (
         "ablations={cramming: {demo: {budget_fractions: [0.5, 0.50000001]}}}",
         r"budget_fractions: two budgets within a millisecond \(3, 3, 6 s\); leave one out",

@@ -720,7 +720,9 @@ def check_fromscratch_on_path():
 
 
 def check_cluster_entries():
-    """Fail before any job starts if a `cluster:` entry names no group and no stage."""
+    """Fail before any job starts if a `cluster:` entry names no group and no stage, or if
+    the resources a stage is given are some that `fromscratch run` refuses (a warning
+    before the time limit longer than the limit)."""
     allowed = {"default", "data", "tune", "train", "sample", *STAGE_NAMES}
     for name in config["cluster"]:
         if name not in allowed:
@@ -734,6 +736,19 @@ def check_cluster_entries():
                 f"config: cluster.{name}.tasks={tasks}: only training runs on several "
                 "processes; set tasks in cluster.train (or cluster.default)"
             )
+    try:
+        from fromscratch import FromScratchError
+        from fromscratch.launch import Resources
+    except ImportError:  # --sdm conda: each job's `fromscratch run` checks its own
+        return
+    for stage in sorted(STAGE_NAMES):
+        try:
+            Resources.from_dict(cluster_resources(stage))
+        except FromScratchError as error:
+            setting = str(error).removeprefix("Resources.")
+            levels = ["default", RESOURCE_GROUPS.get(stage, "train"), stage]
+            entry = next(name for name in reversed(levels) if name in config["cluster"])
+            stop(f"config: cluster.{entry}, as the {stage} jobs take it: {setting}")
 
 
 # Arguments that say where a job's results are logged or fetched from, or how often a run

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import torch
 
-from fromscratch import FromScratchError
+from fromscratch import FromScratchError, message_of_ours
 from fromscratch.config import check_integer
 from fromscratch.data import PreparedData
 from fromscratch.io import write_json
@@ -153,6 +153,8 @@ def probe_in_child(
         if returncode != 0 or not stdout.strip():
             errors.seek(0)
             lines = errors.read().strip().splitlines() or [f"exit code {returncode}"]
+            if ours := message_of_ours(lines[-1]):  # a setting the probe could not take
+                raise FromScratchError(ours)
             raise FromScratchError(f"batch-size search: batch {batch_size} failed: {lines[-1]}")
     report = json.loads(stdout.strip().splitlines()[-1])
     return report["result"], report["peak_mb"] or usage.ru_maxrss / 1024
