@@ -326,7 +326,8 @@ def test_wandb_keeps_every_step_and_the_whole_runs_summary(tmp_path):
     tracker = Tracker(tmp_path, {}, mode="offline")
     for step, tokens_per_s in ((10, 900.0), (20, 1100.0), (30, 500.0)):
         tracker.log({"train/loss": 3.0 - step / 100, "tokens_per_s": tokens_per_s}, step=step)
-    tracker.finish({"tokens_per_s": 1000.0, "train/loss": 2.7}, {})
+    built = {"n_layer": 2, "n_embd": 68}  # as a study's summary says what it trained
+    tracker.finish({"tokens_per_s": 1000.0, "train/loss": 2.7, "model_config": built}, {})
     wandb.teardown()  # its service done writing the file
     (run_file,) = (tmp_path / "wandb").glob("offline-run-*/run-*.wandb")
     rows, summary = [], {}
@@ -341,6 +342,7 @@ def test_wandb_keeps_every_step_and_the_whole_runs_summary(tmp_path):
                 summary[key(item)] = json.loads(item.value_json)
     assert rows == [(10, 900.0), (20, 1100.0), (30, 500.0)]
     assert summary["tokens_per_s"] == 1000.0 and summary["train/loss"] == 2.7
+    assert summary["model_config"] == built
     # a file cut short by a kill, or damaged, reads as far as it is whole
     assert list(track.offline_history_steps(run_file)) == [10, 20, 30]
     data = run_file.read_bytes()

@@ -390,7 +390,9 @@ class Tracker:
         }
         write_json(self.out / "summary.json", full)
         # with the wall time of every start: W&B's own runtime counts the last start alone
-        scalars = {k: v for k, v in summary.items() if isinstance(v, int | float | str)}
+        # numbers, text and mappings (a model's config as built, the LR a measurement was
+        # taken at): not the long lists a study's summary may hold, which its files keep
+        scalars = {k: v for k, v in summary.items() if isinstance(v, int | float | str | dict)}
         scalars["wall_time_s"] = full["wall_time_s"]
         # the last step's row first: written out at finish, after the summary, its values
         # (the last window's tokens_per_s) would replace the whole run's (a run that

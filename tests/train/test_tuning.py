@@ -364,13 +364,17 @@ def test_cli_measures_the_gradient_noise_scale_after_training(demo_chars, tmp_pa
 
 
 def test_noise_scale_trains_at_the_tuned_lr_and_batch_size(demo_chars, tmp_path):
-    """The course run's first steps, as its tuned values make them, and the JSON says so."""
+    """The course run's first steps, as its tuned values make them, and the JSON and the
+    W&B run's config say so."""
     (tmp_path / "lr_range.json").write_text(json.dumps({"lr": 0.01}))
     (tmp_path / "batch_size.json").write_text(json.dumps({"batch_size": 4}))
     tuned = tiny_gpt(demo_chars, dropout=0.0, lr_from=str(tmp_path / "lr_range.json"))
-    tuned["batch_size_from"] = str(tmp_path / "batch_size.json")
-    noise = measure_noise_scale(TrainConfig.from_dict(tuned), 2, 4, 3, after_steps=5)
+    tuned |= {"batch_size_from": str(tmp_path / "batch_size.json"), "wandb_mode": "offline"}
+    options = {"micro_batch": 2, "accumulate": 4, "draws": 3, "after_steps": 5}
+    noise = write_noise_scale(TrainConfig.from_dict(tuned), tmp_path / "out", **options)
     assert noise["trained_at"] == {"lr": 0.01, "batch_size": 4}
+    logged = json.loads((tmp_path / "out" / "noise-scale" / "summary.json").read_text())
+    assert (logged["config"]["lr"], logged["config"]["batch_size"]) == (0.01, 4)
     direct = tiny_gpt(demo_chars, dropout=0.0, lr=0.01, batch_size=4)
     same = measure_noise_scale(TrainConfig.from_dict(direct), 2, 4, 3, after_steps=5)
     assert same["grad_norm_sq"] == pytest.approx(noise["grad_norm_sq"], rel=1e-6)

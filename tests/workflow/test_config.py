@@ -763,7 +763,10 @@ def test_an_lr_and_batch_size_of_the_preset_replace_the_tuned_ones(workdir):
     assert classifier["lr_from"] == "results/demo/tune/classifier/lr_range.json"
     assert classifier["batch_size_from"] == "results/demo/tune/classifier/batch_size.json"
     # a W&B run of its own beside the other tuning runs
-    assert {(c["group"], c["job_type"]) for c in noise.values()} == {("demo-tune", "noise-scale")}
+    assert {(c["group"], c["job_type"]) for c in noise.values()} == {
+        ("demo-tune/gpt/noise-scale", "noise-scale"),
+        ("demo-tune/classifier/noise-scale", "noise-scale"),
+    }
 
 
 def test_runs_that_train_on_more_splits_learn_their_vocabulary_from_them(workdir):
@@ -1084,8 +1087,13 @@ def test_course_runs_are_scored_on_the_presets_splits_and_tagged_with_its_name(w
     assert {run: config["eval_splits"] for run, config in runs.items()} == {
         run: scored[run.split("/")[0]] for run in runs
     }
-    assert runs["position/learned/seed0"]["tags"] == "demo,learned,seed0"
+    assert runs["position/learned/seed0"]["tags"] == "demo,position,learned,seed0"
     assert {config["tags"].split(",")[0] for config in runs.values()} == {"demo"}
+    # a W&B group a setting: its seeds drawn as one curve, the others apart
+    groups = {run: config["group"] for run, config in runs.items()}
+    assert groups["position/learned/seed0"] == groups["position/learned/seed1"]
+    assert groups["position/learned/seed0"] == "demo-position/learned"
+    assert len(set(groups.values())) == len({run.rsplit("/", 1)[0] for run in runs})
 
 
 def printed_by_the_workflow(tmp_path, expression, *args):

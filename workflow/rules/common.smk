@@ -640,20 +640,23 @@ def train_spec(model, seed=0, **model_fields):
     }
 
 
-def tracking(group, *tags, job_type="train"):
+def tracking(study, *tags, job_type="train"):
     """How a job's run is logged to W&B, as its config takes it: config.yaml's mode and
-    project, the W&B group `<preset>-<group>`, the job type, the tags (the preset's name,
-    then `tags`) and the run's name, `group/tag/...` (e.g. position/learned/seed0: W&B
-    lists runs by name). None of it is a setting: changing it reruns nothing."""
-    tags = [str(tag) for tag in tags]
+    project, the job type, the run's name `study/tag/...` (position/learned/seed0: W&B
+    lists runs by name), its tags (the preset's name, then the name's parts) and its W&B
+    group, the preset and the name without the seed (demo-position/learned): W&B groups
+    runs by it, drawing the seeds of one setting as one curve with their spread. None of
+    it is a setting: changing it reruns nothing."""
+    parts = [str(study), *(str(tag) for tag in tags)]
+    setting = [part for part in parts if not re.fullmatch(r"seed\d+", part)]
     return {
         "wandb_mode": config["wandb"]["mode"],
         "wandb_project": config["wandb"]["project"],
         "wandb_entity": config["wandb"].get("entity", ""),
-        "group": f"{PRESET}-{group}",
+        "group": f"{PRESET}-{'/'.join(setting)}",
         "job_type": job_type,
-        "tags": ",".join([PRESET, *tags]),
-        "run_name": "/".join([group, *(tag for tag in tags if tag != group)]),
+        "tags": ",".join(dict.fromkeys([PRESET, *parts])),  # once each
+        "run_name": "/".join(parts),
     }
 
 

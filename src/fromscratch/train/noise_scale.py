@@ -162,5 +162,7 @@ def write_noise_scale(config: TrainConfig, out: str | Path, **options) -> dict:
     run of its own (out/noise-scale) where W&B is on, the measurement its summary."""
     result = measure_noise_scale(config, **options)
     write_json(Path(out) / "noise_scale.json", result)
-    config.log_results(Path(out) / "noise-scale", config.to_dict() | options, [], result)
+    # the run's config as measured: with the tuned LR and batch size read in
+    settings = config.resolved().to_dict() | options
+    config.log_results(Path(out) / "noise-scale", settings, [], result)
     return result

@@ -157,8 +157,8 @@ if ablation_enabled("augmentation"):
                             "seed": int(wc.seed),
                         }
                         | tracking(
-                            f"augmentation-{wc.model}",
                             "augmentation",
+                            wc.model,
                             wc.strategy,
                             f"seed{wc.seed}",
                         ),

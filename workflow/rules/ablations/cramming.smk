@@ -137,7 +137,6 @@ if ablation_enabled("cramming"):
                         | {"seed": int(wc.seed), "time_budget_s": float(wc.budget)}
                         | tracking(
                             "cramming",
-                            "cramming",
                             wc.recipe,
                             f"budget{wc.budget}s",
                             f"seed{wc.seed}",

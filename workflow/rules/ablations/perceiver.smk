@@ -79,9 +79,7 @@ if ablation_enabled("perceiver"):
                     # the planned config (read when the job starts), seed and tracking
                     "config": planned_config(input.plan, wc.variant)
                     | {"seed": int(wc.seed)}
-                    | tracking(
-                        "perceiver", "perceiver", wc.data, wc.variant, f"seed{wc.seed}"
-                    ),
+                    | tracking("perceiver", wc.data, wc.variant, f"seed{wc.seed}"),
                     "out": os.path.dirname(output.summary),
                     "resume": True,
                 },

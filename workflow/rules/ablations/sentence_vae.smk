@@ -60,7 +60,7 @@ if ablation_enabled("sentence_vae"):
                         "model": {"family": "gpt", **VAE_BASE.get("model", {})},
                         "eval_splits": "test",
                         "seed": 0,
-                        **tracking("sentence_vae", "sentence_vae", "base"),
+                        **tracking("sentence_vae", "base"),
                         **VAE_BASE.get("train", {}),
                     },
                     "out": os.path.dirname(output.summary),
