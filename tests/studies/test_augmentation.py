@@ -8,8 +8,9 @@ from collections import Counter
 
 import numpy as np
 import pytest
+import wandb
 
-from fromscratch import FromScratchError
+from fromscratch import FromScratchError, track
 from fromscratch.data import PreparedData
 from fromscratch.data.augment import (
     AUGMENTATIONS,
@@ -246,11 +247,30 @@ def test_augmented_folder_trains_and_evaluates(demo_words, tmp_path):
     assert not np.array_equal(other, copies)
 
     run = tmp_path / "run"
-    train(TrainConfig.from_dict(tiny_classifier(out, max_steps=5)), run)
+    train(TrainConfig.from_dict(tiny_classifier(out, max_steps=5, wandb_mode="offline")), run)
     sets = {"in-domain": {"split": "test"}, "demo": {"data": str(demo_words), "split": "ood"}}
     results = evaluate_stage(str(run / "model.pt"), sets, str(tmp_path / "eval.json"))
     assert json.loads((tmp_path / "eval.json").read_text()) == results
     assert results["in-domain"]["examples"] == 1000 and 0 <= results["demo"]["accuracy"] <= 1
+    # in W&B, the runs line up by what the data is: the strategy, in the training run's
+    # config; the training run's settings, in its scores' run's
+    wandb.teardown()  # its service done writing the files
+    (run_file,) = (run / "wandb").glob("offline-run-*/*.wandb")
+    logged = {
+        item.key: json.loads(item.value_json)
+        for record in track.offline_records(run_file)
+        if record.WhichOneof("record_type") == "run"
+        for item in record.run.config.update
+    }
+    augmentation = {"strategy": "unk", "rate": 0.2, "copies": 1, "seed": 0}
+    assert logged["prepared_data"]["augmentation"] == {"base": str(demo_words)} | augmentation
+    scored = json.loads((tmp_path / "eval.json.wandb" / "summary.json").read_text())["config"]
+    assert (scored["data"], scored["seed"], scored["model_file"]) == (
+        str(out),
+        logged["seed"],
+        str(run / "model.pt"),
+    )
+    assert "data_tokenizer" not in scored
 
 
 def test_any_seed_keeps_the_base_reviews_and_the_folder_records_its_settings(demo_words, tmp_path):

@@ -121,7 +121,10 @@ def evaluate_stage(model: str, sets: dict[str, dict], out: str = "", max_tokens:
             for metric, value in result.items()
             if isinstance(value, int | float)
         }
-        run_config = {"model": model, "sets": sets, "max_tokens": max_tokens}
+        # the trained model's settings, as its training run's config has them (so that the
+        # scores line up by seed, strategy, variant), then what this job scored
+        trained = {k: v for k, v in config.items() if k != "data_tokenizer"}  # its vocabulary
+        run_config = trained | {"model_file": model, "sets": sets, "max_tokens": max_tokens}
         TrackingConfig.after(config, "evaluate").log_results(
             wandb_folder(out), run_config, [], scores
         )

@@ -47,6 +47,9 @@ from fromscratch.train.evaluate import (
 from fromscratch.train.models import build_model
 from fromscratch.train.schedule import decay_progress, learning_rate, step_progress
 
+# What a run's W&B config says of its prepared data, from its meta.json
+PREPARED_DATA_KEYS = ("dataset", "tokenizer", "vocab_size", "augmentation")
+
 
 class NonFiniteLoss(FromScratchError):
     """A NaN or infinite loss or gradient: the run stops, its last good checkpoint stays."""
@@ -249,8 +252,15 @@ class Trainer:
         self.forward_model = self.dist.wrap(self.model)
         if config.compile:
             self.forward_model = torch.compile(self.forward_model)
+        # in W&B, beside the settings: what the data folder holds (an augmented copy's
+        # strategy and rate), so that runs line up by it in the runs table
+        prepared = {k: v for k, v in self.data.meta.items() if k in PREPARED_DATA_KEYS}
         self.tracker = config.tracker(
-            self.out, self.config_dict(), saved, ("model.pt",), enabled=self.dist.is_main
+            self.out,
+            self.config_dict() | {"prepared_data": prepared},
+            saved,
+            ("model.pt",),
+            enabled=self.dist.is_main,
         )
         # one bar, the first process's, not one a process
         self.show_bar = (
