@@ -430,7 +430,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help="reuse the tokenizer of another prepared folder (out-of-domain sets)",
     )
-    p.add_argument("--vocab-size", type=int, help="vocabulary size for words/bpe")
+    p.add_argument(
+        "--vocab-size",
+        type=int,
+        help="vocabulary size for words/bpe (default: 20,000 words, 8,192 bpe)",
+    )
     p.add_argument(
         "--fit-on",
         help="the splits the tokenizer learns its vocabulary from, joined by + "
@@ -445,7 +449,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--seed",
         type=int,
         default=0,
-        help="seed of generated data sets (demo) and of drawn validation splits (imdb)",
+        help="seed of generated data sets (demo) and of drawn validation splits (imdb; "
+        "default: %(default)s)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_data_prepare)
@@ -500,11 +505,26 @@ def build_parser() -> argparse.ArgumentParser:
         "gradient noise scale: the batch size past which bigger ones pay less",
         cmd_noise_scale,
     )
-    p.add_argument("--draws", type=int, default=8, help="draws of a big batch")
-    p.add_argument("--micro-batch", type=int, default=4, help="sequences in a small batch")
-    p.add_argument("--accumulate", type=int, default=8, help="small batches in a big one")
     p.add_argument(
-        "--after-steps", type=int, default=0, help="train this many steps before measuring"
+        "--draws", type=int, default=8, help="draws of a big batch (default: %(default)s)"
+    )
+    p.add_argument(
+        "--micro-batch",
+        type=int,
+        default=4,
+        help="sequences in a small batch (default: %(default)s)",
+    )
+    p.add_argument(
+        "--accumulate",
+        type=int,
+        default=8,
+        help="small batches in a big one (default: %(default)s)",
+    )
+    p.add_argument(
+        "--after-steps",
+        type=int,
+        default=0,
+        help="train this many steps before measuring (default: %(default)s: the initial weights)",
     )
 
     p = commands.add_parser("evaluate", help="evaluate a trained model on whole splits")
@@ -522,13 +542,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("sample", help="generate text from a trained language model")
     p.add_argument("model", type=Path, help="model.pt written by `fromscratch train`")
     p.add_argument("--prompt", default="", help="the text to continue (default: none)")
-    p.add_argument("--tokens", type=int, default=200, help="new tokens per sample (>= 0)")
-    p.add_argument("--num-samples", type=int, default=1, help="how many samples (>= 1)")
+    p.add_argument(
+        "--tokens", type=int, default=200, help="new tokens per sample (>= 0; default: %(default)s)"
+    )
+    p.add_argument(
+        "--num-samples", type=int, default=1, help="how many samples (>= 1; default: %(default)s)"
+    )
     p.add_argument(
         "--temperature",
         type=float,
         default=0.8,
-        help="divides the logits: below 1 sharper, above 1 flatter; 0: greedy (>= 0)",
+        help="divides the logits: below 1 sharper, above 1 flatter; 0: greedy (>= 0; "
+        "default: %(default)s)",
     )
     p.add_argument(
         "--top-k", type=int, default=None, help="draw from the K likeliest tokens only (>= 1)"
@@ -539,7 +564,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="nucleus sampling: draw from the likeliest tokens that together reach P, in (0, 1]",
     )
-    p.add_argument("--seed", type=int, default=0, help="the same seed draws the same samples")
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="the same seed draws the same samples (default: %(default)s)",
+    )
     p.add_argument("--data", type=Path, help="prepared data folder (default: the training data)")
     p.add_argument(
         "--out",
@@ -576,7 +606,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="where submitit keeps the job's logs and its pickled call (default: %(default)s)",
     )
     p.add_argument("--name", help="job name (default: the stage)")
-    p.add_argument("--threads", type=int, default=0, help="torch threads (local launcher)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="torch threads (local launcher; default 0: torch's own choice)",
+    )
     p.set_defaults(func=cmd_run)
 
     return parser

@@ -1038,3 +1038,14 @@ def test_run_shows_a_wrong_value_whole_up_to_40_characters(capsys, tmp_path):
             capsys, tmp_path, "train", {"config": {}, "out": "o", "resume": value}
         )
         assert code == 1 and f"resume={shown} is not of type bool" in err, err
+
+
+def test_the_help_gives_the_vocabulary_sizes_the_tokenizers_default_to(capsys):
+    """Written out in the help (the CLI does not import the tokenizers to start): kept equal."""
+    from fromscratch.data.tokenizers import DEFAULT_VOCAB
+
+    with pytest.raises(SystemExit):
+        main(["data", "prepare", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    words, bpe = DEFAULT_VOCAB["words"], DEFAULT_VOCAB["bpe"]
+    assert f"(default: {words:,} words, {bpe:,} bpe)" in shown
