@@ -589,19 +589,20 @@ def test_several_processes_are_for_training_alone(workdir):
 
 
 def test_every_run_has_a_name_of_its_own_in_wandb(workdir):
-    """W&B lists runs by name: every training job of the demo DAG gets its own, from its
-    group and tags, e.g. position/learned/seed0; all go to config.yaml's entity."""
+    """W&B lists runs by name: every training and tuning job of the demo DAG gets its own,
+    from its study and tags, e.g. position/learned/seed0; all go to config.yaml's entity."""
     result = snakemake(workdir, "-n", "-p", "--config", "wandb={entity: course-team}")
     assert result.returncode == 0, result.stderr[-2000:]
     configs = [
         a["config"]
-        for stage in ("train", "encoder-decoder")
+        for stage in ("train", "encoder-decoder", "lr-range", "batch-size", "noise-scale")
         for a in stage_arguments(result, stage)
     ]
     configs += [a["train"] for a in stage_arguments(result, "sentence-vae")]
     names = [config["run_name"] for config in configs]
     assert len(names) > 20 and len(set(names)) == len(names), sorted(names)
-    assert "position/learned/seed0" in names
+    assert {"position/learned/seed0", "tune/gpt/lr-range", "cramming/lr-range"} <= set(names)
+    assert {config["wandb_mode"] for config in configs} == {"offline"}  # config.yaml's
     assert {config["wandb_entity"] for config in configs} == {"course-team"}
 
 

@@ -99,11 +99,8 @@ if ablation_enabled("cramming"):
                 "lr-range",
                 lambda wc, input, output: {
                     "config": CRAMMING_SPECS["baseline"]
-                    | {
-                        "seed": CRAMMING_SEEDS[0],
-                        "time_budget_s": CRAMMING_BUDGET,
-                        "wandb_mode": "disabled",
-                    },
+                    | {"seed": CRAMMING_SEEDS[0], "time_budget_s": CRAMMING_BUDGET}
+                    | tracking("cramming", "lr-range", job_type="lr-range"),
                     "out": os.path.dirname(output.choice),
                     **P["tune"]["lr_range"],
                 },
