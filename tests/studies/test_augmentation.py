@@ -270,7 +270,7 @@ def test_augmented_folder_trains_and_evaluates(demo_words, tmp_path):
         logged["seed"],
         str(run / "model.pt"),
     )
-    assert "data_tokenizer" not in scored
+    assert "data_tokenizer" not in scored and "run_name" not in scored
 
 
 def test_any_seed_keeps_the_base_reviews_and_the_folder_records_its_settings(demo_words, tmp_path):

@@ -151,7 +151,8 @@ def test_a_gpt2_teacher_needs_gpt2_tokens(demo_chars, tmp_path):
 
 
 def test_lengths_are_evaluated_on_the_same_tokens(demo_chars, teacher, tmp_path):
-    train(TrainConfig.from_dict(tiny_lstm(demo_chars)), tmp_path / "lstm")
+    logged = {"wandb_mode": "offline", "run_name": "distillation/control/lstm1/seed0"}
+    train(TrainConfig.from_dict(tiny_lstm(demo_chars) | logged), tmp_path / "lstm")
     out = tmp_path / "lengths.json"
     distillation_stage(
         str(tmp_path / "lstm" / "model.pt"), str(demo_chars), str(out), lengths=[32, 64, 256],
@@ -168,6 +169,11 @@ def test_lengths_are_evaluated_on_the_same_tokens(demo_chars, teacher, tmp_path)
     assert len({r["bits_per_token"] for r in result["results"]}) == 3
     assert (result["family"], result["context"], result["n_layer"]) == ("lstm", 32, 1)
     assert result["parameters"] == sum(p.numel() for p in lstm.parameters())
+    # beside the student's training run in W&B: bits against the length, its settings
+    run = json.loads((tmp_path / "lengths.json.wandb" / "summary.json").read_text())
+    assert run["bits_per_token/length_256"] == result["results"][2]["bits_per_token"]
+    assert (run["config"]["seed"], run["config"]["lengths"]) == (0, [32, 64, 256])
+    assert "run_name" not in run["config"]  # the training run's, not this one's
     # The teacher, a GPT, is evaluated at its own context, and cannot read beyond it.
     distillation_stage(teacher, str(demo_chars), str(out), max_tokens=3000)
     result = json.loads(out.read_text())

@@ -23,6 +23,7 @@ def distillation_stage(
     from fromscratch.config import check_integer
     from fromscratch.data import PreparedData
     from fromscratch.io import write_json
+    from fromscratch.stages.evaluate import log_scores
     from fromscratch.train.evaluate import evaluate_lm
     from fromscratch.train.loop import pick_device
     from fromscratch.train.models import LANGUAGE_MODELS, check_data, load_language_model
@@ -66,4 +67,15 @@ def distillation_stage(
             "results": rows,
         },
     )
+    if config["trained"]:  # a model of this pipeline: beside its training run in W&B
+        by_length = {
+            f"bits_per_token/length_{row['length']}": row["bits_per_token"] for row in rows
+        }
+        settings = {
+            "model_file": model,
+            "split": split,
+            "lengths": lengths,
+            "max_tokens": max_tokens,
+        }
+        log_scores(out, config["trained"], "lengths", settings, rows, by_length)
     return {"lengths": len(rows), "bits_per_token": rows[0]["bits_per_token"]}

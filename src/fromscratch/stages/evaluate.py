@@ -78,7 +78,6 @@ def evaluate_stage(model: str, sets: dict[str, dict], out: str = "", max_tokens:
     training data)}; an out-of-domain folder must use the training data's tokenizer.
     Returns (and writes to `out` as JSON, if given) the results by name.
     """
-    from fromscratch.train.config import TrackingConfig
     from fromscratch.train.evaluate import evaluate_classifier, evaluate_lm
     from fromscratch.train.loop import pick_device
     from fromscratch.train.models import load_model
@@ -121,13 +120,8 @@ def evaluate_stage(model: str, sets: dict[str, dict], out: str = "", max_tokens:
             for metric, value in result.items()
             if isinstance(value, int | float)
         }
-        # the trained model's settings, as its training run's config has them (so that the
-        # scores line up by seed, strategy, variant), then what this job scored
-        trained = {k: v for k, v in config.items() if k != "data_tokenizer"}  # its vocabulary
-        run_config = trained | {"model_file": model, "sets": sets, "max_tokens": max_tokens}
-        TrackingConfig.after(config, "evaluate").log_results(
-            wandb_folder(out), run_config, [], scores
-        )
+        settings = {"model_file": model, "sets": sets, "max_tokens": max_tokens}
+        log_scores(out, config, "evaluate", settings, [], scores)
     return results
 
 
@@ -215,6 +209,26 @@ def sample_stage(
             wandb_folder(out), {"model": model, **settings}, [], texts
         )
     return {"samples": num_samples, "characters": len(text)}
+
+
+def log_scores(
+    out: str | Path, trained: dict, stage: str, settings: dict, rows: list[dict], summary: dict
+) -> None:
+    """A scoring job's results (`rows` its history, `summary`) as a W&B run beside the
+    runs of the model it scored, whose training config is `trained`: in their group, named
+    after it with /stage, its config the model's training settings (so that scores line up
+    by seed, strategy or variant in the runs table), then this job's `settings`; its files
+    in wandb_folder(out)."""
+    import dataclasses
+
+    from fromscratch.train.config import TrackingConfig
+
+    # not its vocabulary, nor how its training run was logged (which `after` takes)
+    left_out = {"data_tokenizer", *(f.name for f in dataclasses.fields(TrackingConfig))}
+    model_settings = {k: v for k, v in trained.items() if k not in left_out}
+    TrackingConfig.after(trained, stage).log_results(
+        wandb_folder(out), model_settings | settings, rows, summary
+    )
 
 
 def wandb_folder(out: str | Path) -> Path:

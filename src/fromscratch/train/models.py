@@ -184,7 +184,8 @@ def load_language_model(
     Hugging Face GPT-2 (a folder written by `save_pretrained`, or a hub name: one in the
     local cache, or with download=True one fetched from the hub), and its config dict:
     {"model": its fields and family, "data": the folder it was trained on (None for
-    GPT-2), "data_tokenizer": its fingerprint, where the model.pt has it}.
+    GPT-2), "data_tokenizer": its fingerprint, where the model.pt has it, "trained": its
+    whole training config (None for GPT-2)}.
 
     who: how errors name the model ("teacher", "distillation: model", …); families: the
     ones the caller can use; backend: GPT-2 as the project's GPT ("own") or as Hugging
@@ -196,12 +197,12 @@ def load_language_model(
         )
     if Path(source).is_file() or str(source).endswith(".pt"):
         model, saved = load_model(source)
-        config = {"model": saved["model"], "data": saved.get("data")}
+        config = {"model": saved["model"], "data": saved.get("data"), "trained": saved}
         if "data_tokenizer" in saved:
             config["data_tokenizer"] = saved["data_tokenizer"]
     else:
         model, fields = _load_gpt2(source, who, download, backend)
-        config = {"model": {**fields, "family": "gpt"}, "data": None}
+        config = {"model": {**fields, "family": "gpt"}, "data": None, "trained": None}
     family = config["model"]["family"]
     if family not in families:
         raise FromScratchError(
