@@ -10,8 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import wandb
 
-from fromscratch import FromScratchError
+from fromscratch import FromScratchError, track
 from fromscratch.models import GPT, GPTConfig, KVCache
 from fromscratch.models.recurrent import (
     VARIANTS,
@@ -199,10 +200,12 @@ def test_a_document_of_context_plus_one_tokens_is_one_run_of_the_plain_model():
         torch.testing.assert_close(document_bits(model, docs, variant), plain)
 
 
-def save_model(model: GPT, data, path) -> str:
-    """A model.pt as the training loop writes it (weights and the training config)."""
+def save_model(model: GPT, data, path, **settings) -> str:
+    """A model.pt as the training loop writes it (weights and the training config, with
+    `settings`)."""
     spec = {"family": "gpt", **model.config.to_dict()}
-    torch.save({"model": model.state_dict(), "config": {"model": spec, "data": str(data)}}, path)
+    config = {"model": spec, "data": str(data), **settings}
+    torch.save({"model": model.state_dict(), "config": config}, path)
     return str(path)
 
 
@@ -219,7 +222,8 @@ def test_stage_writes_positions_and_summary_from_a_prepared_split(tmp_path, demo
                           n_head=2, n_embd=16))  # fmt: skip
     with torch.no_grad():  # sharp predictions: bits that differ from token to token, so
         model.ln_f.weight.mul_(40)  # that a mean over the wrong tokens shows
-    path = save_model(model, demo_chars, tmp_path / "model.pt")
+    logged = {"wandb_mode": "offline", "run_name": "position/learned/seed0", "seed": 3}
+    path = save_model(model, demo_chars, tmp_path / "model.pt", **logged)
     out = tmp_path / "study"
     result = recurrent_gpt2_stage(
         path, str(demo_chars), split, str(out), chunks=3, documents=20, memory_tokens=0
@@ -254,6 +258,20 @@ def test_stage_writes_positions_and_summary_from_a_prepared_split(tmp_path, demo
         assert got["later_chunks"] == pytest.approx(later, rel=1e-5)
     # a position's mean leaves out the documents that have a separator there
     assert positions["bits"].notna().all()
+    # beside the model's training run in W&B: a curve a variant against the position
+    run = tmp_path / "study.wandb"
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [line["position"] for line in lines] == list(range(1, 3 * CONTEXT + 1))
+    first = positions[positions["position"] == 1].set_index("variant")["bits"]
+    assert {v: lines[0][f"{v}/bits"] for v in VARIANTS} == pytest.approx(first.to_dict())
+    scored = json.loads((run / "summary.json").read_text())
+    assert scored["layers/later_chunks"] == summary["variants"]["layers"]["later_chunks"]
+    assert scored["config"]["seed"] == 3 and scored["config"]["chunks"] == 3
+    wandb.teardown()  # its service done writing the file
+    (run_file,) = (run / "wandb").glob("offline-run-*/*.wandb")
+    records = list(track.offline_records(run_file))
+    (logged_run,) = [r.run for r in records if r.WhichOneof("record_type") == "run"]
+    assert logged_run.display_name == f"position/learned/seed0/recurrent/demo-{split}"
 
 
 @pytest.mark.parametrize(

@@ -212,13 +212,20 @@ def sample_stage(
 
 
 def log_scores(
-    out: str | Path, trained: dict, stage: str, settings: dict, rows: list[dict], summary: dict
+    out: str | Path,
+    trained: dict,
+    stage: str,
+    settings: dict,
+    rows: list[dict],
+    summary: dict,
+    on: str = "",
 ) -> None:
     """A scoring job's results (`rows` its history, `summary`) as a W&B run beside the
     runs of the model it scored, whose training config is `trained`: in their group, named
-    after it with /stage, its config the model's training settings (so that scores line up
-    by seed, strategy or variant in the runs table), then this job's `settings`; its files
-    in wandb_folder(out)."""
+    after it with /stage (and /on: what it scored, where a model is scored on several),
+    its config the model's training settings (so that scores line up by seed, strategy
+    or variant in the runs table), then this job's `settings`; its files in
+    wandb_folder(out)."""
     import dataclasses
 
     from fromscratch.train.config import TrackingConfig
@@ -226,9 +233,10 @@ def log_scores(
     # not its vocabulary, nor how its training run was logged (which `after` takes)
     left_out = {"data_tokenizer", *(f.name for f in dataclasses.fields(TrackingConfig))}
     model_settings = {k: v for k, v in trained.items() if k not in left_out}
-    TrackingConfig.after(trained, stage).log_results(
-        wandb_folder(out), model_settings | settings, rows, summary
-    )
+    tracking = TrackingConfig.after(trained, stage)
+    if on:
+        tracking = dataclasses.replace(tracking, run_name=f"{tracking.run_name}/{on}")
+    tracking.log_results(wandb_folder(out), model_settings | settings, rows, summary)
 
 
 def wandb_folder(out: str | Path) -> Path:

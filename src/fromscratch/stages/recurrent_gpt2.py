@@ -48,6 +48,7 @@ def recurrent_gpt2_stage(
         document_bits,
         document_length,
     )
+    from fromscratch.stages.evaluate import log_scores
     from fromscratch.train.evaluate import spread
     from fromscratch.train.loop import pick_device
     from fromscratch.train.models import check_data, load_language_model
@@ -154,4 +155,24 @@ def recurrent_gpt2_stage(
                 "wall_time_s": time.perf_counter() - started,
             },
         )
+    if config["trained"]:  # a model of this pipeline: beside its training run in W&B
+        # a history row a position, each variant's mean bits there: one curve a variant
+        by_position = pd.concat(rows).pivot(index="position", columns="variant", values="bits")
+        history = [
+            {"position": int(at)} | {f"{variant}/bits": bits for variant, bits in row.items()}
+            for at, row in by_position.iterrows()
+        ]
+        scores = {
+            f"{v}/{key}": value for v, means in summary.items() for key, value in means.items()
+        }
+        settings = {
+            "model_file": model,
+            "split": split,
+            "chunks": chunks,
+            "documents": count,
+            "memory_tokens": memory_tokens,
+            "stride": stride,
+        }
+        on = f"{prepared.meta['dataset']}-{split}"  # the study scores a model on several
+        log_scores(out, config["trained"], "recurrent", settings, history, scores, on)
     return {variant: round(s["later_chunks"], 4) for variant, s in summary.items()}
