@@ -1162,7 +1162,7 @@ def test_each_stage_gets_its_groups_resources_then_its_own(workdir):
     `default` are for training alone, as the message of a stage's own tasks says."""
     cluster = (
         "cluster={default: {tasks: 2}, tune: {partition: gpu-short},"
-        " perceiver-cost: {partition: cpu}, train: {partition: gpu-long}}"
+        " perceiver-cost: {partition: cpu}, train: {partition: gpu-long, gpus: 2}}"
     )
     result = snakemake(workdir, "-n", "-p", "--config", cluster)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -1176,7 +1176,7 @@ def test_each_stage_gets_its_groups_resources_then_its_own(workdir):
     assert given("perceiver-cost", "partition") == {"cpu"}
     assert (given("train", "partition"), given("train", "time_min")) == ({"gpu-long"}, {240})
     assert given("prepare", "partition") == {""}
-    assert given("train", "tasks") == {2}
+    assert (given("train", "tasks"), given("train", "gpus")) == ({2}, {2})
     for stage in ("evaluate", "encoder-decoder", "sentence-vae", "distillation", "prepare"):
         assert given(stage, "tasks") == {1}, stage
 
