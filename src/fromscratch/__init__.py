@@ -13,6 +13,13 @@ class FromScratchError(Exception):
     """An error the user can fix; its message is one line: what is wrong, what is allowed."""
 
 
+def first_line(error: BaseException) -> str:
+    """The first line of `error`'s message (another library's may run over many), or its
+    type's name where it has none."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 def message_of_ours(line: str) -> str | None:
     """The message of a FromScratchError (or a subclass) that another process's traceback
     ends with (`fromscratch.train.config.ConfigError: lr: ...`), written for the user as it

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fromscratch import first_line
 from fromscratch.io import (
     atomic_path,
     exclusive,
@@ -124,7 +125,7 @@ def load_latest(folder: Path) -> tuple[dict | None, list[str]]:
             try:
                 state = torch.load(path, map_location="cpu", weights_only=False)
             except Exception as e:  # any unreadable file is not a checkpoint
-                wrong = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                wrong = first_line(e)
         if wrong is not None:
             skipped.append(f"{path.name}: {wrong}")
             continue

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from fromscratch import FromScratchError
+from fromscratch import FromScratchError, first_line
 from fromscratch.data import PreparedData
 from fromscratch.models import (
     GPT,
@@ -96,13 +95,7 @@ def load_model(path: str, map_location: str = "cpu"):
         spec = saved["config"]["model"]
         model_class, config_class = FAMILIES[spec["family"]]
     except Exception as error:  # a damaged file, or one some other program wrote
-        what = type(error).__name__
-        with contextlib.suppress(Exception):  # the encoder/decoder study's: scored in its run
-            config = saved["config"]
-            what = (
-                f"a {config['architecture']} model of `run encoder-decoder` on task "
-                f"{config['task']}, scored in its run's accuracy.csv"
-            )
+        what = seq2seq_model(saved) or type(error).__name__
         raise FromScratchError(
             f"{path}: not a model saved by `fromscratch train` ({what})"
         ) from error
@@ -110,13 +103,25 @@ def load_model(path: str, map_location: str = "cpu"):
     try:
         model.load_state_dict(saved["ema"]["model"] if saved.get("ema") else saved["model"])
     except (KeyError, RuntimeError) as error:  # weights of another model than its config's
-        first = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
         raise FromScratchError(
-            f"{path}: its weights are not those of the model its config describes ({first})"
+            f"{path}: its weights are not those of the model its config describes "
+            f"({first_line(error)})"
         ) from error
     if "data_tokenizer" in saved:  # model.pt, not a checkpoint
         return model, {**saved["config"], "data_tokenizer": saved["data_tokenizer"]}
     return model, saved["config"]
+
+
+def seq2seq_model(saved) -> str | None:
+    """What a file torch loaded as `saved` is, if it is a model of the encoder/decoder
+    study (scored in its own run, not by evaluate or sample); else None."""
+    config = saved.get("config") if isinstance(saved, dict) else None
+    if not isinstance(config, dict) or not {"architecture", "task"} <= config.keys():
+        return None
+    return (
+        f"a {config['architecture']} model of `run encoder-decoder` on task {config['task']}, "
+        "scored in its run's accuracy.csv"
+    )
 
 
 def data_for_model(config: dict, folder: str | None = None):
