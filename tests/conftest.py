@@ -223,6 +223,27 @@ def tiny_classifier(data, **overrides) -> dict:
     }
 
 
+def wandb_records(folder: Path) -> list:
+    """The records of the one offline W&B run under `folder`/wandb, once W&B's service is
+    done writing its file."""
+    import wandb
+
+    from fromscratch import track
+
+    wandb.teardown()
+    (run_file,) = (Path(folder) / "wandb").glob("offline-run-*/*.wandb")
+    return list(track.offline_records(run_file))
+
+
+def chart_x_axis(records: list) -> str:
+    """What W&B draws an offline run's charts against: the step metric its records define
+    for every metric ("*"), or "" where they define none (W&B's own step)."""
+    axes = [r.metric.step_metric for r in records
+            if r.WhichOneof("record_type") == "metric" and r.metric.glob_name == "*"]  # fmt: skip
+    assert len(axes) <= 1, axes
+    return axes[0] if axes else ""
+
+
 START_SLURM = "bash tests/slurm/cluster.sh start"
 
 

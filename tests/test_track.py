@@ -17,7 +17,7 @@ from PIL import Image
 from fromscratch import FromScratchError, track
 from fromscratch.track import Tracker
 
-from .conftest import children, tiny_gpt
+from .conftest import chart_x_axis, children, tiny_gpt, wandb_records
 
 
 def test_an_online_run_that_cannot_reach_wandb_goes_on_offline(tmp_path, monkeypatch):
@@ -401,23 +401,28 @@ def test_a_figure_jobs_png_csv_and_pdf_reach_wandb(tmp_path):
 
 def test_evaluations_and_samples_join_the_training_runs_in_wandb(demo_chars, tmp_path):
     """Scores on other sets and generated text, made after a run ends, are W&B runs of their
-    own in the run's group (job types evaluate and sample), named after it."""
+    own in the run's group (job types evaluate and sample), named after it; the samples
+    a W&B table. The training run's charts are against its tokens, as the figures are."""
     from fromscratch.stages.evaluate import evaluate_stage, sample_stage
     from fromscratch.train import TrainConfig, train
 
     tracking = {"wandb_mode": "offline", "group": "demo-position", "run_name": "position/x/seed0"}
     spec = tiny_gpt(demo_chars, max_steps=2, eval_splits="") | tracking
     train(TrainConfig.from_dict(spec), tmp_path / "run")
+    assert chart_x_axis(wandb_records(tmp_path / "run")) == "tokens"
     model = str(tmp_path / "run" / "model.pt")
     scores = evaluate_stage(model, {"ood": {"split": "ood"}}, str(tmp_path / "eval.json"), 500)
     sample_stage(model, str(tmp_path / "samples.txt"), prompt="the", tokens=5, num_samples=2)
-    wandb.teardown()  # W&B's service done writing the files
-    for stage, keys in (
-        ("eval.json", {"ood/bits_per_token"}),
-        ("samples.txt", {"sample 0", "sample 1"}),
-    ):
-        (run_file,) = (tmp_path / f"{stage}.wandb" / "wandb").glob("offline-run-*/*.wandb")
-        records = list(track.offline_records(run_file))
+    texts = (tmp_path / "samples.txt").read_text().rstrip("\n").split("\n\n---\n\n")
+    (table_file,) = (tmp_path / "samples.txt.wandb" / "wandb").glob(
+        "offline-run-*/files/media/table/samples_0_*.table.json"
+    )
+    table = json.loads(table_file.read_text())
+    assert table == {"columns": ["sample", "prompt", "text"],
+                     "data": [[0, "the", texts[0]], [1, "the", texts[1]]]}  # fmt: skip
+    # (in the summary, the table is a reference to its file: samples/_type, samples/path...)
+    for stage, keys in (("eval.json", {"ood/bits_per_token"}), ("samples.txt", {"samples/_type"})):
+        records = wandb_records(tmp_path / f"{stage}.wandb")
         (run,) = [r.run for r in records if r.WhichOneof("record_type") == "run"]
         job_type = {"eval.json": "evaluate", "samples.txt": "sample"}[stage]
         assert (run.run_group, run.job_type) == ("demo-position", job_type)

@@ -281,6 +281,7 @@ OPTION_CHECKS = {
     "noise-scale": "fromscratch.train.noise_scale:check_options",
     "augment": "fromscratch.stages.augmentation:check_augment_options",
     "perceiver-plan": "fromscratch.stages.perceiver:check_plan_options",
+    "perceiver-cost": "fromscratch.stages.perceiver:check_cost_options",
 }
 # The stages' checks of an input file (a folder an earlier job of the pipeline makes).
 INPUT_CHECKS = {"augment": "fromscratch.stages.augmentation:check_augment_base"}

@@ -169,9 +169,12 @@ class Tracker:
         resume_wall_s: float = 0.0,
         enabled: bool = True,
         outputs: tuple[str, ...] = (),
+        x_axis: str = "",
     ):
         """outputs: the files the run writes into `out` at its end (model.pt), which a new
-        run moves aside with an earlier run's metrics: left, they would pass for its own."""
+        run moves aside with an earlier run's metrics: left, they would pass for its own.
+        x_axis: the logged value W&B draws every chart against ("": its step), as the
+        figures do: a training run's tokens, an LR range test's LR."""
         self.out = Path(out)
         self.name = name or self.out.name  # W&B's list of runs shows it
         self.enabled = enabled  # False on every DDP rank but the first
@@ -208,6 +211,11 @@ class Tracker:
             self.wandb = self._start_wandb(
                 mode, project, entity, group, job_type, list(tags), config
             )
+            if x_axis:  # a row without it is drawn at its last value (step_sync)
+                self._to_wandb(lambda run: run.define_metric(x_axis))
+                self._to_wandb(
+                    lambda run: run.define_metric("*", step_metric=x_axis, step_sync=True)
+                )
             if resume_step is not None and self.wandb is not None and self.wandb.offline:
                 self._send_what_wandb_lacks()
 
@@ -325,6 +333,16 @@ class Tracker:
             f.write(json.dumps(record) + "\n")
         self.lines += 1
         self._to_wandb(lambda run: run.log(metrics, step=step))
+        self.logged = True
+
+    def log_table(self, name: str, rows: list[dict]) -> None:
+        """`rows` (dicts of the same columns) as the W&B table `name`, at step 0: W&B's
+        workspace joins the tables of one name across runs, each row beside its run's name
+        (the samples of every variant). Not in metrics.jsonl: the stage's own file holds it."""
+        import wandb
+
+        table = wandb.Table(columns=list(rows[0]), data=[list(row.values()) for row in rows])
+        self._to_wandb(lambda run: run.log({name: table}, step=0))
         self.logged = True
 
     def log_files(self, images: list[Path], tables: list[Path], files: list[Path] = ()) -> None:

@@ -22,7 +22,7 @@ from fromscratch.train.distill import Teacher, distillation_loss
 from fromscratch.train.evaluate import evaluate_lm
 from fromscratch.train.models import load_language_model, load_model, weights_fingerprint
 
-from ..conftest import SEED_SHIFTS, tiny_classifier, tiny_gpt
+from ..conftest import SEED_SHIFTS, chart_x_axis, tiny_classifier, tiny_gpt, wandb_records
 from .conftest import refused
 
 
@@ -174,6 +174,7 @@ def test_lengths_are_evaluated_on_the_same_tokens(demo_chars, teacher, tmp_path)
     assert run["bits_per_token/length_256"] == result["results"][2]["bits_per_token"]
     assert (run["config"]["seed"], run["config"]["lengths"]) == (0, [32, 64, 256])
     assert "run_name" not in run["config"]  # the training run's, not this one's
+    assert chart_x_axis(wandb_records(tmp_path / "lengths.json.wandb")) == "length"
     # The teacher, a GPT, is evaluated at its own context, and cannot read beyond it.
     distillation_stage(teacher, str(demo_chars), str(out), max_tokens=3000)
     result = json.loads(out.read_text())

@@ -30,7 +30,7 @@ from fromscratch.stages.perceiver import (
 )
 from fromscratch.train.evaluate import evaluate_lm, lm_windows
 
-from ..conftest import SEED_SHIFTS
+from ..conftest import SEED_SHIFTS, wandb_records
 from .conftest import refused
 
 SHARED = {"vocab_size": 40, "n_head": 4, "position": "learned"}
@@ -222,8 +222,20 @@ def test_a_trained_perceiver_beats_chance_and_costs_real_memory(demo_chars, tmp_
     # the cost of the GPTs only (each measurement is a fresh process)
     planned["variants"] = {k: v for k, v in planned["variants"].items() if k.startswith("gpt")}
     write_json(plan_path, planned)
-    perceiver_cost_stage(str(plan_path), str(tmp_path / "cost.json"), steps=1)
+    tracking = {"wandb_mode": "offline", "job_type": "cost", "run_name": "perceiver/demo/cost"}
+    perceiver_cost_stage(str(plan_path), str(tmp_path / "cost.json"), steps=1, tracking=tracking)
     cost = read_json(tmp_path / "cost.json")
+    # in W&B too: a table, a row a model, as in cost.json
+    records = wandb_records(tmp_path / "cost.json.wandb")
+    (run,) = [r.run for r in records if r.WhichOneof("record_type") == "run"]
+    assert (run.display_name, run.job_type) == ("perceiver/demo/cost", "cost")
+    (table_file,) = (tmp_path / "cost.json.wandb" / "wandb").glob(
+        "offline-run-*/files/media/table/cost_0_*.table.json"
+    )
+    table = read_json(table_file)
+    assert [dict(zip(table["columns"], row, strict=True)) for row in table["data"]] == cost["rows"]
+    logged = read_json(tmp_path / "cost.json.wandb" / "summary.json")
+    assert logged["gpt-16/tokens_per_s"] == cost["rows"][0]["tokens_per_s"]
     assert cost["steps"] == 1  # the steps each measurement took, as asked
     rows = {row["variant"]: row for row in cost["rows"]}
     for row in rows.values():  # timed at the batch size the plan trains with
@@ -317,21 +329,26 @@ A_PLAN = "a plan is the JSON file that the perceiver-plan stage writes"
 
 
 @pytest.mark.parametrize(
-    ("plan_file", "steps", "named"),
+    ("plan_file", "settings", "named"),
     [
-        ("nosuch.json", 3, f"nosuch.json: no such file; {A_PLAN}"),
-        ("notes.txt", 3, f"notes.txt: not a JSON file; {A_PLAN}"),
-        ("summary.json", 3, 'summary.json: not a plan (it needs "variants", each with'),
-        ("plan.json", 0, "perceiver-cost: steps=0 must be an integer >= 1"),
+        ("nosuch.json", {}, f"nosuch.json: no such file; {A_PLAN}"),
+        ("notes.txt", {}, f"notes.txt: not a JSON file; {A_PLAN}"),
+        ("summary.json", {}, 'summary.json: not a plan (it needs "variants", each with'),
+        ("plan.json", {"steps": 0}, "perceiver-cost: steps=0 must be an integer >= 1"),
+        (
+            "plan.json",
+            {"tracking": {"wandb_mode": "loud"}},
+            "perceiver-cost: tracking: TrackingConfig.wandb_mode: 'loud' is not one of",
+        ),
     ],
 )
-def test_the_cost_stage_refuses_what_is_not_a_plan_and_no_steps(
-    demo_chars, tmp_path, capsys, plan_file, steps, named
+def test_the_cost_stage_refuses_what_is_not_a_plan_no_steps_and_bad_tracking(
+    demo_chars, tmp_path, capsys, plan_file, settings, named
 ):
     perceiver_plan_stage(str(demo_chars), str(tmp_path / "plan.json"), **PLAN)
     for name, text in NOT_PLANS.items():
         (tmp_path / name).write_text(text)
-    args = {"plan": str(tmp_path / plan_file), "out": str(tmp_path / "cost.json"), "steps": steps}
+    args = {"plan": str(tmp_path / plan_file), "out": str(tmp_path / "cost.json"), **settings}
     assert named in refused(capsys, "perceiver-cost", args, tmp_path / "logs")
     assert not (tmp_path / "cost.json").exists()
 

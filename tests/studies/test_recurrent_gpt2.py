@@ -22,7 +22,7 @@ from fromscratch.models.recurrent import (
     token_bits,
 )
 
-from ..conftest import SEED_SHIFTS
+from ..conftest import SEED_SHIFTS, chart_x_axis
 from .conftest import refused
 
 CONTEXT = 16
@@ -272,6 +272,7 @@ def test_stage_writes_positions_and_summary_from_a_prepared_split(tmp_path, demo
     records = list(track.offline_records(run_file))
     (logged_run,) = [r.run for r in records if r.WhichOneof("record_type") == "run"]
     assert logged_run.display_name == f"position/learned/seed0/recurrent/demo-{split}"
+    assert chart_x_axis(records) == "position"
 
 
 @pytest.mark.parametrize(

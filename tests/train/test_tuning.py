@@ -35,7 +35,7 @@ from fromscratch.train.noise_scale import (
     write_noise_scale,
 )
 
-from ..conftest import children, tiny_classifier, tiny_gpt
+from ..conftest import chart_x_axis, children, tiny_classifier, tiny_gpt, wandb_records
 
 
 def test_choice_rule_on_a_known_curve():
@@ -187,25 +187,25 @@ def test_the_tuning_curves_are_wandb_runs_of_their_own(demo_chars, tmp_path):
     offline) under the tuning stage's name and job type, a row a step, the choice in
     the summary (the gradient noise scale: its summary alone); without W&B, nothing but
     the stage's own files."""
-    import wandb
-
-    from fromscratch import track
-
     tracking = {"wandb_mode": "offline", "group": "demo-tune", "run_name": "tune/gpt/lr-range",
                 "job_type": "lr-range"}  # fmt: skip
     config = TrainConfig.from_dict(tiny_gpt(demo_chars) | tracking)
     chosen = lr_range_test(config, tmp_path, steps=30, min_lr=1e-4, max_lr=1.0)
     sizes = search(replace(config, job_type="batch-size"), tmp_path, max_batch_size=2)
     noise = write_noise_scale(replace(config, job_type="noise-scale"), tmp_path, draws=2)
-    wandb.teardown()  # W&B's service done writing the files
-    steps = (("lr-range", chosen["steps"]), ("batch-size", len(sizes["tried"])), ("noise-scale", 0))
-    for stage, rows in steps:
-        (run_file,) = (tmp_path / stage / "wandb").glob("offline-run-*/*.wandb")
-        records = list(track.offline_records(run_file))
+    # each drawn against what it varies, as its figure is: the LR, the batch size
+    steps = (
+        ("lr-range", chosen["steps"], "lr"),
+        ("batch-size", len(sizes["tried"]), "batch_size"),
+        ("noise-scale", 0, ""),
+    )
+    for stage, rows, x_axis in steps:
+        records = wandb_records(tmp_path / stage)
         (run,) = [r.run for r in records if r.WhichOneof("record_type") == "run"]
         assert (run.job_type, run.run_group) == (stage, "demo-tune")
         history = [r for r in records if r.WhichOneof("record_type") == "history"]
         assert len(history) == rows
+        assert chart_x_axis(records) == x_axis
     summary = json.loads((tmp_path / "lr-range" / "summary.json").read_text())
     assert summary["lr"] == chosen["lr"]
     assert json.loads((tmp_path / "batch-size" / "summary.json").read_text())["batch_size"] == 2

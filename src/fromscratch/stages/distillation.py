@@ -77,5 +77,5 @@ def distillation_stage(
             "lengths": lengths,
             "max_tokens": max_tokens,
         }
-        log_scores(out, config["trained"], "lengths", settings, rows, by_length)
+        log_scores(out, config["trained"], "lengths", settings, rows, by_length, x_axis="length")
     return {"lengths": len(rows), "bits_per_token": rows[0]["bits_per_token"]}

@@ -203,10 +203,11 @@ def sample_stage(
     # beside the training runs in W&B, under their group: the texts themselves
     settings = {"prompt": prompt, "tokens": tokens, "temperature": temperature, "top_k": top_k,
                 "top_p": top_p, "seed": seed}  # fmt: skip
-    texts = {f"sample {i}": sample for i, sample in enumerate(samples)}
+    # a table: in W&B's workspace, the samples of every variant one under another
+    texts = [{"sample": i, "prompt": prompt, "text": text} for i, text in enumerate(samples)]
     if log_to_wandb:
         TrackingConfig.after(config, "sample").log_results(
-            wandb_folder(out), {"model": model, **settings}, [], texts
+            wandb_folder(out), {"model": model, **settings}, [], {}, tables={"samples": texts}
         )
     return {"samples": num_samples, "characters": len(text)}
 
@@ -219,13 +220,14 @@ def log_scores(
     rows: list[dict],
     summary: dict,
     on: str = "",
+    x_axis: str = "",
 ) -> None:
-    """A scoring job's results (`rows` its history, `summary`) as a W&B run beside the
-    runs of the model it scored, whose training config is `trained`: in their group, named
-    after it with /stage (and /on: what it scored, where a model is scored on several),
-    its config the model's training settings (so that scores line up by seed, strategy
-    or variant in the runs table), then this job's `settings`; its files in
-    wandb_folder(out)."""
+    """A scoring job's results (`rows` its history, drawn against their `x_axis` value;
+    `summary`) as a W&B run beside the runs of the model it scored, whose training config
+    is `trained`: in their group, named after it with /stage (and /on: what it scored,
+    where a model is scored on several), its config the model's training settings (so
+    that scores line up by seed, strategy or variant in the runs table), then this job's
+    `settings`; its files in wandb_folder(out)."""
     import dataclasses
 
     from fromscratch.train.config import TrackingConfig
@@ -236,7 +238,7 @@ def log_scores(
     tracking = TrackingConfig.after(trained, stage)
     if on:
         tracking = dataclasses.replace(tracking, run_name=f"{tracking.run_name}/{on}")
-    tracking.log_results(wandb_folder(out), model_settings | settings, rows, summary)
+    tracking.log_results(wandb_folder(out), model_settings | settings, rows, summary, x_axis)
 
 
 def wandb_folder(out: str | Path) -> Path:

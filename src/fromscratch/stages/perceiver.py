@@ -236,22 +236,36 @@ def read_plan(path: str) -> dict:
     return variants
 
 
-def perceiver_cost_stage(plan: str, out: str, steps: int = 3) -> dict:
+def check_cost_options(out: str, steps: int, tracking: dict | None):
+    """The cost stage's settings, checked before it measures (and before its job starts):
+    returns its TrackingConfig."""
+    from fromscratch.config import check_integer
+    from fromscratch.train.config import TrackingConfig
+
+    # a time per step needs a step: 0 would fail inside the measurement, as if the batch did
+    check_integer("perceiver-cost", "steps", steps, 1)
+    check_file_target(out, f"perceiver-cost: out={out}")
+    try:
+        return TrackingConfig.from_dict(tracking or {"wandb_mode": "disabled"})
+    except FromScratchError as error:
+        raise FromScratchError(f"perceiver-cost: tracking: {error}") from error
+
+
+def perceiver_cost_stage(plan: str, out: str, steps: int = 3, tracking: dict | None = None) -> dict:
     """Training throughput and peak memory of every planned model, at its training batch.
 
     Each is a few real training steps on full-length batches (the batch-size search's
     measurement): on a GPU the peak PyTorch allocated, on a CPU the peak resident memory
-    of a fresh process.
+    of a fresh process. `tracking`: a TrackingConfig's settings, under which the results
+    are a W&B run of their own (a table, a row a model; its files in `out`.wandb/).
     """
     import torch
 
-    from fromscratch.config import check_integer
+    from fromscratch.stages.evaluate import wandb_folder
     from fromscratch.train.batch_size import measure
     from fromscratch.train.config import TrainConfig
 
-    # a time per step needs a step: 0 would fail inside the measurement, as if the batch did
-    check_integer("perceiver-cost", "steps", steps, 1)
-    check_file_target(out, f"perceiver-cost: out={out}")  # not after the measurements
+    logged = check_cost_options(out, steps, tracking)  # not after the measurements
     variants = read_plan(plan)
     # every config is checked before the first measurement starts
     configs = {
@@ -281,4 +295,8 @@ def perceiver_cost_stage(plan: str, out: str, steps: int = 3) -> dict:
         )
     device = "cuda" if torch.cuda.is_available() else "cpu"
     write_json(out, {"device": device, "steps": steps, "rows": rows})
+    measured = ("tokens_per_s", "peak_memory_mb")
+    summary = {f"{row['variant']}/{key}": row[key] for row in rows for key in measured}
+    settings = {"plan": plan, "steps": steps, "device": device}
+    logged.log_results(wandb_folder(out), settings, [], summary, tables={"cost": rows})
     return {row["variant"]: round(row["tokens_per_s"]) for row in rows}

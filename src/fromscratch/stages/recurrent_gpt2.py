@@ -174,5 +174,5 @@ def recurrent_gpt2_stage(
             "stride": stride,
         }
         on = f"{prepared.meta['dataset']}-{split}"  # the study scores a model on several
-        log_scores(out, config["trained"], "recurrent", settings, history, scores, on)
+        log_scores(out, config["trained"], "recurrent", settings, history, scores, on, "position")
     return {variant: round(s["later_chunks"], 4) for variant, s in summary.items()}

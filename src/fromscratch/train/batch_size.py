@@ -266,5 +266,5 @@ def search(
     }
     write_json(out / "batch_size.json", result)
     summary = {k: v for k, v in result.items() if k != "tried"}
-    config.log_results(out / "batch-size", config.to_dict(), tried, summary)
+    config.log_results(out / "batch-size", config.to_dict(), tried, summary, x_axis="batch_size")
     return result

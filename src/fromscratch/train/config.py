@@ -60,11 +60,17 @@ class TrackingConfig(Config):
                 self._fail("tags", f"{tag!r} is {len(tag)} characters; W&B takes 64 at most")
 
     def tracker(
-        self, out, run_config: dict, saved: dict | None, outputs: tuple[str, ...], enabled=True
+        self,
+        out,
+        run_config: dict,
+        saved: dict | None,
+        outputs: tuple[str, ...],
+        enabled=True,
+        x_axis: str = "",
     ):
         """The run's Tracker (metrics.jsonl, summary.json, W&B); resuming from the checkpoint
         `saved`: its W&B run and its metric lines.  outputs: the files the run writes at its
-        end (see Tracker)."""
+        end, x_axis: what W&B draws its charts against (see Tracker)."""
         from fromscratch.track import Tracker
 
         return Tracker(
@@ -83,6 +89,7 @@ class TrackingConfig(Config):
             resume_wall_s=saved.get("wall_time_s", 0.0) if saved else 0.0,
             enabled=enabled,
             outputs=outputs,
+            x_axis=x_axis,
         )
 
     @classmethod
@@ -94,15 +101,26 @@ class TrackingConfig(Config):
         name = fields.get("run_name") or "run"
         return cls(**fields | {"job_type": stage, "run_name": f"{name}/{stage}"})
 
-    def log_results(self, out, run_config: dict, rows: list[dict], summary: dict) -> None:
+    def log_results(
+        self,
+        out,
+        run_config: dict,
+        rows: list[dict],
+        summary: dict,
+        x_axis: str = "",
+        tables: dict[str, list[dict]] | None = None,
+    ) -> None:
         """A stage's results that no training run holds (the LR range test's loss against
         the LR, the batch-size search's throughput against the batch size, a trained
         model's scores on other sets, its samples) as a W&B run of their own: `rows` its
-        history (a step each), `summary` its summary, its metrics.jsonl, summary.json and
-        W&B files in `out`; nothing where W&B is off."""
+        history (a step each, drawn against their `x_axis` value), `tables` W&B tables
+        (name: rows), `summary` its summary, its metrics.jsonl, summary.json and W&B files
+        in `out`; nothing where W&B is off."""
         if self.wandb_mode == "disabled":
             return
-        tracker = self.tracker(out, run_config, None, ())
+        tracker = self.tracker(out, run_config, None, (), x_axis=x_axis)
+        for name, table in (tables or {}).items():
+            tracker.log_table(name, table)
         for step, row in enumerate(rows):
             tracker.log(row, step)
         tracker.finish(summary, run_config)

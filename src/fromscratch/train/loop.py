@@ -261,6 +261,7 @@ class Trainer:
             saved,
             ("model.pt",),
             enabled=self.dist.is_main,
+            x_axis="tokens",  # as the figures: runs of other batch sizes line up
         )
         # one bar, the first process's, not one a process
         self.show_bar = (

@@ -147,5 +147,5 @@ def lr_range_test(
     write_json(out / "lr_range.json", result)
     rows = [{"lr": lr, "loss": loss, "smoothed_loss": smooth}
             for lr, loss, smooth in zip(lrs, losses, smoothed, strict=True)]  # fmt: skip
-    config.log_results(out / "lr-range", trainer.config_dict(), rows, result)
+    config.log_results(out / "lr-range", trainer.config_dict(), rows, result, x_axis="lr")
     return result

@@ -106,6 +106,9 @@ if ablation_enabled("perceiver"):
                     "plan": input.plan,
                     "out": output[0],
                     "steps": PERCEIVER.get("cost_steps", 3),
+                    "tracking": tracking(
+                        "perceiver", wc.data, "cost", job_type="cost"
+                    ),
                 },
             ),
         shell:
