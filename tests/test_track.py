@@ -543,3 +543,24 @@ def test_a_resume_drops_what_was_logged_after_its_checkpoint_at_the_same_step(tm
     logged = [json.loads(line) for line in (tmp_path / "metrics.jsonl").open()]
     assert [line["step"] for line in logged] == [1, 2, 3, 4, 5, 6, 6]
     assert [line for line in logged if "test/loss" in line] == [{"step": 6, "test/loss": 2.0}]
+
+
+def test_a_run_names_its_commit_and_the_code_changed_since(tmp_path):
+    """A student's uncommitted edit or new file under the package is listed beside the
+    commit, so that the run does not pass for one that commit alone reproduces."""
+    package = tmp_path / "repo" / "src" / "pkg"
+    package.mkdir(parents=True)
+    (package / "model.py").write_text("POSITIONS = ('none',)\n")
+    (tmp_path / "repo" / "notes.txt").write_text("outside the package\n")
+    git = ["git", "-C", str(tmp_path / "repo"), "-c", "user.name=s", "-c", "user.email=s@u"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "course code"], check=True)
+    head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True)
+    assert track.git_state(package) == {"git_commit": head.stdout.strip(), "git_changes": []}
+    (package / "model.py").write_text("POSITIONS = ('none', 't5')\n")
+    (package / "t5.py").write_text("class T5Bias: ...\n")
+    (tmp_path / "repo" / "notes.txt").write_text("edited, not code\n")
+    state = track.git_state(package)
+    assert state["git_changes"] == [" M src/pkg/model.py", "?? src/pkg/t5.py"]
+    assert track.git_state(tmp_path / "repo" / "..") == {"git_commit": None, "git_changes": None}

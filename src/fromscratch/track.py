@@ -2,8 +2,9 @@
 
 Every run writes, in its output folder:
 - `metrics.jsonl`: one JSON object per logged step ({"step": …, "loss": …, …});
-- `summary.json`: the final metrics, the config, the git commit, package versions,
-  device, host, SLURM job id, wall time and tokens/s (written atomically at the end).
+- `summary.json`: the final metrics, the config, the git commit (and the code's changes
+  since), package versions, device, host, SLURM job id, wall time and tokens/s (written
+  atomically at the end).
 The figures read only these files. The same metrics go to W&B (mode online, offline or
 disabled), with the run's group, job type, tags and full config. On resume the same W&B
 run continues (its id is kept in the checkpoint, `resume="allow"`), and the local metric
@@ -100,18 +101,24 @@ def offline_history_steps(run_file: Path) -> Iterator[int]:
             yield record.history.step.num
 
 
-def git_commit() -> str | None:
+def _git(folder: Path, *args: str) -> str | None:
+    """git's output, run in `folder`; None outside a git checkout."""
     try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            cwd=Path(__file__).parent,
-        )
+        out = subprocess.run(["git", *args], capture_output=True, text=True, timeout=5, cwd=folder)
     except (OSError, subprocess.TimeoutExpired):
         return None
-    return out.stdout.strip() or None
+    return out.stdout if out.returncode == 0 else None
+
+
+def git_state(folder: Path = Path(__file__).parent) -> dict:
+    """The commit the code in `folder` (the package's) is at, and the files under it
+    changed or added since (as `git status` lists them: a student's own variant, not yet
+    committed): a run reproduces from its commit alone only where that list is empty."""
+    commit = (_git(folder, "rev-parse", "HEAD") or "").strip() or None
+    if commit is None:
+        return {"git_commit": None, "git_changes": None}
+    changes = _git(folder, "status", "--porcelain", "--untracked-files=all", "--", ".") or ""
+    return {"git_commit": commit, "git_changes": changes.splitlines()}
 
 
 def environment() -> dict:
@@ -120,7 +127,7 @@ def environment() -> dict:
 
     processor = torch.cuda.get_device_name() if torch.cuda.is_available() else platform.processor()
     return {
-        "git_commit": git_commit(),
+        **git_state(),
         "python": platform.python_version(),
         "versions": {
             "fromscratch": fromscratch.__version__,

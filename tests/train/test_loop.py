@@ -29,7 +29,8 @@ def test_classifier_learns_the_demo_task(demo_words, tmp_path):
     saved = json.loads((tmp_path / "summary.json").read_text())
     assert saved["test/accuracy"] == summary["test/accuracy"]
     assert saved["config"]["model"]["family"] == "classifier"
-    assert {"git_commit", "versions", "device", "wall_time_s", "tokens_per_s"} <= saved.keys()
+    environment = {"git_commit", "git_changes", "versions", "device"}
+    assert environment | {"wall_time_s", "tokens_per_s"} <= saved.keys()
 
 
 def test_gpt_loss_falls_and_metrics_are_logged(demo_chars, tmp_path):
