@@ -16,7 +16,13 @@ from fromscratch.models.attention import (
     attend,
     fused_is_faster,
 )
-from fromscratch.models.positions import AbsolutePosition, ALiBi, Rotary, alibi_slopes
+from fromscratch.models.positions import (
+    INSIDE_ATTENTION,
+    AbsolutePosition,
+    ALiBi,
+    Rotary,
+    alibi_slopes,
+)
 
 
 def config(**kw) -> TransformerConfig:
@@ -219,7 +225,7 @@ def fused_calls(monkeypatch):
 
 
 @pytest.mark.parametrize("setting", list(SETTINGS))
-@pytest.mark.parametrize("position", ["none", "relative", "rope", "alibi"])
+@pytest.mark.parametrize("position", ["none", *INSIDE_ATTENTION])
 @pytest.mark.parametrize("kind", ATTENTIONS)
 def test_fast_path_equals_plain_path(kind, position, setting, fused_calls):
     s = SETTINGS[setting]
@@ -278,7 +284,7 @@ def test_fast_path_in_bfloat16_on_a_cpu_runs_the_faster_code(T, causal):
 
 
 @pytest.mark.parametrize("fast", [False, True])
-@pytest.mark.parametrize("position", ["none", "relative", "rope", "alibi"])
+@pytest.mark.parametrize("position", ["none", *INSIDE_ATTENTION])
 def test_kv_cache_gives_the_full_computation(position, fast):
     attn = Attention(config(n_head=2, position=position, fast=fast), causal=True).eval()
     x = torch.randn(2, 6, 8)
@@ -330,7 +336,7 @@ def test_every_position_kind_is_known():
     assert set(POSITIONS) == {"none", "learned", "sinusoidal", "relative", "rope", "alibi"}
 
 
-@pytest.mark.parametrize("position", ["relative", "rope", "alibi"])
+@pytest.mark.parametrize("position", INSIDE_ATTENTION)
 @pytest.mark.parametrize("fast", [False, True])
 def test_causal_cross_attention_places_its_queries_at_the_end(position, fast):
     """Perceiver AR's queries are the last T of the S positions: attending from x[-T:]

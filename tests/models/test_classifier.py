@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from fromscratch.models import Classifier, ClassifierConfig, ConfigError
+from fromscratch.models import POSITIONS, Classifier, ClassifierConfig, ConfigError
 
 
 def tiny(**kw) -> ClassifierConfig:
@@ -29,7 +29,7 @@ def assert_padding_harmless(model: Classifier) -> None:
 
 
 @pytest.mark.parametrize("fast", [False, True])
-@pytest.mark.parametrize("position", ["learned", "sinusoidal", "relative", "rope", "alibi"])
+@pytest.mark.parametrize("position", POSITIONS)
 @pytest.mark.parametrize("pooling", ["mean", "max", "cls"])
 def test_padded_batch_equals_one_by_one(pooling, position, fast):
     assert_padding_harmless(Classifier(tiny(pooling=pooling, position=position, fast=fast)).eval())
@@ -67,6 +67,23 @@ def test_word_order_matters_through_positions_or_the_local_kernel(
         assert not torch.allclose(logits, reversed_logits, atol=1e-4)
     else:
         torch.testing.assert_close(logits, reversed_logits, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("position", POSITIONS)
+def test_every_position_kind_but_none_tells_a_shuffled_text_apart(position):
+    """Shuffled (not reversed: ALiBi reads a text reversed alike), a text reads the same
+    to attention and mean pooling without position information, and differently with
+    every kind of it: a kind named in POSITIONS but built nowhere would read as none."""
+    model = Classifier(tiny(n_layer=1, position=position)).eval()
+    with torch.no_grad():  # logits of order 1, not GPT-2's init scale of 1e-3
+        model.head.weight.normal_()
+    x = torch.randint(1, 20, (1, 12))
+    order = torch.tensor([3, 0, 7, 1, 10, 5, 11, 2, 9, 4, 8, 6])
+    logits, shuffled = model(x), model(x[:, order])
+    if position == "none":
+        torch.testing.assert_close(logits, shuffled, atol=1e-5, rtol=1e-4)
+    else:
+        assert not torch.allclose(logits, shuffled, atol=1e-4)
 
 
 @pytest.mark.parametrize("kernel", [-1, 2])

@@ -297,6 +297,18 @@ def test_the_schema_knows_every_training_and_model_field():
         assert shared | set(schema_defs()[f"{family}_model"]["properties"]) == fields
 
 
+def test_the_schema_takes_the_kinds_the_models_know_and_lists_them_once():
+    """A kind added to the models (a position encoding of a student's own) is a value the
+    pipeline takes once it is added to the schema's one list of it."""
+    from fromscratch.models import common
+
+    for name in ("attention", "position", "norm", "activation"):
+        choices = getattr(common, f"{name.upper()}S")
+        assert tuple(schema_defs()[f"{name}_kinds"]["enum"]) == choices
+        schema = (ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text()
+        assert schema.count(f"[{', '.join(choices)}]") == 1, f"{name}: a copy of the list"
+
+
 def test_the_schema_knows_the_splits_and_tokenizers_of_every_data_set():
     from fromscratch.data import DATASETS
 

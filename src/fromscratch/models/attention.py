@@ -48,6 +48,9 @@ def visible(
     None means "all of them".  The T queries are the last T of the S positions, so with a
     causal mask query i sees keys j <= i + S - T (everything up to and including itself).
     key_mask: (B, S) bool, True = a real token, False = padding nobody should attend to.
+    Two shortcuts take the causal mask as given, and a mask of another shape (a local
+    window) must change them too: a single query below, and `attend`'s fused call with
+    is_causal=True, which never asks this function.
     """
     allowed = None
     if causal and T > 1:  # a single query at the end sees every key anyway

@@ -18,9 +18,10 @@ from torch import nn
 
 from fromscratch import FromScratchError
 from fromscratch.config import Config
+from fromscratch.models.positions import AT_THE_INPUT, INSIDE_ATTENTION
 
 ATTENTIONS = ("simple", "scaled", "qkv", "multihead")
-POSITIONS = ("none", "learned", "sinusoidal", "relative", "rope", "alibi")
+POSITIONS = ("none", *AT_THE_INPUT, *INSIDE_ATTENTION)
 NORMS = ("pre", "post")
 ACTIVATIONS = ("gelu", "gelu_tanh")
 

@@ -25,6 +25,9 @@ import math
 import torch
 from torch import nn
 
+AT_THE_INPUT = ("learned", "sinusoidal")  # AbsolutePosition
+INSIDE_ATTENTION = ("relative", "rope", "alibi")  # built by attention.Attention
+
 
 class AbsolutePosition(nn.Module):
     """A vector per position, added to the token embeddings: `learned` or `sinusoidal`."""
@@ -48,7 +51,9 @@ class AbsolutePosition(nn.Module):
             table *= 0.02 * math.sqrt(2)  # RMS 0.02, like a learned table's initialisation
             self.register_buffer("weight", table, persistent=False)  # recomputed, not saved
         else:
-            raise ValueError(f"AbsolutePosition: kind {kind!r} is not one of learned, sinusoidal")
+            raise ValueError(
+                f"AbsolutePosition: kind {kind!r} is not one of {', '.join(AT_THE_INPUT)}"
+            )
 
     def forward(self, length: int, offset: int = 0) -> torch.Tensor:
         """Vectors (length, n_embd) for positions offset, ..., offset + length - 1."""
@@ -58,7 +63,7 @@ class AbsolutePosition(nn.Module):
 def absolute_position(config, length: int | None = None) -> AbsolutePosition | None:
     """The table added to the token embeddings for the kinds that are one (learned,
     sinusoidal), for `length` positions (default: the context); None for the others."""
-    if config.position not in ("learned", "sinusoidal"):
+    if config.position not in AT_THE_INPUT:
         return None
     return AbsolutePosition(config.position, length or config.context, config.n_embd)
 
