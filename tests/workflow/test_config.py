@@ -186,6 +186,11 @@ MALFORMED = [
         "presets={demo: {compare: {attention: [simple, scaled]}}}",
         r"^config: presets.demo.compare.attention: must include multihead",
     ),
+    # ...but where it lacks it for a misspelling, the misspelt item is named
+    (
+        "presets={demo: {compare: {attention: [simple, multihed]}}}",
+        r"^config: presets.demo.compare.attention.1: 'multihed' is not one of \['simple', ",
+    ),
     # lengths a job would refuse as it starts (TrainConfig.lengths; a test keeps the two equal)
     (
         "presets={demo: {classifier: {train: {head_tokens: 200}}}}",

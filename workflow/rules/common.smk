@@ -121,7 +121,13 @@ def validate_config(config, schema_file):
         with open(schema_file, encoding="utf-8") as f:
             schema = yaml.safe_load(f)
         validator = jsonschema.validators.validator_for(schema)(schema)
-        error = jsonschema.exceptions.best_match(validator.iter_errors(config))
+        relevance = jsonschema.exceptions.by_relevance()
+        # a list that lacks what it must hold (`contains`) last: where one of its items is
+        # misspelt, that item's own error names it and what is allowed
+        error = jsonschema.exceptions.best_match(
+            validator.iter_errors(config),
+            key=lambda e: (e.validator != "contains", relevance(e)),
+        )
         if error is None:
             raise
         where = ".".join(str(key) for key in error.absolute_path)
