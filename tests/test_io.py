@@ -485,11 +485,16 @@ def test_the_leftovers_of_an_output_with_a_dot_in_its_name_are_its_own(tmp_path)
     assert entries(tmp_path) == sorted([others.name, "a.b"])
 
 
-def test_a_lock_file_says_only_its_current_holder(tmp_path):
+@pytest.mark.parametrize("job", ["", "4242"])
+def test_a_lock_file_says_only_its_current_holder(tmp_path, monkeypatch, job):
     """A lock file kept between holders (remove=False) holds an earlier holder's line:
-    the new holder's replaces it whole, however long the earlier one was."""
+    the new holder's replaces it whole, however long the earlier one was; in a SLURM job,
+    with the job's id (what scancel takes, from any node)."""
     from fromscratch.io import exclusive
 
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    if job:
+        monkeypatch.setenv("SLURM_JOB_ID", job)
     lock = tmp_path / ".run.lock"
     lock.write_text(
         "pid 1 on an-earlier-host" + "-and-a-long-name" * 20 + " since 1999-12-31 23:59:59\n"
@@ -501,7 +506,9 @@ def test_a_lock_file_says_only_its_current_holder(tmp_path):
             exclusive(tmp_path / "run", lock, "busy: {holder}"),
         ):
             pass
-    assert re.fullmatch(rf"busy: pid {os.getpid()} on \S+ since [\d-]+ [\d:]+", str(busy.value))
+    in_job = f", SLURM job {job}" if job else ""
+    holder = rf"pid {os.getpid()} on [^\s,]+{in_job} since [\d-]+ [\d:]+"
+    assert re.fullmatch(f"busy: {holder}", str(busy.value))
     assert lock.exists()  # kept: remove=False
 
 

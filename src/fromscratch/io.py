@@ -75,8 +75,8 @@ def remove_interrupted_writes(folder: str | os.PathLike) -> None:
 def exclusive(guarded: Path, lock: Path, busy: str, remove: bool = False) -> Iterator[bool]:
     """Hold an advisory lock on the file `lock` (made if missing) for the block, for the
     path `guarded` that messages name; a second process that asks for it meanwhile fails
-    at once with the message `busy`, its "{holder}" filled with the holder's pid, host and
-    start.
+    at once with the message `busy`, its "{holder}" filled with the holder's pid, host,
+    SLURM job (in one) and start.
 
     The kernel drops the lock when the process ends, however it ends (SIGKILL, a requeue),
     so no stale lock outlives it. Yields whether it holds the lock: not on a file system
@@ -107,7 +107,9 @@ def exclusive(guarded: Path, lock: Path, busy: str, remove: bool = False) -> Ite
             held = True
             os.ftruncate(fd, 0)
             when = time.strftime("%Y-%m-%d %H:%M:%S")
-            os.write(fd, f"pid {os.getpid()} on {platform.node()} since {when}\n".encode())
+            job = os.environ.get("SLURM_JOB_ID")  # what scancel takes, from another node
+            holder = f"pid {os.getpid()} on {platform.node()}{f', SLURM job {job}' if job else ''}"
+            os.write(fd, f"{holder} since {when}\n".encode())
             break
         os.close(fd)  # its holder deleted it meanwhile
     try:

@@ -221,7 +221,10 @@ def test_a_second_run_in_a_folder_in_use_fails_at_once(demo_chars, tmp_path):
         f"fromscratch: error: {tmp_path / 'run'}: another run is training in this folder "
         f"(pid {first.pid} on "
     )
-    assert error.endswith("wait for it to end, or give this one another output folder")
+    assert (
+        "wait for it to end, or give this one another output folder. One left running by " in error
+    )
+    assert error.endswith("stop it (kill, scancel), then run this again")
     first.send_signal(signal.SIGKILL)
     first.wait()
     tiny = TrainConfig.from_dict(tiny_gpt(demo_chars, max_steps=3, eval_splits=""))

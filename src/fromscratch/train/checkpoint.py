@@ -153,8 +153,9 @@ def sole_run(out: str | Path, owner: bool = True) -> Iterator[None]:
     make_folder(out)  # a file at `out` is one line, not a FileExistsError
     lock = out / ".lock"
     busy = (
-        f"{out}: another run is training in this folder ({{holder}}); "
-        "wait for it to end, or give this one another output folder"
+        f"{out}: another run is training in this folder ({{holder}}); wait for it to end, or "
+        "give this one another output folder. One left running by a Snakemake killed outright "
+        "may have older settings than this one: stop it (kill, scancel), then run this again"
     )
     with exclusive(out, lock, busy) as held:  # a lock file in a used folder stays there
         try:
