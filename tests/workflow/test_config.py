@@ -567,6 +567,18 @@ def course_runs(result) -> dict[str, dict]:
     }
 
 
+def job_inputs(result, rule: str) -> dict[str, list[str]]:
+    """The input files of every job of `rule` a dry run prints, by its first output's
+    folder."""
+    inputs = {}
+    for block in re.split(r"^(?:local)?rule ", result.stdout, flags=re.M)[1:]:
+        if block.startswith(f"{rule}:"):
+            files = dict(re.findall(r"^\s+(input|output): (.*)$", block, re.M))
+            output = files["output"].split(", ")[0]
+            inputs[os.path.dirname(output)] = files.get("input", "").split(", ")
+    return inputs
+
+
 def test_requeue_settings_of_a_cluster_entry_reach_the_launcher(workdir):
     from fromscratch.launch import Resources
 
@@ -725,6 +737,11 @@ def test_a_comparison_of_ones_own_trains_each_value_and_joins_the_poster(workdir
             config = runs[f"lr/{value}/seed{seed}"]
             assert config["lr"] == value and "lr_from" not in config
             assert config["batch_size_from"]
+    # ...and the LR range test is no input of those runs: run again, it retrains none of them
+    tuned = {folder.split("runs/")[1]: [os.path.basename(f) for f in files if "/tune/" in f]
+             for folder, files in job_inputs(result, "train").items()}  # fmt: skip
+    assert tuned["lr/0.01/seed0"] == ["batch_size.json"]
+    assert sorted(tuned["warmup/100/seed0"]) == ["batch_size.json", "lr_range.json"]
     assert runs["attention/multihead/seed0"]["model"]["n_head"] == 4  # the course's: as before
     for name in ("heads", "warmup", "lr"):
         for figure in (f"compare-{name}", f"curves-{name}"):

@@ -471,6 +471,26 @@ def with_tuned(spec, **tuned):
     }
 
 
+TUNING_FILES = {"lr": "lr_range.json", "batch_size": "batch_size.json"}
+
+
+def tuning_inputs(spec, model):
+    """The tuning stage's choices for the course `model` that the training config `spec`
+    takes (with_tuned), as a rule's named inputs: only those it does not set itself, so
+    that a run with an LR of its own neither waits for the LR range test nor trains again
+    when that test is run again."""
+    return {
+        key: f"{RESULTS}/tune/{model}/{file}"
+        for key, file in TUNING_FILES.items()
+        if key not in spec
+    }
+
+
+def tuned_choices(input):
+    """The tuning inputs a rule has (tuning_inputs), as with_tuned takes them."""
+    return {key: getattr(input, key) for key in TUNING_FILES if hasattr(input, key)}
+
+
 def comparison_config(experiment, variant, seed, **tuned):
     """The training config of one run of a comparison: the preset's, with the compared
     field (a model field, or train.<field>) set to the variant, and the tuned values

@@ -5,9 +5,13 @@
 
 rule train:
     input:
+        unpack(
+            lambda wc: tuning_inputs(
+                comparison_config(wc.experiment, wc.variant, 0),
+                comparison_model(wc.experiment),
+            )
+        ),
         data=lambda wc: f"{comparison_config(wc.experiment, wc.variant, 0)['data']}/meta.json",
-        lr=lambda wc: f"{RESULTS}/tune/{comparison_model(wc.experiment)}/lr_range.json",
-        batch_size=lambda wc: f"{RESULTS}/tune/{comparison_model(wc.experiment)}/batch_size.json",
     output:
         summary=f"{RESULTS}/runs/{{experiment}}/{{variant}}/seed{{seed}}/summary.json",
         model=f"{RESULTS}/runs/{{experiment}}/{{variant}}/seed{{seed}}/model.pt",
@@ -24,11 +28,7 @@ rule train:
             "train",
             lambda wc, input, output: {
                 "config": comparison_config(
-                    wc.experiment,
-                    wc.variant,
-                    int(wc.seed),
-                    lr=input.lr,
-                    batch_size=input.batch_size,
+                    wc.experiment, wc.variant, int(wc.seed), **tuned_choices(input)
                 )
                 | tracking(wc.experiment, wc.variant, f"seed{wc.seed}"),
                 "out": os.path.dirname(output.summary),

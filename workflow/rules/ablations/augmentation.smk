@@ -131,9 +131,12 @@ if ablation_enabled("augmentation"):
 
     rule augmentation_train:
         input:
+            unpack(
+                lambda wc: tuning_inputs(
+                    AUG_TRAIN_SPEC[wc.model], AUG_COURSE_MODEL[wc.model]
+                )
+            ),
             data=lambda wc: f"{AUG_TRAIN_DATA[wc.model, wc.strategy]}/meta.json",
-            lr=lambda wc: f"{RESULTS}/tune/{AUG_COURSE_MODEL[wc.model]}/lr_range.json",
-            batch_size=lambda wc: f"{RESULTS}/tune/{AUG_COURSE_MODEL[wc.model]}/batch_size.json",
         output:
             summary=f"{AUG_DIR}/runs/{{model}}/{{strategy}}/seed{{seed}}/summary.json",
             model=f"{AUG_DIR}/runs/{{model}}/{{strategy}}/seed{{seed}}/model.pt",
@@ -162,8 +165,7 @@ if ablation_enabled("augmentation"):
                             wc.strategy,
                             f"seed{wc.seed}",
                         ),
-                        lr=input.lr,
-                        batch_size=input.batch_size,
+                        **tuned_choices(input),
                     ),
                     "out": os.path.dirname(output.summary),
                     "resume": True,
