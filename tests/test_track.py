@@ -331,7 +331,6 @@ def test_wandb_keeps_every_step_and_the_whole_runs_summary(tmp_path):
     wandb.teardown()  # its service done writing the file
     (run_file,) = (tmp_path / "wandb").glob("offline-run-*/run-*.wandb")
     rows, summary = [], {}
-
     for record in track.offline_records(run_file):
         kind = record.WhichOneof("record_type")
         if kind == "history":
@@ -453,9 +452,7 @@ def test_a_runs_group_job_type_tags_and_summary_reach_wandb(tmp_path):
     )  # fmt: skip
     tracker.log({"loss": 1.0}, step=1)
     written = tracker.finish({"stopped_by": "time budget", "loss": 1.0}, {"lr": 0.1})
-    wandb.teardown()  # its service done writing the file
-    (run_file,) = (tmp_path / "wandb").glob("offline-run-*/run-*.wandb")
-    records = list(track.offline_records(run_file))
+    records = wandb_records(tmp_path)
     (run,) = [r.run for r in records if r.WhichOneof("record_type") == "run"]
     assert (run.run_group, run.job_type) == ("demo-position", "train")
     assert list(run.tags) == ["rope", "seed0"]

@@ -8,9 +8,8 @@ from collections import Counter
 
 import numpy as np
 import pytest
-import wandb
 
-from fromscratch import FromScratchError, track
+from fromscratch import FromScratchError
 from fromscratch.data import PreparedData
 from fromscratch.data.augment import (
     AUGMENTATIONS,
@@ -26,7 +25,7 @@ from fromscratch.stages.augmentation import augment_stage
 from fromscratch.stages.evaluate import evaluate_stage
 from fromscratch.train import TrainConfig, train
 
-from ..conftest import tiny_classifier
+from ..conftest import tiny_classifier, wandb_records
 
 RATES = {"none": 0.0, "delete_swap": 0.2, "unk": 0.2, "crop": 0.5, "mix": 0.5, "typos": 0.3}
 
@@ -254,11 +253,9 @@ def test_augmented_folder_trains_and_evaluates(demo_words, tmp_path):
     assert results["in-domain"]["examples"] == 1000 and 0 <= results["demo"]["accuracy"] <= 1
     # in W&B, the runs line up by what the data is: the strategy, in the training run's
     # config; the training run's settings, in its scores' run's
-    wandb.teardown()  # its service done writing the files
-    (run_file,) = (run / "wandb").glob("offline-run-*/*.wandb")
     logged = {
         item.key: json.loads(item.value_json)
-        for record in track.offline_records(run_file)
+        for record in wandb_records(run)
         if record.WhichOneof("record_type") == "run"
         for item in record.run.config.update
     }

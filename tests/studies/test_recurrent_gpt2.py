@@ -10,9 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-import wandb
 
-from fromscratch import FromScratchError, track
+from fromscratch import FromScratchError
 from fromscratch.models import GPT, GPTConfig, KVCache
 from fromscratch.models.recurrent import (
     VARIANTS,
@@ -22,7 +21,7 @@ from fromscratch.models.recurrent import (
     token_bits,
 )
 
-from ..conftest import SEED_SHIFTS, chart_x_axis
+from ..conftest import SEED_SHIFTS, chart_x_axis, wandb_records
 from .conftest import refused
 
 CONTEXT = 16
@@ -267,9 +266,7 @@ def test_stage_writes_positions_and_summary_from_a_prepared_split(tmp_path, demo
     scored = json.loads((run / "summary.json").read_text())
     assert scored["layers/later_chunks"] == summary["variants"]["layers"]["later_chunks"]
     assert scored["config"]["seed"] == 3 and scored["config"]["chunks"] == 3
-    wandb.teardown()  # its service done writing the file
-    (run_file,) = (run / "wandb").glob("offline-run-*/*.wandb")
-    records = list(track.offline_records(run_file))
+    records = wandb_records(run)
     (logged_run,) = [r.run for r in records if r.WhichOneof("record_type") == "run"]
     assert logged_run.display_name == f"position/learned/seed0/recurrent/demo-{split}"
     assert chart_x_axis(records) == "position"

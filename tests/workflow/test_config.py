@@ -307,10 +307,10 @@ def test_the_schema_takes_the_kinds_the_models_know_and_lists_them_once():
     pipeline takes once it is added to the schema's one list of it."""
     from fromscratch.models import common
 
+    schema = (ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text()
     for name in ("attention", "position", "norm", "activation"):
         choices = getattr(common, f"{name.upper()}S")
         assert tuple(schema_defs()[f"{name}_kinds"]["enum"]) == choices
-        schema = (ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text()
         assert schema.count(f"[{', '.join(choices)}]") == 1, f"{name}: a copy of the list"
 
 

@@ -4,8 +4,7 @@ import json
 
 import pandas as pd
 
-from fromscratch import track
-
+from ..conftest import wandb_records
 from .conftest import snakemake
 
 
@@ -33,8 +32,7 @@ def test_the_tables_hold_exactly_the_runs_the_rule_declares(workdir):
         assert found == declared, table
     # and to W&B (config.yaml's: offline), a run of the figure job's own beside the runs
     run_folder = workdir / "results" / "demo" / "wandb-figures" / "tables"
-    (run_file,) = run_folder.glob("wandb/offline-run-*/*.wandb")
-    records = list(track.offline_records(run_file))
+    records = wandb_records(run_folder)
     (run,) = [r.run for r in records if r.WhichOneof("record_type") == "run"]
     assert (run.run_group, run.job_type, run.display_name) == (
         "demo-figures",

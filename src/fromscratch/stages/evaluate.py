@@ -203,7 +203,7 @@ def sample_stage(
     # beside the training runs in W&B, under their group: the texts themselves
     settings = {"prompt": prompt, "tokens": tokens, "temperature": temperature, "top_k": top_k,
                 "top_p": top_p, "seed": seed}  # fmt: skip
-    # a table: in W&B's workspace, the samples of every variant one under another
+    # a table: W&B's workspace joins the samples of every variant, each beside its run
     texts = [{"sample": i, "prompt": prompt, "text": text} for i, text in enumerate(samples)]
     if log_to_wandb:
         TrackingConfig.after(config, "sample").log_results(
