@@ -19,7 +19,7 @@ from fromscratch import FromScratchError
 from fromscratch.cli import main
 from fromscratch.data import PreparedData
 from fromscratch.figures import perceiver as figures
-from fromscratch.io import read_json
+from fromscratch.io import read_json, write_json
 from fromscratch.models import GPT, GPTConfig, Perceiver, PerceiverConfig
 from fromscratch.stages.perceiver import (
     matched_perceiver,
@@ -198,7 +198,6 @@ def test_a_model_of_latents_is_evaluated_on_every_token(demo_chars):
 def test_a_trained_perceiver_beats_chance_and_costs_real_memory(demo_chars, tmp_path):
     """The plan's configs train through the real loop and evaluate exactly; the cost stage's
     peak memory grows with the context (attention), its throughput is measured."""
-    from fromscratch.io import write_json
     from fromscratch.train import TrainConfig, train
 
     plan_path = tmp_path / "plan.json"
@@ -223,8 +222,9 @@ def test_a_trained_perceiver_beats_chance_and_costs_real_memory(demo_chars, tmp_
     planned["variants"] = {k: v for k, v in planned["variants"].items() if k.startswith("gpt")}
     write_json(plan_path, planned)
     tracking = {"wandb_mode": "offline", "job_type": "cost", "run_name": "perceiver/demo/cost"}
-    perceiver_cost_stage(str(plan_path), str(tmp_path / "cost.json"), steps=1, tracking=tracking)
+    perceiver_cost_stage([str(plan_path)], str(tmp_path / "cost.json"), steps=1, tracking=tracking)
     cost = read_json(tmp_path / "cost.json")
+    assert cost["data"] == str(demo_chars)  # what the figure joins the runs on
     # in W&B too: a table, a row a model, as in cost.json
     records = wandb_records(tmp_path / "cost.json.wandb")
     (run,) = [r.run for r in records if r.WhichOneof("record_type") == "run"]
@@ -333,7 +333,7 @@ A_PLAN = "a plan is the JSON file that the perceiver-plan stage writes"
     [
         ("nosuch.json", {}, f"nosuch.json: no such file; {A_PLAN}"),
         ("notes.txt", {}, f"notes.txt: not a JSON file; {A_PLAN}"),
-        ("summary.json", {}, 'summary.json: not a plan (it needs "variants", each with'),
+        ("summary.json", {}, 'summary.json: not a plan (it needs "data" and "variants", each'),
         ("plan.json", {"steps": 0}, "perceiver-cost: steps=0 must be an integer >= 1"),
         (
             "plan.json",
@@ -348,8 +348,29 @@ def test_the_cost_stage_refuses_what_is_not_a_plan_no_steps_and_bad_tracking(
     perceiver_plan_stage(str(demo_chars), str(tmp_path / "plan.json"), **PLAN)
     for name, text in NOT_PLANS.items():
         (tmp_path / name).write_text(text)
-    args = {"plan": str(tmp_path / plan_file), "out": str(tmp_path / "cost.json"), **settings}
+    args = {"plans": [str(tmp_path / plan_file)], "out": str(tmp_path / "cost.json"), **settings}
     assert named in refused(capsys, "perceiver-cost", args, tmp_path / "logs")
+    assert not (tmp_path / "cost.json").exists()
+
+
+def test_the_cost_stage_measures_the_plans_of_one_data_set_each_context_once(
+    demo_chars, tmp_path, capsys
+):
+    """It takes the workflow's plan of each context; plans of two data sets, one context in
+    two plans, or none at all are refused before anything is measured."""
+    plans = []
+    for context in PLAN["contexts"]:
+        plans.append(str(tmp_path / f"{context}.json"))
+        perceiver_plan_stage(str(demo_chars), plans[-1], **(PLAN | {"contexts": [context]}))
+    other = read_json(plans[0]) | {"data": str(tmp_path / "other-chars")}
+    write_json(tmp_path / "other.json", other)
+    for given, named in (
+        ([plans[0], str(tmp_path / "other.json")], "perceiver-cost: plans of 2 data sets ("),
+        ([plans[0], *plans], "perceiver-cost: plans: gpt-16 is in two plans; give it once"),
+        ([], "perceiver-cost: plans=[]; give one or more plan files"),
+    ):
+        args = {"plans": given, "out": str(tmp_path / "cost.json"), "steps": 1}
+        assert named in refused(capsys, "perceiver-cost", args, tmp_path / "logs")
     assert not (tmp_path / "cost.json").exists()
 
 
@@ -359,7 +380,7 @@ def test_both_stages_refuse_a_folder_as_their_output_before_reading_anything(tmp
     folder.mkdir()
     for stage, args in (
         ("perceiver-plan", {**PLAN, "data": str(tmp_path / "nowhere"), "out": str(folder)}),
-        ("perceiver-cost", {"plan": str(tmp_path / "nosuch.json"), "out": str(folder)}),
+        ("perceiver-cost", {"plans": [str(tmp_path / "nosuch.json")], "out": str(folder)}),
     ):
         error = refused(capsys, stage, args, tmp_path / "logs")
         assert f"{stage}: out={folder}: cannot be written: it is a folder" in error, error
@@ -392,12 +413,14 @@ def measured(data, family, context, seed):
 
 
 def perceiver_results(folder):
-    """perceiver.table of the plan, cost and run summaries of the study above."""
+    """perceiver.table of the plans (one a context, as the workflow writes them), cost and
+    run summaries of the study above."""
     plans, costs, summaries = [], [], []
     for data in SPLITS:
-        variants, rows = {}, []
-        for family in MODELS:
-            for context in CONTEXTS:
+        rows = []
+        for context in CONTEXTS:
+            variants = {}
+            for family in MODELS:
                 name = f"{family}-{context}"
                 variants[name] = {
                     "family": family, "context": context, "batch_size": 4096 // context,
@@ -421,10 +444,11 @@ def perceiver_results(folder):
                                "train_time_s": 600.0}  # fmt: skip
                     summaries.append(folder / f"{data}-{name}-seed{seed}.json")
                     summaries[-1].write_text(json.dumps(summary))
-        plans.append(folder / f"{data}-plan.json")
-        plans[-1].write_text(json.dumps({"data": f"/data/{data}", "variants": variants}))
+            plans.append(folder / f"{data}-plan-{context}.json")
+            plans[-1].write_text(json.dumps({"data": f"/data/{data}", "variants": variants}))
         costs.append(folder / f"{data}-cost.json")
-        costs[-1].write_text(json.dumps({"device": "cpu", "steps": 2, "rows": rows}))
+        cost = {"data": f"/data/{data}", "device": "cpu", "steps": 2, "rows": rows}
+        costs[-1].write_text(json.dumps(cost))
     return figures.table(plans, costs, summaries, SPLITS)
 
 

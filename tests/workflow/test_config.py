@@ -1088,17 +1088,22 @@ def test_a_failed_jobs_error_is_on_the_console(workdir, monkeypatch):
     assert f"local run failed: mirror {missing}: no such folder" in said
 
 
-def test_a_perceiver_plan_made_before_contexts_changed_is_made_again(workdir):
-    """Its runs' configs come from the plan on disk: one that lacks a new context's
-    variants must not stop the DAG from being built, but rerun first."""
-    plan = "results/demo/studies/perceiver/demo-chars/plan.json"
-    made = snakemake(workdir, "--cores", "2", plan)
+def test_a_context_added_to_the_perceiver_study_plans_and_trains_its_runs_alone(workdir):
+    """Each context has a plan of its own, so a run of a context planned before is left as
+    it is when another context is added: only the new context is planned and trained."""
+    before = planned_jobs(snakemake(workdir, "-n"))
+    run = "results/demo/studies/perceiver/demo-chars/runs/gpt-64/seed0/summary.json"
+    made = snakemake(workdir, "--cores", "2", run)
     assert made.returncode == 0, made.stderr[-2000:]
-    longer = "ablations={perceiver: {demo: {contexts: [64, 128, 512]}}}"
+    longer = "ablations={perceiver: {demo: {contexts: [64, 128, 256, 512]}}}"
     result = snakemake(workdir, "-n", "--config", longer)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert planned_jobs(result)["perceiver_plan"] == 1
-    assert "perceiver_train" in planned_jobs(result)
+    after = planned_jobs(result)
+    assert (before["perceiver_plan"], after["perceiver_plan"]) == (3, 3)  # 64's is made
+    # the new context's runs, and all the others but the one trained
+    assert after["perceiver_train"] == before["perceiver_train"] // 3 * 4 - 1
+    outputs = " ".join(re.findall(r"^\s+output: (.*)$", result.stdout, re.M))
+    assert run not in outputs and run.replace("gpt-64", "gpt-512") in outputs
 
 
 def test_course_runs_are_scored_on_the_presets_splits_and_tagged_with_its_name(workdir):

@@ -981,12 +981,10 @@ def study_seeds(name):
 
 
 def planned_config(plan, variant):
-    """The training config of `variant` in a study's plan.json (the Perceiver study's);
-    none where the plan on disk predates the variant (its `contexts` changed since): the
-    plan reruns first, and its runs' configs are read again once it has."""
+    """The training config of `variant` in a plan of the Perceiver study, read once the
+    plan exists (a job that makes it has its runs' configs read again once done)."""
     with open(plan, encoding="utf-8") as f:
-        variants = json.load(f)["variants"]
-    return variants[variant]["config"] if variant in variants else {}
+        return json.load(f)["variants"][variant]["config"]
 
 
 def study_dir(name):

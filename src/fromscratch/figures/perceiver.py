@@ -26,16 +26,17 @@ def bits_unit(data: str) -> str:
 def table(plans: list, costs: list, summaries: list, splits: dict[str, str]) -> pd.DataFrame:
     """One row per run: data set, model, context, seed, its plan (parameters, training
     FLOPs, steps, tokens), the bits of its evaluation split, its training throughput, and
-    the peak memory measured for its model.  splits: data set -> evaluation split."""
+    the peak memory measured for its model.  plans: any number per data set (the workflow
+    writes one per context); costs: one per data set.  splits: data set -> evaluation split."""
     planned, measured = {}, {}
-    for plan_path, cost_path in zip(plans, costs, strict=True):
-        plan = json.loads(Path(plan_path).read_text())
-        data = Path(plan["data"]).name
+    for path in plans:
+        plan = json.loads(Path(path).read_text())
         for name, variant in plan["variants"].items():
-            planned[data, name] = variant
-        cost = json.loads(Path(cost_path).read_text())
+            planned[Path(plan["data"]).name, name] = variant
+    for path in costs:
+        cost = json.loads(Path(path).read_text())
         for row in cost["rows"]:
-            measured[data, row["variant"]] = {**row, "device": cost["device"]}
+            measured[Path(cost["data"]).name, row["variant"]] = {**row, "device": cost["device"]}
     rows = []
     for path in summaries:
         summary = json.loads(Path(path).read_text())

@@ -3,7 +3,10 @@
     perceiver-plan  one data set: for each context length a GPT and a Perceiver AR with the
                     same number of parameters (the Perceiver's width is chosen to match)
                     and a training config for each that spends the same training FLOPs
-    perceiver-cost  the measured training throughput and peak memory of every planned model
+                    (the workflow plans each context on its own: a new one leaves the
+                    others' plans, and so their runs, as they are)
+    perceiver-cost  the measured training throughput and peak memory of every model of the
+                    plans of one data set
 
 The runs themselves go through the `train` stage with the planned configs; their
 summary.json holds the exact bits per character/byte of the evaluation split.
@@ -214,8 +217,9 @@ PLAN_KEYS = ("family", "context", "batch_size", "config")  # of each variant, us
 
 
 def read_plan(path: str) -> dict:
-    """The variants of the plan `path`; a one-line error for any file that is not a plan."""
-    what = f"perceiver-cost: plan={path}"
+    """The plan `path` (its data and variants); a one-line error for any file that is not
+    a plan."""
+    what = f"perceiver-cost: plans: {path}"
     expected = "a plan is the JSON file that the perceiver-plan stage writes"
     if not Path(path).is_file():
         raise FromScratchError(f"{what}: no such file; {expected}")
@@ -226,22 +230,25 @@ def read_plan(path: str) -> dict:
     variants = planned.get("variants") if isinstance(planned, dict) else None
     if not (
         isinstance(variants, dict)
+        and isinstance(planned.get("data"), str)
         and variants
         and all(isinstance(v, dict) and set(PLAN_KEYS) <= set(v) for v in variants.values())
     ):
         raise FromScratchError(
-            f'{what}: not a plan (it needs "variants", each with {", ".join(PLAN_KEYS)}); '
-            f"{expected}"
+            f'{what}: not a plan (it needs "data" and "variants", each variant with '
+            f"{', '.join(PLAN_KEYS)}); {expected}"
         )
-    return variants
+    return planned
 
 
-def check_cost_options(out: str, steps: int, tracking: dict | None):
+def check_cost_options(plans: list[str], out: str, steps: int, tracking: dict | None):
     """The cost stage's settings, checked before it measures (and before its job starts):
     returns its TrackingConfig."""
     from fromscratch.config import check_integer
     from fromscratch.train.config import TrackingConfig
 
+    if not plans:
+        raise FromScratchError("perceiver-cost: plans=[]; give one or more plan files")
     # a time per step needs a step: 0 would fail inside the measurement, as if the batch did
     check_integer("perceiver-cost", "steps", steps, 1)
     check_file_target(out, f"perceiver-cost: out={out}")
@@ -251,8 +258,32 @@ def check_cost_options(out: str, steps: int, tracking: dict | None):
         raise FromScratchError(f"perceiver-cost: tracking: {error}") from error
 
 
-def perceiver_cost_stage(plan: str, out: str, steps: int = 3, tracking: dict | None = None) -> dict:
-    """Training throughput and peak memory of every planned model, at its training batch.
+def read_plans(paths: list[str]) -> tuple[str, dict]:
+    """The data set and the variants of all the plans `paths`, which must be of one data set
+    (a cost table compares models trained on the same tokens)."""
+    plans = [read_plan(path) for path in paths]
+    datasets = {planned["data"] for planned in plans}
+    if len(datasets) > 1:
+        raise FromScratchError(
+            f"perceiver-cost: plans of {len(datasets)} data sets "
+            f"({', '.join(sorted(map(str, datasets)))}); give the plans of one"
+        )
+    variants = {}
+    for planned in plans:
+        for name, variant in planned["variants"].items():
+            if name in variants:  # two plans of one context
+                raise FromScratchError(
+                    f"perceiver-cost: plans: {name} is in two plans; give it once"
+                )
+            variants[name] = variant
+    return datasets.pop(), variants
+
+
+def perceiver_cost_stage(
+    plans: list[str], out: str, steps: int = 3, tracking: dict | None = None
+) -> dict:
+    """Training throughput and peak memory of every model of the `plans` (of one data
+    set), each at its training batch.
 
     Each is a few real training steps on full-length batches (the batch-size search's
     measurement): on a GPU the peak PyTorch allocated, on a CPU the peak resident memory
@@ -265,8 +296,8 @@ def perceiver_cost_stage(plan: str, out: str, steps: int = 3, tracking: dict | N
     from fromscratch.train.batch_size import measure
     from fromscratch.train.config import TrainConfig
 
-    logged = check_cost_options(out, steps, tracking)  # not after the measurements
-    variants = read_plan(plan)
+    logged = check_cost_options(plans, out, steps, tracking)  # not after the measurements
+    data, variants = read_plans(plans)
     # every config is checked before the first measurement starts
     configs = {
         name: TrainConfig.from_dict(
@@ -294,9 +325,9 @@ def perceiver_cost_stage(plan: str, out: str, steps: int = 3, tracking: dict | N
             }
         )
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    write_json(out, {"device": device, "steps": steps, "rows": rows})
+    write_json(out, {"data": data, "device": device, "steps": steps, "rows": rows})
     measured = ("tokens_per_s", "peak_memory_mb")
     summary = {f"{row['variant']}/{key}": row[key] for row in rows for key in measured}
-    settings = {"plan": plan, "steps": steps, "device": device}
+    settings = {"data": data, "plans": plans, "steps": steps, "device": device}
     logged.log_results(wandb_folder(out), settings, [], summary, tables={"cost": rows})
     return {row["variant"]: round(row["tokens_per_s"]) for row in rows}

@@ -1,7 +1,8 @@
 # Research study "perceiver": Perceiver AR against a GPT across context lengths, at equal
 # parameter count and equal training FLOPs (config.ablations.perceiver). Per data set:
-# a plan (matched widths, step counts) -> runs of both models at every context and seed
-# (the `train` stage) and the measured cost of each model -> one table, one figure.
+# a plan per context (matched widths, step counts) -> runs of both models at every context
+# and seed (the `train` stage) and the measured cost of each model -> one table, one figure.
+# One plan per context, so that adding a context plans and trains that context's runs alone.
 
 if ablation_enabled("perceiver"):
     PERCEIVER = study("perceiver")
@@ -22,25 +23,30 @@ if ablation_enabled("perceiver"):
             f"config: ablations.perceiver.{PRESET}.data: a data set with one tokenizer "
             "comes once (its runs are scored on one eval_split)"
         )
+    PERCEIVER_CONTEXTS = [str(context) for context in PERCEIVER["contexts"]]
     PERCEIVER_VARIANTS = [
         f"{family}-{context}"
-        for context in PERCEIVER["contexts"]
+        for context in PERCEIVER_CONTEXTS
         for family in ("gpt", "perceiver")
     ]
-    # the plan stage's settings: all but the data sets, the seeds and the cost measurement's
+    # the plan stage's settings: all but the data sets, the contexts (a plan each), the
+    # seeds and the cost measurement's
     PERCEIVER_PLAN = {
-        k: v for k, v in PERCEIVER.items() if k not in ("data", "cost_steps", "seeds")
+        k: v
+        for k, v in PERCEIVER.items()
+        if k not in ("data", "contexts", "cost_steps", "seeds")
     }
 
     rule perceiver_plan:
         input:
             f"{RESULTS}/data/{{data}}/meta.json",
         output:
-            f"{PERCEIVER_DIR}/{{data}}/plan.json",
+            f"{PERCEIVER_DIR}/{{data}}/plans/{{context}}.json",
         log:
-            f"{RESULTS}/logs/perceiver/plan-{{data}}.log",
+            f"{RESULTS}/logs/perceiver/plan-{{data}}-{{context}}.log",
         wildcard_constraints:
             data="|".join(PERCEIVER_DATA),
+            context="|".join(PERCEIVER_CONTEXTS),
         conda:
             CONDA_ENV
         threads: 1
@@ -51,6 +57,7 @@ if ablation_enabled("perceiver"):
                     "data": os.path.dirname(input[0]),
                     "out": output[0],
                     "eval_split": PERCEIVER_DATA[wc.data],
+                    "contexts": [int(wc.context)],
                     **PERCEIVER_PLAN,
                 },
             ),
@@ -59,15 +66,16 @@ if ablation_enabled("perceiver"):
 
     rule perceiver_train:
         input:
-            plan=f"{PERCEIVER_DIR}/{{data}}/plan.json",
+            plan=f"{PERCEIVER_DIR}/{{data}}/plans/{{context}}.json",
         output:
-            summary=f"{PERCEIVER_DIR}/{{data}}/runs/{{variant}}/seed{{seed}}/summary.json",
-            model=f"{PERCEIVER_DIR}/{{data}}/runs/{{variant}}/seed{{seed}}/model.pt",
+            summary=f"{PERCEIVER_DIR}/{{data}}/runs/{{family}}-{{context}}/seed{{seed}}/summary.json",
+            model=f"{PERCEIVER_DIR}/{{data}}/runs/{{family}}-{{context}}/seed{{seed}}/model.pt",
         log:
-            f"{RESULTS}/logs/perceiver/train-{{data}}-{{variant}}-seed{{seed}}.log",
+            f"{RESULTS}/logs/perceiver/train-{{data}}-{{family}}-{{context}}-seed{{seed}}.log",
         wildcard_constraints:
             data="|".join(PERCEIVER_DATA),
-            variant="|".join(PERCEIVER_VARIANTS),
+            family="gpt|perceiver",
+            context="|".join(PERCEIVER_CONTEXTS),
             seed=r"\d+",
         conda:
             CONDA_ENV
@@ -77,9 +85,14 @@ if ablation_enabled("perceiver"):
                 "train",
                 lambda wc, input, output: {
                     # the planned config (read when the job starts), seed and tracking
-                    "config": planned_config(input.plan, wc.variant)
+                    "config": planned_config(input.plan, f"{wc.family}-{wc.context}")
                     | {"seed": int(wc.seed)}
-                    | tracking("perceiver", wc.data, wc.variant, f"seed{wc.seed}"),
+                    | tracking(
+                        "perceiver",
+                        wc.data,
+                        f"{wc.family}-{wc.context}",
+                        f"seed{wc.seed}",
+                    ),
                     "out": os.path.dirname(output.summary),
                     "resume": True,
                 },
@@ -89,7 +102,10 @@ if ablation_enabled("perceiver"):
 
     rule perceiver_cost:
         input:
-            plan=f"{PERCEIVER_DIR}/{{data}}/plan.json",
+            plans=expand(
+                f"{PERCEIVER_DIR}/{{{{data}}}}/plans/{{context}}.json",
+                context=PERCEIVER_CONTEXTS,
+            ),
         output:
             f"{PERCEIVER_DIR}/{{data}}/cost.json",
         log:
@@ -103,7 +119,7 @@ if ablation_enabled("perceiver"):
             **run(
                 "perceiver-cost",
                 lambda wc, input, output: {
-                    "plan": input.plan,
+                    "plans": list(input.plans),
                     "out": output[0],
                     "steps": PERCEIVER.get("cost_steps", 3),
                     "tracking": tracking(
@@ -116,7 +132,11 @@ if ablation_enabled("perceiver"):
 
     rule perceiver_figure:
         input:
-            plans=expand(f"{PERCEIVER_DIR}/{{data}}/plan.json", data=PERCEIVER_DATA),
+            plans=expand(
+                f"{PERCEIVER_DIR}/{{data}}/plans/{{context}}.json",
+                data=PERCEIVER_DATA,
+                context=PERCEIVER_CONTEXTS,
+            ),
             costs=expand(f"{PERCEIVER_DIR}/{{data}}/cost.json", data=PERCEIVER_DATA),
             summaries=expand(
                 f"{PERCEIVER_DIR}/{{data}}/runs/{{variant}}/seed{{seed}}/summary.json",
