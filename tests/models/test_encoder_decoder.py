@@ -17,11 +17,13 @@ def tiny(**kw) -> EncoderDecoderConfig:
 def test_init_scales_the_residual_projections_of_both_stacks_and_ties_the_output():
     torch.manual_seed(0)
     model = EncoderDecoder(tiny(n_layer=4, n_embd=64))
-    # 4 encoder blocks write to their stream twice each, 4 decoder blocks three times
-    for stack in (model.encoder, model.decoder):
-        std = stack[0].mlp.c_proj.weight.std().item()
-        assert std == pytest.approx(0.02 / 20**0.5, rel=0.05)
-    assert model.decoder[0].mlp.c_fc.weight.std().item() == pytest.approx(0.02, rel=0.05)
+    # each stack has a stream of its own: 4 encoder blocks write to theirs twice each, 4
+    # decoder blocks to theirs three times
+    for stack, branches in ((model.encoder, 2 * 4), (model.decoder, 3 * 4)):
+        for name, p in stack.named_parameters():
+            if name.endswith("c_proj.weight"):
+                assert p.std().item() == pytest.approx(0.02 / branches**0.5, rel=0.05), name
+        assert stack[0].mlp.c_fc.weight.std().item() == pytest.approx(0.02, rel=0.05)
     assert model.lm_head.weight is model.wte.weight
 
 
@@ -64,8 +66,8 @@ def test_learns_to_reverse(train_steps):
         logits = model(src, tgt[:, :-1])
         return F.cross_entropy(logits.reshape(-1, 16), tgt[:, 1:].reshape(-1))
 
-    losses = train_steps(model, loss, steps=150)
-    assert losses[-1] < 0.1
+    losses = train_steps(model, loss, steps=200)
+    assert losses[-1] < 0.1, losses[-1]
     out = model.eval().generate(src[:4], tgt[:4, :1], 6, temperature=0)
     assert torch.equal(out[:, 1:], src[:4].flip(1))
 

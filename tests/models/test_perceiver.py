@@ -108,6 +108,18 @@ def test_perceiver_layer_ignores_padding(attention):
     torch.testing.assert_close(out[1], layer(x[1:, :4])[0], atol=1e-6, rtol=1e-5)
 
 
+@pytest.mark.parametrize(
+    "mask",
+    [
+        torch.ones(1, 7, dtype=torch.bool),  # would broadcast over the batch
+        torch.ones(2, 7, dtype=torch.long),  # 1 = real, but not bool
+    ],
+)
+def test_perceiver_layer_names_a_mask_of_another_shape_or_type(mask):
+    with pytest.raises(ValueError, match=r"PerceiverLayer: a mask of torch\.\w+ \(\d, \d\); it"):
+        PerceiverLayer(tiny(latents=3))(torch.randn(2, 7, 16), mask)
+
+
 def test_perceiver_layer_latents_are_learned():
     # the queries are what the layer learns to ask: a parameter the optimizer sees and
     # that training moves, not a fixed buffer

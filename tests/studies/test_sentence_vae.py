@@ -156,6 +156,9 @@ def test_padding_does_not_change_a_sentences_posterior(vae):
         padded = vae.encode(*collate([short, long]))
     torch.testing.assert_close(padded[0][:1], alone[0])
     torch.testing.assert_close(padded[1][:1], alone[1])
+    idx, mask = collate([short, long])
+    with pytest.raises(ValueError, match=r"SentenceVAE: a mask of torch\.bool \(1, 11\); it"):
+        vae.encode(idx, mask[1:])  # one sentence's mask would hide the other's last tokens
 
 
 def test_z_is_mu_plus_sigma_times_a_standard_normal_draw(vae):

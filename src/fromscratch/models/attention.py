@@ -26,8 +26,9 @@ Then: masking (a causal mask so that token i cannot see the future; a key paddin
 so that nothing attends to padding), positions that live inside attention (rope,
 relative, alibi: see positions.py), cross-attention (queries from one sequence, keys and
 values from another), a KV cache for fast sampling, and the fast path: PyTorch's fused
-`scaled_dot_product_attention`, switched on by `fast=True` (except in bfloat16 on a CPU
-for all but long sequences, where the plain code is faster: see fused_is_faster) and
+`scaled_dot_product_attention`, switched on by `fast=True` (except in bfloat16 on a CPU,
+where the plain code is faster unless the CPU has AMX and the sequence is long: see
+fused_is_faster) and
 tested to give the same outputs and gradients as the plain code below.
 """
 
@@ -43,7 +44,7 @@ from fromscratch.models.positions import ALiBi, RelativePosition, Rotary
 def visible(
     T: int, S: int, causal: bool, key_mask: torch.Tensor | None, device: torch.device
 ) -> torch.Tensor | None:
-    """Which keys each query may see: bool (T, S) or (B, 1, T, S), True = visible.
+    """Which keys each query may see (True): bool (T, S), (B, 1, 1, S) or (B, 1, T, S).
 
     None means "all of them".  The T queries are the last T of the S positions, so with a
     causal mask query i sees keys j <= i + S - T (everything up to and including itself).

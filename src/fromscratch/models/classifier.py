@@ -16,7 +16,12 @@ from torch import nn
 
 from fromscratch.models.attention import Attention
 from fromscratch.models.blocks import Block, LayerNorm, init_gpt2
-from fromscratch.models.common import Model, TransformerConfig, check_padding_mask
+from fromscratch.models.common import (
+    Model,
+    TransformerConfig,
+    check_padding_mask,
+    masked_mean,
+)
 from fromscratch.models.positions import absolute_position
 
 POOLINGS = ("mean", "max", "cls")
@@ -111,11 +116,9 @@ class Classifier(Model):
         """(B, T, C) -> (B, C), over the real tokens only."""
         if self.config.pooling == "cls":
             return x[:, 0]
-        real = mask[:, :, None]
         if self.config.pooling == "max":
+            real = mask[:, :, None]
             largest = x.masked_fill(~real, float("-inf")).max(dim=1).values
             # an empty text (no real token) pools to zeros, as with mean pooling, not -inf
             return torch.where(real.any(dim=1), largest, 0.0)
-        # where, not multiply: a padded position may hold anything, even inf
-        total = torch.where(real, x, 0.0).sum(dim=1)
-        return total / real.sum(dim=1).clamp(min=1)
+        return masked_mean(x, mask)

@@ -175,6 +175,14 @@ def check_padding_mask(mask: torch.Tensor | None, tokens: torch.Tensor, who: str
         )
 
 
+def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(B, T, C) -> (B, C): the mean over the positions where mask (B, T) is True; zeros
+    where none is."""
+    real = mask[:, :, None]
+    # where, not multiply: a padded position may hold anything, even inf
+    return torch.where(real, x, 0.0).sum(dim=1) / real.sum(dim=1).clamp(min=1)
+
+
 class SamplingError(FromScratchError, ValueError):
     """Bad arguments to generate: a one-line message naming the argument and what is allowed."""
 

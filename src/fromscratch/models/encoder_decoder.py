@@ -57,7 +57,10 @@ class EncoderDecoder(Model):
         self.ln_f = LayerNorm(C, config.bias) if pre else nn.Identity()
         self.lm_head = nn.Linear(C, config.vocab_size, bias=False)
         self.lm_head.weight = self.wte.weight
-        init_gpt2(self, n_residual=5 * config.n_layer)  # 2 per encoder, 3 per decoder block
+        # two residual streams, each scaled for its own branches: the decoder's 3 a block
+        # (self-attention, cross-attention, MLP), then the encoder's 2
+        init_gpt2(self, n_residual=3 * config.n_layer)
+        init_gpt2(self.encoder, n_residual=2 * config.n_layer)
 
     def embed(self, idx: torch.Tensor) -> torch.Tensor:
         if idx.size(1) > self.config.context:

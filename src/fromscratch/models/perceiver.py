@@ -23,7 +23,7 @@ from torch import nn
 
 from fromscratch.models.attention import Attention
 from fromscratch.models.blocks import Block, LayerNorm, init_gpt2
-from fromscratch.models.common import LanguageModel, TransformerConfig
+from fromscratch.models.common import LanguageModel, TransformerConfig, check_padding_mask
 from fromscratch.models.positions import absolute_position
 
 
@@ -62,6 +62,7 @@ class PerceiverLayer(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """mask (B, T) bool: True = real token (the latents never attend to padding)."""
+        check_padding_mask(mask, x[..., 0], "PerceiverLayer")
         latents = self.latents.expand(x.size(0), -1, -1)
         return self.block(latents, context=self.ln_context(x), context_mask=mask)
 

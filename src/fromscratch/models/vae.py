@@ -31,7 +31,7 @@ from torch import nn
 
 from fromscratch.config import Config
 from fromscratch.models.blocks import LayerNorm
-from fromscratch.models.common import Model
+from fromscratch.models.common import Model, check_padding_mask, masked_mean
 from fromscratch.models.gpt import GPT
 
 
@@ -135,10 +135,9 @@ class SentenceVAE(Model):
         The GPT is causal, so padding after a sentence changes none of its hidden states;
         the mean runs over the sentence's own tokens only.
         """
+        check_padding_mask(mask, idx, "SentenceVAE")
         h = self.run_gpt(self.encoder, idx)
-        weights = mask.unsqueeze(-1).to(h.dtype)
-        pooled = (h * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1)
-        mu, logvar = self.to_posterior(pooled).chunk(2, dim=-1)
+        mu, logvar = self.to_posterior(masked_mean(h, mask)).chunk(2, dim=-1)
         return mu, logvar
 
     def decode(self, z: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
