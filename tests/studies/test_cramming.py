@@ -128,6 +128,21 @@ def load_config() -> dict:
 
 
 @pytest.mark.parametrize("preset", ["demo", "small", "full"])
+def test_each_ablation_changes_one_setting_of_the_baseline_recipe(preset):
+    """What an ablation's bar shows is the effect of its one change: cosine decays to the
+    baseline's floor, not to one of its own as well."""
+    study = load_config()["ablations"]["cramming"][preset]
+    for name, change in study["ablations"].items():
+        changed = [
+            (part, key)
+            for part, fields in change.items()
+            for key, value in fields.items()
+            if study[part].get(key) != value
+        ]
+        assert len(changed) == sum(map(len, change.values())) == 1, (name, change)
+
+
+@pytest.mark.parametrize("preset", ["demo", "small", "full"])
 def test_every_recipe_of_every_preset_is_a_valid_config(preset):
     study = load_config()["ablations"]["cramming"][preset]
     meta = {"vocab_size": 256}
