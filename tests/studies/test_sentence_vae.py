@@ -281,6 +281,16 @@ def test_sentences_are_cut_from_reviews_with_their_label(demo_chars):
     assert all(t in reviews[int(y)] for t, y in zip(picked.texts, picked.labels, strict=True))
 
 
+def test_a_test_set_leaves_out_the_sentences_training_saw_word_for_word(demo_chars):
+    data = PreparedData(demo_chars)
+    train = sentences_of(data, "train", 200, max_tokens=40)
+    drawn = sentences_of(data, "test", 100, max_tokens=40, seed=1)
+    assert len(set(drawn.texts) & set(train.texts)) >= 5  # "the acting was very dull."
+    test = sentences_of(data, "test", 100, 40, seed=1, leave_out=frozenset(train.texts))
+    assert len(test.ids) == 100 and not set(test.texts) & set(train.texts)
+    assert np.bincount(test.labels).tolist() == [50, 50]
+
+
 def test_linear_probe_reads_a_separable_label_and_not_noise():
     x = torch.randn(400, 6)
     y = (x[:, 2] - 0.5 * x[:, 4] > 0).long().numpy()

@@ -64,7 +64,12 @@ def split_sentences(text: str) -> list[str]:
 
 
 def sentences_of(
-    data: PreparedData, split: str, count: int, max_tokens: int, seed: int = 0
+    data: PreparedData,
+    split: str,
+    count: int,
+    max_tokens: int,
+    seed: int = 0,
+    leave_out: frozenset[str] = frozenset(),
 ) -> Sentences:
     """Up to `count` sentences of 2 to max_tokens tokens from the reviews of `split`, taken
     review by review in a random order (fixed by `seed`), each with its review's label: as
@@ -73,7 +78,10 @@ def sentences_of(
     they come from many reviews).
 
     Longer sentences are left out rather than cut: a cut sentence would teach the decoder
-    endings that are not there.
+    endings that are not there.  So are those whose text is in `leave_out`, the training
+    sentences for a test set: short ones recur word for word across reviews ("10/10",
+    "Avoid at all costs."), and a test sentence seen in training scores memory, and often
+    gives its label away.
     """
     if data.meta["task"] != "classification":
         raise FromScratchError(f"{data.folder}: sentences need a labelled (classification) set")
@@ -91,7 +99,8 @@ def sentences_of(
         texts = split_sentences(tokenizer.decode(tokens[offsets[review] : offsets[review + 1]]))
         taken = 0
         for text, ids in zip(texts, tokenizer.encode_batch(texts), strict=True):
-            if 2 <= len(ids) <= max_tokens and quota[label] and taken < PER_REVIEW:
+            fits = 2 <= len(ids) <= max_tokens and text not in leave_out
+            if fits and quota[label] and taken < PER_REVIEW:
                 picked.ids.append(np.asarray(ids, dtype=np.int64))
                 picked.labels.append(label)
                 picked.texts.append(text)
