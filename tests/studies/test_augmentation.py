@@ -143,6 +143,36 @@ def test_typos_in_texts_of_every_letter_draw_from_all_26():
     assert out[20:] == [AUGMENTATIONS["typos"](text, 0, rng, 0.5) for text in texts]
 
 
+def test_a_study_short_of_data_augments_the_same_drawn_reviews_for_every_strategy(
+    demo_words, tmp_path
+):
+    """reviews=N: N of the training reviews, the same for every strategy (the seed's draw),
+    then their copies; `none` copies them unchanged.  More than the split holds is refused."""
+    base = PreparedData(demo_words)
+    for strategy in ("none", "typos"):
+        out = tmp_path / strategy
+        augment_stage(str(demo_words), str(out), strategy, RATES[strategy], seed=0, reviews=100)
+    none, typos = PreparedData(tmp_path / "none"), PreparedData(tmp_path / "typos")
+
+    def reviews(data, which):
+        return [tuple(data.example("train", i).tolist()) for i in which]
+
+    originals = reviews(none, range(100))
+    assert originals == reviews(typos, range(100)) == reviews(none, range(100, 200))
+    assert reviews(typos, range(100, 200)) != originals  # typos were made
+    in_base = reviews(base, range(base.meta["splits"]["train"]["examples"]))
+    kept = [in_base.index(review) for review in originals]
+    assert kept == sorted(kept) and len(set(kept)) == 100 and kept[-1] > 1000  # a draw
+    assert np.array_equal(none.labels("train")[:100], base.labels("train")[kept])
+    assert none.meta["augmentation"]["reviews"] == 100
+    with pytest.raises(FromScratchError) as refused:
+        augment_stage(str(demo_words), str(tmp_path / "all"), "typos", 0.1, reviews=4001)
+    assert str(refused.value) == (
+        f"augment: reviews=4001, but the train split of {demo_words} has 4000; give at most "
+        "that many, or 0 for all"
+    )
+
+
 def test_augmenting_a_folder_into_itself_is_refused(demo_words):
     with pytest.raises(FromScratchError, match="the base folder itself"):
         augment_stage(str(demo_words), str(demo_words) + "/.", "typos", rate=0.1)
@@ -259,7 +289,7 @@ def test_augmented_folder_trains_and_evaluates(demo_words, tmp_path):
         if record.WhichOneof("record_type") == "run"
         for item in record.run.config.update
     }
-    augmentation = {"strategy": "unk", "rate": 0.2, "copies": 1, "seed": 0}
+    augmentation = {"strategy": "unk", "rate": 0.2, "copies": 1, "seed": 0, "reviews": 4000}
     assert logged["prepared_data"]["augmentation"] == {"base": str(demo_words)} | augmentation
     scored = json.loads((tmp_path / "eval.json.wandb" / "summary.json").read_text())["config"]
     assert (scored["data"], scored["seed"], scored["model_file"]) == (
@@ -271,8 +301,9 @@ def test_augmented_folder_trains_and_evaluates(demo_words, tmp_path):
 
 
 def test_any_seed_keeps_the_base_reviews_and_the_folder_records_its_settings(demo_words, tmp_path):
-    """The seed draws the augmentations only: the original reviews are those the base
-    folder was prepared from (its own seed's), whatever seed the copies get."""
+    """Of all the reviews (no `reviews`), the seed draws the augmentations only: the
+    original reviews are those the base folder was prepared from (its own seed's), whatever
+    seed the copies get."""
     out = tmp_path / "augmented-typos"
     result = augment_stage(str(demo_words), str(out), "typos", rate=0.1, copies=2, seed=3)
     base, augmented = PreparedData(demo_words), PreparedData(out)
@@ -283,6 +314,7 @@ def test_any_seed_keeps_the_base_reviews_and_the_folder_records_its_settings(dem
     assert result == {"examples": 3 * n, "tokens": len(augmented.tokens("train"))}
     assert augmented.meta["augmentation"] == {
         "base": str(demo_words), "strategy": "typos", "rate": 0.1, "copies": 2, "seed": 3,
+        "reviews": n,
     }  # fmt: skip
 
 

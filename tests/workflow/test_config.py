@@ -557,6 +557,34 @@ def stage_arguments(result, stage, option="--args") -> list[dict]:
     return arguments
 
 
+def test_a_study_short_of_data_trains_every_strategy_on_the_drawn_reviews(workdir):
+    """With `reviews` (the demo's), every strategy's runs train on a folder of that many
+    reviews and their copies, `none` too; with all of them, `none` trains on the course's
+    own data folder."""
+    result = snakemake(workdir, "-n", "-p", "augmentation")
+    assert result.returncode == 0, result.stderr[-2000:]
+    made = {
+        (args["out"].split("/")[-2], args["strategy"]): args["reviews"]
+        for args in stage_arguments(result, "augment")
+    }
+    assert made == {(model, strategy): reviews
+                    for model, reviews, strategies in (
+                        ("classifier", 400, ("none", "delete_swap", "unk", "crop", "mix", "typos")),
+                        ("lm", 200, ("none", "delete_swap")))
+                    for strategy in strategies}  # fmt: skip
+    runs = [args for args in stage_arguments(result, "train") if "/augmentation/" in args["out"]]
+    assert len(runs) == 16 and all("/augmented-" in run["config"]["data"] for run in runs)
+    every_review = "ablations={augmentation: {demo: {classifier: {reviews: 0}}}}"
+    result = snakemake(workdir, "-n", "-p", "--config", every_review, "--", "augmentation")
+    data = {
+        args["out"].split("/augmentation/runs/")[1]: args["config"]["data"]
+        for args in stage_arguments(result, "train")
+        if "/augmentation/" in args["out"]
+    }
+    assert data["classifier/none/seed0"] == "results/demo/data/demo-words"
+    assert data["lm/none/seed0"].endswith("/augmented-none")
+
+
 def course_runs(result) -> dict[str, dict]:
     """The training config of every comparison run a dry run with -p prints, by its folder
     under runs/ (attention/multihead/seed0)."""

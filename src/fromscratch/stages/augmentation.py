@@ -2,7 +2,11 @@
 
 The folder is the base folder (the data the model would train on without augmentation)
 with its training split replaced by the original reviews plus `copies` augmented copies
-of each, encoded with the base folder's tokenizer. Its other splits and tokenizer are the
+of each, encoded with the base folder's tokenizer.  The originals are all the training
+reviews, or `reviews` of them, drawn at random but alike for every strategy: a study
+short of data, where a model sees each review several times and augmentation can vary
+what it sees (with more reviews than a run reaches, every augmented copy stands in for a
+real review the run would have read instead). Its other splits and tokenizer are the
 base folder's own files (hard links where the file system allows), so the `train` stage
 trains on it unchanged and evaluates on the same test split.
 """
@@ -16,14 +20,19 @@ from pathlib import Path
 from fromscratch import FromScratchError
 
 
-def check_augment_options(base: str, out: str, strategy: str, rate: float, copies: int) -> None:
-    """What `augment` checks of its settings before it reads anything: the strategy, rate
-    and copies, and `out`: a new folder or an earlier output, never the base itself."""
+def check_augment_options(
+    base: str, out: str, strategy: str, rate: float, copies: int, reviews: int
+) -> None:
+    """What `augment` checks of its settings before it reads anything: the strategy, rate,
+    copies and number of reviews (0: all), and `out`: a new folder or an earlier output,
+    never the base itself."""
+    from fromscratch.config import check_integer
     from fromscratch.data.augment import check_settings
     from fromscratch.data.prepare import MARKER
     from fromscratch.io import check_replaceable
 
     check_settings(strategy, rate, copies)
+    check_integer("augment", "reviews", reviews, 0)
     if Path(out).resolve() == Path(base).resolve():
         raise FromScratchError(
             f"out={out}: the base folder itself; give the copy a path of its own"
@@ -52,6 +61,7 @@ def augment_stage(
     rate: float,
     copies: int = 1,
     seed: int = 0,
+    reviews: int = 0,
     mirror: str = "",
 ) -> dict:
     import numpy as np
@@ -61,7 +71,7 @@ def augment_stage(
     from fromscratch.data.prepare import MARKER, read_texts, write_split
     from fromscratch.io import atomic_dir, write_json
 
-    check_augment_options(base, out, strategy, rate, copies)  # before the texts are read
+    check_augment_options(base, out, strategy, rate, copies, reviews)  # before texts are read
     check_augment_base(base)
     data = PreparedData(base)
     meta = data.meta
@@ -69,8 +79,19 @@ def augment_stage(
     texts = read_texts(meta["dataset"], mirror or None, seed=meta["config"]["seed"])
     train_split = data.splits[0]  # the first split is the training split
     train = texts[train_split]
-    labels = train.labels if train.labels is not None else [0] * len(train.texts)
-    augmented, augmented_labels = augment_split(train.texts, labels, strategy, rate, copies, seed)
+    texts, labels = train.texts, train.labels
+    if labels is None:
+        labels = [0] * len(texts)
+    if reviews:
+        if reviews > len(texts):
+            raise FromScratchError(
+                f"augment: reviews={reviews}, but the {train_split} split of {base} has "
+                f"{len(texts)}; give at most that many, or 0 for all"
+            )
+        # the seed's draw, in the split's order: every strategy augments the same reviews
+        kept = np.sort(np.random.default_rng(seed).permutation(len(texts))[:reviews])
+        texts, labels = [texts[i] for i in kept], [labels[i] for i in kept]
+    augmented, augmented_labels = augment_split(texts, labels, strategy, rate, copies, seed)
     tokenizer = MarkedUnknowns(data.tokenizer) if strategy == "unk" else data.tokenizer
     with atomic_dir(out, *MARKER) as folder:
         for path in Path(base).iterdir():
@@ -90,6 +111,7 @@ def augment_stage(
             "rate": rate,
             "copies": copies,
             "seed": seed,
+            "reviews": reviews or len(texts),
         }
         write_json(folder / "meta.json", meta)
     return {"examples": len(augmented), "tokens": meta["splits"][train_split]["tokens"]}

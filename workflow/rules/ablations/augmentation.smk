@@ -48,11 +48,12 @@ if ablation_enabled("augmentation"):
             f"ablations.augmentation.{PRESET}.lm", AUG_DATASET["lm"], "bytes"
         ),
     }
-    # The folder of each (model, strategy): `none` is the base folder itself.
+    # The folder of each (model, strategy): `none` is the base folder itself, unless the
+    # model trains on `reviews` of its training reviews (then a folder of those alone).
     AUG_TRAIN_DATA = {
         (model, strategy): (
             AUG_BASE_DATA[model]
-            if strategy == "none"
+            if strategy == "none" and not AUG[model].get("reviews")
             else f"{AUG_DIR}/data/{model}/augmented-{strategy}"
         )
         for model in AUG_COURSE_MODEL
@@ -123,6 +124,7 @@ if ablation_enabled("augmentation"):
                     "rate": AUG[wc.model]["strategies"][wc.strategy],
                     "copies": AUG["copies"],
                     "seed": 0,
+                    "reviews": AUG[wc.model].get("reviews", 0),
                     "mirror": MIRROR,
                 },
             ),
