@@ -245,6 +245,33 @@ def test_a_verified_repack_in_the_cache_serves_without_its_mirror(http_server, t
     assert fetch(source, cache, mirror=http_server.url, progress=False).read_bytes() == repack
 
 
+def test_a_cached_copy_gives_way_to_the_bytes_a_mirror_lists(tmp_path):
+    """A copy verified against one mirror's list (a stand-in, a repack) serves where no list
+    says otherwise; a mirror that lists other bytes for the file has those fetched, even
+    when what it lists is the original's checksum."""
+    original = b"the original bytes"
+    source = Source(url="https://example.org/data/file.bin", checksum=sha256(original))
+    mirrors = {}
+    for name, data in (("small", b"a small stand-in"), ("full", original)):
+        mirrors[name] = tmp_path / name
+        mirrors[name].mkdir()
+        (mirrors[name] / "file.bin").write_bytes(data)
+        (mirrors[name] / "SHA256SUMS").write_text(f"{hashlib.sha256(data).hexdigest()}  file.bin\n")
+    cache = tmp_path / "cache"
+    stand_in = fetch(source, cache, mirror=str(mirrors["small"]), progress=False).read_bytes()
+    assert stand_in == b"a small stand-in"
+    (mirrors["full"] / "SHA256SUMS").write_text("")  # no list: the verified copy serves
+    assert (
+        fetch(source, cache, mirror=str(mirrors["full"]), progress=False).read_bytes() == stand_in
+    )
+    (mirrors["full"] / "SHA256SUMS").write_text(
+        f"{hashlib.sha256(original).hexdigest()}  file.bin\n"
+    )
+    assert (
+        fetch(source, cache, mirror=str(mirrors["full"]), progress=False).read_bytes() == original
+    )
+
+
 def test_unreachable_url_is_named(tmp_path):
     import socket
 

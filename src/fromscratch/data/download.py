@@ -33,6 +33,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from tqdm.auto import tqdm
 
@@ -218,16 +219,26 @@ def mirror_checksums(mirror: str) -> dict[str, str]:
     return sums
 
 
-def resolve(source: Source, mirror: str | None) -> tuple[str, str, str]:
-    """Where to fetch `source` from, the checksum it must have there, and what that checksum
-    is of (a zip member's name, or "" for the file itself)."""
+class Resolved(NamedTuple):
+    """Where to fetch a source from, the checksum it must have there, what that checksum is
+    of (a zip member's name, or "" for the file itself), and whether a mirror's list names
+    it (or else it is the original's)."""
+
+    location: str
+    checksum: str
+    member: str
+    listed: bool
+
+
+def resolve(source: Source, mirror: str | None) -> Resolved:
+    """Where and as what `mirror` (None: the original host) serves `source`."""
     if not mirror:
-        return source.url, source.checksum, source.checksum_of
+        return Resolved(source.url, source.checksum, source.checksum_of, listed=False)
     listed = mirror_checksums(mirror).get(source.in_mirror)
     location = _join(mirror, source.in_mirror)
     if listed:
-        return location, listed, ""
-    return location, source.checksum, source.checksum_of
+        return Resolved(location, listed, "", listed=True)
+    return Resolved(location, source.checksum, source.checksum_of, listed=False)
 
 
 # ---------------------------------------------------------------------------- fetching
@@ -288,16 +299,16 @@ def fetch(
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
     target = cache / source.in_mirror
     try:
-        location, checksum, member = resolve(source, mirror)
+        location, checksum, member, listed = resolve(source, mirror)
     except FromScratchError as error:  # the mirror's list unreadable: a copy verified before serves
-        if _in_cache(source, target, source.checksum, source.checksum_of):
+        if _in_cache(source, target, source.checksum, source.checksum_of, listed=False):
             return target
         raise _naming_a_bad_copy(target, error) from None
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise FromScratchError(f"cache {cache}: cannot hold downloads ({error.strerror})") from None
-    if _in_cache(source, target, checksum, member):
+    if _in_cache(source, target, checksum, member, listed):
         return target
     if mirror and not _is_url(mirror) and not Path(mirror).is_dir():
         what = "a file, not a folder" if Path(mirror).exists() else "no such folder"
@@ -308,7 +319,7 @@ def fetch(
     # One process at a time writes NAME.part: two would cut the file from under each other
     # (one renames it away while the other still writes or checks it).
     with _exclusive(target.with_name(target.name + ".lock"), source.in_mirror):
-        if not _in_cache(source, target, checksum, member):  # fetched while this one waited?
+        if not _in_cache(source, target, checksum, member, listed):  # fetched meanwhile?
             try:
                 _download(location, target, checksum, member, source.checksum, progress)
             except FromScratchError as error:
@@ -331,15 +342,19 @@ def _naming_a_bad_copy(target: Path, error: FromScratchError) -> FromScratchErro
     )
 
 
-def _in_cache(source: Source, target: Path, checksum: str, member: str) -> bool:
-    """Whether the cache holds a good copy of `source` at `target`."""
-    # A cached copy that fails the check may have been verified against another list when
-    # it was fetched (a mirror's repack, now checked without that mirror): still good.
-    # Otherwise stale or corrupted: the download replaces it once verified, not before.
-    return target.exists() and (
-        _verifies(target, checksum, member)
-        or fetched_for(target) == (source.checksum, file_digest(target, "sha256"))
-    )
+def _in_cache(source: Source, target: Path, checksum: str, member: str, listed: bool) -> bool:
+    """Whether the cache holds a good copy of `source` at `target`, by `checksum`: the one
+    a mirror lists now (`listed`), or else the original's."""
+    if not target.exists():
+        return False
+    if _verifies(target, checksum, member):
+        return True
+    if listed:  # a mirror lists other bytes than the cached ones: those are asked for
+        return False
+    # A copy that fails the original's check may have been verified against a mirror's list
+    # when it was fetched (that mirror's repack, unchanged since): still good. Otherwise
+    # stale or corrupted: the download replaces it once verified, not before.
+    return fetched_for(target) == (source.checksum, file_digest(target, "sha256"))
 
 
 @contextlib.contextmanager
