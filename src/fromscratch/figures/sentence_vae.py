@@ -101,7 +101,7 @@ def summary(results: pd.DataFrame, variants: list[str], out: str | Path, title: 
     panels = [  # a count and a share from 0, as bars; the accuracy zoomed in about chance
         ("test/active_units", "active units (Var of μ > 0.01)", True),
         ("probe_accuracy", "sentiment probe accuracy on μ (test)", False),
-        ("swap_flip_rate", "swaps the probe reads as flipped (share)", True),
+        ("swap_flip_rate", "share of swaps read as flipped", True),
     ]
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     for ax, (metric, ylabel, bars) in zip(axes, panels, strict=True):
