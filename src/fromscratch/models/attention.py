@@ -28,8 +28,7 @@ relative, alibi: see positions.py), cross-attention (queries from one sequence, 
 values from another), a KV cache for fast sampling, and the fast path: PyTorch's fused
 `scaled_dot_product_attention`, switched on by `fast=True` (except in bfloat16 on a CPU,
 where the plain code is faster unless the CPU has AMX and the sequence is long: see
-fused_is_faster) and
-tested to give the same outputs and gradients as the plain code below.
+fused_is_faster) and tested to give the same outputs and gradients as the plain code below.
 """
 
 from __future__ import annotations
