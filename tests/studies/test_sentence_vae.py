@@ -446,8 +446,11 @@ def test_stage_trains_and_writes_its_run_folder(gpt2_folder, demo_chars, demo_wo
     summary = json.loads((out / "summary.json").read_text())
     assert summary["test_sentences"] == 60 and math.isfinite(summary["test/recon"])
     assert 0 <= summary["test/active_units"] <= 4
-    # the test split's sentences (drawn with their own seed), scored per token too
-    test = sentences_of(PreparedData(demo_chars), "test", 60, max_tokens=64, seed=1)
+    # the test split's sentences (drawn with their own seed, none of the training
+    # sentences among them), scored per token too
+    data = PreparedData(demo_chars)
+    seen = frozenset(sentences_of(data, "train", 200, max_tokens=64).texts)
+    test = sentences_of(data, "test", 60, max_tokens=64, seed=1, leave_out=seen)
     tokens = sum(len(x) for x in test.ids)
     assert summary["test/recon_bits_per_token"] == pytest.approx(
         summary["test/recon"] * 60 / tokens / math.log(2)

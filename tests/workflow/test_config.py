@@ -883,9 +883,9 @@ def test_a_study_reads_the_folder_of_the_model_it_builds_on_or_of_its_own_split(
         "presets={demo: {gpt: {data: {dataset: demo, tokenizer: words},"
         " train: {train_split: train+test}}}}"
     )
-    studies = (
+    studies = (  # the augmentation study on all the training reviews: its base folder
         "ablations={sentence_vae: {demo: {data: {tokenizer: words}}},"
-        " augmentation: {demo: {classifier: {train: {train_split: train+test}}}}}"
+        " augmentation: {demo: {classifier: {reviews: 0, train: {train_split: train+test}}}}}"
     )
     result = snakemake(workdir, "-n", "-p", "--config", final, studies)
     assert result.returncode == 0, result.stderr[-2000:]
