@@ -563,17 +563,21 @@ def test_a_study_short_of_data_trains_every_strategy_on_the_drawn_reviews(workdi
     own data folder."""
     result = snakemake(workdir, "-n", "-p", "augmentation")
     assert result.returncode == 0, result.stderr[-2000:]
+    demo = yaml.safe_load((ROOT / "config.yaml").read_text())["ablations"]["augmentation"]["demo"]
+    models = {model: demo[model] for model in ("classifier", "lm")}
+    assert all(settings["reviews"] > 0 for settings in models.values())
     made = {
         (args["out"].split("/")[-2], args["strategy"]): args["reviews"]
         for args in stage_arguments(result, "augment")
     }
-    assert made == {(model, strategy): reviews
-                    for model, reviews, strategies in (
-                        ("classifier", 400, ("none", "delete_swap", "unk", "crop", "mix", "typos")),
-                        ("lm", 200, ("none", "delete_swap")))
-                    for strategy in strategies}  # fmt: skip
+    assert made == {
+        (model, strategy): settings["reviews"]
+        for model, settings in models.items()
+        for strategy in settings["strategies"]
+    }
     runs = [args for args in stage_arguments(result, "train") if "/augmentation/" in args["out"]]
-    assert len(runs) == 16 and all("/augmented-" in run["config"]["data"] for run in runs)
+    assert len(runs) == len(made) * len(demo["seeds"])
+    assert all("/augmented-" in run["config"]["data"] for run in runs)
     every_review = "ablations={augmentation: {demo: {classifier: {reviews: 0}}}}"
     result = snakemake(workdir, "-n", "-p", "--config", every_review, "--", "augmentation")
     data = {

@@ -234,10 +234,10 @@ def resolve(source: Source, mirror: str | None) -> Resolved:
     """Where and as what `mirror` (None: the original host) serves `source`."""
     if not mirror:
         return Resolved(source.url, source.checksum, source.checksum_of, listed=False)
-    listed = mirror_checksums(mirror).get(source.in_mirror)
+    checksum = mirror_checksums(mirror).get(source.in_mirror)
     location = _join(mirror, source.in_mirror)
-    if listed:
-        return Resolved(location, listed, "", listed=True)
+    if checksum:
+        return Resolved(location, checksum, "", listed=True)
     return Resolved(location, source.checksum, source.checksum_of, listed=False)
 
 

@@ -79,19 +79,18 @@ def augment_stage(
     texts = read_texts(meta["dataset"], mirror or None, seed=meta["config"]["seed"])
     train_split = data.splits[0]  # the first split is the training split
     train = texts[train_split]
-    texts, labels = train.texts, train.labels
-    if labels is None:
-        labels = [0] * len(texts)
+    originals = train.texts
+    labels = train.labels if train.labels is not None else [0] * len(originals)
     if reviews:
-        if reviews > len(texts):
+        if reviews > len(originals):
             raise FromScratchError(
                 f"augment: reviews={reviews}, but the {train_split} split of {base} has "
-                f"{len(texts)}; give at most that many, or 0 for all"
+                f"{len(originals)}; give at most that many, or 0 for all"
             )
         # the seed's draw, in the split's order: every strategy augments the same reviews
-        kept = np.sort(np.random.default_rng(seed).permutation(len(texts))[:reviews])
-        texts, labels = [texts[i] for i in kept], [labels[i] for i in kept]
-    augmented, augmented_labels = augment_split(texts, labels, strategy, rate, copies, seed)
+        kept = np.sort(np.random.default_rng(seed).permutation(len(originals))[:reviews])
+        originals, labels = [originals[i] for i in kept], [labels[i] for i in kept]
+    augmented, augmented_labels = augment_split(originals, labels, strategy, rate, copies, seed)
     tokenizer = MarkedUnknowns(data.tokenizer) if strategy == "unk" else data.tokenizer
     with atomic_dir(out, *MARKER) as folder:
         for path in Path(base).iterdir():
@@ -111,7 +110,7 @@ def augment_stage(
             "rate": rate,
             "copies": copies,
             "seed": seed,
-            "reviews": reviews or len(texts),
+            "reviews": len(originals),
         }
         write_json(folder / "meta.json", meta)
     return {"examples": len(augmented), "tokens": meta["splits"][train_split]["tokens"]}

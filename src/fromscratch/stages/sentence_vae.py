@@ -82,7 +82,9 @@ def sentence_vae_stage(
         )
     train_set = sentences_of(prepared, "train", sentences.get("train", 10000), max_tokens)
     seen = frozenset(train_set.texts)  # no test sentence that training saw word for word
-    test_set = sentences_of(prepared, "test", sentences.get("test", 1000), max_tokens, 1, seen)
+    test_set = sentences_of(
+        prepared, "test", sentences.get("test", 1000), max_tokens, seed=1, leave_out=seen
+    )
     for split, picked in (("train", train_set), ("test", test_set)):
         if not picked.ids:  # training would fail drawing its first batch from none
             raise FromScratchError(

@@ -66,16 +66,16 @@ if ablation_enabled("perceiver"):
 
     rule perceiver_train:
         input:
-            plan=f"{PERCEIVER_DIR}/{{data}}/plans/{{context}}.json",
+            # the plan of the variant's context (gpt-64: 64's)
+            plan=lambda wc: f"{PERCEIVER_DIR}/{wc.data}/plans/{wc.variant.rsplit('-', 1)[1]}.json",
         output:
-            summary=f"{PERCEIVER_DIR}/{{data}}/runs/{{family}}-{{context}}/seed{{seed}}/summary.json",
-            model=f"{PERCEIVER_DIR}/{{data}}/runs/{{family}}-{{context}}/seed{{seed}}/model.pt",
+            summary=f"{PERCEIVER_DIR}/{{data}}/runs/{{variant}}/seed{{seed}}/summary.json",
+            model=f"{PERCEIVER_DIR}/{{data}}/runs/{{variant}}/seed{{seed}}/model.pt",
         log:
-            f"{RESULTS}/logs/perceiver/train-{{data}}-{{family}}-{{context}}-seed{{seed}}.log",
+            f"{RESULTS}/logs/perceiver/train-{{data}}-{{variant}}-seed{{seed}}.log",
         wildcard_constraints:
             data="|".join(PERCEIVER_DATA),
-            family="gpt|perceiver",
-            context="|".join(PERCEIVER_CONTEXTS),
+            variant="|".join(PERCEIVER_VARIANTS),
             seed=r"\d+",
         conda:
             CONDA_ENV
@@ -85,14 +85,9 @@ if ablation_enabled("perceiver"):
                 "train",
                 lambda wc, input, output: {
                     # the planned config (read when the job starts), seed and tracking
-                    "config": planned_config(input.plan, f"{wc.family}-{wc.context}")
+                    "config": planned_config(input.plan, wc.variant)
                     | {"seed": int(wc.seed)}
-                    | tracking(
-                        "perceiver",
-                        wc.data,
-                        f"{wc.family}-{wc.context}",
-                        f"seed{wc.seed}",
-                    ),
+                    | tracking("perceiver", wc.data, wc.variant, f"seed{wc.seed}"),
                     "out": os.path.dirname(output.summary),
                     "resume": True,
                 },
