@@ -12,7 +12,7 @@ import yaml
 from snakemake.cli import get_profile_dir
 from snakemake.common.configfile import load_configfile
 from snakemake.exceptions import WorkflowError
-from snakemake.utils import update_config, validate
+from snakemake.utils import update_config
 
 
 def yaml_scalars(value):
@@ -112,24 +112,19 @@ def stop(message):
     raise SystemExit(message)
 
 
-def validate_config(config, schema_file):
-    """Snakemake's validate, with its error in one line: where in the config, what is wrong
-    and what is allowed (Snakemake's own message goes on to print the whole schema)."""
-    try:
-        validate(config, schema_file)
-    except WorkflowError:
-        with open(schema_file, encoding="utf-8") as f:
-            schema = yaml.safe_load(f)
-        validator = jsonschema.validators.validator_for(schema)(schema)
-        relevance = jsonschema.exceptions.by_relevance()
-        # a list that lacks what it must hold (`contains`) last: where one of its items is
-        # misspelt, that item's own error names it and what is allowed
-        error = jsonschema.exceptions.best_match(
-            validator.iter_errors(config),
-            key=lambda e: (e.validator != "contains", relevance(e)),
-        )
-        if error is None:
-            raise
+def validate_config(config, schema):
+    """The config against the schema, its error in one line: where in the config, what is
+    wrong and what is allowed (Snakemake's `validate` prints the whole schema after it, and
+    reads the schema file again)."""
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    relevance = jsonschema.exceptions.by_relevance()
+    # a list that lacks what it must hold (`contains`) last: where one of its items is
+    # misspelt, that item's own error names it and what is allowed
+    error = jsonschema.exceptions.best_match(
+        validator.iter_errors(config),
+        key=lambda e: (e.validator != "contains", relevance(e)),
+    )
+    if error is not None:
         where = ".".join(str(key) for key in error.absolute_path)
         place = f"{where}: " if where else ""
         stop(f"config: {place}{schema_error(error, schema)}")
@@ -185,7 +180,8 @@ SCHEMA_FILE = os.path.join(
     workflow.basedir, "workflow", "schemas", "config.schema.yaml"
 )
 with open(SCHEMA_FILE, encoding="utf-8") as f:
-    SCHEMA = yaml.safe_load(f)
+    # libyaml's parser where PyYAML has it: the schema is read at every start
+    SCHEMA = yaml.load(f, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 SCHEMA_DEFS = SCHEMA["$defs"]
 
 
@@ -225,7 +221,7 @@ def check_finite(value, where="config"):
 check_study_presets()
 numbers_where_wanted(config, SCHEMA)
 check_finite(config)
-validate_config(config, SCHEMA_FILE)
+validate_config(config, SCHEMA)
 
 
 def check_split(where, dataset, split):
