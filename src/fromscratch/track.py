@@ -21,6 +21,7 @@ it has not sent).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import platform
@@ -31,13 +32,15 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import fromscratch
 from fromscratch import FromScratchError
+from fromscratch.config import Config
 from fromscratch.io import atomic_path, disk_errors_named, set_aside, write_bytes, write_json
 
 INIT_TIMEOUT_S = 30
+WANDB_MODES = ("online", "offline", "disabled")
 
 
 def offline_records(run_file: Path) -> Iterator[Any]:
@@ -122,17 +125,22 @@ def git_state(folder: Path = Path(__file__).parent) -> dict:
 
 
 def environment() -> dict:
-    import numpy
-    import torch
+    """What ran the job: the code's commit, the versions of Python, torch and numpy, the
+    GPU or processor, the host, the SLURM job and the command line."""
+    from importlib.metadata import version
 
-    processor = torch.cuda.get_device_name() if torch.cuda.is_available() else platform.processor()
+    # the installed versions, not imported ones: a figure job never imports torch (nor ran
+    # anything on a GPU, which is why the GPU is asked for only where torch is loaded)
+    torch = sys.modules.get("torch")
+    on_a_gpu = torch is not None and torch.cuda.is_available()
+    processor = torch.cuda.get_device_name() if on_a_gpu else platform.processor()
     return {
         **git_state(),
         "python": platform.python_version(),
         "versions": {
             "fromscratch": fromscratch.__version__,
-            "torch": torch.__version__,
-            "numpy": numpy.__version__,
+            "torch": version("torch"),
+            "numpy": version("numpy"),
         },
         "processor": processor or platform.machine(),
         "host": platform.node(),
@@ -435,3 +443,99 @@ class Tracker:
         (it will resume) or failed."""
         self._to_wandb(lambda run: run.finish(exit_code=1))
         self.wandb = None
+
+
+# Here, not with the training config that extends it: the figure jobs log to W&B too, and
+# should not wait for torch to import.
+@dataclasses.dataclass
+class TrackingConfig(Config):
+    """Where a run's metrics go besides its folder: W&B mode (online | offline |
+    disabled), project, entity (a team; "": the user's default), and the run's group, job
+    type, comma-separated tags and name (as W&B lists it; "": the run folder's name)."""
+
+    wandb_mode: str = "disabled"
+    wandb_project: str = "fromscratch"
+    wandb_entity: str = ""
+    group: str = ""
+    job_type: str = "train"
+    tags: str = ""
+    run_name: str = ""
+
+    JOINED_BY: ClassVar[dict[str, str]] = {"tags": ","}
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._check_choice("wandb_mode", WANDB_MODES)
+        # what W&B refuses at its start, in every job: said here, before any job starts
+        if not 0 < len(self.wandb_project) <= 128 or set(self.wandb_project) & set("/\\#?%:"):
+            self._fail(
+                "wandb_project",
+                f"{self.wandb_project!r}: W&B takes 1 to 128 characters, none of / \\ # ? % :",
+            )
+        for tag in self.tags.split(","):
+            if len(tag) > 64:
+                self._fail("tags", f"{tag!r} is {len(tag)} characters; W&B takes 64 at most")
+
+    def tracker(
+        self,
+        out,
+        run_config: dict,
+        saved: dict | None,
+        outputs: tuple[str, ...],
+        enabled=True,
+        x_axis: str = "",
+    ):
+        """The run's Tracker (metrics.jsonl, summary.json, W&B); resuming from the checkpoint
+        `saved`: its W&B run and its metric lines.  outputs: the files the run writes at its
+        end, x_axis: what W&B draws its charts against (see Tracker)."""
+        return Tracker(
+            out,
+            run_config,
+            mode=self.wandb_mode,
+            project=self.wandb_project,
+            entity=self.wandb_entity,
+            group=self.group,
+            job_type=self.job_type,
+            tags=[t for t in self.tags.split(",") if t],
+            name=self.run_name,
+            run_id=saved["wandb_run_id"] if saved else None,
+            resume_step=saved["step"] if saved else None,
+            resume_lines=saved.get("metric_lines") if saved else None,
+            resume_wall_s=saved.get("wall_time_s", 0.0) if saved else 0.0,
+            enabled=enabled,
+            outputs=outputs,
+            x_axis=x_axis,
+        )
+
+    @classmethod
+    def after(cls, trained: dict, stage: str) -> TrackingConfig:
+        """The tracking of `stage` (evaluate, sample) of a trained model, whose saved
+        training config is `trained`: its W&B project and group, job type `stage`, and
+        the run's name with /stage after it."""
+        fields = {f.name: trained[f.name] for f in dataclasses.fields(cls) if f.name in trained}
+        name = fields.get("run_name") or "run"
+        return cls(**fields | {"job_type": stage, "run_name": f"{name}/{stage}"})
+
+    def log_results(
+        self,
+        out,
+        run_config: dict,
+        rows: list[dict],
+        summary: dict,
+        x_axis: str = "",
+        tables: dict[str, list[dict]] | None = None,
+    ) -> None:
+        """A stage's results that no training run holds (the LR range test's loss against
+        the LR, the batch-size search's throughput against the batch size, a trained
+        model's scores on other sets, its samples) as a W&B run of their own: `rows` its
+        history (a step each, drawn against their `x_axis` value), `tables` W&B tables
+        (name: rows), `summary` its summary, its metrics.jsonl, summary.json and W&B files
+        in `out`; nothing where W&B is off."""
+        if self.wandb_mode == "disabled":
+            return
+        tracker = self.tracker(out, run_config, None, (), x_axis=x_axis)
+        for name, table in (tables or {}).items():
+            tracker.log_table(name, table)
+        for step, row in enumerate(rows):
+            tracker.log(row, step)
+        tracker.finish(summary, run_config)

@@ -27,7 +27,7 @@ def published(snakemake) -> None:
     where config.yaml's wandb is on: group `<preset>-figures`, job type `figures`, named
     after the rule and its wildcards; its files in results/<preset>/wandb-figures/ (not
     under figures/: W&B keeps copies of the PNGs)."""
-    from fromscratch.train.config import TrackingConfig
+    from fromscratch.track import TrackingConfig
 
     settings, preset = snakemake.config["wandb"], snakemake.config["preset"]
     if settings["mode"] == "disabled":

@@ -162,7 +162,8 @@ def sample_stage(
     of their own beside the training run's (where it had W&B on, and log_to_wandb)."""
     import torch
 
-    from fromscratch.train.config import LANGUAGE_MODELS, TrackingConfig
+    from fromscratch.track import TrackingConfig
+    from fromscratch.train.config import LANGUAGE_MODELS
     from fromscratch.train.models import data_for_model, load_model
 
     check_sample_options(out, prompt, num_samples, tokens, temperature, top_k, top_p, seed)
@@ -230,7 +231,7 @@ def log_scores(
     `settings`; its files in wandb_folder(out)."""
     import dataclasses
 
-    from fromscratch.train.config import TrackingConfig
+    from fromscratch.track import TrackingConfig
 
     # not its vocabulary, nor how its training run was logged (which `after` takes)
     left_out = {"data_tokenizer", *(f.name for f in dataclasses.fields(TrackingConfig))}

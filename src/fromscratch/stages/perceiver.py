@@ -245,7 +245,7 @@ def check_cost_options(plans: list[str], out: str, steps: int, tracking: dict | 
     """The cost stage's settings, checked before it measures (and before its job starts):
     returns its TrackingConfig."""
     from fromscratch.config import check_integer
-    from fromscratch.train.config import TrackingConfig
+    from fromscratch.track import TrackingConfig
 
     if not plans:
         raise FromScratchError("perceiver-cost: plans=[]; give one or more plan files")
