@@ -398,6 +398,26 @@ def test_a_figure_jobs_png_csv_and_pdf_reach_wandb(tmp_path):
     assert {"poster", "runs table"} <= logged and "curves table" not in logged
 
 
+def test_a_figure_job_logs_to_wandb_without_loading_torch(tmp_path):
+    """The figure code and its W&B run (as `published` makes it) in a fresh process: torch
+    stays out (two seconds of every figure job), and the run's summary still names the
+    torch installed."""
+    code = f"""
+import json, sys
+import fromscratch.figures.plots, fromscratch.figures.poster, fromscratch.figures.tables
+from fromscratch.track import TrackingConfig
+TrackingConfig(wandb_mode="offline", job_type="figures").log_results(
+    {str(tmp_path / "run")!r}, {{"rule": "poster"}}, [{{"panels": 3}}], {{}})
+print(json.dumps(sorted({{"torch", "numpy"}} & set(sys.modules))))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout.splitlines()[-1]) == ["numpy"]  # numpy: pandas, matplotlib
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    import torch
+
+    assert summary["versions"]["torch"] == torch.__version__ and summary["processor"]
+
+
 def test_evaluations_and_samples_join_the_training_runs_in_wandb(demo_chars, tmp_path):
     """Scores on other sets and generated text, made after a run ends, are W&B runs of their
     own in the run's group (job types evaluate and sample), named after it; the samples
