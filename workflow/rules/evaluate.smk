@@ -8,6 +8,9 @@ SAMPLE_TEMPERATURE = 0.8
 SAMPLING = {"temperature": SAMPLE_TEMPERATURE, **P["gpt"]["sample"]}
 
 
+check_sample_prompt(SAMPLING.get("prompt") or "")
+
+
 rule sample:
     input:
         f"{RESULTS}/runs/{{experiment}}/{{variant}}/seed{{seed}}/model.pt",
