@@ -1314,16 +1314,21 @@ def test_a_copy_of_the_slurm_profile_is_known_by_what_it_says(workdir, form):
 def test_a_sample_prompt_the_gpts_characters_cannot_spell_stops_the_run_once_its_data_is_made(
     workdir,
 ):
-    """Before the data is prepared the run plans (its vocabulary is not known yet); once it
-    is, a prompt outside it stops the run before the training, not in the sample jobs after."""
+    """The sample jobs check their prompt against the vocabulary of the GPT's data where it
+    is prepared already (every run after the first), before any job runs: not after the
+    training, when the model is there. A dry run plans, as for every setting a job reads."""
     from fromscratch.data import prepare
 
     odd = "presets={demo: {gpt: {sample: {prompt: 'ROMEO: é'}}}}"
-    assert snakemake(workdir, "-n", "--config", odd).returncode == 0
     prepare("demo", workdir / "results/demo/data/demo-chars", tokenizer="chars", progress=False)
-    assert snakemake(workdir, "-n").returncode == 0  # the preset's own prompt, "the film"
-    result = snakemake(workdir, "-n", "--config", odd)
+    assert snakemake(workdir, "-n", "--config", odd).returncode == 0
+    result = snakemake(workdir, "--cores", "1", "--config", odd)
     assert result.returncode != 0
-    said = result.stderr.strip().splitlines()[-1]
-    expected = "config: presets.demo.gpt.sample.prompt: 'ROMEO: é': not in the vocabulary: 'R',"
-    assert said.startswith(expected), result.stderr[-2000:]
+    line = result.stderr.strip().splitlines()[-1]
+    assert re.fullmatch(
+        r"config: the job sample \(experiment=position, variant=\w+, seed=\d\) would fail: "
+        r"sample: the prompt 'ROMEO: é': not in the vocabulary: 'R', 'O', 'M', 'E', ':', 'é'; "
+        r"it has \d+ characters: .*",
+        line,
+    ), result.stderr[-2000:]
+    assert not (workdir / "results/demo/runs").exists()  # nothing ran

@@ -504,24 +504,6 @@ def comparison_config(experiment, variant, seed, **tuned):
     return with_tuned(spec, **tuned)
 
 
-def check_sample_prompt(prompt):
-    """A prompt the GPT's vocabulary cannot spell (a character-level GPT has no <unk>)
-    fails its sample jobs after the training. Where the data is already prepared (every run
-    after the first), the run stops before any job instead."""
-    folders = {
-        comparison_config("position", v, 0)["data"] for v in variants("position")
-    }
-    for folder in sorted(folders):
-        if prompt and os.path.isfile(os.path.join(folder, "meta.json")):
-            from fromscratch import FromScratchError
-            from fromscratch.data import PreparedData
-
-            try:
-                PreparedData(folder).tokenizer.encode(prompt)
-            except FromScratchError as error:
-                stop(f"config: presets.{PRESET}.gpt.sample.prompt: {prompt!r}: {error}")
-
-
 def eval_splits(model):
     """The splits a course model is evaluated on, as training reads `eval_splits`."""
     splits = [s.strip() for s in P[model]["eval_splits"].split(",") if s.strip()]

@@ -8,9 +8,6 @@ SAMPLE_TEMPERATURE = 0.8
 SAMPLING = {"temperature": SAMPLE_TEMPERATURE, **P["gpt"]["sample"]}
 
 
-check_sample_prompt(SAMPLING.get("prompt") or "")
-
-
 rule sample:
     input:
         f"{RESULTS}/runs/{{experiment}}/{{variant}}/seed{{seed}}/model.pt",
@@ -26,10 +23,14 @@ rule sample:
             "sample",
             lambda wc, input, output: {
                 "model": input[0],
+                # the model's training data (its train rule's folder, the same for every
+                # seed): the job's check of the prompt reads it before the model exists
+                "data": comparison_config(wc.experiment, wc.variant, 0)["data"],
                 "out": output[0],
                 "seed": int(wc.seed),
                 **SAMPLING,
             },
+            unread={"data"},
         ),
     shell:
         "{params.cmd} > {log} 2>&1"

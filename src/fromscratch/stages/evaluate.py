@@ -46,6 +46,15 @@ def check_prompt(prompt: str, name: str = "prompt") -> None:
         ) from None
 
 
+def prompt_ids(tokenizer, prompt: str) -> list[int]:
+    """The prompt's token ids; a character the vocabulary lacks (a character-level one has
+    no <unk>) is a one-line error naming it."""
+    try:
+        return tokenizer.encode(prompt).tolist()
+    except FromScratchError as error:
+        raise FromScratchError(f"sample: the prompt {prompt!r}: {error}") from error
+
+
 def check_sample_options(
     out: str,
     prompt: str = "",
@@ -55,15 +64,21 @@ def check_sample_options(
     top_k: int | None = None,
     top_p: float | None = None,
     seed: int = 0,
+    data: str | None = None,
 ) -> None:
-    """`out` a file that can be written, the prompt UTF-8 text, at least one sample, the
-    sampling settings in range and a seed torch takes (before a job waits in a queue to
-    find them wrong)."""
+    """`out` a file that can be written, the prompt UTF-8 text (spelt in the vocabulary of
+    `data`, where that folder is prepared already), at least one sample, the sampling
+    settings in range and a seed torch takes (before a job waits in a queue to find them
+    wrong, or its training runs for hours)."""
     from fromscratch.models.common import check_sampling
 
     check_file_target(out, f"out={out}")
     check_seed("sample", seed)
     check_prompt(prompt)
+    if data and (Path(data) / "meta.json").is_file():
+        from fromscratch.data import PreparedData
+
+        prompt_ids(PreparedData(data).tokenizer, prompt)
     if num_samples < 1:
         raise FromScratchError(f"sample: num_samples={num_samples} must be at least 1")
     check_sampling(tokens, temperature, top_k, top_p, "sample", {"max_new_tokens": "tokens"})
@@ -166,7 +181,7 @@ def sample_stage(
     from fromscratch.train.config import LANGUAGE_MODELS
     from fromscratch.train.models import data_for_model, load_model
 
-    check_sample_options(out, prompt, num_samples, tokens, temperature, top_k, top_p, seed)
+    check_sample_options(out, prompt, num_samples, tokens, temperature, top_k, top_p, seed, data)
     net, config = load_model(model)
     family = config["model"]["family"]
     if family not in LANGUAGE_MODELS:
@@ -176,15 +191,12 @@ def sample_stage(
         )
     net.eval()
     tokenizer = data_for_model(config, data).tokenizer
-    try:
-        prompt_ids = tokenizer.encode(prompt).tolist()
-    except FromScratchError as error:
-        raise FromScratchError(f"sample: the prompt {prompt!r}: {error}") from error
+    prompted = prompt_ids(tokenizer, prompt)
     # Generation conditions on at least one token: without a prompt, the document separator,
     # so that the sample starts as a document does (or token 0 where there is none: <pad> of
     # a words vocabulary); neither is part of the text shown.
-    start = prompt_ids or [0 if tokenizer.eot is None else tokenizer.eot]
-    shown_from = len(start) - len(prompt_ids)
+    start = prompted or [0 if tokenizer.eot is None else tokenizer.eot]
+    shown_from = len(start) - len(prompted)
     generator = torch.Generator().manual_seed(seed)
     samples = []
     for _ in range(num_samples):
