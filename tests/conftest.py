@@ -311,8 +311,11 @@ def pytest_xdist_make_scheduler(config, log):
 @pytest.fixture(scope="session", autouse=True)
 def one_torch_thread_per_worker():
     """Two workers on a 2-core machine: each with one thread, not two threads each fighting
-    over the cores (the processes the tests start choose their own)."""
+    over the cores. The processes the tests start (a training run, Snakemake's jobs) take
+    one too, unless told otherwise: three training runs of two threads each on two cores
+    took 52 s where they take 7 s with one thread each, and a test ran out of time."""
     if os.environ.get("PYTEST_XDIST_WORKER"):
         import torch
 
         torch.set_num_threads(1)
+        os.environ["OMP_NUM_THREADS"] = "1"
