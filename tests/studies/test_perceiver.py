@@ -63,13 +63,18 @@ def test_other_depths_get_a_width_within_tolerance(n_layer):
     assert GPT(GPTConfig(**gpt)).num_parameters() == target
 
 
+@pytest.mark.parametrize("n_head", [3, 4])
 @pytest.mark.parametrize("position", ["rope", "sinusoidal"])
-def test_positions_of_channel_pairs_get_an_even_head_size(position):
-    shared = {**SHARED, "position": position, "context": 256}
-    for n_layer, width in ((1, 96), (2, 128), (5, 160), (6, 96)):
+def test_positions_of_channel_pairs_get_an_even_size(position, n_head):
+    """rope turns each head's features in pairs, sinusoidal positions the embedding's: the
+    matched width keeps them even, and the model builds at it."""
+    shared = {**SHARED, "n_head": n_head, "position": position, "context": 256}
+    for n_layer, width in ((1, 96), (2, 120), (5, 168), (6, 96)):
         gpt = {**shared, "n_layer": 4, "n_embd": width}
         matched = matched_perceiver(gpt, {**shared, "n_layer": n_layer, "latents": 64}, 0.2)
-        assert matched["n_embd"] % (2 * SHARED["n_head"]) == 0, (n_layer, width)
+        paired = matched["n_embd"] // n_head if position == "rope" else matched["n_embd"]
+        assert paired % 2 == 0 and matched["n_embd"] % n_head == 0, (n_layer, width)
+        Perceiver(PerceiverConfig(**matched))
 
 
 def test_the_tolerance_is_a_share_of_the_gpts_parameter_count():

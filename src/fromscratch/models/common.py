@@ -70,10 +70,20 @@ class TransformerConfig(Config):
         self._check_choice("activation", ACTIVATIONS)
         if self.n_embd % self.n_head:
             self._fail("n_embd", f"{self.n_embd} is not divisible by n_head={self.n_head}")
-        if self.position == "rope" and (self.n_embd // self.n_head) % 2:
-            self._fail("position", "rope needs an even head size (n_embd / n_head)")
-        if self.position == "sinusoidal" and self.n_embd % 2:
-            self._fail("position", "sinusoidal needs an even n_embd")
+        if self.n_embd % width_multiple(self.n_head, self.position):
+            paired = "head size (n_embd / n_head)" if self.position == "rope" else "n_embd"
+            self._fail("position", f"{self.position} needs an even {paired}")
+
+
+def width_multiple(n_head: int, position: str) -> int:
+    """The widths (n_embd) a transformer config takes are the multiples of this: the heads
+    split the width evenly, and rope turns each head's features in pairs, sinusoidal
+    positions the embedding's."""
+    if position == "rope":
+        return 2 * n_head
+    if position == "sinusoidal":
+        return math.lcm(2, n_head)
+    return n_head
 
 
 # --------------------------------------------------------------------------- models

@@ -44,15 +44,18 @@ def matched_perceiver(gpt: dict, perceiver: dict, tolerance: float) -> dict:
     """The Perceiver's fields, with the n_embd that brings its parameter count closest to
     the GPT's; a FromScratchError if even that one is more than `tolerance` off.
 
-    gpt: the GPT's model fields; perceiver: the Perceiver's, without n_embd.  Widths are
-    multiples of n_head (of 2 * n_head where the positions need an even size); the count
-    grows with the width, so a bisection finds the closest.
+    gpt: the GPT's model fields; perceiver: the Perceiver's, without n_embd.  The widths
+    tried are those its config takes; the count grows with the width, so a bisection finds
+    the closest.
     """
     from fromscratch.models import PerceiverConfig
+    from fromscratch.models.common import width_multiple
 
     target = parameters("gpt", gpt)
-    heads = perceiver.get("n_head", PerceiverConfig.n_head)
-    step = heads * (2 if perceiver.get("position") in ("rope", "sinusoidal") else 1)
+    step = width_multiple(
+        perceiver.get("n_head", PerceiverConfig.n_head),
+        perceiver.get("position", PerceiverConfig.position),
+    )
 
     @functools.cache
     def count(multiple: int) -> int:
@@ -90,6 +93,7 @@ def check_plan_options(
     tolerance, and both models' fields at every context (the Perceiver's at a width its
     heads divide; the one matched to the GPT is found with the data's vocabulary)."""
     from fromscratch.models import GPTConfig, PerceiverConfig
+    from fromscratch.models.common import width_multiple
 
     if not 0 <= tolerance < 1:  # NaN too: it would let any width through
         raise FromScratchError(
@@ -106,10 +110,14 @@ def check_plan_options(
             f"perceiver: batch_tokens={batch_tokens} is less than one window of the longest "
             f"context ({max(contexts)})"
         )
-    heads = perceiver.get("n_head", model.get("n_head", PerceiverConfig.n_head))
+    perceiver = {**model, **perceiver}
+    width = width_multiple(
+        perceiver.get("n_head", PerceiverConfig.n_head),
+        perceiver.get("position", PerceiverConfig.position),
+    )
     for context in contexts:
         GPTConfig.from_dict({**model, **gpt, "context": context})
-        PerceiverConfig.from_dict({**model, **perceiver, "context": context, "n_embd": 2 * heads})
+        PerceiverConfig.from_dict({**perceiver, "context": context, "n_embd": width})
 
 
 def plan(
