@@ -64,6 +64,17 @@ def wait_until_logged(run: subprocess.Popen, out, step: int, timeout: float = 12
         time.sleep(0.01)
 
 
+def exit_status(run: subprocess.Popen, out, timeout: float) -> int:
+    """The run's exit status once it ends; if it runs on past `timeout`, it is killed (not
+    left to slow the tests after this one) and the test fails, naming its last step."""
+    try:
+        return run.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        run.kill()
+        run.wait()
+        pytest.fail(f"the run still ran after {timeout} s, at step {last_logged_step(out)}")
+
+
 def weights(out):
     return torch.load(out / "model.pt", weights_only=False)["model"]
 
@@ -116,7 +127,7 @@ def test_sigterm_sighup_or_ctrl_c_saves_a_checkpoint_and_stops(signum, demo_char
     run = launch(config, tmp_path / "run")
     wait_until_logged(run, tmp_path / "run", 3)
     run.send_signal(signum)
-    assert run.wait(timeout=60) == 128 + signum  # as a shell reports a stopped process
+    assert exit_status(run, tmp_path / "run", 60) == 128 + signum  # as a shell reports it
     error = run.stderr.read().strip().splitlines()[-1]
     saved = list((tmp_path / "run" / "checkpoints").glob("step-*.pt"))
     assert len(saved) == 1
@@ -165,7 +176,7 @@ def test_a_signal_the_run_was_started_to_ignore_stays_ignored(ignored, demo_char
     run = launch(config, tmp_path / "run", preexec_fn=started_ignoring)
     wait_until_logged(run, tmp_path / "run", 3)
     run.send_signal(ignored)
-    assert run.wait(timeout=120) == 0, run.stderr.read()[-2000:]
+    assert exit_status(run, tmp_path / "run", 120) == 0, run.stderr.read()[-2000:]
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["steps"] == 200
 
 
