@@ -24,10 +24,15 @@ from fromscratch.train.loop import StopSignals
 from ..conftest import as_from_a_terminal, children, tiny_gpt
 
 
-def launch(config_path, out, *extra, **popen):
+def launch(config_path, out, *extra, threads: int | None = None, **popen):
+    """`fromscratch train` in a process of its own; threads: its torch threads (None: those
+    the tests' processes take)."""
     # a run of its own W&B service, as a job has: not the one a test in this process may
     # have started (it outlives a killed run, and holds its run id)
-    popen.setdefault("env", {k: v for k, v in os.environ.items() if k != "WANDB_SERVICE"})
+    env = {k: v for k, v in os.environ.items() if k != "WANDB_SERVICE"}
+    if threads is not None:
+        env["OMP_NUM_THREADS"] = str(threads)
+    popen.setdefault("env", env)
     popen.setdefault("preexec_fn", as_from_a_terminal)
     return subprocess.Popen(
         [
@@ -84,24 +89,27 @@ def test_sigkill_at_a_random_step_then_resume_is_bitwise_identical(demo_chars, t
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump(tiny_gpt(demo_chars, checkpoint_every=4, max_steps=40)))
 
-    reference = launch(config, tmp_path / "reference")
+    # on two threads, as a run on a real machine: their sums must come out the same too
+    reference = launch(config, tmp_path / "reference", threads=2)
     assert reference.wait(timeout=300) == 0, reference.stderr.read()
 
     kill_at = random.Random(os.getpid()).randrange(6, 34)
-    run = launch(config, tmp_path / "killed")
+    run = launch(config, tmp_path / "killed", threads=2)
     wait_until_logged(run, tmp_path / "killed", kill_at, timeout=300)
     run.send_signal(signal.SIGKILL)
     run.wait()
     assert not (tmp_path / "killed" / "model.pt").exists()
     # a checkpoint every 4 steps: the newest is of step 4 at least, and it is the one the
     # resumed run must start from (a fresh start would end with the same weights too)
-    newest = max(
-        torch.load(p, weights_only=False)["step"]
+    saved = [
+        torch.load(p, weights_only=False)
         for p in (tmp_path / "killed" / "checkpoints").glob("step-*.pt")
-    )
+    ]
+    newest = max(state["step"] for state in saved)
     assert 4 <= newest <= 40 and newest % 4 == 0
+    assert {state["cpu_threads"] for state in saved} == {2}
 
-    resumed = launch(config, tmp_path / "killed", "--resume")
+    resumed = launch(config, tmp_path / "killed", "--resume", threads=2)
     _, said = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, said
     assert f"resuming from step {newest} " in said, said
