@@ -90,8 +90,9 @@ def check_plan_options(
     tolerance: float = 0.05,
 ) -> None:
     """What `plan` checks before it reads the data: the contexts, the budget, the batch, the
-    tolerance, and both models' fields at every context (the Perceiver's at a width its
-    heads divide; the one matched to the GPT is found with the data's vocabulary)."""
+    tolerance, and both models' fields at every context (the Perceiver's at the smallest
+    width its config takes; the one matched to the GPT is found with the data's
+    vocabulary)."""
     from fromscratch.models import GPTConfig, PerceiverConfig
     from fromscratch.models.common import width_multiple
 
