@@ -75,7 +75,7 @@ def check_sample_options(
     check_file_target(out, f"out={out}")
     check_seed("sample", seed)
     check_prompt(prompt)
-    if data and (Path(data) / "meta.json").is_file():
+    if prompt and data and (Path(data) / "meta.json").is_file():
         from fromscratch.data import PreparedData
 
         prompt_ids(PreparedData(data).tokenizer, prompt)
@@ -181,7 +181,8 @@ def sample_stage(
     from fromscratch.train.config import LANGUAGE_MODELS
     from fromscratch.train.models import data_for_model, load_model
 
-    check_sample_options(out, prompt, num_samples, tokens, temperature, top_k, top_p, seed, data)
+    # the prompt against the vocabulary below, with the tokenizer the samples use
+    check_sample_options(out, prompt, num_samples, tokens, temperature, top_k, top_p, seed)
     net, config = load_model(model)
     family = config["model"]["family"]
     if family not in LANGUAGE_MODELS:
