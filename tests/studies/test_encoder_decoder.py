@@ -230,12 +230,16 @@ def test_both_learn_to_reverse_and_answer_greedily(architecture):
     task = c.task_spec()
     model = build_model(c)
     optimizer = model.configure_optimizer(0.0, c.lr)
+    losses = []
     for step in range(c.max_steps):
         loss, _ = seq2seq_loss(model, task.train_batch(0, step, 32), torch.device("cpu"))
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-    assert loss.item() < 0.1
+        losses.append(loss.item())
+    # the last 50 batches' mean: one batch's loss still spikes now and then (to 0.2 on the
+    # encoder/decoder's last step on an AVX2 CPU, where the mean is 0.05)
+    assert np.mean(losses[-50:]) < 0.1
     right = []
     for length in range(1, 5):
         test = task.test_batch(length=length, count=50)
