@@ -3,6 +3,8 @@ they are given; tables and figures are written atomically; bars start at 0; a si
 shows no spread; the KL weight is drawn from its schedule."""
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -480,3 +482,23 @@ def test_the_spread_drawn_and_written_is_the_seeds_sample_sd():
     assert stats["sd"].tolist() == pytest.approx([1.0, 3**0.5])
     assert band.min() == pytest.approx(2.0 - 1.0) and band.max() == pytest.approx(3.0 + 3**0.5)
     plt.close(fig)
+
+
+FIGURE_SCRIPT = """
+import atexit, gc, sys, types
+from fromscratch.figures import logged
+
+# registered before logged's handler, so run after it
+atexit.register(lambda: sys.__stdout__.write(f"frozen at exit: {gc.get_freeze_count() > 0}"))
+s = logged(types.SimpleNamespace(log=[sys.argv[1]]))
+print("a line for the log")
+"""
+
+
+def test_a_figure_script_writes_to_its_log_and_ends_without_the_collector(tmp_path):
+    log = tmp_path / "figure.log"
+    done = subprocess.run([sys.executable, "-c", FIGURE_SCRIPT, str(log)],
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert log.read_text() == "a line for the log\n"
+    assert done.stdout == "frozen at exit: True"

@@ -13,7 +13,13 @@ import json
 import sys
 from pathlib import Path
 
-from fromscratch import FromScratchError, Interrupted, __version__, exit_on_termination
+from fromscratch import (
+    FromScratchError,
+    Interrupted,
+    __version__,
+    exit_on_termination,
+    leave_objects_to_the_os_at_exit,
+)
 from fromscratch.config import is_of_type
 
 
@@ -639,5 +645,13 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def console_script() -> int:
+    """`fromscratch` as installed: main, then a quick exit. (Tests call main: what they
+    leave behind is collected.)"""
+    code = main()
+    leave_objects_to_the_os_at_exit()
+    return code
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(console_script())

@@ -1049,3 +1049,31 @@ def test_the_help_gives_the_vocabulary_sizes_the_tokenizers_default_to(capsys):
     shown = " ".join(capsys.readouterr().out.split())
     words, bpe = DEFAULT_VOCAB["words"], DEFAULT_VOCAB["bpe"]
     assert f"(default: {words:,} words, {bpe:,} bpe)" in shown
+
+
+AS_INSTALLED = """
+import atexit, gc, sys
+from fromscratch.cli import console_script
+
+atexit.register(lambda: print("atexit handlers ran, objects frozen:", gc.get_freeze_count() > 0))
+sys.exit(console_script())
+"""
+
+
+def test_the_installed_command_keeps_each_exit_code_and_runs_atexit_handlers(tmp_path):
+    """`fromscratch` freezes its objects before it exits (to skip the garbage collector's
+    passes over torch's): the exit codes and the atexit handlers (W&B's) stay as main's."""
+    command = Path(sys.executable).parent / "fromscratch"
+    failed = subprocess.run([command, "evaluate", "missing.pt", "--split", "test"],
+                            cwd=tmp_path, capture_output=True, text=True)  # fmt: skip
+    assert failed.returncode == 1
+    assert (
+        failed.stderr
+        == "fromscratch: error: missing.pt: no such model file (a model.pt or checkpoint)\n"
+    )
+    arguments = ["data", "prepare", "demo", "--out", "demo", "--tokenizer", "chars", "--quiet"]
+    done = subprocess.run([sys.executable, "-c", AS_INSTALLED, *arguments],
+                          cwd=tmp_path, capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.endswith("atexit handlers ran, objects frozen: True\n")
+    assert (tmp_path / "demo" / "meta.json").is_file()

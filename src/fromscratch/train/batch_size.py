@@ -31,7 +31,7 @@ from pathlib import Path
 
 import torch
 
-from fromscratch import FromScratchError, message_of_ours
+from fromscratch import FromScratchError, leave_objects_to_the_os_at_exit, message_of_ours
 from fromscratch.config import check_integer
 from fromscratch.data import PreparedData
 from fromscratch.io import write_json
@@ -178,6 +178,7 @@ def probe_and_report(config_json: str, batch_size: str, steps: str, threads: str
     if result is not None and before is not None:
         result["resident_before_mb"] = before
     print(json.dumps({"result": result, "peak_mb": own_memory_mb("VmHWM")}))
+    leave_objects_to_the_os_at_exit()
 
 
 def out_of_memory(error: BaseException) -> bool:
