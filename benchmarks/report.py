@@ -134,7 +134,7 @@ def rows_dataloader(r: dict) -> list[tuple]:
 def rows_workflow(r: dict) -> list[tuple]:
     jobs = r["job_seconds"]
     startup = r["snakemake_version_s"]
-    rows = [
+    return [
         (
             f"Snakemake dry run of the full DAG ({r['full_dag_jobs']} jobs)",
             f"{r['dry_run_s']:.1f} s ({r['dry_run_s'] - startup:.1f} s beyond startup)",
@@ -150,16 +150,14 @@ def rows_workflow(r: dict) -> list[tuple]:
             f"{r['python_torch_import_s']:.1f} s",
             None,
         ),
-    ]
-    if "training_job_s" in r:  # results from before it was measured lack it
-        rows.append((
+        (
             "one demo training job (classifier, 20 steps, W&B offline)",
             f"{r['training_job_s']:.1f} s",
             "the same, ending as Python does by default",
             f"{r['training_job_default_exit_s']:.1f} s",
             r["training_job_default_exit_s"] / r["training_job_s"],
-        ))  # fmt: skip
-    return rows
+        ),
+    ]
 
 
 def rows_quality(r: dict) -> list[tuple]:
